@@ -1,0 +1,1 @@
+//! bulwark-banks (being built: see the crate's README and docs/).

@@ -1,0 +1,30 @@
+//! `bulwark bench ...`: each benchmark times Bulwark against a named reference
+//! in the same run and prints the ratio.
+
+use std::process::ExitCode;
+
+#[path = "bench/hash.rs"]
+mod hash;
+#[path = "bench/index.rs"]
+mod index;
+#[path = "bench/serve.rs"]
+mod serve;
+
+/// Benchmarks.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// PDQ hashing speed against the `pdqhash` reference wrapper.
+    Hash(hash::Args),
+    /// Index build and search against brute force (and faiss via the script in bench/).
+    Index(index::Args),
+    /// Load the matcher service over loopback.
+    Serve(serve::Args),
+}
+
+pub fn run(c: Command) -> anyhow::Result<ExitCode> {
+    match c {
+        Command::Hash(a) => hash::run(a),
+        Command::Index(a) => index::run(a),
+        Command::Serve(a) => serve::run(a),
+    }
+}

@@ -1,0 +1,21 @@
+//! One module per subcommand. Each exposes its clap `Args` (or `Command`) and
+//! a `run` that returns the process exit code.
+
+pub mod bench;
+pub mod compare;
+pub mod device;
+pub mod eval;
+pub mod hash;
+pub mod index;
+pub mod keys;
+pub mod pdata;
+pub mod serve;
+pub mod vpdq;
+
+/// True when the error chain bottoms out in a closed pipe (`bulwark hash | head`).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,79 @@
+//! `bulwark`: the command line of Bulwark.
+//!
+//! Exit codes (documented in `--help` too): matching commands follow grep —
+//! 0 when something matched, 1 when nothing did, 2 on error; other commands
+//! exit 0 on success, 1 when some inputs failed (the rest were done), 2 on a
+//! fatal or usage error.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+const EXIT_CODES: &str = "\
+Exit status: 0 success (or: a match was found); 1 some inputs failed, the rest \
+were done (or: no match); 2 fatal or usage error.";
+
+/// Bulwark: PDQ hashing, exact hash matching, private matching and verifiable
+/// reports for end-to-end encrypted messengers.
+#[derive(Parser)]
+#[command(name = "bulwark", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// PDQ-hash images (files, directories, or `-` for stdin).
+    Hash(cmd::hash::Args),
+    /// Print the Hamming distance between two PDQ hashes.
+    Compare(cmd::compare::Args),
+    /// Build, search and inspect an exact Hamming-radius index.
+    #[command(subcommand)]
+    Index(cmd::index::Command),
+    /// Run the matcher service (HTTP API, embedded SQLite by default).
+    Serve(cmd::serve::Args),
+    /// Manage the service's API keys.
+    #[command(subcommand)]
+    Keys(cmd::keys::Command),
+    /// Measure detection quality of PDQ on a folder of benign images.
+    Eval(cmd::eval::Args),
+    /// vPDQ video hashing and matching.
+    #[command(subcommand)]
+    Vpdq(cmd::vpdq::Command),
+    /// A test device for private matching: keys, safety vouchers, sending.
+    #[command(subcommand)]
+    Device(cmd::device::Command),
+    /// Inspect and verify private-matching tables ("pdata").
+    #[command(subcommand)]
+    Pdata(cmd::pdata::Command),
+    /// Benchmarks against the named references.
+    #[command(subcommand)]
+    Bench(cmd::bench::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Hash(a) => cmd::hash::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
+        Command::Index(c) => cmd::index::run(c),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Keys(c) => cmd::keys::run(c),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Vpdq(c) => cmd::vpdq::run(c),
+        Command::Device(c) => cmd::device::run(c),
+        Command::Pdata(c) => cmd::pdata::run(c),
+        Command::Bench(c) => cmd::bench::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) if cmd::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bulwark: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! bulwark-client (being built: see the crate's README and docs/).

@@ -1,0 +1,1 @@
+//! bulwark-eval (being built: see the crate's README and docs/).

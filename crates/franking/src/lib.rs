@@ -1,0 +1,1 @@
+//! bulwark-franking (being built: see the crate's README and docs/).

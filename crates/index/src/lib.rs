@@ -1,0 +1,1 @@
+//! bulwark-index (being built: see the crate's README and docs/).

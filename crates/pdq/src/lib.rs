@@ -1,0 +1,1 @@
+//! bulwark-pdq (being built: see the crate's README and docs/).

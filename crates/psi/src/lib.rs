@@ -1,0 +1,1 @@
+//! bulwark-psi (being built: see the crate's README and docs/).

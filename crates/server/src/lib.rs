@@ -1,0 +1,1 @@
+//! bulwark-server (being built: see the crate's README and docs/).

@@ -1,0 +1,1 @@
+//! bulwark-vpdq (being built: see the crate's README and docs/).
