@@ -1,0 +1,1 @@
+//! Message franking for the three roles: sender, delivery service, receiver.

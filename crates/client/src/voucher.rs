@@ -1,0 +1,1 @@
+//! Safety vouchers for attachments on the sending device.
