@@ -146,11 +146,30 @@ fn dct_of_luma(
         let window_along_rows = jarosz_window(width, 64);
         let window_along_cols = jarosz_window(height, 64);
         let mut buf2 = vec![0f32; width * height];
-        for _ in 0..2 {
-            box_along_rows(&buf1, &mut buf2, height, width, window_along_rows);
-            box_along_cols(&buf2, &mut buf1, height, width, window_along_cols);
+        // First X/Y pass over the whole image.
+        box_along_rows(&buf1, &mut buf2, height, width, window_along_rows);
+        box_along_cols(&buf2, &mut buf1, height, width, window_along_cols);
+        // Second pass: decimation reads only 64 columns, and a column pass only
+        // reads its own column, so the second row pass keeps its running sums
+        // over every pixel but writes (and divides) only at the 64 sampled
+        // columns, and the second column pass runs over those 64 alone. Each
+        // value that reaches the hash is computed by the same operations.
+        let sample_cols: [usize; 64] = std::array::from_fn(|j| sample_index(j, width));
+        let mut compact = vec![0f32; height * 64];
+        box_along_rows_sampled(
+            &buf1,
+            &mut compact,
+            height,
+            width,
+            window_along_rows,
+            &sample_cols,
+        );
+        let mut compact2 = vec![0f32; height * 64];
+        box_along_cols(&compact, &mut compact2, height, 64, window_along_cols);
+        for (oi, orow) in small.iter_mut().enumerate() {
+            let ii = sample_index(oi, height);
+            orow.copy_from_slice(&compact2[ii * 64..ii * 64 + 64]);
         }
-        decimate(&buf1, height, width, &mut small);
     }
     let quality = quality(&small);
     Some((dct64_to_16(&small), quality))
@@ -276,14 +295,85 @@ fn box_along_cols(input: &[f32], out: &mut [f32], rows: usize, cols: usize, w: u
     }
 }
 
-/// Samples the filtered image at 64×64 cell centres.
-fn decimate(input: &[f32], rows: usize, cols: usize, out: &mut [[f32; 64]; 64]) {
-    for (oi, orow) in out.iter_mut().enumerate() {
-        let ii = ((oi as f64 + 0.5) * rows as f64 / 64.0) as usize;
-        for (oj, o) in orow.iter_mut().enumerate() {
-            let ij = ((oj as f64 + 0.5) * cols as f64 / 64.0) as usize;
-            *o = input[ii * cols + ij];
+/// The reference's decimation: output cell `o` of 64 samples input index
+/// ⌊(o + 0.5) · n / 64⌋ (cell centres, computed in double precision).
+fn sample_index(o: usize, n: usize) -> usize {
+    ((o as f64 + 0.5) * n as f64 / 64.0) as usize
+}
+
+/// [`box_along_rows`] that writes only the columns in `samples` (ascending,
+/// possibly repeated), into a `rows × 64` buffer. The running sums are the
+/// same; only unused outputs are skipped.
+fn box_along_rows_sampled(
+    input: &[f32],
+    out: &mut [f32],
+    rows: usize,
+    cols: usize,
+    w: usize,
+    samples: &[usize; 64],
+) {
+    const LANES: usize = 8;
+    let (p1, p2, p3, p4) = phases(cols, w);
+    // Window size in force when output column `oi` is written.
+    let divisor = |oi: usize| -> f32 {
+        let half = (w + 2) / 2;
+        if oi < p2 {
+            (half + oi) as f32
+        } else if oi < p2 + p3 {
+            w as f32
+        } else {
+            (w - (oi - p2 - p3) - 1) as f32
         }
+    };
+    let mut r0 = 0;
+    while r0 < rows {
+        let lanes = LANES.min(rows - r0);
+        let mut sum = [0f32; LANES];
+        let base = r0 * cols;
+        let mut next = 0usize; // index into samples
+        let mut emit = |sum: &[f32; LANES], oi: usize, next: &mut usize| {
+            while *next < 64 && samples[*next] == oi {
+                let c = divisor(oi);
+                for k in 0..lanes {
+                    out[(r0 + k) * 64 + *next] = sum[k] / c;
+                }
+                *next += 1;
+            }
+        };
+        let (mut li, mut ri, mut oi) = (0usize, 0usize, 0usize);
+        for _ in 0..p1 {
+            for k in 0..lanes {
+                sum[k] += input[base + k * cols + ri];
+            }
+            ri += 1;
+        }
+        for _ in 0..p2 {
+            for k in 0..lanes {
+                sum[k] += input[base + k * cols + ri];
+            }
+            emit(&sum, oi, &mut next);
+            ri += 1;
+            oi += 1;
+        }
+        for _ in 0..p3 {
+            for k in 0..lanes {
+                sum[k] += input[base + k * cols + ri];
+                sum[k] -= input[base + k * cols + li];
+            }
+            emit(&sum, oi, &mut next);
+            li += 1;
+            ri += 1;
+            oi += 1;
+        }
+        for _ in 0..p4 {
+            for k in 0..lanes {
+                sum[k] -= input[base + k * cols + li];
+            }
+            emit(&sum, oi, &mut next);
+            li += 1;
+            oi += 1;
+        }
+        r0 += lanes;
     }
 }
 
@@ -470,6 +560,31 @@ mod tests {
                     box1d(&input[c..], &mut plain[c..], rows, cols, w);
                 }
                 assert_eq!(fast, plain, "cols, window {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn sampled_row_pass_equals_the_full_pass_at_the_samples() {
+        for (rows, cols) in [(13, 5), (9, 64), (20, 129), (11, 700)] {
+            let input: Vec<f32> = (0..rows * cols)
+                .map(|i| ((i * 7919) % 1000) as f32 / 7.0)
+                .collect();
+            let samples: [usize; 64] = std::array::from_fn(|j| sample_index(j, cols));
+            for w in [1, 2, 3, jarosz_window(cols, 64)] {
+                let mut full = vec![0f32; rows * cols];
+                box_along_rows(&input, &mut full, rows, cols, w);
+                let mut compact = vec![0f32; rows * 64];
+                box_along_rows_sampled(&input, &mut compact, rows, cols, w, &samples);
+                for r in 0..rows {
+                    for (j, &c) in samples.iter().enumerate() {
+                        assert_eq!(
+                            compact[r * 64 + j],
+                            full[r * cols + c],
+                            "{rows}x{cols} w{w} r{r} j{j}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -179,6 +179,32 @@ fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
     rgb
 }
 
+/// Encodes decoded pixels as a baseline JPEG (4:2:0 for colour) at `quality`
+/// (1–100) with libjpeg-turbo: for benchmarks and for re-encoding transforms
+/// in the detection-quality harness.
+pub fn encode_jpeg(img: &Image, quality: u8) -> Result<Vec<u8>, Error> {
+    use turbojpeg::{PixelFormat, Subsamp};
+    let err = |e: turbojpeg::Error| Error::Unsupported(format!("JPEG encoding: {e}"));
+    let (format, subsamp) = if img.channels == 1 {
+        (PixelFormat::GRAY, Subsamp::Gray)
+    } else {
+        (PixelFormat::RGB, Subsamp::Sub2x2)
+    };
+    let mut c = turbojpeg::Compressor::new().map_err(err)?;
+    c.set_quality(i32::from(quality.clamp(1, 100)))
+        .map_err(err)?;
+    c.set_subsamp(subsamp).map_err(err)?;
+    let w = img.width as usize;
+    c.compress_to_vec(turbojpeg::Image {
+        pixels: &img.pixels[..],
+        width: w,
+        pitch: w * usize::from(img.channels),
+        height: img.height as usize,
+        format,
+    })
+    .map_err(err)
+}
+
 fn decode_other(bytes: &[u8], format: Format, limits: &Limits) -> Result<Image, Error> {
     let image_format = match format {
         Format::Png => image::ImageFormat::Png,

@@ -30,7 +30,7 @@ pub use crate::core::{
     DIHEDRAL_NAMES, DihedralHashes, Hashed, MIN_HASHABLE_DIM, hash_luma, hash_luma_dihedral,
     hash_rgb, hash_rgb_dihedral,
 };
-pub use crate::decode::{Format, Image, Limits, decode, sniff};
+pub use crate::decode::{Format, Image, Limits, decode, encode_jpeg, sniff};
 pub use crate::hash::{ParseHashError, PdqHash};
 
 /// What went wrong hashing untrusted bytes. Every variant is the input's fault.
