@@ -1,0 +1,198 @@
+//! The index is exact: on random and clustered data, at every radius, with
+//! inserts and removals interleaved, it returns what brute force returns.
+
+use bulwark_index::{Code, Index, LiveIndex, Match, brute_force};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn random_code(rng: &mut ChaCha8Rng) -> Code {
+    let mut c = [0u8; 32];
+    rng.fill(&mut c[..]);
+    c
+}
+
+fn flip(rng: &mut ChaCha8Rng, c: &Code, bits: u32) -> Code {
+    let mut out = *c;
+    for _ in 0..bits {
+        let b = rng.gen_range(0..256);
+        out[b / 8] ^= 1 << (b % 8);
+    }
+    out
+}
+
+fn sorted(mut v: Vec<Match>) -> Vec<Match> {
+    v.sort_unstable();
+    v
+}
+
+/// Random codes plus clusters of near-duplicates and a degenerate hash
+/// repeated many times (what real lists look like).
+fn dataset(rng: &mut ChaCha8Rng, n: usize) -> Vec<(u64, Code)> {
+    let mut v: Vec<(u64, Code)> = Vec::with_capacity(n);
+    let centres: Vec<Code> = (0..20).map(|_| random_code(rng)).collect();
+    for i in 0..n {
+        let c = match i % 10 {
+            0..=5 => random_code(rng),
+            6..=8 => {
+                let k = rng.gen_range(0..centres.len());
+                let d = rng.gen_range(0..40);
+                flip(rng, &centres[k], d)
+            }
+            _ => [0u8; 32],
+        };
+        v.push((i as u64 / 3, c)); // ids repeat: several codes per id
+    }
+    v
+}
+
+fn queries(rng: &mut ChaCha8Rng, data: &[(u64, Code)], n: usize) -> Vec<Code> {
+    (0..n)
+        .map(|i| {
+            if i % 2 == 0 {
+                let (_, c) = data[rng.gen_range(0..data.len())];
+                let d = rng.gen_range(0..48);
+                flip(rng, &c, d)
+            } else {
+                random_code(rng)
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn matches_brute_force_at_every_radius() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for n in [0, 1, 100, 5000, 30_000] {
+        let data = dataset(&mut rng, n);
+        let ix = Index::build(&data);
+        assert_eq!(ix.len(), n);
+        let qs = queries(&mut rng, if n == 0 { &[(0, [0; 32])] } else { &data }, 24);
+        for r in [0, 1, 2, 5, 10, 16, 24, 31, 32, 40, 48, 64, 80, 100, 128] {
+            let batch = ix.search_batch(&qs, r);
+            for (q, b) in qs.iter().zip(batch) {
+                let want = sorted(brute_force(&data, q, r));
+                assert_eq!(sorted(ix.search(q, r)), want, "n={n} r={r}");
+                assert_eq!(sorted(b), want, "batch n={n} r={r}");
+            }
+        }
+    }
+}
+
+#[test]
+fn skewed_buckets_go_to_the_scan_list_and_stay_exact() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let data = dataset(&mut rng, 20_000);
+    let ix = Index::build(&data);
+    let info = ix.info();
+    // 10% of the entries are the all-zero hash: one huge bucket in every table.
+    assert!(info.scan_list >= 2000, "{info:?}");
+    let hits = ix.search(&[0u8; 32], 0);
+    assert_eq!(
+        hits.len(),
+        data.iter().filter(|(_, c)| *c == [0u8; 32]).count()
+    );
+}
+
+#[test]
+fn live_index_interleaving_inserts_removes_and_merges() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let initial = dataset(&mut rng, 6000);
+    let live = LiveIndex::from_index(Index::build(&initial));
+    let mut truth: Vec<(u64, Code)> = initial.clone();
+    let mut next_id = 10_000u64;
+    for round in 0..6 {
+        for _ in 0..700 {
+            match rng.gen_range(0..10) {
+                0..=6 => {
+                    let c = if rng.gen_bool(0.5) {
+                        let (_, base) = truth[rng.gen_range(0..truth.len())];
+                        let d = rng.gen_range(0..20);
+                        flip(&mut rng, &base, d)
+                    } else {
+                        random_code(&mut rng)
+                    };
+                    // Sometimes reuse an id that was removed earlier.
+                    let id = if rng.gen_bool(0.1) {
+                        rng.gen_range(0..2000)
+                    } else {
+                        next_id
+                    };
+                    next_id += 1;
+                    live.insert(id, c);
+                    truth.push((id, c));
+                }
+                _ => {
+                    let id = truth[rng.gen_range(0..truth.len())].0;
+                    assert!(live.remove(id));
+                    truth.retain(|(i, _)| *i != id);
+                    assert!(!live.remove(id));
+                }
+            }
+        }
+        if round % 2 == 1 {
+            live.merge();
+            assert_eq!(live.pending(), 0);
+        }
+        assert_eq!(live.len(), truth.len());
+        let qs = queries(&mut rng, &truth, 16);
+        for r in [0, 8, 31, 64] {
+            for q in &qs {
+                assert_eq!(
+                    sorted(live.search(q, r)),
+                    sorted(brute_force(&truth, q, r)),
+                    "round {round} r {r}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn save_open_round_trip() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let data = dataset(&mut rng, 10_000);
+    let ix = Index::build(&data);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("x.bwi");
+    ix.save(&path).expect("save");
+    let back = Index::open(&path).expect("open");
+    assert_eq!(back.info(), ix.info());
+    for q in queries(&mut rng, &data, 10) {
+        assert_eq!(sorted(back.search(&q, 31)), sorted(ix.search(&q, 31)));
+    }
+}
+
+#[test]
+fn corrupted_files_are_refused_with_a_reason() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let data = dataset(&mut rng, 5000);
+    let bytes = Index::build(&data).to_bytes();
+    let err = |b: &[u8]| {
+        Index::from_bytes(b)
+            .expect_err("must be refused")
+            .to_string()
+    };
+    assert!(
+        err(&bytes[..bytes.len() - 8]).contains("size mismatch"),
+        "{}",
+        err(&bytes[..bytes.len() - 8])
+    );
+    assert!(err(&bytes[..bytes.len() - 3]).contains("multiple of 8"));
+    assert!(err(&bytes[..10]).contains("header"));
+    let mut m = bytes.clone();
+    m[0] ^= 1;
+    assert!(err(&m).contains("magic"));
+    let mut v = bytes.clone();
+    v[8] = 99;
+    assert!(err(&v).contains("version 99"));
+    for at in [100, bytes.len() / 2, bytes.len() - 1] {
+        let mut f = bytes.clone();
+        f[at] ^= 0x10;
+        assert!(err(&f).contains("checksum"), "flip at {at}: {}", err(&f));
+    }
+    // And on disk, through the memory map.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("t.bwi");
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).expect("write");
+    assert!(Index::open(&p).is_err());
+}
