@@ -374,6 +374,18 @@ impl Index {
             .collect()
     }
 
+    /// Brute force over every code for a batch of queries (one pass over the
+    /// codes): the reference the benchmarks measure recall against.
+    pub fn scan_batch(&self, queries: &[Code], radius: u32) -> Vec<Vec<Match>> {
+        let qs: Vec<Words> = queries.iter().map(words).collect();
+        let mut positions = vec![Vec::new(); qs.len()];
+        kernel::scan_batch(self.codes(), 0, &qs, radius, &mut positions);
+        qs.iter()
+            .zip(&positions)
+            .map(|(q, p)| self.to_matches(q, p))
+            .collect()
+    }
+
     pub(crate) fn to_matches(&self, q: &Words, positions: &[u32]) -> Vec<Match> {
         let (codes, ids) = (self.codes(), self.ids());
         positions
@@ -391,10 +403,11 @@ impl Index {
         if bits.is_empty() {
             return true;
         }
-        let m = bits.len() as u32;
-        let per = radius / m;
         let b = u32::from(*bits.iter().max().unwrap_or(&16));
-        let probes: f64 = (0..=per.min(b)).map(|k| binomial(b, k)).sum::<f64>() * f64::from(m);
+        let probes: f64 = (0..bits.len())
+            .filter_map(|i| flips_for(i, bits.len(), radius))
+            .map(|f| (0..=f.min(b)).map(|k| binomial(b, k)).sum::<f64>())
+            .sum();
         let n_mih = (self.layout.n - self.layout.n_scan) as f64;
         let candidates = probes * n_mih / f64::from(1u32 << b.min(31));
         // A probe is a random access; a scanned code is a sequential popcount.
@@ -412,12 +425,14 @@ impl Index {
             return;
         }
         let before = out.len();
-        let m = self.layout.bits.len() as u32;
-        let per = radius / m;
+        let m = self.layout.bits.len();
         for (i, (&b, &s)) in self.layout.bits.iter().zip(&self.starts).enumerate() {
+            let Some(flips) = flips_for(i, m, radius) else {
+                continue;
+            };
             let (offsets, entries) = self.table(i);
             let key = substring(q, s, b);
-            kernel::probe(codes, offsets, entries, key, b, per, q, radius, out);
+            kernel::probe(codes, offsets, entries, key, b, flips, q, radius, out);
         }
         // A code can be found through several substrings.
         out[before..].sort_unstable();
@@ -624,6 +639,16 @@ fn payload_crc(words: &[u64]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(bytemuck::cast_slice(words));
     h.finalize()
+}
+
+/// How many bits substring `i` of `m` must be probed within, for radius `r`
+/// (None: not at all). With r = m·p + a (0 ≤ a < m), a code within `r` is
+/// within `p` bits on one of the first a + 1 substrings or within p − 1 bits
+/// on one of the others: were it not, its distance would be at least
+/// (a + 1)(p + 1) + (m − a − 1)·p = r + 1 (Norouzi, Punjani, Fleet 2012).
+fn flips_for(i: usize, m: usize, r: u32) -> Option<u32> {
+    let (p, a) = (r / m as u32, r as usize % m);
+    if i <= a { Some(p) } else { p.checked_sub(1) }
 }
 
 fn binomial(n: u32, k: u32) -> f64 {
