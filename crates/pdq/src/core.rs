@@ -8,6 +8,10 @@
 //! element's own sequence of operations unchanged: they only run several
 //! independent sequences side by side.
 
+// Index loops mirror the reference's loops, which makes the order of float
+// operations easy to check against it.
+#![allow(clippy::needless_range_loop)]
+
 use std::sync::OnceLock;
 
 use crate::hash::PdqHash;
@@ -177,7 +181,7 @@ fn dct_of_luma(
 
 /// The reference's window size: half of the input pixels per output pixel, rounded up.
 fn jarosz_window(old: usize, new: usize) -> usize {
-    (old + 2 * new - 1) / (2 * new)
+    old.div_ceil(2 * new)
 }
 
 /// The four phases of the reference's running-sum box filter, for a vector of

@@ -15,7 +15,7 @@ fn conformance_image(rel: &str) -> Vec<u8> {
 
 #[test]
 fn zero_bytes() {
-    let e = decode(&[], &Limits::default()).unwrap_err();
+    let e = decode(&[], &Limits::default()).expect_err("must be refused");
     assert!(matches!(e, Error::Decode(_)), "{e}");
     assert!(e.to_string().contains("0 bytes"));
 }
@@ -27,7 +27,7 @@ fn text_named_like_a_jpeg_is_not_an_image() {
         Mode::Full,
         &Limits::default(),
     )
-    .unwrap_err();
+    .expect_err("must be refused");
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
 }
 
@@ -43,7 +43,7 @@ fn random_bytes_are_not_an_image() {
 fn truncated_jpeg() {
     let full = conformance_image("bridge-mods/aaa-orig.jpg");
     for cut in [3, 20, 200, full.len() / 2, full.len() - 2] {
-        let e = decode(&full[..cut], &Limits::default()).unwrap_err();
+        let e = decode(&full[..cut], &Limits::default()).expect_err("must be refused");
         assert!(matches!(e, Error::Decode(_)), "cut at {cut}: {e}");
     }
 }
@@ -51,7 +51,7 @@ fn truncated_jpeg() {
 #[test]
 fn truncated_png() {
     let full = conformance_image("misc-images/c.png");
-    let e = decode(&full[..full.len() / 3], &Limits::default()).unwrap_err();
+    let e = decode(&full[..full.len() / 3], &Limits::default()).expect_err("must be refused");
     assert!(matches!(e, Error::Decode(_)), "{e}");
 }
 
@@ -93,11 +93,11 @@ fn decompression_bomb_30000_square_png() {
         "bomb is small on disk: {}",
         bomb.len()
     );
-    let e = decode(&bomb, &Limits::default()).unwrap_err();
+    let e = decode(&bomb, &Limits::default()).expect_err("must be refused");
     assert!(matches!(e, Error::LimitExceeded(_)), "{e}");
     assert!(e.to_string().contains("30000"), "{e}");
     // Even with a generous pixel cap, the side limit holds.
-    let e = decode(&bomb, &Limits::new(64 << 20, u64::MAX, 20_000)).unwrap_err();
+    let e = decode(&bomb, &Limits::new(64 << 20, u64::MAX, 20_000)).expect_err("must be refused");
     assert!(matches!(e, Error::LimitExceeded(_)), "{e}");
 }
 
@@ -111,10 +111,10 @@ fn lying_header_is_caught_before_allocation() {
     real[20..24].copy_from_slice(&20000u32.to_be_bytes());
     let crc = crc32(&real[12..29]);
     real[29..33].copy_from_slice(&crc.to_be_bytes());
-    let e = decode(&real, &Limits::default()).unwrap_err();
+    let e = decode(&real, &Limits::default()).expect_err("must be refused");
     assert!(matches!(e, Error::LimitExceeded(_)), "{e}");
     // Within limits it is simply a truncated image.
-    let e = decode(&real, &Limits::new(64 << 20, u64::MAX, 20_000)).unwrap_err();
+    let e = decode(&real, &Limits::new(64 << 20, u64::MAX, 20_000)).expect_err("must be refused");
     assert!(matches!(e, Error::Decode(_)), "{e}");
 }
 
@@ -171,6 +171,6 @@ fn cmyk_jpeg_decodes_to_rgb() {
 #[test]
 fn oversized_input_bytes() {
     let jpeg = conformance_image("bridge-mods/aaa-orig.jpg");
-    let e = decode(&jpeg, &Limits::new(1000, u64::MAX, 20_000)).unwrap_err();
+    let e = decode(&jpeg, &Limits::new(1000, u64::MAX, 20_000)).expect_err("must be refused");
     assert!(matches!(e, Error::LimitExceeded(_)), "{e}");
 }

@@ -2,6 +2,8 @@
 //! same hash, same quality. The vectors come from Meta's reference build (see
 //! that folder's README); they are the judge of bit-exactness.
 
+#![allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+
 use std::path::PathBuf;
 
 use bulwark_pdq::{
