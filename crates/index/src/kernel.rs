@@ -88,27 +88,33 @@ fn probe_body(
 ) {
     // Visit every key within `flips` bits of `key`: flip bits in increasing
     // position order so each key is visited exactly once.
-    fn visit(key: u32, from: u8, left: u32, bits: u8, f: &mut dyn FnMut(u32)) {
-        f(key);
+    fn visit(key: u32, from: u8, left: u32, bits: u8, keys: &mut Vec<u32>) {
+        keys.push(key);
         if left == 0 {
             return;
         }
         for b in from..bits {
-            visit(key ^ (1 << b), b + 1, left - 1, bits, f);
+            visit(key ^ (1 << b), b + 1, left - 1, bits, keys);
         }
     }
-    let mut check = |k: u32| {
-        let (lo, hi) = (
-            offsets[k as usize] as usize,
-            offsets[k as usize + 1] as usize,
-        );
-        for &p in &entries[lo..hi] {
-            if distance(&codes[p as usize], q) <= r {
-                out.push(p);
-            }
+    // Three passes of independent loads (bucket bounds, then bucket entries,
+    // then candidate codes) instead of one dependent chain per bucket: the
+    // CPU overlaps the cache misses of each pass.
+    let mut keys = Vec::with_capacity(512);
+    visit(key, 0, flips, bits, &mut keys);
+    let mut cands: Vec<u32> = Vec::with_capacity(keys.len() * 2);
+    let ranges: Vec<(u32, u32)> = keys
+        .iter()
+        .map(|&k| (offsets[k as usize], offsets[k as usize + 1]))
+        .collect();
+    for (lo, hi) in ranges {
+        cands.extend_from_slice(&entries[lo as usize..hi as usize]);
+    }
+    for p in cands {
+        if distance(&codes[p as usize], q) <= r {
+            out.push(p);
         }
-    };
-    visit(key, 0, flips, bits, &mut check);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

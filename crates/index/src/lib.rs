@@ -193,7 +193,7 @@ fn choose_bits(n: usize) -> Vec<u8> {
     if n < MIN_MIH {
         return Vec::new();
     }
-    let target = (n as f64).log2().round().clamp(16.0, 28.0);
+    let target = (n as f64).log2().ceil().clamp(16.0, 28.0);
     let m = (256.0 / target).ceil() as usize;
     // Spread 256 bits over m substrings as evenly as possible.
     (0..m)
