@@ -151,7 +151,7 @@ fn dct_of_luma(
         let window_along_cols = jarosz_window(height, 64);
         let mut buf2 = vec![0f32; width * height];
         // First X/Y pass over the whole image.
-        box_along_rows(&buf1, &mut buf2, height, width, window_along_rows);
+        box_along_rows_transposed(&buf1, &mut buf2, height, width, window_along_rows);
         box_along_cols(&buf2, &mut buf1, height, width, window_along_cols);
         // Second pass: decimation reads only 64 columns, and a column pass only
         // reads its own column, so the second row pass keeps its running sums
@@ -244,6 +244,42 @@ fn box_along_rows(input: &[f32], out: &mut [f32], rows: usize, cols: usize, w: u
             oi += 1;
         }
         r0 += lanes;
+    }
+}
+
+/// [`box_along_rows`] computed by transposing strips of eight rows into
+/// column-major order, so that the eight rows' running sums advance as one
+/// vector ([`box_along_cols`] over an 8-wide matrix), then transposing back.
+/// Each row's sequence of operations is unchanged.
+fn box_along_rows_transposed(input: &[f32], out: &mut [f32], rows: usize, cols: usize, w: usize) {
+    const S: usize = 8;
+    let mut strip = vec![0f32; cols * S];
+    let mut done = vec![0f32; cols * S];
+    let mut r0 = 0;
+    while r0 + S <= rows {
+        for k in 0..S {
+            let row = &input[(r0 + k) * cols..(r0 + k + 1) * cols];
+            for (c, &v) in row.iter().enumerate() {
+                strip[c * S + k] = v;
+            }
+        }
+        box_along_cols(&strip, &mut done, cols, S, w);
+        for k in 0..S {
+            let row = &mut out[(r0 + k) * cols..(r0 + k + 1) * cols];
+            for (c, o) in row.iter_mut().enumerate() {
+                *o = done[c * S + k];
+            }
+        }
+        r0 += S;
+    }
+    if r0 < rows {
+        box_along_rows(
+            &input[r0 * cols..],
+            &mut out[r0 * cols..],
+            rows - r0,
+            cols,
+            w,
+        );
     }
 }
 
@@ -554,6 +590,9 @@ mod tests {
             let mut fast = vec![0f32; rows * cols];
             let mut plain = vec![0f32; rows * cols];
             box_along_rows(&input, &mut fast, rows, cols, w);
+            let mut transposed = vec![0f32; rows * cols];
+            box_along_rows_transposed(&input, &mut transposed, rows, cols, w);
+            assert_eq!(fast, transposed, "transposed rows, window {w}");
             for r in 0..rows {
                 box1d(&input[r * cols..], &mut plain[r * cols..], cols, 1, w);
             }
