@@ -1,3 +1,2 @@
 #![no_main]
-// Placeholder until the owning crate exposes its fuzzing module.
-libfuzzer_sys::fuzz_target!(|_d: &[u8]| {});
+libfuzzer_sys::fuzz_target!(|d: &[u8]| bulwark_vpdq::fuzzing::parse(d));

@@ -1,0 +1,258 @@
+//! Every file in shared/conformance/vpdq/expected reproduced exactly, and bad
+//! input refused with a clear error.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bulwark_vpdq::{Error, FrameHash, MatchRule, Options, hash_video, match_videos, parse_lines};
+use rayon::prelude::*;
+
+fn conformance() -> PathBuf {
+    let d = std::env::var("BULWARK_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        })
+        .join("vpdq");
+    assert!(
+        d.is_dir(),
+        "conformance vectors not found at {}",
+        d.display()
+    );
+    d
+}
+
+fn ffmpeg_available() -> bool {
+    let ok = std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok && std::env::var("BULWARK_SKIP_FFMPEG").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: ffmpeg is not installed and BULWARK_SKIP_FFMPEG=1");
+        return false;
+    }
+    assert!(
+        ok,
+        "ffmpeg is required for the vPDQ tests (apt-get install ffmpeg), or set BULWARK_SKIP_FFMPEG=1"
+    );
+    true
+}
+
+#[test]
+fn every_expected_file_is_reproduced_exactly() {
+    if !ffmpeg_available() {
+        return;
+    }
+    let dir = conformance();
+    let mut cases: Vec<(PathBuf, PathBuf, Option<u32>)> = Vec::new();
+    for e in std::fs::read_dir(dir.join("expected")).expect("expected/") {
+        let p = e.expect("entry").path();
+        let name = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("name")
+            .to_string();
+        let (video, size) = match name.strip_suffix("-128x128") {
+            Some(v) => (v.to_string(), Some(128)),
+            None => (name.clone(), None),
+        };
+        cases.push((p, dir.join("videos").join(format!("{video}.mp4")), size));
+    }
+    cases.sort();
+    assert!(
+        cases.len() >= 28,
+        "expected the full conformance set, found {}",
+        cases.len()
+    );
+    let failures: Vec<String> = cases
+        .par_iter()
+        .filter_map(|(expected, video, size)| {
+            let want = std::fs::read_to_string(expected).expect("read expected");
+            let mut opts = Options::default();
+            opts.size = *size;
+            let got = match hash_video(video, &opts) {
+                Ok(g) => g,
+                Err(e) => return Some(format!("{}: {e}", video.display())),
+            };
+            let got_lines: Vec<String> = got.iter().map(FrameHash::to_string).collect();
+            let want_lines: Vec<&str> = want.lines().filter(|l| !l.is_empty()).collect();
+            if got_lines.len() != want_lines.len() {
+                return Some(format!(
+                    "{}: {} frames, want {}",
+                    expected.display(),
+                    got_lines.len(),
+                    want_lines.len()
+                ));
+            }
+            let bad: Vec<String> = got_lines
+                .iter()
+                .zip(&want_lines)
+                .filter(|(g, w)| g != *w)
+                .take(3)
+                .map(|(g, w)| format!("got {g} want {w}"))
+                .collect();
+            (!bad.is_empty()).then(|| format!("{}: {}", expected.display(), bad.join("; ")))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn expected_files_parse_and_match_themselves_and_their_edits() {
+    let dir = conformance().join("expected");
+    let read =
+        |n: &str| parse_lines(&std::fs::read_to_string(dir.join(n)).expect("read")).expect("parse");
+    let orig = read("chair-orig-22-sd-bar.txt");
+    let logo = read("chair-22-with-small-logo-bar.txt");
+    let large_logo = read("chair-22-with-large-logo-bar.txt");
+    let other = read("pattern-sd-grey-bar.txt");
+    let rule = MatchRule::default();
+    let same = match_videos(&orig, &orig, &rule);
+    assert_eq!(
+        (same.query_percent, same.compared_percent, same.is_match),
+        (100.0, 100.0, true)
+    );
+    assert!(match_videos(&logo, &orig, &rule).is_match);
+    // A logo covering much of the frame defeats frame matching (about 11 %).
+    assert!(!match_videos(&large_logo, &orig, &rule).is_match);
+    let diff = match_videos(&other, &orig, &rule);
+    assert!(!diff.is_match, "{diff:?}");
+}
+
+#[test]
+fn match_rule_by_hand() {
+    let h = |s: &str, q: u32, i: u64| FrameHash {
+        frame: i,
+        quality: q,
+        hash: s.repeat(64).parse().expect("hash"),
+        timestamp: i as f64,
+    };
+    // Query: frames 0, f (twice: de-duplicated), and a low-quality frame (dropped).
+    let q = vec![
+        h("0", 100, 0),
+        h("f", 100, 1),
+        h("f", 100, 2),
+        h("3", 10, 3),
+    ];
+    // Compared: 0 exactly, plus something 32 bits from "f...".
+    let mut near = [0xffu8; 32];
+    near[0] = 0;
+    near[1] = 0;
+    near[2] = 0;
+    near[3] = 0;
+    let c = vec![
+        h("0", 100, 0),
+        FrameHash {
+            frame: 1,
+            quality: 90,
+            hash: bulwark_pdq::PdqHash::from_bytes(near),
+            timestamp: 1.0,
+        },
+    ];
+    let r = match_videos(&q, &c, &MatchRule::default());
+    // "0" matches; "f…" is 32 bits from `near`: over the default 31.
+    assert_eq!(r.query_percent, 50.0);
+    assert_eq!(r.compared_percent, 50.0);
+    assert!(!r.is_match);
+    let loose = MatchRule {
+        distance: 32,
+        ..MatchRule::default()
+    };
+    let r = match_videos(&q, &c, &loose);
+    assert_eq!(
+        (r.query_percent, r.compared_percent, r.is_match),
+        (100.0, 100.0, true)
+    );
+    // Nothing left after the quality filter: no match, no division by zero.
+    let r = match_videos(&[h("3", 10, 0)], &c, &MatchRule::default());
+    assert_eq!((r.query_percent, r.is_match), (0.0, false));
+}
+
+#[test]
+fn bad_lines_are_reported_with_their_number() {
+    let good = "0,100,e271017837246aaccddea259648fb7d62f435c89d9e99b2497763e216c8d055c,0.000\n";
+    for (bad, what) in [
+        ("1,100,xyz,0.033", "hex"),
+        (
+            "1,101,e271017837246aaccddea259648fb7d62f435c89d9e99b2497763e216c8d055c,0.033",
+            "quality",
+        ),
+        (
+            "1,100,e271017837246aaccddea259648fb7d62f435c89d9e99b2497763e216c8d055c",
+            "field",
+        ),
+        (
+            "1,100,e271017837246aaccddea259648fb7d62f435c89d9e99b2497763e216c8d055c,-1",
+            "timestamp",
+        ),
+    ] {
+        let e = parse_lines(&format!("{good}{bad}\n")).expect_err("must be refused");
+        let s = e.to_string();
+        assert!(s.starts_with("line 2:") && s.contains(what), "{s}");
+    }
+}
+
+fn tmp_video(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let p = dir.join(name);
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(args)
+        .arg(&p)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success());
+    p
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    if !ffmpeg_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = Options::default();
+    // Not a video.
+    let txt = dir.path().join("notes.mp4");
+    std::fs::write(&txt, "this is text").expect("write");
+    assert!(matches!(hash_video(&txt, &opts), Err(Error::NotAVideo(_))));
+    // Truncated: half of a conformance video (its index is at the end).
+    let full = std::fs::read(conformance().join("videos/chair-19-sd-bar.mp4")).expect("read");
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(&cut, &full[..full.len() / 2]).expect("write");
+    let e = hash_video(&cut, &opts).expect_err("truncated");
+    assert!(matches!(e, Error::Decode(_) | Error::NotAVideo(_)), "{e}");
+    // Zero video frames: an audio-only file.
+    let audio = tmp_video(
+        dir.path(),
+        "audio.m4a",
+        &["-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "0.2"],
+    );
+    assert!(matches!(
+        hash_video(&audio, &opts),
+        Err(Error::NotAVideo(_))
+    ));
+    // A frame size past the limits is refused before decoding.
+    let wide = tmp_video(
+        dir.path(),
+        "wide.mkv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:s=8200x16:d=0.04",
+            "-c:v",
+            "ffv1",
+        ],
+    );
+    assert!(matches!(
+        hash_video(&wide, &opts),
+        Err(Error::LimitExceeded(_))
+    ));
+    // A deadline that cannot be met stops ffmpeg.
+    let mut quick = Options::default();
+    quick.timeout = Duration::from_millis(1);
+    assert!(matches!(
+        hash_video(&conformance().join("videos/chair-19-sd-bar.mp4"), &quick),
+        Err(Error::Timeout(_))
+    ));
+}
