@@ -175,6 +175,17 @@ pub fn parse_lines(text: &str) -> Result<Vec<FrameHash>, Error> {
         .collect()
 }
 
+/// True when the first bytes look like a video container Bulwark hands to
+/// ffmpeg (MP4/MOV/3GP, Matroska/WebM, AVI, MPEG-TS, FLV). Cheap; ffprobe has
+/// the last word.
+pub fn sniff(head: &[u8]) -> bool {
+    (head.len() >= 12 && &head[4..8] == b"ftyp")
+        || head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3])
+        || (head.len() >= 12 && head.starts_with(b"RIFF") && &head[8..12] == b"AVI ")
+        || head.starts_with(b"FLV")
+        || (head.len() > 188 && head[0] == 0x47 && head[188] == 0x47)
+}
+
 /// A video stream's geometry and frame rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VideoInfo {

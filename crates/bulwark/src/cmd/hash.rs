@@ -11,7 +11,8 @@ use rayon::prelude::*;
 /// Arguments of `bulwark hash`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Image files, directories (walked recursively, non-images skipped), or `-` for stdin.
+    /// Image or video files, directories (walked recursively, other files
+    /// skipped), or `-` for stdin. Videos print one line per frame.
     #[arg(required = true)]
     paths: Vec<String>,
     /// Print JSON lines instead of `hash,quality,path`.
@@ -52,8 +53,8 @@ impl Input {
     }
 }
 
-/// One input's result line(s), or its error.
-type Outcome = Result<Option<String>, String>;
+/// One input's result lines (none: below the quality cut), or its error.
+type Outcome = Result<Vec<String>, String>;
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let limits = Limits::new(a.max_bytes, a.max_pixels, Limits::default().max_dimension);
@@ -99,8 +100,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         });
         for (input, r) in chunk.iter().zip(results) {
             match r {
-                Ok(Some(line)) => writeln!(out, "{line}")?,
-                Ok(None) => below_quality += 1,
+                Ok(lines) if lines.is_empty() => below_quality += 1,
+                Ok(lines) => {
+                    for line in lines {
+                        writeln!(out, "{line}")?;
+                    }
+                }
                 Err(e) => {
                     if let Some(b) = &bar {
                         b.suspend(|| eprintln!("bulwark: {}: {e}", input.name()));
@@ -171,13 +176,47 @@ fn walk(dir: &Path, inputs: &mut Vec<Input>, skipped: &mut usize, failed: &mut b
     }
 }
 
-fn looks_like_image(p: &Path) -> bool {
-    let mut head = [0u8; 32];
-    let n = std::fs::File::open(p)
-        .and_then(|mut f| f.read(&mut head))
-        .unwrap_or(0);
-    bulwark_pdq::sniff(&head[..n]).is_some()
+fn head_of(p: &Path) -> [u8; 256] {
+    let mut head = [0u8; 256];
+    let _ = std::fs::File::open(p).and_then(|mut f| f.read(&mut head));
+    head
 }
+
+fn looks_like_image(p: &Path) -> bool {
+    let head = head_of(p);
+    bulwark_pdq::sniff(&head).is_some() || bulwark_vpdq::sniff(&head)
+}
+
+/// Videos: one line per frame, `hash,quality,path#t=SECONDS` (a media
+/// fragment), or JSON with frame and timestamp.
+fn hash_video(input: &Input, a: &Args) -> Outcome {
+    let opts = bulwark_vpdq::Options::default();
+    let frames = match input {
+        Input::File(p) => bulwark_vpdq::hash_video(p, &opts),
+        Input::Stdin => {
+            let bytes = read_input(input, VIDEO_MAX_BYTES)?;
+            bulwark_vpdq::hash_video_bytes(&bytes, &opts)
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    let name = input.name();
+    Ok(frames
+        .iter()
+        .filter(|f| f.quality >= a.min_quality)
+        .map(|f| {
+            if a.json {
+                serde_json::json!({"path": name, "frame": f.frame, "timestamp": f.timestamp,
+                    "hash": f.hash, "quality": f.quality})
+                .to_string()
+            } else {
+                format!("{},{},{name}#t={:.3}", f.hash, f.quality, f.timestamp)
+            }
+        })
+        .collect())
+}
+
+/// Largest video read from stdin.
+const VIDEO_MAX_BYTES: u64 = 2 << 30;
 
 fn read_input(input: &Input, limit: u64) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
@@ -200,15 +239,30 @@ fn read_input(input: &Input, limit: u64) -> Result<Vec<u8>, String> {
 }
 
 fn hash_one(input: &Input, a: &Args, limits: &Limits) -> Outcome {
+    if let Input::File(p) = input
+        && bulwark_vpdq::sniff(&head_of(p))
+    {
+        return hash_video(input, a);
+    }
     let bytes = read_input(input, limits.max_bytes)?;
+    if bulwark_pdq::sniff(&bytes).is_none() && bulwark_vpdq::sniff(&bytes[..bytes.len().min(256)]) {
+        let opts = bulwark_vpdq::Options::default();
+        let frames = bulwark_vpdq::hash_video_bytes(&bytes, &opts).map_err(|e| e.to_string())?;
+        let name = input.name();
+        return Ok(frames
+            .iter()
+            .filter(|f| f.quality >= a.min_quality)
+            .map(|f| format!("{},{},{name}#t={:.3}", f.hash, f.quality, f.timestamp))
+            .collect());
+    }
     let img = bulwark_pdq::decode(&bytes, limits).map_err(|e| e.to_string())?;
     let name = input.name();
     if a.dihedral {
         let d = bulwark_pdq::hash_image_dihedral(&img, a.mode);
         if d.quality < a.min_quality {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        Ok(Some(if a.json {
+        Ok(vec![if a.json {
             let mut m = serde_json::Map::new();
             for (n, h) in DIHEDRAL_NAMES.iter().zip(&d.hashes) {
                 m.insert((*n).into(), h.to_string().into());
@@ -218,16 +272,16 @@ fn hash_one(input: &Input, a: &Args, limits: &Limits) -> Outcome {
         } else {
             let hs: Vec<String> = d.hashes.iter().map(ToString::to_string).collect();
             format!("{},{},{name}", hs.join(","), d.quality)
-        }))
+        }])
     } else {
         let h = bulwark_pdq::hash_image(&img, a.mode);
         if h.quality < a.min_quality {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        Ok(Some(if a.json {
+        Ok(vec![if a.json {
             serde_json::json!({"path": name, "hash": h.hash, "quality": h.quality}).to_string()
         } else {
             format!("{},{},{name}", h.hash, h.quality)
-        }))
+        }])
     }
 }
