@@ -133,6 +133,58 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
 }
 
 fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
+    match decode_jpeg_once(bytes, limits) {
+        // A defect in a metadata segment (say a malformed ICC profile) makes
+        // libjpeg warn, and TurboJPEG turns the warning into an error. Such
+        // segments never change pixels: drop them and decode again.
+        Err(Error::Decode(msg)) if is_harmless_jpeg_warning(&msg) => {
+            match strip_metadata_segments(bytes) {
+                Some(clean) => decode_jpeg_once(&clean, limits),
+                None => Err(Error::Decode(msg)),
+            }
+        }
+        r => r,
+    }
+}
+
+/// Copies a JPEG without its APP1–APP13, APP15 and COM segments (EXIF, XMP,
+/// ICC, comments), which libjpeg does not use to compute pixels. APP0 (JFIF)
+/// and APP14 (Adobe: colour transform) are kept. None if the marker
+/// structure before the scan is not well formed.
+fn strip_metadata_segments(b: &[u8]) -> Option<Vec<u8>> {
+    if !b.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(b.len());
+    out.extend_from_slice(&b[..2]);
+    let mut i = 2;
+    loop {
+        if i + 4 > b.len() || b[i] != 0xFF {
+            return None;
+        }
+        let marker = b[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        if marker == 0xDA {
+            // Start of scan: the rest is entropy-coded data, copied as is.
+            out.extend_from_slice(&b[i..]);
+            return Some(out);
+        }
+        let len = usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
+        if len < 2 || i + 2 + len > b.len() {
+            return None;
+        }
+        let metadata = matches!(marker, 0xE1..=0xED | 0xEF | 0xFE);
+        if !metadata {
+            out.extend_from_slice(&b[i..i + 2 + len]);
+        }
+        i += 2 + len;
+    }
+}
+
+fn decode_jpeg_once(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
     use turbojpeg::{Colorspace, PixelFormat};
     let jpeg_err = |e: turbojpeg::Error| Error::Decode(format!("JPEG: {e}"));
     let mut d = turbojpeg::Decompressor::new().map_err(jpeg_err)?;
@@ -163,6 +215,12 @@ fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
         channels,
         pixels,
     })
+}
+
+/// Warnings about metadata segments, which do not affect pixels. Truncation
+/// ("Premature end of JPEG file") and damaged scans are not among them.
+fn is_harmless_jpeg_warning(msg: &str) -> bool {
+    msg.contains("bad ICC marker")
 }
 
 /// CMYK (as libjpeg returns it from Adobe-style JPEGs, which store inverted

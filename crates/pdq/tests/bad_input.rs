@@ -174,3 +174,20 @@ fn oversized_input_bytes() {
     let e = decode(&jpeg, &Limits::new(1000, u64::MAX, 20_000)).expect_err("must be refused");
     assert!(matches!(e, Error::LimitExceeded(_)), "{e}");
 }
+
+#[test]
+fn malformed_icc_segment_is_ignored_like_the_reference_does() {
+    // A bogus APP2 ICC chunk (sequence number 0) makes libjpeg warn; the pixels
+    // are unaffected and the reference hashes such files.
+    let jpeg = conformance_image("bridge-mods/aaa-orig.jpg");
+    let mut seg = vec![0xFF, 0xE2];
+    let body = b"ICC_PROFILE\0\x00\x00junk";
+    seg.extend_from_slice(&((body.len() + 2) as u16).to_be_bytes());
+    seg.extend_from_slice(body);
+    let mut bad = jpeg[..2].to_vec();
+    bad.extend_from_slice(&seg);
+    bad.extend_from_slice(&jpeg[2..]);
+    let a = decode(&jpeg, &Limits::default()).expect("original");
+    let b = decode(&bad, &Limits::default()).expect("with a bogus ICC chunk");
+    assert_eq!(a, b);
+}
