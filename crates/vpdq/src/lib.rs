@@ -378,11 +378,32 @@ pub fn hash_video(path: &Path, opts: &Options) -> Result<Vec<FrameHash>, Error> 
         .map(|s| ((s * info.fps).round() as u64).max(1))
         .unwrap_or(1);
     let fps32 = info.fps as f32;
+    // A reader thread drains ffmpeg's pipe into a small bounded queue, so that
+    // ffmpeg decodes the next frames while this thread hashes (the pipe alone
+    // holds less than one frame).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(8);
+    let max_frames = opts.max_frames;
+    let reader = std::thread::spawn(move || -> Result<(), Error> {
+        let mut index = 0u64;
+        loop {
+            let mut px = vec![0u8; frame_bytes];
+            if !read_full(&mut stdout, &mut px)? {
+                return Ok(());
+            }
+            if index >= max_frames {
+                return Err(Error::LimitExceeded(format!(
+                    "more than {max_frames} frames"
+                )));
+            }
+            if index % step == 0 && tx.send((index, px)).is_err() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    });
     let mut hashes = Vec::new();
     let mut batch: Vec<(u64, Vec<u8>)> = Vec::new();
     let batch_len = rayon::current_num_threads() * 2;
-    let mut index = 0u64;
-    let mut read_err = None;
     let flush = |batch: &mut Vec<(u64, Vec<u8>)>, hashes: &mut Vec<FrameHash>| {
         hashes.par_extend(batch.par_drain(..).map(|(i, px)| {
             let r = bulwark_pdq::hash_rgb(&px, w as usize, h as usize);
@@ -394,33 +415,17 @@ pub fn hash_video(path: &Path, opts: &Options) -> Result<Vec<FrameHash>, Error> 
             }
         }));
     };
-    loop {
-        let mut px = vec![0u8; frame_bytes];
-        match read_full(&mut stdout, &mut px) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                read_err = Some(e);
-                break;
-            }
+    for item in rx {
+        batch.push(item);
+        if batch.len() >= batch_len {
+            flush(&mut batch, &mut hashes);
         }
-        if index >= opts.max_frames {
-            read_err = Some(Error::LimitExceeded(format!(
-                "more than {} frames",
-                opts.max_frames
-            )));
-            break;
-        }
-        if index % step == 0 {
-            batch.push((index, px));
-            if batch.len() >= batch_len {
-                flush(&mut batch, &mut hashes);
-            }
-        }
-        index += 1;
     }
     flush(&mut batch, &mut hashes);
-    drop(stdout);
+    let read_err = match reader.join() {
+        Ok(r) => r.err(),
+        Err(_) => Some(Error::Decode("the frame reader failed".into())),
+    };
     let status = {
         let mut c = child.lock().unwrap_or_else(|e| e.into_inner());
         if read_err.is_some() {

@@ -9,6 +9,8 @@ mod hash;
 mod index;
 #[path = "bench/serve.rs"]
 mod serve;
+#[path = "bench/vpdq.rs"]
+mod vpdq;
 
 /// Benchmarks.
 #[derive(clap::Subcommand)]
@@ -19,6 +21,8 @@ pub enum Command {
     Index(index::Args),
     /// Load the matcher service over loopback.
     Serve(serve::Args),
+    /// vPDQ video hashing speed, ms per frame.
+    Vpdq(vpdq::Args),
 }
 
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {
@@ -26,5 +30,6 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         Command::Hash(a) => hash::run(a),
         Command::Index(a) => index::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Vpdq(a) => vpdq::run(a),
     }
 }

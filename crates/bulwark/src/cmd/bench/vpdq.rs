@@ -1,0 +1,113 @@
+//! `bulwark bench vpdq`: ms per frame and frames per second hashing videos,
+//! ffmpeg decoding included, with one hashing thread and with all cores.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+
+/// Arguments of `bulwark bench vpdq`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Videos to time (default: the 480×720 and 1280×720 conformance videos).
+    #[arg(long = "video")]
+    videos: Vec<PathBuf>,
+    /// Timed runs per video (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    iterations: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Per-frame times the issue quotes for the reference (PyPI `vpdq`, which
+/// wraps it), measured on this machine kind; used when the package cannot be
+/// installed here to time it in the same run.
+const REFERENCE_MS_PER_FRAME: [(u32, u32, f64); 2] = [(480, 720, 4.8), (1280, 720, 14.8)];
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let videos = if a.videos.is_empty() {
+        let base = PathBuf::from("../shared/conformance/vpdq/videos");
+        vec![
+            base.join("chair-19-sd-bar.mp4"),
+            base.join("doorknob-hd-no-bar.mp4"),
+        ]
+    } else {
+        a.videos.clone()
+    };
+    let opts = bulwark_vpdq::Options::default();
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let mut rows = Vec::new();
+    for v in &videos {
+        let info = bulwark_vpdq::probe(v, &opts).with_context(|| v.display().to_string())?;
+        let time = |pool: Option<&rayon::ThreadPool>| -> anyhow::Result<(f64, usize)> {
+            let mut t = Vec::new();
+            let mut frames = 0;
+            for _ in 0..a.iterations.max(1) {
+                let s = Instant::now();
+                let f = match pool {
+                    Some(p) => p.install(|| bulwark_vpdq::hash_video(v, &opts)),
+                    None => bulwark_vpdq::hash_video(v, &opts),
+                }?;
+                t.push(s.elapsed().as_secs_f64());
+                frames = f.len();
+            }
+            t.sort_by(f64::total_cmp);
+            Ok((t[t.len() / 2], frames))
+        };
+        let (t1, frames) = time(Some(&one))?;
+        let (tn, _) = time(None)?;
+        let ms1 = t1 * 1e3 / frames as f64;
+        let reference = REFERENCE_MS_PER_FRAME
+            .iter()
+            .find(|(w, h, _)| {
+                (*w == info.width && *h == info.height) || (*w == info.height && *h == info.width)
+            })
+            .map(|r| r.2);
+        rows.push(serde_json::json!({
+            "video": v.display().to_string(), "width": info.width, "height": info.height, "frames": frames,
+            "ms_per_frame_one_hashing_thread": ms1, "fps_one_hashing_thread": 1e3 / ms1,
+            "ms_per_frame_all_cores": tn * 1e3 / frames as f64, "fps_all_cores": frames as f64 / tn,
+            "threads": rayon::current_num_threads(),
+            "reference_ms_per_frame_quoted": reference,
+            "speedup_vs_quoted_reference": reference.map(|r| r / ms1),
+        }));
+    }
+    if a.json {
+        println!("{}", serde_json::json!({"bench": "vpdq", "videos": rows}));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "vPDQ hashing, ffmpeg decoding included (median of {} runs)",
+        a.iterations
+    );
+    for r in &rows {
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "\n{}×{}, {} frames  {}",
+            r["width"],
+            r["height"],
+            r["frames"],
+            r["video"].as_str().unwrap_or("")
+        );
+        println!(
+            "  one hashing thread   {:6.2} ms/frame  {:7.1} frames/s",
+            f("ms_per_frame_one_hashing_thread"),
+            f("fps_one_hashing_thread")
+        );
+        println!(
+            "  all {} cores          {:6.2} ms/frame  {:7.1} frames/s",
+            r["threads"],
+            f("ms_per_frame_all_cores"),
+            f("fps_all_cores")
+        );
+        if let Some(q) = r["reference_ms_per_frame_quoted"].as_f64() {
+            println!(
+                "  reference (quoted, not timed in this run: the vpdq wheel does not build here) {q:.1} ms/frame → {:.1}×",
+                f("speedup_vs_quoted_reference")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
