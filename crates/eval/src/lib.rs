@@ -69,7 +69,7 @@ impl Default for Config {
             seed: 1,
             max_side: 1024,
             min_quality: 50,
-            near_duplicate_ncc: 0.95,
+            near_duplicate_ncc: 0.98,
         }
     }
 }

@@ -28,6 +28,27 @@ pub fn write(ev: &Evaluation, dir: &Path) -> Result<std::path::PathBuf, Error> {
     Ok(p)
 }
 
+/// The folder all the originals share.
+fn common_root(ev: &Evaluation) -> Option<std::path::PathBuf> {
+    let mut root: Option<&Path> = ev.originals.first().and_then(|o| o.path.parent());
+    while let Some(r) = root {
+        if ev.originals.iter().all(|o| o.path.starts_with(r)) {
+            return Some(r.to_path_buf());
+        }
+        root = r.parent();
+    }
+    None
+}
+
+/// A path relative to the folder all the originals share.
+fn rel(root: &Option<std::path::PathBuf>, p: &Path) -> String {
+    root.as_ref()
+        .and_then(|r| p.strip_prefix(r).ok())
+        .unwrap_or(p)
+        .display()
+        .to_string()
+}
+
 fn families(ev: &Evaluation) -> Vec<&'static str> {
     let mut f: Vec<&'static str> = Vec::new();
     for t in &ev.transforms {
@@ -43,6 +64,7 @@ fn pct(x: f64) -> String {
 }
 
 fn markdown(ev: &Evaluation, families: &[&str]) -> String {
+    let root = common_root(ev);
     let mut s = String::new();
     let q = ev.config.min_quality;
     let _ = writeln!(s, "# PDQ detection quality\n");
@@ -97,7 +119,7 @@ fn markdown(ev: &Evaluation, families: &[&str]) -> String {
         let _ = write!(row, " {} | {} |", pct(rd[31]), pct(rq[31]));
         let _ = writeln!(s, "{row}");
     }
-    let _ = writeln!(s, "\nPlots: [overview](recall_overview.svg)");
+    let _ = write!(s, "\nPlots: [overview](recall_overview.svg)");
     for f in families {
         let _ = write!(s, ", [{f}](recall_{f}.svg)");
     }
@@ -152,8 +174,8 @@ fn markdown(ev: &Evaluation, families: &[&str]) -> String {
         let _ = writeln!(
             s,
             "- {} ~ {}: {why}, PDQ distance {}",
-            ev.originals[*i].path.display(),
-            ev.originals[*j].path.display(),
+            rel(&root, &ev.originals[*i].path),
+            rel(&root, &ev.originals[*j].path),
             ev.originals[*i].hash.distance(&ev.originals[*j].hash)
         );
     }
@@ -167,13 +189,14 @@ fn markdown(ev: &Evaluation, families: &[&str]) -> String {
     if !ev.failed.is_empty() {
         let _ = writeln!(s, "\n## Files not used\n");
         for (p, e) in &ev.failed {
-            let _ = writeln!(s, "- {}: {e}", p.display());
+            let _ = writeln!(s, "- {}: {e}", rel(&root, p));
         }
     }
     s
 }
 
 fn write_csvs(ev: &Evaluation, dir: &Path) -> Result<(), Error> {
+    let root = common_root(ev);
     let mut d = String::from(
         "original,transform,distance,dihedral_distance,quality_original,quality_copy\n",
     );
@@ -181,7 +204,7 @@ fn write_csvs(ev: &Evaluation, dir: &Path) -> Result<(), Error> {
         let _ = writeln!(
             d,
             "{},{},{},{},{},{}",
-            ev.originals[c.original].path.display(),
+            rel(&root, &ev.originals[c.original].path),
             ev.transforms[c.transform].name,
             c.distance,
             c.dihedral_distance,
@@ -226,6 +249,7 @@ fn write_csvs(ev: &Evaluation, dir: &Path) -> Result<(), Error> {
 }
 
 fn write_json(ev: &Evaluation, dir: &Path) -> Result<(), Error> {
+    let root = common_root(ev);
     let transforms: Vec<serde_json::Value> = ev
         .transforms
         .iter()
@@ -246,7 +270,8 @@ fn write_json(ev: &Evaluation, dir: &Path) -> Result<(), Error> {
         "distinct_pairs": ev.pairs(), "seed": ev.config.seed, "max_side": ev.config.max_side,
         "min_quality": ev.config.min_quality,
         "excluded_pairs": ev.excluded_pairs.iter().map(|(i, j, w)| serde_json::json!({
-            "a": ev.originals[*i].path, "b": ev.originals[*j].path, "why": w})).collect::<Vec<_>>(),
+            "a": rel(&root, &ev.originals[*i].path), "b": rel(&root, &ev.originals[*j].path),
+            "why": w})).collect::<Vec<_>>(),
         "false_match_rate": ev.false_match_rate(Matching::Plain, false),
         "false_match_rate_dihedral": ev.false_match_rate(Matching::Dihedral, false),
         "false_match_rate_quality_filtered": ev.false_match_rate(Matching::Plain, true),
