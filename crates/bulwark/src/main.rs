@@ -33,22 +33,11 @@ enum Command {
     /// Build, search and inspect an exact Hamming-radius index.
     #[command(subcommand)]
     Index(cmd::index::Command),
-    /// Run the matcher service (HTTP API, embedded SQLite by default).
-    Serve(cmd::serve::Args),
-    /// Manage the service's API keys.
-    #[command(subcommand)]
-    Keys(cmd::keys::Command),
     /// Measure detection quality of PDQ on a folder of benign images.
     Eval(cmd::eval::Args),
     /// vPDQ video hashing and matching.
     #[command(subcommand)]
     Vpdq(cmd::vpdq::Command),
-    /// A test device for private matching: keys, safety vouchers, sending.
-    #[command(subcommand)]
-    Device(cmd::device::Command),
-    /// Inspect and verify private-matching tables ("pdata").
-    #[command(subcommand)]
-    Pdata(cmd::pdata::Command),
     /// Benchmarks against the named references.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -60,12 +49,8 @@ fn main() -> ExitCode {
         Command::Hash(a) => cmd::hash::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Index(c) => cmd::index::run(c),
-        Command::Serve(a) => cmd::serve::run(a),
-        Command::Keys(c) => cmd::keys::run(c),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Vpdq(c) => cmd::vpdq::run(c),
-        Command::Device(c) => cmd::device::run(c),
-        Command::Pdata(c) => cmd::pdata::run(c),
         Command::Bench(c) => cmd::bench::run(c),
     };
     match result {

@@ -7,8 +7,6 @@ use std::process::ExitCode;
 mod hash;
 #[path = "bench/index.rs"]
 mod index;
-#[path = "bench/serve.rs"]
-mod serve;
 #[path = "bench/vpdq.rs"]
 mod vpdq;
 
@@ -17,10 +15,8 @@ mod vpdq;
 pub enum Command {
     /// PDQ hashing speed against the `pdqhash` reference wrapper.
     Hash(hash::Args),
-    /// Index build and search against brute force (and faiss via the script in bench/).
+    /// Index build and search against brute force (and faiss via bench/index/faiss_compare.py).
     Index(index::Args),
-    /// Load the matcher service over loopback.
-    Serve(serve::Args),
     /// vPDQ video hashing speed, ms per frame.
     Vpdq(vpdq::Args),
 }
@@ -29,7 +25,6 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     match c {
         Command::Hash(a) => hash::run(a),
         Command::Index(a) => index::run(a),
-        Command::Serve(a) => serve::run(a),
         Command::Vpdq(a) => vpdq::run(a),
     }
 }

@@ -3,13 +3,9 @@
 
 pub mod bench;
 pub mod compare;
-pub mod device;
 pub mod eval;
 pub mod hash;
 pub mod index;
-pub mod keys;
-pub mod pdata;
-pub mod serve;
 pub mod vpdq;
 
 /// True when the error chain bottoms out in a closed pipe (`bulwark hash | head`).
