@@ -60,17 +60,12 @@ const LUMA_B: f32 = 0.114;
 /// # Panics
 /// If the buffer is shorter than `width * height * 3`.
 pub fn hash_rgb(rgb: &[u8], width: usize, height: usize) -> Hashed {
-    let dct = dct_of_luma(luma_from_rgb(rgb, width, height), width, height, true);
-    match dct {
-        Some((d, quality)) => Hashed {
-            hash: bits(&d),
-            quality,
-        },
-        None => Hashed {
-            hash: PdqHash::ZERO,
-            quality: 0,
-        },
-    }
+    plain(dct_of_luma(
+        luma_from_rgb(rgb, width, height),
+        width,
+        height,
+        true,
+    ))
 }
 
 /// PDQ hash of a grey buffer (`width * height` bytes).
@@ -78,7 +73,17 @@ pub fn hash_rgb(rgb: &[u8], width: usize, height: usize) -> Hashed {
 /// # Panics
 /// If the buffer is shorter than `width * height`.
 pub fn hash_luma(luma: &[u8], width: usize, height: usize) -> Hashed {
-    match dct_of_luma(luma_from_grey(luma, width, height), width, height, true) {
+    plain(dct_of_luma(
+        luma_from_grey(luma, width, height),
+        width,
+        height,
+        true,
+    ))
+}
+
+/// The hash of a DCT; images under the minimum size hash to zero, quality 0.
+fn plain(dct: Option<(Dct16, u32)>) -> Hashed {
+    match dct {
         Some((d, quality)) => Hashed {
             hash: bits(&d),
             quality,
