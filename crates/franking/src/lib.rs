@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod attachment;
+pub mod wire;
 
 use hmac::{Hmac, Mac};
 use rand::{CryptoRng, RngCore};
@@ -297,6 +298,29 @@ pub fn verify_signature(
 ) -> Result<(), Rejection> {
     key.verify_strict(&stamp_input(tag, ctx), sig)
         .map_err(|_| Rejection::BadSignature)
+}
+
+/// Entry points for `cargo fuzz` (see fuzz/ at the repository root).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decoding arbitrary bytes as a report must not panic; what decodes
+    /// re-encodes to a report that decodes to the same messages.
+    pub fn report(data: &[u8]) {
+        if let Ok(r) = crate::wire::parse_report(data) {
+            let again = crate::wire::ReportJson {
+                messages: r.messages.iter().map(crate::wire::message_json).collect(),
+                reason: r.reason.clone(),
+                text: r.text.clone(),
+            };
+            let bytes = serde_json::to_vec(&again).expect("serialises");
+            let back = crate::wire::parse_report(&bytes).expect("round trip");
+            assert_eq!(back.messages.len(), r.messages.len());
+            for (a, b) in back.messages.iter().zip(&r.messages) {
+                assert_eq!(a.content, b.content);
+                assert_eq!(a.stamp, b.stamp);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

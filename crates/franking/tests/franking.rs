@@ -223,3 +223,61 @@ fn secrets_are_not_printed() {
         "Keyring { key_ids: [1], signs: false }"
     );
 }
+
+#[test]
+fn report_wire_format_round_trips_and_refuses_bad_fields() {
+    use bulwark_franking::wire::{MessageIn, ReportJson, WireError, message_json, parse_report};
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let ring = Keyring::generate(&mut rng);
+    let c = ctx(b"dave", b"g9", 77);
+    let s = send(&ring, &mut rng, b"reported text", &c);
+    let (att, ct) =
+        bulwark_franking::attachment::seal(b"benign bytes", "image/png", "blob-9", &mut rng);
+    let m = MessageIn {
+        content: s.content.clone(),
+        salt: s.salt.clone(),
+        sender: "dave".into(),
+        conversation: "g9".into(),
+        accepted_at: 77,
+        stamp: s.stamp,
+        attachments: vec![(att, Some(ct))],
+    };
+    let json = serde_json::to_vec(&ReportJson {
+        messages: vec![message_json(&m)],
+        reason: Some("spam".into()),
+        text: None,
+    })
+    .expect("json");
+    let r = parse_report(&json).expect("parses");
+    let back = &r.messages[0];
+    ring.verify_report(&back.as_reported())
+        .expect("verifies after the round trip");
+    let (a, ct) = &back.attachments[0];
+    assert_eq!(
+        bulwark_franking::attachment::open(a, ct.as_deref().expect("ciphertext")).expect("opens"),
+        b"benign bytes"
+    );
+
+    let text = String::from_utf8(json).expect("utf8");
+    let bad_salt = text.replace(&hex::encode(s.salt.0), "zz");
+    assert!(matches!(
+        parse_report(bad_salt.as_bytes()),
+        Err(WireError::Field { field: "salt", .. })
+    ));
+    assert!(matches!(
+        parse_report(b"{\"messages\": []}"),
+        Err(WireError::Malformed(_))
+    ));
+    assert!(matches!(
+        parse_report(b"not json"),
+        Err(WireError::Malformed(_))
+    ));
+    let many = format!(
+        "{{\"messages\": [{}]}}",
+        vec![serde_json::to_string(&message_json(&m)).expect("m"); 101].join(",")
+    );
+    assert!(matches!(
+        parse_report(many.as_bytes()),
+        Err(WireError::TooLarge(_))
+    ));
+}
