@@ -1,6 +1,5 @@
-//! Bulwark's client SDK for messenger apps: one call to hash an attachment and
-//! build its safety voucher ([`voucher`]); one call to frank a message, stamp
-//! it on the delivery service, verify it on receipt and report it ([`franking`]).
+//! Bulwark's client SDK for messenger apps: frank a message, stamp it on the
+//! delivery service, verify it on receipt and report it ([`franking`]).
+//! (Safety vouchers for attachments will live here too; not built yet.)
 
 pub mod franking;
-pub mod voucher;

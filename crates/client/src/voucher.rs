@@ -1,1 +1,0 @@
-//! Safety vouchers for attachments on the sending device.
