@@ -3,6 +3,8 @@
 
 use std::process::ExitCode;
 
+#[path = "bench/franking.rs"]
+mod franking;
 #[path = "bench/hash.rs"]
 mod hash;
 #[path = "bench/index.rs"]
@@ -19,6 +21,8 @@ pub enum Command {
     Index(index::Args),
     /// vPDQ video hashing speed, ms per frame.
     Vpdq(vpdq::Args),
+    /// Message franking and report verification, against one HMAC.
+    Franking(franking::Args),
 }
 
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {
@@ -26,5 +30,6 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         Command::Hash(a) => hash::run(a),
         Command::Index(a) => index::run(a),
         Command::Vpdq(a) => vpdq::run(a),
+        Command::Franking(a) => franking::run(a),
     }
 }
