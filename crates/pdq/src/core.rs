@@ -165,7 +165,7 @@ fn dct_of_luma(
         // value that reaches the hash is computed by the same operations.
         let sample_cols: [usize; 64] = std::array::from_fn(|j| sample_index(j, width));
         let mut compact = vec![0f32; height * 64];
-        box_along_rows_sampled(
+        box_along_rows_sampled_transposed(
             &buf1,
             &mut compact,
             height,
@@ -284,6 +284,87 @@ fn box_along_rows_transposed(input: &[f32], out: &mut [f32], rows: usize, cols: 
             rows - r0,
             cols,
             w,
+        );
+    }
+}
+
+/// [`box_along_rows_sampled`] over transposed strips of eight rows, so the
+/// eight running sums advance as one vector. Same operations per row.
+fn box_along_rows_sampled_transposed(
+    input: &[f32],
+    out: &mut [f32],
+    rows: usize,
+    cols: usize,
+    w: usize,
+    samples: &[usize; 64],
+) {
+    const S: usize = 8;
+    let (p1, p2, p3, p4) = phases(cols, w);
+    let half = (w + 2) / 2;
+    let mut strip = vec![0f32; cols * S];
+    let mut r0 = 0;
+    while r0 + S <= rows {
+        for k in 0..S {
+            let row = &input[(r0 + k) * cols..(r0 + k + 1) * cols];
+            for (c, &v) in row.iter().enumerate() {
+                strip[c * S + k] = v;
+            }
+        }
+        let at = |i: usize| -> &[f32] { &strip[i * S..i * S + S] };
+        let mut sum = [0f32; S];
+        let mut next = 0usize;
+        let mut emit = |sum: &[f32; S], oi: usize, cur: usize, next: &mut usize| {
+            while *next < 64 && samples[*next] == oi {
+                let c = cur as f32;
+                for k in 0..S {
+                    out[(r0 + k) * 64 + *next] = sum[k] / c;
+                }
+                *next += 1;
+            }
+        };
+        let (mut li, mut ri, mut oi) = (0usize, 0usize, 0usize);
+        for _ in 0..p1 {
+            for (s, &x) in sum.iter_mut().zip(at(ri)) {
+                *s += x;
+            }
+            ri += 1;
+        }
+        for _ in 0..p2 {
+            for (s, &x) in sum.iter_mut().zip(at(ri)) {
+                *s += x;
+            }
+            emit(&sum, oi, half + oi, &mut next);
+            ri += 1;
+            oi += 1;
+        }
+        for _ in 0..p3 {
+            for ((s, &x), &y) in sum.iter_mut().zip(at(ri)).zip(at(li)) {
+                *s += x;
+                *s -= y;
+            }
+            emit(&sum, oi, w, &mut next);
+            li += 1;
+            ri += 1;
+            oi += 1;
+        }
+        for t in 0..p4 {
+            for (s, &y) in sum.iter_mut().zip(at(li)) {
+                *s -= y;
+            }
+            emit(&sum, oi, w - t - 1, &mut next);
+            li += 1;
+            oi += 1;
+        }
+        r0 += S;
+    }
+    if r0 < rows {
+        box_along_rows_sampled(
+            &input[r0 * cols..],
+            &mut out[r0 * 64..],
+            rows - r0,
+            cols,
+            w,
+            samples,
         );
     }
 }
@@ -624,6 +705,9 @@ mod tests {
                 box_along_rows(&input, &mut full, rows, cols, w);
                 let mut compact = vec![0f32; rows * 64];
                 box_along_rows_sampled(&input, &mut compact, rows, cols, w, &samples);
+                let mut compact_t = vec![0f32; rows * 64];
+                box_along_rows_sampled_transposed(&input, &mut compact_t, rows, cols, w, &samples);
+                assert_eq!(compact_t, compact, "{rows}x{cols} w{w}");
                 for r in 0..rows {
                     for (j, &c) in samples.iter().enumerate() {
                         assert_eq!(
