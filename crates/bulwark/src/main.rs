@@ -38,6 +38,11 @@ enum Command {
     /// vPDQ video hashing and matching.
     #[command(subcommand)]
     Vpdq(cmd::vpdq::Command),
+    /// Run the matcher service (HTTP API; SQLite in --data-dir unless --database).
+    Serve(cmd::serve::Args),
+    /// Create, list and revoke the service's API keys.
+    #[command(subcommand)]
+    Keys(cmd::keys::Command),
     /// Benchmarks against the named references.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -51,6 +56,8 @@ fn main() -> ExitCode {
         Command::Index(c) => cmd::index::run(c),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Vpdq(c) => cmd::vpdq::run(c),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Keys(c) => cmd::keys::run(c),
         Command::Bench(c) => cmd::bench::run(c),
     };
     match result {

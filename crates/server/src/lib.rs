@@ -1,1 +1,135 @@
-//! bulwark-server (being built: see the crate's README and docs/).
+//! `bulwark serve`: the matcher service.
+//!
+//! Banks of known hashes in SQLite (embedded, the default) or PostgreSQL
+//! (shared by stateless replicas); PDQ, MD5, SHA-256 and vPDQ matching over
+//! HTTP; API keys with roles; an audit log of every change to banks. See
+//! docs/SERVICE.md for the API and `openapi.json` for its exact shape.
+
+pub mod api;
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod media;
+pub mod metrics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use rand::Rng;
+
+pub use config::{Config, FileConfig};
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: db::Store,
+    /// The in-memory matching state.
+    pub catalog: Arc<catalog::Catalog>,
+    /// Verified API keys.
+    pub keys: Arc<auth::KeyCache>,
+    /// Decoding and hashing of uploads.
+    pub media: media::Pool,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Settings.
+    pub config: Arc<Config>,
+}
+
+/// A service opened on its store, not yet listening.
+pub struct Service {
+    /// Shared state.
+    pub state: AppState,
+    /// Where the first admin key was written, on a first start.
+    pub admin_key_file: Option<std::path::PathBuf>,
+}
+
+impl Service {
+    /// Opens the store (running migrations), creates the first admin key on an
+    /// empty store, and loads the index.
+    pub async fn open(config: Config) -> anyhow::Result<Service> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!("creating data directory {}: {e}", config.data_dir.display())
+        })?;
+        let store = db::Store::open(&config.database_url()).await?;
+        let admin_key_file = if config.bootstrap_admin {
+            auth::bootstrap_admin(&store, &config.data_dir).await?
+        } else {
+            None
+        };
+        let catalog = Arc::new(catalog::Catalog::new());
+        catalog.load(&store).await?;
+        let state = AppState {
+            media: media::Pool::new(&config),
+            store,
+            catalog,
+            keys: Arc::new(auth::KeyCache::new()),
+            metrics: Arc::new(metrics::Metrics::default()),
+            config: Arc::new(config),
+        };
+        Ok(Service {
+            state,
+            admin_key_file,
+        })
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> Router {
+        api::router(self.state.clone())
+    }
+
+    /// Polls the store for other replicas' writes, forever, every
+    /// `refresh_interval` ± 50 % so that replicas do not poll in step.
+    pub fn spawn_refresh(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            loop {
+                let base = state.config.refresh_interval.as_secs_f64();
+                let wait = base * rand::thread_rng().gen_range(0.5..1.5);
+                tokio::time::sleep(Duration::from_secs_f64(wait.max(0.01))).await;
+                match state.catalog.refresh(&state.store).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!("applied {n} changes from other replicas"),
+                    Err(e) => tracing::warn!("refreshing from the database failed: {e:#}"),
+                }
+            }
+        })
+    }
+
+    /// Listens until Ctrl-C or SIGTERM.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let addr = self.state.config.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("listening on {addr}: {e}"))?;
+        let refresh = self.spawn_refresh();
+        tracing::info!("bulwark listening on http://{}", listener.local_addr()?);
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        refresh.abort();
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -6,6 +6,8 @@ pub mod compare;
 pub mod eval;
 pub mod hash;
 pub mod index;
+pub mod keys;
+pub mod serve;
 pub mod vpdq;
 
 /// True when the error chain bottoms out in a closed pipe (`bulwark hash | head`).

@@ -1,0 +1,381 @@
+//! Hash-list formats, one record per line.
+
+use std::io::{self, Write};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Signal, SignalType};
+
+/// A list format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// python-threatexchange's lines: `pdq HASH` (also `md5 HEX`, `sha256 HEX`);
+    /// blank lines and `#` comments are skipped.
+    Lines,
+    /// CSV of PDQ hashes: `hash,quality,...`; a first row starting with
+    /// `hash` is a header; columns after quality are kept as metadata.
+    Csv,
+    /// JSON lines: `{"signal_type":"pdq","signal":HEX,"quality":N,"note":..,"metadata":{..}}`.
+    JsonLines,
+}
+
+/// One record of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The signal.
+    pub signal: Signal,
+    /// PDQ quality (0–100), where the list gives it.
+    pub quality: Option<u32>,
+    /// A free-text note.
+    pub note: Option<String>,
+    /// Anything else the list carried, as JSON.
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl Record {
+    /// A record with only a signal.
+    pub fn new(signal: Signal) -> Record {
+        Record {
+            signal,
+            quality: None,
+            note: None,
+            metadata: None,
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "lines" | "txt" | "te" => Ok(Format::Lines),
+            "csv" => Ok(Format::Csv),
+            "jsonl" | "ndjson" | "json" => Ok(Format::JsonLines),
+            _ => Err(format!(
+                "unknown list format {s:?} (expected lines, csv or jsonl)"
+            )),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonRecord {
+    #[serde(default)]
+    signal_type: Option<String>,
+    #[serde(alias = "hash")]
+    signal: String,
+    #[serde(default)]
+    quality: Option<u32>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct JsonRecordOut<'a> {
+    signal_type: &'static str,
+    signal: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quality: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a serde_json::Value>,
+}
+
+fn check_quality(q: Option<u32>) -> Result<Option<u32>, String> {
+    match q {
+        Some(q) if q > 100 => Err(format!("quality {q} is out of range 0..=100")),
+        q => Ok(q),
+    }
+}
+
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 3] = [Format::Lines, Format::Csv, Format::JsonLines];
+
+    /// The format's name (`lines`, `csv`, `jsonl`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Lines => "lines",
+            Format::Csv => "csv",
+            Format::JsonLines => "jsonl",
+        }
+    }
+
+    /// The MIME type to serve an export with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Lines => "text/plain; charset=utf-8",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::JsonLines => "application/x-ndjson",
+        }
+    }
+
+    /// The first line an export starts with, if the format has one.
+    pub fn header(self) -> Option<&'static str> {
+        match self {
+            Format::Csv => Some("hash,quality,note"),
+            _ => None,
+        }
+    }
+
+    /// Parses one line (without its line ending). `Ok(None)` for lines that
+    /// carry no record: blank lines, comments, a CSV header.
+    pub fn parse_line(self, line: &str) -> Result<Option<Record>, String> {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+        if line.trim().is_empty() {
+            return Ok(None);
+        }
+        match self {
+            Format::Lines => {
+                let t = line.trim();
+                if t.starts_with('#') {
+                    return Ok(None);
+                }
+                let mut parts = t.split_whitespace();
+                let (ty, value) = match (parts.next(), parts.next(), parts.next()) {
+                    (Some(ty), Some(value), None) => (ty, value),
+                    _ => return Err("expected `TYPE VALUE`, e.g. `pdq <64 hex digits>`".into()),
+                };
+                let ty: SignalType = ty.parse().map_err(|e| format!("{e}"))?;
+                Ok(Some(Record::new(
+                    ty.parse(value).map_err(|e| e.to_string())?,
+                )))
+            }
+            Format::Csv => {
+                let fields = split_csv(line)?;
+                let first = fields.first().map(|s| s.trim()).unwrap_or_default();
+                if first.eq_ignore_ascii_case("hash") || first.eq_ignore_ascii_case("pdq") {
+                    return Ok(None);
+                }
+                let signal = SignalType::Pdq.parse(first).map_err(|e| e.to_string())?;
+                let quality = match fields.get(1).map(|s| s.trim()) {
+                    None | Some("") => None,
+                    Some(q) => Some(
+                        q.parse::<u32>()
+                            .map_err(|_| format!("quality {q:?} is not an integer"))?,
+                    ),
+                };
+                let note = fields
+                    .get(2)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.to_string());
+                let metadata = (fields.len() > 3)
+                    .then(|| serde_json::json!({ "columns": fields[3..].to_vec() }));
+                Ok(Some(Record {
+                    signal,
+                    quality: check_quality(quality)?,
+                    note,
+                    metadata,
+                }))
+            }
+            Format::JsonLines => {
+                let r: JsonRecord =
+                    serde_json::from_str(line).map_err(|e| format!("invalid JSON record: {e}"))?;
+                let ty = match r.signal_type.as_deref() {
+                    None => SignalType::Pdq,
+                    Some(t) => t.parse().map_err(|e| format!("{e}"))?,
+                };
+                if let Some(m) = &r.metadata {
+                    if !m.is_object() {
+                        return Err("metadata must be a JSON object".into());
+                    }
+                }
+                Ok(Some(Record {
+                    signal: ty.parse(&r.signal).map_err(|e| e.to_string())?,
+                    quality: check_quality(r.quality)?,
+                    note: r.note,
+                    metadata: r.metadata,
+                }))
+            }
+        }
+    }
+
+    /// Writes one record as a line, with its `\n`. The CSV format holds PDQ
+    /// hashes only: other signals are an `InvalidInput` error.
+    pub fn write_record(self, r: &Record, out: &mut impl Write) -> io::Result<()> {
+        match self {
+            Format::Lines => writeln!(out, "{}", r.signal),
+            Format::Csv => {
+                if r.signal.signal_type() != SignalType::Pdq {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "the CSV list format holds PDQ hashes only",
+                    ));
+                }
+                let q = r.quality.map(|q| q.to_string()).unwrap_or_default();
+                let note = csv_field(r.note.as_deref().unwrap_or(""));
+                writeln!(out, "{},{q},{note}", r.signal.value())
+            }
+            Format::JsonLines => {
+                let j = JsonRecordOut {
+                    signal_type: r.signal.signal_type().name(),
+                    signal: r.signal.value(),
+                    quality: r.quality,
+                    note: r.note.as_deref(),
+                    metadata: r.metadata.as_ref(),
+                };
+                serde_json::to_writer(&mut *out, &j)?;
+                out.write_all(b"\n")
+            }
+        }
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"").replace(['\n', '\r'], " "))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Splits one CSV line (RFC 4180 quoting, no embedded line breaks).
+fn split_csv(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        if quoted {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    cur.push('"');
+                } else {
+                    quoted = false;
+                    if !matches!(chars.peek(), None | Some(',')) {
+                        return Err("text after a closing quote".into());
+                    }
+                }
+            } else {
+                cur.push(c);
+            }
+        } else if c == '"' && at_start {
+            quoted = true;
+            at_start = false;
+        } else if c == ',' {
+            fields.push(std::mem::take(&mut cur));
+            at_start = true;
+        } else {
+            cur.push(c);
+            at_start = false;
+        }
+    }
+    if quoted {
+        return Err("unterminated quoted field".into());
+    }
+    fields.push(cur);
+    Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const H: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+
+    #[test]
+    fn threatexchange_lines() {
+        let r = Format::Lines
+            .parse_line(&format!("pdq {H}"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.signal.value(), H);
+        assert_eq!(Format::Lines.parse_line("# comment").unwrap(), None);
+        assert_eq!(Format::Lines.parse_line("   ").unwrap(), None);
+        assert!(
+            Format::Lines.parse_line(H).is_err(),
+            "a bare hash has no type"
+        );
+        assert!(Format::Lines.parse_line(&format!("pdq {H} extra")).is_err());
+        assert!(
+            Format::Lines
+                .parse_line(&format!("pdq {}", &H[2..]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn csv_with_header_quality_and_quoted_note() {
+        assert_eq!(Format::Csv.parse_line("hash,quality").unwrap(), None);
+        let r = Format::Csv
+            .parse_line(&format!("{H},87,\"a, \"\"quoted\"\" note\",x,y"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.quality, Some(87));
+        assert_eq!(r.note.as_deref(), Some("a, \"quoted\" note"));
+        assert_eq!(r.metadata, Some(serde_json::json!({"columns": ["x", "y"]})));
+        assert!(Format::Csv.parse_line(&format!("{H},101")).is_err());
+        assert!(Format::Csv.parse_line(&format!("{H},high")).is_err());
+        assert!(Format::Csv.parse_line(&format!("{H},1,\"open")).is_err());
+    }
+
+    #[test]
+    fn json_lines() {
+        let r = Format::JsonLines
+            .parse_line(&format!(
+                r#"{{"signal_type":"pdq","signal":"{H}","quality":90,"metadata":{{"src":"x"}}}}"#
+            ))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.quality, Some(90));
+        assert!(Format::JsonLines.parse_line(r#"{"signal":"00"}"#).is_err());
+        assert!(Format::JsonLines.parse_line(r#"{"signal":"#).is_err());
+        assert!(
+            Format::JsonLines
+                .parse_line(&format!(r#"{{"signal":"{H}","metadata":[1]}}"#))
+                .is_err()
+        );
+        assert!(
+            Format::JsonLines
+                .parse_line(&format!(r#"{{"signal":"{H}","bogus":1}}"#))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn csv_refuses_to_write_non_pdq() {
+        let r = Record::new(SignalType::Md5.parse(&"ab".repeat(16)).unwrap());
+        assert!(Format::Csv.write_record(&r, &mut Vec::new()).is_err());
+    }
+
+    fn arb_record() -> impl Strategy<Value = Record> {
+        (
+            prop::array::uniform32(any::<u8>()),
+            prop::option::of(0u32..=100),
+            prop::option::of("[ -~]{0,40}"),
+        )
+            .prop_map(|(b, quality, note)| Record {
+                signal: Signal::Pdq(bulwark_pdq::PdqHash::from_bytes(b)),
+                quality,
+                note: note.filter(|n| !n.is_empty()),
+                metadata: None,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn every_format_round_trips(r in arb_record()) {
+            for f in Format::ALL {
+                let mut out = Vec::new();
+                f.write_record(&r, &mut out).unwrap();
+                let text = String::from_utf8(out).unwrap();
+                let back = f.parse_line(text.trim_end_matches('\n')).unwrap().unwrap();
+                prop_assert_eq!(back.signal, r.signal);
+                if f != Format::Lines {
+                    prop_assert_eq!(back.quality, r.quality);
+                    prop_assert_eq!(back.note, r.note.clone());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! `/v1/banks`: create, list, get, update, delete.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use super::{JsonBody, bank_or_404, valid_bank_name};
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::db::{self, BankRow, now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+
+/// A bank as the API shows it.
+pub fn bank_json(b: &BankRow) -> Value {
+    json!({
+        "name": b.name,
+        "threshold": b.threshold,
+        "enabled": b.enabled,
+        "description": b.description,
+        "provider": b.provider,
+        "created_at": rfc3339(b.created_at),
+        "updated_at": rfc3339(b.updated_at),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewBank {
+    name: String,
+    threshold: Option<u32>,
+    enabled: Option<bool>,
+    description: Option<String>,
+    provider: Option<String>,
+}
+
+fn check_threshold(t: u32) -> Result<(), ApiError> {
+    if t > 128 {
+        return Err(ApiError::bad_request(format!(
+            "threshold {t} is out of range 0..=128 (PDQ's usual is 31)"
+        )));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<NewBank>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Role::Curator)?;
+    valid_bank_name(&b.name)?;
+    let threshold = b.threshold.unwrap_or(state.config.default_threshold);
+    check_threshold(threshold)?;
+    let s = &state.store;
+    let mut tx = s.pool.begin().await?;
+    let now = now_ms();
+    let row = sqlx::query(&s.sql(
+        "INSERT INTO banks (name, threshold, enabled, description, provider, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING *",
+    ))
+    .bind(&b.name)
+    .bind(threshold as i64)
+    .bind(b.enabled.unwrap_or(true) as i64)
+    .bind(b.description.clone().unwrap_or_default())
+    .bind(&b.provider)
+    .bind(now)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Err(ApiError::conflict(format!(
+            "a bank named {:?} exists",
+            b.name
+        )));
+    };
+    let bank = BankRow::from_row(&row)?;
+    db::audit(
+        s,
+        &mut tx,
+        &caller.key_id,
+        "bank.create",
+        Some(&bank.name),
+        None,
+        bank_json(&bank),
+    )
+    .await?;
+    let seq = db::change(s, &mut tx, Some(bank.id), None).await?;
+    tx.commit().await?;
+    state
+        .catalog
+        .apply(s, &[(seq, Some(bank.id), None)])
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(bank_json(&bank))))
+}
+
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(Role::Matcher)?;
+    let rows = sqlx::query("SELECT * FROM banks ORDER BY name")
+        .fetch_all(&state.store.pool)
+        .await?;
+    let banks = rows
+        .iter()
+        .map(|r| BankRow::from_row(r).map(|b| bank_json(&b)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({ "banks": banks })))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Matcher)?;
+    let bank = bank_or_404(&state, &name).await?;
+    let s = &state.store;
+    let count = |sql: &'static str| {
+        let q = s.sql(sql).into_owned();
+        async move {
+            sqlx::query(&q)
+                .bind(bank.id)
+                .fetch_one(&s.pool)
+                .await?
+                .try_get::<i64, _>("n")
+        }
+    };
+    let content = count("SELECT COUNT(*) AS n FROM content WHERE bank_id = ?").await?;
+    let disabled =
+        count("SELECT COUNT(*) AS n FROM content WHERE bank_id = ? AND enabled = 0").await?;
+    let mut j = bank_json(&bank);
+    j["content_count"] = json!(content);
+    j["disabled_count"] = json!(disabled);
+    Ok(Json(j))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BankPatch {
+    threshold: Option<u32>,
+    enabled: Option<bool>,
+    description: Option<String>,
+    provider: Option<Option<String>>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(p): JsonBody<BankPatch>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Curator)?;
+    let s = &state.store;
+    let mut tx = s.pool.begin().await?;
+    let row = sqlx::query(&s.sql("SELECT * FROM banks WHERE name = ?"))
+        .bind(&name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no bank named {name:?}")))?;
+    let mut b = BankRow::from_row(&row)?;
+    if let Some(t) = p.threshold {
+        check_threshold(t)?;
+        b.threshold = t as i64;
+    }
+    if let Some(e) = p.enabled {
+        b.enabled = e;
+    }
+    if let Some(d) = p.description.clone() {
+        b.description = d;
+    }
+    if let Some(pr) = p.provider.clone() {
+        b.provider = pr;
+    }
+    b.updated_at = now_ms();
+    sqlx::query(&s.sql(
+        "UPDATE banks SET threshold = ?, enabled = ?, description = ?, provider = ?, updated_at = ? WHERE id = ?",
+    ))
+    .bind(b.threshold)
+    .bind(b.enabled as i64)
+    .bind(&b.description)
+    .bind(&b.provider)
+    .bind(b.updated_at)
+    .bind(b.id)
+    .execute(&mut *tx)
+    .await?;
+    db::audit(
+        s,
+        &mut tx,
+        &caller.key_id,
+        "bank.update",
+        Some(&b.name),
+        None,
+        bank_json(&b),
+    )
+    .await?;
+    let seq = db::change(s, &mut tx, Some(b.id), None).await?;
+    tx.commit().await?;
+    state
+        .catalog
+        .apply(s, &[(seq, Some(b.id), None)])
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(bank_json(&b)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Curator)?;
+    let bank = bank_or_404(&state, &name).await?;
+    let s = &state.store;
+    let mut tx = s.pool.begin().await?;
+    let n: i64 = sqlx::query(&s.sql("SELECT COUNT(*) AS n FROM content WHERE bank_id = ?"))
+        .bind(bank.id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+    sqlx::query(&s.sql("DELETE FROM banks WHERE id = ?"))
+        .bind(bank.id)
+        .execute(&mut *tx)
+        .await?;
+    db::audit(
+        s,
+        &mut tx,
+        &caller.key_id,
+        "bank.delete",
+        Some(&bank.name),
+        None,
+        json!({"content_deleted": n}),
+    )
+    .await?;
+    let seq = db::change(s, &mut tx, Some(bank.id), None).await?;
+    tx.commit().await?;
+    state
+        .catalog
+        .apply(s, &[(seq, Some(bank.id), None)])
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({"deleted": bank.name, "content_deleted": n})))
+}

@@ -1,0 +1,229 @@
+//! `POST /v1/hash` and `POST /v1/match`.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::State;
+use bulwark_banks::{Signal, SignalType};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use super::{Upload, bank_filter};
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::catalog::Hit;
+use crate::error::{ApiError, ApiResult};
+use crate::media::Hashed;
+
+pub async fn hash(
+    State(state): State<AppState>,
+    caller: Caller,
+    upload: Upload,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Matcher)?;
+    let Upload::File {
+        file: Some(file), ..
+    } = upload
+    else {
+        return Err(ApiError::bad_request(
+            "send the media as multipart/form-data in a `file` field",
+        ));
+    };
+    let _slot = state.media.upload_slot().await?;
+    Ok(Json(state.media.hash(file).await?.to_json()))
+}
+
+fn hit_json(h: &Hit, signal_type: &str) -> Value {
+    let mut j = json!({
+        "bank": &*h.bank,
+        "content_id": h.content_id,
+        "signal_type": signal_type,
+        "distance": h.distance,
+    });
+    if h.video_frame {
+        j["video_frame"] = json!(true);
+    }
+    j
+}
+
+/// Exact matches of an MD5 or SHA-256 value.
+pub async fn exact(
+    state: &AppState,
+    s: &Signal,
+    banks: Option<&HashSet<String>>,
+) -> Result<Vec<Hit>, ApiError> {
+    let st = &state.store;
+    let rows = sqlx::query(
+        &st.sql("SELECT bank_id, content_id FROM signals WHERE signal_type = ? AND value = ?"),
+    )
+    .bind(s.signal_type().name())
+    .bind(s.value())
+    .fetch_all(&st.pool)
+    .await?;
+    let hits = rows
+        .iter()
+        .map(|r| Ok((r.try_get("bank_id")?, r.try_get("content_id")?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(state.catalog.filter_exact(hits, banks))
+}
+
+/// Every match of the given signals.
+pub async fn match_signals(
+    state: &AppState,
+    signals: &[Signal],
+    banks: Option<&HashSet<String>>,
+) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::new();
+    for s in signals {
+        let hits = match s {
+            Signal::Pdq(h) => state.catalog.search(h, banks),
+            other => exact(state, other, banks).await?,
+        };
+        for h in &hits {
+            state.metrics.matched(&h.bank, 1);
+        }
+        out.extend(hits.iter().map(|h| {
+            let mut j = hit_json(h, s.signal_type().name());
+            j["query_signal"] = json!(s.value());
+            j
+        }));
+    }
+    Ok(out)
+}
+
+fn unknown_banks(state: &AppState, banks: Option<&HashSet<String>>) -> Result<(), ApiError> {
+    let Some(banks) = banks else { return Ok(()) };
+    let known = state.catalog.bank_names();
+    let mut unknown: Vec<&str> = banks
+        .iter()
+        .filter(|b| !known.contains(*b))
+        .map(String::as_str)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort_unstable();
+    Err(ApiError::bad_request(format!(
+        "no such bank: {}",
+        unknown.join(", ")
+    )))
+}
+
+pub async fn match_(
+    State(state): State<AppState>,
+    caller: Caller,
+    upload: Upload,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Matcher)?;
+    match upload {
+        Upload::File { file, fields } => {
+            let file = file
+                .ok_or_else(|| ApiError::bad_request("the multipart body has no `file` field"))?;
+            let banks = bank_filter(
+                fields
+                    .get("banks")
+                    .map(|b| Value::String(b.clone()))
+                    .as_ref(),
+            )?;
+            unknown_banks(&state, banks.as_ref())?;
+            let _slot = state.media.upload_slot().await?;
+            let hashed = state.media.hash(file).await?;
+            let matches = match &hashed {
+                Hashed::Photo {
+                    pdq, md5, sha256, ..
+                } => {
+                    match_signals(
+                        &state,
+                        &[
+                            Signal::Pdq(*pdq),
+                            Signal::Md5(*md5),
+                            Signal::Sha256(*sha256),
+                        ],
+                        banks.as_ref(),
+                    )
+                    .await?
+                }
+                Hashed::Video {
+                    frames,
+                    md5,
+                    sha256,
+                } => {
+                    let mut m = match_signals(
+                        &state,
+                        &[Signal::Md5(*md5), Signal::Sha256(*sha256)],
+                        banks.as_ref(),
+                    )
+                    .await?;
+                    let rule = bulwark_vpdq::MatchRule::default();
+                    for v in state.catalog.match_video(frames, &rule, banks.as_ref()) {
+                        state.metrics.matched(&v.bank, 1);
+                        m.push(json!({
+                            "bank": &*v.bank,
+                            "content_id": v.content_id,
+                            "signal_type": "vpdq",
+                            "query_percent": v.query_percent,
+                            "compared_percent": v.compared_percent,
+                        }));
+                    }
+                    m
+                }
+            };
+            let mut query = hashed.to_json();
+            if let Some(o) = query.as_object_mut() {
+                o.remove("vpdq");
+            }
+            Ok(Json(json!({ "query": query, "matches": matches })))
+        }
+        Upload::Json(v) => {
+            let obj = v
+                .as_object()
+                .ok_or_else(|| ApiError::bad_request("expected a JSON object"))?;
+            for k in obj.keys() {
+                if !["signals", "banks"].contains(&k.as_str()) {
+                    return Err(ApiError::bad_request(format!("unknown field {k:?}")));
+                }
+            }
+            let banks = bank_filter(obj.get("banks"))?;
+            unknown_banks(&state, banks.as_ref())?;
+            let map = obj
+                .get("signals")
+                .and_then(Value::as_object)
+                .ok_or_else(|| {
+                    ApiError::bad_request("`signals` must be an object like {\"pdq\": HEX}")
+                })?;
+            if map.is_empty() {
+                return Err(ApiError::bad_request("no signals given"));
+            }
+            let mut signals = Vec::new();
+            for (k, v) in map {
+                let t: SignalType = k
+                    .parse()
+                    .map_err(|e| ApiError::bad_request(format!("{e}")))?;
+                let values: Vec<&str> = match v {
+                    Value::String(s) => vec![s.as_str()],
+                    Value::Array(a) if a.len() <= 1000 => a
+                        .iter()
+                        .map(|x| {
+                            x.as_str().ok_or_else(|| {
+                                ApiError::bad_request(format!("{k} values must be strings"))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "{k} must be a string or a list of at most 1000"
+                        )));
+                    }
+                };
+                for v in values {
+                    signals.push(
+                        t.parse(v)
+                            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                    );
+                }
+            }
+            let matches = match_signals(&state, &signals, banks.as_ref()).await?;
+            Ok(Json(json!({ "matches": matches })))
+        }
+    }
+}

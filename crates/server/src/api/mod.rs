@@ -1,0 +1,213 @@
+//! The HTTP API: `/v1/...`, HMA-compatible routes, `/metrics`.
+
+mod banks;
+mod content;
+mod hma;
+mod lists;
+mod matching;
+mod ops;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Multipart, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The OpenAPI document, served at `/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_upload_bytes;
+    let timeout = state.config.request_timeout;
+    Router::new()
+        .route("/v1/health", get(ops::health))
+        .route("/v1/openapi.json", get(ops::openapi))
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/audit", get(ops::audit))
+        .route("/v1/banks", get(banks::list).post(banks::create))
+        .route(
+            "/v1/banks/{bank}",
+            get(banks::get).patch(banks::update).delete(banks::delete),
+        )
+        .route(
+            "/v1/banks/{bank}/content",
+            get(content::list).post(content::add),
+        )
+        .route(
+            "/v1/banks/{bank}/content/{id}",
+            get(content::get)
+                .patch(content::update)
+                .delete(content::delete),
+        )
+        .route("/v1/banks/{bank}/import", post(lists::import))
+        .route("/v1/banks/{bank}/export", get(lists::export))
+        .route("/v1/hash", post(matching::hash))
+        .route("/v1/match", post(matching::match_))
+        .route("/m/lookup", get(hma::lookup))
+        .route("/c/banks", get(hma::banks))
+        .route("/c/bank/{bank}/signal", post(hma::add_signal))
+        .fallback(|| async { ApiError::not_found("no such route (see /v1/openapi.json)") })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .with_state(state)
+}
+
+async fn record(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .request(&method, &route, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+/// A request body that is either a multipart upload (`file` plus text fields)
+/// or a JSON document.
+pub enum Upload {
+    /// `multipart/form-data`.
+    File {
+        /// The `file` field, if sent.
+        file: Option<Bytes>,
+        /// Other fields, as text.
+        fields: HashMap<String, String>,
+    },
+    /// `application/json`.
+    Json(serde_json::Value),
+}
+
+impl FromRequest<AppState> for Upload {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ct = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if ct.starts_with("multipart/form-data") {
+            let mut mp = Multipart::from_request(req, state)
+                .await
+                .map_err(|e| ApiError::bad_request(e.body_text()))?;
+            let mut file = None;
+            let mut fields = HashMap::new();
+            while let Some(field) = mp.next_field().await? {
+                let name = field.name().unwrap_or("").to_string();
+                if name == "file" {
+                    if file.is_some() {
+                        return Err(ApiError::bad_request("send one `file` field per request"));
+                    }
+                    file = Some(field.bytes().await?);
+                } else {
+                    let text = field.text().await?;
+                    if text.len() > 1 << 20 {
+                        return Err(ApiError::bad_request(format!(
+                            "field `{name}` is over 1 MiB"
+                        )));
+                    }
+                    fields.insert(name, text);
+                }
+            }
+            Ok(Upload::File { file, fields })
+        } else if ct.starts_with("application/json") {
+            let Json(v) = Json::<serde_json::Value>::from_request(req, state)
+                .await
+                .map_err(|e| ApiError::bad_request(e.body_text()))?;
+            Ok(Upload::Json(v))
+        } else {
+            Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send multipart/form-data with a `file` field, or application/json",
+            ))
+        }
+    }
+}
+
+/// JSON body with a clear 400 on malformed input.
+pub struct JsonBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| JsonBody(v))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}
+
+/// Checks a bank name: 1–64 of `A–Z a–z 0–9 _ -`.
+pub fn valid_bank_name(name: &str) -> Result<(), ApiError> {
+    if !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "bank name {:?} must be 1–64 characters of A–Z, a–z, 0–9, _ and -",
+            name.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+/// A bank by name, or 404.
+pub async fn bank_or_404(state: &AppState, name: &str) -> Result<crate::db::BankRow, ApiError> {
+    crate::db::bank_by_name(&state.store, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no bank named {name:?}")))
+}
+
+/// Parses a `banks` restriction: a comma-separated list or a JSON array.
+pub fn bank_filter(
+    v: Option<&serde_json::Value>,
+) -> Result<Option<std::collections::HashSet<String>>, ApiError> {
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(
+            s.split(',')
+                .map(|b| b.trim().to_string())
+                .filter(|b| !b.is_empty())
+                .collect(),
+        )),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .map(|b| {
+                b.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::bad_request("`banks` must be a list of bank names"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Some),
+        Some(_) => Err(ApiError::bad_request(
+            "`banks` must be a list of bank names",
+        )),
+    }
+}

@@ -1,0 +1,330 @@
+//! API keys and roles.
+//!
+//! A key is `bwk_<id>_<secret>`: the id (12 hex digits) names the key in logs
+//! and the audit trail; only SHA-256 of the secret (32 random bytes) is
+//! stored, and it is compared in constant time. Keys travel as
+//! `Authorization: Bearer KEY`.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::AppState;
+use crate::db::{Store, now_ms, rfc3339};
+use crate::error::ApiError;
+
+/// What a key may do. Each role can do what the roles below it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Hash and match; submit reports.
+    Matcher,
+    /// Also create, change and export banks and their content; read reports.
+    Curator,
+    /// Also read the audit log.
+    Admin,
+}
+
+impl Role {
+    /// The role's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Matcher => "matcher",
+            Role::Curator => "curator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "matcher" => Ok(Role::Matcher),
+            "curator" => Ok(Role::Curator),
+            "admin" => Ok(Role::Admin),
+            _ => Err(format!(
+                "unknown role {s:?} (expected admin, curator or matcher)"
+            )),
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Key id, recorded in the audit log.
+    pub key_id: String,
+    /// The key's role.
+    pub role: Role,
+}
+
+impl Caller {
+    /// 403 unless the caller has at least `role`.
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this needs the {} role; key {} has {}",
+                    role.name(),
+                    self.key_id,
+                    self.role.name()
+                ),
+            ))
+        }
+    }
+}
+
+#[derive(Clone)]
+struct CachedKey {
+    secret_sha256: [u8; 32],
+    role: Role,
+    revoked: bool,
+}
+
+/// Verified keys, re-read from the database when older than a couple of
+/// seconds so that a revocation (by the CLI or another replica) takes effect
+/// quickly without a database round trip per request.
+pub struct KeyCache {
+    keys: Mutex<HashMap<String, (CachedKey, Instant)>>,
+}
+
+const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
+
+impl KeyCache {
+    /// An empty cache.
+    pub fn new() -> KeyCache {
+        KeyCache {
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn lookup(&self, store: &Store, id: &str) -> Result<Option<CachedKey>, ApiError> {
+        if let Some((k, at)) = self.keys.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            if at.elapsed() < KEY_CACHE_TTL {
+                return Ok(Some(k.clone()));
+            }
+        }
+        let row = sqlx::query(
+            &store.sql("SELECT secret_sha256, role, revoked_at FROM api_keys WHERE id = ?"),
+        )
+        .bind(id)
+        .fetch_optional(&store.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let hex_hash: String = row.try_get("secret_sha256")?;
+        let role: String = row.try_get("role")?;
+        let revoked: Option<i64> = row.try_get("revoked_at")?;
+        let mut secret_sha256 = [0u8; 32];
+        hex::decode_to_slice(&hex_hash, &mut secret_sha256)
+            .map_err(|e| ApiError::internal(format!("stored key hash: {e}")))?;
+        let key = CachedKey {
+            secret_sha256,
+            role: role.parse().map_err(ApiError::internal)?,
+            revoked: revoked.is_some(),
+        };
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() > 100_000 {
+            keys.clear();
+        }
+        keys.insert(id.to_string(), (key.clone(), Instant::now()));
+        Ok(Some(key))
+    }
+
+    /// Checks a presented key.
+    pub async fn verify(&self, store: &Store, presented: &str) -> Result<Caller, ApiError> {
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let (id, secret) = split_key(presented).ok_or_else(|| unauthorized("malformed API key"))?;
+        let key = self
+            .lookup(store, id)
+            .await?
+            .ok_or_else(|| unauthorized("unknown API key"))?;
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        if !bool::from(digest.ct_eq(&key.secret_sha256)) {
+            return Err(unauthorized("wrong API key"));
+        }
+        if key.revoked {
+            return Err(unauthorized("this API key was revoked"));
+        }
+        Ok(Caller {
+            key_id: id.to_string(),
+            role: key.role,
+        })
+    }
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache::new()
+    }
+}
+
+fn split_key(k: &str) -> Option<(&str, &str)> {
+    let rest = k.strip_prefix("bwk_")?;
+    let (id, secret) = rest.split_once('_')?;
+    (id.len() == 12 && secret.len() == 64).then_some((id, secret))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "this API needs a key: send `Authorization: Bearer KEY` (see `bulwark keys create`)",
+                )
+            })?;
+        let key = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the Authorization header must be `Bearer KEY`",
+                )
+            })?;
+        state.keys.verify(&state.store, key.trim()).await
+    }
+}
+
+/// A newly created key: the only time its secret exists outside the caller.
+pub struct NewKey {
+    /// The key id.
+    pub id: String,
+    /// The whole key, `bwk_<id>_<secret>`.
+    pub key: Zeroizing<String>,
+}
+
+/// Creates a key with `role`.
+pub async fn create_key(store: &Store, role: Role, name: &str) -> anyhow::Result<NewKey> {
+    let mut id_bytes = [0u8; 6];
+    let mut secret = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(&mut id_bytes);
+    rand::rngs::OsRng.fill_bytes(secret.as_mut());
+    let id = hex::encode(id_bytes);
+    let secret_hex = Zeroizing::new(hex::encode(secret.as_ref()));
+    let digest = hex::encode(Sha256::digest(secret_hex.as_bytes()));
+    sqlx::query(&store.sql(
+        "INSERT INTO api_keys (id, secret_sha256, role, name, created_at, revoked_at) \
+         VALUES (?, ?, ?, ?, ?, NULL)",
+    ))
+    .bind(&id)
+    .bind(&digest)
+    .bind(role.name())
+    .bind(name)
+    .bind(now_ms())
+    .execute(&store.pool)
+    .await?;
+    let key = Zeroizing::new(format!("bwk_{id}_{}", secret_hex.as_str()));
+    Ok(NewKey { id, key })
+}
+
+/// A key as listed (never its secret).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyInfo {
+    /// Key id.
+    pub id: String,
+    /// Role.
+    pub role: String,
+    /// Name given at creation.
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339, when revoked.
+    pub revoked_at: Option<String>,
+}
+
+/// Every key.
+pub async fn list_keys(store: &Store) -> anyhow::Result<Vec<KeyInfo>> {
+    let rows = sqlx::query(
+        "SELECT id, role, name, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
+    )
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(KeyInfo {
+                id: r.try_get("id")?,
+                role: r.try_get("role")?,
+                name: r.try_get("name")?,
+                created_at: rfc3339(r.try_get("created_at")?),
+                revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(rfc3339),
+            })
+        })
+        .collect()
+}
+
+/// Revokes a key by id (or by the whole key); false when there is no such key.
+pub async fn revoke_key(store: &Store, id_or_key: &str) -> anyhow::Result<bool> {
+    let id = split_key(id_or_key).map_or(id_or_key, |(id, _)| id);
+    let done = sqlx::query(
+        &store.sql("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"),
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(&store.pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// On a store without keys, creates an admin key and writes it to
+/// `data_dir/admin.key` (mode 0600); returns that path when it did.
+pub async fn bootstrap_admin(
+    store: &Store,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM api_keys")
+        .fetch_one(&store.pool)
+        .await?
+        .try_get("n")?;
+    if n > 0 {
+        return Ok(None);
+    }
+    let key = create_key(store, Role::Admin, "first admin (created at first start)").await?;
+    let path = data_dir.join("admin.key");
+    write_secret_file(&path, key.key.as_bytes())?;
+    Ok(Some(path))
+}
+
+fn write_secret_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    f.write_all(bytes)?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    Ok(())
+}

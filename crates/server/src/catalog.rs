@@ -1,0 +1,579 @@
+//! What this node matches against: the banks, the PDQ index over every banked
+//! photo hash and video frame, video frame lists, and which content is
+//! disabled. Kept current without a rebuild: local writes are applied as they
+//! commit, other replicas' writes by polling the `changes` table.
+//!
+//! Index ids pack what a match needs, so no per-hash map is kept in memory:
+//! bit 62 marks a video frame, bits 40..62 hold the bank id and bits 0..40
+//! the content id.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bulwark_index::{Index, LiveIndex};
+use bulwark_pdq::PdqHash;
+use bulwark_vpdq::{FrameHash, MatchRule};
+use futures_util::TryStreamExt;
+use sqlx::Row;
+
+use crate::db::{self, BankRow, Store, now_ms};
+
+const FRAME_BIT: u64 = 1 << 62;
+const CONTENT_BITS: u32 = 40;
+const CONTENT_MASK: u64 = (1 << CONTENT_BITS) - 1;
+const BANK_MASK: u64 = (1 << 22) - 1;
+
+/// Packs (frame?, bank, content) into an index id.
+pub fn entry_id(frame: bool, bank_id: i64, content_id: i64) -> u64 {
+    (if frame { FRAME_BIT } else { 0 })
+        | ((bank_id as u64 & BANK_MASK) << CONTENT_BITS)
+        | (content_id as u64 & CONTENT_MASK)
+}
+
+fn unpack(id: u64) -> (bool, i64, i64) {
+    (
+        id & FRAME_BIT != 0,
+        ((id >> CONTENT_BITS) & BANK_MASK) as i64,
+        (id & CONTENT_MASK) as i64,
+    )
+}
+
+/// A bank as matching sees it.
+#[derive(Debug, Clone)]
+pub struct BankInfo {
+    /// Name.
+    pub name: Arc<str>,
+    /// Largest matching distance.
+    pub threshold: u32,
+    /// Matching enabled.
+    pub enabled: bool,
+}
+
+/// A PDQ match.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// Bank name.
+    pub bank: Arc<str>,
+    /// Content id.
+    pub content_id: i64,
+    /// Hamming distance.
+    pub distance: u32,
+    /// The banked entry is a frame of a video.
+    pub video_frame: bool,
+}
+
+/// A video match under the vPDQ rule.
+#[derive(Debug, Clone)]
+pub struct VideoHit {
+    /// Bank name.
+    pub bank: Arc<str>,
+    /// Content id.
+    pub content_id: i64,
+    /// Percent of the query's frames found in the banked video.
+    pub query_percent: f64,
+    /// Percent of the banked video's frames found in the query.
+    pub compared_percent: f64,
+}
+
+struct State {
+    banks: HashMap<i64, BankInfo>,
+    /// Content that does not match: `None` disabled, `Some(t)` until `t` (ms).
+    disabled: HashMap<i64, Option<i64>>,
+    videos: HashMap<i64, Arc<Vec<FrameHash>>>,
+}
+
+/// Which `changes` rows this node has applied.
+#[derive(Default)]
+struct Seen {
+    /// Every sequence number ≤ floor is applied (or was a gap given up on).
+    floor: i64,
+    above: BTreeSet<i64>,
+    /// When the oldest open gap was first noticed.
+    gap_since: Option<Instant>,
+}
+
+/// A gap in `changes` (a transaction still in flight on another replica, or
+/// rolled back) is waited for this long before it is skipped.
+const GAP_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The in-memory matching state.
+pub struct Catalog {
+    index: RwLock<Arc<LiveIndex>>,
+    state: RwLock<State>,
+    seen: std::sync::Mutex<Seen>,
+    loaded: AtomicBool,
+    /// Time (ms) of the last successful poll.
+    pub last_refresh_ms: AtomicI64,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog::new()
+    }
+}
+
+impl Catalog {
+    /// An empty, unloaded catalog.
+    pub fn new() -> Catalog {
+        Catalog {
+            index: RwLock::new(Arc::new(LiveIndex::new())),
+            state: RwLock::new(State {
+                banks: HashMap::new(),
+                disabled: HashMap::new(),
+                videos: HashMap::new(),
+            }),
+            seen: std::sync::Mutex::new(Seen::default()),
+            loaded: AtomicBool::new(false),
+            last_refresh_ms: AtomicI64::new(0),
+        }
+    }
+
+    fn index(&self) -> Arc<LiveIndex> {
+        Arc::clone(&self.index.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn state_mut(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the first full load finished.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Index entries (photo hashes and video frames) and entries not yet merged.
+    pub fn index_size(&self) -> (usize, usize) {
+        let ix = self.index();
+        (ix.len(), ix.pending())
+    }
+
+    /// The highest change applied without gaps below it.
+    pub fn applied_seq(&self) -> i64 {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).floor
+    }
+
+    /// Bank info by id.
+    pub fn bank(&self, id: i64) -> Option<BankInfo> {
+        self.state().banks.get(&id).cloned()
+    }
+
+    /// Names of every bank this node knows.
+    pub fn bank_names(&self) -> HashSet<String> {
+        self.state()
+            .banks
+            .values()
+            .map(|b| b.name.to_string())
+            .collect()
+    }
+
+    /// Reads everything from the store and swaps it in.
+    pub async fn load(&self, store: &Store) -> anyhow::Result<()> {
+        let started = Instant::now();
+        // Changes after this point are replayed by `refresh` (idempotently).
+        let max_seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM changes")
+            .fetch_one(&store.pool)
+            .await?
+            .try_get("s")?;
+        let banks: HashMap<i64, BankInfo> = sqlx::query("SELECT * FROM banks")
+            .fetch_all(&store.pool)
+            .await?
+            .iter()
+            .map(|r| BankRow::from_row(r).map(|b| (b.id, bank_info(&b))))
+            .collect::<Result<_, _>>()?;
+        let mut entries: Vec<(u64, [u8; 32])> = Vec::new();
+        {
+            let mut rows = sqlx::query(
+                "SELECT content_id, bank_id, value FROM signals WHERE signal_type = 'pdq'",
+            )
+            .fetch(&store.pool);
+            while let Some(r) = rows.try_next().await? {
+                let value: String = r.try_get("value")?;
+                let hash: PdqHash = value
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("stored PDQ hash {value:?}: {e}"))?;
+                entries.push((
+                    entry_id(false, r.try_get("bank_id")?, r.try_get("content_id")?),
+                    *hash.as_bytes(),
+                ));
+            }
+        }
+        let mut videos: HashMap<i64, Vec<FrameHash>> = HashMap::new();
+        let mut video_bank: HashMap<i64, i64> = HashMap::new();
+        {
+            let mut rows = sqlx::query(
+                "SELECT f.content_id, c.bank_id, f.frame, f.quality, f.hash, f.ts \
+                 FROM video_frames f JOIN content c ON c.id = f.content_id",
+            )
+            .fetch(&store.pool);
+            while let Some(r) = rows.try_next().await? {
+                let cid: i64 = r.try_get("content_id")?;
+                video_bank.insert(cid, r.try_get("bank_id")?);
+                videos.entry(cid).or_default().push(db::frame_from_row(&r)?);
+            }
+        }
+        for (cid, frames) in &mut videos {
+            frames.sort_by_key(|f| f.frame);
+            for h in bulwark_vpdq::prepare(frames, 0) {
+                entries.push((entry_id(true, video_bank[cid], *cid), *h.as_bytes()));
+            }
+        }
+        let disabled: HashMap<i64, Option<i64>> =
+            sqlx::query("SELECT id, disabled_until FROM content WHERE enabled = 0")
+                .fetch_all(&store.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("disabled_until")?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+        let n = entries.len();
+        let index = tokio::task::spawn_blocking(move || Index::build(&entries)).await?;
+        let live = Arc::new(LiveIndex::from_index(index));
+        {
+            let mut st = self.state_mut();
+            *self.index.write().unwrap_or_else(|e| e.into_inner()) = live;
+            st.banks = banks;
+            st.disabled = disabled;
+            st.videos = videos.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        }
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.floor = seen.floor.max(max_seq);
+            let floor = seen.floor;
+            seen.above.retain(|s| *s > floor);
+        }
+        self.loaded.store(true, Ordering::Release);
+        self.last_refresh_ms.store(now_ms(), Ordering::Release);
+        tracing::info!(
+            "index loaded: {n} entries in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Applies changes (from a local write, or read from the `changes` table).
+    /// Idempotent: re-reads the current state of every bank and content named.
+    pub async fn apply(
+        &self,
+        store: &Store,
+        changes: &[(i64, Option<i64>, Option<i64>)],
+    ) -> anyhow::Result<()> {
+        let mut bank_ids = HashSet::new();
+        let mut contents: Vec<(i64, Option<i64>)> = Vec::new();
+        for &(_, bank, content) in changes {
+            match (bank, content) {
+                (b, Some(c)) => contents.push((c, b)),
+                (Some(b), None) => {
+                    bank_ids.insert(b);
+                }
+                (None, None) => {}
+            }
+        }
+        let mut rebuild = false;
+        for b in bank_ids {
+            let row = sqlx::query(&store.sql("SELECT * FROM banks WHERE id = ?"))
+                .bind(b)
+                .fetch_optional(&store.pool)
+                .await?;
+            let mut st = self.state_mut();
+            match row {
+                Some(r) => {
+                    st.banks.insert(b, bank_info(&BankRow::from_row(&r)?));
+                }
+                None => {
+                    // Its entries are filtered out from now on (bank ids are
+                    // never reused) and dropped by the rebuild below.
+                    rebuild |= st.banks.remove(&b).is_some();
+                }
+            }
+        }
+        contents.sort_unstable();
+        contents.dedup();
+        for chunk in contents.chunks(500) {
+            self.reload_contents(store, chunk).await?;
+        }
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            for &(seq, _, _) in changes {
+                if seq > seen.floor {
+                    seen.above.insert(seq);
+                }
+            }
+            advance(&mut seen);
+        }
+        if rebuild {
+            self.load(store).await?;
+        }
+        Ok(())
+    }
+
+    async fn reload_contents(
+        &self,
+        store: &Store,
+        chunk: &[(i64, Option<i64>)],
+    ) -> anyhow::Result<()> {
+        let ids: Vec<String> = chunk.iter().map(|(c, _)| c.to_string()).collect();
+        let list = ids.join(",");
+        // Ids are integers we format ourselves: no injection.
+        let rows = sqlx::query(&format!(
+            "SELECT c.id, c.bank_id, c.kind, c.enabled, c.disabled_until, s.value \
+             FROM content c LEFT JOIN signals s ON s.content_id = c.id AND s.signal_type = 'pdq' \
+             WHERE c.id IN ({list})"
+        ))
+        .fetch_all(&store.pool)
+        .await?;
+        let frame_rows = sqlx::query(&format!(
+            "SELECT content_id, frame, quality, hash, ts FROM video_frames \
+             WHERE content_id IN ({list}) ORDER BY content_id, frame"
+        ))
+        .fetch_all(&store.pool)
+        .await?;
+        let mut frames: HashMap<i64, Vec<FrameHash>> = HashMap::new();
+        for r in &frame_rows {
+            frames
+                .entry(r.try_get("content_id")?)
+                .or_default()
+                .push(db::frame_from_row(r)?);
+        }
+        let index = self.index();
+        let mut st = self.state_mut();
+        // Drop what this node holds for each content, then add what is stored now.
+        for &(cid, bank) in chunk {
+            let bank = bank.or_else(|| {
+                rows.iter()
+                    .find(|r| r.try_get::<i64, _>("id").ok() == Some(cid))
+                    .and_then(|r| r.try_get("bank_id").ok())
+            });
+            if let Some(b) = bank {
+                index.remove(entry_id(false, b, cid));
+                index.remove(entry_id(true, b, cid));
+            }
+            st.disabled.remove(&cid);
+            st.videos.remove(&cid);
+        }
+        for r in &rows {
+            let cid: i64 = r.try_get("id")?;
+            let bank: i64 = r.try_get("bank_id")?;
+            if r.try_get::<i64, _>("enabled")? == 0 {
+                st.disabled.insert(cid, r.try_get("disabled_until")?);
+            }
+            if let Some(v) = r.try_get::<Option<String>, _>("value")? {
+                let h: PdqHash = v
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("stored PDQ hash {v:?}: {e}"))?;
+                index.insert(entry_id(false, bank, cid), *h.as_bytes());
+            }
+            if let Some(f) = frames.remove(&cid) {
+                for h in bulwark_vpdq::prepare(&f, 0) {
+                    index.insert(entry_id(true, bank, cid), *h.as_bytes());
+                }
+                st.videos.insert(cid, Arc::new(f));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and applies other replicas' changes.
+    pub async fn refresh(&self, store: &Store) -> anyhow::Result<usize> {
+        let floor = self.applied_seq();
+        let rows = sqlx::query(&store.sql(
+            "SELECT seq, bank_id, content_id FROM changes WHERE seq > ? ORDER BY seq LIMIT 20000",
+        ))
+        .bind(floor)
+        .fetch_all(&store.pool)
+        .await?;
+        let mut todo = Vec::new();
+        let mut present = Vec::new();
+        {
+            let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            for r in &rows {
+                let seq: i64 = r.try_get("seq")?;
+                present.push(seq);
+                if !seen.above.contains(&seq) {
+                    todo.push((seq, r.try_get("bank_id")?, r.try_get("content_id")?));
+                }
+            }
+        }
+        let n = todo.len();
+        if !todo.is_empty() {
+            self.apply(store, &todo).await?;
+        }
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            advance(&mut seen);
+            // Gaps: something above the floor exists but floor + 1 does not.
+            if present.iter().any(|s| *s > seen.floor + 1)
+                && !seen.above.contains(&(seen.floor + 1))
+            {
+                let since = *seen.gap_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > GAP_PATIENCE {
+                    tracing::warn!("change {} never appeared; skipping it", seen.floor + 1);
+                    seen.floor += 1;
+                    seen.gap_since = None;
+                    advance(&mut seen);
+                }
+            } else {
+                seen.gap_since = None;
+            }
+        }
+        self.last_refresh_ms.store(now_ms(), Ordering::Release);
+        Ok(n)
+    }
+
+    fn live(st: &State, content_id: i64, now: i64) -> bool {
+        match st.disabled.get(&content_id) {
+            None => true,
+            Some(None) => false,
+            Some(Some(until)) => *until <= now,
+        }
+    }
+
+    /// Every enabled banked photo hash or video frame within each bank's
+    /// threshold of `hash`, one hit per content item (its closest entry).
+    /// `banks`: only these bank names.
+    pub fn search(&self, hash: &PdqHash, banks: Option<&HashSet<String>>) -> Vec<Hit> {
+        let radius = self.radius(banks);
+        let Some(radius) = radius else {
+            return Vec::new();
+        };
+        let matches = self.index().search(hash.as_bytes(), radius);
+        let st = self.state();
+        let now = now_ms();
+        let mut best: HashMap<i64, Hit> = HashMap::new();
+        for m in matches {
+            let (frame, bank_id, cid) = unpack(m.id);
+            let Some(b) = st.banks.get(&bank_id) else {
+                continue;
+            };
+            if !b.enabled || m.distance > b.threshold || !Self::live(&st, cid, now) {
+                continue;
+            }
+            if banks.is_some_and(|set| !set.contains(&*b.name)) {
+                continue;
+            }
+            let e = best.entry(cid).or_insert_with(|| Hit {
+                bank: Arc::clone(&b.name),
+                content_id: cid,
+                distance: m.distance,
+                video_frame: frame,
+            });
+            if m.distance < e.distance {
+                e.distance = m.distance;
+            }
+        }
+        let mut out: Vec<Hit> = best.into_values().collect();
+        out.sort_by(|a, b| {
+            (a.distance, &a.bank, a.content_id).cmp(&(b.distance, &b.bank, b.content_id))
+        });
+        out
+    }
+
+    fn radius(&self, banks: Option<&HashSet<String>>) -> Option<u32> {
+        self.state()
+            .banks
+            .values()
+            .filter(|b| b.enabled && banks.is_none_or(|s| s.contains(&*b.name)))
+            .map(|b| b.threshold)
+            .max()
+    }
+
+    /// Banked videos that match `query` under the vPDQ rule (each bank's
+    /// threshold as the frame distance).
+    pub fn match_video(
+        &self,
+        query: &[FrameHash],
+        rule: &MatchRule,
+        banks: Option<&HashSet<String>>,
+    ) -> Vec<VideoHit> {
+        let Some(radius) = self.radius(banks) else {
+            return Vec::new();
+        };
+        let q = bulwark_vpdq::prepare(query, rule.quality);
+        let codes: Vec<[u8; 32]> = q.iter().map(|h| *h.as_bytes()).collect();
+        let found = self.index().search_batch(&codes, radius);
+        let mut candidates: HashSet<(i64, i64)> = HashSet::new();
+        for m in found.iter().flatten() {
+            let (frame, bank, cid) = unpack(m.id);
+            if frame {
+                candidates.insert((bank, cid));
+            }
+        }
+        let st = self.state();
+        let now = now_ms();
+        let mut out = Vec::new();
+        for (bank_id, cid) in candidates {
+            let Some(b) = st.banks.get(&bank_id) else {
+                continue;
+            };
+            if !b.enabled
+                || !Self::live(&st, cid, now)
+                || banks.is_some_and(|s| !s.contains(&*b.name))
+            {
+                continue;
+            }
+            let Some(frames) = st.videos.get(&cid) else {
+                continue;
+            };
+            let r = bulwark_vpdq::match_videos(
+                query,
+                frames,
+                &MatchRule {
+                    distance: b.threshold,
+                    ..*rule
+                },
+            );
+            if r.is_match {
+                out.push(VideoHit {
+                    bank: Arc::clone(&b.name),
+                    content_id: cid,
+                    query_percent: r.query_percent,
+                    compared_percent: r.compared_percent,
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            b.query_percent
+                .total_cmp(&a.query_percent)
+                .then(a.content_id.cmp(&b.content_id))
+        });
+        out
+    }
+
+    /// Filters exact (MD5/SHA-256) hits from the store by bank state.
+    pub fn filter_exact(&self, hits: Vec<(i64, i64)>, banks: Option<&HashSet<String>>) -> Vec<Hit> {
+        let st = self.state();
+        let now = now_ms();
+        hits.into_iter()
+            .filter_map(|(bank_id, cid)| {
+                let b = st.banks.get(&bank_id)?;
+                (b.enabled
+                    && Self::live(&st, cid, now)
+                    && banks.is_none_or(|s| s.contains(&*b.name)))
+                .then(|| Hit {
+                    bank: Arc::clone(&b.name),
+                    content_id: cid,
+                    distance: 0,
+                    video_frame: false,
+                })
+            })
+            .collect()
+    }
+}
+
+fn advance(seen: &mut Seen) {
+    while seen.above.remove(&(seen.floor + 1)) {
+        seen.floor += 1;
+    }
+}
+
+fn bank_info(b: &BankRow) -> BankInfo {
+    BankInfo {
+        name: Arc::from(b.name.as_str()),
+        threshold: b.threshold.clamp(0, 256) as u32,
+        enabled: b.enabled,
+    }
+}

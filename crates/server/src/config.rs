@@ -1,0 +1,160 @@
+//! Service configuration: flags and environment (parsed by the binary) over a
+//! TOML file over defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything `bulwark serve` can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the embedded database, the first admin key and snapshots.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; `None`: SQLite in `data_dir`.
+    pub database: Option<String>,
+    /// Largest accepted upload body, in bytes.
+    pub max_upload_bytes: usize,
+    /// Threads decoding and hashing media (the bounded worker pool).
+    pub workers: usize,
+    /// Uploads accepted at once (each holds at most `max_upload_bytes`); more wait.
+    pub max_uploads_in_flight: usize,
+    /// How long an upload may wait for a worker before a 503.
+    pub queue_timeout: Duration,
+    /// How long one request may take, body included.
+    pub request_timeout: Duration,
+    /// How often this node polls the database for other replicas' writes
+    /// (each wait is jittered by ±50 %).
+    pub refresh_interval: Duration,
+    /// Default per-bank distance threshold for new banks.
+    pub default_threshold: u32,
+    /// Videos are hashed one frame every this many seconds.
+    pub video_every_seconds: f64,
+    /// Longest a video may take to decode.
+    pub video_timeout: Duration,
+    /// Write the first admin key on an empty key table.
+    pub bootstrap_admin: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("bulwark-data"),
+            database: None,
+            max_upload_bytes: 64 << 20,
+            workers,
+            max_uploads_in_flight: 2 * workers + 2,
+            queue_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(120),
+            refresh_interval: Duration::from_secs(2),
+            default_threshold: 31,
+            video_every_seconds: 1.0,
+            video_timeout: Duration::from_secs(60),
+            bootstrap_admin: true,
+        }
+    }
+}
+
+/// The configuration file's shape (`bulwark serve --config FILE`); every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`Config::listen`].
+    pub listen: Option<SocketAddr>,
+    /// See [`Config::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`Config::database`].
+    pub database: Option<String>,
+    /// See [`Config::max_upload_bytes`].
+    pub max_upload_bytes: Option<usize>,
+    /// See [`Config::workers`].
+    pub workers: Option<usize>,
+    /// See [`Config::max_uploads_in_flight`].
+    pub max_uploads_in_flight: Option<usize>,
+    /// Seconds; see [`Config::queue_timeout`].
+    pub queue_timeout_seconds: Option<f64>,
+    /// Seconds; see [`Config::request_timeout`].
+    pub request_timeout_seconds: Option<f64>,
+    /// Seconds; see [`Config::refresh_interval`].
+    pub refresh_interval_seconds: Option<f64>,
+    /// See [`Config::default_threshold`].
+    pub default_threshold: Option<u32>,
+    /// See [`Config::video_every_seconds`].
+    pub video_every_seconds: Option<f64>,
+    /// Seconds; see [`Config::video_timeout`].
+    pub video_timeout_seconds: Option<f64>,
+}
+
+fn secs(v: f64, key: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v).map_err(|_| anyhow::anyhow!("{key}: {v} is not a duration"))
+}
+
+impl FileConfig {
+    /// Reads a TOML file.
+    pub fn read(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Applies the file's settings on top of `c`.
+    pub fn apply(self, c: &mut Config) -> anyhow::Result<()> {
+        if let Some(v) = self.listen {
+            c.listen = v;
+        }
+        if let Some(v) = self.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = self.database {
+            c.database = Some(v);
+        }
+        if let Some(v) = self.max_upload_bytes {
+            c.max_upload_bytes = v;
+        }
+        if let Some(v) = self.workers {
+            c.workers = v.max(1);
+        }
+        if let Some(v) = self.max_uploads_in_flight {
+            c.max_uploads_in_flight = v.max(1);
+        }
+        if let Some(v) = self.queue_timeout_seconds {
+            c.queue_timeout = secs(v, "queue_timeout_seconds")?;
+        }
+        if let Some(v) = self.request_timeout_seconds {
+            c.request_timeout = secs(v, "request_timeout_seconds")?;
+        }
+        if let Some(v) = self.refresh_interval_seconds {
+            c.refresh_interval = secs(v, "refresh_interval_seconds")?;
+        }
+        if let Some(v) = self.default_threshold {
+            anyhow::ensure!(v <= 256, "default_threshold {v} is above 256");
+            c.default_threshold = v;
+        }
+        if let Some(v) = self.video_every_seconds {
+            anyhow::ensure!(v >= 0.0 && v.is_finite(), "video_every_seconds must be ≥ 0");
+            c.video_every_seconds = v;
+        }
+        if let Some(v) = self.video_timeout_seconds {
+            c.video_timeout = secs(v, "video_timeout_seconds")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The database URL: the configured one, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(u) => u.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("bulwark.db").display()
+            ),
+        }
+    }
+}

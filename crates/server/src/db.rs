@@ -1,0 +1,534 @@
+//! Storage: one schema on SQLite (embedded, WAL) and PostgreSQL, through
+//! sqlx's `Any` driver. Queries are written once with `?` placeholders and
+//! numbered for PostgreSQL. Every write that changes what matches appends a
+//! row to `changes`, in the same transaction, so other replicas can follow.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The shared store.
+#[derive(Clone)]
+pub struct Store {
+    /// The connection pool.
+    pub pool: AnyPool,
+    /// The backend.
+    pub backend: Backend,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// RFC 3339 (UTC, seconds) for a time in milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Parses RFC 3339 into milliseconds.
+pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
+    let t = humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))?;
+    Ok(t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64))
+}
+
+const SCHEMA_V1: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE api_keys (id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, role TEXT NOT NULL,
+  name TEXT NOT NULL, created_at BIGINT NOT NULL, revoked_at BIGINT);
+CREATE TABLE banks (id {pk}, name TEXT NOT NULL UNIQUE, threshold BIGINT NOT NULL,
+  enabled BIGINT NOT NULL, description TEXT NOT NULL, provider TEXT,
+  created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE TABLE content (id {pk}, bank_id BIGINT NOT NULL REFERENCES banks(id) ON DELETE CASCADE,
+  kind TEXT NOT NULL, dedup_key TEXT NOT NULL, note TEXT, metadata TEXT, enabled BIGINT NOT NULL,
+  disabled_until BIGINT, added_by TEXT NOT NULL, source TEXT, created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL, UNIQUE (bank_id, dedup_key));
+CREATE TABLE signals (id {pk}, content_id BIGINT NOT NULL REFERENCES content(id) ON DELETE CASCADE,
+  bank_id BIGINT NOT NULL, signal_type TEXT NOT NULL, value TEXT NOT NULL, quality BIGINT);
+CREATE INDEX signals_content ON signals (content_id);
+CREATE INDEX signals_value ON signals (signal_type, value);
+CREATE TABLE video_frames (content_id BIGINT NOT NULL REFERENCES content(id) ON DELETE CASCADE,
+  frame BIGINT NOT NULL, quality BIGINT NOT NULL, hash TEXT NOT NULL, ts {real} NOT NULL,
+  PRIMARY KEY (content_id, frame));
+CREATE TABLE changes (seq {pk}, bank_id BIGINT, content_id BIGINT, at BIGINT NOT NULL);
+CREATE TABLE audit (id {pk}, at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+  bank TEXT, content_id BIGINT, detail TEXT NOT NULL);
+CREATE INDEX audit_bank ON audit (bank, id);
+";
+
+/// The migrations, in order; each runs once, in a transaction.
+const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+
+impl Store {
+    /// Connects and runs pending migrations.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!(
+                "unsupported database URL {url:?} (expected sqlite://... or postgres://...)"
+            );
+        };
+        let opts = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never block the writer; FULL: a
+                        // commit is on disk before it is acknowledged.
+                        for p in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 10000",
+                        ] {
+                            sqlx::query(p).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            });
+        let pool = opts
+            .connect(url)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to the database: {e}"))?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// `sql` with `?` numbered `$1, $2, ...` for PostgreSQL.
+    pub fn sql<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        if self.backend == Backend::Sqlite {
+            return Cow::Borrowed(sql);
+        }
+        let mut out = String::with_capacity(sql.len() + 16);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        if self.backend == Backend::Postgres {
+            // Replicas starting together migrate one at a time.
+            sqlx::query("SELECT pg_advisory_lock(7305542)")
+                .execute(&mut *conn)
+                .await?;
+        }
+        let result = async {
+            sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+                .execute(&mut *conn)
+                .await?;
+            let current: i64 =
+                sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version")
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .try_get("v")?;
+            anyhow::ensure!(
+                current as usize <= MIGRATIONS.len(),
+                "the database has schema version {current}, newer than this binary knows ({}); \
+                 run a newer bulwark",
+                MIGRATIONS.len()
+            );
+            for (i, m) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+                let (pk, real) = match self.backend {
+                    Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL"),
+                    Backend::Postgres => ("BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION"),
+                };
+                let text = m.replace("{pk}", pk).replace("{real}", real);
+                let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
+                for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                    sqlx::query(stmt).execute(&mut *tx).await?;
+                }
+                sqlx::query(&self.sql("INSERT INTO schema_version (version) VALUES (?)"))
+                    .bind(i as i64 + 1)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                tracing::info!("database migrated to schema version {}", i + 1);
+            }
+            Ok(())
+        }
+        .await;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock(7305542)")
+                .execute(&mut *conn)
+                .await?;
+        }
+        result
+    }
+}
+
+/// A bank as stored.
+#[derive(Debug, Clone)]
+pub struct BankRow {
+    /// Row id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Largest PDQ distance that matches.
+    pub threshold: i64,
+    /// Matching enabled.
+    pub enabled: bool,
+    /// Free text.
+    pub description: String,
+    /// Who provides the list (for the private-matching intersection).
+    pub provider: Option<String>,
+    /// Milliseconds.
+    pub created_at: i64,
+    /// Milliseconds.
+    pub updated_at: i64,
+}
+
+impl BankRow {
+    /// Reads `SELECT *` of `banks`.
+    pub fn from_row(r: &AnyRow) -> Result<BankRow, sqlx::Error> {
+        Ok(BankRow {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            threshold: r.try_get("threshold")?,
+            enabled: r.try_get::<i64, _>("enabled")? != 0,
+            description: r.try_get("description")?,
+            provider: r.try_get("provider")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
+}
+
+/// A content item as stored.
+#[derive(Debug, Clone)]
+pub struct ContentRow {
+    /// Row id (the content id of the API).
+    pub id: i64,
+    /// Bank row id.
+    pub bank_id: i64,
+    /// `photo`, `video` or `signals`.
+    pub kind: String,
+    /// Free text.
+    pub note: Option<String>,
+    /// JSON text.
+    pub metadata: Option<String>,
+    /// Matching enabled.
+    pub enabled: bool,
+    /// Disabled until this time (ms), then enabled again.
+    pub disabled_until: Option<i64>,
+    /// Key id of who added it.
+    pub added_by: String,
+    /// Which list it came from.
+    pub source: Option<String>,
+    /// Milliseconds.
+    pub created_at: i64,
+    /// Milliseconds.
+    pub updated_at: i64,
+}
+
+impl ContentRow {
+    /// Reads the columns of `content`.
+    pub fn from_row(r: &AnyRow) -> Result<ContentRow, sqlx::Error> {
+        Ok(ContentRow {
+            id: r.try_get("id")?,
+            bank_id: r.try_get("bank_id")?,
+            kind: r.try_get("kind")?,
+            note: r.try_get("note")?,
+            metadata: r.try_get("metadata")?,
+            enabled: r.try_get::<i64, _>("enabled")? != 0,
+            disabled_until: r.try_get("disabled_until")?,
+            added_by: r.try_get("added_by")?,
+            source: r.try_get("source")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
+}
+
+/// One signal of a content item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalRow {
+    /// `pdq`, `md5`, `sha256`.
+    pub signal_type: String,
+    /// Lower-case hex.
+    pub value: String,
+    /// PDQ quality.
+    pub quality: Option<i64>,
+}
+
+/// Content to add.
+#[derive(Debug, Clone)]
+pub struct NewContent {
+    /// `photo`, `video` or `signals`.
+    pub kind: &'static str,
+    /// Identifies the same content in a bank (the file's SHA-256, or its signals):
+    /// adding it again is a no-op that returns the first id.
+    pub dedup_key: String,
+    /// Free text.
+    pub note: Option<String>,
+    /// JSON object text.
+    pub metadata: Option<String>,
+    /// Which list it came from.
+    pub source: Option<String>,
+    /// Its signals.
+    pub signals: Vec<SignalRow>,
+    /// Video frames.
+    pub frames: Vec<bulwark_vpdq::FrameHash>,
+}
+
+/// An audit entry.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEntry {
+    /// Sequence.
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    /// Key id (or `cli`, `system`).
+    pub actor: String,
+    /// What was done, e.g. `bank.create`.
+    pub action: String,
+    /// The bank, where there is one.
+    pub bank: Option<String>,
+    /// The content id, where there is one.
+    pub content_id: Option<i64>,
+    /// Details (JSON).
+    pub detail: serde_json::Value,
+}
+
+/// Appends an audit entry inside a transaction.
+pub async fn audit(
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
+    actor: &str,
+    action: &str,
+    bank: Option<&str>,
+    content_id: Option<i64>,
+    detail: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&store.sql(
+        "INSERT INTO audit (at, actor, action, bank, content_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+    ))
+    .bind(now_ms())
+    .bind(actor)
+    .bind(action)
+    .bind(bank)
+    .bind(content_id)
+    .bind(detail.to_string())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Records that a bank or a content item changed, for other replicas; returns the sequence number.
+pub async fn change(
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
+    bank_id: Option<i64>,
+    content_id: Option<i64>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        &store.sql("INSERT INTO changes (bank_id, content_id, at) VALUES (?, ?, ?) RETURNING seq"),
+    )
+    .bind(bank_id)
+    .bind(content_id)
+    .bind(now_ms())
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("seq")
+}
+
+/// Inserts one content item and its signals and frames; `Ok(None)` when the
+/// bank already holds it (same dedup key). Does not write audit or change rows.
+pub async fn insert_content(
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
+    bank_id: i64,
+    actor: &str,
+    c: &NewContent,
+) -> Result<Option<i64>, sqlx::Error> {
+    let now = now_ms();
+    let row = sqlx::query(&store.sql(
+        "INSERT INTO content (bank_id, kind, dedup_key, note, metadata, enabled, disabled_until, \
+         added_by, source, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?) \
+         ON CONFLICT (bank_id, dedup_key) DO NOTHING RETURNING id",
+    ))
+    .bind(bank_id)
+    .bind(c.kind)
+    .bind(&c.dedup_key)
+    .bind(&c.note)
+    .bind(&c.metadata)
+    .bind(actor)
+    .bind(&c.source)
+    .bind(now)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let id: i64 = row.try_get("id")?;
+    for s in &c.signals {
+        sqlx::query(&store.sql(
+            "INSERT INTO signals (content_id, bank_id, signal_type, value, quality) VALUES (?, ?, ?, ?, ?)",
+        ))
+        .bind(id)
+        .bind(bank_id)
+        .bind(&s.signal_type)
+        .bind(&s.value)
+        .bind(s.quality)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for f in &c.frames {
+        sqlx::query(&store.sql(
+            "INSERT INTO video_frames (content_id, frame, quality, hash, ts) VALUES (?, ?, ?, ?, ?)",
+        ))
+        .bind(id)
+        .bind(f.frame as i64)
+        .bind(f.quality as i64)
+        .bind(f.hash.to_string())
+        .bind(f.timestamp)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(Some(id))
+}
+
+/// The id of content with this dedup key in a bank.
+pub async fn content_by_dedup(
+    store: &Store,
+    bank_id: i64,
+    key: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query(&store.sql("SELECT id FROM content WHERE bank_id = ? AND dedup_key = ?"))
+        .bind(bank_id)
+        .bind(key)
+        .fetch_optional(&store.pool)
+        .await?
+        .map(|r| r.try_get("id"))
+        .transpose()
+}
+
+/// Signals of a content item.
+pub async fn signals_of(store: &Store, content_id: i64) -> Result<Vec<SignalRow>, sqlx::Error> {
+    sqlx::query(
+        &store.sql(
+            "SELECT signal_type, value, quality FROM signals WHERE content_id = ? ORDER BY id",
+        ),
+    )
+    .bind(content_id)
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(SignalRow {
+            signal_type: r.try_get("signal_type")?,
+            value: r.try_get("value")?,
+            quality: r.try_get("quality")?,
+        })
+    })
+    .collect()
+}
+
+/// Video frames of a content item, in frame order.
+pub async fn frames_of(
+    store: &Store,
+    content_id: i64,
+) -> Result<Vec<bulwark_vpdq::FrameHash>, sqlx::Error> {
+    let rows = sqlx::query(&store.sql(
+        "SELECT frame, quality, hash, ts FROM video_frames WHERE content_id = ? ORDER BY frame",
+    ))
+    .bind(content_id)
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter().map(frame_from_row).collect()
+}
+
+/// Reads `frame, quality, hash, ts`.
+pub fn frame_from_row(r: &AnyRow) -> Result<bulwark_vpdq::FrameHash, sqlx::Error> {
+    let hash: String = r.try_get("hash")?;
+    Ok(bulwark_vpdq::FrameHash {
+        frame: r.try_get::<i64, _>("frame")? as u64,
+        quality: r.try_get::<i64, _>("quality")? as u32,
+        hash: hash
+            .parse()
+            .map_err(|e| sqlx::Error::Decode(format!("stored frame hash: {e}").into()))?,
+        timestamp: r.try_get("ts")?,
+    })
+}
+
+/// A bank by name.
+pub async fn bank_by_name(store: &Store, name: &str) -> Result<Option<BankRow>, sqlx::Error> {
+    sqlx::query(&store.sql("SELECT * FROM banks WHERE name = ?"))
+        .bind(name)
+        .fetch_optional(&store.pool)
+        .await?
+        .map(|r| BankRow::from_row(&r))
+        .transpose()
+}
+
+/// Audit entries after `after`, oldest first.
+pub async fn audit_list(
+    store: &Store,
+    after: i64,
+    limit: i64,
+    bank: Option<&str>,
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let rows = match bank {
+        Some(b) => {
+            sqlx::query(
+                &store.sql("SELECT * FROM audit WHERE id > ? AND bank = ? ORDER BY id LIMIT ?"),
+            )
+            .bind(after)
+            .bind(b)
+            .bind(limit)
+            .fetch_all(&store.pool)
+            .await?
+        }
+        None => {
+            sqlx::query(&store.sql("SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?"))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&store.pool)
+                .await?
+        }
+    };
+    rows.iter()
+        .map(|r| {
+            let detail: String = r.try_get("detail")?;
+            Ok(AuditEntry {
+                id: r.try_get("id")?,
+                at: rfc3339(r.try_get("at")?),
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                bank: r.try_get("bank")?,
+                content_id: r.try_get("content_id")?,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+            })
+        })
+        .collect()
+}

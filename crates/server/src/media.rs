@@ -1,0 +1,168 @@
+//! Hashing uploads off the async runtime, in a bounded pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+
+/// What an upload hashed to.
+#[derive(Debug, Clone)]
+pub enum Hashed {
+    /// An image.
+    Photo {
+        /// PDQ hash.
+        pdq: bulwark_pdq::PdqHash,
+        /// PDQ quality.
+        quality: u32,
+        /// MD5 of the bytes.
+        md5: [u8; 16],
+        /// SHA-256 of the bytes.
+        sha256: [u8; 32],
+    },
+    /// A video.
+    Video {
+        /// vPDQ frame hashes.
+        frames: Vec<bulwark_vpdq::FrameHash>,
+        /// MD5 of the bytes.
+        md5: [u8; 16],
+        /// SHA-256 of the bytes.
+        sha256: [u8; 32],
+    },
+}
+
+impl Hashed {
+    /// SHA-256 of the file.
+    pub fn sha256(&self) -> [u8; 32] {
+        match self {
+            Hashed::Photo { sha256, .. } | Hashed::Video { sha256, .. } => *sha256,
+        }
+    }
+
+    /// The JSON the API answers with.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Hashed::Photo {
+                pdq,
+                quality,
+                md5,
+                sha256,
+            } => serde_json::json!({
+                "kind": "photo",
+                "pdq": pdq.to_string(),
+                "quality": quality,
+                "md5": hex::encode(md5),
+                "sha256": hex::encode(sha256),
+            }),
+            Hashed::Video {
+                frames,
+                md5,
+                sha256,
+            } => serde_json::json!({
+                "kind": "video",
+                "md5": hex::encode(md5),
+                "sha256": hex::encode(sha256),
+                "frames": frames.len(),
+                "vpdq": frames.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+            }),
+        }
+    }
+}
+
+/// The decode pool: at most `workers` decodes at once, each on a blocking
+/// thread, and at most `uploads` request bodies held in memory.
+#[derive(Clone)]
+pub struct Pool {
+    workers: Arc<Semaphore>,
+    uploads: Arc<Semaphore>,
+    wait: Duration,
+    limits: bulwark_pdq::Limits,
+    video: bulwark_vpdq::Options,
+}
+
+impl Pool {
+    /// A pool.
+    pub fn new(cfg: &crate::Config) -> Pool {
+        let mut video = bulwark_vpdq::Options::default();
+        video.every_seconds = (cfg.video_every_seconds > 0.0).then_some(cfg.video_every_seconds);
+        video.timeout = cfg.video_timeout;
+        video.max_frames = 100_000;
+        Pool {
+            workers: Arc::new(Semaphore::new(cfg.workers.max(1))),
+            uploads: Arc::new(Semaphore::new(cfg.max_uploads_in_flight.max(1))),
+            wait: cfg.queue_timeout,
+            limits: bulwark_pdq::Limits::default(),
+            video,
+        }
+    }
+
+    /// Waits for room to hold one more upload.
+    pub async fn upload_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        tokio::time::timeout(self.wait, Arc::clone(&self.uploads).acquire_owned())
+            .await
+            .map_err(|_| ApiError::busy("too many uploads in progress; retry later"))?
+            .map_err(ApiError::internal)
+    }
+
+    /// Hashes an uploaded file (image or video) in the pool.
+    pub async fn hash(&self, bytes: bytes::Bytes) -> Result<Hashed, ApiError> {
+        let _permit = tokio::time::timeout(self.wait, Arc::clone(&self.workers).acquire_owned())
+            .await
+            .map_err(|_| ApiError::busy("every decoder is busy; retry later"))?
+            .map_err(ApiError::internal)?;
+        let limits = self.limits;
+        let video = self.video.clone();
+        tokio::task::spawn_blocking(move || hash_file(&bytes, &limits, &video))
+            .await
+            .map_err(ApiError::internal)?
+    }
+}
+
+fn hash_file(
+    bytes: &[u8],
+    limits: &bulwark_pdq::Limits,
+    video: &bulwark_vpdq::Options,
+) -> Result<Hashed, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_media("the uploaded file is empty"));
+    }
+    let md5: [u8; 16] = Md5::digest(bytes).into();
+    let sha256: [u8; 32] = Sha256::digest(bytes).into();
+    if bulwark_pdq::sniff(bytes).is_some() {
+        let h =
+            bulwark_pdq::hash_bytes(bytes, bulwark_pdq::Mode::default(), limits).map_err(|e| {
+                match e {
+                    bulwark_pdq::Error::LimitExceeded(_) => ApiError::new(
+                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        e.to_string(),
+                    ),
+                    e => ApiError::bad_media(format!("cannot hash this image: {e}")),
+                }
+            })?;
+        return Ok(Hashed::Photo {
+            pdq: h.hash,
+            quality: h.quality,
+            md5,
+            sha256,
+        });
+    }
+    if bulwark_vpdq::sniff(&bytes[..bytes.len().min(4096)]) {
+        let frames = bulwark_vpdq::hash_video_bytes(bytes, video)
+            .map_err(|e| ApiError::bad_media(format!("cannot hash this video: {e}")))?;
+        if frames.is_empty() {
+            return Err(ApiError::bad_media("the video has no frames"));
+        }
+        return Ok(Hashed::Video {
+            frames,
+            md5,
+            sha256,
+        });
+    }
+    Err(ApiError::bad_media(
+        "not an image or video Bulwark can read (JPEG, PNG, GIF, WebP, BMP, TIFF; MP4, MOV, WebM, MKV, AVI)",
+    ))
+}
