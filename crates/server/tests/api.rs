@@ -1,0 +1,893 @@
+//! Every route of the API, against SQLite and against PostgreSQL.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use axum::http::{Method, StatusCode};
+use bulwark_server::auth::Role;
+use serde_json::{Value, json};
+use support::{TestApp, image, resized_copy};
+
+const BRIDGE: &str = "reg-test-input/dih/bridge-1-original.jpg";
+const PEN: &str = "reg-test-input/pen-and-coaster.png";
+const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+async fn make_bank(app: &TestApp, name: &str) {
+    let (s, j) = app.post("/v1/banks", json!({"name": name})).await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+}
+
+fn ids(matches: &Value) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = matches
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["bank"].as_str().unwrap().to_string(),
+                m["content_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+async fn auth_is_required_and_roles_are_enforced(app: &TestApp) {
+    // No key, malformed key, unknown key, wrong secret.
+    let (s, j) = app.call(Method::GET, "/v1/banks", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(j["error"]["code"], "unauthorized");
+    for bad in [
+        "nonsense",
+        "bwk_000000000000_00",
+        &format!("bwk_000000000000_{}", "0".repeat(64)),
+    ] {
+        let (s, _) = app.call(Method::GET, "/v1/banks", Some(bad), None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{bad}");
+    }
+    let mut wrong = app.admin.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == '0' { '1' } else { '0' });
+    let (s, _) = app.call(Method::GET, "/v1/banks", Some(&wrong), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Roles: a matcher matches but cannot curate; a curator cannot read the audit log.
+    let matcher = app.key(Role::Matcher).await;
+    let curator = app.key(Role::Curator).await;
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/v1/banks",
+            Some(&matcher),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/v1/match",
+            Some(&matcher),
+            Some(json!({"signals": {"pdq": ZERO}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/v1/banks",
+            Some(&curator),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, j) = app
+        .call(Method::GET, "/v1/audit", Some(&curator), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(j["error"]["code"], "forbidden");
+    let (s, _) = app.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // A revoked key stops working.
+    let k = app.key(Role::Admin).await;
+    assert!(
+        bulwark_server::auth::revoke_key(&app.service.state.store, &k)
+            .await
+            .unwrap()
+    );
+    let (s, j) = app.call(Method::GET, "/v1/banks", Some(&k), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(j["error"]["message"].as_str().unwrap().contains("revoked"));
+    let keys = bulwark_server::auth::list_keys(&app.service.state.store)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 4);
+    assert_eq!(keys.iter().filter(|k| k.revoked_at.is_some()).count(), 1);
+}
+
+async fn banks_crud(app: &TestApp) {
+    make_bank(app, "alpha").await;
+    let (s, j) = app.post("/v1/banks", json!({"name": "alpha"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{j}");
+    for bad in [
+        json!({"name": "a b"}),
+        json!({"name": ""}),
+        json!({"name": "x", "threshold": 300}),
+        json!({"name": "y", "colour": 1}),
+        json!({}),
+    ] {
+        let (s, j) = app.post("/v1/banks", bad.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad} → {j}");
+        assert!(j["error"]["message"].as_str().is_some());
+    }
+    let (s, _) = app
+        .post("/v1/banks", json!({"name": "beta", "threshold": 12, "enabled": false, "description": "d", "provider": "org-a"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, j) = app.get("/v1/banks").await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = j["banks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha", "beta"]);
+    let (s, j) = app.get("/v1/banks/beta").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (j["threshold"].as_i64(), j["enabled"].as_bool()),
+        (Some(12), Some(false))
+    );
+    assert_eq!(
+        (j["provider"].as_str(), j["content_count"].as_i64()),
+        (Some("org-a"), Some(0))
+    );
+    let (s, j) = app
+        .call(
+            Method::PATCH,
+            "/v1/banks/beta",
+            Some(&app.admin),
+            Some(json!({"threshold": 20, "enabled": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    assert_eq!(
+        (j["threshold"].as_i64(), j["enabled"].as_bool()),
+        (Some(20), Some(true))
+    );
+    let (s, _) = app
+        .call(
+            Method::PATCH,
+            "/v1/banks/nope",
+            Some(&app.admin),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .call(Method::DELETE, "/v1/banks/beta", Some(&app.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, j) = app.get("/v1/banks/beta").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(j["error"]["code"], "not_found");
+}
+
+async fn upload_then_match_a_resized_copy(app: &TestApp) {
+    make_bank(app, "photos").await;
+    make_bank(app, "other").await;
+    let bridge = image(BRIDGE);
+    let (s, added) = app
+        .upload(
+            "/v1/banks/photos/content",
+            &app.admin,
+            &bridge,
+            &[("note", "first"), ("metadata", r#"{"case":"7"}"#)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{added}");
+    let id = added["id"].as_i64().unwrap();
+    assert_eq!(added["kind"], "photo");
+    assert_eq!(added["note"], "first");
+    assert_eq!(added["metadata"]["case"], "7");
+    let expected =
+        bulwark_pdq::hash_bytes(&bridge, bulwark_pdq::Mode::default(), &Default::default())
+            .unwrap();
+    let pdq = added["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["signal_type"] == "pdq")
+        .unwrap();
+    assert_eq!(pdq["signal"].as_str().unwrap(), expected.hash.to_string());
+    assert_eq!(pdq["quality"].as_u64().unwrap(), expected.quality as u64);
+
+    // The same file again is a duplicate, not a second item.
+    let (s, again) = app
+        .upload("/v1/banks/photos/content", &app.admin, &bridge, &[])
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (again["id"].as_i64(), again["duplicate"].as_bool()),
+        (Some(id), Some(true))
+    );
+
+    // A resized, recompressed copy matches; an unrelated image does not.
+    let copy = resized_copy(&bridge);
+    assert_ne!(copy, bridge);
+    let matcher = app.key(Role::Matcher).await;
+    let (s, m) = app.upload("/v1/match", &matcher, &copy, &[]).await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    assert_eq!(ids(&m["matches"]), [("photos".to_string(), id)]);
+    let d = m["matches"][0]["distance"].as_u64().unwrap();
+    assert!(d <= 31, "distance {d}");
+    assert_eq!(m["query"]["kind"], "photo");
+    let (_, m) = app.upload("/v1/match", &matcher, &image(PEN), &[]).await;
+    assert_eq!(m["matches"], json!([]));
+    // The exact file matches by MD5 and SHA-256 too.
+    let (_, m) = app.upload("/v1/match", &matcher, &bridge, &[]).await;
+    let mut types: Vec<&str> = m["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["signal_type"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["md5", "pdq", "sha256"]);
+    // Restricting to another bank finds nothing; an unknown bank is an error.
+    let (_, m) = app
+        .upload("/v1/match", &matcher, &copy, &[("banks", "other")])
+        .await;
+    assert_eq!(m["matches"], json!([]));
+    let (s, _) = app
+        .upload("/v1/match", &matcher, &copy, &[("banks", "nosuch")])
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // The bank's threshold decides: below the copy's distance, no match.
+    let (s, _) = app
+        .call(
+            Method::PATCH,
+            "/v1/banks/photos",
+            Some(&app.admin),
+            Some(json!({"threshold": d.saturating_sub(1)})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    if d > 0 {
+        let (_, m) = app.upload("/v1/match", &matcher, &copy, &[]).await;
+        assert_eq!(m["matches"], json!([]));
+    }
+    // A disabled bank matches nothing.
+    app.call(
+        Method::PATCH,
+        "/v1/banks/photos",
+        Some(&app.admin),
+        Some(json!({"threshold": 31, "enabled": false})),
+    )
+    .await;
+    let (_, m) = app.upload("/v1/match", &matcher, &copy, &[]).await;
+    assert_eq!(m["matches"], json!([]));
+    app.call(
+        Method::PATCH,
+        "/v1/banks/photos",
+        Some(&app.admin),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    let (_, m) = app.upload("/v1/match", &matcher, &copy, &[]).await;
+    assert_eq!(ids(&m["matches"]).len(), 1);
+}
+
+async fn content_by_signals_list_disable_delete(app: &TestApp) {
+    make_bank(app, "sig").await;
+    let h1 = format!("{}1", &ZERO[1..]);
+    let h2 = "f".repeat(64);
+    let (s, a) = app
+        .post(
+            "/v1/banks/sig/content",
+            json!({"signals": {"pdq": h1}, "quality": 80, "note": "n", "source": "list-a"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let id1 = a["id"].as_i64().unwrap();
+    assert_eq!(
+        (a["source"].as_str(), a["signals"][0]["quality"].as_i64()),
+        (Some("list-a"), Some(80))
+    );
+    let (s, b) = app
+        .post(
+            "/v1/banks/sig/content",
+            json!({"signals": {"pdq": h2, "md5": "d41d8cd98f00b204e9800998ecf8427e"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id2 = b["id"].as_i64().unwrap();
+    for bad in [
+        json!({"signals": {"pdq": "abc"}}),
+        json!({"signals": {"phash": ZERO}}),
+        json!({"signals": {}}),
+        json!({"signals": {"pdq": ZERO}, "metadata": [1]}),
+        json!({"signals": {"pdq": ZERO}, "quality": 101}),
+        json!({"pdq": ZERO}),
+    ] {
+        let (s, j) = app.post("/v1/banks/sig/content", bad.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad} → {j}");
+    }
+    let (s, _) = app
+        .post("/v1/banks/none/content", json!({"signals": {"pdq": ZERO}}))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Paging.
+    let (_, p1) = app.get("/v1/banks/sig/content?limit=1").await;
+    assert_eq!(p1["items"].as_array().unwrap().len(), 1);
+    assert_eq!(p1["items"][0]["id"].as_i64(), Some(id1));
+    let after = p1["next_after"].as_i64().unwrap();
+    let (_, p2) = app
+        .get(&format!("/v1/banks/sig/content?limit=1&after={after}"))
+        .await;
+    assert_eq!(p2["items"][0]["id"].as_i64(), Some(id2));
+    let (_, p3) = app
+        .get(&format!("/v1/banks/sig/content?limit=1&after={id2}"))
+        .await;
+    assert_eq!(p3["items"], json!([]));
+    assert_eq!(p3["next_after"], Value::Null);
+    let (s, g) = app.get(&format!("/v1/banks/sig/content/{id2}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(g["signals"].as_array().unwrap().len(), 2);
+    let (s, _) = app.get("/v1/banks/sig/content/99999").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let matches = |q: String| async move {
+        let (s, m) = app.post("/v1/match", json!({"signals": {"pdq": q}})).await;
+        assert_eq!(s, StatusCode::OK);
+        ids(&m["matches"])
+    };
+    assert_eq!(matches(ZERO.into()).await, [("sig".to_string(), id1)]);
+    // Disable; disable until a past time (= enabled); until a future time; enable.
+    let patch = |body: Value| async move {
+        let (s, j) = app
+            .call(
+                Method::PATCH,
+                &format!("/v1/banks/sig/content/{id1}"),
+                Some(&app.admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{j}");
+        j
+    };
+    let j = patch(json!({"enabled": false})).await;
+    assert_eq!(j["enabled"], false);
+    assert!(matches(ZERO.into()).await.is_empty());
+    patch(json!({"disabled_until": "2001-01-01T00:00:00Z"})).await;
+    assert_eq!(matches(ZERO.into()).await.len(), 1);
+    let j = patch(json!({"disabled_until": "2999-01-01T00:00:00Z"})).await;
+    assert_eq!(j["disabled_until"], "2999-01-01T00:00:00Z");
+    assert!(matches(ZERO.into()).await.is_empty());
+    patch(json!({"enabled": true, "note": "reviewed"})).await;
+    assert_eq!(matches(ZERO.into()).await.len(), 1);
+    let (s, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/banks/sig/content/{id1}"),
+            Some(&app.admin),
+            Some(json!({"disabled_until": "soon"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Exact MD5 match, and a list of PDQ hashes in one request.
+    let (_, m) = app
+        .post(
+            "/v1/match",
+            json!({"signals": {"md5": "d41d8cd98f00b204e9800998ecf8427e"}}),
+        )
+        .await;
+    assert_eq!(ids(&m["matches"]), [("sig".to_string(), id2)]);
+    let (_, m) = app
+        .post(
+            "/v1/match",
+            json!({"signals": {"pdq": [ZERO, h2]}, "banks": ["sig"]}),
+        )
+        .await;
+    assert_eq!(
+        ids(&m["matches"]),
+        [("sig".to_string(), id1), ("sig".to_string(), id2)]
+    );
+
+    // Delete.
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/banks/sig/content/{id1}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/banks/sig/content/{id1}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(matches(ZERO.into()).await.is_empty());
+}
+
+async fn hash_route_and_bad_media(app: &TestApp) {
+    let m = app.key(Role::Matcher).await;
+    let pen = image(PEN);
+    let (s, j) = app.upload("/v1/hash", &m, &pen, &[]).await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    let want =
+        bulwark_pdq::hash_bytes(&pen, bulwark_pdq::Mode::default(), &Default::default()).unwrap();
+    assert_eq!(j["pdq"].as_str().unwrap(), want.hash.to_string());
+    assert_eq!(j["quality"].as_u64().unwrap(), want.quality as u64);
+    use sha2::Digest;
+    assert_eq!(
+        j["sha256"].as_str().unwrap(),
+        hex::encode(sha2::Sha256::digest(&pen))
+    );
+    // Not media, empty, truncated: a clear 422.
+    for bad in [
+        b"hello, this is text".to_vec(),
+        Vec::new(),
+        image(BRIDGE)[..2000].to_vec(),
+    ] {
+        let (s, j) = app.upload("/v1/hash", &m, &bad, &[]).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{j}");
+        assert_eq!(j["error"]["code"], "bad_media");
+    }
+    // A PNG header claiming 100000×100000 pixels: refused before decoding.
+    let mut bomb = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bomb.extend_from_slice(&100_000u32.to_be_bytes());
+    bomb.extend_from_slice(&100_000u32.to_be_bytes());
+    bomb.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    let (s, _) = app.upload("/v1/hash", &m, &bomb, &[]).await;
+    assert!(
+        s == StatusCode::PAYLOAD_TOO_LARGE || s == StatusCode::UNPROCESSABLE_ENTITY,
+        "{s}"
+    );
+    // No file field; not multipart; oversized body.
+    let (s, _) = app
+        .call(Method::POST, "/v1/hash", Some(&m), Some(json!({})))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, _) = app.raw(Method::POST, "/v1/hash", b"xx".to_vec()).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let big = vec![0u8; app.service.state.config.max_upload_bytes + 1];
+    let (s, _) = app.upload("/v1/hash", &m, &big, &[]).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    // Malformed JSON.
+    let req = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/v1/match")
+        .header("authorization", format!("Bearer {m}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{nope"))
+        .unwrap();
+    let (s, j, _) = app.send(req).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
+}
+
+async fn import_export_round_trip(app: &TestApp) {
+    make_bank(app, "src").await;
+    make_bank(app, "dst").await;
+    let h = |i: u8| hex::encode([i; 32]);
+    let list = format!(
+        "# a list\npdq {}\npdq {}\nnot a record\npdq 1234\n\nmd5 d41d8cd98f00b204e9800998ecf8427e\npdq {}\r\n{}",
+        h(1),
+        h(2),
+        h(1),
+        "x".repeat(70_000)
+    );
+    let (s, r, _) = app
+        .raw(
+            Method::POST,
+            "/v1/banks/src/import?format=lines&source=ncmec-2026",
+            list.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (
+            r["added"].as_u64(),
+            r["duplicates"].as_u64(),
+            r["rejected_count"].as_u64()
+        ),
+        (Some(3), Some(1), Some(3))
+    );
+    let lines: Vec<u64> = r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [4, 5, 9]);
+    // Idempotent.
+    let (_, r2, _) = app
+        .raw(
+            Method::POST,
+            "/v1/banks/src/import?format=lines",
+            list.into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (r2["added"].as_u64(), r2["duplicates"].as_u64()),
+        (Some(0), Some(4))
+    );
+    // Imported records match and carry their provenance.
+    let (_, m) = app
+        .post("/v1/match", json!({"signals": {"pdq": h(2)}}))
+        .await;
+    let cid = m["matches"][0]["content_id"].as_i64().unwrap();
+    let (_, c) = app.get(&format!("/v1/banks/src/content/{cid}")).await;
+    assert_eq!(c["source"], "ncmec-2026");
+    assert_eq!(c["added_by"].as_str().unwrap(), &app.admin[4..16]);
+
+    let csv = format!(
+        "hash,quality,note\n{},90,\"a, note\"\n{},101\n{},,\n",
+        h(3),
+        h(4),
+        h(5)
+    );
+    let (_, r, _) = app
+        .raw(
+            Method::POST,
+            "/v1/banks/src/import?format=csv",
+            csv.into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (r["added"].as_u64(), r["rejected_count"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let jl = format!(
+        "{{\"signal_type\":\"pdq\",\"signal\":\"{}\",\"quality\":70,\"metadata\":{{\"k\":1}}}}\n{{\"oops\":1}}\n",
+        h(6)
+    );
+    let (_, r, _) = app
+        .raw(
+            Method::POST,
+            "/v1/banks/src/import?format=jsonl",
+            jl.into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (r["added"].as_u64(), r["rejected_count"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let (s, _, _) = app
+        .raw(Method::POST, "/v1/banks/src/import?format=xml", Vec::new())
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Export in each format and import into another bank: the same signals.
+    let mut want: Vec<String> = [1, 2, 3, 5, 6].iter().map(|i| h(*i)).collect();
+    want.sort();
+    for format in ["lines", "csv", "jsonl"] {
+        let (s, _, text) = app
+            .raw(
+                Method::GET,
+                &format!("/v1/banks/src/export?format={format}"),
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, r, _) = app
+            .raw(
+                Method::POST,
+                &format!("/v1/banks/dst/import?format={format}"),
+                text.clone().into_bytes(),
+            )
+            .await;
+        assert_eq!(
+            r["rejected_count"].as_u64(),
+            Some(0),
+            "{format}: {r}\n{text}"
+        );
+        let mut got: Vec<String> = text
+            .lines()
+            .filter_map(|l| {
+                bulwark_banks::Format::ALL
+                    .iter()
+                    .find_map(|f| f.parse_line(l).ok().flatten())
+            })
+            .filter(|r| r.signal.signal_type() == bulwark_banks::SignalType::Pdq)
+            .map(|r| r.signal.value())
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{format}");
+        if format == "csv" {
+            assert!(text.starts_with("hash,quality,note\n"));
+            assert!(text.contains(",90,\"a, note\""));
+        }
+        if format == "jsonl" {
+            assert!(text.contains("\"metadata\":{\"k\":1}"));
+        }
+    }
+    let (_, b) = app.get("/v1/banks/dst").await;
+    assert_eq!(
+        b["content_count"].as_i64(),
+        Some(6),
+        "5 PDQ + 1 MD5 from the lines export"
+    );
+}
+
+async fn hma_compatible_routes(app: &TestApp) {
+    make_bank(app, "HMA_BANK").await;
+    let (s, j) = app
+        .post("/c/bank/HMA_BANK/signal", json!({"pdq": ZERO}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    assert!(j["id"].as_i64().is_some());
+    assert_eq!(j["signals"]["pdq"], ZERO);
+    let (s, j) = app.get("/c/banks").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        j,
+        json!([{"name": "HMA_BANK", "matching_enabled_ratio": 1.0}])
+    );
+    let near = format!("{}3", &ZERO[1..]);
+    let (s, j) = app
+        .get(&format!("/m/lookup?signal_type=pdq&signal={near}"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(j, json!(["HMA_BANK"]));
+    let (_, j) = app
+        .get(&format!(
+            "/m/lookup?signal_type=pdq&signal={}",
+            "f".repeat(64)
+        ))
+        .await;
+    assert_eq!(j, json!([]));
+    let (s, _) = app.get("/m/lookup?signal_type=pdq&signal=xyz").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = app.post("/c/bank/NOPE/signal", json!({"pdq": ZERO})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+async fn audit_log_records_every_change(app: &TestApp) {
+    let curator = app.key(Role::Curator).await;
+    let cid = &curator[4..16];
+    app.call(
+        Method::POST,
+        "/v1/banks",
+        Some(&curator),
+        Some(json!({"name": "aud"})),
+    )
+    .await;
+    let (_, c) = app
+        .call(
+            Method::POST,
+            "/v1/banks/aud/content",
+            Some(&curator),
+            Some(json!({"signals": {"pdq": ZERO}})),
+        )
+        .await;
+    let id = c["id"].as_i64().unwrap();
+    app.call(
+        Method::PATCH,
+        &format!("/v1/banks/aud/content/{id}"),
+        Some(&curator),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    app.call(
+        Method::DELETE,
+        &format!("/v1/banks/aud/content/{id}"),
+        Some(&curator),
+        None,
+    )
+    .await;
+    app.call(
+        Method::PATCH,
+        "/v1/banks/aud",
+        Some(&curator),
+        Some(json!({"threshold": 10})),
+    )
+    .await;
+    app.call(Method::DELETE, "/v1/banks/aud", Some(&curator), None)
+        .await;
+    let (s, j) = app.get("/v1/audit?bank=aud").await;
+    assert_eq!(s, StatusCode::OK);
+    let actions: Vec<(&str, &str)> = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("bank.create", cid),
+            ("content.add", cid),
+            ("content.update", cid),
+            ("content.delete", cid),
+            ("bank.update", cid),
+            ("bank.delete", cid)
+        ]
+    );
+    let (_, j) = app.get("/v1/audit?limit=2").await;
+    assert_eq!(j["entries"].as_array().unwrap().len(), 2);
+    let next = j["next_after"].as_i64().unwrap();
+    let (_, j) = app.get(&format!("/v1/audit?after={next}&limit=1000")).await;
+    assert_eq!(j["entries"].as_array().unwrap().len(), 4);
+}
+
+async fn health_metrics_and_openapi(app: &TestApp) {
+    let (s, j) = app.call(Method::GET, "/v1/health", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (
+            j["index"]["loaded"].as_bool(),
+            j["index"]["current"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    make_bank(app, "h").await;
+    app.post("/v1/banks/h/content", json!({"signals": {"pdq": ZERO}}))
+        .await;
+    app.post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+        .await;
+    let (_, j) = app.call(Method::GET, "/v1/health", None, None).await;
+    assert_eq!(j["index"]["entries"].as_u64(), Some(1));
+    let (s, _, text) = app.raw(Method::GET, "/metrics", Vec::new()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(text.contains("bulwark_index_entries 1"), "{text}");
+    assert!(
+        text.contains("bulwark_matches_total{bank=\"h\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("route=\"/v1/match\",status=\"200\""),
+        "{text}"
+    );
+
+    // Every documented operation is routed (no 404/405 from the router).
+    let (s, doc) = app.call(Method::GET, "/v1/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        doc["openapi"].as_str().map(|v| v.starts_with("3.")),
+        Some(true)
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    let mut n = 0;
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            if method == "parameters" {
+                continue;
+            }
+            assert!(
+                op["responses"].is_object(),
+                "{method} {path} has no responses"
+            );
+            let concrete = path.replace("{bank}", "h").replace("{id}", "1");
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let (_, _, body) = app.raw(m, &concrete, Vec::new()).await;
+            assert!(
+                !body.contains("no such route"),
+                "{method} {path} is documented but not routed"
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 20, "only {n} operations documented");
+    let (s, j) = app.get("/v1/nope").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(j["error"]["code"], "not_found");
+}
+
+async fn replicas_see_each_others_writes(app: &TestApp) {
+    let other = app.replica().await;
+    make_bank(app, "rep").await;
+    let (_, c) = app
+        .post("/v1/banks/rep/content", json!({"signals": {"pdq": ZERO}}))
+        .await;
+    let id = c["id"].as_i64().unwrap();
+    // The replica does not see it until it polls; then it does.
+    let (s, m) = other
+        .post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+        .await;
+    assert!(s == StatusCode::OK || s == StatusCode::BAD_REQUEST);
+    assert!(m["matches"].as_array().is_none_or(|a| a.is_empty()));
+    other
+        .service
+        .state
+        .catalog
+        .refresh(&other.service.state.store)
+        .await
+        .unwrap();
+    let (_, m) = other
+        .post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+        .await;
+    assert_eq!(ids(&m["matches"]), [("rep".to_string(), id)]);
+    // Disabling on the replica reaches the first node the same way.
+    other
+        .call(
+            Method::PATCH,
+            &format!("/v1/banks/rep/content/{id}"),
+            Some(&app.admin),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    app.service
+        .state
+        .catalog
+        .refresh(&app.service.state.store)
+        .await
+        .unwrap();
+    let (_, m) = app
+        .post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+        .await;
+    assert_eq!(m["matches"], json!([]));
+    // A bank deleted on one node stops matching on the other.
+    other
+        .call(
+            Method::PATCH,
+            &format!("/v1/banks/rep/content/{id}"),
+            Some(&app.admin),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    app.service
+        .state
+        .catalog
+        .refresh(&app.service.state.store)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&app
+            .post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+            .await
+            .1["matches"])
+        .len(),
+        1
+    );
+    other
+        .call(Method::DELETE, "/v1/banks/rep", Some(&app.admin), None)
+        .await;
+    app.service
+        .state
+        .catalog
+        .refresh(&app.service.state.store)
+        .await
+        .unwrap();
+    let (_, m) = app
+        .post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+        .await;
+    assert!(m["matches"].as_array().is_none_or(|a| a.is_empty()), "{m}");
+    // A restart loads everything from the store.
+    make_bank(app, "again").await;
+    app.post("/v1/banks/again/content", json!({"signals": {"pdq": ZERO}}))
+        .await;
+    let fresh = app.replica().await;
+    let (_, m) = fresh
+        .post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+        .await;
+    assert_eq!(ids(&m["matches"]).len(), 1);
+    other.service.state.store.pool.close().await;
+    fresh.service.state.store.pool.close().await;
+}
+
+both_databases!(
+    auth_is_required_and_roles_are_enforced,
+    banks_crud,
+    upload_then_match_a_resized_copy,
+    content_by_signals_list_disable_delete,
+    hash_route_and_bad_media,
+    import_export_round_trip,
+    hma_compatible_routes,
+    audit_log_records_every_change,
+    health_metrics_and_openapi,
+    replicas_see_each_others_writes,
+);
