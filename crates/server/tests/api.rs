@@ -879,7 +879,119 @@ async fn replicas_see_each_others_writes(app: &TestApp) {
     fresh.service.state.store.pool.close().await;
 }
 
+fn ffmpeg_available() -> bool {
+    let ok = std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("BULWARK_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
+            panic!("ffmpeg is required (BULWARK_TEST_REQUIRE_ALL=1) but not on PATH");
+        }
+        eprintln!("SKIPPED (ffmpeg not on PATH)");
+    }
+    ok
+}
+
+/// Re-encodes a video at half size with another codec setting: a copy that
+/// shares no bytes with the original.
+fn reencoded_half_size(video: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    std::fs::write(&src, video).unwrap();
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&src)
+        .args([
+            "-vf",
+            "scale=iw/2:-2",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "30",
+            "-preset",
+            "veryfast",
+            "-an",
+        ])
+        .arg(&dst)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::read(dst).unwrap()
+}
+
+async fn videos_bank_and_match_after_reencoding(app: &TestApp) {
+    if !ffmpeg_available() {
+        return;
+    }
+    let video =
+        std::fs::read(support::shared().join("conformance/vpdq/videos/chair-orig-22-sd-bar.mp4"))
+            .unwrap();
+    make_bank(app, "videos").await;
+    let (s, c) = app
+        .upload(
+            "/v1/banks/videos/content",
+            &app.admin,
+            &video,
+            &[("note", "v")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    assert_eq!(c["kind"], "video");
+    let id = c["id"].as_i64().unwrap();
+    // One frame a second (the service default) of a 673-frame, 30 fps video.
+    let frames = c["frames"].as_u64().unwrap();
+    assert_eq!(frames, 673_u64.div_ceil(30), "{frames} frames");
+
+    let copy = reencoded_half_size(&video);
+    let (s, m) = app.upload("/v1/match", &app.admin, &copy, &[]).await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    assert_eq!(m["query"]["kind"], "video");
+    let vp: Vec<&Value> = m["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["signal_type"] == "vpdq")
+        .collect();
+    assert_eq!(vp.len(), 1, "{m}");
+    assert_eq!(vp[0]["content_id"].as_i64(), Some(id));
+    assert!(vp[0]["query_percent"].as_f64().unwrap() >= 80.0);
+    // The copy has other bytes: no MD5/SHA-256 match.
+    assert!(
+        m["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["signal_type"] == "vpdq")
+    );
+    // A still image of something else matches no video.
+    let (_, m) = app.upload("/v1/match", &app.admin, &image(PEN), &[]).await;
+    assert_eq!(m["matches"], json!([]));
+    // Disabled, the video stops matching.
+    app.call(
+        Method::PATCH,
+        &format!("/v1/banks/videos/content/{id}"),
+        Some(&app.admin),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    let (_, m) = app.upload("/v1/match", &app.admin, &copy, &[]).await;
+    assert_eq!(m["matches"], json!([]));
+    // /v1/hash gives the frame lines.
+    let (_, h) = app.upload("/v1/hash", &app.admin, &copy, &[]).await;
+    assert_eq!(
+        h["vpdq"].as_array().unwrap().len() as u64,
+        h["frames"].as_u64().unwrap()
+    );
+    // A truncated video is refused with a clear error.
+    let (s, j) = app
+        .upload("/v1/hash", &app.admin, &video[..4096], &[])
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{j}");
+}
+
 both_databases!(
+    videos_bank_and_match_after_reencoding,
     auth_is_required_and_roles_are_enforced,
     banks_crud,
     upload_then_match_a_resized_copy,
