@@ -72,8 +72,24 @@ CREATE TABLE audit (id {pk}, at BIGINT NOT NULL, actor TEXT NOT NULL, action TEX
 CREATE INDEX audit_bank ON audit (bank, id);
 ";
 
+const SCHEMA_V2: &str = "
+CREATE TABLE franking_keys (id BIGINT PRIMARY KEY, secret TEXT NOT NULL, created_at BIGINT NOT NULL,
+  retired_at BIGINT);
+CREATE TABLE reports (id {pk}, received_at BIGINT NOT NULL, submitted_by TEXT NOT NULL,
+  status TEXT NOT NULL, reason TEXT, text TEXT, rejection TEXT);
+CREATE INDEX reports_status ON reports (status, id);
+CREATE TABLE report_messages (report_id BIGINT NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
+  idx BIGINT NOT NULL, sender TEXT NOT NULL, conversation TEXT NOT NULL, accepted_at BIGINT NOT NULL,
+  content {blob} NOT NULL, key_id BIGINT NOT NULL, verified BIGINT NOT NULL, rejection TEXT,
+  PRIMARY KEY (report_id, idx));
+CREATE TABLE report_attachments (report_id BIGINT NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
+  msg_idx BIGINT NOT NULL, idx BIGINT NOT NULL, blob_id TEXT NOT NULL, media_type TEXT NOT NULL,
+  size BIGINT NOT NULL, ciphertext_sha256 TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
+  hashes TEXT, matches TEXT, plaintext {blob}, PRIMARY KEY (report_id, msg_idx, idx));
+";
+
 /// The migrations, in order; each runs once, in a transaction.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
 
 impl Store {
     /// Connects and runs pending migrations.
@@ -160,11 +176,14 @@ impl Store {
                 MIGRATIONS.len()
             );
             for (i, m) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-                let (pk, real) = match self.backend {
-                    Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL"),
-                    Backend::Postgres => ("BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION"),
+                let (pk, real, blob) = match self.backend {
+                    Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL", "BLOB"),
+                    Backend::Postgres => ("BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION", "BYTEA"),
                 };
-                let text = m.replace("{pk}", pk).replace("{real}", real);
+                let text = m
+                    .replace("{pk}", pk)
+                    .replace("{real}", real)
+                    .replace("{blob}", blob);
                 let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
                 for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                     sqlx::query(stmt).execute(&mut *tx).await?;

@@ -991,6 +991,8 @@ async fn videos_bank_and_match_after_reencoding(app: &TestApp) {
 }
 
 both_databases!(
+    verified_report_with_a_matching_attachment,
+    forged_reports_are_rejected_and_recorded,
     videos_bank_and_match_after_reencoding,
     auth_is_required_and_roles_are_enforced,
     banks_crud,
@@ -1003,3 +1005,186 @@ both_databases!(
     health_metrics_and_openapi,
     replicas_see_each_others_writes,
 );
+
+mod reports {
+    use super::*;
+    use base64::Engine as _;
+    use bulwark_franking::wire::{AttachmentJson, MessageJson, ReportJson, StampJson};
+
+    fn b64(b: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+
+    /// A sender's message with an optional attachment, stamped by the service.
+    async fn franked(
+        app: &TestApp,
+        text: &str,
+        attachment: Option<&[u8]>,
+        sender: &str,
+        conv: &str,
+    ) -> MessageJson {
+        let mut rng = rand::thread_rng();
+        let (att, mut content) = match attachment {
+            Some(file) => {
+                let (r, ct) =
+                    bulwark_franking::attachment::seal(file, "image/jpeg", "blob-1", &mut rng);
+                let content = format!("{text}\n{}", r.reference_text()).into_bytes();
+                let a = AttachmentJson {
+                    blob_id: r.blob_id.clone(),
+                    key: hex::encode(r.key.0),
+                    commitment: hex::encode(r.commitment.0),
+                    ciphertext_sha256: hex::encode(r.ciphertext_sha256),
+                    size: r.size,
+                    media_type: r.media_type.clone(),
+                    ciphertext: Some(b64(&ct)),
+                };
+                (vec![a], content)
+            }
+            None => (Vec::new(), text.as_bytes().to_vec()),
+        };
+        content.shrink_to_fit();
+        let (salt, tag) = bulwark_franking::frank(&content, &mut rng);
+        let matcher = app.key(Role::Matcher).await;
+        let (s, st) = app
+            .call(
+                Method::POST,
+                "/v1/franking/stamp",
+                Some(&matcher),
+                Some(json!({"tag": hex::encode(tag.0), "sender": sender, "conversation": conv, "accepted_at": 1_700_000_000u64})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{st}");
+        MessageJson {
+            content: b64(&content),
+            salt: hex::encode(salt.0),
+            sender: sender.into(),
+            conversation: conv.into(),
+            accepted_at: st["accepted_at"].as_u64().unwrap(),
+            stamp: StampJson {
+                key_id: st["key_id"].as_u64().unwrap() as u32,
+                mac: st["mac"].as_str().unwrap().into(),
+            },
+            attachments: att,
+        }
+    }
+
+    async fn submit(app: &TestApp, messages: Vec<MessageJson>) -> (StatusCode, Value) {
+        let r = ReportJson {
+            messages,
+            reason: Some("csam".into()),
+            text: Some("reported from the app".into()),
+        };
+        app.post("/v1/reports", serde_json::to_value(&r).unwrap())
+            .await
+    }
+
+    pub(super) async fn verified_report_with_a_matching_attachment(app: &TestApp) {
+        make_bank(app, "known").await;
+        let bridge = image(BRIDGE);
+        let (_, c) = app
+            .upload("/v1/banks/known/content", &app.admin, &bridge, &[])
+            .await;
+        let banked = c["id"].as_i64().unwrap();
+        let m1 = franked(app, "hello", None, "alice", "group-1").await;
+        let m2 = franked(
+            app,
+            "see this",
+            Some(&resized_copy(&bridge)),
+            "alice",
+            "group-1",
+        )
+        .await;
+        let (s, r) = submit(app, vec![m1, m2]).await;
+        assert_eq!(s, StatusCode::CREATED, "{r}");
+        assert_eq!(r["status"], "queued");
+        let att = &r["attachments"][0];
+        assert_eq!(att["status"], "opened");
+        assert_eq!(ids(&att["matches"]), [("known".to_string(), banked)]);
+        let id = r["id"].as_i64().unwrap();
+        let (s, g) = app.get(&format!("/v1/reports/{id}")).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(g["messages"][0]["content_text"], "hello");
+        assert_eq!(g["messages"][0]["sender"], "alice");
+        assert_eq!(g["messages"][0]["accepted_at"], "2023-11-14T22:13:20Z");
+        assert_eq!(g["messages"][1]["verified"], true);
+        assert_eq!(
+            g["messages"][1]["attachments"][0]["hashes"]["kind"],
+            "photo"
+        );
+        let (_, l) = app.get("/v1/reports?status=queued").await;
+        assert_eq!(l["items"].as_array().unwrap().len(), 1);
+        // A matcher key submits but cannot read reports.
+        let m = app.key(Role::Matcher).await;
+        let (s, _) = app.call(Method::GET, "/v1/reports", Some(&m), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+
+    pub(super) async fn forged_reports_are_rejected_and_recorded(app: &TestApp) {
+        let good = franked(app, "the real message", None, "mallory", "g").await;
+        let other = franked(app, "another message", None, "mallory", "g").await;
+        let mut alterations: Vec<(&str, MessageJson)> = Vec::new();
+        let mut m = good.clone();
+        m.content = b64(b"a different message");
+        alterations.push(("content", m));
+        let mut m = good.clone();
+        m.salt = hex::encode([7u8; 16]);
+        alterations.push(("salt", m));
+        let mut m = good.clone();
+        m.sender = "bob".into();
+        alterations.push(("sender", m));
+        let mut m = good.clone();
+        m.conversation = "other-group".into();
+        alterations.push(("conversation (replay elsewhere)", m));
+        let mut m = good.clone();
+        m.accepted_at += 1;
+        alterations.push(("time", m));
+        let mut m = good.clone();
+        m.stamp = other.stamp.clone();
+        alterations.push(("stamp swapped from another message", m));
+        let mut m = good.clone();
+        m.stamp.key_id = 99;
+        alterations.push(("unknown service key", m));
+        for (what, m) in alterations {
+            let (s, r) = submit(app, vec![m]).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {r}");
+            assert_eq!(r["error"]["code"], "report_rejected", "{what}");
+            let id = r["report_id"].as_i64().unwrap();
+            let (_, g) = app.get(&format!("/v1/reports/{id}")).await;
+            assert_eq!(g["status"], "rejected", "{what}");
+            assert!(
+                g["rejection"].as_str().unwrap().starts_with("message 0"),
+                "{what}: {g}"
+            );
+        }
+        // An attachment the sender never referenced is refused, even on a valid message.
+        let mut m = franked(app, "no attachment here", None, "mallory", "g").await;
+        let with = franked(app, "x", Some(&image(PEN)), "mallory", "g").await;
+        m.attachments = with.attachments.clone();
+        let (s, r) = submit(app, vec![m]).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+        // The attachment's ciphertext swapped for another: refused.
+        let mut m = with.clone();
+        let other_att = franked(app, "y", Some(&image(BRIDGE)), "mallory", "g").await;
+        m.attachments[0].ciphertext = other_att.attachments[0].ciphertext.clone();
+        let (s, _) = submit(app, vec![m]).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        // Rejected reports are listed as such; the valid one still verifies after a key rotation.
+        let (_, l) = app.get("/v1/reports?status=rejected").await;
+        assert_eq!(l["items"].as_array().unwrap().len(), 9);
+        let (s, k) = app.post("/v1/franking/rotate", json!({})).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(k["key_id"], 2);
+        let (s, r) = submit(app, vec![good]).await;
+        assert_eq!(s, StatusCode::CREATED, "{r}");
+        let fresh = franked(app, "after rotation", None, "mallory", "g").await;
+        assert_eq!(fresh.stamp.key_id, 2);
+        // Malformed input is a 400, not a stored report.
+        let (s, _) = app.post("/v1/reports", json!({"messages": []})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let (s, _, _) = app.raw(Method::POST, "/v1/reports", b"{".to_vec()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+    }
+}
+use reports::{
+    forged_reports_are_rejected_and_recorded, verified_report_with_a_matching_attachment,
+};

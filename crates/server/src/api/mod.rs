@@ -6,6 +6,7 @@ mod hma;
 mod lists;
 mod matching;
 mod ops;
+mod reports;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -53,6 +54,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/banks/{bank}/export", get(lists::export))
         .route("/v1/hash", post(matching::hash))
         .route("/v1/match", post(matching::match_))
+        .route("/v1/franking/stamp", post(reports::stamp))
+        .route("/v1/franking/rotate", post(reports::rotate))
+        .route("/v1/reports", get(reports::list).post(reports::submit))
+        .route("/v1/reports/{id}", get(reports::get))
         .route("/m/lookup", get(hma::lookup))
         .route("/c/banks", get(hma::banks))
         .route("/c/bank/{bank}/signal", post(hma::add_signal))
