@@ -9,6 +9,8 @@ mod franking;
 mod hash;
 #[path = "bench/index.rs"]
 mod index;
+#[path = "bench/serve.rs"]
+mod serve;
 #[path = "bench/vpdq.rs"]
 mod vpdq;
 
@@ -23,6 +25,8 @@ pub enum Command {
     Vpdq(vpdq::Args),
     /// Message franking and report verification, against one HMAC.
     Franking(franking::Args),
+    /// The matcher service under load on loopback (match by hash and by upload), and start-up.
+    Serve(serve::Args),
 }
 
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {
@@ -31,5 +35,21 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         Command::Index(a) => index::run(a),
         Command::Vpdq(a) => vpdq::run(a),
         Command::Franking(a) => franking::run(a),
+        Command::Serve(a) => serve::run(a),
     }
+}
+
+/// The CPU model and core count, for the record.
+pub fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{model}, {cores} cores")
 }

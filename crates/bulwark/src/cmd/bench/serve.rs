@@ -1,0 +1,283 @@
+//! `bulwark bench serve`: the matcher service under load on loopback, with N
+//! banked hashes, for match-by-hash and match-by-upload; and start-up time.
+//!
+//! The reference in the same run is the same queries answered in-process by
+//! the service's own catalog (no HTTP, no JSON): the ratio is what the HTTP
+//! layer costs. The load generator shares the machine with the server (keep-
+//! alive connections, one request in flight each), so figures are a floor.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bulwark_pdq::PdqHash;
+use bulwark_server::auth::{self, Role};
+use bulwark_server::{Config, Service};
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// Arguments of `bulwark bench serve`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Hashes in the bank.
+    #[arg(long, default_value_t = 1_000_000)]
+    hashes: usize,
+    /// Seconds of load per scenario.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Use this database instead of a temporary SQLite file (it gets a new bank).
+    #[arg(long)]
+    database: Option<String>,
+    /// Only measure start-up (load + index build), no load.
+    #[arg(long)]
+    startup_only: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Load {
+    requests: usize,
+    errors: usize,
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Conn {
+    r: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    w: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Conn {
+    async fn open(port: u16) -> anyhow::Result<Conn> {
+        let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        s.set_nodelay(true)?;
+        let (r, w) = s.into_split();
+        Ok(Conn { r: BufReader::new(r), w })
+    }
+
+    async fn post(&mut self, head: &str, body: &[u8]) -> anyhow::Result<u16> {
+        self.w.write_all(head.as_bytes()).await?;
+        self.w.write_all(body).await?;
+        let mut line = String::new();
+        self.r.read_line(&mut line).await?;
+        let status: u16 = line.get(9..12).unwrap_or("0").parse().unwrap_or(0);
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.r.read_line(&mut line).await?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut buf = vec![0u8; len];
+        self.r.read_exact(&mut buf).await?;
+        Ok(status)
+    }
+}
+
+async fn load(port: u16, conns: usize, secs: f64, make: Arc<dyn Fn(&mut rand_chacha::ChaCha8Rng) -> (String, Vec<u8>) + Send + Sync>) -> anyhow::Result<Load> {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let make = Arc::clone(&make);
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(c as u64);
+            let mut conn = Conn::open(port).await?;
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            while Instant::now() < deadline {
+                let (head, body) = make(&mut rng);
+                let t = Instant::now();
+                match conn.post(&head, &body).await {
+                    Ok(200) => lat.push(t.elapsed()),
+                    Ok(_) => errors += 1,
+                    Err(_) => {
+                        errors += 1;
+                        conn = Conn::open(port).await?;
+                    }
+                }
+            }
+            anyhow::Ok((lat, errors))
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await??;
+        all.extend(lat);
+        errors += e;
+    }
+    let took = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    Ok(Load {
+        requests: all.len(),
+        errors,
+        rps: all.len() as f64 / took,
+        p50_ms: pct(&all, 0.50),
+        p99_ms: pct(&all, 0.99),
+    })
+}
+
+fn flip(h: &PdqHash, bits: u32, rng: &mut impl Rng) -> PdqHash {
+    let mut b = *h.as_bytes();
+    for _ in 0..bits {
+        let k = rng.gen_range(0..256);
+        b[k / 8] ^= 1 << (k % 8);
+    }
+    PdqHash::from_bytes(b)
+}
+
+/// A 1024×768 JPEG made from a benign conformance image.
+fn upload_image() -> anyhow::Result<Vec<u8>> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/conformance/pdq/images/reg-test-input/dih/bridge-1-original.jpg");
+    let src = bulwark_pdq::decode(&std::fs::read(&p)?, &Default::default())?;
+    let (w, h) = (1024usize, 768usize);
+    let c = src.channels as usize;
+    let mut px = vec![0u8; w * h * c];
+    for y in 0..h {
+        for x in 0..w {
+            let sx = x * src.width as usize / w;
+            let sy = y * src.height as usize / h;
+            for k in 0..c {
+                px[(y * w + x) * c + k] = src.pixels[(sy * src.width as usize + sx) * c + k];
+            }
+        }
+    }
+    let img = bulwark_pdq::Image { width: w as u32, height: h as u32, channels: src.channels, pixels: px };
+    Ok(bulwark_pdq::encode_jpeg(&img, 85)?)
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run_async(a))
+}
+
+async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::tempdir()?;
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        database: a.database.clone(),
+        listen: "127.0.0.1:0".parse()?,
+        ..Config::default()
+    };
+    let service = Service::open(config).await?;
+    let st = service.state.clone();
+    let bank = format!("bench_{}", std::process::id());
+    let bank_id: i64 = {
+        use sqlx::Row;
+        sqlx::query(&st.store.sql(
+            "INSERT INTO banks (name, threshold, enabled, description, provider, created_at, updated_at) \
+             VALUES (?, 31, 1, 'benchmark', NULL, 0, 0) RETURNING id",
+        ))
+        .bind(&bank)
+        .fetch_one(&st.store.pool)
+        .await?
+        .try_get("id")?
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    let hashes: Vec<PdqHash> = (0..a.hashes).map(|_| PdqHash::from_bytes(rng.r#gen())).collect();
+    eprintln!("bench serve: loading {} hashes into the store…", a.hashes);
+    let t = Instant::now();
+    bulwark_server::db::bulk_insert_pdq(&st.store, bank_id, "bench", &hashes).await?;
+    let insert_s = t.elapsed().as_secs_f64();
+    // Start-up cost: what a restart does (read every hash, build the index).
+    let t = Instant::now();
+    st.catalog.load(&st.store).await?;
+    let startup_s = t.elapsed().as_secs_f64();
+    let machine = super::machine();
+    if a.startup_only {
+        if a.json {
+            println!("{}", serde_json::json!({"hashes": a.hashes, "insert_s": insert_s, "startup_s": startup_s, "machine": machine}));
+        } else {
+            println!("hashes {}  bulk insert {insert_s:.1} s  start-up (load + index) {startup_s:.2} s  [{machine}]", a.hashes);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let router = service.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let key = auth::create_key(&st.store, Role::Matcher, "bench").await?.key.to_string();
+
+    // Reference: the same kind of query answered in-process.
+    let hashes = Arc::new(hashes);
+    let t = Instant::now();
+    let mut n = 0usize;
+    let mut found = 0usize;
+    while t.elapsed().as_secs_f64() < a.seconds.min(3.0) {
+        let q = if n % 2 == 0 { flip(&hashes[rng.gen_range(0..hashes.len())], 8, &mut rng) } else { PdqHash::from_bytes(rng.r#gen()) };
+        found += st.catalog.search(&q, None).len();
+        n += 1;
+    }
+    let inproc_qps = n as f64 / t.elapsed().as_secs_f64();
+    assert!(found > 0, "in-process queries found nothing");
+
+    // Match by hash: half are banked hashes with 8 bits flipped, half random.
+    let hs = Arc::clone(&hashes);
+    let key2 = key.clone();
+    let by_hash = load(port, a.connections, a.seconds, Arc::new(move |rng| {
+        let q = if rng.gen_bool(0.5) { flip(&hs[rng.gen_range(0..hs.len())], 8, rng) } else { PdqHash::from_bytes(rng.r#gen()) };
+        let body = format!(r#"{{"signals":{{"pdq":"{q}"}}}}"#).into_bytes();
+        let head = format!(
+            "POST /v1/match HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {key2}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        (head, body)
+    }))
+    .await?;
+
+    // Match by upload: a 1024×768 JPEG, multipart.
+    let jpeg = upload_image()?;
+    let boundary = "benchBoundary0123456789";
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").into_bytes();
+    body.extend_from_slice(&jpeg);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let head = format!(
+        "POST /v1/match HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {key}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let body = Arc::new(body);
+    let by_upload = load(port, a.connections.min(8), a.seconds, Arc::new(move |_| (head.clone(), body.to_vec()))).await?;
+
+    if a.json {
+        let l = |x: &Load| serde_json::json!({"requests": x.requests, "errors": x.errors, "rps": x.rps, "p50_ms": x.p50_ms, "p99_ms": x.p99_ms});
+        println!("{}", serde_json::json!({
+            "hashes": a.hashes, "connections": a.connections, "seconds": a.seconds,
+            "startup_s": startup_s, "insert_s": insert_s, "inprocess_qps": inproc_qps,
+            "match_by_hash": l(&by_hash), "match_by_upload": l(&by_upload),
+            "upload_bytes": jpeg.len(), "machine": machine,
+        }));
+    } else {
+        println!("bulwark bench serve: {} banked hashes, {} connections, {:.0} s per scenario [{machine}]", a.hashes, a.connections, a.seconds);
+        println!("  start-up (read {} hashes + build index)   {startup_s:.2} s   (bulk insert {insert_s:.1} s)", a.hashes);
+        println!("  reference: in-process search                 {inproc_qps:>9.0} q/s");
+        for (name, x, target) in [("match by hash (JSON)", &by_hash, 5000.0), ("match by upload (1024x768 JPEG)", &by_upload, 150.0)] {
+            println!(
+                "  {name:<34} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  ({:.2}x the goal of {target}/s)",
+                x.rps, x.p50_ms, x.p99_ms, x.errors, x.rps / target
+            );
+        }
+        println!("  HTTP cost: match by hash at {:.2}x the in-process rate", by_hash.rps / inproc_qps);
+    }
+    Ok(ExitCode::SUCCESS)
+}
