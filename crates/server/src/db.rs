@@ -576,7 +576,9 @@ pub async fn bulk_insert_pdq(
             "INSERT INTO content (id, bank_id, kind, dedup_key, note, metadata, enabled, disabled_until, \
              added_by, source, created_at, updated_at) VALUES ",
         );
-        let mut s = String::from("INSERT INTO signals (content_id, bank_id, signal_type, value, quality) VALUES ");
+        let mut s = String::from(
+            "INSERT INTO signals (content_id, bank_id, signal_type, value, quality) VALUES ",
+        );
         for (i, h) in chunk.iter().enumerate() {
             let id = base + i as i64;
             if i > 0 {
@@ -592,9 +594,11 @@ pub async fn bulk_insert_pdq(
         sqlx::query(&s).execute(&mut *tx).await?;
     }
     if store.backend == Backend::Postgres {
-        sqlx::query("SELECT setval(pg_get_serial_sequence('content', 'id'), (SELECT MAX(id) FROM content))")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "SELECT setval(pg_get_serial_sequence('content', 'id'), (SELECT MAX(id) FROM content))",
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await
 }

@@ -39,6 +39,9 @@ pub struct Args {
     json: bool,
 }
 
+/// Makes one request (head, body).
+type MakeRequest = Arc<dyn Fn(&mut rand_chacha::ChaCha8Rng) -> (String, Vec<u8>) + Send + Sync>;
+
 struct Load {
     requests: usize,
     errors: usize,
@@ -66,7 +69,10 @@ impl Conn {
         let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
         s.set_nodelay(true)?;
         let (r, w) = s.into_split();
-        Ok(Conn { r: BufReader::new(r), w })
+        Ok(Conn {
+            r: BufReader::new(r),
+            w,
+        })
     }
 
     async fn post(&mut self, head: &str, body: &[u8]) -> anyhow::Result<u16> {
@@ -92,7 +98,12 @@ impl Conn {
     }
 }
 
-async fn load(port: u16, conns: usize, secs: f64, make: Arc<dyn Fn(&mut rand_chacha::ChaCha8Rng) -> (String, Vec<u8>) + Send + Sync>) -> anyhow::Result<Load> {
+async fn load(
+    port: u16,
+    conns: usize,
+    secs: f64,
+    make: MakeRequest,
+) -> anyhow::Result<Load> {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
     for c in 0..conns {
@@ -162,12 +173,19 @@ fn upload_image() -> anyhow::Result<Vec<u8>> {
             }
         }
     }
-    let img = bulwark_pdq::Image { width: w as u32, height: h as u32, channels: src.channels, pixels: px };
+    let img = bulwark_pdq::Image {
+        width: w as u32,
+        height: h as u32,
+        channels: src.channels,
+        pixels: px,
+    };
     Ok(bulwark_pdq::encode_jpeg(&img, 85)?)
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run_async(a))
 }
 
@@ -194,7 +212,9 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
         .try_get("id")?
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
-    let hashes: Vec<PdqHash> = (0..a.hashes).map(|_| PdqHash::from_bytes(rng.r#gen())).collect();
+    let hashes: Vec<PdqHash> = (0..a.hashes)
+        .map(|_| PdqHash::from_bytes(rng.r#gen()))
+        .collect();
     eprintln!("bench serve: loading {} hashes into the store…", a.hashes);
     let t = Instant::now();
     bulwark_server::db::bulk_insert_pdq(&st.store, bank_id, "bench", &hashes).await?;
@@ -206,9 +226,15 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
     let machine = super::machine();
     if a.startup_only {
         if a.json {
-            println!("{}", serde_json::json!({"hashes": a.hashes, "insert_s": insert_s, "startup_s": startup_s, "machine": machine}));
+            println!(
+                "{}",
+                serde_json::json!({"hashes": a.hashes, "insert_s": insert_s, "startup_s": startup_s, "machine": machine})
+            );
         } else {
-            println!("hashes {}  bulk insert {insert_s:.1} s  start-up (load + index) {startup_s:.2} s  [{machine}]", a.hashes);
+            println!(
+                "hashes {}  bulk insert {insert_s:.1} s  start-up (load + index) {startup_s:.2} s  [{machine}]",
+                a.hashes
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -217,7 +243,10 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
     let port = listener.local_addr()?.port();
     let router = service.router();
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let key = auth::create_key(&st.store, Role::Matcher, "bench").await?.key.to_string();
+    let key = auth::create_key(&st.store, Role::Matcher, "bench")
+        .await?
+        .key
+        .to_string();
 
     // Reference: the same kind of query answered in-process.
     let hashes = Arc::new(hashes);
@@ -225,7 +254,11 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
     let mut n = 0usize;
     let mut found = 0usize;
     while t.elapsed().as_secs_f64() < a.seconds.min(3.0) {
-        let q = if n % 2 == 0 { flip(&hashes[rng.gen_range(0..hashes.len())], 8, &mut rng) } else { PdqHash::from_bytes(rng.r#gen()) };
+        let q = if n % 2 == 0 {
+            flip(&hashes[rng.gen_range(0..hashes.len())], 8, &mut rng)
+        } else {
+            PdqHash::from_bytes(rng.r#gen())
+        };
         found += st.catalog.search(&q, None).len();
         n += 1;
     }
@@ -257,27 +290,52 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
         body.len()
     );
     let body = Arc::new(body);
-    let by_upload = load(port, a.connections.min(8), a.seconds, Arc::new(move |_| (head.clone(), body.to_vec()))).await?;
+    let by_upload = load(
+        port,
+        a.connections.min(8),
+        a.seconds,
+        Arc::new(move |_| (head.clone(), body.to_vec())),
+    )
+    .await?;
 
     if a.json {
         let l = |x: &Load| serde_json::json!({"requests": x.requests, "errors": x.errors, "rps": x.rps, "p50_ms": x.p50_ms, "p99_ms": x.p99_ms});
-        println!("{}", serde_json::json!({
-            "hashes": a.hashes, "connections": a.connections, "seconds": a.seconds,
-            "startup_s": startup_s, "insert_s": insert_s, "inprocess_qps": inproc_qps,
-            "match_by_hash": l(&by_hash), "match_by_upload": l(&by_upload),
-            "upload_bytes": jpeg.len(), "machine": machine,
-        }));
+        println!(
+            "{}",
+            serde_json::json!({
+                "hashes": a.hashes, "connections": a.connections, "seconds": a.seconds,
+                "startup_s": startup_s, "insert_s": insert_s, "inprocess_qps": inproc_qps,
+                "match_by_hash": l(&by_hash), "match_by_upload": l(&by_upload),
+                "upload_bytes": jpeg.len(), "machine": machine,
+            })
+        );
     } else {
-        println!("bulwark bench serve: {} banked hashes, {} connections, {:.0} s per scenario [{machine}]", a.hashes, a.connections, a.seconds);
-        println!("  start-up (read {} hashes + build index)   {startup_s:.2} s   (bulk insert {insert_s:.1} s)", a.hashes);
+        println!(
+            "bulwark bench serve: {} banked hashes, {} connections, {:.0} s per scenario [{machine}]",
+            a.hashes, a.connections, a.seconds
+        );
+        println!(
+            "  start-up (read {} hashes + build index)   {startup_s:.2} s   (bulk insert {insert_s:.1} s)",
+            a.hashes
+        );
         println!("  reference: in-process search                 {inproc_qps:>9.0} q/s");
-        for (name, x, target) in [("match by hash (JSON)", &by_hash, 5000.0), ("match by upload (1024x768 JPEG)", &by_upload, 150.0)] {
+        for (name, x, target) in [
+            ("match by hash (JSON)", &by_hash, 5000.0),
+            ("match by upload (1024x768 JPEG)", &by_upload, 150.0),
+        ] {
             println!(
                 "  {name:<34} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  ({:.2}x the goal of {target}/s)",
-                x.rps, x.p50_ms, x.p99_ms, x.errors, x.rps / target
+                x.rps,
+                x.p50_ms,
+                x.p99_ms,
+                x.errors,
+                x.rps / target
             );
         }
-        println!("  HTTP cost: match by hash at {:.2}x the in-process rate", by_hash.rps / inproc_qps);
+        println!(
+            "  HTTP cost: match by hash at {:.2}x the in-process rate",
+            by_hash.rps / inproc_qps
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
