@@ -204,6 +204,14 @@ impl LiveIndex {
         self.read().tail_codes.len()
     }
 
+    /// Folds pending changes into the base and returns it: an immutable index
+    /// with every entry live when the call started (and perhaps later ones),
+    /// ready to [`Index::save`] as a snapshot.
+    pub fn snapshot(&self) -> Arc<Index> {
+        self.merge();
+        Arc::clone(&self.read().base)
+    }
+
     /// Folds the append segment and tombstones into a new base now (blocking
     /// the caller, never the searches). Background merges call this too.
     pub fn merge(&self) {

@@ -27,6 +27,21 @@ pub struct Store {
     pub backend: Backend,
 }
 
+/// 16 random bytes, hex.
+pub fn random_hex() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// A value of the `meta` table.
+pub async fn meta(store: &Store, key: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query(&store.sql("SELECT value FROM meta WHERE key = ?"))
+        .bind(key)
+        .fetch_optional(&store.pool)
+        .await?
+        .map(|r| r.try_get("value"))
+        .transpose()
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -130,6 +145,19 @@ impl Store {
             .map_err(|e| anyhow::anyhow!("connecting to the database: {e}"))?;
         let store = Store { pool, backend };
         store.migrate().await?;
+        // This database's identity, and the generation of its bulk loads: an
+        // index snapshot is only reused on the same database and generation.
+        for key in ["instance", "generation"] {
+            sqlx::query(
+                &store.sql(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                ),
+            )
+            .bind(key)
+            .bind(random_hex())
+            .execute(&store.pool)
+            .await?;
+        }
         Ok(store)
     }
 
@@ -600,5 +628,10 @@ pub async fn bulk_insert_pdq(
         .execute(&mut *tx)
         .await?;
     }
+    // Written around the change log: index snapshots taken before are stale.
+    sqlx::query(&store.sql("UPDATE meta SET value = ? WHERE key = 'generation'"))
+        .bind(random_hex())
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await
 }

@@ -39,6 +39,9 @@ pub struct AppState {
     pub config: Arc<Config>,
 }
 
+/// How often a changed index is snapshotted to the data directory.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(600);
+
 /// A service opened on its store, not yet listening.
 pub struct Service {
     /// Shared state.
@@ -61,7 +64,16 @@ impl Service {
             None
         };
         let catalog = Arc::new(catalog::Catalog::new());
-        catalog.load(&store).await?;
+        catalog.set_snapshot_path(config.data_dir.join("index.snapshot"));
+        if !catalog.load(&store).await? {
+            // Next start reads the snapshot instead of every row.
+            let (c, s) = (Arc::clone(&catalog), store.clone());
+            tokio::spawn(async move {
+                if let Err(e) = c.save_snapshot(&s).await {
+                    tracing::warn!("writing the index snapshot failed: {e:#}");
+                }
+            });
+        }
         let state = AppState {
             media: media::Pool::new(&config),
             store,
@@ -86,6 +98,7 @@ impl Service {
     pub fn spawn_refresh(&self) -> tokio::task::JoinHandle<()> {
         let state = self.state.clone();
         tokio::spawn(async move {
+            let mut last_snapshot = std::time::Instant::now();
             loop {
                 let base = state.config.refresh_interval.as_secs_f64();
                 let wait = base * rand::thread_rng().gen_range(0.5..1.5);
@@ -94,6 +107,13 @@ impl Service {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!("applied {n} changes from other replicas"),
                     Err(e) => tracing::warn!("refreshing from the database failed: {e:#}"),
+                }
+                let c = &state.catalog;
+                if c.applied_seq() != c.snapshot_seq() && last_snapshot.elapsed() > SNAPSHOT_EVERY {
+                    last_snapshot = std::time::Instant::now();
+                    if let Err(e) = c.save_snapshot(&state.store).await {
+                        tracing::warn!("writing the index snapshot failed: {e:#}");
+                    }
                 }
             }
         })
@@ -111,6 +131,9 @@ impl Service {
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         refresh.abort();
+        if let Err(e) = self.state.catalog.save_snapshot(&self.state.store).await {
+            tracing::warn!("writing the index snapshot failed: {e:#}");
+        }
         Ok(())
     }
 }

@@ -991,6 +991,7 @@ async fn videos_bank_and_match_after_reencoding(app: &TestApp) {
 }
 
 both_databases!(
+    restart_from_snapshot_replays_later_changes,
     verified_report_with_a_matching_attachment,
     forged_reports_are_rejected_and_recorded,
     videos_bank_and_match_after_reencoding,
@@ -1188,3 +1189,63 @@ mod reports {
 use reports::{
     forged_reports_are_rejected_and_recorded, verified_report_with_a_matching_attachment,
 };
+
+/// A restart from the index snapshot sees every change made after it.
+async fn restart_from_snapshot_replays_later_changes(app: &TestApp) {
+    let st = &app.service.state;
+    make_bank(app, "snap").await;
+    let h = |i: u8| hex::encode([i; 32]);
+    let mut ids = Vec::new();
+    for i in 1..=4u8 {
+        let (_, c) = app
+            .post("/v1/banks/snap/content", json!({"signals": {"pdq": h(i)}}))
+            .await;
+        ids.push(c["id"].as_i64().unwrap());
+    }
+    st.catalog.save_snapshot(&st.store).await.unwrap();
+    // After the snapshot: one added, one disabled, one deleted.
+    app.post("/v1/banks/snap/content", json!({"signals": {"pdq": h(5)}}))
+        .await;
+    app.call(
+        Method::PATCH,
+        &format!("/v1/banks/snap/content/{}", ids[1]),
+        Some(&app.admin),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    app.call(
+        Method::DELETE,
+        &format!("/v1/banks/snap/content/{}", ids[2]),
+        Some(&app.admin),
+        None,
+    )
+    .await;
+    let fresh = bulwark_server::catalog::Catalog::new();
+    fresh.set_snapshot_path(app.dir.path().join("index.snapshot"));
+    assert!(
+        fresh.load(&st.store).await.unwrap(),
+        "the snapshot was used"
+    );
+    let found = |c: &bulwark_server::catalog::Catalog, i: u8| {
+        !c.search(&h(i).parse().unwrap(), None).is_empty()
+    };
+    assert_eq!(
+        (1..=5).map(|i| found(&fresh, i)).collect::<Vec<_>>(),
+        [true, false, false, true, true]
+    );
+    // A bulk load around the change log makes the snapshot stale: it is not used.
+    let bank = bulwark_server::db::bank_by_name(&st.store, "snap")
+        .await
+        .unwrap()
+        .unwrap();
+    bulwark_server::db::bulk_insert_pdq(&st.store, bank.id, "bulk", &[h(9).parse().unwrap()])
+        .await
+        .unwrap();
+    let again = bulwark_server::catalog::Catalog::new();
+    again.set_snapshot_path(app.dir.path().join("index.snapshot"));
+    assert!(
+        !again.load(&st.store).await.unwrap(),
+        "a stale snapshot was used"
+    );
+    assert!(found(&again, 9) && found(&again, 5) && !found(&again, 3));
+}

@@ -25,9 +25,12 @@ pub struct Args {
     /// Seconds of load per scenario.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
-    /// Concurrent connections.
+    /// Concurrent connections, match by hash.
     #[arg(long, default_value_t = 32)]
     connections: usize,
+    /// Concurrent connections, match by upload.
+    #[arg(long, default_value_t = 4)]
+    upload_connections: usize,
     /// Use this database instead of a temporary SQLite file (it gets a new bank).
     #[arg(long)]
     database: Option<String>,
@@ -98,12 +101,7 @@ impl Conn {
     }
 }
 
-async fn load(
-    port: u16,
-    conns: usize,
-    secs: f64,
-    make: MakeRequest,
-) -> anyhow::Result<Load> {
+async fn load(port: u16, conns: usize, secs: f64, make: MakeRequest) -> anyhow::Result<Load> {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
     for c in 0..conns {
@@ -183,6 +181,13 @@ fn upload_image() -> anyhow::Result<Vec<u8>> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "bulwark_server=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -219,10 +224,24 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
     bulwark_server::db::bulk_insert_pdq(&st.store, bank_id, "bench", &hashes).await?;
     let insert_s = t.elapsed().as_secs_f64();
-    // Start-up cost: what a restart does (read every hash, build the index).
+    // Start-up cost without a snapshot (read every hash, build the index),
+    // then with one (map the snapshot, replay the changes since).
     let t = Instant::now();
-    st.catalog.load(&st.store).await?;
+    st.catalog.load_full(&st.store).await?;
+    let cold_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    st.catalog.save_snapshot(&st.store).await?;
+    let snapshot_write_s = t.elapsed().as_secs_f64();
+    let fresh = bulwark_server::catalog::Catalog::new();
+    fresh.set_snapshot_path(dir.path().join("index.snapshot"));
+    let t = Instant::now();
+    anyhow::ensure!(fresh.load(&st.store).await?, "the snapshot was not used");
     let startup_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        fresh.index_size().0 == a.hashes,
+        "the snapshot lost entries"
+    );
+    drop(fresh);
     let machine = super::machine();
     if a.startup_only {
         if a.json {
@@ -303,8 +322,8 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             serde_json::json!({
-                "hashes": a.hashes, "connections": a.connections, "seconds": a.seconds,
-                "startup_s": startup_s, "insert_s": insert_s, "inprocess_qps": inproc_qps,
+                "hashes": a.hashes, "connections": a.connections, "upload_connections": a.upload_connections, "seconds": a.seconds,
+                "startup_snapshot_s": startup_s, "startup_full_s": cold_s, "insert_s": insert_s, "inprocess_qps": inproc_qps,
                 "match_by_hash": l(&by_hash), "match_by_upload": l(&by_upload),
                 "upload_bytes": jpeg.len(), "machine": machine,
             })
