@@ -76,7 +76,11 @@ pub(crate) fn random_point<R: RngCore + CryptoRng>(rng: &mut R) -> RistrettoPoin
 /// The key that opens a slot: HKDF(S, "slot" ‖ Q), binding the pair.
 pub(crate) fn slot_key(s: &RistrettoPoint, q: &CompressedRistretto) -> Zeroizing<[u8; 32]> {
     let mut k = Zeroizing::new([0u8; 32]);
-    kdf(s.compress().as_bytes(), &[INFO_SLOT, q.as_bytes()], &mut k[..]);
+    kdf(
+        s.compress().as_bytes(),
+        &[INFO_SLOT, q.as_bytes()],
+        &mut k[..],
+    );
     k
 }
 
@@ -233,7 +237,10 @@ mod tests {
             hex::encode(&ct),
             include_str!("../tests/data/payload_sealed.hex").trim()
         );
-        assert_eq!(open_committed(&rkey, b"aad", &ct).as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            open_committed(&rkey, b"aad", &ct).as_deref(),
+            Some(&b"hello"[..])
+        );
         assert!(open_committed(&[8; 32], b"aad", &ct).is_none());
         assert!(open_committed(&rkey, b"aaX", &ct).is_none());
         let mut bad = ct.clone();
@@ -259,7 +266,11 @@ mod tests {
              4d98b696a1bbfb5ca32c436cc61c16563790306c79eaca7705668b47dffe5bb6",
         );
         assert_eq!(
-            hex::encode(RistrettoPoint::from_uniform_bytes(&input).compress().as_bytes()),
+            hex::encode(
+                RistrettoPoint::from_uniform_bytes(&input)
+                    .compress()
+                    .as_bytes()
+            ),
             "3066f82a1a747d45120d1740f14358531a8f04bbffe6a819f86dfe50f44a0a46"
         );
         // Our H is SHA-512(DST ‖ msg) followed by that map.

@@ -81,7 +81,9 @@ impl DeviceAccount {
             return Err(VoucherError::MalformedAccount("not a 38-byte BWDA account"));
         }
         if u16::from_be_bytes([b[4], b[5]]) != ACCOUNT_VERSION {
-            return Err(VoucherError::MalformedAccount("unsupported account version"));
+            return Err(VoucherError::MalformedAccount(
+                "unsupported account version",
+            ));
         }
         let mut secret = [0u8; 32];
         secret.copy_from_slice(&b[6..]);
@@ -122,9 +124,10 @@ impl DeviceAccount {
             let mut d = data.to_vec();
             d.extend_from_slice(&block.to_be_bytes());
             prf(&self.secret, label, &d, &mut buf);
-            words.extend(buf.chunks_exact(8).map(|c| {
-                u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-            }));
+            words.extend(
+                buf.chunks_exact(8)
+                    .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
+            );
             block += 1;
         }
         words.into_iter()
@@ -157,8 +160,20 @@ impl DeviceAccount {
     /// Is `hash` one this account sends synthetic vouchers for (probability p)?
     fn is_synthetic(&self, p: f64, hash: &PdqHash) -> bool {
         let mut b = [0u8; 8];
-        prf(&self.secret, b"bulwark-psi-synthetic-v1", hash.as_bytes(), &mut b);
+        prf(
+            &self.secret,
+            b"bulwark-psi-synthetic-v1",
+            hash.as_bytes(),
+            &mut b,
+        );
         (u64::from_be_bytes(b) as f64) < p * 18_446_744_073_709_551_616.0
+    }
+
+    /// Whether this account sends a synthetic voucher for `hash` under this
+    /// pdata (for tests: a real device never needs to know).
+    #[doc(hidden)]
+    pub fn sends_synthetic_for(&self, pdata: &Pdata, hash: &PdqHash) -> bool {
+        self.is_synthetic(pdata.params().synthetic_probability, hash)
     }
 
     pub(crate) fn inner(&self, pdata: &Pdata, hash: &PdqHash) -> (Inner, bool) {
@@ -250,8 +265,12 @@ impl DeviceAccount {
             // would open (at least one), each at one random slot; the other
             // pairs are random and open nothing.
             let open = simulated_open_tables(pdata, rng);
-            for l in 0..tables {
-                let j_open = if open[l] { Some(rng.gen_range(0..2)) } else { None };
+            for &opens in &open {
+                let j_open = if opens {
+                    Some(rng.gen_range(0..2))
+                } else {
+                    None
+                };
                 for j in 0..2 {
                     if j_open == Some(j) {
                         let beta = Scalar::random(rng);
@@ -269,10 +288,14 @@ impl DeviceAccount {
         } else {
             for key in pdata.sub_keys(hash) {
                 let h = hash_to_group(&[pdata.seed(), &key.to_bytes()]);
-                for slot in pdata.slots_of(key) {
-                    let p = pdata
-                        .point(key.table, slot)
-                        .unwrap_or_else(|| random_point(rng));
+                let slots = pdata.slots_of(key);
+                for (j, slot) in slots.into_iter().enumerate() {
+                    // When both cuckoo choices are the same slot, the second
+                    // pair uses a random point, so a match opens one pair per table.
+                    let p = match pdata.point(key.table, slot) {
+                        Some(p) if j == 0 || slots[0] != slots[1] => p,
+                        _ => random_point(rng),
+                    };
                     let beta = Scalar::random(rng);
                     let gamma = Scalar::random(rng);
                     let q = RistrettoPoint::multiscalar_mul([beta, gamma], [h, g]);

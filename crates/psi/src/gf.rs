@@ -58,7 +58,9 @@ pub(crate) fn dependent_columns(cols: &[Vec<u64>]) -> Vec<usize> {
         return Vec::new();
     };
     // Row-major copy of the d × n matrix whose columns are the vectors.
-    let mut m: Vec<Vec<u64>> = (0..d).map(|r| cols.iter().map(|c| c[r]).collect()).collect();
+    let mut m: Vec<Vec<u64>> = (0..d)
+        .map(|r| cols.iter().map(|c| c[r]).collect())
+        .collect();
     let mut pivot_of_row: Vec<usize> = Vec::new();
     let mut row = 0;
     for col in 0..n {
@@ -73,12 +75,12 @@ pub(crate) fn dependent_columns(cols: &[Vec<u64>]) -> Vec<usize> {
         for v in m[row].iter_mut() {
             *v = mul(*v, iv);
         }
-        for r in 0..d {
-            if r != row && m[r][col] != 0 {
-                let f = m[r][col];
-                for c in 0..n {
-                    let t = mul(f, m[row][c]);
-                    m[r][c] = sub(m[r][c], t);
+        let pivot_row = m[row].clone();
+        for (r, mr) in m.iter_mut().enumerate() {
+            if r != row && mr[col] != 0 {
+                let f = mr[col];
+                for (v, &p) in mr.iter_mut().zip(&pivot_row) {
+                    *v = sub(*v, mul(f, p));
                 }
             }
         }
@@ -125,7 +127,10 @@ mod tests {
         let b = v([4, 5, 6]);
         let c: Vec<u64> = a.iter().zip(&b).map(|(x, y)| add(mul(2, *x), *y)).collect();
         let e = v([0, 0, 7]);
-        assert_eq!(dependent_columns(&[a.clone(), e.clone(), b.clone(), c]), vec![0, 2, 3]);
+        assert_eq!(
+            dependent_columns(&[a.clone(), e.clone(), b.clone(), c]),
+            vec![0, 2, 3]
+        );
         assert!(dependent_columns(&[a, b, e]).is_empty());
     }
 }

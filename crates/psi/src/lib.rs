@@ -73,7 +73,7 @@ pub use crate::pdata::{
     CHUNK_POINTS, Candidate, MAX_PDATA_BYTES, PDATA_MAGIC, PDATA_VERSION, Pdata, PdataIn,
     PublicKey, Root, ServerKeys, ServerTable, slots_for,
 };
-pub use crate::server::{AccountState, MAX_ENTRIES, Opened, StateError};
+pub use crate::server::{AccountState, MAX_ENTRIES, Opened, StateError, opened_pairs};
 pub use crate::voucher::{MAX_VOUCHER_BYTES, VOUCHER_VERSION, Voucher};
 
 /// Protocol parameters, published in the pdata header (so every device uses
@@ -182,7 +182,9 @@ pub enum PdataError {
 #[non_exhaustive]
 pub enum VoucherError {
     /// The derivative is longer than the pdata's `derivative_bytes`.
-    #[error("visual derivative is {got} bytes; this pdata allows at most {max} (downscale or compress it)")]
+    #[error(
+        "visual derivative is {got} bytes; this pdata allows at most {max} (downscale or compress it)"
+    )]
     DerivativeTooLarge {
         /// Bytes given.
         got: usize,

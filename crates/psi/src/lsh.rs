@@ -104,9 +104,9 @@ pub fn positions(seed: &[u8; 32], tables: u16, bits_per_table: u8) -> Vec<Vec<u8
 
 /// The sub-key of `hash` in table `table` with the given positions.
 pub fn sub_key(hash: &PdqHash, table: u16, positions: &[u8]) -> SubKey {
-    let bits = positions
-        .iter()
-        .fold(0u64, |acc, &p| acc << 1 | u64::from(hash.bit(usize::from(p))));
+    let bits = positions.iter().fold(0u64, |acc, &p| {
+        acc << 1 | u64::from(hash.bit(usize::from(p)))
+    });
     SubKey { table, bits }
 }
 

@@ -120,7 +120,9 @@ impl ServerKeys {
                 public: &alpha * RISTRETTO_BASEPOINT_TABLE,
                 alpha,
             }),
-            _ => Err(PdataError::Malformed("server key is not a canonical nonzero scalar")),
+            _ => Err(PdataError::Malformed(
+                "server key is not a canonical nonzero scalar",
+            )),
         }
     }
 
@@ -222,7 +224,11 @@ impl fmt::Debug for Pdata {
             .field("root", &self.root)
             .field(
                 "slots",
-                &self.tables.iter().map(|t| t.points.len()).collect::<Vec<_>>(),
+                &self
+                    .tables
+                    .iter()
+                    .map(|t| t.points.len())
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -437,7 +443,8 @@ impl Pdata {
 
     /// The size of [`Pdata::to_bytes`].
     pub fn byte_len(&self) -> usize {
-        HEADER_FIXED + 8 * self.tables.len()
+        HEADER_FIXED
+            + 8 * self.tables.len()
             + 32 * self.tables.iter().map(|t| t.points.len()).sum::<usize>()
     }
 
@@ -496,7 +503,9 @@ impl PdataIn {
         params.validate()?;
         let public = CompressedRistretto(r.array("public key").map_err(m)?)
             .decompress()
-            .ok_or(PdataError::Malformed("public key is not a ristretto255 point"))?;
+            .ok_or(PdataError::Malformed(
+                "public key is not a ristretto255 point",
+            ))?;
         let seed: [u8; 32] = r.array("seed").map_err(m)?;
         let mut sizes = Vec::with_capacity(usize::from(params.tables));
         for _ in 0..params.tables {

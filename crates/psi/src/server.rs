@@ -38,8 +38,7 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::{
-    COMMIT, INFO_ADCT, NONCE, TAG, adct_key, open_committed, open_once, open_random_nonce,
-    slot_key,
+    COMMIT, INFO_ADCT, NONCE, TAG, adct_key, open_committed, open_once, open_random_nonce, slot_key,
 };
 use crate::gf;
 use crate::pdata::{Candidate, Pdata, ServerKeys, ServerTable};
@@ -120,6 +119,24 @@ fn lagrange_at_zero(points: &[(Scalar, Scalar)]) -> Scalar {
     acc
 }
 
+/// How many of a voucher's pairs open under α: exactly what the server learns
+/// from one voucher before the threshold (for tests and audits; `ingest`
+/// computes the same).
+pub fn opened_pairs(keys: &ServerKeys, pdata: &Pdata, v: &Voucher) -> usize {
+    if !v.root.ct_eq(&pdata.root()) {
+        return 0;
+    }
+    v.pairs
+        .iter()
+        .filter(|(q, ct)| {
+            let qc = CompressedRistretto(*q);
+            qc.decompress().is_some_and(|qp| {
+                open_once(&slot_key(&(keys.alpha() * qp), &qc), slot_aad(), ct).is_some()
+            })
+        })
+        .count()
+}
+
 impl AccountState {
     /// An empty state.
     pub fn new() -> AccountState {
@@ -149,7 +166,9 @@ impl AccountState {
             return Err(Rejection::Malformed("pair count differs from the pdata's"));
         }
         if v.payload.len() != payload_len(params) {
-            return Err(Rejection::Malformed("payload length differs from the pdata's"));
+            return Err(Rejection::Malformed(
+                "payload length differs from the pdata's",
+            ));
         }
         let digest: [u8; 32] = Sha256::digest(v.to_bytes()).into();
         if self.entries.iter().any(|e| e.digest == digest) {
@@ -345,14 +364,18 @@ impl AccountState {
         let m = |e: crate::wire::Short| StateError::Malformed(e.0);
         let mut r = Reader::new(b);
         if &r.array::<4>("magic").map_err(m)? != STATE_MAGIC {
-            return Err(StateError::Malformed("not an account state (magic is not BWPS)"));
+            return Err(StateError::Malformed(
+                "not an account state (magic is not BWPS)",
+            ));
         }
         if r.u16("version").map_err(m)? != STATE_VERSION {
             return Err(StateError::Malformed("unsupported account state version"));
         }
         let n = r.u32("count").map_err(m)? as usize;
         if n > MAX_ENTRIES || n.saturating_mul(100) > r.remaining() {
-            return Err(StateError::Malformed("entry count exceeds the data or the limit"));
+            return Err(StateError::Malformed(
+                "entry count exceeds the data or the limit",
+            ));
         }
         let mut entries: Vec<Entry> = Vec::with_capacity(n);
         for _ in 0..n {
@@ -385,5 +408,61 @@ impl AccountState {
         }
         r.finish().map_err(m)?;
         Ok(AccountState { entries })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DeviceAccount, Params};
+    use rand::{RngCore, SeedableRng};
+
+    /// Below the threshold no subset of the stored detection vectors is
+    /// linearly dependent, whatever mix of real and synthetic vouchers made
+    /// them: the one structure that tells real from synthetic is absent.
+    #[test]
+    fn below_threshold_detection_vectors_are_independent_for_every_mix() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let keys = ServerKeys::generate(&mut rng);
+        let params = Params {
+            threshold: 4,
+            max_synthetic: 6,
+            synthetic_probability: 0.5,
+            derivative_bytes: 8,
+            ..Params::default()
+        };
+        let bank: Vec<(u64, PdqHash)> = (0..60)
+            .map(|i| {
+                let mut b = [0u8; 32];
+                rng.fill_bytes(&mut b);
+                (i, PdqHash::from_bytes(b))
+            })
+            .collect();
+        let (pdata, _) = Pdata::build(&keys, &params, &bank, &mut rng).expect("builds");
+        let a = DeviceAccount::generate(&mut rng);
+        let (syn, real): (Vec<_>, Vec<_>) = bank
+            .iter()
+            .map(|e| e.1)
+            .partition(|h| a.sends_synthetic_for(&pdata, h));
+        for n_real in 0..=4usize {
+            let mut s = AccountState::new();
+            for h in real[..n_real].iter().chain(&syn[..6]) {
+                let v = a.voucher(&pdata, h, b"", &mut rng).expect("voucher");
+                s.ingest(&keys, &pdata, &v).expect("ok");
+            }
+            let cols: Vec<Vec<u64>> = s.entries.iter().map(|e| e.z.clone()).collect();
+            assert!(gf::dependent_columns(&cols).is_empty(), "{n_real} real");
+        }
+        // One more real share and exactly the real ones become dependent.
+        let mut s = AccountState::new();
+        for h in real[..5].iter().chain(&syn[..6]) {
+            let v = a.voucher(&pdata, h, b"", &mut rng).expect("voucher");
+            s.ingest(&keys, &pdata, &v).expect("ok");
+        }
+        let cols: Vec<Vec<u64>> = s.entries.iter().map(|e| e.z.clone()).collect();
+        let dep = gf::dependent_columns(&cols);
+        assert_eq!(dep.len(), 5);
+        let (x_real, _) = a.inner(&pdata, &real[0]);
+        assert!(dep.iter().any(|&i| s.entries[i].x == x_real.x.to_bytes()));
     }
 }
