@@ -277,6 +277,28 @@ pub mod fuzzing {
         let _ = s.open(pdata, table);
     }
 
+    /// A valid voucher against the fuzzing fixture's pdata (a corpus seed):
+    /// image `i`, from a synthetic-only account when `synthetic`.
+    pub fn seed_voucher(i: u8, synthetic: bool) -> Vec<u8> {
+        let (_, pdata, _) = fixture();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from(i));
+        let a = crate::DeviceAccount::generate(&mut rng);
+        let mut p = pdata.clone();
+        if synthetic {
+            // Same root check fails for a different pdata, so only the
+            // device's decision is changed here.
+            p.params.synthetic_probability = 1.0;
+        }
+        a.voucher(
+            &p,
+            &bulwark_pdq::PdqHash::from_bytes([i; 32]),
+            b"grey",
+            &mut rng,
+        )
+        .map(|v| v.to_bytes())
+        .unwrap_or_default()
+    }
+
     /// Decoding arbitrary bytes as an account state must not panic; what
     /// decodes re-encodes identically.
     pub fn account_state(data: &[u8]) {
