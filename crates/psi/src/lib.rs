@@ -108,7 +108,7 @@ impl Default for Params {
     /// The measured default (see docs/PRIVATE-MATCHING.md, "Parameters").
     fn default() -> Self {
         Params {
-            tables: 6,
+            tables: 3,
             bits_per_table: 32,
             threshold: 30,
             max_synthetic: 40,

@@ -289,10 +289,11 @@ fn cuckoo_place<R: RngCore>(
     Some(t)
 }
 
-/// Slots for `n` distinct sub-keys: a load of about 0.47 (two-choice cuckoo
-/// hashing with one slot per bucket fails above 0.5).
+/// Slots for `n` distinct sub-keys: a load of about 0.485 (two-choice cuckoo
+/// hashing with one slot per bucket fails above 0.5; placement retries with a
+/// new salt if a random walk gets stuck).
 pub fn slots_for(n: usize) -> usize {
-    (n * 2 + n / 8 + 8).max(8)
+    (n * 2 + n / 16 + 8).max(8)
 }
 
 impl Pdata {

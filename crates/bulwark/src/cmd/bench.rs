@@ -9,6 +9,8 @@ mod franking;
 mod hash;
 #[path = "bench/index.rs"]
 mod index;
+#[path = "bench/psi.rs"]
+mod psi;
 #[path = "bench/vpdq.rs"]
 mod vpdq;
 
@@ -23,6 +25,8 @@ pub enum Command {
     Vpdq(vpdq::Args),
     /// Message franking and report verification, against one HMAC.
     Franking(franking::Args),
+    /// Private matching: device and server time per voucher, sizes, against one scalar multiplication.
+    Psi(psi::Args),
 }
 
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {
@@ -31,5 +35,6 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         Command::Index(a) => index::run(a),
         Command::Vpdq(a) => vpdq::run(a),
         Command::Franking(a) => franking::run(a),
+        Command::Psi(a) => psi::run(a),
     }
 }
