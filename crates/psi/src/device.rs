@@ -184,14 +184,15 @@ impl DeviceAccount {
         if x == Scalar::ZERO {
             x = Scalar::ONE; // probability 2⁻²⁵²
         }
+        // The real share and vector are computed either way (equal timing).
+        let y = self.share_y(t, &x);
+        let z = self.detection_vector(t, dim, hash);
         if self.is_synthetic(params.synthetic_probability, hash) {
             let y = prf_scalar(&self.secret, b"bulwark-psi-dummy-y-v1", hash.as_bytes());
             let mut w = self.words(b"bulwark-psi-dummy-z-v1", hash.as_bytes(), dim);
             let z = (0..dim).map(|_| gf::from_words(&mut w)).collect();
             (Inner { x, y, z }, true)
         } else {
-            let y = self.share_y(t, &x);
-            let z = self.detection_vector(t, dim, hash);
             (Inner { x, y, z }, false)
         }
     }
@@ -260,7 +261,27 @@ impl DeviceAccount {
             a.copy_from_slice(&ct);
             (qc.to_bytes(), a)
         };
+        // The real pairs are always computed, so making a synthetic voucher
+        // takes as long as a real one (its timing does not tell).
+        for key in pdata.sub_keys(hash) {
+            let h = hash_to_group(&[pdata.seed(), &key.to_bytes()]);
+            let slots = pdata.slots_of(key);
+            for (j, slot) in slots.into_iter().enumerate() {
+                // When both cuckoo choices are the same slot, the second
+                // pair uses a random point, so a match opens one pair per table.
+                let p = match pdata.point(key.table, slot) {
+                    Some(p) if j == 0 || slots[0] != slots[1] => p,
+                    _ => random_point(rng),
+                };
+                let beta = Scalar::random(rng);
+                let gamma = Scalar::random(rng);
+                let q = RistrettoPoint::multiscalar_mul([beta, gamma], [h, g]);
+                let s = RistrettoPoint::multiscalar_mul([beta, gamma], [p, l_point]);
+                pairs.push(sealed(&q, &s));
+            }
+        }
         if synthetic {
+            pairs.clear();
             // Opens the tables a real match at a simulated small distance
             // would open (at least one), each at one random slot; the other
             // pairs are random and open nothing.
@@ -283,24 +304,6 @@ impl DeviceAccount {
                         rng.fill_bytes(&mut ct);
                         pairs.push((q, ct));
                     }
-                }
-            }
-        } else {
-            for key in pdata.sub_keys(hash) {
-                let h = hash_to_group(&[pdata.seed(), &key.to_bytes()]);
-                let slots = pdata.slots_of(key);
-                for (j, slot) in slots.into_iter().enumerate() {
-                    // When both cuckoo choices are the same slot, the second
-                    // pair uses a random point, so a match opens one pair per table.
-                    let p = match pdata.point(key.table, slot) {
-                        Some(p) if j == 0 || slots[0] != slots[1] => p,
-                        _ => random_point(rng),
-                    };
-                    let beta = Scalar::random(rng);
-                    let gamma = Scalar::random(rng);
-                    let q = RistrettoPoint::multiscalar_mul([beta, gamma], [h, g]);
-                    let s = RistrettoPoint::multiscalar_mul([beta, gamma], [p, l_point]);
-                    pairs.push(sealed(&q, &s));
                 }
             }
         }
