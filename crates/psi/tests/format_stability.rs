@@ -18,7 +18,10 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn generate() -> (Vec<u8>, Vec<u8>, Root, Vec<u8>, Vec<u8>, Vec<u8>) {
+/// Server key, pdata, root, account, voucher, state.
+type Generated = (Vec<u8>, Vec<u8>, Root, Vec<u8>, Vec<u8>, Vec<u8>);
+
+fn generate() -> Generated {
     let mut rng = ChaCha8Rng::seed_from_u64(20261123);
     let keys = ServerKeys::generate(&mut rng);
     let params = Params {
