@@ -153,6 +153,50 @@ impl Params {
     }
 }
 
+/// What a device accepts from a service: floors on the published parameters,
+/// so a service cannot quietly weaken privacy (see docs/THREAT-MODEL.md,
+/// "Service weakens the parameters"). The client SDK checks a verified
+/// pdata with [`Pdata::check_policy`] before making vouchers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Policy {
+    /// Fewest sampled bits per table (fewer makes unrelated images candidates).
+    pub min_bits_per_table: u8,
+    /// Lowest threshold.
+    pub min_threshold: u16,
+    /// Lowest synthetic probability (0 would expose the match count).
+    pub min_synthetic_probability: f64,
+    /// Largest radius the server may re-check with.
+    pub max_radius: u16,
+    /// Most slots per table the device accepts, if it knows the published
+    /// bank size: `slots_for(bank size)` plus slack. `None`: no check.
+    pub max_slots_per_table: Option<usize>,
+}
+
+impl Default for Policy {
+    /// k ≥ 32, t ≥ 30, p ≥ 0.001, radius ≤ 31, no slot limit.
+    fn default() -> Self {
+        Policy {
+            min_bits_per_table: 32,
+            min_threshold: 30,
+            min_synthetic_probability: 0.001,
+            max_radius: 31,
+            max_slots_per_table: None,
+        }
+    }
+}
+
+impl Policy {
+    /// The default floors with a slot limit for a published bank of `entries`
+    /// hashes (10 % slack).
+    pub fn for_bank_size(entries: usize) -> Policy {
+        Policy {
+            max_slots_per_table: Some(slots_for(entries) + slots_for(entries) / 10),
+            ..Policy::default()
+        }
+    }
+}
+
 /// Why pdata, keys or parameters are refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -172,6 +216,9 @@ pub enum PdataError {
     /// The Merkle root differs from the published one: do not use this pdata.
     #[error("pdata root does not match the published root; refusing it")]
     RootMismatch,
+    /// The parameters are weaker than the device's [`Policy`] allows.
+    #[error("pdata refused by the device's policy: {0}")]
+    Policy(&'static str),
     /// Cuckoo placement failed for every salt (a bug or an absurdly small table).
     #[error("could not place the entries in a cuckoo table (internal error: please report)")]
     BuildFailed,

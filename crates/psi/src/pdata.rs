@@ -417,6 +417,32 @@ impl Pdata {
         }
     }
 
+    /// Checks the published parameters against a device's floors.
+    pub fn check_policy(&self, policy: &crate::Policy) -> Result<(), PdataError> {
+        let p = &self.params;
+        let no = |why| Err(PdataError::Policy(why));
+        if p.bits_per_table < policy.min_bits_per_table {
+            return no("too few bits per table: unrelated images would match");
+        }
+        if p.threshold < policy.min_threshold {
+            return no("threshold below the device's floor");
+        }
+        if p.synthetic_probability.is_nan()
+            || p.synthetic_probability < policy.min_synthetic_probability
+        {
+            return no("synthetic probability below the device's floor");
+        }
+        if p.radius > policy.max_radius {
+            return no("radius above the device's ceiling");
+        }
+        if let Some(max) = policy.max_slots_per_table {
+            if self.tables.iter().any(|t| t.points.len() > max) {
+                return no("a table is larger than the published bank size explains");
+            }
+        }
+        Ok(())
+    }
+
     /// The public parameters.
     pub fn params(&self) -> &Params {
         &self.params

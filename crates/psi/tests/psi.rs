@@ -470,3 +470,28 @@ fn keys_and_accounts_round_trip() {
     let too_big = vec![0u8; 65];
     assert!(a.voucher(&w.pdata, &h, &too_big, &mut w.rng).is_err());
 }
+
+#[test]
+fn devices_refuse_weakened_parameters() {
+    use bulwark_psi::Policy;
+    let w = world(14, params());
+    // The test parameters (t = 3, p = 0) are below the default floors.
+    assert!(matches!(
+        w.pdata.check_policy(&Policy::default()),
+        Err(PdataError::Policy(_))
+    ));
+    let mut rng = ChaCha8Rng::seed_from_u64(15);
+    let keys = ServerKeys::generate(&mut rng);
+    let bank: Vec<(u64, PdqHash)> = (0..50).map(|i| (i, random_hash(&mut rng))).collect();
+    let (good, _) = Pdata::build(&keys, &Params::default(), &bank, &mut rng).expect("builds");
+    good.check_policy(&Policy::for_bank_size(50))
+        .expect("defaults pass");
+    // A table sized for far more entries than the published bank is refused.
+    assert!(good.check_policy(&Policy::for_bank_size(10)).is_err());
+    let weak = Params {
+        bits_per_table: 8,
+        ..Params::default()
+    };
+    let (bad, _) = Pdata::build(&keys, &weak, &bank, &mut rng).expect("builds");
+    assert!(bad.check_policy(&Policy::default()).is_err());
+}
