@@ -245,7 +245,9 @@ pub enum VoucherError {
 
 /// Why the server refuses a voucher. A refused voucher never changes the
 /// account state. The variants name what the server could check; all are the
-/// sender's fault.
+/// sender's fault. They are for the service's logs: `Replayed` can only
+/// happen to a voucher that opened, so clients must get the same answer for
+/// every well-formed voucher (see docs/THREAT-MODEL.md, "Response oracle").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Rejection {
