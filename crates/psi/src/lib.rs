@@ -10,7 +10,8 @@
 //! - **Server** ([`ServerKeys`], [`Pdata::build`]): secret α, public L = α·G.
 //!   For each of L LSH tables (k sampled bits of the 256-bit PDQ hash), a cuckoo
 //!   table of blinded entries α·H(seed ‖ ℓ ‖ bits). The tables and parameters
-//!   ("pdata") have a Merkle [`Root`] that list providers sign and devices check.
+//!   ("pdata") have a Merkle [`Root`] that list providers sign and devices check;
+//!   devices also refuse weakened parameters ([`Pdata::check_policy`], [`Policy`]).
 //! - **Device** ([`DeviceAccount::voucher`]): per image, for each table and both
 //!   cuckoo slots, a pair (Q = β·H + γ·G, Enc(KDF(β·P + γ·L), rkey)), shuffled;
 //!   the payload Enc(rkey, share ‖ detection vector ‖ adct), adct = Enc(account
