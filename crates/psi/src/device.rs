@@ -29,7 +29,7 @@ use crate::crypto::{
     seal_random_nonce, slot_key,
 };
 use crate::gf;
-use crate::voucher::{PAIR_CT, Voucher, payload_aad, slot_aad};
+use crate::voucher::{PAIR_CT, SHARE_PT, Voucher, payload_aad, slot_aad};
 use crate::{Pdata, VoucherError};
 
 const ACCOUNT_MAGIC: &[u8; 4] = b"BWDA";
@@ -238,9 +238,12 @@ impl DeviceAccount {
             seal_random_nonce(&k, INFO_ADCT, &ad, rng)
         };
 
-        // payload = Enc_committed(rkey, x ‖ y ‖ z ‖ adct).
-        let mut rkey = Zeroizing::new([0u8; 32]);
-        rng.fill_bytes(&mut rkey[..]);
+        // payload = Enc_committed(rkey, x ‖ y ‖ z ‖ adct); rkey is a random
+        // scalar, Shamir-shared across the tables with threshold m (for m = 1
+        // every table carries rkey itself).
+        let r = Scalar::random(rng);
+        let rkey = Zeroizing::new(r.to_bytes());
+        let key_shares = key_shares(r, params.tables, params.min_tables, rng);
         let mut plain = Zeroizing::new(Vec::with_capacity(64 + 8 * inner.z.len() + adct.len()));
         plain.extend_from_slice(inner.x.as_bytes());
         plain.extend_from_slice(inner.y.as_bytes());
@@ -254,13 +257,14 @@ impl DeviceAccount {
         let g = RISTRETTO_BASEPOINT_POINT;
         let tables = usize::from(params.tables);
         let mut pairs: Vec<([u8; 32], [u8; PAIR_CT])> = Vec::with_capacity(2 * tables);
-        let sealed = |q: &RistrettoPoint, s: &RistrettoPoint| -> ([u8; 32], [u8; PAIR_CT]) {
-            let qc = q.compress();
-            let ct = seal_once(&slot_key(s, &qc), slot_aad(), &rkey[..]);
-            let mut a = [0u8; PAIR_CT];
-            a.copy_from_slice(&ct);
-            (qc.to_bytes(), a)
-        };
+        let sealed =
+            |q: &RistrettoPoint, s: &RistrettoPoint, table: usize| -> ([u8; 32], [u8; PAIR_CT]) {
+                let qc = q.compress();
+                let ct = seal_once(&slot_key(s, &qc), slot_aad(), &key_shares[table][..]);
+                let mut a = [0u8; PAIR_CT];
+                a.copy_from_slice(&ct);
+                (qc.to_bytes(), a)
+            };
         // The real pairs are always computed, so making a synthetic voucher
         // takes as long as a real one (its timing does not tell).
         for key in pdata.sub_keys(hash) {
@@ -277,7 +281,7 @@ impl DeviceAccount {
                 let gamma = Scalar::random(rng);
                 let q = RistrettoPoint::multiscalar_mul([beta, gamma], [h, g]);
                 let s = RistrettoPoint::multiscalar_mul([beta, gamma], [p, l_point]);
-                pairs.push(sealed(&q, &s));
+                pairs.push(sealed(&q, &s, usize::from(key.table)));
             }
         }
         if synthetic {
@@ -286,7 +290,7 @@ impl DeviceAccount {
             // would open (at least one), each at one random slot; the other
             // pairs are random and open nothing.
             let open = simulated_open_tables(pdata, rng);
-            for &opens in &open {
+            for (table, &opens) in open.iter().enumerate() {
                 let j_open = if opens {
                     Some(rng.gen_range(0..2))
                 } else {
@@ -297,7 +301,7 @@ impl DeviceAccount {
                         let beta = Scalar::random(rng);
                         let q = &beta * RISTRETTO_BASEPOINT_TABLE;
                         let s = beta * l_point;
-                        pairs.push(sealed(&q, &s));
+                        pairs.push(sealed(&q, &s, table));
                     } else {
                         let q = random_point(rng).compress().to_bytes();
                         let mut ct = [0u8; PAIR_CT];
@@ -322,7 +326,7 @@ impl DeviceAccount {
 
 /// Which tables a synthetic voucher opens: those a copy at a simulated
 /// distance d ∈ 0..=8 (uniform, random flipped bits) would still agree on;
-/// redrawn until at least one.
+/// redrawn until at least `min_tables` (so it opens).
 fn simulated_open_tables<R: RngCore>(pdata: &Pdata, rng: &mut R) -> Vec<bool> {
     loop {
         let d = rng.gen_range(0..=SYNTHETIC_SIM_MAX_DISTANCE);
@@ -340,8 +344,42 @@ fn simulated_open_tables<R: RngCore>(pdata: &Pdata, rng: &mut R) -> Vec<bool> {
             .iter()
             .map(|pos| pos.iter().all(|&p| !flipped[usize::from(p)]))
             .collect();
-        if open.iter().any(|&o| o) {
+        if open.iter().filter(|&&o| o).count() >= usize::from(pdata.params().min_tables) {
             return open;
         }
     }
+}
+
+/// One share of the voucher key per table: `x (2 bytes, random, distinct,
+/// nonzero) ‖ share (32 bytes)` of a degree m − 1 polynomial with constant
+/// term `r`. The x values are random so an opened share does not say which
+/// table it came from.
+fn key_shares<R: RngCore + CryptoRng>(
+    r: Scalar,
+    tables: u16,
+    m: u16,
+    rng: &mut R,
+) -> Vec<Zeroizing<[u8; SHARE_PT]>> {
+    let coefficients: Vec<Scalar> = (1..m).map(|_| Scalar::random(rng)).collect();
+    let mut xs: Vec<u16> = Vec::with_capacity(usize::from(tables));
+    while xs.len() < usize::from(tables) {
+        let x = rng.r#gen::<u16>();
+        if x != 0 && !xs.contains(&x) {
+            xs.push(x);
+        }
+    }
+    xs.into_iter()
+        .map(|x| {
+            let xs = Scalar::from(x);
+            let mut y = Scalar::ZERO;
+            for c in coefficients.iter().rev() {
+                y = (y + c) * xs;
+            }
+            y += r;
+            let mut b = Zeroizing::new([0u8; SHARE_PT]);
+            b[..2].copy_from_slice(&x.to_be_bytes());
+            b[2..].copy_from_slice(y.as_bytes());
+            b
+        })
+        .collect()
 }

@@ -84,6 +84,12 @@ pub struct Params {
     /// Number of LSH tables L (1..=64). Recall grows with L; so do voucher size,
     /// device and server time and pdata size (linearly).
     pub tables: u16,
+    /// Tables that must agree for a voucher to open, m (1..=tables): the
+    /// voucher key is Shamir-shared across the tables with threshold m. m = 1
+    /// is the plain construction; m ≥ 2 ("m-of-L") cuts unrelated-image
+    /// candidates sharply for a given recall but lets the server see pairs
+    /// open below m (see docs/THREAT-MODEL.md).
+    pub min_tables: u16,
     /// Sampled bits per table k (1..=64). Fewer bits catch more distant copies
     /// and make more false candidates: about L·n·2⁻ᵏ per image for a bank of n
     /// unrelated hashes.
@@ -110,6 +116,7 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             tables: 3,
+            min_tables: 1,
             bits_per_table: 32,
             threshold: 30,
             max_synthetic: 40,
@@ -131,6 +138,9 @@ impl Params {
         let bad = |what| Err(PdataError::InvalidParams(what));
         if !(1..=64).contains(&self.tables) {
             return bad("tables must be 1..=64");
+        }
+        if !(1..=self.tables).contains(&self.min_tables) {
+            return bad("min_tables must be 1..=tables");
         }
         if !(1..=64).contains(&self.bits_per_table) {
             return bad("bits_per_table must be 1..=64");

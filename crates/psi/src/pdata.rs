@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! header:  "BWPD" | u16 version | u16 tables | u8 bits_per_table | u16 threshold
-//!          | u16 max_synthetic | u16 radius | u16 derivative_bytes
+//!          | u16 max_synthetic | u16 radius | u16 derivative_bytes | u16 min_tables
 //!          | u64 synthetic_probability (IEEE-754 bits) | [32] L = α·G | [32] seed
 //!          | tables × (u32 cuckoo salt | u32 slots)
 //! body:    for each table, slots × [32] compressed ristretto255 points
@@ -48,7 +48,7 @@ pub const CHUNK_POINTS: usize = 1024;
 pub const MAX_PDATA_BYTES: usize = 1 << 30;
 
 /// Header bytes before the per-table (salt, slots) pairs.
-const HEADER_FIXED: usize = 89;
+const HEADER_FIXED: usize = 91;
 const KEY_MAGIC: &[u8; 4] = b"BWSK";
 const KEY_VERSION: u16 = 1;
 const DST_LEAF: &[u8] = b"bulwark-psi-pdata-v1";
@@ -367,6 +367,7 @@ impl Pdata {
         v.extend_from_slice(&p.max_synthetic.to_be_bytes());
         v.extend_from_slice(&p.radius.to_be_bytes());
         v.extend_from_slice(&p.derivative_bytes.to_be_bytes());
+        v.extend_from_slice(&p.min_tables.to_be_bytes());
         v.extend_from_slice(&p.synthetic_probability.to_bits().to_be_bytes());
         v.extend_from_slice(self.public.compress().as_bytes());
         v.extend_from_slice(&self.seed);
@@ -525,6 +526,7 @@ impl PdataIn {
             max_synthetic: r.u16("max synthetic").map_err(m)?,
             radius: r.u16("radius").map_err(m)?,
             derivative_bytes: r.u16("derivative bytes").map_err(m)?,
+            min_tables: r.u16("min tables").map_err(m)?,
             synthetic_probability: f64::from_bits(r.u64("synthetic probability").map_err(m)?),
         };
         params.validate()?;

@@ -34,7 +34,6 @@ use bulwark_pdq::PdqHash;
 use curve25519_dalek::ristretto::CompressedRistretto;
 use curve25519_dalek::scalar::Scalar;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::{
@@ -42,7 +41,7 @@ use crate::crypto::{
 };
 use crate::gf;
 use crate::pdata::{Candidate, Pdata, ServerKeys, ServerTable};
-use crate::voucher::{Voucher, payload_aad, slot_aad};
+use crate::voucher::{SHARE_PT, Voucher, payload_aad, slot_aad};
 use crate::wire::Reader;
 use crate::{Params, Rejection};
 
@@ -104,19 +103,24 @@ fn adct_len(p: &Params) -> usize {
     NONCE + 34 + usize::from(p.derivative_bytes) + TAG
 }
 
-fn lagrange_at_zero(points: &[(Scalar, Scalar)]) -> Scalar {
+/// The polynomial through `points` (distinct x), evaluated at `at`.
+fn lagrange(points: &[(Scalar, Scalar)], at: Scalar) -> Scalar {
     let mut acc = Scalar::ZERO;
     for (i, (xi, yi)) in points.iter().enumerate() {
         let (mut num, mut den) = (Scalar::ONE, Scalar::ONE);
         for (j, (xj, _)) in points.iter().enumerate() {
             if i != j {
-                num *= xj;
-                den *= xj - xi;
+                num *= at - xj;
+                den *= xi - xj;
             }
         }
         acc += yi * num * den.invert();
     }
     acc
+}
+
+fn lagrange_at_zero(points: &[(Scalar, Scalar)]) -> Scalar {
+    lagrange(points, Scalar::ZERO)
 }
 
 /// How many of a voucher's pairs open under α: exactly what the server learns
@@ -174,7 +178,9 @@ impl AccountState {
         if self.entries.iter().any(|e| e.digest == digest) {
             return Err(Rejection::Replayed);
         }
-        let mut rkey: Option<Zeroizing<Vec<u8>>> = None;
+        // Opened pairs carry shares (x, y) of the voucher key; a table's two
+        // slots carry the same share, so shares are collected by x.
+        let mut shares: Vec<(u16, Scalar)> = Vec::new();
         for (q, ct) in &v.pairs {
             let qc = CompressedRistretto(*q);
             let qp = qc
@@ -184,21 +190,39 @@ impl AccountState {
             let k = slot_key(&s, &qc);
             if let Some(pt) = open_once(&k, slot_aad(), ct) {
                 let pt = Zeroizing::new(pt);
-                match &rkey {
-                    None => rkey = Some(pt),
-                    Some(r) if bool::from(r.ct_eq(&pt)) => {}
+                if pt.len() != SHARE_PT {
+                    return Err(Rejection::Forged);
+                }
+                let x = u16::from_be_bytes([pt[0], pt[1]]);
+                let mut yb = [0u8; 32];
+                yb.copy_from_slice(&pt[2..]);
+                let y: Option<Scalar> = Scalar::from_canonical_bytes(yb).into();
+                let Some(y) = y.filter(|_| x != 0) else {
+                    return Err(Rejection::Forged);
+                };
+                match shares.iter().find(|(sx, _)| *sx == x) {
+                    None => shares.push((x, y)),
+                    Some((_, sy)) if *sy == y => {}
                     Some(_) => return Err(Rejection::Inconsistent),
                 }
             }
         }
-        let Some(rkey) = rkey else {
+        // Fewer than m agreeing tables: the voucher does not open.
+        let m = usize::from(params.min_tables);
+        if shares.len() < m {
             return Ok(());
-        };
-        let mut rk = Zeroizing::new([0u8; 32]);
-        if rkey.len() != 32 {
-            return Err(Rejection::Forged);
         }
-        rk.copy_from_slice(&rkey);
+        let points: Vec<(Scalar, Scalar)> =
+            shares.iter().map(|(x, y)| (Scalar::from(*x), *y)).collect();
+        let base = &points[..m];
+        for &(x, y) in &points[m..] {
+            if lagrange(base, x) != y {
+                return Err(Rejection::Inconsistent);
+            }
+        }
+        let mut r = lagrange_at_zero(base);
+        let rk = Zeroizing::new(r.to_bytes());
+        r.zeroize();
         let plain = Zeroizing::new(
             open_committed(&rk, &payload_aad(&v.root), &v.payload).ok_or(Rejection::Forged)?,
         );

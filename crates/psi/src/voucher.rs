@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! "BWPV" | u16 version | [32] pdata root | u16 pairs
-//!        | pairs × ([32] Q | [48] slot ciphertext = AES-256-GCM(rkey))
+//!        | pairs × ([32] Q | [50] slot ciphertext = AES-256-GCM(share of rkey: u16 x ‖ [32] y))
 //!        | u32 payload length | payload = [32] commitment ‖ AES-256-GCM(x ‖ y ‖ z ‖ adct)
 //! ```
 //!
@@ -18,8 +18,10 @@ pub const VOUCHER_VERSION: u16 = 1;
 /// Largest voucher accepted (bytes).
 pub const MAX_VOUCHER_BYTES: usize = 64 * 1024;
 const MAGIC: &[u8; 4] = b"BWPV";
-/// Slot ciphertext: 32-byte key + 16-byte tag.
-pub(crate) const PAIR_CT: usize = 48;
+/// What a slot carries: a share of the voucher key, `x (2) ‖ y (32)`.
+pub(crate) const SHARE_PT: usize = 34;
+/// Slot ciphertext: the share + 16-byte tag.
+pub(crate) const PAIR_CT: usize = SHARE_PT + 16;
 const SLOT_AAD: &[u8] = b"bulwark-psi-slot-v1";
 
 pub(crate) fn slot_aad() -> &'static [u8] {

@@ -26,6 +26,7 @@ fn generate() -> Generated {
     let keys = ServerKeys::generate(&mut rng);
     let params = Params {
         tables: 2,
+        min_tables: 1,
         bits_per_table: 8,
         threshold: 1,
         max_synthetic: 2,

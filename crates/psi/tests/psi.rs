@@ -15,6 +15,7 @@ const T: u16 = 3;
 fn params() -> Params {
     Params {
         tables: 6,
+        min_tables: 1,
         bits_per_table: 32,
         threshold: T,
         max_synthetic: 8,
@@ -367,8 +368,8 @@ fn bad_vouchers_are_refused_and_change_nothing() {
         for j in 0..12 {
             let mut mixed = v.to_bytes();
             let other = v2.to_bytes();
-            let (a0, b0) = (40 + 80 * i, 40 + 80 * j);
-            mixed[a0..a0 + 80].copy_from_slice(&other[b0..b0 + 80]);
+            let (a0, b0) = (40 + 82 * i, 40 + 82 * j);
+            mixed[a0..a0 + 82].copy_from_slice(&other[b0..b0 + 82]);
             let mv = Voucher::from_bytes(&mixed).expect("parses");
             let mut probe = s.clone();
             if probe.ingest(&w.keys, &w.pdata, &mv) == Err(Rejection::Inconsistent) {
@@ -443,7 +444,7 @@ fn pdata_round_trips_and_a_wrong_root_is_refused() {
     if let Ok(p) = PdataIn::from_bytes(&h) {
         assert_eq!(p.verify(&root).map(|_| ()), Err(PdataError::RootMismatch));
     }
-    for cut in [0, 5, 89, bytes.len() - 1] {
+    for cut in [0, 5, 91, bytes.len() - 1] {
         assert!(PdataIn::from_bytes(&bytes[..cut]).is_err());
     }
 }
@@ -494,4 +495,85 @@ fn devices_refuse_weakened_parameters() {
     };
     let (bad, _) = Pdata::build(&keys, &weak, &bank, &mut rng).expect("builds");
     assert!(bad.check_policy(&Policy::default()).is_err());
+}
+
+/// Flips, in the reference's bit numbering, one sampled bit in each table
+/// listed (so exactly the other tables keep agreeing).
+fn break_tables(pdata: &Pdata, h: &PdqHash, tables: &[usize]) -> PdqHash {
+    let mut b = *h.as_bytes();
+    for &t in tables {
+        let k = usize::from(pdata.positions()[t][0]);
+        let (word, bit) = (k / 16, k % 16);
+        let byte = 2 * (15 - word) + usize::from(bit < 8);
+        b[byte] ^= 1 << (bit % 8);
+    }
+    PdqHash::from_bytes(b)
+}
+
+#[test]
+fn m_of_l_opens_only_when_m_tables_agree() {
+    let p = Params {
+        tables: 8,
+        min_tables: 3,
+        bits_per_table: 16,
+        ..params()
+    };
+    let mut w = world(16, p);
+    let a = DeviceAccount::generate(&mut w.rng);
+    let h = w.bank[0].1;
+    // Two tables agree: their pairs open (the server sees that), but the
+    // voucher key cannot be rebuilt, so nothing is stored.
+    let two = break_tables(&w.pdata, &h, &[0, 1, 2, 3, 4, 5]);
+    let v = w.voucher(&a, &two);
+    assert_eq!(opened_pairs(&w.keys, &w.pdata, &v), 2);
+    let mut s = AccountState::new();
+    w.ingest(&mut s, &v).expect("accepted");
+    assert!(s.is_empty());
+    // Three agree: it opens.
+    let three = break_tables(&w.pdata, &h, &[0, 1, 2, 3, 4]);
+    let v3 = w.voucher(&a, &three);
+    assert_eq!(opened_pairs(&w.keys, &w.pdata, &v3), 3);
+    w.ingest(&mut s, &v3).expect("accepted");
+    assert_eq!(s.len(), 1);
+    // A share from another voucher mixed in is refused.
+    let other = w.voucher(&a, &w.bank[1].1.clone()).to_bytes();
+    let exact = w.voucher(&a, &h);
+    let mut saw = false;
+    for i in 0..16 {
+        for j in 0..16 {
+            let mut mixed = exact.to_bytes();
+            let (a0, b0) = (40 + 82 * i, 40 + 82 * j);
+            mixed[a0..a0 + 82].copy_from_slice(&other[b0..b0 + 82]);
+            let mv = Voucher::from_bytes(&mixed).expect("parses");
+            let mut probe = s.clone();
+            if probe.ingest(&w.keys, &w.pdata, &mv) == Err(Rejection::Inconsistent) {
+                saw = true;
+                assert_eq!(probe, s);
+            }
+        }
+    }
+    assert!(saw);
+    // Synthetic vouchers open at least m tables, so they are stored too.
+    let mut ws = world(
+        16,
+        Params {
+            synthetic_probability: 1.0,
+            ..p
+        },
+    );
+    let mut s2 = AccountState::new();
+    for _ in 0..10 {
+        let far = random_hash(&mut ws.rng);
+        let v = ws.voucher(&a, &far);
+        assert!(opened_pairs(&ws.keys, &ws.pdata, &v) >= 3);
+        ws.ingest(&mut s2, &v).expect("accepted");
+    }
+    assert_eq!(s2.len(), 10);
+    // And above the threshold the matches open as with m = 1.
+    for (_, h) in w.bank.clone().iter().skip(2).take(4) {
+        let v = w.voucher(&a, h);
+        w.ingest(&mut s, &v).expect("accepted");
+    }
+    let opened = s.open(&w.pdata, &w.table).expect("above threshold");
+    assert_eq!(opened.len(), 5);
 }
