@@ -89,8 +89,8 @@ fn flip(h: &[u8; 32], rng: &mut impl RngCore, d: usize) -> PdqHash {
     PdqHash::from_bytes(b)
 }
 
-/// Monte Carlo recall (any table agrees) at each distance 0..=31.
-fn recall_curve(k: u8, l: u16, trials: usize, rng: &mut impl RngCore) -> Vec<f64> {
+/// Monte Carlo recall (at least m tables agree) at each distance 0..=31.
+fn recall_curve(k: u8, l: u16, m: u16, trials: usize, rng: &mut impl RngCore) -> Vec<f64> {
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     let pos = lsh::positions(&seed, l, k);
@@ -102,11 +102,14 @@ fn recall_curve(k: u8, l: u16, trials: usize, rng: &mut impl RngCore) -> Vec<f64
                 rng.fill_bytes(&mut b);
                 let h = PdqHash::from_bytes(b);
                 let n = flip(&b, rng, d);
-                if pos
+                let agree = pos
                     .iter()
                     .enumerate()
-                    .any(|(t, p)| lsh::sub_key(&h, t as u16, p) == lsh::sub_key(&n, t as u16, p))
-                {
+                    .filter(|(t, p)| {
+                        lsh::sub_key(&h, *t as u16, p) == lsh::sub_key(&n, *t as u16, p)
+                    })
+                    .count();
+                if agree >= usize::from(m) {
                     hits += 1;
                 }
             }
@@ -172,81 +175,126 @@ fn main() {
         "LSH trade-off: bank {BANK:.0} hashes, threshold {THRESHOLD}, {trials} trials per distance.\n\
          recall@d = P(some table agrees) for random hashes d bits apart;\n\
          vs plain = recall through vouchers / plain PDQ recall at radius 31 for the corpus edits;\n\
-         fc/img = expected tables an unrelated image agrees with (uniform hashes | real-photo pairs);\n\
+         m = tables that must agree (m-of-L opening; 1 = any table);\n\
+         fc/img = P(an unrelated image opens): at least m of its L sub-keys are in the tables\n\
+         (uniform hashes | distance distribution of distinct real photos; the larger of the\n\
+         independent-tables estimate and the expected number of single entries agreeing on m tables);\n\
          innocent images = uploads before P(more than {THRESHOLD} false candidates) reaches 1e-6 (real-photo rate).\n"
     );
     println!(
-        "| k | L | recall@4 | @8 | @16 | @24 | @31 | vs plain: jpeg | resize | crop 1% | crop 2% | pdata B/hash | voucher B | fc/img uniform | fc/img photos | innocent images |"
+        "| k | L | m | recall@4 | @8 | @16 | @24 | @31 | vs plain: jpeg | resize | crop 1% | crop 2% | pdata B/hash | voucher B | fc/img uniform | fc/img photos | innocent images |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut configs: Vec<(u8, u16, u16)> = Vec::new();
     for k in [16u8, 20, 24, 28, 32, 36] {
         for l in [3u16, 4, 6, 8, 10, 12] {
-            let curve = recall_curve(k, l, trials, &mut rng);
-            let mut ratios = Vec::new();
-            for (_, names) in groups {
-                let (mut through, mut plain) = (0.0, 0.0);
-                for n in names {
-                    if let Some(pmf) = edits.get(*n) {
-                        through += pmf.iter().zip(&curve).map(|(p, r)| p * r).sum::<f64>();
-                        plain += pmf.iter().sum::<f64>();
-                    }
-                }
-                ratios.push(if plain > 0.0 {
-                    through / plain
-                } else {
-                    f64::NAN
-                });
-            }
-            // Distinct sub-keys per table for a bank of uniform random hashes.
-            let space = 2f64.powi(i32::from(k));
-            let distinct = space * (1.0 - (-BANK / space).exp());
-            let pdata_per_hash = f64::from(l) * slots_for(distinct as usize) as f64 * 32.0 / BANK;
-            let q_uniform = 1.0 - (-BANK / space).exp();
-            let fc_uniform = f64::from(l) * q_uniform;
-            let fc_photos = if pairs.is_empty() {
-                f64::NAN
-            } else {
-                BANK * pairs
-                    .iter()
-                    .enumerate()
-                    .map(|(d, p)| {
-                        p * f64::from(l) * lsh::table_hit_probability(d as u32, u32::from(k))
-                    })
-                    .sum::<f64>()
-            };
-            let params = Params {
-                tables: l,
-                bits_per_table: k,
-                ..Params::default()
-            };
-            let voucher = 44
-                + 2 * usize::from(l) * 80
-                + 32
-                + 16
-                + 64
-                + 8 * params.detection_dim()
-                + 12
-                + 34
-                + usize::from(params.derivative_bytes)
-                + 16;
-            // An image is a false candidate if any table agrees (≤ fc when small).
-            let innocent = lmax / fc_photos.min(1.0);
-            println!(
-                "| {k} | {l} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {voucher} | {:.2e} | {:.2e} | {:.0} |",
-                curve[4],
-                curve[8],
-                curve[16],
-                curve[24],
-                curve[31],
-                ratios[0],
-                ratios[1],
-                ratios[2],
-                ratios[3],
-                pdata_per_hash,
-                fc_uniform,
-                fc_photos,
-                innocent
-            );
+            configs.push((k, l, 1));
         }
     }
+    configs.extend([
+        (24, 6, 2),
+        (24, 8, 2),
+        (24, 12, 3),
+        (28, 6, 2),
+        (28, 8, 2),
+        (28, 12, 3),
+        (32, 6, 2),
+        (32, 8, 2),
+    ]);
+    for (k, l, m) in configs {
+        let curve = recall_curve(k, l, m, trials, &mut rng);
+        let mut ratios = Vec::new();
+        for (_, names) in groups {
+            let (mut through, mut plain) = (0.0, 0.0);
+            for n in names {
+                if let Some(pmf) = edits.get(*n) {
+                    through += pmf.iter().zip(&curve).map(|(p, r)| p * r).sum::<f64>();
+                    plain += pmf.iter().sum::<f64>();
+                }
+            }
+            ratios.push(if plain > 0.0 {
+                through / plain
+            } else {
+                f64::NAN
+            });
+        }
+        // Distinct sub-keys per table for a bank of uniform random hashes.
+        let space = 2f64.powi(i32::from(k));
+        let distinct = space * (1.0 - (-BANK / space).exp());
+        let pdata_per_hash = f64::from(l) * slots_for(distinct as usize) as f64 * 32.0 / BANK;
+        // q = P(an unrelated image's sub-key is in a table), from any bank
+        // entry; the image opens if at least m of its L tables are hits
+        // (tables treated as independent).
+        let q_uniform = 1.0 - (-BANK / space).exp();
+        let per_entry_photos: f64 = pairs
+            .iter()
+            .enumerate()
+            .map(|(d, p)| p * lsh::table_hit_probability(d as u32, u32::from(k)))
+            .sum();
+        let q_photos = 1.0 - (-BANK * per_entry_photos).exp();
+        let fc_uniform = at_least(l, m, q_uniform);
+        // Tables are not independent for one nearby entry: also count images
+        // that agree with a single entry on m tables, and take the larger.
+        let same_entry: f64 = BANK
+            * pairs
+                .iter()
+                .enumerate()
+                .map(|(d, p)| {
+                    p * at_least(l, m, lsh::table_hit_probability(d as u32, u32::from(k)))
+                })
+                .sum::<f64>();
+        let fc_photos = if pairs.is_empty() {
+            f64::NAN
+        } else {
+            at_least(l, m, q_photos).max(same_entry.min(1.0))
+        };
+        let params = Params {
+            tables: l,
+            min_tables: m,
+            bits_per_table: k,
+            ..Params::default()
+        };
+        let voucher = 44
+            + 2 * usize::from(l) * 82
+            + 32
+            + 16
+            + 64
+            + 8 * params.detection_dim()
+            + 12
+            + 34
+            + usize::from(params.derivative_bytes)
+            + 16;
+        let innocent = lmax / fc_photos;
+        println!(
+            "| {k} | {l} | {m} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {voucher} | {:.2e} | {:.2e} | {:.0} |",
+            curve[4],
+            curve[8],
+            curve[16],
+            curve[24],
+            curve[31],
+            ratios[0],
+            ratios[1],
+            ratios[2],
+            ratios[3],
+            pdata_per_hash,
+            fc_uniform,
+            fc_photos,
+            innocent
+        );
+    }
+}
+
+/// P(Binomial(l, q) ≥ m).
+fn at_least(l: u16, m: u16, q: f64) -> f64 {
+    let mut total = 0.0;
+    for i in m..=l {
+        let mut c = 1.0;
+        for j in 0..i {
+            c *= f64::from(l - j) / f64::from(j + 1);
+        }
+        total += c * q.powi(i32::from(i)) * (1.0 - q).powi(i32::from(l - i));
+    }
+    total
 }

@@ -28,6 +28,12 @@ pub struct Args {
     /// LSH tables (default: `Params::default()`).
     #[arg(long)]
     tables: Option<u16>,
+    /// Tables that must agree for a voucher to open (default: `Params::default()`).
+    #[arg(long)]
+    min_tables: Option<u16>,
+    /// Use `Params::compact()` (3 tables, any one opens) as the base.
+    #[arg(long)]
+    compact: bool,
     /// Sampled bits per table (default: `Params::default()`).
     #[arg(long)]
     bits: Option<u8>,
@@ -47,12 +53,18 @@ fn random_hash(rng: &mut impl RngCore) -> PdqHash {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut rng = ChaCha8Rng::seed_from_u64(a.seed);
-    let d = Params::default();
+    let d = if a.compact {
+        Params::compact()
+    } else {
+        Params::default()
+    };
     let params = Params {
         tables: a.tables.unwrap_or(d.tables),
+        min_tables: a.min_tables.unwrap_or(d.min_tables),
         bits_per_table: a.bits.unwrap_or(d.bits_per_table),
         ..d
     };
+    params.validate()?;
     let keys = ServerKeys::generate(&mut rng);
     let bank: Vec<(u64, PdqHash)> = (0..a.bank as u64)
         .map(|i| (i, random_hash(&mut rng)))
@@ -148,7 +160,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let pdata_per_hash = pdata_bytes as f64 / a.bank.max(1) as f64;
     let out = serde_json::json!({
         "bench": "psi", "bank": a.bank, "vouchers": a.vouchers,
-        "tables": params.tables, "bits_per_table": params.bits_per_table,
+        "tables": params.tables, "min_tables": params.min_tables, "bits_per_table": params.bits_per_table,
         "threshold": params.threshold, "max_synthetic": params.max_synthetic,
         "scalar_mul_us": mul_us,
         "device_ms_per_voucher": device_ms,
@@ -166,8 +178,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         println!("{out}");
     } else {
         println!(
-            "private matching, bank of {} random hashes, L = {} tables × k = {} bits, t = {}",
-            a.bank, params.tables, params.bits_per_table, params.threshold
+            "private matching, bank of {} random hashes, L = {} tables × k = {} bits, {} must agree, t = {}",
+            a.bank, params.tables, params.bits_per_table, params.min_tables, params.threshold
         );
         println!("  one scalar multiplication (reference)    {mul_us:9.1} µs");
         println!(
