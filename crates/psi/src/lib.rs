@@ -13,13 +13,16 @@
 //!   ("pdata") have a Merkle [`Root`] that list providers sign and devices check;
 //!   devices also refuse weakened parameters ([`Pdata::check_policy`], [`Policy`]).
 //! - **Device** ([`DeviceAccount::voucher`]): per image, for each table and both
-//!   cuckoo slots, a pair (Q = β·H + γ·G, Enc(KDF(β·P + γ·L), rkey)), shuffled;
+//!   cuckoo slots, a pair (Q = β·H + γ·G, Enc(KDF(β·P + γ·L), that table's
+//!   share of rkey)), shuffled; rkey is Shamir-shared so that `min_tables`
+//!   agreeing tables rebuild it;
 //!   the payload Enc(rkey, share ‖ detection vector ‖ adct), adct = Enc(account
 //!   key, PDQ hash ‖ small grey derivative). One Shamir share of the account key
 //!   per distinct hash. With a small probability, a *synthetic* voucher that
 //!   always opens but carries a dummy share.
 //! - **Server** ([`AccountState::ingest`], [`AccountState::open`]): α·Q opens
-//!   a pair only on an LSH match (or a synthetic voucher); opened payloads are
+//!   a pair only on an LSH match in that table (or a synthetic voucher); with
+//!   enough opened pairs the payload opens; opened payloads are
 //!   kept per account. Only with more than `threshold` real distinct shares can
 //!   it find the real ones (the detection vectors become linearly dependent),
 //!   rebuild the account key, read the hashes and derivatives, and keep those
