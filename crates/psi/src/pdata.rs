@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::crypto::{hash_to_group, random_point};
+use crate::crypto::hash_to_group;
 use crate::lsh::{self, SubKey};
 use crate::wire::Reader;
 use crate::{Params, PdataError};
@@ -331,16 +331,40 @@ impl Pdata {
                 }
             }
             let (salt, t) = placed.ok_or(PdataError::BuildFailed)?;
-            let points = t
+            // Randomness for the empty slots is drawn here, in order; the
+            // points (one scalar multiplication per used slot) are computed on
+            // every core.
+            let fill: Vec<[u8; 64]> = t
                 .iter()
-                .map(|s| match s {
-                    Some(i) => {
-                        let h = hash_to_group(&[&seed, &keys_l[*i as usize].to_bytes()]);
-                        (keys.alpha() * h).compress().to_bytes()
-                    }
-                    None => random_point(rng).compress().to_bytes(),
+                .map(|_| {
+                    let mut b = [0u8; 64];
+                    rng.fill_bytes(&mut b);
+                    b
                 })
                 .collect();
+            let mut points = vec![[0u8; 32]; t.len()];
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let chunk = t.len().div_ceil(threads).max(1);
+            let (alpha, keys_l, seed) = (keys.alpha(), &keys_l, &seed);
+            std::thread::scope(|sc| {
+                for ((out, slots), fill) in points
+                    .chunks_mut(chunk)
+                    .zip(t.chunks(chunk))
+                    .zip(fill.chunks(chunk))
+                {
+                    sc.spawn(move || {
+                        for ((o, s), f) in out.iter_mut().zip(slots).zip(fill) {
+                            *o = match s {
+                                Some(i) => {
+                                    let h = hash_to_group(&[seed, &keys_l[*i as usize].to_bytes()]);
+                                    (alpha * h).compress().to_bytes()
+                                }
+                                None => RistrettoPoint::from_uniform_bytes(f).compress().to_bytes(),
+                            };
+                        }
+                    });
+                }
+            });
             tables.push(Table { salt, points });
         }
         let mut p = Pdata {
