@@ -9,6 +9,8 @@ mod franking;
 mod hash;
 #[path = "bench/index.rs"]
 mod index;
+#[path = "bench/psi.rs"]
+mod psi;
 #[path = "bench/serve.rs"]
 mod serve;
 #[path = "bench/vpdq.rs"]
@@ -25,6 +27,8 @@ pub enum Command {
     Vpdq(vpdq::Args),
     /// Message franking and report verification, against one HMAC.
     Franking(franking::Args),
+    /// Private matching: device and server time per voucher, sizes, against one scalar multiplication.
+    Psi(psi::Args),
     /// The matcher service under load on loopback (match by hash and by upload), and start-up.
     Serve(serve::Args),
 }
@@ -35,6 +39,7 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         Command::Index(a) => index::run(a),
         Command::Vpdq(a) => vpdq::run(a),
         Command::Franking(a) => franking::run(a),
+        Command::Psi(a) => psi::run(a),
         Command::Serve(a) => serve::run(a),
     }
 }

@@ -247,11 +247,13 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
         if a.json {
             println!(
                 "{}",
-                serde_json::json!({"hashes": a.hashes, "insert_s": insert_s, "startup_s": startup_s, "machine": machine})
+                serde_json::json!({"hashes": a.hashes, "insert_s": insert_s, "startup_full_s": cold_s,
+                    "snapshot_write_s": snapshot_write_s, "startup_snapshot_s": startup_s, "machine": machine})
             );
         } else {
             println!(
-                "hashes {}  bulk insert {insert_s:.1} s  start-up (load + index) {startup_s:.2} s  [{machine}]",
+                "hashes {}  bulk insert {insert_s:.1} s  start-up: from the store {cold_s:.2} s, from the snapshot \
+                 {startup_s:.2} s (writing it {snapshot_write_s:.2} s)  [{machine}]",
                 a.hashes
             );
         }
@@ -330,11 +332,12 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
         );
     } else {
         println!(
-            "bulwark bench serve: {} banked hashes, {} connections, {:.0} s per scenario [{machine}]",
-            a.hashes, a.connections, a.seconds
+            "bulwark bench serve: {} banked hashes, {}/{} connections (hash/upload), {:.0} s per scenario [{machine}]",
+            a.hashes, a.connections, a.upload_connections, a.seconds
         );
         println!(
-            "  start-up (read {} hashes + build index)   {startup_s:.2} s   (bulk insert {insert_s:.1} s)",
+            "  start-up with {} hashes: from the store {cold_s:.2} s, from the index snapshot {startup_s:.2} s \
+             (bulk insert {insert_s:.1} s)",
             a.hashes
         );
         println!("  reference: in-process search                 {inproc_qps:>9.0} q/s");
