@@ -103,8 +103,18 @@ CREATE TABLE report_attachments (report_id BIGINT NOT NULL REFERENCES reports(id
   hashes TEXT, matches TEXT, plaintext {blob}, PRIMARY KEY (report_id, msg_idx, idx));
 ";
 
+const SCHEMA_V3: &str = "
+CREATE TABLE pdata_releases (id {pk}, root TEXT NOT NULL, params TEXT NOT NULL, pdata {blob} NOT NULL,
+  entries {blob} NOT NULL, entry_count BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL);
+CREATE TABLE psi_accounts (account TEXT PRIMARY KEY, state {blob} NOT NULL, flagged BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL);
+CREATE TABLE psi_opened (account TEXT NOT NULL, content_id BIGINT NOT NULL, distance BIGINT NOT NULL,
+  hash TEXT NOT NULL, derivative {blob} NOT NULL, opened_at BIGINT NOT NULL);
+CREATE INDEX psi_opened_account ON psi_opened (account);
+";
+
 /// The migrations, in order; each runs once, in a transaction.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 impl Store {
     /// Connects and runs pending migrations.

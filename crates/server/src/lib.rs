@@ -37,6 +37,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Settings.
     pub config: Arc<Config>,
+    /// Private matching: the current pdata release.
+    pub releases: Arc<api::vouchers::Releases>,
 }
 
 /// How often a changed index is snapshotted to the data directory.
@@ -81,6 +83,7 @@ impl Service {
             keys: Arc::new(auth::KeyCache::new()),
             metrics: Arc::new(metrics::Metrics::default()),
             config: Arc::new(config),
+            releases: Arc::new(api::vouchers::Releases::default()),
         };
         Ok(Service {
             state,

@@ -991,6 +991,7 @@ async fn videos_bank_and_match_after_reencoding(app: &TestApp) {
 }
 
 both_databases!(
+    vouchers_open_only_above_the_threshold,
     restart_from_snapshot_replays_later_changes,
     verified_report_with_a_matching_attachment,
     forged_reports_are_rejected_and_recorded,
@@ -1249,3 +1250,193 @@ async fn restart_from_snapshot_replays_later_changes(app: &TestApp) {
     );
     assert!(found(&again, 9) && found(&again, 5) && !found(&again, 3));
 }
+
+mod vouchers {
+    use super::*;
+    use base64::Engine as _;
+    use bulwark_pdq::PdqHash;
+    use bulwark_psi::{DeviceAccount, Pdata, Root};
+
+    fn hash(i: u8) -> PdqHash {
+        // Far apart: each byte pattern differs in about half the bits.
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(i as u64);
+        PdqHash::from_bytes(rand::Rng::r#gen(&mut rng))
+    }
+
+    fn near(h: &PdqHash, flips: &[usize]) -> PdqHash {
+        let mut b = *h.as_bytes();
+        for k in flips {
+            b[k / 8] ^= 1 << (k % 8);
+        }
+        PdqHash::from_bytes(b)
+    }
+
+    async fn send(
+        app: &TestApp,
+        key: &str,
+        account: &str,
+        pdata: &Pdata,
+        dev: &DeviceAccount,
+        h: &PdqHash,
+    ) -> (StatusCode, Value) {
+        let v = dev
+            .voucher(pdata, h, &[7u8; 1024], &mut rand::thread_rng())
+            .unwrap();
+        let body = json!({"account": account, "voucher": base64::engine::general_purpose::STANDARD.encode(v.to_bytes())});
+        app.call(Method::POST, "/v1/vouchers", Some(key), Some(body))
+            .await
+    }
+
+    pub(super) async fn vouchers_open_only_above_the_threshold(app: &TestApp) {
+        // Two providers agree on hashes 1..=6; hash 7 comes from one provider only (twice).
+        for (name, provider) in [("ncmec", "org-a"), ("iwf", "org-b"), ("ncmec2", "org-a")] {
+            let (s, _) = app
+                .post("/v1/banks", json!({"name": name, "provider": provider}))
+                .await;
+            assert_eq!(s, StatusCode::CREATED);
+        }
+        let mut content = HashMap::new();
+        for i in 1..=7u8 {
+            let banks: &[&str] = if i == 7 {
+                &["ncmec", "ncmec2"]
+            } else {
+                &["ncmec", "iwf"]
+            };
+            for b in banks {
+                let (_, c) = app
+                    .post(
+                        &format!("/v1/banks/{b}/content"),
+                        json!({"signals": {"pdq": hash(i).to_string()}}),
+                    )
+                    .await;
+                content.entry(i).or_insert(c["id"].as_i64().unwrap());
+            }
+        }
+        let curator = app.key(Role::Curator).await;
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/v1/pdata/build",
+                Some(&curator),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, b) = app
+            .post(
+                "/v1/pdata/build",
+                json!({"profile": "compact", "threshold": 2}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert_eq!(b["entries"], 6, "only hashes two providers agree on");
+
+        // Public: the pdata and its root; the device refuses any other root.
+        let (s, r) = app.call(Method::GET, "/v1/pdata/root", None, None).await;
+        assert_eq!(s, StatusCode::OK);
+        let root: Root = r["root"].as_str().unwrap().parse().unwrap();
+        let req = axum::http::Request::builder()
+            .uri("/v1/pdata")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = tower::ServiceExt::oneshot(app.router.clone(), req)
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.headers()["x-bulwark-pdata-root"].to_str().unwrap(),
+            root.to_string()
+        );
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let pdata = Pdata::from_bytes(&bytes, &root).unwrap();
+        let mut wrong = root.0;
+        wrong[0] ^= 1;
+        assert!(Pdata::from_bytes(&bytes, &Root(wrong)).is_err());
+
+        let dev = DeviceAccount::generate(&mut rand::thread_rng());
+        // Hashes whose vouchers are real (a device sends a synthetic one for ~1 % of hashes).
+        let real: Vec<PdqHash> = (1..=6u8)
+            .map(|i| near(&hash(i), &[3, 77, 200]))
+            .filter(|h| !dev.sends_synthetic_for(&pdata, h))
+            .collect();
+        assert!(real.len() >= 4);
+        let m = app.key(Role::Matcher).await;
+        let not_flagged = json!({"account": "acct-1", "status": "not flagged"});
+        let (_, unknown) = app.get("/v1/accounts/acct-1").await;
+        assert_eq!(unknown, not_flagged);
+        // A non-matching image, two matching ones and a duplicate: at the threshold (t = 2), nothing.
+        for h in [hash(99), real[0], real[1], real[1]] {
+            let (s, j) = send(app, &m, "acct-1", &pdata, &dev, &h).await;
+            assert_eq!((s, j), (StatusCode::ACCEPTED, json!({"accepted": true})));
+            let (_, a) = app.get("/v1/accounts/acct-1").await;
+            assert_eq!(a, not_flagged, "nothing below or at the threshold");
+        }
+        // A forged voucher is refused without touching the account.
+        let (s, j) = app
+            .call(
+                Method::POST,
+                "/v1/vouchers",
+                Some(&m),
+                Some(json!({"account": "acct-1", "voucher": "AAAA"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
+        // The third distinct match crosses it: exactly the matched set opens.
+        send(app, &m, "acct-1", &pdata, &dev, &real[2]).await;
+        let (_, a) = app.get("/v1/accounts/acct-1").await;
+        assert_eq!(a["status"], "flagged", "{a}");
+        let mut got: Vec<i64> = a["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["content_id"].as_i64().unwrap())
+            .collect();
+        got.sort();
+        let mut want: Vec<i64> = real[..3]
+            .iter()
+            .map(|h| {
+                *content
+                    .iter()
+                    .find(|(i, _)| h.distance(&hash(**i)) <= 3)
+                    .unwrap()
+                    .1
+            })
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(
+            a["matches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|x| x["distance"] == 3 && x["bank"] == "ncmec")
+        );
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(a["matches"][0]["derivative_base64"].as_str().unwrap())
+                .unwrap(),
+            vec![7u8; 1024]
+        );
+        // Only curators read accounts.
+        let (s, _) = app
+            .call(Method::GET, "/v1/accounts/acct-1", Some(&m), None)
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // A new release: vouchers made against the old pdata are refused as stale.
+        let (s, _) = app
+            .post(
+                "/v1/pdata/build",
+                json!({"profile": "compact", "threshold": 2}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        app.service.state.releases.clear_cache();
+        let (s, j) = send(app, &m, "acct-2", &pdata, &dev, &real[0]).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{j}");
+        assert_eq!(j["error"]["code"], "stale_pdata");
+    }
+}
+use std::collections::HashMap;
+use vouchers::vouchers_open_only_above_the_threshold;

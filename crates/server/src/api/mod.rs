@@ -7,6 +7,7 @@ mod lists;
 mod matching;
 mod ops;
 mod reports;
+pub mod vouchers;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -58,6 +59,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/franking/rotate", post(reports::rotate))
         .route("/v1/reports", get(reports::list).post(reports::submit))
         .route("/v1/reports/{id}", get(reports::get))
+        .route("/v1/pdata", get(vouchers::get))
+        .route("/v1/pdata/root", get(vouchers::root))
+        .route("/v1/pdata/build", post(vouchers::build))
+        .route("/v1/vouchers", post(vouchers::submit))
+        .route("/v1/accounts/{id}", get(vouchers::account))
         .route("/m/lookup", get(hma::lookup))
         .route("/c/banks", get(hma::banks))
         .route("/c/bank/{bank}/signal", post(hma::add_signal))
