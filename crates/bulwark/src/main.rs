@@ -43,6 +43,12 @@ enum Command {
     /// Create, list and revoke the service's API keys.
     #[command(subcommand)]
     Keys(cmd::keys::Command),
+    /// A test device for private matching: account keys, safety vouchers, sending them.
+    #[command(subcommand)]
+    Device(cmd::device::Command),
+    /// Published matching tables (pdata): verify against a root, fetch from a service.
+    #[command(subcommand)]
+    Pdata(cmd::device::PdataCommand),
     /// Benchmarks against the named references.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -58,6 +64,8 @@ fn main() -> ExitCode {
         Command::Vpdq(c) => cmd::vpdq::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Keys(c) => cmd::keys::run(c),
+        Command::Device(c) => cmd::device::run(c),
+        Command::Pdata(c) => cmd::device::run_pdata(c),
         Command::Bench(c) => cmd::bench::run(c),
     };
     match result {

@@ -1,5 +1,6 @@
 //! Bulwark's client SDK for messenger apps: frank a message, stamp it on the
-//! delivery service, verify it on receipt and report it ([`franking`]).
-//! (Safety vouchers for attachments will live here too; not built yet.)
+//! delivery service, verify it on receipt and report it ([`franking`]); hash
+//! an image attachment and build its safety voucher ([`voucher`]).
 
 pub mod franking;
+pub mod voucher;

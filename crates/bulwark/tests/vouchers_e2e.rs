@@ -1,0 +1,298 @@
+//! Private matching end to end through the command line and `bulwark serve`:
+//! bank benign images in two providers' banks, build and publish pdata, make
+//! vouchers on a "device", send them, and see the account flagged only once
+//! it is over the threshold.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bulwark"))
+}
+
+fn http(port: u16, method: &str, path: &str, key: &str, ctype: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    (
+        text[9..12].parse().unwrap(),
+        text.split_once("\r\n\r\n").unwrap().1.to_string(),
+    )
+}
+
+fn upload(port: u16, key: &str, bank: &str, file: &Path) -> u16 {
+    let b = "e2eBoundary";
+    let mut body =
+        format!("--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n")
+            .into_bytes();
+    body.extend(std::fs::read(file).unwrap());
+    body.extend(format!("\r\n--{b}--\r\n").into_bytes());
+    http(
+        port,
+        "POST",
+        &format!("/v1/banks/{bank}/content"),
+        key,
+        &format!("multipart/form-data; boundary={b}"),
+        &body,
+    )
+    .0
+}
+
+fn images() -> Vec<PathBuf> {
+    let root =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/pdq/images");
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x != "md") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn vouchers_flag_an_account_only_above_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = KillOnDrop(
+        bin()
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let admin = std::fs::read_to_string(dir.path().join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let matcher = String::from_utf8(
+        bin()
+            .args(["keys", "create", "--role", "matcher", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    // Two providers' banks, the same benign images in both.
+    for (bank, provider) in [("org_a", "a"), ("org_b", "b")] {
+        let body = format!(r#"{{"name":"{bank}","provider":"{provider}"}}"#);
+        assert_eq!(
+            http(
+                port,
+                "POST",
+                "/v1/banks",
+                &admin,
+                "application/json",
+                body.as_bytes()
+            )
+            .0,
+            201
+        );
+    }
+    let imgs = images();
+    let (banked, rest) = imgs.split_at(imgs.len() / 2);
+    for img in banked {
+        for bank in ["org_a", "org_b"] {
+            upload(port, &admin, bank, img);
+        }
+    }
+    let (s, b) = http(
+        port,
+        "POST",
+        "/v1/pdata/build",
+        &admin,
+        "application/json",
+        br#"{"profile":"compact","threshold":3}"#,
+    );
+    assert_eq!(s, 201, "{b}");
+
+    // The device fetches the pdata, checks it against the published root.
+    let pdata = dir.path().join("pdata.bin");
+    let out = bin()
+        .args([
+            "pdata",
+            "fetch",
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+            "--out",
+        ])
+        .arg(&pdata)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let root = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let (_, rj) = http(
+        port,
+        "GET",
+        "/v1/pdata/root",
+        &admin,
+        "application/json",
+        b"",
+    );
+    assert!(rj.contains(&root));
+    let verify = |root: &str, extra: &[&str]| {
+        bin()
+            .args(["pdata", "verify"])
+            .arg(&pdata)
+            .args(["--root", root])
+            .args(extra)
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(
+        verify(&root, &[]),
+        Some(1),
+        "the default policy refuses t = 3"
+    );
+    assert_eq!(verify(&root, &["--allow-threshold", "3"]), Some(0));
+    let mut wrong = root.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+    let wrong = String::from_utf8(wrong).unwrap();
+    assert_eq!(
+        verify(&wrong, &["--allow-threshold", "3"]),
+        Some(1),
+        "a wrong root is refused"
+    );
+    // The default policy refuses a threshold of 3.
+    let acct = dir.path().join("device.key");
+    assert!(
+        bin()
+            .args(["device", "keygen", "--out"])
+            .arg(&acct)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let refused = bin()
+        .args(["device", "voucher", "--root", &root, "--pdata"])
+        .arg(&pdata)
+        .arg("--account")
+        .arg(&acct)
+        .arg(&banked[0])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(refused.code(), Some(2));
+
+    let voucher = |files: &[PathBuf]| -> Vec<u8> {
+        let out = bin()
+            .args([
+                "device",
+                "voucher",
+                "--allow-threshold",
+                "3",
+                "--root",
+                &root,
+                "--pdata",
+            ])
+            .arg(&pdata)
+            .arg("--account")
+            .arg(&acct)
+            .args(files)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let send = |lines: &[u8]| {
+        let mut child = bin()
+            .args([
+                "device",
+                "send",
+                "--server",
+                &format!("http://127.0.0.1:{port}"),
+                "--account-id",
+                "alice",
+                "--key",
+                &matcher,
+            ])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(lines).unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    let status = || {
+        http(
+            port,
+            "GET",
+            "/v1/accounts/alice",
+            &admin,
+            "application/json",
+            b"",
+        )
+        .1
+    };
+    // Images that are not banked: vouchers accepted, nothing learned.
+    send(&voucher(rest));
+    assert!(status().contains("\"not flagged\""), "{}", status());
+    // All banked images: well over the threshold of 3 distinct matches.
+    send(&voucher(banked));
+    let s = status();
+    assert!(s.contains("\"flagged\""), "{s}");
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    let matches = v["matches"].as_array().unwrap();
+    assert!(matches.len() > 3, "{s}");
+    assert!(
+        matches
+            .iter()
+            .all(|m| m["distance"].as_u64().unwrap() <= 31)
+    );
+    assert!(
+        matches
+            .iter()
+            .all(|m| m["derivative_base64"].as_str().unwrap().len() > 1000)
+    );
+}
