@@ -313,7 +313,7 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
     let body = Arc::new(body);
     let by_upload = load(
         port,
-        a.connections.min(8),
+        a.upload_connections,
         a.seconds,
         Arc::new(move |_| (head.clone(), body.to_vec())),
     )
