@@ -10,7 +10,7 @@ use sqlx::Row;
 use super::{JsonBody, bank_or_404, valid_bank_name};
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::db::{self, BankRow, now_ms, rfc3339};
+use crate::db::{BankRow, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 
 /// A bank as the API shows it.
@@ -77,23 +77,16 @@ pub async fn create(
         )));
     };
     let bank = BankRow::from_row(&row)?;
-    db::audit(
-        s,
-        &mut tx,
-        &caller.key_id,
+    super::commit_bank_change(
+        &state,
+        tx,
+        &caller,
         "bank.create",
-        Some(&bank.name),
+        (bank.id, &bank.name),
         None,
         bank_json(&bank),
     )
     .await?;
-    let seq = db::change(s, &mut tx, Some(bank.id), None).await?;
-    tx.commit().await?;
-    state
-        .catalog
-        .apply(s, &[(seq, Some(bank.id), None)])
-        .await
-        .map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, Json(bank_json(&bank))))
 }
 
@@ -185,23 +178,16 @@ pub async fn update(
     .bind(b.id)
     .execute(&mut *tx)
     .await?;
-    db::audit(
-        s,
-        &mut tx,
-        &caller.key_id,
+    super::commit_bank_change(
+        &state,
+        tx,
+        &caller,
         "bank.update",
-        Some(&b.name),
+        (b.id, &b.name),
         None,
         bank_json(&b),
     )
     .await?;
-    let seq = db::change(s, &mut tx, Some(b.id), None).await?;
-    tx.commit().await?;
-    state
-        .catalog
-        .apply(s, &[(seq, Some(b.id), None)])
-        .await
-        .map_err(ApiError::internal)?;
     Ok(Json(bank_json(&b)))
 }
 
@@ -223,22 +209,15 @@ pub async fn delete(
         .bind(bank.id)
         .execute(&mut *tx)
         .await?;
-    db::audit(
-        s,
-        &mut tx,
-        &caller.key_id,
+    super::commit_bank_change(
+        &state,
+        tx,
+        &caller,
         "bank.delete",
-        Some(&bank.name),
+        (bank.id, &bank.name),
         None,
         json!({"content_deleted": n}),
     )
     .await?;
-    let seq = db::change(s, &mut tx, Some(bank.id), None).await?;
-    tx.commit().await?;
-    state
-        .catalog
-        .apply(s, &[(seq, Some(bank.id), None)])
-        .await
-        .map_err(ApiError::internal)?;
     Ok(Json(json!({"deleted": bank.name, "content_deleted": n})))
 }

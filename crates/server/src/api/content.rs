@@ -183,23 +183,16 @@ pub async fn insert_one(
                 "frames": c.frames.len(),
                 "source": c.source,
             });
-            db::audit(
-                s,
-                &mut tx,
-                &caller.key_id,
+            super::commit_bank_change(
+                state,
+                tx,
+                caller,
                 "content.add",
-                Some(&bank.name),
+                (bank.id, &bank.name),
                 Some(id),
                 detail,
             )
             .await?;
-            let seq = db::change(s, &mut tx, Some(bank.id), Some(id)).await?;
-            tx.commit().await?;
-            state
-                .catalog
-                .apply(s, &[(seq, Some(bank.id), Some(id))])
-                .await
-                .map_err(ApiError::internal)?;
             Ok((id, true))
         }
         None => {
@@ -461,23 +454,16 @@ pub async fn update(
         "disabled_until": c.disabled_until.map(rfc3339),
         "note_changed": true,
     });
-    db::audit(
-        s,
-        &mut tx,
-        &caller.key_id,
+    super::commit_bank_change(
+        &state,
+        tx,
+        &caller,
         "content.update",
-        Some(&bank.name),
+        (bank.id, &bank.name),
         Some(id),
         detail,
     )
     .await?;
-    let seq = db::change(s, &mut tx, Some(bank.id), Some(id)).await?;
-    tx.commit().await?;
-    state
-        .catalog
-        .apply(s, &[(seq, Some(bank.id), Some(id))])
-        .await
-        .map_err(ApiError::internal)?;
     Ok(Json(load_json(&state, &bank, id).await?))
 }
 
@@ -502,22 +488,15 @@ pub async fn delete(
         )));
     }
     let detail = json!({"signals": signals.iter().map(|s| format!("{} {}", s.signal_type, s.value)).collect::<Vec<_>>()});
-    db::audit(
-        s,
-        &mut tx,
-        &caller.key_id,
+    super::commit_bank_change(
+        &state,
+        tx,
+        &caller,
         "content.delete",
-        Some(&bank.name),
+        (bank.id, &bank.name),
         Some(id),
         detail,
     )
     .await?;
-    let seq = db::change(s, &mut tx, Some(bank.id), Some(id)).await?;
-    tx.commit().await?;
-    state
-        .catalog
-        .apply(s, &[(seq, Some(bank.id), Some(id))])
-        .await
-        .map_err(ApiError::internal)?;
     Ok(Json(json!({"deleted": id})))
 }

@@ -172,6 +172,38 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// Ends a write to a bank: its audit entry and change row in the same
+/// transaction, the commit, then this node's index (other nodes follow the
+/// change row).
+pub async fn commit_bank_change(
+    state: &AppState,
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    caller: &crate::auth::Caller,
+    action: &str,
+    bank: (i64, &str),
+    content: Option<i64>,
+    detail: serde_json::Value,
+) -> Result<(), ApiError> {
+    let s = &state.store;
+    crate::db::audit(
+        s,
+        &mut tx,
+        &caller.key_id,
+        action,
+        Some(bank.1),
+        content,
+        detail,
+    )
+    .await?;
+    let seq = crate::db::change(s, &mut tx, Some(bank.0), content).await?;
+    tx.commit().await?;
+    state
+        .catalog
+        .apply(s, &[(seq, Some(bank.0), content)])
+        .await
+        .map_err(ApiError::internal)
+}
+
 /// Checks a bank name: 1–64 of `A–Z a–z 0–9 _ -`.
 pub fn valid_bank_name(name: &str) -> Result<(), ApiError> {
     if !name.is_empty()
