@@ -224,12 +224,11 @@ impl Catalog {
     }
 
     async fn load_side(&self, store: &Store) -> anyhow::Result<Side> {
-        let banks: HashMap<i64, BankInfo> = sqlx::query("SELECT * FROM banks")
-            .fetch_all(&store.pool)
+        let banks: HashMap<i64, BankInfo> = db::banks(store)
             .await?
             .iter()
-            .map(|r| BankRow::from_row(r).map(|b| (b.id, bank_info(&b))))
-            .collect::<Result<_, _>>()?;
+            .map(|b| (b.id, bank_info(b)))
+            .collect();
         let mut videos: HashMap<i64, Vec<FrameHash>> = HashMap::new();
         let mut video_bank: HashMap<i64, i64> = HashMap::new();
         {

@@ -538,6 +538,16 @@ pub fn frame_from_row(r: &AnyRow) -> Result<bulwark_vpdq::FrameHash, sqlx::Error
     })
 }
 
+/// Every bank, by name.
+pub async fn banks(store: &Store) -> Result<Vec<BankRow>, sqlx::Error> {
+    sqlx::query("SELECT * FROM banks ORDER BY name")
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(BankRow::from_row)
+        .collect()
+}
+
 /// A bank by name.
 pub async fn bank_by_name(store: &Store, name: &str) -> Result<Option<BankRow>, sqlx::Error> {
     sqlx::query(&store.sql("SELECT * FROM banks WHERE name = ?"))

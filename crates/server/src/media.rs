@@ -42,6 +42,16 @@ impl Hashed {
         }
     }
 
+    /// [`Hashed::to_json`] without the video's frame lines: what a match or a
+    /// report shows of the query.
+    pub fn summary_json(&self) -> serde_json::Value {
+        let mut j = self.to_json();
+        if let Some(o) = j.as_object_mut() {
+            o.remove("vpdq");
+        }
+        j
+    }
+
     /// The JSON the API answers with.
     pub fn to_json(&self) -> serde_json::Value {
         match self {

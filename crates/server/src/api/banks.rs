@@ -92,13 +92,11 @@ pub async fn create(
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Role::Matcher)?;
-    let rows = sqlx::query("SELECT * FROM banks ORDER BY name")
-        .fetch_all(&state.store.pool)
-        .await?;
-    let banks = rows
+    let banks: Vec<Value> = crate::db::banks(&state.store)
+        .await?
         .iter()
-        .map(|r| BankRow::from_row(r).map(|b| bank_json(&b)))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(bank_json)
+        .collect();
     Ok(Json(json!({ "banks": banks })))
 }
 

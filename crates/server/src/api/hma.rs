@@ -49,17 +49,11 @@ pub async fn lookup(
 /// `GET /c/banks`: banks as HMA lists them.
 pub async fn banks(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Role::Matcher)?;
-    let rows = sqlx::query("SELECT * FROM banks ORDER BY name")
-        .fetch_all(&state.store.pool)
-        .await?;
-    let mut out = Vec::new();
-    for r in &rows {
-        let b = crate::db::BankRow::from_row(r)?;
-        out.push(json!({
-            "name": b.name,
-            "matching_enabled_ratio": if b.enabled { 1.0 } else { 0.0 },
-        }));
-    }
+    let out: Vec<Value> = crate::db::banks(&state.store)
+        .await?
+        .iter()
+        .map(|b| json!({"name": b.name, "matching_enabled_ratio": if b.enabled { 1.0 } else { 0.0 }}))
+        .collect();
     Ok(Json(Value::Array(out)))
 }
 

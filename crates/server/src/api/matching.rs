@@ -91,6 +91,51 @@ pub async fn match_signals(
     Ok(out)
 }
 
+/// Every match of an uploaded file's hashes: PDQ, MD5 and SHA-256 for an
+/// image; MD5, SHA-256 and the vPDQ rule over its frames for a video.
+pub async fn match_hashed(
+    state: &AppState,
+    hashed: &Hashed,
+    banks: Option<&HashSet<String>>,
+) -> Result<Vec<Value>, ApiError> {
+    match hashed {
+        Hashed::Photo {
+            pdq, md5, sha256, ..
+        } => {
+            match_signals(
+                state,
+                &[
+                    Signal::Pdq(*pdq),
+                    Signal::Md5(*md5),
+                    Signal::Sha256(*sha256),
+                ],
+                banks,
+            )
+            .await
+        }
+        Hashed::Video {
+            frames,
+            md5,
+            sha256,
+        } => {
+            let mut m =
+                match_signals(state, &[Signal::Md5(*md5), Signal::Sha256(*sha256)], banks).await?;
+            let rule = bulwark_vpdq::MatchRule::default();
+            for v in state.catalog.match_video(frames, &rule, banks) {
+                state.metrics.matched(&v.bank, 1);
+                m.push(json!({
+                    "bank": &*v.bank,
+                    "content_id": v.content_id,
+                    "signal_type": "vpdq",
+                    "query_percent": v.query_percent,
+                    "compared_percent": v.compared_percent,
+                }));
+            }
+            Ok(m)
+        }
+    }
+}
+
 fn unknown_banks(state: &AppState, banks: Option<&HashSet<String>>) -> Result<(), ApiError> {
     let Some(banks) = banks else { return Ok(()) };
     let known = state.catalog.bank_names();
@@ -128,51 +173,10 @@ pub async fn match_(
             unknown_banks(&state, banks.as_ref())?;
             let _slot = state.media.upload_slot().await?;
             let hashed = state.media.hash(file).await?;
-            let matches = match &hashed {
-                Hashed::Photo {
-                    pdq, md5, sha256, ..
-                } => {
-                    match_signals(
-                        &state,
-                        &[
-                            Signal::Pdq(*pdq),
-                            Signal::Md5(*md5),
-                            Signal::Sha256(*sha256),
-                        ],
-                        banks.as_ref(),
-                    )
-                    .await?
-                }
-                Hashed::Video {
-                    frames,
-                    md5,
-                    sha256,
-                } => {
-                    let mut m = match_signals(
-                        &state,
-                        &[Signal::Md5(*md5), Signal::Sha256(*sha256)],
-                        banks.as_ref(),
-                    )
-                    .await?;
-                    let rule = bulwark_vpdq::MatchRule::default();
-                    for v in state.catalog.match_video(frames, &rule, banks.as_ref()) {
-                        state.metrics.matched(&v.bank, 1);
-                        m.push(json!({
-                            "bank": &*v.bank,
-                            "content_id": v.content_id,
-                            "signal_type": "vpdq",
-                            "query_percent": v.query_percent,
-                            "compared_percent": v.compared_percent,
-                        }));
-                    }
-                    m
-                }
-            };
-            let mut query = hashed.to_json();
-            if let Some(o) = query.as_object_mut() {
-                o.remove("vpdq");
-            }
-            Ok(Json(json!({ "query": query, "matches": matches })))
+            let matches = match_hashed(&state, &hashed, banks.as_ref()).await?;
+            Ok(Json(
+                json!({ "query": hashed.summary_json(), "matches": matches }),
+            ))
         }
         Upload::Json(v) => {
             let obj = v

@@ -13,7 +13,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use bulwark_banks::Signal;
 use bulwark_franking::{Context, FrankingTag, Keyring};
 use rand::RngCore;
 use serde::Deserialize;
@@ -26,7 +25,6 @@ use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::db::{self, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
-use crate::media::Hashed;
 
 /// The franking keys (creating the first on an empty table).
 pub async fn keyring(state: &AppState) -> Result<Keyring, ApiError> {
@@ -212,37 +210,9 @@ pub async fn submit(
                         let hashed = state.media.hash(Bytes::from(plain.clone())).await;
                         match hashed {
                             Ok(h) => {
-                                let signals = match &h {
-                                    Hashed::Photo {
-                                        pdq, md5, sha256, ..
-                                    } => {
-                                        vec![
-                                            Signal::Pdq(*pdq),
-                                            Signal::Md5(*md5),
-                                            Signal::Sha256(*sha256),
-                                        ]
-                                    }
-                                    Hashed::Video { md5, sha256, .. } => {
-                                        vec![Signal::Md5(*md5), Signal::Sha256(*sha256)]
-                                    }
-                                };
-                                let mut matches =
-                                    super::matching::match_signals(&state, &signals, None).await?;
-                                if let Hashed::Video { frames, .. } = &h {
-                                    for v in state.catalog.match_video(
-                                        frames,
-                                        &bulwark_vpdq::MatchRule::default(),
-                                        None,
-                                    ) {
-                                        matches.push(json!({"bank": &*v.bank, "content_id": v.content_id, "signal_type": "vpdq",
-                                            "query_percent": v.query_percent, "compared_percent": v.compared_percent}));
-                                    }
-                                }
-                                let mut hj = h.to_json();
-                                if let Some(o) = hj.as_object_mut() {
-                                    o.remove("vpdq");
-                                }
-                                o.hashes = Some(hj);
+                                let matches =
+                                    super::matching::match_hashed(&state, &h, None).await?;
+                                o.hashes = Some(h.summary_json());
                                 o.matches = Some(matches);
                             }
                             Err(e) => o.error = Some(e.message),

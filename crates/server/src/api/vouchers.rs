@@ -124,21 +124,19 @@ async fn current(state: &AppState) -> Result<Option<Arc<Release>>, ApiError> {
             let bytes: Vec<u8> = row.try_get("pdata")?;
             let entries_blob: Vec<u8> = row.try_get("entries")?;
             let entries = decode_entries(&entries_blob).map_err(ApiError::internal)?;
-            let (pdata, table) = tokio::task::spawn_blocking(move || {
-                Pdata::from_bytes(&bytes, &root).map(|p| {
-                    let t = ServerTable::new(&p, &entries);
-                    (p, t, bytes)
-                })
+            let (pdata, table, bytes) = tokio::task::spawn_blocking(move || {
+                let pdata = Pdata::from_bytes(&bytes, &root)?;
+                let table = ServerTable::new(&pdata, &entries);
+                Ok::<_, bulwark_psi::PdataError>((pdata, table, bytes))
             })
             .await
             .map_err(ApiError::internal)?
-            .map(|(p, t, b)| ((p, b), t))
             .map_err(ApiError::internal)?;
             Arc::new(Release {
                 id: latest,
                 root,
-                bytes: pdata.1,
-                pdata: pdata.0,
+                bytes,
+                pdata,
                 table,
                 entry_count: row.try_get("entry_count")?,
                 created_at: row.try_get("created_at")?,
