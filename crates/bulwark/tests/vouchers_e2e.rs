@@ -106,9 +106,9 @@ fn vouchers_flag_an_account_only_above_the_threshold() {
         .unwrap()
         .trim()
         .to_string();
-    let matcher = String::from_utf8(
+    let stamper = String::from_utf8(
         bin()
-            .args(["keys", "create", "--role", "matcher", "--data-dir"])
+            .args(["keys", "create", "--role", "stamper", "--data-dir"])
             .arg(dir.path())
             .output()
             .unwrap()
@@ -245,6 +245,30 @@ fn vouchers_flag_an_account_only_above_the_threshold() {
         );
         out.stdout
     };
+    // The messenger backend (stamper key) enrols the device for alice.
+    let identity = dir.path().join("device.identity");
+    let enrolled = bin()
+        .args([
+            "device",
+            "enrol",
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+            "--key",
+            &stamper,
+            "--account-id",
+            "alice",
+            "--device-id",
+            "alice-phone",
+            "--out",
+        ])
+        .arg(&identity)
+        .output()
+        .unwrap();
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
     let send = |lines: &[u8]| {
         let mut child = bin()
             .args([
@@ -252,11 +276,9 @@ fn vouchers_flag_an_account_only_above_the_threshold() {
                 "send",
                 "--server",
                 &format!("http://127.0.0.1:{port}"),
-                "--account-id",
-                "alice",
-                "--key",
-                &matcher,
+                "--device",
             ])
+            .arg(&identity)
             .stdin(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -275,12 +297,19 @@ fn vouchers_flag_an_account_only_above_the_threshold() {
         )
         .1
     };
-    // Images that are not banked: vouchers accepted, nothing learned.
+    // Images that are not banked: vouchers accepted, nothing learned (the
+    // service opens vouchers in the background: give it time to).
     send(&voucher(rest));
+    std::thread::sleep(Duration::from_secs(2));
     assert!(status().contains("\"not flagged\""), "{}", status());
     // All banked images: well over the threshold of 3 distinct matches.
     send(&voucher(banked));
-    let s = status();
+    let t = Instant::now();
+    let mut s = status();
+    while !s.contains("\"flagged\"") && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
+        s = status();
+    }
     assert!(s.contains("\"flagged\""), "{s}");
     let v: serde_json::Value = serde_json::from_str(&s).unwrap();
     let matches = v["matches"].as_array().unwrap();

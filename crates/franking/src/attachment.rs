@@ -121,34 +121,6 @@ pub fn seal<R: RngCore + CryptoRng>(
     (r, ciphertext)
 }
 
-impl AttachmentRef {
-    /// The canonical text a sender puts inside the franked content to
-    /// reference this attachment: `bulwark-attachment-v1 blob=.. key=..
-    /// commitment=.. sha256=.. size=.. type=..` (one line, hex in lower case).
-    /// Report intake accepts an attachment only if the verified content
-    /// contains this exact text, so a reporter cannot attach a file the
-    /// sender never referenced.
-    pub fn reference_text(&self) -> String {
-        format!(
-            "bulwark-attachment-v1 blob={} key={} commitment={} sha256={} size={} type={}",
-            self.blob_id.replace(char::is_whitespace, "_"),
-            hex::encode(self.key.0),
-            hex::encode(self.commitment.0),
-            hex::encode(self.ciphertext_sha256),
-            self.size,
-            self.media_type.replace(char::is_whitespace, "_"),
-        )
-    }
-
-    /// Whether `content` references this attachment (contains [`Self::reference_text`]).
-    pub fn is_referenced_by(&self, content: &[u8]) -> bool {
-        let needle = self.reference_text().into_bytes();
-        content
-            .windows(needle.len())
-            .any(|w| w == needle.as_slice())
-    }
-}
-
 /// Opens an attachment: checks the blob's digest, then the key against the
 /// commitment, then decrypts.
 pub fn open(r: &AttachmentRef, ciphertext: &[u8]) -> Result<Vec<u8>, OpenError> {

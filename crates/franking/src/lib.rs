@@ -5,19 +5,33 @@
 //! "Message Franking"):
 //!
 //! 1. **Sender** ([`frank`]): picks a random 128-bit [`Salt`], puts it *inside*
-//!    the encrypted content, and puts `tag = HMAC-SHA256(salt, content)` in the
-//!    message's authenticated data ([`FrankingTag`]).
-//! 2. **Delivery service** ([`Keyring::stamp`]): sees only the tag, and binds it
-//!    to who sent it, where and when: `stamp = HMAC-SHA256(service key,
-//!    "bulwark-franking-stamp-v1" ‖ tag ‖ sender ‖ conversation ‖ time)`, every
-//!    field length-prefixed. Optionally it also signs the same bytes with
-//!    Ed25519 so receivers can check the stamp themselves ([`Keyring::sign`]).
+//!    the encrypted content, and puts `tag = HMAC-SHA256(salt, "bulwark-franking-tag-v2"
+//!    ‖ sender ‖ conversation ‖ message id ‖ content)` in the message's
+//!    authenticated data ([`FrankingTag`]). The tag commits the sender to the
+//!    message's [`MessageInfo`]: a receiver recomputes it with the sender it
+//!    authenticated (the MLS credential), so a tag cannot be moved to another
+//!    sender, conversation or message id without the receiver dropping it.
+//!    The content is a structured [`content::Content`] (body and attachment
+//!    references), so an attachment is "referenced" only when it is one of the
+//!    parsed references, never because its text is quoted in the body.
+//! 2. **Delivery service** ([`Keyring::stamp`]): sees only the tag and what
+//!    its authenticated session tells it, and binds the tag to it:
+//!    `stamp = HMAC-SHA256(service key, stamp input)` where the stamp input is
+//!    `"bulwark-franking-stamp-v2" ‖ tag ‖ sender ‖ conversation ‖ message id ‖
+//!    epoch ‖ SHA-256 of the recipient set ‖ time ‖ stamper`, every field
+//!    length-prefixed ([`Context`]). The service also signs the same bytes with
+//!    Ed25519 ([`Keyring::sign`]) so receivers check every stamp on receipt
+//!    ([`verify_signature`]): a delivery service cannot hand out stamps that
+//!    would not verify in a report without the receiver noticing.
 //! 3. **Receiver** ([`verify_tag`]): after decrypting, recomputes the tag from
-//!    the content and salt and drops a message whose tag does not match.
+//!    the content, salt and the message info it authenticated, and drops a
+//!    message whose tag does not match.
 //! 4. **Report** ([`Keyring::verify_report`]): the receiver reveals the content
-//!    and salt of the reported message with its stamp; the service recomputes
-//!    both MACs and learns who sent exactly that content, to which
-//!    conversation, when — and nothing about any other message.
+//!    and salt of the reported message with its stamp and context; the service
+//!    recomputes both MACs and learns who sent exactly that content, to which
+//!    conversation and recipients, when — and nothing about any other message.
+//!    Because the recipient set is under the stamp, the service can check that
+//!    the reporter was a recipient ([`Context::has_recipient`]).
 //!
 //! Service keys rotate: a [`Keyring`] stamps with its newest key and keeps old
 //! keys, by id, to verify old reports.
@@ -33,18 +47,28 @@
 #![deny(missing_docs)]
 
 pub mod attachment;
+pub mod content;
 pub mod wire;
 
 use hmac::{Hmac, Mac};
 use rand::{CryptoRng, RngCore};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Domain separation for tags; part of the MAC input.
+const TAG_LABEL: &[u8] = b"bulwark-franking-tag-v2";
 /// Domain separation for stamps; part of the MAC input.
-const STAMP_LABEL: &[u8] = b"bulwark-franking-stamp-v1";
+const STAMP_LABEL: &[u8] = b"bulwark-franking-stamp-v2";
+/// Domain separation for the recipient-set digest.
+const RECIPIENTS_LABEL: &[u8] = b"bulwark-franking-recipients-v1";
+
+/// Longest sender, conversation, message id, stamper or recipient id, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+/// Most recipients a stamp binds (an MLS group's members at the epoch).
+pub const MAX_RECIPIENTS: usize = 10_000;
 
 /// The 128-bit secret a sender puts inside the encrypted content.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
@@ -56,7 +80,8 @@ impl std::fmt::Debug for Salt {
     }
 }
 
-/// `HMAC-SHA256(salt, content)`: what the sender puts in the authenticated data.
+/// `HMAC-SHA256(salt, label ‖ message info ‖ content)`: what the sender puts
+/// in the authenticated data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrankingTag(pub [u8; 32]);
 
@@ -78,8 +103,10 @@ pub enum Rejection {
     /// The content and salt do not give the tag.
     #[error("the franking tag does not match the content and salt")]
     TagMismatch,
-    /// The stamp does not match the tag, sender, conversation and time.
-    #[error("the stamp does not match the tag, sender, conversation and time")]
+    /// The stamp does not match the tag and its context.
+    #[error(
+        "the stamp does not match the tag, sender, conversation, message id, epoch, recipients, time and stamper"
+    )]
     StampMismatch,
     /// The stamp names a service key this keyring does not hold.
     #[error("the stamp was made with unknown service key {0}")]
@@ -87,6 +114,9 @@ pub enum Rejection {
     /// The stamp's signature is invalid.
     #[error("the stamp's signature is invalid")]
     BadSignature,
+    /// A field of the context is empty or longer than the limits.
+    #[error("a context field is empty or too long")]
+    BadContext,
 }
 
 fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -98,23 +128,80 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-/// Computes the sender's salt and tag for `content`.
-pub fn frank<R: RngCore + CryptoRng>(content: &[u8], rng: &mut R) -> (Salt, FrankingTag) {
+/// Appends `part` with a 4-byte big-endian length prefix.
+fn put(v: &mut Vec<u8>, part: &[u8]) {
+    v.extend_from_slice(&(part.len() as u32).to_be_bytes());
+    v.extend_from_slice(part);
+}
+
+/// What the sender commits to with its tag (besides the content): who sends,
+/// where, and the message's id. The receiver recomputes the tag with the
+/// values it authenticated itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MessageInfo {
+    /// Sender identity as the service and the receivers know it.
+    pub sender: String,
+    /// Conversation (MLS group) identity.
+    pub conversation: String,
+    /// The message's id, chosen by the sender (random, unique per conversation).
+    pub message_id: String,
+}
+
+impl MessageInfo {
+    /// A message info from its three fields.
+    pub fn new(sender: &str, conversation: &str, message_id: &str) -> MessageInfo {
+        MessageInfo {
+            sender: sender.to_string(),
+            conversation: conversation.to_string(),
+            message_id: message_id.to_string(),
+        }
+    }
+
+    fn valid(&self) -> bool {
+        [&self.sender, &self.conversation, &self.message_id]
+            .iter()
+            .all(|f| !f.is_empty() && f.len() <= MAX_ID_BYTES)
+    }
+}
+
+/// Computes the sender's salt and tag for `content` sent as `info`.
+pub fn frank<R: RngCore + CryptoRng>(
+    info: &MessageInfo,
+    content: &[u8],
+    rng: &mut R,
+) -> (Salt, FrankingTag) {
     let mut salt = Salt([0; 16]);
     rng.fill_bytes(&mut salt.0);
-    let tag = tag_of(&salt, content);
+    let tag = tag_of(&salt, info, content);
     (salt, tag)
 }
 
-/// `HMAC-SHA256(salt, content)`.
-pub fn tag_of(salt: &Salt, content: &[u8]) -> FrankingTag {
-    FrankingTag(mac(&salt.0, &[content]))
+/// `HMAC-SHA256(salt, "bulwark-franking-tag-v2" ‖ sender ‖ conversation ‖
+/// message id ‖ content)`, each field with a 4-byte big-endian length.
+pub fn tag_of(salt: &Salt, info: &MessageInfo, content: &[u8]) -> FrankingTag {
+    let mut v = Vec::with_capacity(64 + content.len());
+    for part in [
+        TAG_LABEL,
+        info.sender.as_bytes(),
+        info.conversation.as_bytes(),
+        info.message_id.as_bytes(),
+        content,
+    ] {
+        put(&mut v, part);
+    }
+    FrankingTag(mac(&salt.0, &[&v]))
 }
 
-/// Receiver's check after decryption: the content and salt give the tag that
-/// was in the authenticated data. Constant-time.
-pub fn verify_tag(content: &[u8], salt: &Salt, tag: &FrankingTag) -> Result<(), Rejection> {
-    let t = tag_of(salt, content);
+/// Receiver's check after decryption: the content, salt and the message info
+/// the receiver authenticated give the tag that was in the authenticated
+/// data. Constant-time.
+pub fn verify_tag(
+    info: &MessageInfo,
+    content: &[u8],
+    salt: &Salt,
+    tag: &FrankingTag,
+) -> Result<(), Rejection> {
+    let t = tag_of(salt, info, content);
     if bool::from(t.0.ct_eq(&tag.0)) {
         Ok(())
     } else {
@@ -122,32 +209,83 @@ pub fn verify_tag(content: &[u8], salt: &Salt, tag: &FrankingTag) -> Result<(), 
     }
 }
 
-/// The context the delivery service binds a tag to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Context<'a> {
-    /// Sender identity as the service knows it.
-    pub sender: &'a [u8],
-    /// Conversation (MLS group) identity.
-    pub conversation: &'a [u8],
-    /// When the service accepted the message, Unix seconds.
+/// Everything the delivery service binds a tag to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Context {
+    /// Sender, conversation and message id (the same the sender's tag commits to).
+    pub info: MessageInfo,
+    /// The MLS epoch the message was sent in.
+    pub epoch: u64,
+    /// Who the message was delivered to (member identities at that epoch);
+    /// bound as a digest of the sorted, de-duplicated set.
+    pub recipients: Vec<String>,
+    /// When the service accepted the message, Unix seconds (the service's clock).
     pub accepted_at: u64,
+    /// Which delivery-service credential attested sender and conversation
+    /// (the stamping API key's id).
+    pub stamper: String,
 }
 
-/// The exact bytes stamped and signed: label, then each field with a 4-byte
-/// big-endian length, so no two different contexts share an encoding.
-fn stamp_input(tag: &FrankingTag, ctx: &Context<'_>) -> Vec<u8> {
-    let mut v = Vec::with_capacity(64 + ctx.sender.len() + ctx.conversation.len());
-    for part in [
-        STAMP_LABEL,
-        &tag.0[..],
-        ctx.sender,
-        ctx.conversation,
-        &ctx.accepted_at.to_be_bytes()[..],
-    ] {
-        v.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        v.extend_from_slice(part);
+impl Context {
+    /// SHA-256 of `"bulwark-franking-recipients-v1" ‖ count ‖ each id`
+    /// (sorted, de-duplicated, length-prefixed): the same set always gives
+    /// the same digest, whatever order the service listed it in.
+    pub fn recipients_digest(&self) -> [u8; 32] {
+        let mut ids: Vec<&str> = self.recipients.iter().map(String::as_str).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut h = Sha256::new();
+        h.update(RECIPIENTS_LABEL);
+        h.update((ids.len() as u32).to_be_bytes());
+        for id in ids {
+            h.update((id.len() as u32).to_be_bytes());
+            h.update(id.as_bytes());
+        }
+        h.finalize().into()
     }
-    v
+
+    /// Whether `who` is one of the recipients.
+    pub fn has_recipient(&self, who: &str) -> bool {
+        self.recipients.iter().any(|r| r == who)
+    }
+
+    /// Every field within the limits (non-empty ids, at most
+    /// [`MAX_ID_BYTES`] each, at most [`MAX_RECIPIENTS`] recipients).
+    pub fn validate(&self) -> Result<(), Rejection> {
+        let ok = self.info.valid()
+            && !self.stamper.is_empty()
+            && self.stamper.len() <= MAX_ID_BYTES
+            && self.recipients.len() <= MAX_RECIPIENTS
+            && self
+                .recipients
+                .iter()
+                .all(|r| !r.is_empty() && r.len() <= MAX_ID_BYTES);
+        if ok {
+            Ok(())
+        } else {
+            Err(Rejection::BadContext)
+        }
+    }
+
+    /// The exact bytes stamped and signed: label, then each field with a
+    /// 4-byte big-endian length, so no two different contexts share an encoding.
+    pub fn stamp_input(&self, tag: &FrankingTag) -> Vec<u8> {
+        let mut v = Vec::with_capacity(256);
+        for part in [
+            STAMP_LABEL,
+            &tag.0[..],
+            self.info.sender.as_bytes(),
+            self.info.conversation.as_bytes(),
+            self.info.message_id.as_bytes(),
+            &self.epoch.to_be_bytes()[..],
+            &self.recipients_digest()[..],
+            &self.accepted_at.to_be_bytes()[..],
+            self.stamper.as_bytes(),
+        ] {
+            put(&mut v, part);
+        }
+        v
+    }
 }
 
 /// A service MAC key with its id.
@@ -182,8 +320,8 @@ pub struct ReportedMessage<'a> {
     pub content: &'a [u8],
     /// The salt found inside the content's envelope.
     pub salt: Salt,
-    /// Sender, conversation and acceptance time, as the receiver was told.
-    pub context: Context<'a>,
+    /// The context as the receiver was told it with the stamp.
+    pub context: &'a Context,
     /// The service's stamp that came with the message.
     pub stamp: Stamp,
 }
@@ -202,10 +340,9 @@ impl Keyring {
     pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Keyring {
         let mut key = [0u8; 32];
         rng.fill_bytes(&mut key);
-        Keyring {
-            keys: vec![ServiceKey { id: 1, key }],
-            signing: None,
-        }
+        let ring = Keyring::from_keys([(1, key)]);
+        key.zeroize();
+        ring
     }
 
     /// A keyring from stored keys `(id, key)`; the largest id stamps.
@@ -233,6 +370,7 @@ impl Keyring {
         let mut key = [0u8; 32];
         rng.fill_bytes(&mut key);
         self.keys.push(ServiceKey { id, key });
+        key.zeroize();
         id
     }
 
@@ -245,20 +383,18 @@ impl Keyring {
     ///
     /// # Panics
     /// If the keyring is empty (it never is unless built from no keys).
-    pub fn stamp(&self, tag: &FrankingTag, ctx: &Context<'_>) -> Stamp {
+    pub fn stamp(&self, tag: &FrankingTag, ctx: &Context) -> Stamp {
         let k = self.keys.last().expect("a keyring holds at least one key");
         Stamp {
             key_id: k.id,
-            mac: mac(&k.key, &[&stamp_input(tag, ctx)]),
+            mac: mac(&k.key, &[&ctx.stamp_input(tag)]),
         }
     }
 
     /// Signs the stamped bytes, for receivers that check stamps themselves.
-    pub fn sign(&self, tag: &FrankingTag, ctx: &Context<'_>) -> Option<ed25519_dalek::Signature> {
+    pub fn sign(&self, tag: &FrankingTag, ctx: &Context) -> Option<ed25519_dalek::Signature> {
         use ed25519_dalek::Signer;
-        self.signing
-            .as_ref()
-            .map(|k| k.sign(&stamp_input(tag, ctx)))
+        self.signing.as_ref().map(|k| k.sign(&ctx.stamp_input(tag)))
     }
 
     /// The public half of the signing key, for receivers.
@@ -266,16 +402,18 @@ impl Keyring {
         self.signing.as_ref().map(|k| k.verifying_key())
     }
 
-    /// Verifies a report: the tag from content and salt, then the stamp over
-    /// tag and context with the key the stamp names. Constant-time compares.
+    /// Verifies a report: the tag from content, salt and message info, then
+    /// the stamp over tag and context with the key the stamp names.
+    /// Constant-time compares.
     pub fn verify_report(&self, m: &ReportedMessage<'_>) -> Result<VerifiedMessage, Rejection> {
-        let tag = tag_of(&m.salt, m.content);
+        m.context.validate()?;
+        let tag = tag_of(&m.salt, &m.context.info, m.content);
         let key = self
             .keys
             .iter()
             .find(|k| k.id == m.stamp.key_id)
             .ok_or(Rejection::UnknownKey(m.stamp.key_id))?;
-        let expect = mac(&key.key, &[&stamp_input(&tag, &m.context)]);
+        let expect = mac(&key.key, &[&m.context.stamp_input(&tag)]);
         if bool::from(expect.ct_eq(&m.stamp.mac)) {
             Ok(VerifiedMessage {
                 tag,
@@ -289,20 +427,28 @@ impl Keyring {
     }
 }
 
-/// Receiver-side check of a signed stamp.
+/// Receiver-side check of a signed stamp (strict Ed25519 verification).
 pub fn verify_signature(
     key: &ed25519_dalek::VerifyingKey,
     tag: &FrankingTag,
-    ctx: &Context<'_>,
+    ctx: &Context,
     sig: &ed25519_dalek::Signature,
 ) -> Result<(), Rejection> {
-    key.verify_strict(&stamp_input(tag, ctx), sig)
+    key.verify_strict(&ctx.stamp_input(tag), sig)
         .map_err(|_| Rejection::BadSignature)
 }
 
 /// Entry points for `cargo fuzz` (see fuzz/ at the repository root).
 #[doc(hidden)]
 pub mod fuzzing {
+    /// Parsing arbitrary bytes as message content must not panic; what
+    /// parses re-encodes to the same bytes.
+    pub fn content(data: &[u8]) {
+        if let Ok(c) = crate::content::Content::parse(data) {
+            assert_eq!(c.to_bytes(), data);
+        }
+    }
+
     /// Decoding arbitrary bytes as a report must not panic; what decodes
     /// re-encodes to a report that decodes to the same messages.
     pub fn report(data: &[u8]) {
@@ -311,6 +457,7 @@ pub mod fuzzing {
                 messages: r.messages.iter().map(crate::wire::message_json).collect(),
                 reason: r.reason.clone(),
                 text: r.text.clone(),
+                reporter: None,
             };
             let bytes = serde_json::to_vec(&again).expect("serialises");
             let back = crate::wire::parse_report(&bytes).expect("round trip");

@@ -2,14 +2,20 @@
 //! limits into typed, still unverified, reports.
 //!
 //! ```json
-//! {"messages": [{"content": "<base64>", "salt": "<32 hex>", "sender": "alice",
-//!                "conversation": "group-1", "accepted_at": 1700000000,
-//!                "stamp": {"key_id": 1, "mac": "<64 hex>"},
+//! {"messages": [{"content": "<base64 of a content::Content>", "salt": "<32 hex>", "sender": "alice",
+//!                "conversation": "group-1", "message_id": "m-81f3", "epoch": 7,
+//!                "recipients": ["alice", "bob", "carol"], "accepted_at": 1700000000,
+//!                "stamper": "<stamping key id>",
+//!                "stamp": {"key_id": 1, "mac": "<64 hex>", "signature": "<128 hex, optional>"},
 //!                "attachments": [{"blob_id": "b1", "key": "<64 hex>", "commitment": "<64 hex>",
 //!                                 "ciphertext_sha256": "<64 hex>", "size": 1234,
 //!                                 "media_type": "image/jpeg", "ciphertext": "<base64, optional>"}]}],
-//!  "reason": "csam", "text": "free text from the reporter"}
+//!  "reason": "csam", "text": "free text from the reporter",
+//!  "reporter": {"account": "bob", "device": "bob-phone", "signature": "<128 hex>"}}
 //! ```
+//!
+//! The reporter's device signs [`report_signing_input`]: its account and
+//! device ids, each reported message's stamp, the reason and the text.
 //!
 //! [`parse_report`] never panics; malformed or oversized input gets a
 //! [`WireError`] naming the field.
@@ -18,14 +24,14 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::attachment::{AttachmentKey, AttachmentRef, Commitment};
-use crate::{Context, ReportedMessage, Salt, Stamp};
+use crate::{Context, MAX_ID_BYTES, MAX_RECIPIENTS, MessageInfo, ReportedMessage, Salt, Stamp};
 
 /// Caps on a report.
 pub const MAX_REPORT_BYTES: usize = 64 << 20;
 /// Most messages in one report.
 pub const MAX_MESSAGES: usize = 100;
 /// Largest message content.
-pub const MAX_CONTENT_BYTES: usize = 256 << 10;
+pub const MAX_CONTENT_BYTES: usize = crate::content::MAX_BODY_BYTES + (8 << 10);
 /// Most attachments per message.
 pub const MAX_ATTACHMENTS: usize = 10;
 
@@ -58,6 +64,10 @@ pub struct StampJson {
     pub key_id: u32,
     /// MAC, hex.
     pub mac: String,
+    /// The service's Ed25519 signature over the same bytes, hex (what the
+    /// receiver checked on receipt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// Attachment reference as sent.
@@ -91,8 +101,16 @@ pub struct MessageJson {
     pub sender: String,
     /// Conversation identity.
     pub conversation: String,
+    /// The message's id.
+    pub message_id: String,
+    /// The MLS epoch it was sent in.
+    pub epoch: u64,
+    /// Who it was delivered to.
+    pub recipients: Vec<String>,
     /// Acceptance time, Unix seconds.
     pub accepted_at: u64,
+    /// The delivery-service credential that stamped it.
+    pub stamper: String,
     /// The service's stamp.
     pub stamp: StampJson,
     /// Attachments referenced by the content.
@@ -111,6 +129,65 @@ pub struct ReportJson {
     /// Free text from the reporter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Who reports, signed by their enrolled device key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<ReporterJson>,
+}
+
+/// The reporting user, as sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReporterJson {
+    /// The reporter's account id.
+    pub account: String,
+    /// The enrolled device that signs.
+    pub device: String,
+    /// Ed25519 signature over [`report_signing_input`], hex.
+    pub signature: String,
+}
+
+/// A decoded reporter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reporter {
+    /// Account id.
+    pub account: String,
+    /// Device id.
+    pub device: String,
+    /// The device's signature.
+    pub signature: [u8; 64],
+}
+
+/// Domain separation for the reporter's signature.
+const REPORT_SIG_LABEL: &[u8] = b"bulwark-report-v1";
+
+/// The bytes a reporter's device signs: label, account, device, the number of
+/// messages and each message's stamp key id and MAC, the reason and the text,
+/// each length-prefixed (4-byte big-endian lengths; an absent reason or text
+/// is the empty string).
+pub fn report_signing_input(
+    account: &str,
+    device: &str,
+    stamps: &[Stamp],
+    reason: Option<&str>,
+    text: Option<&str>,
+) -> Vec<u8> {
+    let mut v = Vec::with_capacity(128 + 36 * stamps.len());
+    let mut put = |p: &[u8]| {
+        v.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        v.extend_from_slice(p);
+    };
+    put(REPORT_SIG_LABEL);
+    put(account.as_bytes());
+    put(device.as_bytes());
+    put(&(stamps.len() as u32).to_be_bytes());
+    for s in stamps {
+        let mut m = [0u8; 36];
+        m[..4].copy_from_slice(&s.key_id.to_be_bytes());
+        m[4..].copy_from_slice(&s.mac);
+        put(&m);
+    }
+    put(reason.unwrap_or("").as_bytes());
+    put(text.unwrap_or("").as_bytes());
+    v
 }
 
 /// A decoded, not yet verified, message.
@@ -120,14 +197,12 @@ pub struct MessageIn {
     pub content: Vec<u8>,
     /// Salt.
     pub salt: Salt,
-    /// Sender.
-    pub sender: String,
-    /// Conversation.
-    pub conversation: String,
-    /// Acceptance time.
-    pub accepted_at: u64,
+    /// Sender, conversation, message id, epoch, recipients, time and stamper.
+    pub context: Context,
     /// Stamp.
     pub stamp: Stamp,
+    /// The service's signature on the stamp, if the reporter kept it.
+    pub stamp_signature: Option<[u8; 64]>,
     /// Attachments with their ciphertexts when uploaded.
     pub attachments: Vec<(AttachmentRef, Option<Vec<u8>>)>,
 }
@@ -138,11 +213,7 @@ impl MessageIn {
         ReportedMessage {
             content: &self.content,
             salt: self.salt.clone(),
-            context: Context {
-                sender: self.sender.as_bytes(),
-                conversation: self.conversation.as_bytes(),
-                accepted_at: self.accepted_at,
-            },
+            context: &self.context,
             stamp: self.stamp,
         }
     }
@@ -157,6 +228,22 @@ pub struct ReportIn {
     pub reason: Option<String>,
     /// Free text.
     pub text: Option<String>,
+    /// The signing reporter, if any.
+    pub reporter: Option<Reporter>,
+}
+
+impl ReportIn {
+    /// What the reporter's device signed.
+    pub fn signing_input(&self, account: &str, device: &str) -> Vec<u8> {
+        let stamps: Vec<Stamp> = self.messages.iter().map(|m| m.stamp).collect();
+        report_signing_input(
+            account,
+            device,
+            &stamps,
+            self.reason.as_deref(),
+            self.text.as_deref(),
+        )
+    }
 }
 
 fn hex_n<const N: usize>(
@@ -239,23 +326,76 @@ pub fn parse_report(bytes: &[u8]) -> Result<ReportIn, WireError> {
                 .transpose()?;
             attachments.push((r, ct));
         }
+        let context = Context {
+            info: MessageInfo {
+                sender: m.sender.clone(),
+                conversation: m.conversation.clone(),
+                message_id: m.message_id.clone(),
+            },
+            epoch: m.epoch,
+            recipients: m.recipients.clone(),
+            accepted_at: m.accepted_at,
+            stamper: m.stamper.clone(),
+        };
+        if context.recipients.len() > MAX_RECIPIENTS {
+            return Err(WireError::TooLarge(format!(
+                "message {i}: {} recipients, limit {MAX_RECIPIENTS}",
+                context.recipients.len()
+            )));
+        }
+        if context.validate().is_err() {
+            return Err(WireError::Field {
+                message: i,
+                field: "sender, conversation, message_id, recipients or stamper",
+                problem: format!("empty or longer than {MAX_ID_BYTES} bytes"),
+            });
+        }
         messages.push(MessageIn {
             content,
             salt: Salt(hex_n(&m.salt, i, "salt")?),
-            sender: m.sender.clone(),
-            conversation: m.conversation.clone(),
-            accepted_at: m.accepted_at,
+            context,
             stamp: Stamp {
                 key_id: m.stamp.key_id,
                 mac: hex_n(&m.stamp.mac, i, "stamp.mac")?,
             },
+            stamp_signature: m
+                .stamp
+                .signature
+                .as_deref()
+                .map(|s| hex_n(s, i, "stamp.signature"))
+                .transpose()?,
             attachments,
         });
     }
+    let reporter = match r.reporter {
+        None => None,
+        Some(p) => {
+            if [&p.account, &p.device]
+                .iter()
+                .any(|f| f.is_empty() || f.len() > MAX_ID_BYTES)
+            {
+                return Err(WireError::Malformed(format!(
+                    "reporter account and device must be 1–{MAX_ID_BYTES} bytes"
+                )));
+            }
+            let signature = hex::decode(&p.signature)
+                .ok()
+                .and_then(|v| <[u8; 64]>::try_from(v).ok())
+                .ok_or_else(|| {
+                    WireError::Malformed("reporter signature must be 128 hex digits".into())
+                })?;
+            Some(Reporter {
+                account: p.account,
+                device: p.device,
+                signature,
+            })
+        }
+    };
     Ok(ReportIn {
         messages,
         reason: r.reason,
         text: r.text,
+        reporter,
     })
 }
 
@@ -265,12 +405,17 @@ pub fn message_json(m: &MessageIn) -> MessageJson {
     MessageJson {
         content: e.encode(&m.content),
         salt: hex::encode(m.salt.0),
-        sender: m.sender.clone(),
-        conversation: m.conversation.clone(),
-        accepted_at: m.accepted_at,
+        sender: m.context.info.sender.clone(),
+        conversation: m.context.info.conversation.clone(),
+        message_id: m.context.info.message_id.clone(),
+        epoch: m.context.epoch,
+        recipients: m.context.recipients.clone(),
+        accepted_at: m.context.accepted_at,
+        stamper: m.context.stamper.clone(),
         stamp: StampJson {
             key_id: m.stamp.key_id,
             mac: hex::encode(m.stamp.mac),
+            signature: m.stamp_signature.map(hex::encode),
         },
         attachments: m
             .attachments

@@ -65,6 +65,7 @@
 
 mod crypto;
 mod device;
+pub mod envelope;
 mod gf;
 pub mod lsh;
 mod pdata;

@@ -95,7 +95,7 @@ pub struct Opened {
     pub matches: Vec<Candidate>,
 }
 
-fn payload_len(p: &Params) -> usize {
+pub(crate) fn payload_len(p: &Params) -> usize {
     COMMIT + TAG + 64 + 8 * p.detection_dim() + adct_len(p)
 }
 

@@ -23,16 +23,23 @@ use crate::AppState;
 use crate::db::{Store, now_ms, rfc3339};
 use crate::error::ApiError;
 
-/// What a key may do. Each role can do what the roles below it can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+/// What a key may do. Matcher, curator and admin are ranked: each can do what
+/// the ones below it can. Stamper and device stand apart: no other role
+/// includes them and they include no other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Hash and match; submit reports.
+    /// Hash and match; relay signed vouchers and reports.
     Matcher,
     /// Also create, change and export banks and their content; read reports.
     Curator,
-    /// Also read the audit log.
+    /// Also read the audit log, manage keys, build pdata.
     Admin,
+    /// The delivery service: stamps messages of the sessions it
+    /// authenticated and enrols the devices of those accounts. Nothing else.
+    Stamper,
+    /// One enrolled device: submits its own signed vouchers and reports.
+    Device,
 }
 
 impl Role {
@@ -42,6 +49,26 @@ impl Role {
             Role::Matcher => "matcher",
             Role::Curator => "curator",
             Role::Admin => "admin",
+            Role::Stamper => "stamper",
+            Role::Device => "device",
+        }
+    }
+
+    /// The rank of the ranked roles; `None` for the roles that stand apart.
+    fn rank(self) -> Option<u8> {
+        match self {
+            Role::Matcher => Some(0),
+            Role::Curator => Some(1),
+            Role::Admin => Some(2),
+            Role::Stamper | Role::Device => None,
+        }
+    }
+
+    /// Whether a key with this role may do what `needed` allows.
+    pub fn allows(self, needed: Role) -> bool {
+        match (self.rank(), needed.rank()) {
+            (Some(have), Some(need)) => have >= need,
+            _ => self == needed,
         }
     }
 }
@@ -54,8 +81,11 @@ impl FromStr for Role {
             "matcher" => Ok(Role::Matcher),
             "curator" => Ok(Role::Curator),
             "admin" => Ok(Role::Admin),
+            "stamper" => Ok(Role::Stamper),
+            "device" => Ok(Role::Device),
             _ => Err(format!(
-                "unknown role {s:?} (expected admin, curator or matcher)"
+                "unknown role {:?} (expected admin, curator, matcher, stamper or device)",
+                crate::error::snippet(s)
             )),
         }
     }
@@ -68,12 +98,14 @@ pub struct Caller {
     pub key_id: String,
     /// The key's role.
     pub role: Role,
+    /// For a device key: the account and device it was enrolled for.
+    pub device: Option<(String, String)>,
 }
 
 impl Caller {
-    /// 403 unless the caller has at least `role`.
+    /// 403 unless the caller's role allows `role` ([`Role::allows`]).
     pub fn require(&self, role: Role) -> Result<(), ApiError> {
-        if self.role >= role {
+        if self.role.allows(role) {
             Ok(())
         } else {
             Err(ApiError::new(
@@ -95,7 +127,12 @@ struct CachedKey {
     secret_sha256: [u8; 32],
     role: Role,
     revoked: bool,
+    device: Option<(String, String)>,
 }
+
+/// What an unknown key id is compared against, so that an unknown id costs
+/// the same hash and comparison as a wrong secret.
+const NO_KEY: [u8; 32] = [0xA5; 32];
 
 /// Verified keys, re-read from the database when older than a couple of
 /// seconds so that a revocation (by the CLI or another replica) takes effect
@@ -120,9 +157,9 @@ impl KeyCache {
                 return Ok(Some(k.clone()));
             }
         }
-        let row = sqlx::query(
-            &store.sql("SELECT secret_sha256, role, revoked_at FROM api_keys WHERE id = ?"),
-        )
+        let row = sqlx::query(&store.sql(
+            "SELECT secret_sha256, role, revoked_at, account, device FROM api_keys WHERE id = ?",
+        ))
         .bind(id)
         .fetch_optional(&store.pool)
         .await?;
@@ -137,6 +174,13 @@ impl KeyCache {
             secret_sha256,
             role: role.parse().map_err(ApiError::internal)?,
             revoked: revoked.is_some(),
+            device: match (
+                row.try_get::<Option<String>, _>("account")?,
+                row.try_get::<Option<String>, _>("device")?,
+            ) {
+                (Some(a), Some(d)) => Some((a, d)),
+                _ => None,
+            },
         };
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         if keys.len() > 100_000 {
@@ -146,25 +190,30 @@ impl KeyCache {
         Ok(Some(key))
     }
 
-    /// Checks a presented key.
+    /// Checks a presented key. An unknown id, a wrong secret and a revoked
+    /// key get the same answer, after the same hash and comparison, so the
+    /// answer does not tell which ids exist.
     pub async fn verify(&self, store: &Store, presented: &str) -> Result<Caller, ApiError> {
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-        let (id, secret) = split_key(presented).ok_or_else(|| unauthorized("malformed API key"))?;
-        let key = self
-            .lookup(store, id)
-            .await?
-            .ok_or_else(|| unauthorized("unknown API key"))?;
+        let unauthorized = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "invalid or revoked API key",
+            )
+        };
+        let (id, secret) = split_key(presented).ok_or_else(unauthorized)?;
+        let key = self.lookup(store, id).await?;
+        let expected = key.as_ref().map_or(NO_KEY, |k| k.secret_sha256);
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        if !bool::from(digest.ct_eq(&key.secret_sha256)) {
-            return Err(unauthorized("wrong API key"));
+        let secret_ok = bool::from(digest.ct_eq(&expected));
+        match key {
+            Some(k) if secret_ok && !k.revoked => Ok(Caller {
+                key_id: id.to_string(),
+                role: k.role,
+                device: k.device,
+            }),
+            _ => Err(unauthorized()),
         }
-        if key.revoked {
-            return Err(unauthorized("this API key was revoked"));
-        }
-        Ok(Caller {
-            key_id: id.to_string(),
-            role: key.role,
-        })
     }
 }
 
@@ -222,6 +271,18 @@ pub struct NewKey {
 
 /// Creates a key with `role`.
 pub async fn create_key(store: &Store, role: Role, name: &str) -> anyhow::Result<NewKey> {
+    let mut conn = store.pool.acquire().await?;
+    create_key_in(store, &mut conn, role, name, None).await
+}
+
+/// Creates a key inside a transaction; a device key names its account and device.
+pub async fn create_key_in(
+    store: &Store,
+    conn: &mut sqlx::AnyConnection,
+    role: Role,
+    name: &str,
+    device: Option<(&str, &str)>,
+) -> anyhow::Result<NewKey> {
     let mut id_bytes = [0u8; 6];
     let mut secret = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(&mut id_bytes);
@@ -230,15 +291,17 @@ pub async fn create_key(store: &Store, role: Role, name: &str) -> anyhow::Result
     let secret_hex = Zeroizing::new(hex::encode(secret.as_ref()));
     let digest = hex::encode(Sha256::digest(secret_hex.as_bytes()));
     sqlx::query(&store.sql(
-        "INSERT INTO api_keys (id, secret_sha256, role, name, created_at, revoked_at) \
-         VALUES (?, ?, ?, ?, ?, NULL)",
+        "INSERT INTO api_keys (id, secret_sha256, role, name, created_at, revoked_at, account, device) \
+         VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
     ))
     .bind(&id)
     .bind(&digest)
     .bind(role.name())
     .bind(name)
     .bind(now_ms())
-    .execute(&store.pool)
+    .bind(device.map(|d| d.0))
+    .bind(device.map(|d| d.1))
+    .execute(&mut *conn)
     .await?;
     let key = Zeroizing::new(format!("bwk_{id}_{}", secret_hex.as_str()));
     Ok(NewKey { id, key })
@@ -279,6 +342,12 @@ pub async fn list_keys(store: &Store) -> anyhow::Result<Vec<KeyInfo>> {
         .collect()
 }
 
+/// The id part of a whole key (`bwk_<id>_<secret>`), or the argument itself
+/// when it is not a whole key: what may be printed about a key.
+pub fn key_id_of(id_or_key: &str) -> &str {
+    split_key(id_or_key).map_or(id_or_key, |(id, _)| id)
+}
+
 /// Revokes a key by id (or by the whole key); false when there is no such key.
 pub async fn revoke_key(store: &Store, id_or_key: &str) -> anyhow::Result<bool> {
     let id = split_key(id_or_key).map_or(id_or_key, |(id, _)| id);
@@ -311,7 +380,7 @@ pub async fn bootstrap_admin(
     Ok(Some(path))
 }
 
-fn write_secret_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_secret_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

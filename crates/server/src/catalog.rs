@@ -50,6 +50,30 @@ pub struct BankInfo {
     pub threshold: u32,
     /// Matching enabled.
     pub enabled: bool,
+    /// Lowest PDQ quality banked or matched.
+    pub min_quality: u32,
+}
+
+/// The quality floor of a new bank (HMA's recommendation).
+pub const DEFAULT_MIN_QUALITY: u32 = 50;
+
+/// Fewest set bits of a PDQ hash whose quality is not known (a hash sent as
+/// a signal) before it counts as degenerate. A PDQ hash sets the bits whose
+/// DCT coefficient is above the median, so a real image's hash has about
+/// 128; a flat (blank) image gives ties and almost none (all zero for a
+/// uniform image), and such a hash would match every blank image.
+pub const MIN_UNKNOWN_QUALITY_BITS: u32 = 16;
+
+/// Whether a PDQ hash may be banked in, or matched against, a bank with this
+/// quality floor: by its quality when known, else by not being degenerate.
+pub fn pdq_usable(hash: &PdqHash, quality: Option<u32>, floor: u32) -> bool {
+    match quality {
+        Some(q) => q >= floor,
+        None => {
+            hash.as_bytes().iter().map(|b| b.count_ones()).sum::<u32>() >= MIN_UNKNOWN_QUALITY_BITS
+                || floor == 0
+        }
+    }
 }
 
 /// A PDQ match.
@@ -651,6 +675,25 @@ impl Catalog {
         out
     }
 
+    /// [`Catalog::search`] for a query of known or unknown quality: hits in
+    /// banks whose quality floor the query does not reach are dropped.
+    pub fn search_usable(
+        &self,
+        hash: &PdqHash,
+        quality: Option<u32>,
+        banks: Option<&HashSet<String>>,
+    ) -> Vec<Hit> {
+        let mut hits = self.search(hash, banks);
+        let st = self.state();
+        hits.retain(|h| {
+            st.banks
+                .values()
+                .find(|b| b.name == h.bank)
+                .is_some_and(|b| pdq_usable(hash, quality, b.min_quality))
+        });
+        hits
+    }
+
     fn radius(&self, banks: Option<&HashSet<String>>) -> Option<u32> {
         self.state()
             .banks
@@ -754,5 +797,6 @@ fn bank_info(b: &BankRow) -> BankInfo {
         name: Arc::from(b.name.as_str()),
         threshold: b.threshold.clamp(0, 256) as u32,
         enabled: b.enabled,
+        min_quality: b.min_quality.clamp(0, 100) as u32,
     }
 }

@@ -37,6 +37,13 @@ pub struct Config {
     pub video_timeout: Duration,
     /// Write the first admin key on an empty key table.
     pub bootstrap_admin: bool,
+    /// The key-encryption key file (64 hex digits); `None`: `BULWARK_KEK`, else
+    /// `data_dir/secrets.kek`, created at first start.
+    pub kek_file: Option<PathBuf>,
+    /// Vouchers one device may submit per minute (a burst of this many, refilled evenly).
+    pub vouchers_per_device_per_minute: u32,
+    /// Vouchers one API key may relay per minute.
+    pub vouchers_per_key_per_minute: u32,
 }
 
 impl Default for Config {
@@ -56,6 +63,9 @@ impl Default for Config {
             video_every_seconds: 1.0,
             video_timeout: Duration::from_secs(60),
             bootstrap_admin: true,
+            kek_file: None,
+            vouchers_per_device_per_minute: 600,
+            vouchers_per_key_per_minute: 60_000,
         }
     }
 }

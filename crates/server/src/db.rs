@@ -113,8 +113,38 @@ CREATE TABLE psi_opened (account TEXT NOT NULL, content_id BIGINT NOT NULL, dist
 CREATE INDEX psi_opened_account ON psi_opened (account);
 ";
 
+/// Trust: device keys and enrolled devices, report reporters and
+/// de-duplication, the full stamped context of reported messages, vouchers
+/// queued for the opening worker, per-epoch account states, sticky flags,
+/// per-bank quality floors.
+const SCHEMA_V4: &str = "
+ALTER TABLE api_keys ADD COLUMN account TEXT;
+ALTER TABLE api_keys ADD COLUMN device TEXT;
+CREATE TABLE devices (account TEXT NOT NULL, device TEXT NOT NULL, public_key TEXT NOT NULL,
+  key_id TEXT NOT NULL, enrolled_at BIGINT NOT NULL, enrolled_by TEXT NOT NULL, revoked_at BIGINT,
+  PRIMARY KEY (account, device));
+ALTER TABLE reports ADD COLUMN message_key TEXT;
+CREATE UNIQUE INDEX reports_message_key ON reports (message_key);
+CREATE TABLE report_reporters (report_id BIGINT NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
+  account TEXT NOT NULL, device TEXT NOT NULL, signature TEXT NOT NULL, submitted_by TEXT NOT NULL,
+  reason TEXT, text TEXT, at BIGINT NOT NULL, PRIMARY KEY (report_id, account));
+ALTER TABLE report_messages ADD COLUMN message_id TEXT;
+ALTER TABLE report_messages ADD COLUMN epoch BIGINT;
+ALTER TABLE report_messages ADD COLUMN recipients TEXT;
+ALTER TABLE report_messages ADD COLUMN stamper TEXT;
+CREATE TABLE psi_pending (id {pk}, account TEXT NOT NULL, device TEXT NOT NULL, release_id BIGINT NOT NULL,
+  voucher {blob} NOT NULL, received_at BIGINT NOT NULL);
+CREATE TABLE psi_states (account TEXT NOT NULL, release_id BIGINT NOT NULL, state {blob} NOT NULL,
+  entries BIGINT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (account, release_id));
+ALTER TABLE psi_accounts ADD COLUMN flagged_at BIGINT;
+ALTER TABLE psi_accounts ADD COLUMN cleared_at BIGINT;
+ALTER TABLE psi_accounts ADD COLUMN cleared_by TEXT;
+ALTER TABLE psi_opened ADD COLUMN release_id BIGINT;
+ALTER TABLE banks ADD COLUMN min_quality BIGINT NOT NULL DEFAULT 50;
+";
+
 /// The migrations, in order; each runs once, in a transaction.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 impl Store {
     /// Connects and runs pending migrations.
@@ -260,6 +290,8 @@ pub struct BankRow {
     pub description: String,
     /// Who provides the list (for the private-matching intersection).
     pub provider: Option<String>,
+    /// PDQ hashes of lower quality are neither banked nor matched here.
+    pub min_quality: i64,
     /// Milliseconds.
     pub created_at: i64,
     /// Milliseconds.
@@ -276,6 +308,7 @@ impl BankRow {
             enabled: r.try_get::<i64, _>("enabled")? != 0,
             description: r.try_get("description")?,
             provider: r.try_get("provider")?,
+            min_quality: r.try_get("min_quality")?,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
         })

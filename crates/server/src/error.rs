@@ -73,12 +73,76 @@ impl From<axum::extract::multipart::MultipartError> for ApiError {
     }
 }
 
+/// Longest input excerpt an error message quotes.
+pub const SNIPPET_CHARS: usize = 40;
+/// Longest error message sent to a client.
+pub const MAX_MESSAGE_CHARS: usize = 300;
+
+/// At most [`SNIPPET_CHARS`] characters of client input, for quoting in an
+/// error message (longer input is cut with "…").
+pub fn snippet(s: &str) -> String {
+    let mut out: String = s.chars().take(SNIPPET_CHARS).collect();
+    if s.chars().nth(SNIPPET_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// What a client sees of a message: server temporary paths replaced, and at
+/// most [`MAX_MESSAGE_CHARS`] characters (parsers quote input; this bounds
+/// how much of it comes back).
+pub fn client_message(m: &str) -> String {
+    let tmp = std::env::temp_dir();
+    let tmp = tmp.to_string_lossy();
+    let tmp = tmp.trim_end_matches('/');
+    let mut m = if tmp.len() > 1 {
+        let mut out = String::with_capacity(m.len());
+        let mut rest = m;
+        while let Some(i) = rest.find(tmp) {
+            out.push_str(&rest[..i]);
+            out.push_str("<temporary file>");
+            let after = &rest[i + tmp.len()..];
+            let end = after
+                .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ':')
+                .unwrap_or(after.len());
+            rest = &after[end..];
+        }
+        out.push_str(rest);
+        out
+    } else {
+        m.to_string()
+    };
+    if m.chars().count() > MAX_MESSAGE_CHARS {
+        m = m.chars().take(MAX_MESSAGE_CHARS - 1).collect();
+        m.push('…');
+    }
+    m
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let body = serde_json::json!({"error": {"code": self.code, "message": client_message(&self.message)}});
         (self.status, axum::Json(body)).into_response()
     }
 }
 
 /// The result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_bounded_and_hide_temporary_paths() {
+        let long = "x".repeat(10_000);
+        assert_eq!(snippet(&long).chars().count(), SNIPPET_CHARS + 1);
+        assert_eq!(snippet("short"), "short");
+        let m = client_message(&format!("bad {long}"));
+        assert_eq!(m.chars().count(), MAX_MESSAGE_CHARS);
+        let tmp = std::env::temp_dir().join("bulwark-upload-123.mp4");
+        let m = client_message(&format!("cannot hash {}: damaged", tmp.display()));
+        assert!(!m.contains(&*std::env::temp_dir().to_string_lossy()), "{m}");
+        assert!(m.contains("<temporary file>: damaged"), "{m}");
+    }
+}

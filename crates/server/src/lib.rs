@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod media;
 pub mod metrics;
+pub mod secrets;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Private matching: the current pdata release.
     pub releases: Arc<api::vouchers::Releases>,
+    /// The key-encryption key for secrets stored in the database.
+    pub kek: Arc<secrets::Kek>,
 }
 
 /// How often a changed index is snapshotted to the data directory.
@@ -56,10 +59,15 @@ impl Service {
     /// Opens the store (running migrations), creates the first admin key on an
     /// empty store, and loads the index.
     pub async fn open(config: Config) -> anyhow::Result<Service> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            anyhow::anyhow!("creating data directory {}: {e}", config.data_dir.display())
-        })?;
+        create_private_dir(&config.data_dir)?;
+        let kek = Arc::new(secrets::Kek::load(
+            config.kek_file.as_deref(),
+            &config.data_dir,
+        )?);
         let store = db::Store::open(&config.database_url()).await?;
+        if config.database.is_none() {
+            restrict_database_files(&config.data_dir.join("bulwark.db"))?;
+        }
         let admin_key_file = if config.bootstrap_admin {
             auth::bootstrap_admin(&store, &config.data_dir).await?
         } else {
@@ -84,6 +92,7 @@ impl Service {
             metrics: Arc::new(metrics::Metrics::default()),
             config: Arc::new(config),
             releases: Arc::new(api::vouchers::Releases::default()),
+            kek,
         };
         Ok(Service {
             state,
@@ -129,16 +138,50 @@ impl Service {
             .await
             .map_err(|e| anyhow::anyhow!("listening on {addr}: {e}"))?;
         let refresh = self.spawn_refresh();
+        let vouchers = api::vouchers::spawn_worker(self.state.clone());
         tracing::info!("bulwark listening on http://{}", listener.local_addr()?);
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         refresh.abort();
+        vouchers.abort();
         if let Err(e) = self.state.catalog.save_snapshot(&self.state.store).await {
             tracing::warn!("writing the index snapshot failed: {e:#}");
         }
         Ok(())
     }
+}
+
+/// Creates the data directory readable by its owner only (0700 on Unix); an
+/// existing directory is left as it is.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+        .map_err(|e| anyhow::anyhow!("creating data directory {}: {e}", dir.display()))
+}
+
+/// The embedded database and its WAL files: owner read/write only (0600).
+fn restrict_database_files(db: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let p = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+            if p.exists() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| anyhow::anyhow!("restricting {}: {e}", p.display()))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -10,7 +10,9 @@ use support::{TestApp, image, resized_copy};
 
 const BRIDGE: &str = "reg-test-input/dih/bridge-1-original.jpg";
 const PEN: &str = "reg-test-input/pen-and-coaster.png";
-const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// A PDQ hash with half its bits set, as real image hashes have (an all-zero
+/// hash is degenerate: banks refuse it, see `low_quality_hashes_are_neither_banked_nor_matched`).
+const BASE: &str = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f";
 
 async fn make_bank(app: &TestApp, name: &str) {
     let (s, j) = app.post("/v1/banks", json!({"name": name})).await;
@@ -70,7 +72,7 @@ async fn auth_is_required_and_roles_are_enforced(app: &TestApp) {
             Method::POST,
             "/v1/match",
             Some(&matcher),
-            Some(json!({"signals": {"pdq": ZERO}})),
+            Some(json!({"signals": {"pdq": BASE}})),
         )
         .await;
     assert_eq!(s, StatusCode::OK);
@@ -100,7 +102,7 @@ async fn auth_is_required_and_roles_are_enforced(app: &TestApp) {
     );
     let (s, j) = app.call(Method::GET, "/v1/banks", Some(&k), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    assert!(j["error"]["message"].as_str().unwrap().contains("revoked"));
+    assert_eq!(j["error"]["message"], "invalid or revoked API key");
     let keys = bulwark_server::auth::list_keys(&app.service.state.store)
         .await
         .unwrap();
@@ -285,7 +287,7 @@ async fn upload_then_match_a_resized_copy(app: &TestApp) {
 
 async fn content_by_signals_list_disable_delete(app: &TestApp) {
     make_bank(app, "sig").await;
-    let h1 = format!("{}1", &ZERO[1..]);
+    let h1 = format!("{}e", &BASE[..63]);
     let h2 = "f".repeat(64);
     let (s, a) = app
         .post(
@@ -309,17 +311,17 @@ async fn content_by_signals_list_disable_delete(app: &TestApp) {
     let id2 = b["id"].as_i64().unwrap();
     for bad in [
         json!({"signals": {"pdq": "abc"}}),
-        json!({"signals": {"phash": ZERO}}),
+        json!({"signals": {"phash": BASE}}),
         json!({"signals": {}}),
-        json!({"signals": {"pdq": ZERO}, "metadata": [1]}),
-        json!({"signals": {"pdq": ZERO}, "quality": 101}),
-        json!({"pdq": ZERO}),
+        json!({"signals": {"pdq": BASE}, "metadata": [1]}),
+        json!({"signals": {"pdq": BASE}, "quality": 101}),
+        json!({"pdq": BASE}),
     ] {
         let (s, j) = app.post("/v1/banks/sig/content", bad.clone()).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad} → {j}");
     }
     let (s, _) = app
-        .post("/v1/banks/none/content", json!({"signals": {"pdq": ZERO}}))
+        .post("/v1/banks/none/content", json!({"signals": {"pdq": BASE}}))
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
@@ -348,7 +350,7 @@ async fn content_by_signals_list_disable_delete(app: &TestApp) {
         assert_eq!(s, StatusCode::OK);
         ids(&m["matches"])
     };
-    assert_eq!(matches(ZERO.into()).await, [("sig".to_string(), id1)]);
+    assert_eq!(matches(BASE.into()).await, [("sig".to_string(), id1)]);
     // Disable; disable until a past time (= enabled); until a future time; enable.
     let patch = |body: Value| async move {
         let (s, j) = app
@@ -364,14 +366,14 @@ async fn content_by_signals_list_disable_delete(app: &TestApp) {
     };
     let j = patch(json!({"enabled": false})).await;
     assert_eq!(j["enabled"], false);
-    assert!(matches(ZERO.into()).await.is_empty());
+    assert!(matches(BASE.into()).await.is_empty());
     patch(json!({"disabled_until": "2001-01-01T00:00:00Z"})).await;
-    assert_eq!(matches(ZERO.into()).await.len(), 1);
+    assert_eq!(matches(BASE.into()).await.len(), 1);
     let j = patch(json!({"disabled_until": "2999-01-01T00:00:00Z"})).await;
     assert_eq!(j["disabled_until"], "2999-01-01T00:00:00Z");
-    assert!(matches(ZERO.into()).await.is_empty());
+    assert!(matches(BASE.into()).await.is_empty());
     patch(json!({"enabled": true, "note": "reviewed"})).await;
-    assert_eq!(matches(ZERO.into()).await.len(), 1);
+    assert_eq!(matches(BASE.into()).await.len(), 1);
     let (s, _) = app
         .call(
             Method::PATCH,
@@ -393,7 +395,7 @@ async fn content_by_signals_list_disable_delete(app: &TestApp) {
     let (_, m) = app
         .post(
             "/v1/match",
-            json!({"signals": {"pdq": [ZERO, h2]}, "banks": ["sig"]}),
+            json!({"signals": {"pdq": [BASE, h2]}, "banks": ["sig"]}),
         )
         .await;
     assert_eq!(
@@ -420,7 +422,7 @@ async fn content_by_signals_list_disable_delete(app: &TestApp) {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert!(matches(ZERO.into()).await.is_empty());
+    assert!(matches(BASE.into()).await.is_empty());
 }
 
 async fn hash_route_and_bad_media(app: &TestApp) {
@@ -626,18 +628,18 @@ async fn import_export_round_trip(app: &TestApp) {
 async fn hma_compatible_routes(app: &TestApp) {
     make_bank(app, "HMA_BANK").await;
     let (s, j) = app
-        .post("/c/bank/HMA_BANK/signal", json!({"pdq": ZERO}))
+        .post("/c/bank/HMA_BANK/signal", json!({"pdq": BASE}))
         .await;
     assert_eq!(s, StatusCode::OK, "{j}");
     assert!(j["id"].as_i64().is_some());
-    assert_eq!(j["signals"]["pdq"], ZERO);
+    assert_eq!(j["signals"]["pdq"], BASE);
     let (s, j) = app.get("/c/banks").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         j,
         json!([{"name": "HMA_BANK", "matching_enabled_ratio": 1.0}])
     );
-    let near = format!("{}3", &ZERO[1..]);
+    let near = format!("{}c", &BASE[..63]);
     let (s, j) = app
         .get(&format!("/m/lookup?signal_type=pdq&signal={near}"))
         .await;
@@ -652,7 +654,7 @@ async fn hma_compatible_routes(app: &TestApp) {
     assert_eq!(j, json!([]));
     let (s, _) = app.get("/m/lookup?signal_type=pdq&signal=xyz").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _) = app.post("/c/bank/NOPE/signal", json!({"pdq": ZERO})).await;
+    let (s, _) = app.post("/c/bank/NOPE/signal", json!({"pdq": BASE})).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
@@ -671,7 +673,7 @@ async fn audit_log_records_every_change(app: &TestApp) {
             Method::POST,
             "/v1/banks/aud/content",
             Some(&curator),
-            Some(json!({"signals": {"pdq": ZERO}})),
+            Some(json!({"signals": {"pdq": BASE}})),
         )
         .await;
     let id = c["id"].as_i64().unwrap();
@@ -735,9 +737,9 @@ async fn health_metrics_and_openapi(app: &TestApp) {
         (Some(true), Some(true))
     );
     make_bank(app, "h").await;
-    app.post("/v1/banks/h/content", json!({"signals": {"pdq": ZERO}}))
+    app.post("/v1/banks/h/content", json!({"signals": {"pdq": BASE}}))
         .await;
-    app.post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+    app.post("/v1/match", json!({"signals": {"pdq": BASE}}))
         .await;
     let (_, j) = app.call(Method::GET, "/v1/health", None, None).await;
     assert_eq!(j["index"]["entries"].as_u64(), Some(1));
@@ -791,12 +793,12 @@ async fn replicas_see_each_others_writes(app: &TestApp) {
     let other = app.replica().await;
     make_bank(app, "rep").await;
     let (_, c) = app
-        .post("/v1/banks/rep/content", json!({"signals": {"pdq": ZERO}}))
+        .post("/v1/banks/rep/content", json!({"signals": {"pdq": BASE}}))
         .await;
     let id = c["id"].as_i64().unwrap();
     // The replica does not see it until it polls; then it does.
     let (s, m) = other
-        .post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+        .post("/v1/match", json!({"signals": {"pdq": BASE}}))
         .await;
     assert!(s == StatusCode::OK || s == StatusCode::BAD_REQUEST);
     assert!(m["matches"].as_array().is_none_or(|a| a.is_empty()));
@@ -808,7 +810,7 @@ async fn replicas_see_each_others_writes(app: &TestApp) {
         .await
         .unwrap();
     let (_, m) = other
-        .post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+        .post("/v1/match", json!({"signals": {"pdq": BASE}}))
         .await;
     assert_eq!(ids(&m["matches"]), [("rep".to_string(), id)]);
     // Disabling on the replica reaches the first node the same way.
@@ -827,7 +829,7 @@ async fn replicas_see_each_others_writes(app: &TestApp) {
         .await
         .unwrap();
     let (_, m) = app
-        .post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+        .post("/v1/match", json!({"signals": {"pdq": BASE}}))
         .await;
     assert_eq!(m["matches"], json!([]));
     // A bank deleted on one node stops matching on the other.
@@ -847,7 +849,7 @@ async fn replicas_see_each_others_writes(app: &TestApp) {
         .unwrap();
     assert_eq!(
         ids(&app
-            .post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+            .post("/v1/match", json!({"signals": {"pdq": BASE}}))
             .await
             .1["matches"])
         .len(),
@@ -863,16 +865,16 @@ async fn replicas_see_each_others_writes(app: &TestApp) {
         .await
         .unwrap();
     let (_, m) = app
-        .post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+        .post("/v1/match", json!({"signals": {"pdq": BASE}}))
         .await;
     assert!(m["matches"].as_array().is_none_or(|a| a.is_empty()), "{m}");
     // A restart loads everything from the store.
     make_bank(app, "again").await;
-    app.post("/v1/banks/again/content", json!({"signals": {"pdq": ZERO}}))
+    app.post("/v1/banks/again/content", json!({"signals": {"pdq": BASE}}))
         .await;
     let fresh = app.replica().await;
     let (_, m) = fresh
-        .post("/v1/match", json!({"signals": {"pdq": ZERO}}))
+        .post("/v1/match", json!({"signals": {"pdq": BASE}}))
         .await;
     assert_eq!(ids(&m["matches"]).len(), 1);
     other.service.state.store.pool.close().await;
@@ -990,7 +992,160 @@ async fn videos_bank_and_match_after_reencoding(app: &TestApp) {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{j}");
 }
 
+/// A blank (uniform grey) JPEG: PDQ quality 0 and the all-zero hash.
+fn blank_jpeg() -> Vec<u8> {
+    let img = bulwark_pdq::Image {
+        width: 96,
+        height: 96,
+        channels: 3,
+        pixels: vec![128; 96 * 96 * 3],
+    };
+    bulwark_pdq::encode_jpeg(&img, 90).unwrap()
+}
+
+/// The attack: bank an all-zero PDQ hash (or a blank image) and every blank
+/// image anyone uploads matches at distance 0. A bank's quality floor
+/// (default 50) refuses such hashes on both sides.
+async fn low_quality_hashes_are_neither_banked_nor_matched(app: &TestApp) {
+    let zero = "0".repeat(64);
+    make_bank(app, "floor").await;
+    let (_, b) = app.get("/v1/banks/floor").await;
+    assert_eq!(b["min_quality"], 50);
+    for body in [
+        json!({"signals": {"pdq": zero}}),
+        json!({"signals": {"pdq": BASE}, "quality": 20}),
+    ] {
+        let (s, j) = app.post("/v1/banks/floor/content", body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{j}");
+        assert_eq!(j["error"]["code"], "low_quality");
+    }
+    let (s, j) = app
+        .upload("/v1/banks/floor/content", &app.admin, &blank_jpeg(), &[])
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{j}");
+    // A bank that opts out (floor 0) takes it; a blank upload then matches
+    // there, until the floor is raised: then it matches nothing.
+    let (s, _) = app
+        .post("/v1/banks", json!({"name": "lenient", "min_quality": 0}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, j) = app
+        .post(
+            "/v1/banks/lenient/content",
+            json!({"signals": {"pdq": zero}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    let (s, j) = app
+        .upload("/v1/banks/lenient/content", &app.admin, &blank_jpeg(), &[])
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    let pdq_hits = |m: &Value| {
+        m["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["signal_type"] == "pdq")
+            .count()
+    };
+    let (_, m) = app
+        .upload("/v1/match", &app.admin, &blank_jpeg(), &[])
+        .await;
+    assert_eq!(pdq_hits(&m), 1, "{m}");
+    let (s, _) = app
+        .call(
+            Method::PATCH,
+            "/v1/banks/lenient",
+            Some(&app.admin),
+            Some(json!({"min_quality": 50})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, m) = app
+        .upload("/v1/match", &app.admin, &blank_jpeg(), &[])
+        .await;
+    assert_eq!(
+        pdq_hits(&m),
+        0,
+        "the same file still matches by MD5/SHA-256, not by PDQ: {m}"
+    );
+    let (_, m) = app
+        .post("/v1/match", json!({"signals": {"pdq": zero}}))
+        .await;
+    assert_eq!(
+        m["matches"],
+        json!([]),
+        "a degenerate hash query matches nothing"
+    );
+    let (s, _) = app
+        .post("/v1/banks", json!({"name": "bad", "min_quality": 101}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// Hostile-input hygiene: oversized text fields, bounded error messages, an
+/// unknown key id answered like a wrong secret, metrics labels that clients
+/// cannot grow.
+async fn text_limits_uniform_401_and_bounded_metrics(app: &TestApp) {
+    // A 60 MB description was once accepted and copied into the audit log.
+    let long = "d".repeat(5000);
+    let (s, j) = app
+        .post("/v1/banks", json!({"name": "big", "description": long}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
+    let (s, j) = app
+        .post(
+            "/v1/banks",
+            json!({"name": "big", "provider": "p".repeat(300)}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
+    // A JSON body over 1 MiB is refused before it is parsed.
+    let (s, j) = app
+        .post(
+            "/v1/banks",
+            json!({"name": "big", "description": "x".repeat(2 << 20)}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{j}");
+    assert_eq!(j["error"]["code"], "too_large");
+    // Error messages quote at most a few dozen bytes of input.
+    let junk = "z".repeat(10_000);
+    let mut body = serde_json::Map::new();
+    body.insert("name".into(), json!("ok"));
+    body.insert(junk.clone(), json!(1));
+    let (s, j) = app.post("/v1/banks", Value::Object(body)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let msg = j["error"]["message"].as_str().unwrap();
+    assert!(msg.len() <= 320 && !msg.contains(&"z".repeat(300)), "{msg}");
+    // Unknown key id and wrong secret: the same status and message.
+    let mut wrong = app.admin.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == '0' { '1' } else { '0' });
+    let unknown = format!("bwk_000000000000_{}", "0".repeat(64));
+    let (s1, j1) = app.call(Method::GET, "/v1/banks", Some(&wrong), None).await;
+    let (s2, j2) = app
+        .call(Method::GET, "/v1/banks", Some(&unknown), None)
+        .await;
+    assert_eq!((s1, &j1), (s2, &j2));
+    assert_eq!(s1, StatusCode::UNAUTHORIZED);
+    // Made-up HTTP methods do not grow /metrics (no key needed to send them).
+    for i in 0..200 {
+        let req = axum::http::Request::builder()
+            .method(Method::from_bytes(format!("X{i}").as_bytes()).unwrap())
+            .uri("/v1/health")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        app.send(req).await;
+    }
+    let (_, _, text) = app.raw(Method::GET, "/metrics", Vec::new()).await;
+    assert!(!text.contains("X199"), "method labels are bounded");
+    assert!(text.contains("OTHER"), "{text}");
+}
+
 both_databases!(
+    low_quality_hashes_are_neither_banked_nor_matched,
+    text_limits_uniform_401_and_bounded_metrics,
     vouchers_open_only_above_the_threshold,
     restart_from_snapshot_replays_later_changes,
     verified_report_with_a_matching_attachment,
@@ -1011,14 +1166,55 @@ both_databases!(
 mod reports {
     use super::*;
     use base64::Engine as _;
-    use bulwark_franking::wire::{AttachmentJson, MessageJson, ReportJson, StampJson};
+    use bulwark_franking::content::Content;
+    use bulwark_franking::wire::{
+        AttachmentJson, MessageJson, ReportJson, ReporterJson, StampJson, report_signing_input,
+    };
+    use bulwark_franking::{MessageInfo, Stamp};
 
     fn b64(b: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(b)
     }
 
-    /// A sender's message with an optional attachment, stamped by the service.
-    async fn franked(
+    pub(super) const MEMBERS: [&str; 3] = ["alice", "bob", "mallory"];
+
+    /// The delivery service's stamper key.
+    pub(super) async fn stamper(app: &TestApp) -> String {
+        app.key(Role::Stamper).await
+    }
+
+    /// An enrolled device: its account, id, signing key and device API key.
+    pub(super) struct Device {
+        pub account: String,
+        pub id: String,
+        pub key: ed25519_dalek::SigningKey,
+        pub api_key: String,
+    }
+
+    pub(super) async fn enrol(app: &TestApp, account: &str, id: &str) -> Device {
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let st = stamper(app).await;
+        let (s, j) = app
+            .call(
+                Method::POST,
+                "/v1/devices",
+                Some(&st),
+                Some(json!({"account": account, "device": id,
+                    "public_key": hex::encode(key.verifying_key().to_bytes())})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{j}");
+        Device {
+            account: account.into(),
+            id: id.into(),
+            key,
+            api_key: j["key"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// A sender's message with an optional attachment, stamped by the service
+    /// for the group of [`MEMBERS`].
+    pub(super) async fn franked(
         app: &TestApp,
         text: &str,
         attachment: Option<&[u8]>,
@@ -1026,33 +1222,36 @@ mod reports {
         conv: &str,
     ) -> MessageJson {
         let mut rng = rand::thread_rng();
-        let (att, mut content) = match attachment {
-            Some(file) => {
-                let (r, ct) =
-                    bulwark_franking::attachment::seal(file, "image/jpeg", "blob-1", &mut rng);
-                let content = format!("{text}\n{}", r.reference_text()).into_bytes();
-                let a = AttachmentJson {
-                    blob_id: r.blob_id.clone(),
-                    key: hex::encode(r.key.0),
-                    commitment: hex::encode(r.commitment.0),
-                    ciphertext_sha256: hex::encode(r.ciphertext_sha256),
-                    size: r.size,
-                    media_type: r.media_type.clone(),
-                    ciphertext: Some(b64(&ct)),
-                };
-                (vec![a], content)
-            }
-            None => (Vec::new(), text.as_bytes().to_vec()),
-        };
-        content.shrink_to_fit();
-        let (salt, tag) = bulwark_franking::frank(&content, &mut rng);
-        let matcher = app.key(Role::Matcher).await;
+        let mut content = Content::text(text);
+        let mut att = Vec::new();
+        if let Some(file) = attachment {
+            let (r, ct) =
+                bulwark_franking::attachment::seal(file, "image/jpeg", "blob-1", &mut rng);
+            att.push(AttachmentJson {
+                blob_id: r.blob_id.clone(),
+                key: hex::encode(r.key.0),
+                commitment: hex::encode(r.commitment.0),
+                ciphertext_sha256: hex::encode(r.ciphertext_sha256),
+                size: r.size,
+                media_type: r.media_type.clone(),
+                ciphertext: Some(b64(&ct)),
+            });
+            content.attachments.push(r);
+        }
+        let content = content.to_bytes();
+        let message_id = format!("m-{}", rand::random::<u64>());
+        let info = MessageInfo::new(sender, conv, &message_id);
+        let (salt, tag) = bulwark_franking::frank(&info, &content, &mut rng);
+        let st_key = stamper(app).await;
         let (s, st) = app
             .call(
                 Method::POST,
                 "/v1/franking/stamp",
-                Some(&matcher),
-                Some(json!({"tag": hex::encode(tag.0), "sender": sender, "conversation": conv, "accepted_at": 1_700_000_000u64})),
+                Some(&st_key),
+                Some(
+                    json!({"tag": hex::encode(tag.0), "sender": sender, "conversation": conv,
+                    "message_id": message_id, "epoch": 5, "recipients": MEMBERS}),
+                ),
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{st}");
@@ -1061,27 +1260,67 @@ mod reports {
             salt: hex::encode(salt.0),
             sender: sender.into(),
             conversation: conv.into(),
+            message_id,
+            epoch: 5,
+            recipients: MEMBERS.iter().map(|m| m.to_string()).collect(),
             accepted_at: st["accepted_at"].as_u64().unwrap(),
+            stamper: st["stamper"].as_str().unwrap().into(),
             stamp: StampJson {
                 key_id: st["key_id"].as_u64().unwrap() as u32,
                 mac: st["mac"].as_str().unwrap().into(),
+                signature: Some(st["signature"].as_str().unwrap().into()),
             },
             attachments: att,
         }
     }
 
-    async fn submit(app: &TestApp, messages: Vec<MessageJson>) -> (StatusCode, Value) {
-        let r = ReportJson {
+    /// A report of `messages` signed by `by`.
+    pub(super) fn signed(messages: Vec<MessageJson>, by: &Device) -> ReportJson {
+        use ed25519_dalek::Signer;
+        let stamps: Vec<Stamp> = messages
+            .iter()
+            .map(|m| {
+                let mut mac = [0u8; 32];
+                hex::decode_to_slice(&m.stamp.mac, &mut mac).unwrap();
+                Stamp {
+                    key_id: m.stamp.key_id,
+                    mac,
+                }
+            })
+            .collect();
+        let (reason, text) = (Some("csam"), Some("reported from the app"));
+        let input = report_signing_input(&by.account, &by.id, &stamps, reason, text);
+        ReportJson {
             messages,
-            reason: Some("csam".into()),
-            text: Some("reported from the app".into()),
-        };
-        app.post("/v1/reports", serde_json::to_value(&r).unwrap())
-            .await
+            reason: reason.map(Into::into),
+            text: text.map(Into::into),
+            reporter: Some(ReporterJson {
+                account: by.account.clone(),
+                device: by.id.clone(),
+                signature: hex::encode(by.key.sign(&input).to_bytes()),
+            }),
+        }
+    }
+
+    pub(super) async fn submit_as(
+        app: &TestApp,
+        key: &str,
+        messages: Vec<MessageJson>,
+        by: &Device,
+    ) -> (StatusCode, Value) {
+        let r = signed(messages, by);
+        app.call(
+            Method::POST,
+            "/v1/reports",
+            Some(key),
+            Some(serde_json::to_value(&r).unwrap()),
+        )
+        .await
     }
 
     pub(super) async fn verified_report_with_a_matching_attachment(app: &TestApp) {
         make_bank(app, "known").await;
+        let bob = enrol(app, "bob", "bob-phone").await;
         let bridge = image(BRIDGE);
         let (_, c) = app
             .upload("/v1/banks/known/content", &app.admin, &bridge, &[])
@@ -1096,7 +1335,8 @@ mod reports {
             "group-1",
         )
         .await;
-        let (s, r) = submit(app, vec![m1, m2]).await;
+        // The reporter's own device key submits.
+        let (s, r) = submit_as(app, &bob.api_key, vec![m2.clone(), m1.clone()], &bob).await;
         assert_eq!(s, StatusCode::CREATED, "{r}");
         assert_eq!(r["status"], "queued");
         let att = &r["attachments"][0];
@@ -1105,38 +1345,78 @@ mod reports {
         let id = r["id"].as_i64().unwrap();
         let (s, g) = app.get(&format!("/v1/reports/{id}")).await;
         assert_eq!(s, StatusCode::OK);
-        assert_eq!(g["messages"][0]["content_text"], "hello");
+        assert_eq!(g["messages"][1]["content_text"], "hello");
         assert_eq!(g["messages"][0]["sender"], "alice");
-        assert_eq!(g["messages"][0]["accepted_at"], "2023-11-14T22:13:20Z");
-        assert_eq!(g["messages"][1]["verified"], true);
+        assert_eq!(g["messages"][0]["message_id"], m2.message_id.as_str());
+        assert_eq!(g["messages"][0]["verified"], true);
         assert_eq!(
-            g["messages"][1]["attachments"][0]["hashes"]["kind"],
+            g["messages"][0]["attachments"][0]["hashes"]["kind"],
             "photo"
         );
+        assert_eq!(g["reporters"][0]["account"], "bob");
+        // The same message reported again, by another recipient through a
+        // relaying matcher key: the same report, one more reporter.
+        let alice = enrol(app, "alice", "alice-laptop").await;
+        let m = app.key(Role::Matcher).await;
+        let (s, r2) = submit_as(app, &m, vec![m2.clone()], &alice).await;
+        assert_eq!(s, StatusCode::OK, "{r2}");
+        assert_eq!(
+            (r2["id"].as_i64(), &r2["duplicate"]),
+            (Some(id), &json!(true))
+        );
+        let (s, again) = submit_as(app, &bob.api_key, vec![m2, m1], &bob).await;
+        assert_eq!(s, StatusCode::OK, "{again}");
+        let (_, g) = app.get(&format!("/v1/reports/{id}")).await;
+        assert_eq!(g["reporters"].as_array().unwrap().len(), 2, "{g}");
         let (_, l) = app.get("/v1/reports?status=queued").await;
         assert_eq!(l["items"].as_array().unwrap().len(), 1);
-        // A matcher key submits but cannot read reports.
-        let m = app.key(Role::Matcher).await;
+        // A matcher key submits but cannot read reports; a stamper key cannot submit.
         let (s, _) = app.call(Method::GET, "/v1/reports", Some(&m), None).await;
         assert_eq!(s, StatusCode::FORBIDDEN);
+        let st = stamper(app).await;
+        let m3 = franked(app, "hi", None, "alice", "group-1").await;
+        let (s, _) = submit_as(app, &st, vec![m3], &bob).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // The receiver checks the stamp's signature with the published key.
+        let (s, k) = app.call(Method::GET, "/v1/franking/keys", None, None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(k["algorithm"], "ed25519");
     }
 
     pub(super) async fn forged_reports_are_rejected_and_recorded(app: &TestApp) {
+        let bob = enrol(app, "bob", "phone").await;
+        let submit = |m: Vec<MessageJson>| {
+            let key = bob.api_key.clone();
+            let bob = &bob;
+            async move { submit_as(app, &key, m, bob).await }
+        };
         let good = franked(app, "the real message", None, "mallory", "g").await;
         let other = franked(app, "another message", None, "mallory", "g").await;
         let mut alterations: Vec<(&str, MessageJson)> = Vec::new();
         let mut m = good.clone();
-        m.content = b64(b"a different message");
+        m.content = b64(&Content::text("a different message").to_bytes());
         alterations.push(("content", m));
         let mut m = good.clone();
         m.salt = hex::encode([7u8; 16]);
         alterations.push(("salt", m));
         let mut m = good.clone();
-        m.sender = "bob".into();
+        m.sender = "alice".into();
         alterations.push(("sender", m));
         let mut m = good.clone();
         m.conversation = "other-group".into();
         alterations.push(("conversation (replay elsewhere)", m));
+        let mut m = good.clone();
+        m.message_id = other.message_id.clone();
+        alterations.push(("re-targeted at another message id", m));
+        let mut m = good.clone();
+        m.epoch += 1;
+        alterations.push(("epoch", m));
+        let mut m = good.clone();
+        m.recipients.push("eve".into());
+        alterations.push(("recipients", m));
+        let mut m = good.clone();
+        m.stamper = "another-stamper".into();
+        alterations.push(("stamper", m));
         let mut m = good.clone();
         m.accepted_at += 1;
         alterations.push(("time", m));
@@ -1146,8 +1426,9 @@ mod reports {
         let mut m = good.clone();
         m.stamp.key_id = 99;
         alterations.push(("unknown service key", m));
+        let n_alterations = alterations.len();
         for (what, m) in alterations {
-            let (s, r) = submit(app, vec![m]).await;
+            let (s, r) = submit(vec![m]).await;
             assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {r}");
             assert_eq!(r["error"]["code"], "report_rejected", "{what}");
             let id = r["report_id"].as_i64().unwrap();
@@ -1162,21 +1443,121 @@ mod reports {
         let mut m = franked(app, "no attachment here", None, "mallory", "g").await;
         let with = franked(app, "x", Some(&image(PEN)), "mallory", "g").await;
         m.attachments = with.attachments.clone();
-        let (s, r) = submit(app, vec![m]).await;
+        let (s, r) = submit(vec![m]).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+        // Quoting someone else's attachment reference in the body does not pin
+        // their file on the quoter: the body is text, not a reference.
+        let quoted = {
+            let mut att_ref = Content::parse(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(&with.content)
+                    .unwrap(),
+            )
+            .unwrap();
+            att_ref.body.clear();
+            franked(
+                app,
+                &String::from_utf8_lossy(&att_ref.to_bytes()),
+                None,
+                "mallory",
+                "g",
+            )
+            .await
+        };
+        let mut m = quoted;
+        m.attachments = with.attachments.clone();
+        let (s, r) = submit(vec![m]).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "quoted reference: {r}");
         // The attachment's ciphertext swapped for another: refused.
         let mut m = with.clone();
         let other_att = franked(app, "y", Some(&image(BRIDGE)), "mallory", "g").await;
         m.attachments[0].ciphertext = other_att.attachments[0].ciphertext.clone();
-        let (s, _) = submit(app, vec![m]).await;
+        let (s, _) = submit(vec![m]).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        // A reporter who was not a recipient, a report signed by another
+        // device's key, an unsigned report, a device key reporting as another
+        // device: all refused and recorded.
+        let eve = enrol(app, "eve", "eve-phone").await;
+        let (s, r) = submit_as(app, &eve.api_key, vec![good.clone()], &eve).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "not a recipient: {r}");
+        let mut forged = signed(vec![good.clone()], &bob);
+        forged.reporter.as_mut().unwrap().signature =
+            hex::encode(ed25519_dalek::Signer::sign(&eve.key, b"anything").to_bytes());
+        let m = app.key(Role::Matcher).await;
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/v1/reports",
+                Some(&m),
+                Some(serde_json::to_value(&forged).unwrap()),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad reporter signature"
+        );
+        let mut unsigned = signed(vec![good.clone()], &bob);
+        unsigned.reporter = None;
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/v1/reports",
+                Some(&m),
+                Some(serde_json::to_value(&unsigned).unwrap()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "unsigned");
+        let (s, _) = submit_as(app, &eve.api_key, vec![good.clone()], &bob).await;
+        assert_eq!(
+            s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "device key as another device"
+        );
+        // A stamp cannot be made by any key but a stamper's: a curator or
+        // admin cannot forge a "verified" report against anyone.
+        for role in [Role::Matcher, Role::Curator, Role::Admin, Role::Device] {
+            let k = if role == Role::Device {
+                bob.api_key.clone()
+            } else {
+                app.key(role).await
+            };
+            let (s, _) = app
+                .call(
+                    Method::POST,
+                    "/v1/franking/stamp",
+                    Some(&k),
+                    Some(json!({"tag": BASE, "sender": "alice", "conversation": "g",
+                        "message_id": "m", "epoch": 1, "recipients": ["bob"]})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{role:?}");
+        }
+        // The stamper cannot choose the time: the server's clock is bound.
+        let st = stamper(app).await;
+        let (s, j) = app
+            .call(
+                Method::POST,
+                "/v1/franking/stamp",
+                Some(&st),
+                Some(
+                    json!({"tag": BASE, "sender": "a", "conversation": "g", "message_id": "m",
+                    "epoch": 1, "recipients": ["b"], "accepted_at": 1}),
+                ),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
         // Rejected reports are listed as such; the valid one still verifies after a key rotation.
         let (_, l) = app.get("/v1/reports?status=rejected").await;
-        assert_eq!(l["items"].as_array().unwrap().len(), 9);
+        assert_eq!(
+            l["items"].as_array().unwrap().len(),
+            n_alterations + 3 + 4,
+            "{l}"
+        );
         let (s, k) = app.post("/v1/franking/rotate", json!({})).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(k["key_id"], 2);
-        let (s, r) = submit(app, vec![good]).await;
+        let (s, r) = submit(vec![good]).await;
         assert_eq!(s, StatusCode::CREATED, "{r}");
         let fresh = franked(app, "after rotation", None, "mallory", "g").await;
         assert_eq!(fresh.stamp.key_id, 2);
@@ -1271,10 +1652,20 @@ mod vouchers {
         PdqHash::from_bytes(b)
     }
 
+    /// Signs a voucher with an enrolled device's key (as the client SDK does).
+    fn body(d: &super::reports::Device, account: &str, voucher: &[u8]) -> Value {
+        use ed25519_dalek::Signer;
+        let sig = d.key.sign(&bulwark_psi::envelope::signing_input(
+            account, &d.id, voucher,
+        ));
+        json!({"account": account, "device": d.id,
+            "voucher": base64::engine::general_purpose::STANDARD.encode(voucher),
+            "signature": hex::encode(sig.to_bytes())})
+    }
+
     async fn send(
         app: &TestApp,
-        key: &str,
-        account: &str,
+        d: &super::reports::Device,
         pdata: &Pdata,
         dev: &DeviceAccount,
         h: &PdqHash,
@@ -1282,9 +1673,19 @@ mod vouchers {
         let v = dev
             .voucher(pdata, h, &[7u8; 1024], &mut rand::thread_rng())
             .unwrap();
-        let body = json!({"account": account, "voucher": base64::engine::general_purpose::STANDARD.encode(v.to_bytes())});
-        app.call(Method::POST, "/v1/vouchers", Some(key), Some(body))
+        let r = app
+            .call(
+                Method::POST,
+                "/v1/vouchers",
+                Some(&d.api_key),
+                Some(body(d, &d.account, &v.to_bytes())),
+            )
+            .await;
+        // The worker opens off the request path; tests drain its queue.
+        bulwark_server::api::vouchers::process_pending(&app.service.state, 1000)
             .await
+            .unwrap();
+        r
     }
 
     pub(super) async fn vouchers_open_only_above_the_threshold(app: &TestApp) {
@@ -1370,28 +1771,79 @@ mod vouchers {
             .collect();
         assert!(real.len() >= 4);
         let m = app.key(Role::Matcher).await;
+        let d1 = super::reports::enrol(app, "acct-1", "phone").await;
         let not_flagged = json!({"account": "acct-1", "status": "not flagged"});
         let (_, unknown) = app.get("/v1/accounts/acct-1").await;
         assert_eq!(unknown, not_flagged);
         // A non-matching image, two matching ones and a duplicate: at the threshold (t = 2), nothing.
         for h in [hash(99), real[0], real[1], real[1]] {
-            let (s, j) = send(app, &m, "acct-1", &pdata, &dev, &h).await;
+            let (s, j) = send(app, &d1, &pdata, &dev, &h).await;
             assert_eq!((s, j), (StatusCode::ACCEPTED, json!({"accepted": true})));
             let (_, a) = app.get("/v1/accounts/acct-1").await;
             assert_eq!(a, not_flagged, "nothing below or at the threshold");
         }
-        // A forged voucher is refused without touching the account.
+        // A malformed voucher is refused without touching the account.
         let (s, j) = app
             .call(
                 Method::POST,
                 "/v1/vouchers",
-                Some(&m),
-                Some(json!({"account": "acct-1", "voucher": "AAAA"})),
+                Some(&d1.api_key),
+                Some(body(&d1, "acct-1", b"AAAA")),
             )
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
+        // Mallory, with a matcher key and her own enrolled device, cannot file
+        // vouchers under Alice's account: unenrolled device, wrong key, or a
+        // device key used for another account — all refused before queueing.
+        let mallory = super::reports::enrol(app, "mallory", "m-phone").await;
+        let v = dev
+            .voucher(&pdata, &real[2], &[7u8; 1024], &mut rand::thread_rng())
+            .unwrap()
+            .to_bytes();
+        let mut forged = body(&mallory, "acct-1", &v);
+        forged["device"] = json!("phone");
+        for (what, key, b) in [
+            (
+                "another account's device id with mallory's signature",
+                &m,
+                forged,
+            ),
+            (
+                "mallory's device for acct-1",
+                &m,
+                body(&mallory, "acct-1", &v),
+            ),
+            (
+                "mallory's device key for acct-1",
+                &mallory.api_key,
+                body(&mallory, "acct-1", &v),
+            ),
+        ] {
+            let (s, j) = app
+                .call(Method::POST, "/v1/vouchers", Some(key), Some(b))
+                .await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{what}: {j}");
+        }
+        let pending: i64 = sqlx::Row::get(
+            &sqlx::query("SELECT COUNT(*) AS n FROM psi_pending")
+                .fetch_one(&app.service.state.store.pool)
+                .await
+                .unwrap(),
+            "n",
+        );
+        assert_eq!(pending, 0, "nothing forged was queued");
+        // False LSH candidates (they open a table but are 40 bits from any
+        // banked hash) never flag an account, however many cross the threshold.
+        let d3 = super::reports::enrol(app, "acct-3", "phone").await;
+        let far: Vec<usize> = (0..256).filter(|b| !sampled.contains(b)).take(40).collect();
+        let dev3 = DeviceAccount::generate(&mut rand::thread_rng());
+        for i in 1..=5u8 {
+            send(app, &d3, &pdata, &dev3, &near(&hash(i), &far)).await;
+        }
+        let (_, a) = app.get("/v1/accounts/acct-3").await;
+        assert_eq!(a["status"], "not flagged", "{a}");
         // The third distinct match crosses it: exactly the matched set opens.
-        send(app, &m, "acct-1", &pdata, &dev, &real[2]).await;
+        send(app, &d1, &pdata, &dev, &real[2]).await;
         let (_, a) = app.get("/v1/accounts/acct-1").await;
         assert_eq!(a["status"], "flagged", "{a}");
         let mut got: Vec<i64> = a["matches"]
@@ -1431,6 +1883,25 @@ mod vouchers {
             .call(Method::GET, "/v1/accounts/acct-1", Some(&m), None)
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
+        // The flag is sticky: more vouchers (even past the state's cap) do not clear it.
+        for i in 100..140u8 {
+            send(app, &d1, &pdata, &dev, &hash(i)).await;
+        }
+        let (_, a) = app.get("/v1/accounts/acct-1").await;
+        assert_eq!(a["status"], "flagged");
+        // Only a reviewer clears it, and that is audited.
+        let (s, _) = app
+            .call(Method::POST, "/v1/accounts/acct-1/clear", Some(&m), None)
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, c) = app
+            .post("/v1/accounts/acct-1/clear", json!({"note": "reviewed"}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{c}");
+        let (_, a) = app.get("/v1/accounts/acct-1").await;
+        assert_eq!(a, not_flagged);
+        let (_, audit) = app.get("/v1/audit").await;
+        assert!(audit.to_string().contains("account.clear"), "{audit}");
         // A new release: vouchers made against the old pdata are refused as stale.
         let (s, _) = app
             .post(
@@ -1440,7 +1911,8 @@ mod vouchers {
             .await;
         assert_eq!(s, StatusCode::CREATED);
         app.service.state.releases.clear_cache();
-        let (s, j) = send(app, &m, "acct-2", &pdata, &dev, &real[0]).await;
+        let d2 = super::reports::enrol(app, "acct-2", "phone").await;
+        let (s, j) = send(app, &d2, &pdata, &dev, &real[0]).await;
         assert_eq!(s, StatusCode::CONFLICT, "{j}");
         assert_eq!(j["error"]["code"], "stale_pdata");
     }

@@ -39,21 +39,72 @@ pub enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
-    /// Send vouchers (JSON lines from `device voucher`, FILE or - for stdin) to the service.
+    /// Enrol this device for an account (as the messenger backend does, with a
+    /// stamper key): makes an Ed25519 device key, registers its public half and
+    /// writes the device identity (ids, signing key, device API key) to FILE (0600).
+    Enrol {
+        /// Service base URL, http://HOST:PORT.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// API key with the stamper role (the delivery service's).
+        #[arg(long, env = "BULWARK_KEY", hide_env_values = true)]
+        key: String,
+        /// The account the device belongs to.
+        #[arg(long = "account-id")]
+        account_id: String,
+        /// This device's id within the account.
+        #[arg(long = "device-id")]
+        device_id: String,
+        /// Where to write the device identity.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Send vouchers (JSON lines from `device voucher`, FILE or - for stdin) to
+    /// the service, each signed by the enrolled device key.
     Send {
         /// Service base URL, http://HOST:PORT (plain HTTP: loopback or behind your own TLS).
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         server: String,
-        /// API key with the matcher role.
-        #[arg(long, env = "BULWARK_KEY", hide_env_values = true)]
-        key: String,
-        /// The account id the service files the vouchers under.
-        #[arg(long = "account-id")]
-        account_id: String,
+        /// The device identity file from `device enrol`.
+        #[arg(long)]
+        device: PathBuf,
         /// Voucher lines.
         #[arg(default_value = "-")]
         input: PathBuf,
     },
+}
+
+/// An enrolled device as `device enrol` stores it.
+struct DeviceIdentity {
+    account: String,
+    device: String,
+    signing: ed25519_dalek::SigningKey,
+    api_key: zeroize::Zeroizing<String>,
+}
+
+impl DeviceIdentity {
+    fn read(path: &Path) -> anyhow::Result<DeviceIdentity> {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        );
+        let bad = || {
+            anyhow::anyhow!(
+                "{}: not a device identity from `bulwark device enrol`",
+                path.display()
+            )
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| bad())?;
+        let field = |k: &str| v[k].as_str().map(str::to_string).ok_or_else(bad);
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(field("signing_key")?.as_bytes(), seed.as_mut()).map_err(|_| bad())?;
+        Ok(DeviceIdentity {
+            account: field("account")?,
+            device: field("device")?,
+            signing: ed25519_dalek::SigningKey::from_bytes(&seed),
+            api_key: zeroize::Zeroizing::new(field("api_key")?),
+        })
+    }
 }
 
 /// Pdata commands.
@@ -202,12 +253,46 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Send {
+        Command::Enrol {
             server,
             key,
             account_id,
+            device_id,
+            out,
+        } => {
+            let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+            let body = serde_json::json!({"account": account_id, "device": device_id,
+                "public_key": hex::encode(signing.verifying_key().to_bytes())})
+            .to_string();
+            let (status, _, resp) =
+                http(&server, "POST", "/v1/devices", Some(&key), body.as_bytes())?;
+            if status != 201 {
+                anyhow::bail!(
+                    "enrolling the device: HTTP {status}: {}",
+                    String::from_utf8_lossy(&resp)
+                );
+            }
+            let r: serde_json::Value = serde_json::from_slice(&resp)?;
+            let seed = zeroize::Zeroizing::new(hex::encode(signing.to_bytes()));
+            let identity = zeroize::Zeroizing::new(
+                serde_json::json!({"account": account_id, "device": device_id,
+                    "signing_key": seed.as_str(), "api_key": r["key"]})
+                .to_string(),
+            );
+            write_secret(&out, &identity)?;
+            eprintln!(
+                "bulwark: device {device_id} of account {account_id} enrolled; identity in {}",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Send {
+            server,
+            device,
             input,
         } => {
+            use ed25519_dalek::Signer;
+            let id = DeviceIdentity::read(&device)?;
             let reader: Box<dyn BufRead> = if input.as_os_str() == "-" {
                 Box::new(std::io::stdin().lock())
             } else {
@@ -221,10 +306,25 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                 }
                 let v: serde_json::Value = serde_json::from_str(&line)
                     .map_err(|e| anyhow::anyhow!("line {}: {e}", n + 1))?;
-                let body =
-                    serde_json::json!({"account": account_id, "voucher": v["voucher"]}).to_string();
-                let (status, _, resp) =
-                    http(&server, "POST", "/v1/vouchers", Some(&key), body.as_bytes())?;
+                let voucher = v["voucher"]
+                    .as_str()
+                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                    .ok_or_else(|| anyhow::anyhow!("line {}: no base64 `voucher`", n + 1))?;
+                let sig = id.signing.sign(&bulwark_psi::envelope::signing_input(
+                    &id.account,
+                    &id.device,
+                    &voucher,
+                ));
+                let body = serde_json::json!({"account": id.account, "device": id.device,
+                    "voucher": v["voucher"], "signature": hex::encode(sig.to_bytes())})
+                .to_string();
+                let (status, _, resp) = http(
+                    &server,
+                    "POST",
+                    "/v1/vouchers",
+                    Some(&id.api_key),
+                    body.as_bytes(),
+                )?;
                 if status == 202 {
                     ok += 1;
                 } else {

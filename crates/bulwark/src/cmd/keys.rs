@@ -107,11 +107,13 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
             }
             Command::Revoke { id, db } => {
                 let store = open(&db).await?;
+                // Given the whole key, name it by its id only: the secret is never printed.
+                let shown = auth::key_id_of(&id);
                 if auth::revoke_key(&store, &id).await? {
-                    eprintln!("bulwark: revoked {id}");
+                    eprintln!("bulwark: revoked {shown}");
                     Ok(ExitCode::SUCCESS)
                 } else {
-                    eprintln!("bulwark: no active key {id}");
+                    eprintln!("bulwark: no active key {shown}");
                     Ok(ExitCode::from(1))
                 }
             }

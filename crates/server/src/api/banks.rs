@@ -10,6 +10,7 @@ use sqlx::Row;
 use super::{JsonBody, bank_or_404, valid_bank_name};
 use crate::AppState;
 use crate::auth::{Caller, Role};
+use crate::catalog::DEFAULT_MIN_QUALITY;
 use crate::db::{BankRow, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 
@@ -18,6 +19,7 @@ pub fn bank_json(b: &BankRow) -> Value {
     json!({
         "name": b.name,
         "threshold": b.threshold,
+        "min_quality": b.min_quality,
         "enabled": b.enabled,
         "description": b.description,
         "provider": b.provider,
@@ -31,9 +33,38 @@ pub fn bank_json(b: &BankRow) -> Value {
 pub struct NewBank {
     name: String,
     threshold: Option<u32>,
+    min_quality: Option<u32>,
     enabled: Option<bool>,
     description: Option<String>,
     provider: Option<String>,
+}
+
+/// Longest bank description, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 4096;
+/// Longest provider name, in bytes.
+pub const MAX_PROVIDER_BYTES: usize = 256;
+
+fn check_texts(description: Option<&str>, provider: Option<&str>) -> Result<(), ApiError> {
+    if description.is_some_and(|d| d.len() > MAX_DESCRIPTION_BYTES) {
+        return Err(ApiError::bad_request(format!(
+            "description is over {MAX_DESCRIPTION_BYTES} bytes"
+        )));
+    }
+    if provider.is_some_and(|p| p.is_empty() || p.len() > MAX_PROVIDER_BYTES) {
+        return Err(ApiError::bad_request(format!(
+            "provider must be 1–{MAX_PROVIDER_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn check_min_quality(q: u32) -> Result<(), ApiError> {
+    if q > 100 {
+        return Err(ApiError::bad_request(format!(
+            "min_quality {q} is out of range 0..=100 (HMA recommends 50)"
+        )));
+    }
+    Ok(())
 }
 
 fn check_threshold(t: u32) -> Result<(), ApiError> {
@@ -54,12 +85,15 @@ pub async fn create(
     valid_bank_name(&b.name)?;
     let threshold = b.threshold.unwrap_or(state.config.default_threshold);
     check_threshold(threshold)?;
+    let min_quality = b.min_quality.unwrap_or(DEFAULT_MIN_QUALITY);
+    check_min_quality(min_quality)?;
+    check_texts(b.description.as_deref(), b.provider.as_deref())?;
     let s = &state.store;
     let mut tx = s.pool.begin().await?;
     let now = now_ms();
     let row = sqlx::query(&s.sql(
-        "INSERT INTO banks (name, threshold, enabled, description, provider, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING *",
+        "INSERT INTO banks (name, threshold, enabled, description, provider, created_at, updated_at, min_quality) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING *",
     ))
     .bind(&b.name)
     .bind(threshold as i64)
@@ -68,6 +102,7 @@ pub async fn create(
     .bind(&b.provider)
     .bind(now)
     .bind(now)
+    .bind(i64::from(min_quality))
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
@@ -131,6 +166,7 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct BankPatch {
     threshold: Option<u32>,
+    min_quality: Option<u32>,
     enabled: Option<bool>,
     description: Option<String>,
     provider: Option<Option<String>>,
@@ -143,6 +179,10 @@ pub async fn update(
     JsonBody(p): JsonBody<BankPatch>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Curator)?;
+    check_texts(
+        p.description.as_deref(),
+        p.provider.as_ref().and_then(|p| p.as_deref()),
+    )?;
     let s = &state.store;
     let mut tx = s.pool.begin().await?;
     let row = sqlx::query(&s.sql("SELECT * FROM banks WHERE name = ?"))
@@ -155,6 +195,10 @@ pub async fn update(
         check_threshold(t)?;
         b.threshold = t as i64;
     }
+    if let Some(q) = p.min_quality {
+        check_min_quality(q)?;
+        b.min_quality = i64::from(q);
+    }
     if let Some(e) = p.enabled {
         b.enabled = e;
     }
@@ -166,13 +210,15 @@ pub async fn update(
     }
     b.updated_at = now_ms();
     sqlx::query(&s.sql(
-        "UPDATE banks SET threshold = ?, enabled = ?, description = ?, provider = ?, updated_at = ? WHERE id = ?",
+        "UPDATE banks SET threshold = ?, enabled = ?, description = ?, provider = ?, updated_at = ?, \
+         min_quality = ? WHERE id = ?",
     ))
     .bind(b.threshold)
     .bind(b.enabled as i64)
     .bind(&b.description)
     .bind(&b.provider)
     .bind(b.updated_at)
+    .bind(b.min_quality)
     .bind(b.id)
     .execute(&mut *tx)
     .await?;

@@ -173,6 +173,26 @@ pub async fn insert_one(
     bank: &db::BankRow,
     c: &NewContent,
 ) -> Result<(i64, bool), ApiError> {
+    for sig in c.signals.iter().filter(|s| s.signal_type == "pdq") {
+        let usable = sig.value.parse::<bulwark_pdq::PdqHash>().is_ok_and(|h| {
+            crate::catalog::pdq_usable(
+                &h,
+                sig.quality.map(|q| q.clamp(0, 100) as u32),
+                bank.min_quality.clamp(0, 100) as u32,
+            )
+        });
+        if !usable {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "low_quality",
+                format!(
+                    "this PDQ hash's quality is below bank {:?}'s floor of {} (or the hash is degenerate, e.g. a blank image); it would match unrelated images",
+                    crate::error::snippet(&bank.name),
+                    bank.min_quality
+                ),
+            ));
+        }
+    }
     let s = &state.store;
     let mut tx = s.pool.begin().await?;
     match db::insert_content(s, &mut tx, bank.id, &caller.key_id, c).await? {

@@ -39,7 +39,7 @@ pub async fn lookup(
         .parse(&v)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let hits = match s {
-        bulwark_banks::Signal::Pdq(h) => state.catalog.search(&h, None),
+        bulwark_banks::Signal::Pdq(h) => state.catalog.search_usable(&h, None, None),
         other => super::matching::exact(&state, &other, None).await?,
     };
     let banks: BTreeSet<String> = hits.iter().map(|h| h.bank.to_string()).collect();

@@ -67,16 +67,18 @@ pub async fn exact(
     Ok(state.catalog.filter_exact(hits, banks))
 }
 
-/// Every match of the given signals.
+/// Every match of the given signals; `pdq_quality` is the quality of the PDQ
+/// signals when known (an upload's), checked against each bank's floor.
 pub async fn match_signals(
     state: &AppState,
     signals: &[Signal],
+    pdq_quality: Option<u32>,
     banks: Option<&HashSet<String>>,
 ) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::new();
     for s in signals {
         let hits = match s {
-            Signal::Pdq(h) => state.catalog.search(h, banks),
+            Signal::Pdq(h) => state.catalog.search_usable(h, pdq_quality, banks),
             other => exact(state, other, banks).await?,
         };
         for h in &hits {
@@ -100,7 +102,10 @@ pub async fn match_hashed(
 ) -> Result<Vec<Value>, ApiError> {
     match hashed {
         Hashed::Photo {
-            pdq, md5, sha256, ..
+            pdq,
+            quality,
+            md5,
+            sha256,
         } => {
             match_signals(
                 state,
@@ -109,6 +114,7 @@ pub async fn match_hashed(
                     Signal::Md5(*md5),
                     Signal::Sha256(*sha256),
                 ],
+                Some(*quality),
                 banks,
             )
             .await
@@ -118,8 +124,13 @@ pub async fn match_hashed(
             md5,
             sha256,
         } => {
-            let mut m =
-                match_signals(state, &[Signal::Md5(*md5), Signal::Sha256(*sha256)], banks).await?;
+            let mut m = match_signals(
+                state,
+                &[Signal::Md5(*md5), Signal::Sha256(*sha256)],
+                None,
+                banks,
+            )
+            .await?;
             let rule = bulwark_vpdq::MatchRule::default();
             for v in state.catalog.match_video(frames, &rule, banks) {
                 state.metrics.matched(&v.bank, 1);
@@ -226,7 +237,7 @@ pub async fn match_(
                     );
                 }
             }
-            let matches = match_signals(&state, &signals, banks.as_ref()).await?;
+            let matches = match_signals(&state, &signals, None, banks.as_ref()).await?;
             Ok(Json(json!({ "matches": matches })))
         }
     }

@@ -2,6 +2,7 @@
 
 mod banks;
 mod content;
+mod devices;
 mod hma;
 mod lists;
 mod matching;
@@ -16,7 +17,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Multipart, Reque
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use tower_http::timeout::TimeoutLayer;
@@ -57,6 +58,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/match", post(matching::match_))
         .route("/v1/franking/stamp", post(reports::stamp))
         .route("/v1/franking/rotate", post(reports::rotate))
+        .route("/v1/franking/keys", get(reports::keys))
+        .route("/v1/devices", post(devices::enrol))
+        .route("/v1/devices/{account}", get(devices::list))
+        .route("/v1/devices/{account}/{device}", delete(devices::revoke))
+        .route("/v1/accounts/{id}/clear", post(vouchers::clear))
         .route("/v1/reports", get(reports::list).post(reports::submit))
         .route("/v1/reports/{id}", get(reports::get))
         .route("/v1/pdata", get(vouchers::get))
@@ -158,17 +164,33 @@ impl FromRequest<AppState> for Upload {
     }
 }
 
-/// JSON body with a clear 400 on malformed input.
+/// JSON body with a clear 400 on malformed input and a 413 over
+/// [`MAX_JSON_BODY`] (uploads and imports have their own limits).
 pub struct JsonBody<T>(pub T);
+
+/// Largest JSON request body for the routes that take [`JsonBody`].
+pub const MAX_JSON_BODY: usize = 1 << 20;
 
 impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let req =
+            req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, MAX_JSON_BODY)));
         Json::<T>::from_request(req, state)
             .await
             .map(|Json(v)| JsonBody(v))
-            .map_err(|e| ApiError::bad_request(e.body_text()))
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        e.status(),
+                        "too_large",
+                        format!("the JSON body is over {MAX_JSON_BODY} bytes"),
+                    )
+                } else {
+                    ApiError::bad_request(e.body_text())
+                }
+            })
     }
 }
 

@@ -5,9 +5,17 @@
 //! - `POST /v1/pdata/build` (admin): a new release from the banks that at
 //!   least `min_providers` independent providers agree on;
 //! - `GET /v1/pdata`, `GET /v1/pdata/root`: public, like any published list;
-//! - `POST /v1/vouchers` (matcher: the app's backend relays devices' vouchers):
-//!   every well-formed voucher for the current release gets the same answer,
-//!   whether or not it opened anything;
+//! - `POST /v1/vouchers` (an enrolled device with its own device key, or a
+//!   matcher key relaying for it): each voucher is signed by the device's
+//!   enrolled key; after the signature, shape and root checks — which depend
+//!   on the bytes alone — every voucher gets the same 202 and is queued;
+//!   nothing is opened on the request path;
+//! - a background worker ([`process_pending`]) ingests queued vouchers into
+//!   the account's state for that release (one state per account and
+//!   release: the release is the epoch), opens states above the threshold,
+//!   and flags an account only when at least one real match decrypts. A flag
+//!   is sticky: only a reviewer clears it (`POST /v1/accounts/{id}/clear`,
+//!   audited);
 //! - `GET /v1/accounts/{id}` (curator): "not flagged" at or below the
 //!   threshold — no count, no hint — and the opened matches above it.
 
@@ -50,9 +58,10 @@ pub struct Release {
 #[derive(Default)]
 pub struct Releases {
     current: Mutex<Option<(Arc<Release>, Instant)>>,
-    /// One voucher at a time per account on this node (the store's transaction
-    /// serialises across nodes).
-    accounts: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Voucher intake limits.
+    limits: RateLimits,
+    /// Wakes the voucher worker when a voucher is queued.
+    wake: tokio::sync::Notify,
 }
 
 impl Releases {
@@ -64,8 +73,11 @@ impl Releases {
 
 async fn psi_keys(state: &AppState, create: bool) -> Result<Option<ServerKeys>, ApiError> {
     let s = &state.store;
-    if let Some(hexed) = db::meta(s, "psi_server_keys").await? {
-        let bytes = zeroize::Zeroizing::new(hex::decode(hexed).map_err(ApiError::internal)?);
+    if let Some(stored) = db::meta(s, "psi_server_keys").await? {
+        let bytes = state
+            .kek
+            .open("psi_server_keys", &stored)
+            .map_err(ApiError::internal)?;
         return Ok(Some(
             ServerKeys::from_bytes(&bytes).map_err(ApiError::internal)?,
         ));
@@ -77,7 +89,11 @@ async fn psi_keys(state: &AppState, create: bool) -> Result<Option<ServerKeys>, 
     sqlx::query(&s.sql(
         "INSERT INTO meta (key, value) VALUES ('psi_server_keys', ?) ON CONFLICT (key) DO NOTHING",
     ))
-    .bind(hex::encode(keys.to_bytes().as_slice()))
+    .bind(
+        state
+            .kek
+            .seal("psi_server_keys", keys.to_bytes().as_slice()),
+    )
     .execute(&s.pool)
     .await?;
     // Another replica may have won the race: use what is stored.
@@ -339,7 +355,46 @@ pub async fn root(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 #[serde(deny_unknown_fields)]
 pub struct VoucherIn {
     account: String,
+    device: String,
     voucher: String,
+    /// Ed25519 over `bulwark_psi::envelope::signing_input`, hex.
+    signature: String,
+}
+
+/// Token buckets for voucher intake, per device and per relaying key.
+#[derive(Default)]
+pub struct RateLimits {
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimits {
+    /// Takes one token from `key`'s bucket (`per_minute` capacity, refilled
+    /// evenly); false when empty.
+    fn take(&self, key: &str, per_minute: u32) -> bool {
+        let cap = f64::from(per_minute.max(1));
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if b.len() > 100_000 {
+            b.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(120));
+        }
+        let now = Instant::now();
+        let (tokens, at) = b.entry(key.to_string()).or_insert((cap, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * cap / 60.0).min(cap);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn too_many(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many vouchers from this {what}; slow down"),
+    )
 }
 
 /// `POST /v1/vouchers`.
@@ -348,55 +403,67 @@ pub async fn submit(
     caller: Caller,
     JsonBody(v): JsonBody<VoucherIn>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(Role::Matcher)?;
-    if v.account.is_empty() || v.account.len() > 256 {
-        return Err(ApiError::bad_request("account must be 1–256 bytes"));
+    match &caller.device {
+        Some((account, device)) if caller.role == Role::Device => {
+            if *account != v.account || *device != v.device {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "a device key submits only its own vouchers",
+                ));
+            }
+        }
+        _ => caller.require(Role::Matcher)?,
+    }
+    for (what, f) in [("account", &v.account), ("device", &v.device)] {
+        if f.is_empty() || f.len() > super::devices::MAX_ID_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "{what} must be 1–{} bytes",
+                super::devices::MAX_ID_BYTES
+            )));
+        }
     }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(v.voucher.as_bytes())
         .map_err(|_| ApiError::bad_request("voucher must be base64"))?;
+    // Who: an enrolled device's signature, before anything else is looked at.
+    let forbidden = |m: &str| ApiError::new(StatusCode::FORBIDDEN, "bad_signature", m);
+    let public = super::devices::public_key(&state, &v.account, &v.device)
+        .await?
+        .ok_or_else(|| forbidden("the device is not enrolled for this account (or was revoked)"))?;
+    let sig = hex::decode(&v.signature)
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .map(|b| ed25519_dalek::Signature::from_bytes(&b))
+        .ok_or_else(|| ApiError::bad_request("signature must be 128 hex digits"))?;
+    public
+        .verify_strict(
+            &bulwark_psi::envelope::signing_input(&v.account, &v.device, &bytes),
+            &sig,
+        )
+        .map_err(|_| forbidden("the voucher's signature does not verify with the device's key"))?;
+    let cfg = &state.config;
+    let limits = &state.releases.limits;
+    if !limits.take(
+        &format!("d\u{0}{}\u{0}{}", v.account, v.device),
+        cfg.vouchers_per_device_per_minute,
+    ) {
+        return Err(too_many("device"));
+    }
+    if !limits.take(
+        &format!("k\u{0}{}", caller.key_id),
+        cfg.vouchers_per_key_per_minute,
+    ) {
+        return Err(too_many("key"));
+    }
+    // Form: from the bytes and the published pdata alone.
     let voucher = Voucher::from_bytes(&bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_voucher", e.to_string()))?;
     let release = current(&state)
         .await?
         .ok_or_else(|| ApiError::not_found("no pdata release yet"))?;
-    let keys = psi_keys(&state, false)
-        .await?
-        .ok_or_else(|| ApiError::internal("no PSI keys"))?;
-    let lock = {
-        let mut m = state.releases.accounts.lock().await;
-        if m.len() > 10_000 {
-            m.retain(|_, l| Arc::strong_count(l) > 1);
-        }
-        Arc::clone(m.entry(v.account.clone()).or_default())
-    };
-    let _one_at_a_time = lock.lock().await;
-    let s = &state.store;
-    let mut tx = s.pool.begin().await?;
-    let lock_clause = if s.backend == db::Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
-    let row = sqlx::query(&s.sql(&format!(
-        "SELECT state FROM psi_accounts WHERE account = ?{lock_clause}"
-    )))
-    .bind(&v.account)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let mut account = match &row {
-        Some(r) => AccountState::from_bytes(&r.try_get::<Vec<u8>, _>("state")?)
-            .map_err(ApiError::internal)?,
-        None => AccountState::new(),
-    };
-    let r2 = Arc::clone(&release);
-    let (result, account) = tokio::task::spawn_blocking(move || {
-        let res = account.ingest(&keys, &r2.pdata, &voucher);
-        (res, account)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    match result {
+    match bulwark_psi::envelope::check_shape(&voucher, &release.pdata) {
+        Ok(()) => {}
         Err(Rejection::WrongPdata) => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -407,63 +474,248 @@ pub async fn submit(
                 ),
             ));
         }
-        Err(Rejection::Malformed(m)) => {
+        Err(e) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_voucher",
-                format!("malformed voucher: {m}"),
+                e.to_string(),
             ));
         }
-        // Every other outcome gets the same answer as an accepted voucher:
-        // a different one would tell the sender something about matching.
-        Err(e) => {
-            tracing::info!("voucher for account refused: {e}");
-            tx.rollback().await?;
-            return Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true}))));
-        }
-        Ok(()) => {}
     }
-    let threshold = usize::from(release.pdata.params().threshold);
-    let opened = if account.len() > threshold {
-        let (a, r3) = (account.clone(), Arc::clone(&release));
-        tokio::task::spawn_blocking(move || a.open(&r3.pdata, &r3.table))
-            .await
-            .map_err(ApiError::internal)?
-    } else {
-        None
-    };
-    let flagged = opened.is_some();
+    // Queued: whatever happens when it is opened, the answer is this one.
+    let s = &state.store;
     sqlx::query(&s.sql(
-        "INSERT INTO psi_accounts (account, state, flagged, updated_at) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (account) DO UPDATE SET state = excluded.state, flagged = excluded.flagged, updated_at = excluded.updated_at",
+        "INSERT INTO psi_pending (account, device, release_id, voucher, received_at) VALUES (?, ?, ?, ?, ?)",
     ))
     .bind(&v.account)
-    .bind(account.to_bytes())
-    .bind(flagged as i64)
+    .bind(&v.device)
+    .bind(release.id)
+    .bind(bytes)
     .bind(now_ms())
-    .execute(&mut *tx)
+    .execute(&s.pool)
     .await?;
-    if let Some(opened) = opened {
-        sqlx::query(&s.sql("DELETE FROM psi_opened WHERE account = ?"))
-            .bind(&v.account)
-            .execute(&mut *tx)
-            .await?;
-        for o in &opened {
-            sqlx::query(&s.sql(
-                "INSERT INTO psi_opened (account, content_id, distance, hash, derivative, opened_at) VALUES (?, ?, ?, ?, ?, ?)",
-            ))
-            .bind(&v.account)
-            .bind(o.content_id as i64)
-            .bind(o.distance as i64)
-            .bind(o.hash.to_string())
-            .bind(o.derivative.clone())
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    tx.commit().await?;
+    state.releases.wake.notify_one();
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true}))))
+}
+
+/// Most opened entries one account state holds in one release:
+/// `threshold + max_synthetic + slack`. An honest device's synthetic
+/// vouchers stay below `max_synthetic` with overwhelming probability; past
+/// the cap, further vouchers are dropped (they could only be synthetic
+/// flooding or matches beyond any review need).
+pub fn entry_cap(p: &Params) -> usize {
+    usize::from(p.threshold) + usize::from(p.max_synthetic) + ENTRY_CAP_SLACK
+}
+
+const ENTRY_CAP_SLACK: usize = 16;
+
+/// Ingests queued vouchers (up to `batch`), opening and flagging accounts
+/// above the threshold. Returns how many queued vouchers it took. Run by the
+/// background worker; tests call it to drain the queue.
+pub async fn process_pending(state: &AppState, batch: i64) -> Result<usize, ApiError> {
+    let s = &state.store;
+    let rows = sqlx::query(
+        &s.sql("SELECT id, account, release_id, voucher FROM psi_pending ORDER BY id LIMIT ?"),
+    )
+    .bind(batch)
+    .fetch_all(&s.pool)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let keys = psi_keys(state, false)
+        .await?
+        .ok_or_else(|| ApiError::internal("no PSI keys"))?;
+    let keys = Arc::new(keys);
+    let mut n = 0;
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        let account: String = row.try_get("account")?;
+        let release_id: i64 = row.try_get("release_id")?;
+        let bytes: Vec<u8> = row.try_get("voucher")?;
+        let release = current(state).await?;
+        let mut tx = s.pool.begin().await?;
+        let took = sqlx::query(&s.sql("DELETE FROM psi_pending WHERE id = ?"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        n += 1;
+        // Another replica took it, or it belongs to a release no longer current.
+        let Some(release) = release.filter(|r| took == 1 && r.id == release_id) else {
+            tx.commit().await?;
+            continue;
+        };
+        let lock_clause = if s.backend == db::Backend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let existing = sqlx::query(&s.sql(&format!(
+            "SELECT state FROM psi_states WHERE account = ? AND release_id = ?{lock_clause}"
+        )))
+        .bind(&account)
+        .bind(release_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut st = match &existing {
+            Some(r) => AccountState::from_bytes(&r.try_get::<Vec<u8>, _>("state")?)
+                .map_err(ApiError::internal)?,
+            None => AccountState::new(),
+        };
+        let params = *release.pdata.params();
+        if st.len() >= entry_cap(&params) {
+            tracing::debug!("account state at its cap; voucher dropped");
+            tx.commit().await?;
+            continue;
+        }
+        let (k, r2) = (Arc::clone(&keys), Arc::clone(&release));
+        let (result, st, opened) = tokio::task::spawn_blocking(move || {
+            let Ok(voucher) = Voucher::from_bytes(&bytes) else {
+                return (Err(Rejection::Malformed("stored voucher")), st, None);
+            };
+            let res = st.ingest(&k, &r2.pdata, &voucher);
+            let opened = if res.is_ok() && st.len() > usize::from(r2.pdata.params().threshold) {
+                st.open(&r2.pdata, &r2.table)
+            } else {
+                None
+            };
+            (res, st, opened)
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        if let Err(e) = result {
+            tracing::debug!("queued voucher refused: {e}");
+            tx.commit().await?;
+            continue;
+        }
+        let now = now_ms();
+        sqlx::query(&s.sql(
+            "INSERT INTO psi_states (account, release_id, state, entries, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (account, release_id) DO UPDATE SET state = excluded.state, entries = excluded.entries, \
+             updated_at = excluded.updated_at",
+        ))
+        .bind(&account)
+        .bind(release_id)
+        .bind(st.to_bytes())
+        .bind(st.len() as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // Flag only on a real match that decrypted; never unflag here.
+        if let Some(opened) = opened.filter(|o| !o.is_empty()) {
+            sqlx::query(&s.sql(
+                "INSERT INTO psi_accounts (account, state, flagged, updated_at, flagged_at) VALUES (?, ?, 1, ?, ?) \
+                 ON CONFLICT (account) DO UPDATE SET flagged = 1, updated_at = excluded.updated_at, \
+                 flagged_at = COALESCE(psi_accounts.flagged_at, excluded.flagged_at)",
+            ))
+            .bind(&account)
+            .bind(Vec::<u8>::new())
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&s.sql("DELETE FROM psi_opened WHERE account = ? AND release_id = ?"))
+                .bind(&account)
+                .bind(release_id)
+                .execute(&mut *tx)
+                .await?;
+            for o in &opened {
+                sqlx::query(&s.sql(
+                    "INSERT INTO psi_opened (account, content_id, distance, hash, derivative, opened_at, release_id) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ))
+                .bind(&account)
+                .bind(o.content_id as i64)
+                .bind(o.distance as i64)
+                .bind(o.hash.to_string())
+                .bind(o.derivative.clone())
+                .bind(now)
+                .bind(release_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(n)
+}
+
+/// Runs [`process_pending`] whenever vouchers are queued (and every second,
+/// for vouchers queued by other replicas).
+pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match process_pending(&state, 64).await {
+                Ok(64) => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!("voucher worker: {}", e.message),
+            }
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), state.releases.wake.notified()).await;
+        }
+    })
+}
+
+/// The body of `POST /v1/accounts/{id}/clear`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClearRequest {
+    /// Why (kept in the audit log).
+    note: Option<String>,
+}
+
+/// `POST /v1/accounts/{id}/clear` (curator): a reviewer clears a flagged
+/// account; its opened matches and per-release states are dropped and the
+/// decision is audited.
+pub async fn clear(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Curator)?;
+    let req: ClearRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ClearRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid clear request: {e}")))?
+    };
+    if req.note.as_ref().is_some_and(|n| n.len() > 4096) {
+        return Err(ApiError::bad_request("note is at most 4096 bytes"));
+    }
+    let s = &state.store;
+    let mut tx = s.pool.begin().await?;
+    let done = sqlx::query(&s.sql(
+        "UPDATE psi_accounts SET flagged = 0, cleared_at = ?, cleared_by = ? WHERE account = ? AND flagged = 1",
+    ))
+    .bind(now_ms())
+    .bind(&caller.key_id)
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if done == 0 {
+        return Err(ApiError::not_found("no flagged account with that id"));
+    }
+    for table in ["psi_opened", "psi_states"] {
+        sqlx::query(&s.sql(&format!("DELETE FROM {table} WHERE account = ?")))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    db::audit(
+        s,
+        &mut tx,
+        &caller.key_id,
+        "account.clear",
+        None,
+        None,
+        json!({"account": id, "note": req.note}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({"account": id, "status": "not flagged"})))
 }
 
 /// `GET /v1/accounts/{id}` (curator).
