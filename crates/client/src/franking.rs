@@ -140,10 +140,13 @@ pub fn report(
     )
 }
 
-/// Like [`report`], with attachment ciphertexts: for each message, `(index
-/// into its content's attachments, ciphertext)`.
+/// Attachment ciphertexts sent with a reported message: `(index into its
+/// content's attachments, ciphertext)`.
+pub type AttachmentCiphertexts = Vec<(usize, Vec<u8>)>;
+
+/// Like [`report`], with attachment ciphertexts for each message.
 pub fn report_with_attachments(
-    messages: &[(&Received, Vec<(usize, Vec<u8>)>)],
+    messages: &[(&Received, AttachmentCiphertexts)],
     reason: Option<&str>,
     text: Option<&str>,
     reporter: Option<(&str, &str, &ed25519_dalek::SigningKey)>,
