@@ -152,6 +152,26 @@ impl FileConfig {
         if let Some(v) = self.video_timeout_seconds {
             c.video_timeout = secs(v, "video_timeout_seconds")?;
         }
+        if let Some(v) = self.kek_file {
+            c.kek_file = Some(v);
+        }
+        for (v, field, name) in [
+            (
+                self.vouchers_per_device_per_minute,
+                &mut c.vouchers_per_device_per_minute,
+                "vouchers_per_device_per_minute",
+            ),
+            (
+                self.vouchers_per_key_per_minute,
+                &mut c.vouchers_per_key_per_minute,
+                "vouchers_per_key_per_minute",
+            ),
+        ] {
+            if let Some(v) = v {
+                anyhow::ensure!(v > 0, "{name} must be at least 1");
+                *field = v;
+            }
+        }
         Ok(())
     }
 }

@@ -24,7 +24,7 @@ pub struct Db {
 pub enum Command {
     /// Create a key and print it, alone, on stdout.
     Create {
-        /// admin, curator or matcher.
+        /// admin, curator, matcher or stamper (device keys come from enrolling a device).
         #[arg(long)]
         role: String,
         /// A name to recognise the key by.
@@ -75,6 +75,11 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         match c {
             Command::Create { role, name, db } => {
                 let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+                if role == Role::Device {
+                    anyhow::bail!(
+                        "device keys are made by enrolling a device (POST /v1/devices or `bulwark device enrol`), which binds them to one account and device"
+                    );
+                }
                 let store = open(&db).await?;
                 let k = auth::create_key(&store, role, &name).await?;
                 let mut out = std::io::stdout().lock();

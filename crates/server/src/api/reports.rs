@@ -250,9 +250,10 @@ async fn check_reporter(
             "the report is not signed by the reporter's device (reporter is missing)".into(),
         ));
     };
-    if let Some((account, device)) = &caller.device {
-        if *account != rep.account || *device != rep.device {
-            return Ok(Err("a device key may only report as its own device".into()));
+    if caller.role == Role::Device {
+        match &caller.device {
+            Some((account, device)) if *account == rep.account && *device == rep.device => {}
+            _ => return Ok(Err("a device key may only report as its own device".into())),
         }
     }
     let Some(public) = super::devices::public_key(state, &rep.account, &rep.device).await? else {
