@@ -98,6 +98,12 @@ pub struct FileConfig {
     pub video_every_seconds: Option<f64>,
     /// Seconds; see [`Config::video_timeout`].
     pub video_timeout_seconds: Option<f64>,
+    /// See [`Config::kek_file`].
+    pub kek_file: Option<PathBuf>,
+    /// See [`Config::vouchers_per_device_per_minute`].
+    pub vouchers_per_device_per_minute: Option<u32>,
+    /// See [`Config::vouchers_per_key_per_minute`].
+    pub vouchers_per_key_per_minute: Option<u32>,
 }
 
 fn secs(v: f64, key: &str) -> anyhow::Result<Duration> {
