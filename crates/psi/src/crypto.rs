@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 
 /// Domain-separation tag for hashing LSH sub-keys to the group.
 pub(crate) const DST_H2G: &[u8] = b"bulwark-psi-h2g-v1";
-/// HKDF info for the key that opens one slot.
-pub(crate) const INFO_SLOT: &[u8] = b"bulwark-psi-slot-v1";
+/// HKDF info for the one-time pad of one slot.
+pub(crate) const INFO_SLOT: &[u8] = b"bulwark-psi-slot-v2";
 /// HKDF info for the payload key and its commitment.
 pub(crate) const INFO_PAYLOAD: &[u8] = b"bulwark-psi-payload-v1";
 /// HKDF info for the associated-data key (from the account key).
@@ -73,15 +73,50 @@ pub(crate) fn random_point<R: RngCore + CryptoRng>(rng: &mut R) -> RistrettoPoin
     RistrettoPoint::from_uniform_bytes(&b)
 }
 
-/// The key that opens a slot: HKDF(S, "slot" ‖ Q), binding the pair.
-pub(crate) fn slot_key(s: &RistrettoPoint, q: &CompressedRistretto) -> Zeroizing<[u8; 32]> {
-    let mut k = Zeroizing::new([0u8; 32]);
+/// The one-time pad of a slot: HKDF(S, "slot" ‖ Q) → 64 bytes, binding the
+/// pair. Each S is fresh per pair, so each pad is used once.
+pub(crate) fn slot_pad(s: &RistrettoPoint, q: &CompressedRistretto) -> Zeroizing<[u8; 64]> {
+    let mut k = Zeroizing::new([0u8; 64]);
     kdf(
         s.compress().as_bytes(),
         &[INFO_SLOT, q.as_bytes()],
         &mut k[..],
     );
     k
+}
+
+/// A uniformly random 64-byte string that reduces to `y` mod ℓ: w + ((y − w)
+/// mod ℓ) for uniform w, i.e. the least value ≥ w congruent to y. Every
+/// 512-bit value congruent to y has exactly ℓ preimages (up to the top
+/// boundary, redrawn on the 2⁻²⁵⁹-likely overflow), so the result is uniform
+/// among them, and since y itself is a uniform scalar the string is uniform:
+/// a share looks exactly like the random bytes a non-matching pad leaves.
+pub(crate) fn wide_encoding<R: RngCore + CryptoRng>(
+    y: &Scalar,
+    rng: &mut R,
+) -> Zeroizing<[u8; 64]> {
+    loop {
+        let mut w = Zeroizing::new([0u8; 64]);
+        rng.fill_bytes(&mut w[..]);
+        let delta = y - Scalar::from_bytes_mod_order_wide(&w);
+        let d = delta.as_bytes();
+        // Little-endian 512-bit addition w += delta.
+        let mut carry = 0u16;
+        for i in 0..64 {
+            let add = if i < 32 { u16::from(d[i]) } else { 0 };
+            let v = u16::from(w[i]) + add + carry;
+            w[i] = v as u8;
+            carry = v >> 8;
+        }
+        if carry == 0 {
+            return w;
+        }
+    }
+}
+
+/// The scalar a 64-byte share encoding stands for.
+pub(crate) fn wide_decoding(w: &[u8; 64]) -> Scalar {
+    Scalar::from_bytes_mod_order_wide(w)
 }
 
 fn gcm(key: &[u8]) -> Aes256Gcm {
@@ -123,6 +158,16 @@ pub(crate) fn seal_committed(rkey: &[u8; 32], aad: &[u8], msg: &[u8]) -> Vec<u8>
     out.extend_from_slice(&c);
     out.extend_from_slice(&seal_once(&enc, aad, msg));
     out
+}
+
+/// Whether `rkey`'s commitment is the one `ct` starts with (constant-time):
+/// the server's test of a candidate voucher key.
+pub(crate) fn commitment_matches(rkey: &[u8; 32], ct: &[u8]) -> bool {
+    if ct.len() < COMMIT {
+        return false;
+    }
+    let (_, c) = payload_keys(rkey);
+    bool::from(c.ct_eq(&ct[..COMMIT]))
 }
 
 /// Opens [`seal_committed`]: the commitment first (constant-time), then GCM.
@@ -246,6 +291,22 @@ mod tests {
         let mut bad = ct.clone();
         bad[0] ^= 1;
         assert!(open_committed(&rkey, b"aad", &bad).is_none());
+    }
+
+    #[test]
+    fn wide_encoding_reduces_to_the_share_and_looks_uniform() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut top_high = 0;
+        for _ in 0..2000 {
+            let y = Scalar::random(&mut rng);
+            let w = wide_encoding(&y, &mut rng);
+            assert_eq!(wide_decoding(&w), y);
+            top_high += usize::from(w[63] >= 128);
+        }
+        // The top bit of a uniform 512-bit string is set half the time (a
+        // canonical 32-byte scalar would never set bit 255): 1000 ± 5σ.
+        assert!((890..=1110).contains(&top_high), "{top_high}");
     }
 
     #[test]

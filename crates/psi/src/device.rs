@@ -1,7 +1,10 @@
 //! The device side: the account secret and voucher construction.
 //!
 //! Everything an account derives comes from one 32-byte secret through a PRF
-//! (HKDF-SHA256 with a distinct label per use):
+//! (HKDF-SHA256 with a distinct label per use), first to a per-epoch secret
+//! PRF("epoch", epoch id from the signed pdata header) and from that, so no
+//! value of one epoch (polynomial, key, shares, detection vectors, synthetic
+//! decisions) says anything about another's:
 //!
 //! - the Shamir polynomial f of degree t over the ristretto255 scalar field;
 //!   the **account key** is K = f(0);
@@ -25,18 +28,18 @@ use rand::{CryptoRng, Rng, RngCore};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::crypto::{
-    INFO_ADCT, adct_key, hash_to_group, prf, prf_scalar, random_point, seal_committed, seal_once,
-    seal_random_nonce, slot_key,
+    INFO_ADCT, adct_key, hash_to_group, prf, prf_scalar, random_point, seal_committed,
+    seal_random_nonce, slot_pad, wide_encoding,
 };
 use crate::gf;
-use crate::voucher::{PAIR_CT, SHARE_PT, Voucher, payload_aad, slot_aad};
+use crate::voucher::{PAIR_CT, Pair, Voucher, payload_aad};
 use crate::{Pdata, VoucherError};
 
 const ACCOUNT_MAGIC: &[u8; 4] = b"BWDA";
 const ACCOUNT_VERSION: u16 = 1;
 
-/// A synthetic voucher opens as many tables as a real match at a distance
-/// drawn uniformly from 0..=this would (see docs/THREAT-MODEL.md).
+/// A third of synthetic vouchers open as many tables as a real match at a
+/// distance drawn uniformly from 1..=this would (see `synthetic_open_tables`).
 const SYNTHETIC_SIM_MAX_DISTANCE: u32 = 8;
 
 /// A device's account secret. Zeroized on drop; `Debug` is redacted.
@@ -90,106 +93,47 @@ impl DeviceAccount {
         Ok(DeviceAccount { secret })
     }
 
-    /// The account key K = f(0) for threshold `t` (what the server rebuilds).
-    pub(crate) fn account_key(&self, t: u16) -> Scalar {
-        self.coefficient(t, 0)
-    }
-
-    fn coefficient(&self, t: u16, i: u16) -> Scalar {
-        let mut d = [0u8; 4];
-        d[..2].copy_from_slice(&t.to_be_bytes());
-        d[2..].copy_from_slice(&i.to_be_bytes());
-        prf_scalar(&self.secret, b"bulwark-psi-shamir-v1", &d)
-    }
-
-    /// f(x) by Horner's rule.
-    fn share_y(&self, t: u16, x: &Scalar) -> Scalar {
-        let mut y = Scalar::ZERO;
-        for i in (0..=t).rev() {
-            y = y * x + self.coefficient(t, i);
-        }
-        y
-    }
-
-    /// A stream of PRF words for (label, data): blocks of 1000 words, each block
-    /// one HKDF-Expand with the block number appended to `data`.
-    fn words(&self, label: &[u8], data: &[u8], n: usize) -> impl Iterator<Item = u64> {
-        // Eight spare words for the (rare, p ≈ 2⁻⁶¹ each) rejections in gf::from_words.
-        let total = n + 8;
-        let mut words = Vec::with_capacity(total);
-        let mut block = 0u32;
-        while words.len() < total {
-            let len = (total - words.len()).min(1000);
-            let mut buf = Zeroizing::new(vec![0u8; 8 * len]);
-            let mut d = data.to_vec();
-            d.extend_from_slice(&block.to_be_bytes());
-            prf(&self.secret, label, &d, &mut buf);
-            words.extend(
-                buf.chunks_exact(8)
-                    .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
-            );
-            block += 1;
-        }
-        words.into_iter()
-    }
-
-    /// z = M·(1, u, …, u^{t−1}) for the real share of `hash`.
-    fn detection_vector(&self, t: u16, dim: usize, hash: &PdqHash) -> Vec<u64> {
-        let mut w = self.words(b"bulwark-psi-dhf-u-v1", hash.as_bytes(), 1);
-        let u = gf::from_words(&mut w);
-        let mut powers = Vec::with_capacity(usize::from(t));
-        let mut p = 1u64;
-        for _ in 0..t {
-            powers.push(p);
-            p = gf::mul(p, u);
-        }
-        (0..dim)
-            .map(|r| {
-                let mut d = Vec::with_capacity(8);
-                d.extend_from_slice(&t.to_be_bytes());
-                d.extend_from_slice(&(dim as u16).to_be_bytes());
-                d.extend_from_slice(&(r as u32).to_be_bytes());
-                let mut row = self.words(b"bulwark-psi-dhf-m-v1", &d, usize::from(t));
-                powers.iter().fold(0u64, |acc, &pw| {
-                    gf::add(acc, gf::mul(gf::from_words(&mut row), pw))
-                })
-            })
-            .collect()
-    }
-
-    /// Is `hash` one this account sends synthetic vouchers for (probability p)?
-    fn is_synthetic(&self, p: f64, hash: &PdqHash) -> bool {
-        let mut b = [0u8; 8];
+    /// The secret of one epoch: PRF("epoch", epoch id).
+    fn epoch_secret(&self, epoch: u64) -> Zeroizing<[u8; 32]> {
+        let mut k = Zeroizing::new([0u8; 32]);
         prf(
             &self.secret,
-            b"bulwark-psi-synthetic-v1",
-            hash.as_bytes(),
-            &mut b,
+            b"bulwark-psi-epoch-v2",
+            &epoch.to_be_bytes(),
+            &mut k[..],
         );
-        (u64::from_be_bytes(b) as f64) < p * 18_446_744_073_709_551_616.0
+        k
+    }
+
+    /// The account key K = f(0) of `epoch` for threshold `t` (what the server
+    /// rebuilds above the threshold).
+    pub(crate) fn account_key(&self, epoch: u64, t: u16) -> Scalar {
+        coefficient(&self.epoch_secret(epoch), t, 0)
     }
 
     /// Whether this account sends a synthetic voucher for `hash` under this
     /// pdata (for tests: a real device never needs to know).
     #[doc(hidden)]
     pub fn sends_synthetic_for(&self, pdata: &Pdata, hash: &PdqHash) -> bool {
-        self.is_synthetic(pdata.params().synthetic_probability, hash)
+        let k = self.epoch_secret(pdata.release().epoch);
+        is_synthetic(&k, pdata.params().synthetic_probability, hash)
     }
 
     pub(crate) fn inner(&self, pdata: &Pdata, hash: &PdqHash) -> (Inner, bool) {
         let params = pdata.params();
+        let k = self.epoch_secret(pdata.release().epoch);
         let t = params.threshold;
         let dim = params.detection_dim();
-        let mut x = prf_scalar(&self.secret, b"bulwark-psi-x-v1", hash.as_bytes());
+        let mut x = prf_scalar(&k, b"bulwark-psi-x-v1", hash.as_bytes());
         if x == Scalar::ZERO {
             x = Scalar::ONE; // probability 2⁻²⁵²
         }
         // The real share and vector are computed either way (equal timing).
-        let y = self.share_y(t, &x);
-        let z = self.detection_vector(t, dim, hash);
-        if self.is_synthetic(params.synthetic_probability, hash) {
-            let y = prf_scalar(&self.secret, b"bulwark-psi-dummy-y-v1", hash.as_bytes());
-            let mut w = self.words(b"bulwark-psi-dummy-z-v1", hash.as_bytes(), dim);
+        let y = share_y(&k, t, &x);
+        let z = detection_vector(&k, t, dim, hash);
+        if is_synthetic(&k, params.synthetic_probability, hash) {
+            let y = prf_scalar(&k, b"bulwark-psi-dummy-y-v1", hash.as_bytes());
+            let mut w = words(&k, b"bulwark-psi-dummy-z-v1", hash.as_bytes(), dim);
             let z = (0..dim).map(|_| gf::from_words(&mut w)).collect();
             (Inner { x, y, z }, true)
         } else {
@@ -234,7 +178,7 @@ impl DeviceAccount {
             rng.fill_bytes(&mut k[..]);
             seal_random_nonce(&k, INFO_ADCT, &ad, rng)
         } else {
-            let k = adct_key(&self.account_key(params.threshold));
+            let k = adct_key(&self.account_key(pdata.release().epoch, params.threshold));
             seal_random_nonce(&k, INFO_ADCT, &ad, rng)
         };
 
@@ -243,7 +187,7 @@ impl DeviceAccount {
         // every table carries rkey itself).
         let r = Scalar::random(rng);
         let rkey = Zeroizing::new(r.to_bytes());
-        let key_shares = key_shares(r, params.tables, params.min_tables, rng);
+        let mut key_shares = key_shares(r, params.tables, params.min_tables, rng);
         let mut plain = Zeroizing::new(Vec::with_capacity(64 + 8 * inner.z.len() + adct.len()));
         plain.extend_from_slice(inner.x.as_bytes());
         plain.extend_from_slice(inner.y.as_bytes());
@@ -256,17 +200,10 @@ impl DeviceAccount {
         let l_point = pdata.public;
         let g = RISTRETTO_BASEPOINT_POINT;
         let tables = usize::from(params.tables);
-        let mut pairs: Vec<([u8; 32], [u8; PAIR_CT])> = Vec::with_capacity(2 * tables);
-        let sealed =
-            |q: &RistrettoPoint, s: &RistrettoPoint, table: usize| -> ([u8; 32], [u8; PAIR_CT]) {
-                let qc = q.compress();
-                let ct = seal_once(&slot_key(s, &qc), slot_aad(), &key_shares[table][..]);
-                let mut a = [0u8; PAIR_CT];
-                a.copy_from_slice(&ct);
-                (qc.to_bytes(), a)
-            };
+        let mut pairs: Vec<Pair> = Vec::with_capacity(2 * tables);
         // The real pairs are always computed, so making a synthetic voucher
         // takes as long as a real one (its timing does not tell).
+        let mut blind = Vec::with_capacity(2 * tables);
         for key in pdata.sub_keys(hash) {
             let h = hash_to_group(&[pdata.seed(), &key.to_bytes()]);
             let slots = pdata.slots_of(key);
@@ -277,19 +214,19 @@ impl DeviceAccount {
                     Some(p) if j == 0 || slots[0] != slots[1] => p,
                     _ => random_point(rng),
                 };
-                let beta = Scalar::random(rng);
-                let gamma = Scalar::random(rng);
-                let q = RistrettoPoint::multiscalar_mul([beta, gamma], [h, g]);
-                let s = RistrettoPoint::multiscalar_mul([beta, gamma], [p, l_point]);
-                pairs.push(sealed(&q, &s, usize::from(key.table)));
+                blind.push((h, p, usize::from(key.table)));
             }
+        }
+        for (h, p, table) in blind {
+            let beta = Scalar::random(rng);
+            let gamma = Scalar::random(rng);
+            let q = RistrettoPoint::multiscalar_mul([beta, gamma], [h, g]);
+            let s = RistrettoPoint::multiscalar_mul([beta, gamma], [p, l_point]);
+            pairs.push(seal_pair(&q, &s, &key_shares[table], rng));
         }
         if synthetic {
             pairs.clear();
-            // Opens the tables a real match at a simulated small distance
-            // would open (at least one), each at one random slot; the other
-            // pairs are random and open nothing.
-            let open = simulated_open_tables(pdata, rng);
+            let open = synthetic_open_tables(pdata, rng);
             for (table, &opens) in open.iter().enumerate() {
                 let j_open = if opens {
                     Some(rng.gen_range(0..2))
@@ -301,17 +238,26 @@ impl DeviceAccount {
                         let beta = Scalar::random(rng);
                         let q = &beta * RISTRETTO_BASEPOINT_TABLE;
                         let s = beta * l_point;
-                        pairs.push(sealed(&q, &s, table));
+                        pairs.push(seal_pair(&q, &s, &key_shares[table], rng));
                     } else {
+                        // What a non-matching pair is to the server: a random
+                        // point and 64 random bytes.
                         let q = random_point(rng).compress().to_bytes();
                         let mut ct = [0u8; PAIR_CT];
                         rng.fill_bytes(&mut ct);
-                        pairs.push((q, ct));
+                        pairs.push(Pair {
+                            x: key_shares[table].0,
+                            q,
+                            ct,
+                        });
                     }
                 }
             }
         }
-        // Shuffle: the server learns how many pairs open, not which table or slot.
+        for (_, y) in key_shares.iter_mut() {
+            y.zeroize();
+        }
+        // Shuffle: the order says nothing about the table or slot.
         for i in (1..pairs.len()).rev() {
             let j = rng.gen_range(0..=i);
             pairs.swap(i, j);
@@ -324,12 +270,108 @@ impl DeviceAccount {
     }
 }
 
-/// Which tables a synthetic voucher opens: those a copy at a simulated
-/// distance d ∈ 0..=8 (uniform, random flipped bits) would still agree on;
-/// redrawn until at least `min_tables` (so it opens).
-fn simulated_open_tables<R: RngCore>(pdata: &Pdata, rng: &mut R) -> Vec<bool> {
+fn coefficient(k: &[u8; 32], t: u16, i: u16) -> Scalar {
+    let mut d = [0u8; 4];
+    d[..2].copy_from_slice(&t.to_be_bytes());
+    d[2..].copy_from_slice(&i.to_be_bytes());
+    prf_scalar(k, b"bulwark-psi-shamir-v1", &d)
+}
+
+/// f(x) by Horner's rule.
+fn share_y(k: &[u8; 32], t: u16, x: &Scalar) -> Scalar {
+    let mut y = Scalar::ZERO;
+    for i in (0..=t).rev() {
+        y = y * x + coefficient(k, t, i);
+    }
+    y
+}
+
+/// A stream of PRF words for (label, data): blocks of 1000 words, each block
+/// one HKDF-Expand with the block number appended to `data`.
+fn words(k: &[u8; 32], label: &[u8], data: &[u8], n: usize) -> impl Iterator<Item = u64> {
+    // Eight spare words for the (rare, p ≈ 2⁻⁶¹ each) rejections in gf::from_words.
+    let total = n + 8;
+    let mut out = Vec::with_capacity(total);
+    let mut block = 0u32;
+    while out.len() < total {
+        let len = (total - out.len()).min(1000);
+        let mut buf = Zeroizing::new(vec![0u8; 8 * len]);
+        let mut d = data.to_vec();
+        d.extend_from_slice(&block.to_be_bytes());
+        prf(k, label, &d, &mut buf);
+        out.extend(
+            buf.chunks_exact(8)
+                .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
+        );
+        block += 1;
+    }
+    out.into_iter()
+}
+
+/// z = M·(1, u, …, u^{t−1}) for the real share of `hash`.
+fn detection_vector(k: &[u8; 32], t: u16, dim: usize, hash: &PdqHash) -> Vec<u64> {
+    let mut w = words(k, b"bulwark-psi-dhf-u-v1", hash.as_bytes(), 1);
+    let u = gf::from_words(&mut w);
+    let mut powers = Vec::with_capacity(usize::from(t));
+    let mut p = 1u64;
+    for _ in 0..t {
+        powers.push(p);
+        p = gf::mul(p, u);
+    }
+    (0..dim)
+        .map(|r| {
+            let mut d = Vec::with_capacity(8);
+            d.extend_from_slice(&t.to_be_bytes());
+            d.extend_from_slice(&(dim as u16).to_be_bytes());
+            d.extend_from_slice(&(r as u32).to_be_bytes());
+            let mut row = words(k, b"bulwark-psi-dhf-m-v1", &d, usize::from(t));
+            powers.iter().fold(0u64, |acc, &pw| {
+                gf::add(acc, gf::mul(gf::from_words(&mut row), pw))
+            })
+        })
+        .collect()
+}
+
+/// Is `hash` one this account sends synthetic vouchers for (probability p)?
+fn is_synthetic(k: &[u8; 32], p: f64, hash: &PdqHash) -> bool {
+    let mut b = [0u8; 8];
+    prf(k, b"bulwark-psi-synthetic-v1", hash.as_bytes(), &mut b);
+    (u64::from_be_bytes(b) as f64) < p * 18_446_744_073_709_551_616.0
+}
+
+/// Which tables a synthetic voucher opens (always at least m, so it opens).
+/// Once a voucher opens, the server can count its agreeing tables (any m of
+/// them give the key, and each further share can be checked against it), so
+/// the count should look like a real opened voucher's. Real ones are LSH
+/// false candidates, which agree in exactly m tables almost always, exact
+/// copies of banked images, which agree in all L, and edited copies in
+/// between. A third of synthetic vouchers open exactly m random tables, a
+/// third all L, a third the tables a copy at a simulated distance
+/// d ∈ 1..=8 would keep (redrawn until at least m): the count of a false
+/// candidate or of an exact copy tells it from a synthetic voucher by a
+/// likelihood ratio of at most 3 (measured in
+/// `opened_vouchers_agreeing_table_counts_bound_the_likelihood_ratio`).
+fn synthetic_open_tables<R: RngCore>(pdata: &Pdata, rng: &mut R) -> Vec<bool> {
+    let l = usize::from(pdata.params().tables);
+    let m = usize::from(pdata.params().min_tables);
+    match rng.gen_range(0..3u8) {
+        0 => {
+            let mut open = vec![false; l];
+            let mut n = 0;
+            while n < m {
+                let t = rng.gen_range(0..l);
+                if !open[t] {
+                    open[t] = true;
+                    n += 1;
+                }
+            }
+            return open;
+        }
+        1 => return vec![true; l],
+        _ => {}
+    }
     loop {
-        let d = rng.gen_range(0..=SYNTHETIC_SIM_MAX_DISTANCE);
+        let d = rng.gen_range(1..=SYNTHETIC_SIM_MAX_DISTANCE);
         let mut flipped = [false; 256];
         let mut n = 0;
         while n < d {
@@ -344,22 +386,43 @@ fn simulated_open_tables<R: RngCore>(pdata: &Pdata, rng: &mut R) -> Vec<bool> {
             .iter()
             .map(|pos| pos.iter().all(|&p| !flipped[usize::from(p)]))
             .collect();
-        if open.iter().filter(|&&o| o).count() >= usize::from(pdata.params().min_tables) {
+        if open.iter().filter(|&&o| o).count() >= m {
             return open;
         }
     }
 }
 
-/// One share of the voucher key per table: `x (2 bytes, random, distinct,
-/// nonzero) ‖ share (32 bytes)` of a degree m − 1 polynomial with constant
-/// term `r`. The x values are random so an opened share does not say which
-/// table it came from.
+/// A pair: x in the clear, Q, and y's uniform 64-byte encoding under the pad
+/// of S = the value only the server's α·Q reproduces on a match.
+fn seal_pair<R: RngCore + CryptoRng>(
+    q: &RistrettoPoint,
+    s: &RistrettoPoint,
+    (x, y): &(u16, Scalar),
+    rng: &mut R,
+) -> Pair {
+    let qc = q.compress();
+    let pad = slot_pad(s, &qc);
+    let enc = wide_encoding(y, rng);
+    let mut ct = [0u8; PAIR_CT];
+    for (c, (e, p)) in ct.iter_mut().zip(enc.iter().zip(pad.iter())) {
+        *c = e ^ p;
+    }
+    Pair {
+        x: *x,
+        q: qc.to_bytes(),
+        ct,
+    }
+}
+
+/// One share (x, g(x)) of the voucher key per table, g of degree m − 1 with
+/// g(0) = `r`; x random, distinct and nonzero (16 bits, sent in the clear: it
+/// groups a table's two pairs but does not say which table).
 fn key_shares<R: RngCore + CryptoRng>(
     r: Scalar,
     tables: u16,
     m: u16,
     rng: &mut R,
-) -> Vec<Zeroizing<[u8; SHARE_PT]>> {
+) -> Vec<(u16, Scalar)> {
     let coefficients: Vec<Scalar> = (1..m).map(|_| Scalar::random(rng)).collect();
     let mut xs: Vec<u16> = Vec::with_capacity(usize::from(tables));
     while xs.len() < usize::from(tables) {
@@ -375,11 +438,7 @@ fn key_shares<R: RngCore + CryptoRng>(
             for c in coefficients.iter().rev() {
                 y = (y + c) * xs;
             }
-            y += r;
-            let mut b = Zeroizing::new([0u8; SHARE_PT]);
-            b[..2].copy_from_slice(&x.to_be_bytes());
-            b[2..].copy_from_slice(y.as_bytes());
-            b
+            (x, y + r)
         })
         .collect()
 }

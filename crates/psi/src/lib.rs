@@ -67,8 +67,10 @@ mod crypto;
 mod device;
 pub mod envelope;
 mod gf;
+pub mod log;
 pub mod lsh;
 mod pdata;
+mod provider;
 mod server;
 mod voucher;
 mod wire;
@@ -76,10 +78,15 @@ mod wire;
 pub use crate::device::DeviceAccount;
 pub use crate::pdata::{
     CHUNK_POINTS, Candidate, MAX_PDATA_BYTES, PDATA_MAGIC, PDATA_VERSION, Pdata, PdataIn,
-    PublicKey, Root, ServerKeys, ServerTable, slots_for,
+    PublicKey, Release, Root, ServerKeys, ServerTable, slots_for,
 };
-pub use crate::server::{AccountState, MAX_ENTRIES, Opened, StateError, opened_pairs};
+pub use crate::provider::{ProviderKey, ProviderPublic, RootSignature, SignedRoot};
+pub use crate::server::{AccountState, MAX_ENTRIES, Opened, StateError, agreeing_tables};
 pub use crate::voucher::{MAX_VOUCHER_BYTES, VOUCHER_VERSION, Voucher};
+
+/// Most candidate keys the server may try per voucher (see
+/// [`Params::opening_trials`]).
+pub const MAX_OPENING_TRIALS: u64 = 4096;
 
 /// Protocol parameters, published in the pdata header (so every device uses
 /// the service's values and auditors can read them).
@@ -154,6 +161,25 @@ impl Params {
         usize::from(self.threshold) + usize::from(self.max_synthetic) + 1
     }
 
+    /// Candidate keys the server tries per voucher: C(L, m)·2ᵐ (every m of the
+    /// L tables, each with either cuckoo slot); saturates on overflow.
+    pub fn opening_trials(&self) -> u64 {
+        let (l, m) = (u64::from(self.tables), u64::from(self.min_tables));
+        let mut c: u64 = 1;
+        for i in 0..m.min(l) {
+            c = c.saturating_mul(l - i) / (i + 1);
+        }
+        c.saturating_mul(1u64.checked_shl(m as u32).unwrap_or(u64::MAX))
+    }
+
+    /// Most opened entries one account holds per epoch: the detection
+    /// dimension t + s + 1. Beyond it the detection vectors are dependent
+    /// whatever they are, so more entries could not be told apart anyway;
+    /// t real + s synthetic + 1 more real still fits and opens.
+    pub fn max_entries_per_epoch(&self) -> usize {
+        self.detection_dim()
+    }
+
     /// Checks every field's range.
     pub fn validate(&self) -> Result<(), PdataError> {
         let bad = |what| Err(PdataError::InvalidParams(what));
@@ -181,51 +207,131 @@ impl Params {
         if self.derivative_bytes > 16384 {
             return bad("derivative_bytes must be at most 16384");
         }
+        if self.opening_trials() > MAX_OPENING_TRIALS {
+            return bad("C(tables, min_tables) x 2^min_tables must be at most 4096");
+        }
         Ok(())
     }
 }
 
-/// What a device accepts from a service: floors on the published parameters,
-/// so a service cannot quietly weaken privacy (see docs/THREAT-MODEL.md,
-/// "Service weakens the parameters"). The client SDK checks a verified
-/// pdata with [`Pdata::check_policy`] before making vouchers.
+/// One parameter profile a device accepts: every field exact except the
+/// threshold and the synthetic probability, which have floors (raising
+/// either only costs the service detection).
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct Policy {
-    /// Fewest sampled bits per table (fewer makes unrelated images candidates).
-    pub min_bits_per_table: u8,
+pub struct Profile {
+    /// A name for messages and docs ("default", "compact").
+    pub name: &'static str,
+    /// Exactly this many tables.
+    pub tables: u16,
+    /// Exactly this many agreeing tables to open.
+    pub min_tables: u16,
+    /// Exactly this many sampled bits per table.
+    pub bits_per_table: u8,
     /// Lowest threshold.
     pub min_threshold: u16,
+    /// Exactly this `max_synthetic`.
+    pub max_synthetic: u16,
     /// Lowest synthetic probability (0 would expose the match count).
     pub min_synthetic_probability: f64,
-    /// Largest radius the server may re-check with.
-    pub max_radius: u16,
-    /// Most slots per table the device accepts, if it knows the published
-    /// bank size: `slots_for(bank size)` plus slack. `None`: no check.
-    pub max_slots_per_table: Option<usize>,
+    /// Exactly this radius.
+    pub radius: u16,
+    /// Exactly this derivative size.
+    pub derivative_bytes: u16,
+}
+
+impl Profile {
+    /// The profile of [`Params::default`] (t ≥ 30, p ≥ 0.001).
+    pub fn default_profile() -> Profile {
+        Profile::of("default", &Params::default())
+    }
+
+    /// The profile of [`Params::compact`] (t ≥ 30, p ≥ 0.001).
+    pub fn compact() -> Profile {
+        Profile::of("compact", &Params::compact())
+    }
+
+    fn of(name: &'static str, p: &Params) -> Profile {
+        Profile {
+            name,
+            tables: p.tables,
+            min_tables: p.min_tables,
+            bits_per_table: p.bits_per_table,
+            min_threshold: p.threshold,
+            max_synthetic: p.max_synthetic,
+            min_synthetic_probability: 0.001,
+            radius: p.radius,
+            derivative_bytes: p.derivative_bytes,
+        }
+    }
+
+    /// Whether `p` is this profile.
+    pub fn allows(&self, p: &Params) -> bool {
+        p.tables == self.tables
+            && p.min_tables == self.min_tables
+            && p.bits_per_table == self.bits_per_table
+            && p.threshold >= self.min_threshold
+            && p.max_synthetic == self.max_synthetic
+            && !p.synthetic_probability.is_nan()
+            && p.synthetic_probability >= self.min_synthetic_probability
+            && p.synthetic_probability <= 1.0
+            && p.radius == self.radius
+            && p.derivative_bytes == self.derivative_bytes
+    }
+}
+
+/// What a device accepts from a service: an allowlist of exact parameter
+/// profiles, the provider keys it pins and how many of them must sign (see
+/// docs/THREAT-MODEL.md, "Service weakens the parameters"). The client SDK
+/// loads pdata through [`Pdata::from_signed`], which applies all of it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Policy {
+    /// Accepted parameter profiles.
+    pub profiles: Vec<Profile>,
+    /// Pinned provider keys; only their signatures count.
+    pub providers: Vec<ProviderPublic>,
+    /// Distinct pinned providers that must sign a root; values below 2 are
+    /// treated as 2.
+    pub min_providers: u16,
 }
 
 impl Default for Policy {
-    /// k ≥ 32, t ≥ 30, p ≥ 0.001, radius ≤ 31, no slot limit.
+    /// The default and compact profiles, two providers, no key pinned yet
+    /// (pin them with [`Policy::pin`]: until then no root verifies).
     fn default() -> Self {
         Policy {
-            min_bits_per_table: 32,
-            min_threshold: 30,
-            min_synthetic_probability: 0.001,
-            max_radius: 31,
-            max_slots_per_table: None,
+            profiles: vec![Profile::default_profile(), Profile::compact()],
+            providers: Vec::new(),
+            min_providers: 2,
         }
     }
 }
 
 impl Policy {
-    /// The default floors with a slot limit for a published bank of `entries`
-    /// hashes (10 % slack).
-    pub fn for_bank_size(entries: usize) -> Policy {
-        Policy {
-            max_slots_per_table: Some(slots_for(entries) + slots_for(entries) / 10),
-            ..Policy::default()
+    /// Adds pinned provider keys.
+    pub fn pin(mut self, keys: impl IntoIterator<Item = ProviderPublic>) -> Policy {
+        self.providers.extend(keys);
+        self
+    }
+
+    /// Lowers every profile's threshold floor to `t` (tests and demos only:
+    /// a low threshold tells the service about an account after few matches).
+    pub fn allow_threshold(mut self, t: u16) -> Policy {
+        for p in &mut self.profiles {
+            p.min_threshold = t;
         }
+        self
+    }
+
+    /// Replaces the allowed profiles.
+    pub fn with_profiles(mut self, profiles: Vec<Profile>) -> Policy {
+        self.profiles = profiles;
+        self
+    }
+
+    /// The number of distinct pinned providers a root needs: at least 2.
+    pub fn min_providers(&self) -> u16 {
+        self.min_providers.max(2)
     }
 }
 
@@ -237,7 +343,7 @@ pub enum PdataError {
     #[error("malformed pdata: {0}")]
     Malformed(&'static str),
     /// Written by a newer or older format.
-    #[error("pdata format version {0} is not supported (this build reads version 1)")]
+    #[error("pdata format version {0} is not supported (this build reads version 2)")]
     UnsupportedVersion(u16),
     /// A parameter is out of range.
     #[error("invalid parameters: {0}")]
@@ -251,6 +357,10 @@ pub enum PdataError {
     /// The parameters are weaker than the device's [`Policy`] allows.
     #[error("pdata refused by the device's policy: {0}")]
     Policy(&'static str),
+    /// Fewer valid signatures by distinct pinned providers than required, or
+    /// the signed root is for another pdata.
+    #[error("pdata root signatures: {0}")]
+    Signature(&'static str),
     /// Cuckoo placement failed for every salt (a bug or an absurdly small table).
     #[error("could not place the entries in a cuckoo table (internal error: please report)")]
     BuildFailed,
@@ -289,13 +399,13 @@ pub enum Rejection {
     /// Built against a different pdata (root differs) or different parameters.
     #[error("voucher was built against a different pdata")]
     WrongPdata,
-    /// Pairs that open disagree on the voucher key (not made by an honest device).
-    #[error("voucher's opened pairs disagree")]
-    Inconsistent,
     /// A pair opens but the payload does not authenticate, or its contents are
     /// out of range (not made by an honest device).
     #[error("voucher payload does not authenticate")]
     Forged,
+    /// The account state holds another epoch's entries.
+    #[error("voucher is for another epoch than this account state")]
+    WrongEpoch,
     /// This exact voucher was already stored.
     #[error("voucher already received")]
     Replayed,

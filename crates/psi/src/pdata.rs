@@ -1,12 +1,13 @@
 //! Server keys, the blinded tables ("pdata"), their Merkle root, and the
 //! server's plain lookup table.
 //!
-//! # Format (version 1, all integers big-endian)
+//! # Format (version 2, all integers big-endian)
 //!
 //! ```text
 //! header:  "BWPD" | u16 version | u16 tables | u8 bits_per_table | u16 threshold
 //!          | u16 max_synthetic | u16 radius | u16 derivative_bytes | u16 min_tables
-//!          | u64 synthetic_probability (IEEE-754 bits) | [32] L = α·G | [32] seed
+//!          | u64 synthetic_probability (IEEE-754 bits) | u64 epoch | u16 min_providers
+//!          | u64 bank entries | [32] L = α·G | [32] seed
 //!          | tables × (u32 cuckoo salt | u32 slots)
 //! body:    for each table, slots × [32] compressed ristretto255 points
 //! ```
@@ -28,6 +29,7 @@ use bulwark_pdq::PdqHash;
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::Identity;
 use rand::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -40,15 +42,16 @@ use crate::{Params, PdataError};
 
 /// Magic bytes that start a pdata file.
 pub const PDATA_MAGIC: &[u8; 4] = b"BWPD";
-/// The pdata format version this crate writes and reads.
-pub const PDATA_VERSION: u16 = 1;
+/// The pdata format version this crate writes and reads (2: the header
+/// carries the epoch, the provider quorum and the bank size).
+pub const PDATA_VERSION: u16 = 2;
 /// Points per Merkle leaf.
 pub const CHUNK_POINTS: usize = 1024;
 /// Largest pdata accepted: 1 GiB.
 pub const MAX_PDATA_BYTES: usize = 1 << 30;
 
 /// Header bytes before the per-table (salt, slots) pairs.
-const HEADER_FIXED: usize = 91;
+const HEADER_FIXED: usize = 109;
 const KEY_MAGIC: &[u8; 4] = b"BWSK";
 const KEY_VERSION: u16 = 1;
 const DST_LEAF: &[u8] = b"bulwark-psi-pdata-v1";
@@ -210,6 +213,8 @@ pub(crate) struct Table {
 #[derive(Clone, PartialEq)]
 pub struct Pdata {
     pub(crate) params: Params,
+    pub(crate) release: Release,
+    pub(crate) bank_entries: u64,
     pub(crate) public: RistrettoPoint,
     pub(crate) seed: [u8; 32],
     pub(crate) tables: Vec<Table>,
@@ -296,7 +301,38 @@ pub fn slots_for(n: usize) -> usize {
     (n * 2 + n / 16 + 8).max(8)
 }
 
+/// What a release adds to the parameters, all in the signed header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Release {
+    /// The epoch id: every device secret is derived per epoch, so what the
+    /// service learns about an account in one epoch says nothing about another.
+    pub epoch: u64,
+    /// How many distinct pinned provider keys must sign the root (at least 2;
+    /// devices never accept fewer whatever this says).
+    pub min_providers: u16,
+}
+
+impl Default for Release {
+    /// Epoch 0, two providers.
+    fn default() -> Self {
+        Release {
+            epoch: 0,
+            min_providers: 2,
+        }
+    }
+}
+
 impl Pdata {
+    /// [`Pdata::build_release`] for epoch 0 and two providers.
+    pub fn build<R: RngCore + CryptoRng>(
+        keys: &ServerKeys,
+        params: &Params,
+        entries: &[(u64, PdqHash)],
+        rng: &mut R,
+    ) -> Result<(Pdata, ServerTable), PdataError> {
+        Pdata::build_release(keys, params, Release::default(), entries, rng)
+    }
+
     /// Builds the pdata for a bank: for each LSH table, the distinct sub-keys
     /// of the entries' hashes, cuckoo-placed, blinded as α·H(seed ‖ sub-key);
     /// empty slots hold random points. `entries` are (content id, hash); the
@@ -304,13 +340,19 @@ impl Pdata {
     ///
     /// Cost: one hash-to-group and one scalar multiplication per distinct
     /// sub-key per table (≈ 40 µs each on the project's VM).
-    pub fn build<R: RngCore + CryptoRng>(
+    pub fn build_release<R: RngCore + CryptoRng>(
         keys: &ServerKeys,
         params: &Params,
+        release: Release,
         entries: &[(u64, PdqHash)],
         rng: &mut R,
     ) -> Result<(Pdata, ServerTable), PdataError> {
         params.validate()?;
+        if release.min_providers < 2 {
+            return Err(PdataError::InvalidParams(
+                "min_providers must be at least 2",
+            ));
+        }
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         let positions = lsh::positions(&seed, params.tables, params.bits_per_table);
@@ -369,6 +411,8 @@ impl Pdata {
         }
         let mut p = Pdata {
             params: *params,
+            release,
+            bank_entries: entries.len() as u64,
             public: keys.public,
             seed,
             tables,
@@ -380,7 +424,8 @@ impl Pdata {
         Ok((p, st))
     }
 
-    fn header_bytes(&self) -> Vec<u8> {
+    /// The header as serialised (what [`Pdata::header_digest`] hashes).
+    pub(crate) fn header_bytes(&self) -> Vec<u8> {
         let p = &self.params;
         let mut v = Vec::with_capacity(HEADER_FIXED + 8 * self.tables.len());
         v.extend_from_slice(PDATA_MAGIC);
@@ -393,6 +438,9 @@ impl Pdata {
         v.extend_from_slice(&p.derivative_bytes.to_be_bytes());
         v.extend_from_slice(&p.min_tables.to_be_bytes());
         v.extend_from_slice(&p.synthetic_probability.to_bits().to_be_bytes());
+        v.extend_from_slice(&self.release.epoch.to_be_bytes());
+        v.extend_from_slice(&self.release.min_providers.to_be_bytes());
+        v.extend_from_slice(&self.bank_entries.to_be_bytes());
         v.extend_from_slice(self.public.compress().as_bytes());
         v.extend_from_slice(&self.seed);
         for t in &self.tables {
@@ -442,30 +490,45 @@ impl Pdata {
         }
     }
 
-    /// Checks the published parameters against a device's floors.
+    /// Checks the published header against a device's [`crate::Policy`]: the
+    /// parameters must be exactly one of the allowed profiles, the server key
+    /// must not be the identity, the provider quorum at least the device's (and
+    /// never below 2), and no table larger than the published bank size
+    /// explains. Signatures are checked by [`crate::SignedRoot::verify`].
     pub fn check_policy(&self, policy: &crate::Policy) -> Result<(), PdataError> {
-        let p = &self.params;
         let no = |why| Err(PdataError::Policy(why));
-        if p.bits_per_table < policy.min_bits_per_table {
-            return no("too few bits per table: unrelated images would match");
+        if !policy.profiles.iter().any(|pr| pr.allows(&self.params)) {
+            return no("parameters are not one of the device's allowed profiles");
         }
-        if p.threshold < policy.min_threshold {
-            return no("threshold below the device's floor");
+        if self.public == RistrettoPoint::identity() {
+            return no("the server public key is the identity point");
         }
-        if p.synthetic_probability.is_nan()
-            || p.synthetic_probability < policy.min_synthetic_probability
-        {
-            return no("synthetic probability below the device's floor");
+        if self.release.min_providers < policy.min_providers().max(2) {
+            return no("fewer providers than the device requires");
         }
-        if p.radius > policy.max_radius {
-            return no("radius above the device's ceiling");
-        }
-        if let Some(max) = policy.max_slots_per_table {
-            if self.tables.iter().any(|t| t.points.len() > max) {
-                return no("a table is larger than the published bank size explains");
-            }
+        let max = usize::try_from(self.bank_entries)
+            .map(slots_for)
+            .unwrap_or(usize::MAX);
+        if self.tables.iter().any(|t| t.points.len() > max) {
+            return no("a table is larger than the published bank size explains");
         }
         Ok(())
+    }
+
+    /// SHA-256 of the serialised header (what provider signatures cover,
+    /// next to the root).
+    pub fn header_digest(&self) -> [u8; 32] {
+        Sha256::digest(self.header_bytes()).into()
+    }
+
+    /// The epoch, provider quorum and bank size from the header.
+    pub fn release(&self) -> Release {
+        self.release
+    }
+
+    /// The number of bank entries the header declares.
+    pub fn bank_entries(&self) -> u64 {
+        self.bank_entries
     }
 
     /// The public parameters.
@@ -519,11 +582,14 @@ impl Pdata {
         ]
     }
 
-    /// The point in a slot, if it decodes (a verified pdata's points always do
-    /// unless the server published garbage, which then matches nothing).
+    /// The point in a slot, if it decodes canonically and is not the identity
+    /// (a verified pdata's points always are unless the server published
+    /// garbage, which then matches nothing).
     pub(crate) fn point(&self, table: u16, slot: usize) -> Option<RistrettoPoint> {
         let t = self.tables.get(usize::from(table))?;
-        CompressedRistretto(*t.points.get(slot)?).decompress()
+        CompressedRistretto(*t.points.get(slot)?)
+            .decompress()
+            .filter(|p| *p != RistrettoPoint::identity())
     }
 }
 
@@ -554,10 +620,16 @@ impl PdataIn {
             synthetic_probability: f64::from_bits(r.u64("synthetic probability").map_err(m)?),
         };
         params.validate()?;
+        let release = Release {
+            epoch: r.u64("epoch").map_err(m)?,
+            min_providers: r.u16("min providers").map_err(m)?,
+        };
+        let bank_entries = r.u64("bank entries").map_err(m)?;
         let public = CompressedRistretto(r.array("public key").map_err(m)?)
             .decompress()
+            .filter(|p| *p != RistrettoPoint::identity())
             .ok_or(PdataError::Malformed(
-                "public key is not a ristretto255 point",
+                "public key is not a ristretto255 point other than the identity",
             ))?;
         let seed: [u8; 32] = r.array("seed").map_err(m)?;
         let mut sizes = Vec::with_capacity(usize::from(params.tables));
@@ -585,6 +657,8 @@ impl PdataIn {
         let positions = lsh::positions(&seed, params.tables, params.bits_per_table);
         let mut p = Pdata {
             params,
+            release,
+            bank_entries,
             public,
             seed,
             tables,

@@ -37,18 +37,19 @@ use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::{
-    COMMIT, INFO_ADCT, NONCE, TAG, adct_key, open_committed, open_once, open_random_nonce, slot_key,
+    COMMIT, INFO_ADCT, NONCE, TAG, adct_key, commitment_matches, open_committed, open_random_nonce,
+    slot_pad, wide_decoding,
 };
 use crate::gf;
 use crate::pdata::{Candidate, Pdata, ServerKeys, ServerTable};
-use crate::voucher::{SHARE_PT, Voucher, payload_aad, slot_aad};
+use crate::voucher::{PAIR_CT, Voucher, payload_aad};
 use crate::wire::Reader;
 use crate::{Params, Rejection};
 
 /// Most distinct opened vouchers one account state holds.
 pub const MAX_ENTRIES: usize = 100_000;
 const STATE_MAGIC: &[u8; 4] = b"BWPS";
-const STATE_VERSION: u16 = 1;
+const STATE_VERSION: u16 = 2;
 const MAX_ADCT: usize = 16384 + 64;
 
 /// One opened, distinct voucher as stored.
@@ -67,6 +68,8 @@ struct Entry {
 /// [`AccountState::to_bytes`]; nothing in it is readable below the threshold.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct AccountState {
+    /// The epoch of the stored entries (set by the first stored entry).
+    epoch: Option<u64>,
     entries: Vec<Entry>,
 }
 
@@ -123,20 +126,129 @@ fn lagrange_at_zero(points: &[(Scalar, Scalar)]) -> Scalar {
     lagrange(points, Scalar::ZERO)
 }
 
-/// How many of a voucher's pairs open under α: exactly what the server learns
-/// from one voucher before the threshold (for tests and audits; `ingest`
-/// computes the same).
-pub fn opened_pairs(keys: &ServerKeys, pdata: &Pdata, v: &Voucher) -> usize {
+/// The candidate shares of one voucher under α: for each pair, its x and the
+/// y its pad leaves (uniformly random unless the pair matched).
+fn candidate_shares(keys: &ServerKeys, v: &Voucher) -> Result<Vec<(u16, Scalar)>, Rejection> {
+    v.pairs
+        .iter()
+        .map(|p| {
+            let qc = CompressedRistretto(p.q);
+            let qp = qc
+                .decompress()
+                .ok_or(Rejection::Malformed("Q is not a ristretto255 point"))?;
+            let pad = slot_pad(&(keys.alpha() * qp), &qc);
+            let mut w = Zeroizing::new([0u8; PAIR_CT]);
+            for (o, (c, k)) in w.iter_mut().zip(p.ct.iter().zip(pad.iter())) {
+                *o = c ^ k;
+            }
+            Ok((p.x, wide_decoding(&w)))
+        })
+        .collect()
+}
+
+/// The voucher key, if some m tables (each at either slot) rebuild a key
+/// whose commitment is the payload's. Every m-subset of the distinct x and
+/// every slot choice is tried — C(L, m)·2ᵐ candidates, no early exit — and the
+/// payload's key commitment is the only test: a pair alone never tells
+/// whether it matched, so 0 and 1..m−1 agreeing tables look the same.
+/// Returns the key and the m shares that rebuilt it.
+type Found = (Zeroizing<[u8; 32]>, Vec<(Scalar, Scalar)>);
+
+fn find_key(shares: &[(u16, Scalar)], m: usize, payload: &[u8]) -> Option<Found> {
+    let mut xs: Vec<u16> = shares.iter().map(|s| s.0).collect();
+    xs.sort_unstable();
+    xs.dedup();
+    let groups: Vec<Vec<Scalar>> = xs
+        .iter()
+        .map(|x| shares.iter().filter(|s| s.0 == *x).map(|s| s.1).collect())
+        .collect();
+    if m == 0 || m > xs.len() {
+        return None;
+    }
+    let mut found: Option<Found> = None;
+    let mut subset: Vec<usize> = (0..m).collect();
+    loop {
+        // Lagrange coefficients at 0 for this subset's x.
+        let pts: Vec<Scalar> = subset.iter().map(|&i| Scalar::from(xs[i])).collect();
+        let mut dens: Vec<Scalar> = pts
+            .iter()
+            .enumerate()
+            .map(|(i, xi)| {
+                pts.iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .fold(Scalar::ONE, |acc, (_, xj)| acc * (xj - xi))
+            })
+            .collect();
+        Scalar::batch_invert(&mut dens);
+        let lambdas: Vec<Scalar> = pts
+            .iter()
+            .enumerate()
+            .map(|(i, _)| {
+                pts.iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .fold(dens[i], |acc, (_, xj)| acc * xj)
+            })
+            .collect();
+        // Every slot choice: choice bit k picks the pair of subset[k].
+        let choices: usize = subset.iter().map(|&i| groups[i].len()).product();
+        for c in 0..choices {
+            let mut rest = c;
+            let mut r = Scalar::ZERO;
+            let mut used = Vec::with_capacity(m);
+            for (k, &i) in subset.iter().enumerate() {
+                let n = groups[i].len();
+                let y = groups[i][rest % n];
+                r += lambdas[k] * y;
+                used.push((pts[k], y));
+                rest /= n;
+            }
+            let rk = Zeroizing::new(r.to_bytes());
+            r.zeroize();
+            if commitment_matches(&rk, payload) && found.is_none() {
+                found = Some((rk, used));
+            }
+        }
+        // Next m-subset in lexicographic order.
+        let n = xs.len();
+        let mut k = m;
+        while k > 0 && subset[k - 1] == n - m + k - 1 {
+            k -= 1;
+        }
+        if k == 0 {
+            return found;
+        }
+        subset[k - 1] += 1;
+        for j in k..m {
+            subset[j] = subset[j - 1] + 1;
+        }
+    }
+}
+
+/// What a server holding α can learn from one voucher on its own, at most:
+/// 0 if the voucher does not open (whether no table or 1..m−1 tables agree),
+/// else the number of tables whose share lies on the rebuilt key polynomial
+/// (m..L). For tests and audits; [`AccountState::ingest`] learns only whether
+/// it opens.
+pub fn agreeing_tables(keys: &ServerKeys, pdata: &Pdata, v: &Voucher) -> usize {
     if !v.root.ct_eq(&pdata.root()) {
         return 0;
     }
-    v.pairs
-        .iter()
-        .filter(|(q, ct)| {
-            let qc = CompressedRistretto(*q);
-            qc.decompress().is_some_and(|qp| {
-                open_once(&slot_key(&(keys.alpha() * qp), &qc), slot_aad(), ct).is_some()
-            })
+    let Ok(shares) = candidate_shares(keys, v) else {
+        return 0;
+    };
+    let m = usize::from(pdata.params().min_tables);
+    let Some((_, basis)) = find_key(&shares, m, &v.payload) else {
+        return 0;
+    };
+    let mut xs: Vec<u16> = shares.iter().map(|s| s.0).collect();
+    xs.sort_unstable();
+    xs.dedup();
+    xs.iter()
+        .filter(|x| {
+            let at = lagrange(&basis, Scalar::from(**x));
+            shares.iter().any(|s| s.0 == **x && s.1 == at)
         })
         .count()
 }
@@ -147,15 +259,33 @@ impl AccountState {
         AccountState::default()
     }
 
-    /// Processes one voucher. For each pair, computes α·Q, derives the slot
-    /// key and tries to decrypt; if any pair opens, decrypts the payload and
-    /// stores its share, detection vector and adct — once per distinct share
-    /// (an exact duplicate image changes nothing).
+    /// An empty state for one epoch: it refuses vouchers made for another.
+    pub fn for_epoch(epoch: u64) -> AccountState {
+        AccountState {
+            epoch: Some(epoch),
+            entries: Vec::new(),
+        }
+    }
+
+    /// The epoch of this state, once known.
+    pub fn epoch(&self) -> Option<u64> {
+        self.epoch
+    }
+
+    /// Processes one voucher. For each pair, computes α·Q and removes the
+    /// pair's pad, giving a candidate share; tries every m tables × slot
+    /// choice against the payload's key commitment; if one matches, decrypts
+    /// the payload and stores its share, detection vector and adct — once per
+    /// distinct share (an exact duplicate image changes nothing).
     ///
-    /// Returns `Ok(())` whether or not a pair opened (the result carries no
-    /// hint of a match). A rejected voucher leaves the state unchanged.
+    /// Returns `Ok(())` whether or not the voucher opened (the result carries
+    /// no hint of a match). A rejected voucher leaves the state unchanged.
+    /// Vouchers of another epoch than the state's are refused
+    /// (`WrongEpoch`), as are new entries beyond
+    /// [`Params::max_entries_per_epoch`] (`LimitExceeded`).
     ///
-    /// Cost: 2·L scalar multiplications by α (constant-time) and AES-GCM trials.
+    /// Cost: 2·L constant-time scalar multiplications by α, 2·L HKDF pads,
+    /// and C(L, m)·2ᵐ candidate keys (one HKDF each; 60 at the default).
     pub fn ingest(
         &mut self,
         keys: &ServerKeys,
@@ -165,6 +295,10 @@ impl AccountState {
         let params = pdata.params();
         if !v.root.ct_eq(&pdata.root()) {
             return Err(Rejection::WrongPdata);
+        }
+        let epoch = pdata.release().epoch;
+        if self.epoch.is_some_and(|e| e != epoch) {
+            return Err(Rejection::WrongEpoch);
         }
         if v.pairs.len() != 2 * usize::from(params.tables) {
             return Err(Rejection::Malformed("pair count differs from the pdata's"));
@@ -178,51 +312,11 @@ impl AccountState {
         if self.entries.iter().any(|e| e.digest == digest) {
             return Err(Rejection::Replayed);
         }
-        // Opened pairs carry shares (x, y) of the voucher key; a table's two
-        // slots carry the same share, so shares are collected by x.
-        let mut shares: Vec<(u16, Scalar)> = Vec::new();
-        for (q, ct) in &v.pairs {
-            let qc = CompressedRistretto(*q);
-            let qp = qc
-                .decompress()
-                .ok_or(Rejection::Malformed("Q is not a ristretto255 point"))?;
-            let s = keys.alpha() * qp;
-            let k = slot_key(&s, &qc);
-            if let Some(pt) = open_once(&k, slot_aad(), ct) {
-                let pt = Zeroizing::new(pt);
-                if pt.len() != SHARE_PT {
-                    return Err(Rejection::Forged);
-                }
-                let x = u16::from_be_bytes([pt[0], pt[1]]);
-                let mut yb = [0u8; 32];
-                yb.copy_from_slice(&pt[2..]);
-                let y: Option<Scalar> = Scalar::from_canonical_bytes(yb).into();
-                let Some(y) = y.filter(|_| x != 0) else {
-                    return Err(Rejection::Forged);
-                };
-                match shares.iter().find(|(sx, _)| *sx == x) {
-                    None => shares.push((x, y)),
-                    Some((_, sy)) if *sy == y => {}
-                    Some(_) => return Err(Rejection::Inconsistent),
-                }
-            }
-        }
-        // Fewer than m agreeing tables: the voucher does not open.
+        let shares = candidate_shares(keys, v)?;
         let m = usize::from(params.min_tables);
-        if shares.len() < m {
+        let Some((rk, _)) = find_key(&shares, m, &v.payload) else {
             return Ok(());
-        }
-        let points: Vec<(Scalar, Scalar)> =
-            shares.iter().map(|(x, y)| (Scalar::from(*x), *y)).collect();
-        let base = &points[..m];
-        for &(x, y) in &points[m..] {
-            if lagrange(base, x) != y {
-                return Err(Rejection::Inconsistent);
-            }
-        }
-        let mut r = lagrange_at_zero(base);
-        let rk = Zeroizing::new(r.to_bytes());
-        r.zeroize();
+        };
         let plain = Zeroizing::new(
             open_committed(&rk, &payload_aad(&v.root), &v.payload).ok_or(Rejection::Forged)?,
         );
@@ -254,10 +348,11 @@ impl AccountState {
         }
         match self.entries.binary_search_by(|e| e.x.cmp(&x)) {
             Ok(_) => Ok(()), // the same share again: nothing new
-            Err(_) if self.entries.len() >= MAX_ENTRIES => {
-                Err(Rejection::LimitExceeded(MAX_ENTRIES))
-            }
+            Err(_) if self.entries.len() >= params.max_entries_per_epoch().min(MAX_ENTRIES) => Err(
+                Rejection::LimitExceeded(params.max_entries_per_epoch().min(MAX_ENTRIES)),
+            ),
             Err(at) => {
+                self.epoch = Some(epoch);
                 self.entries.insert(
                     at,
                     Entry {
@@ -287,7 +382,10 @@ impl AccountState {
         let params = pdata.params();
         let t = usize::from(params.threshold);
         let dim = params.detection_dim();
-        if self.entries.len() < t + 1 || self.entries.iter().any(|e| e.z.len() != dim) {
+        if self.entries.len() < t + 1
+            || self.entries.iter().any(|e| e.z.len() != dim)
+            || self.epoch.is_some_and(|e| e != pdata.release().epoch)
+        {
             return None;
         }
         let cols: Vec<Vec<u64>> = self.entries.iter().map(|e| e.z.clone()).collect();
@@ -361,12 +459,15 @@ impl AccountState {
         self.entries.is_empty()
     }
 
-    /// `"BWPS" | u16 version | u32 count | count × (digest | x | y | u16 D |
-    /// D × u64 | u32 adct length | adct)`, entries sorted by x.
+    /// `"BWPS" | u16 version (2) | u8 has epoch | u64 epoch | u32 count |
+    /// count × (digest | x | y | u16 D | D × u64 | u32 adct length | adct)`,
+    /// entries sorted by x.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut v = Vec::new();
         v.extend_from_slice(STATE_MAGIC);
         v.extend_from_slice(&STATE_VERSION.to_be_bytes());
+        v.push(u8::from(self.epoch.is_some()));
+        v.extend_from_slice(&self.epoch.unwrap_or(0).to_be_bytes());
         v.extend_from_slice(&(self.entries.len() as u32).to_be_bytes());
         for e in &self.entries {
             v.extend_from_slice(&e.digest);
@@ -395,6 +496,11 @@ impl AccountState {
         if r.u16("version").map_err(m)? != STATE_VERSION {
             return Err(StateError::Malformed("unsupported account state version"));
         }
+        let epoch = match (r.u8("epoch flag").map_err(m)?, r.u64("epoch").map_err(m)?) {
+            (0, 0) => None,
+            (1, e) => Some(e),
+            _ => return Err(StateError::Malformed("epoch flag is not 0 or 1")),
+        };
         let n = r.u32("count").map_err(m)? as usize;
         if n > MAX_ENTRIES || n.saturating_mul(100) > r.remaining() {
             return Err(StateError::Malformed(
@@ -431,7 +537,7 @@ impl AccountState {
             });
         }
         r.finish().map_err(m)?;
-        Ok(AccountState { entries })
+        Ok(AccountState { epoch, entries })
     }
 }
 

@@ -1,31 +1,50 @@
 //! The safety voucher and its wire format.
 //!
 //! ```text
-//! "BWPV" | u16 version | [32] pdata root | u16 pairs
-//!        | pairs × ([32] Q | [50] slot ciphertext = AES-256-GCM(share of rkey: u16 x ‖ [32] y))
+//! "BWPV" | u16 version (2) | [32] pdata root | u16 pairs
+//!        | pairs × (u16 x | [32] Q | [64] y' ⊕ HKDF(S, "slot" ‖ Q))
 //!        | u32 payload length | payload = [32] commitment ‖ AES-256-GCM(x ‖ y ‖ z ‖ adct)
 //! ```
 //!
+//! A table's two pairs (its two cuckoo slots) carry the same share x of the
+//! voucher key in the clear (random, distinct, nonzero: it does not say which
+//! table) and its y, encoded as a uniformly random 64-byte string y' that
+//! reduces to y mod ℓ, under a one-time pad from the slot key. Nothing
+//! authenticates a pair: a pair that does not match "decrypts" to uniformly
+//! random bytes, exactly like one that does, so the server learns nothing
+//! from a pair alone; only the payload's key commitment tells it which m
+//! shares rebuild the key (see `crate::server`).
+//!
+//! Parsing checks everything that can be checked without α: the sizes, that
+//! every x is nonzero and appears exactly twice, that every Q is a canonical
+//! ristretto255 encoding.
+//!
 //! Every voucher made against one pdata has the same length, real or
 //! synthetic, matching or not.
+
+use curve25519_dalek::ristretto::CompressedRistretto;
 
 use crate::Rejection;
 use crate::pdata::Root;
 use crate::wire::Reader;
 
-/// The voucher format version.
-pub const VOUCHER_VERSION: u16 = 1;
+/// The voucher format version (2: unauthenticated pairs, share x in the clear).
+pub const VOUCHER_VERSION: u16 = 2;
 /// Largest voucher accepted (bytes).
 pub const MAX_VOUCHER_BYTES: usize = 64 * 1024;
 const MAGIC: &[u8; 4] = b"BWPV";
-/// What a slot carries: a share of the voucher key, `x (2) ‖ y (32)`.
-pub(crate) const SHARE_PT: usize = 34;
-/// Slot ciphertext: the share + 16-byte tag.
-pub(crate) const PAIR_CT: usize = SHARE_PT + 16;
-const SLOT_AAD: &[u8] = b"bulwark-psi-slot-v1";
+/// What a slot carries: the y of a share of the voucher key, as 64 bytes.
+pub(crate) const PAIR_CT: usize = 64;
+/// Bytes of one pair on the wire.
+const PAIR_BYTES: usize = 2 + 32 + PAIR_CT;
 
-pub(crate) fn slot_aad() -> &'static [u8] {
-    SLOT_AAD
+/// One pair: the share's x (the same for a table's two pairs), Q, and the
+/// padded y.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Pair {
+    pub(crate) x: u16,
+    pub(crate) q: [u8; 32],
+    pub(crate) ct: [u8; PAIR_CT],
 }
 
 pub(crate) fn payload_aad(root: &Root) -> Vec<u8> {
@@ -38,7 +57,7 @@ pub(crate) fn payload_aad(root: &Root) -> Vec<u8> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Voucher {
     pub(crate) root: Root,
-    pub(crate) pairs: Vec<([u8; 32], [u8; PAIR_CT])>,
+    pub(crate) pairs: Vec<Pair>,
     pub(crate) payload: Vec<u8>,
 }
 
@@ -65,9 +84,10 @@ impl Voucher {
         v.extend_from_slice(&VOUCHER_VERSION.to_be_bytes());
         v.extend_from_slice(&self.root.0);
         v.extend_from_slice(&(self.pairs.len() as u16).to_be_bytes());
-        for (q, ct) in &self.pairs {
-            v.extend_from_slice(q);
-            v.extend_from_slice(ct);
+        for p in &self.pairs {
+            v.extend_from_slice(&p.x.to_be_bytes());
+            v.extend_from_slice(&p.q);
+            v.extend_from_slice(&p.ct);
         }
         v.extend_from_slice(&(self.payload.len() as u32).to_be_bytes());
         v.extend_from_slice(&self.payload);
@@ -76,7 +96,7 @@ impl Voucher {
 
     /// The size of [`Voucher::to_bytes`].
     pub fn byte_len(&self) -> usize {
-        4 + 2 + 32 + 2 + self.pairs.len() * (32 + PAIR_CT) + 4 + self.payload.len()
+        4 + 2 + 32 + 2 + self.pairs.len() * PAIR_BYTES + 4 + self.payload.len()
     }
 
     /// Parses untrusted bytes (at most [`MAX_VOUCHER_BYTES`]). Never panics.
@@ -95,14 +115,33 @@ impl Voucher {
         }
         let root = Root(r.array("root").map_err(m)?);
         let n = usize::from(r.u16("pairs").map_err(m)?);
-        if n.saturating_mul(32 + PAIR_CT) > r.remaining() {
+        if n.saturating_mul(PAIR_BYTES) > r.remaining() {
             return Err(Rejection::Malformed("pair count exceeds the data"));
+        }
+        if n == 0 || n % 2 != 0 {
+            return Err(Rejection::Malformed(
+                "pair count is not a positive even number",
+            ));
         }
         let mut pairs = Vec::with_capacity(n);
         for _ in 0..n {
+            let x = r.u16("x").map_err(m)?;
             let q = r.array::<32>("Q").map_err(m)?;
             let ct = r.array::<PAIR_CT>("slot ciphertext").map_err(m)?;
-            pairs.push((q, ct));
+            if x == 0 {
+                return Err(Rejection::Malformed("a share x is zero"));
+            }
+            if CompressedRistretto(q).decompress().is_none() {
+                return Err(Rejection::Malformed("Q is not a ristretto255 point"));
+            }
+            pairs.push(Pair { x, q, ct });
+        }
+        let mut xs: Vec<u16> = pairs.iter().map(|p| p.x).collect();
+        xs.sort_unstable();
+        if xs.chunks(2).any(|c| c[0] != c[1]) || xs.windows(3).any(|w| w[0] == w[2]) {
+            return Err(Rejection::Malformed(
+                "every share x must appear exactly twice",
+            ));
         }
         let len = r.u32("payload length").map_err(m)? as usize;
         let payload = r.bytes(len, "payload").map_err(m)?.to_vec();

@@ -1,14 +1,24 @@
-//! Storage-stability known answers: a pdata, a voucher and an account state
-//! written by format version 1 are committed in tests/data/; they must keep
-//! loading, and the same seeded inputs must keep producing the same bytes (a
-//! change here is a wire-format change: bump the version and keep reading the
-//! old one). Regenerate with `BULWARK_REGENERATE_KATS=1 cargo test -p bulwark-psi
-//! --test format_stability` only for a deliberate format change.
+//! Storage-stability known answers: a pdata, a signed root, a voucher and an
+//! account state written by the current formats (pdata 2, voucher 2, state 2,
+//! signed root 1) are committed in tests/data/; they must keep loading, and the
+//! same seeded inputs must keep producing the same bytes (a change here is a
+//! wire-format change: bump the version). Regenerate with
+//! `BULWARK_REGENERATE_KATS=1 cargo test -p bulwark-psi --test format_stability`
+//! only for a deliberate format change.
+//!
+//! Version 1 pdata, vouchers and states (`v1_*`) are refused with a clear
+//! error, not misread: version 2 changed what the header promises (epoch,
+//! provider quorum, bank size) and how a voucher opens (issue 12), so a
+//! version 1 file cannot be used safely; the service rebuilds its pdata and
+//! starts new account states.
 
 use std::path::PathBuf;
 
 use bulwark_pdq::PdqHash;
-use bulwark_psi::{AccountState, DeviceAccount, Params, Pdata, Root, ServerKeys, Voucher};
+use bulwark_psi::{
+    AccountState, DeviceAccount, Params, Pdata, PdataError, PdataIn, ProviderKey, Release, Root,
+    ServerKeys, SignedRoot, Voucher,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -18,8 +28,8 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Server key, pdata, root, account, voucher, state.
-type Generated = (Vec<u8>, Vec<u8>, Root, Vec<u8>, Vec<u8>, Vec<u8>);
+/// Server key, pdata, root, account, voucher, state, signed root.
+type Generated = (Vec<u8>, Vec<u8>, Root, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
 
 fn generate() -> Generated {
     let mut rng = ChaCha8Rng::seed_from_u64(20261123);
@@ -38,13 +48,22 @@ fn generate() -> Generated {
         (7u64, PdqHash::from_bytes([0x11; 32])),
         (8u64, PdqHash::from_bytes([0x22; 32])),
     ];
-    let (pdata, _) = Pdata::build(&keys, &params, &bank, &mut rng).expect("builds");
+    let release = Release {
+        epoch: 7,
+        min_providers: 2,
+    };
+    let (pdata, _) =
+        Pdata::build_release(&keys, &params, release, &bank, &mut rng).expect("builds");
     let account = DeviceAccount::generate(&mut rng);
     let v = account
         .voucher(&pdata, &bank[0].1, b"benign grey", &mut rng)
         .expect("voucher");
     let mut state = AccountState::new();
     state.ingest(&keys, &pdata, &v).expect("ingests");
+    let mut signed = SignedRoot::new(&pdata);
+    for _ in 0..2 {
+        signed.add(ProviderKey::generate(&mut rng).sign(&pdata));
+    }
     (
         keys.to_bytes().to_vec(),
         pdata.to_bytes(),
@@ -52,13 +71,15 @@ fn generate() -> Generated {
         account.to_bytes().to_vec(),
         v.to_bytes(),
         state.to_bytes(),
+        signed.to_bytes(),
     )
 }
 
 #[test]
-fn version_1_files_still_load_and_inputs_give_the_same_bytes() {
-    let (keys, pdata, root, account, voucher, state) = generate();
+fn current_files_still_load_and_inputs_give_the_same_bytes() {
+    let (keys, pdata, root, account, voucher, state, signed) = generate();
     let files = [
+        ("kat_signed_root.bin", &signed),
         ("kat_server_key.bin", &keys),
         ("kat_pdata.bin", &pdata),
         ("kat_account.bin", &account),
@@ -93,4 +114,32 @@ fn version_1_files_still_load_and_inputs_give_the_same_bytes() {
         assert_eq!(&read(name), bytes, "{name} drifted");
     }
     assert_eq!(root, stored_root);
+    let sr = SignedRoot::from_bytes(&read("kat_signed_root.bin")).expect("signed root parses");
+    assert_eq!(sr.root, stored_root);
+    assert_eq!(sr.header_digest, p.header_digest());
+    assert_eq!(
+        sr.valid_signers(&sr.signatures.iter().map(|s| s.key).collect::<Vec<_>>())
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn version_1_files_are_refused_with_a_clear_error() {
+    let read = |n: &str| std::fs::read(data(n)).expect("committed v1 file");
+    assert_eq!(
+        PdataIn::from_bytes(&read("v1_kat_pdata.bin")).map(|_| ()),
+        Err(PdataError::UnsupportedVersion(1))
+    );
+    assert!(format!("{}", PdataError::UnsupportedVersion(1)).contains("reads version 2"));
+    assert!(matches!(
+        Voucher::from_bytes(&read("v1_kat_voucher.bin")),
+        Err(bulwark_psi::Rejection::Malformed(
+            "unsupported voucher version"
+        ))
+    ));
+    assert!(AccountState::from_bytes(&read("v1_kat_state.bin")).is_err());
+    // Keys and accounts kept their format.
+    ServerKeys::from_bytes(&read("v1_kat_server_key.bin")).expect("v1 key loads");
+    DeviceAccount::from_bytes(&read("v1_kat_account.bin")).expect("v1 account loads");
 }
