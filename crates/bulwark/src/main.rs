@@ -49,6 +49,9 @@ enum Command {
     /// Published matching tables (pdata): verify against a root, fetch from a service.
     #[command(subcommand)]
     Pdata(cmd::device::PdataCommand),
+    /// List providers: a signing key, and signing a pdata release.
+    #[command(subcommand)]
+    Providers(cmd::device::ProvidersCommand),
     /// Benchmarks against the named references.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Keys(c) => cmd::keys::run(c),
         Command::Device(c) => cmd::device::run(c),
         Command::Pdata(c) => cmd::device::run_pdata(c),
+        Command::Providers(c) => cmd::device::run_providers(c),
         Command::Bench(c) => cmd::bench::run(c),
     };
     match result {

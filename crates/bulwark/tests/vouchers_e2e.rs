@@ -149,8 +149,55 @@ fn vouchers_flag_an_account_only_above_the_threshold() {
         br#"{"profile":"compact","threshold":3}"#,
     );
     assert_eq!(s, 201, "{b}");
+    let release: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let release = release["release"].as_i64().unwrap().to_string();
+    // Two list providers make keys, are enrolled by the admin, and sign the release.
+    let mut provider_keys = Vec::new();
+    for name in ["org_a", "org_b"] {
+        let file = dir.path().join(format!("{name}.provider"));
+        let out = bin()
+            .args(["providers", "keygen", "--out"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let body = format!(r#"{{"name":"{name}","public_key":"{public}"}}"#);
+        let (s, j) = http(
+            port,
+            "POST",
+            "/v1/providers",
+            &admin,
+            "application/json",
+            body.as_bytes(),
+        );
+        assert_eq!(s, 201, "{j}");
+        let signed = bin()
+            .args([
+                "providers",
+                "sign",
+                "--server",
+                &format!("http://127.0.0.1:{port}"),
+                "--release",
+                &release,
+                "--key",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            signed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&signed.stderr)
+        );
+        provider_keys.push(public);
+    }
+    let pins: Vec<&str> = provider_keys
+        .iter()
+        .flat_map(|k| ["--provider", k.as_str()])
+        .collect();
 
-    // The device fetches the pdata, checks it against the published root.
+    // The device fetches the pdata and its signed root, checks the log.
     let pdata = dir.path().join("pdata.bin");
     let out = bin()
         .args([
@@ -174,11 +221,11 @@ fn vouchers_flag_an_account_only_above_the_threshold() {
         b"",
     );
     assert!(rj.contains(&root));
-    let verify = |root: &str, extra: &[&str]| {
+    let verify = |pins: &[&str], extra: &[&str]| {
         bin()
             .args(["pdata", "verify"])
             .arg(&pdata)
-            .args(["--root", root])
+            .args(pins)
             .args(extra)
             .stderr(Stdio::null())
             .stdout(Stdio::null())
@@ -187,16 +234,21 @@ fn vouchers_flag_an_account_only_above_the_threshold() {
             .code()
     };
     assert_eq!(
-        verify(&root, &[]),
+        verify(&pins, &[]),
         Some(1),
         "the default policy refuses t = 3"
     );
-    assert_eq!(verify(&root, &["--allow-threshold", "3"]), Some(0));
+    assert_eq!(verify(&pins, &["--allow-threshold", "3"]), Some(0));
+    assert_eq!(
+        verify(&pins[..2], &["--allow-threshold", "3"]),
+        Some(1),
+        "one pinned provider is not enough"
+    );
     let mut wrong = root.clone().into_bytes();
     wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
     let wrong = String::from_utf8(wrong).unwrap();
     assert_eq!(
-        verify(&wrong, &["--allow-threshold", "3"]),
+        verify(&["--root", &wrong], &["--allow-threshold", "3"]),
         Some(1),
         "a wrong root is refused"
     );
@@ -211,7 +263,9 @@ fn vouchers_flag_an_account_only_above_the_threshold() {
             .success()
     );
     let refused = bin()
-        .args(["device", "voucher", "--root", &root, "--pdata"])
+        .args(["device", "voucher"])
+        .args(&pins)
+        .arg("--pdata")
         .arg(&pdata)
         .arg("--account")
         .arg(&acct)
@@ -223,15 +277,9 @@ fn vouchers_flag_an_account_only_above_the_threshold() {
 
     let voucher = |files: &[PathBuf]| -> Vec<u8> {
         let out = bin()
-            .args([
-                "device",
-                "voucher",
-                "--allow-threshold",
-                "3",
-                "--root",
-                &root,
-                "--pdata",
-            ])
+            .args(["device", "voucher", "--allow-threshold", "3"])
+            .args(&pins)
+            .arg("--pdata")
             .arg(&pdata)
             .arg("--account")
             .arg(&acct)
@@ -242,6 +290,10 @@ fn vouchers_flag_an_account_only_above_the_threshold() {
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("\"pdq\""),
+            "no plaintext PDQ hash is written next to vouchers by default"
         );
         out.stdout
     };

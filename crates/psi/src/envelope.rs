@@ -33,8 +33,8 @@ pub fn check_shape(v: &Voucher, pdata: &Pdata) -> Result<(), Rejection> {
             "payload length differs from the pdata's",
         ));
     }
-    for (q, _) in &v.pairs {
-        match CompressedRistretto(*q).decompress() {
+    for pair in &v.pairs {
+        match CompressedRistretto(pair.q).decompress() {
             Some(p) if !p.is_identity() => {}
             _ => {
                 return Err(Rejection::Malformed(

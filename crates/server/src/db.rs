@@ -116,7 +116,8 @@ CREATE INDEX psi_opened_account ON psi_opened (account);
 /// Trust: device keys and enrolled devices, report reporters and
 /// de-duplication, the full stamped context of reported messages, vouchers
 /// queued for the opening worker, per-epoch account states, sticky flags,
-/// per-bank quality floors.
+/// per-bank quality floors, enrolled providers, their signatures on
+/// releases and the public log of signed roots.
 const SCHEMA_V4: &str = "
 ALTER TABLE api_keys ADD COLUMN account TEXT;
 ALTER TABLE api_keys ADD COLUMN device TEXT;
@@ -141,6 +142,16 @@ ALTER TABLE psi_accounts ADD COLUMN cleared_at BIGINT;
 ALTER TABLE psi_accounts ADD COLUMN cleared_by TEXT;
 ALTER TABLE psi_opened ADD COLUMN release_id BIGINT;
 ALTER TABLE banks ADD COLUMN min_quality BIGINT NOT NULL DEFAULT 50;
+CREATE TABLE providers (name TEXT PRIMARY KEY, public_key TEXT NOT NULL UNIQUE, enrolled_at BIGINT NOT NULL,
+  enrolled_by TEXT NOT NULL, revoked_at BIGINT);
+ALTER TABLE pdata_releases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE pdata_releases ADD COLUMN min_providers BIGINT NOT NULL DEFAULT 2;
+ALTER TABLE pdata_releases ADD COLUMN published_at BIGINT;
+ALTER TABLE pdata_releases ADD COLUMN signed_root {blob};
+ALTER TABLE pdata_releases ADD COLUMN log_index BIGINT;
+CREATE TABLE pdata_signatures (release_id BIGINT NOT NULL REFERENCES pdata_releases(id) ON DELETE CASCADE,
+  public_key TEXT NOT NULL, signature TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (release_id, public_key));
+CREATE TABLE pdata_log (idx BIGINT PRIMARY KEY, release_id BIGINT NOT NULL, leaf {blob} NOT NULL, at BIGINT NOT NULL);
 ";
 
 /// The migrations, in order; each runs once, in a transaction.

@@ -1688,6 +1688,47 @@ mod vouchers {
         r
     }
 
+    /// Every enrolled provider in `keys` signs release `id`; returns the last answer.
+    async fn sign_release(app: &TestApp, id: i64, keys: &[&bulwark_psi::ProviderKey]) -> Value {
+        let (s, _) = app
+            .call(Method::GET, &format!("/v1/pdata/releases/{id}"), None, None)
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let req = axum::http::Request::builder()
+            .uri(format!("/v1/pdata/releases/{id}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = tower::ServiceExt::oneshot(app.router.clone(), req)
+            .await
+            .unwrap();
+        let root: Root = resp.headers()["x-bulwark-pdata-root"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let pdata = Pdata::from_bytes(&bytes, &root).unwrap();
+        let mut last = Value::Null;
+        for k in keys {
+            let sig = k.sign(&pdata);
+            let (s, j) = app
+                .call(
+                    Method::POST,
+                    &format!("/v1/pdata/releases/{id}/signatures"),
+                    None,
+                    Some(json!({"public_key": sig.key.to_string(),
+                        "signature": hex::encode(sig.signature)})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{j}");
+            last = j;
+        }
+        last
+    }
+
     pub(super) async fn vouchers_open_only_above_the_threshold(app: &TestApp) {
         // Two providers agree on hashes 1..=6; hash 7 comes from one provider only (twice).
         for (name, provider) in [("ncmec", "org-a"), ("iwf", "org-b"), ("ncmec2", "org-a")] {
@@ -1731,6 +1772,68 @@ mod vouchers {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         assert_eq!(b["entries"], 6, "only hashes two providers agree on");
+        let release = b["release"].as_i64().unwrap();
+        // No admin can lower the two-provider rule.
+        let (s, j) = app
+            .post(
+                "/v1/pdata/build",
+                json!({"profile": "compact", "min_providers": 1}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
+        // Not served until two enrolled providers signed it.
+        let (s, _) = app.call(Method::GET, "/v1/pdata", None, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let mut rng = rand::thread_rng();
+        let (pa, pb, stranger) = (
+            bulwark_psi::ProviderKey::generate(&mut rng),
+            bulwark_psi::ProviderKey::generate(&mut rng),
+            bulwark_psi::ProviderKey::generate(&mut rng),
+        );
+        for (name, k) in [("org-a", &pa), ("org-b", &pb)] {
+            let (s, j) = app
+                .post(
+                    "/v1/providers",
+                    json!({"name": name, "public_key": k.public().to_string()}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{j}");
+        }
+        let (s, j) = app
+            .call(
+                Method::POST,
+                &format!("/v1/pdata/releases/{release}/signatures"),
+                None,
+                Some(json!({"public_key": stranger.public().to_string(), "signature": "00".repeat(64)})),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "a key that is not an enrolled provider: {j}"
+        );
+        let (s, j) = app
+            .call(
+                Method::POST,
+                &format!("/v1/pdata/releases/{release}/signatures"),
+                None,
+                Some(json!({"public_key": pa.public().to_string(), "signature": "00".repeat(64)})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "a bad signature: {j}");
+        let one = sign_release(app, release, &[&pa]).await;
+        assert_eq!(
+            (one["published"].as_bool(), one["valid_signatures"].as_u64()),
+            (Some(false), Some(1))
+        );
+        // The same provider twice still counts once.
+        let again = sign_release(app, release, &[&pa]).await;
+        assert_eq!(again["published"], false);
+        let (s, _) = app.call(Method::GET, "/v1/pdata", None, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let two = sign_release(app, release, &[&pb]).await;
+        assert_eq!(two["published"], true, "{two}");
+        app.service.state.releases.clear_cache();
 
         // Public: the pdata and its root; the device refuses any other root.
         let (s, r) = app.call(Method::GET, "/v1/pdata/root", None, None).await;
@@ -1755,6 +1858,62 @@ mod vouchers {
         let mut wrong = root.0;
         wrong[0] ^= 1;
         assert!(Pdata::from_bytes(&bytes, &Root(wrong)).is_err());
+        // The device's checks: the signed root carries both pinned providers'
+        // signatures, and it is in the public log.
+        let req = axum::http::Request::builder()
+            .uri("/v1/pdata/signed")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = tower::ServiceExt::oneshot(app.router.clone(), req)
+            .await
+            .unwrap();
+        let index: u64 = resp.headers()["x-bulwark-log-index"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let signed = bulwark_psi::SignedRoot::from_bytes(
+            &http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes(),
+        )
+        .unwrap();
+        let policy = bulwark_psi::Policy::default()
+            .pin([pa.public(), pb.public()])
+            .allow_threshold(2);
+        assert!(Pdata::from_signed(&bytes, &signed, &policy).is_ok());
+        let one_pinned = bulwark_psi::Policy::default()
+            .pin([pa.public()])
+            .allow_threshold(2);
+        assert!(
+            Pdata::from_signed(&bytes, &signed, &one_pinned).is_err(),
+            "one pinned provider is not enough"
+        );
+        let (_, head) = app.call(Method::GET, "/v1/pdata/log", None, None).await;
+        let (_, proof) = app
+            .call(
+                Method::GET,
+                &format!(
+                    "/v1/pdata/log/inclusion?index={index}&size={}",
+                    head["size"]
+                ),
+                None,
+                None,
+            )
+            .await;
+        let h = |v: &Value| -> [u8; 32] {
+            hex::decode(v.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        };
+        let tree = bulwark_psi::log::TreeHead {
+            size: head["size"].as_u64().unwrap(),
+            root: h(&head["root"]),
+        };
+        let path: Vec<[u8; 32]> = proof["proof"].as_array().unwrap().iter().map(h).collect();
+        signed.check_logged(index, &tree, &path).unwrap();
 
         let dev = DeviceAccount::generate(&mut rand::thread_rng());
         // Three flipped bits that table 0 does not sample, so every copy opens there.
@@ -1903,14 +2062,32 @@ mod vouchers {
         let (_, audit) = app.get("/v1/audit").await;
         assert!(audit.to_string().contains("account.clear"), "{audit}");
         // A new release: vouchers made against the old pdata are refused as stale.
-        let (s, _) = app
+        let (s, b2) = app
             .post(
                 "/v1/pdata/build",
                 json!({"profile": "compact", "threshold": 2}),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED);
+        sign_release(app, b2["release"].as_i64().unwrap(), &[&pa, &pb]).await;
         app.service.state.releases.clear_cache();
+        // The log grew by one and the new head extends the old one.
+        let (_, head2) = app.call(Method::GET, "/v1/pdata/log", None, None).await;
+        assert_eq!(head2["size"], 2);
+        let (_, c) = app
+            .call(
+                Method::GET,
+                "/v1/pdata/log/consistency?old=1&new=2",
+                None,
+                None,
+            )
+            .await;
+        let new_head = bulwark_psi::log::TreeHead {
+            size: 2,
+            root: h(&head2["root"]),
+        };
+        let path: Vec<[u8; 32]> = c["proof"].as_array().unwrap().iter().map(h).collect();
+        new_head.check_extends(&tree, &path).unwrap();
         let d2 = super::reports::enrol(app, "acct-2", "phone").await;
         let (s, j) = send(app, &d2, &pdata, &dev, &real[0]).await;
         assert_eq!(s, StatusCode::CONFLICT, "{j}");

@@ -19,14 +19,23 @@ pub enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
-    /// Build safety vouchers for images: JSON lines {"image", "pdq", "voucher"} on stdout.
+    /// Build safety vouchers for images: JSON lines {"image", "voucher"} on stdout
+    /// (no plaintext hash, unless --with-hash).
     Voucher {
-        /// The pdata file (GET /v1/pdata).
+        /// The pdata file (`pdata fetch`; its signed root is read from FILE.signed).
         #[arg(long)]
         pdata: PathBuf,
-        /// The published root (64 hex digits); a pdata with another root is refused.
+        /// A pinned list provider's public key (64 hex); give at least two.
+        /// The pdata is refused unless two of them signed its root.
+        #[arg(long = "provider")]
+        providers: Vec<String>,
+        /// Instead of provider signatures: a root obtained out of band (tests only).
+        #[arg(long, conflicts_with = "providers")]
+        root: Option<String>,
+        /// Also print each image's PDQ hash next to its voucher (debugging only:
+        /// the hash is what vouchers exist to keep from the service).
         #[arg(long)]
-        root: String,
+        with_hash: bool,
         /// The account secret file (from `device keygen`).
         #[arg(long)]
         account: PathBuf,
@@ -110,18 +119,26 @@ impl DeviceIdentity {
 /// Pdata commands.
 #[derive(clap::Subcommand)]
 pub enum PdataCommand {
-    /// Check a pdata file against a published root (and the device policy); exit 1 if it does not match.
+    /// Check a pdata file: its signed root (FILE.signed) carries signatures of
+    /// at least two of the pinned providers, and its parameters are an allowed
+    /// profile; exit 1 if not.
     Verify {
         /// The pdata file.
         file: PathBuf,
-        /// The published root, 64 hex digits.
-        #[arg(long)]
-        root: String,
+        /// A pinned provider's public key (64 hex); give at least two.
+        #[arg(long = "provider")]
+        providers: Vec<String>,
+        /// Instead of provider signatures: a root obtained out of band (tests only).
+        #[arg(long, conflicts_with = "providers")]
+        root: Option<String>,
         /// Accept a threshold as low as this (default policy: 30); tests and demos only.
         #[arg(long)]
         allow_threshold: Option<u16>,
     },
-    /// Download the service's current pdata to FILE and print the root the service claims.
+    /// Download the service's current pdata to FILE and its signed root to
+    /// FILE.signed; check that the signed root is in the service's public log
+    /// and that the log extends the tree head remembered in FILE.loghead (then
+    /// remember the new one). Prints the root.
     Fetch {
         /// Service base URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -130,6 +147,202 @@ pub enum PdataCommand {
         #[arg(long, short)]
         out: PathBuf,
     },
+}
+
+/// List-provider commands (what a child-safety organisation runs).
+#[derive(clap::Subcommand)]
+pub enum ProvidersCommand {
+    /// Create a provider signing key in FILE (mode 0600); prints its public key.
+    Keygen {
+        /// Where to write it.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Fetch a release's pdata, show its parameters, sign its root and header.
+    Sign {
+        /// Service base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The provider key file (from `providers keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The release id (from `POST /v1/pdata/build`).
+        #[arg(long)]
+        release: i64,
+    },
+}
+
+/// The device policy from the command line.
+fn policy(
+    providers: &[String],
+    allow_threshold: Option<u16>,
+) -> anyhow::Result<bulwark_client::voucher::Policy> {
+    let mut pinned = Vec::new();
+    for p in providers {
+        pinned.push(
+            p.parse::<bulwark_psi::ProviderPublic>()
+                .map_err(|e| anyhow::anyhow!("--provider {p:?}: {e}"))?,
+        );
+    }
+    let mut policy = bulwark_client::voucher::Policy::default().pin(pinned);
+    if let Some(t) = allow_threshold {
+        policy = policy.allow_threshold(t);
+    }
+    Ok(policy)
+}
+
+fn signed_path(pdata: &Path) -> PathBuf {
+    let mut p = pdata.as_os_str().to_owned();
+    p.push(".signed");
+    PathBuf::from(p)
+}
+
+/// Reads and checks a pdata file: with providers, against FILE.signed; with a
+/// root, against that root.
+fn load(
+    pdata: &Path,
+    providers: &[String],
+    root: Option<&str>,
+    allow_threshold: Option<u16>,
+) -> anyhow::Result<(bulwark_client::voucher::Pdata, usize)> {
+    let bytes = std::fs::read(pdata).map_err(|e| anyhow::anyhow!("{}: {e}", pdata.display()))?;
+    let policy = policy(providers, allow_threshold)?;
+    let p = match root {
+        Some(r) => bulwark_client::voucher::load_pdata_with_policy(&bytes, r, &policy)?,
+        None => {
+            anyhow::ensure!(
+                providers.len() >= 2,
+                "give the public keys of at least two list providers (--provider HEX --provider HEX)"
+            );
+            let sp = signed_path(pdata);
+            let signed =
+                std::fs::read(&sp).map_err(|e| anyhow::anyhow!("{}: {e}", sp.display()))?;
+            let signed = bulwark_psi::SignedRoot::from_bytes(&signed)?;
+            bulwark_psi::Pdata::from_signed(&bytes, &signed, &policy)?
+        }
+    };
+    Ok((p, bytes.len()))
+}
+
+fn header_value(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+fn get_json(server: &str, path: &str) -> anyhow::Result<serde_json::Value> {
+    let (status, _, body) = http(server, "GET", path, None, b"")?;
+    anyhow::ensure!(
+        status == 200,
+        "GET {path}: HTTP {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    Ok(serde_json::from_slice(&body)?)
+}
+
+fn hashes(v: &serde_json::Value) -> anyhow::Result<Vec<[u8; 32]>> {
+    v.as_array()
+        .ok_or_else(|| anyhow::anyhow!("malformed proof"))?
+        .iter()
+        .map(|h| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h.as_str().unwrap_or_default(), &mut out)
+                .map_err(|_| anyhow::anyhow!("malformed proof hash"))?;
+            Ok(out)
+        })
+        .collect()
+}
+
+fn tree_head(v: &serde_json::Value) -> anyhow::Result<bulwark_psi::log::TreeHead> {
+    let mut root = [0u8; 32];
+    hex::decode_to_slice(v["root"].as_str().unwrap_or_default(), &mut root)
+        .map_err(|_| anyhow::anyhow!("malformed tree head"))?;
+    Ok(bulwark_psi::log::TreeHead {
+        size: v["size"]
+            .as_u64()
+            .ok_or_else(|| anyhow::anyhow!("malformed tree head"))?,
+        root,
+    })
+}
+
+pub fn run_providers(c: ProvidersCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        ProvidersCommand::Keygen { out } => {
+            let k = bulwark_psi::ProviderKey::generate(&mut rand::rngs::OsRng);
+            let hexed = zeroize::Zeroizing::new(hex::encode(k.to_bytes().as_slice()));
+            write_secret(&out, &hexed)?;
+            eprintln!(
+                "bulwark: provider key written to {}; its public key:",
+                out.display()
+            );
+            println!("{}", k.public());
+            Ok(ExitCode::SUCCESS)
+        }
+        ProvidersCommand::Sign {
+            server,
+            key,
+            release,
+        } => {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(&key)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?,
+            );
+            let raw = zeroize::Zeroizing::new(
+                hex::decode(text.trim()).map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?,
+            );
+            let k = bulwark_psi::ProviderKey::from_bytes(&raw)?;
+            let (status, head, body) = http(
+                &server,
+                "GET",
+                &format!("/v1/pdata/releases/{release}"),
+                None,
+                b"",
+            )?;
+            anyhow::ensure!(
+                status == 200,
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            let root = header_value(&head, "x-bulwark-pdata-root").unwrap_or_default();
+            let p = bulwark_client::voucher::load_pdata_with_policy(
+                &body,
+                &root,
+                &bulwark_client::voucher::Policy::default().allow_threshold(1),
+            )?;
+            let (pr, rel) = (p.params(), p.release());
+            eprintln!(
+                "bulwark: release {release}: root {root}, epoch {}, {} tables × {} bits, {} of them to open, threshold {}, radius {}, {} providers required",
+                rel.epoch,
+                pr.tables,
+                pr.bits_per_table,
+                pr.min_tables,
+                pr.threshold,
+                pr.radius,
+                rel.min_providers
+            );
+            let sig = k.sign(&p);
+            let req = serde_json::json!({"public_key": sig.key.to_string(),
+                "signature": hex::encode(sig.signature)})
+            .to_string();
+            let (status, _, resp) = http(
+                &server,
+                "POST",
+                &format!("/v1/pdata/releases/{release}/signatures"),
+                None,
+                req.as_bytes(),
+            )?;
+            anyhow::ensure!(
+                status == 200,
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&resp)
+            );
+            println!("{}", String::from_utf8_lossy(&resp));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -201,18 +414,14 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Voucher {
             pdata,
+            providers,
             root,
+            with_hash,
             account,
             allow_threshold,
             images,
         } => {
-            let bytes =
-                std::fs::read(&pdata).map_err(|e| anyhow::anyhow!("{}: {e}", pdata.display()))?;
-            let mut policy = bulwark_client::voucher::Policy::default();
-            if let Some(t) = allow_threshold {
-                policy.min_threshold = t;
-            }
-            let pdata = bulwark_client::voucher::load_pdata_with_policy(&bytes, &root, &policy)?;
+            let (pdata, _) = load(&pdata, &providers, root.as_deref(), allow_threshold)?;
             let secret = zeroize::Zeroizing::new(std::fs::read_to_string(&account)?);
             let secret = zeroize::Zeroizing::new(
                 hex::decode(secret.trim())
@@ -235,12 +444,14 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                         ))
                     });
                 match built {
-                    Ok((h, v)) => writeln!(
-                        out,
-                        "{}",
-                        serde_json::json!({"image": img.display().to_string(), "pdq": h.hash.to_string(),
-                            "voucher": base64::engine::general_purpose::STANDARD.encode(v.to_bytes())})
-                    )?,
+                    Ok((h, v)) => {
+                        let mut line = serde_json::json!({"image": img.display().to_string(),
+                            "voucher": base64::engine::general_purpose::STANDARD.encode(v.to_bytes())});
+                        if with_hash {
+                            line["pdq"] = serde_json::json!(h.hash.to_string());
+                        }
+                        writeln!(out, "{line}")?
+                    }
                     Err(e) => {
                         failed = true;
                         eprintln!("bulwark: {}: {e:#}", img.display());
@@ -350,34 +561,28 @@ pub fn run_pdata(c: PdataCommand) -> anyhow::Result<ExitCode> {
     match c {
         PdataCommand::Verify {
             file,
+            providers,
             root,
             allow_threshold,
-        } => {
-            let bytes =
-                std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            let mut policy = bulwark_client::voucher::Policy::default();
-            if let Some(t) = allow_threshold {
-                policy.min_threshold = t;
+        } => match load(&file, &providers, root.as_deref(), allow_threshold) {
+            Ok((p, n)) => {
+                let pr = p.params();
+                println!(
+                    "ok: root {} verified; epoch {}, {} tables × {} bits, threshold {}, radius {}, {n} bytes",
+                    p.root(),
+                    p.release().epoch,
+                    pr.tables,
+                    pr.bits_per_table,
+                    pr.threshold,
+                    pr.radius,
+                );
+                Ok(ExitCode::SUCCESS)
             }
-            match bulwark_client::voucher::load_pdata_with_policy(&bytes, &root, &policy) {
-                Ok(p) => {
-                    let pr = p.params();
-                    println!(
-                        "ok: root {root} matches; {} tables × {} bits, threshold {}, radius {}, {} bytes",
-                        pr.tables,
-                        pr.bits_per_table,
-                        pr.threshold,
-                        pr.radius,
-                        bytes.len()
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("bulwark: {}: refused: {e}", file.display());
-                    Ok(ExitCode::from(1))
-                }
+            Err(e) => {
+                eprintln!("bulwark: {}: refused: {e}", file.display());
+                Ok(ExitCode::from(1))
             }
-        }
+        },
         PdataCommand::Fetch { server, out } => {
             let (status, head, body) = http(&server, "GET", "/v1/pdata", None, b"")?;
             anyhow::ensure!(
@@ -385,23 +590,67 @@ pub fn run_pdata(c: PdataCommand) -> anyhow::Result<ExitCode> {
                 "HTTP {status}: {}",
                 String::from_utf8_lossy(&body)
             );
+            let root = header_value(&head, "x-bulwark-pdata-root").unwrap_or_default();
+            // The signed root, and proof that it is in the public log.
+            let (status, shead, signed) = http(&server, "GET", "/v1/pdata/signed", None, b"")?;
+            anyhow::ensure!(
+                status == 200,
+                "GET /v1/pdata/signed: HTTP {status}: {}",
+                String::from_utf8_lossy(&signed)
+            );
+            let sr = bulwark_psi::SignedRoot::from_bytes(&signed)?;
+            anyhow::ensure!(
+                sr.root.to_string() == root,
+                "the signed root is not the root of the pdata served"
+            );
+            let index: u64 = header_value(&shead, "x-bulwark-log-index")
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("no X-Bulwark-Log-Index"))?;
+            let h = get_json(&server, "/v1/pdata/log")?;
+            let head_now = tree_head(&h)?;
+            let proof = get_json(
+                &server,
+                &format!(
+                    "/v1/pdata/log/inclusion?index={index}&size={}",
+                    head_now.size
+                ),
+            )?;
+            if let Err(e) = sr.check_logged(index, &head_now, &hashes(&proof["proof"])?) {
+                eprintln!("bulwark: refused: {e}");
+                return Ok(ExitCode::from(1));
+            }
+            let mut remembered_path = out.as_os_str().to_owned();
+            remembered_path.push(".loghead");
+            let remembered_path = PathBuf::from(remembered_path);
+            if let Ok(text) = std::fs::read_to_string(&remembered_path) {
+                let old = tree_head(&serde_json::from_str(&text)?)?;
+                let c = get_json(
+                    &server,
+                    &format!(
+                        "/v1/pdata/log/consistency?old={}&new={}",
+                        old.size, head_now.size
+                    ),
+                )?;
+                if let Err(e) = head_now.check_extends(&old, &hashes(&c["proof"])?) {
+                    eprintln!("bulwark: refused: the log was rewritten: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            }
             std::fs::write(&out, &body)?;
-            let root = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("x-bulwark-pdata-root:")
-                        .map(|v| v.trim().to_string())
-                })
-                .unwrap_or_default();
+            std::fs::write(signed_path(&out), &signed)?;
+            std::fs::write(
+                &remembered_path,
+                serde_json::json!({"size": head_now.size, "root": hex::encode(head_now.root)})
+                    .to_string(),
+            )?;
             eprintln!(
-                "bulwark: wrote {} bytes to {}; the service says its root is:",
+                "bulwark: wrote {} bytes to {} and its signed root (in the public log at {index}); root:",
                 body.len(),
                 out.display()
             );
             println!("{root}");
             eprintln!(
-                "bulwark: check it against the root the list providers published before trusting it"
+                "bulwark: `pdata verify --provider KEY --provider KEY` checks the providers' signatures"
             );
             Ok(ExitCode::SUCCESS)
         }

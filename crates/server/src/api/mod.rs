@@ -7,6 +7,7 @@ mod hma;
 mod lists;
 mod matching;
 mod ops;
+mod providers;
 mod reports;
 pub mod vouchers;
 
@@ -68,6 +69,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pdata", get(vouchers::get))
         .route("/v1/pdata/root", get(vouchers::root))
         .route("/v1/pdata/build", post(vouchers::build))
+        .route("/v1/pdata/releases/{id}", get(providers::release_pdata))
+        .route("/v1/pdata/releases/{id}/signatures", post(providers::sign))
+        .route("/v1/pdata/signed", get(providers::signed))
+        .route("/v1/pdata/log", get(providers::head))
+        .route("/v1/pdata/log/inclusion", get(providers::inclusion))
+        .route("/v1/pdata/log/consistency", get(providers::consistency))
+        .route("/v1/providers", get(providers::list).post(providers::enrol))
+        .route("/v1/providers/{name}", delete(providers::revoke))
         .route("/v1/vouchers", post(vouchers::submit))
         .route("/v1/accounts/{id}", get(vouchers::account))
         .route("/m/lookup", get(hma::lookup))

@@ -113,10 +113,11 @@ async fn current(state: &AppState) -> Result<Option<Arc<Release>>, ApiError> {
         }
     }
     let s = &state.store;
-    let Some(latest) = sqlx::query("SELECT MAX(id) AS id FROM pdata_releases")
-        .fetch_one(&s.pool)
-        .await?
-        .try_get::<Option<i64>, _>("id")?
+    let Some(latest) =
+        sqlx::query("SELECT MAX(id) AS id FROM pdata_releases WHERE published_at IS NOT NULL")
+            .fetch_one(&s.pool)
+            .await?
+            .try_get::<Option<i64>, _>("id")?
     else {
         return Ok(None);
     };
@@ -197,7 +198,8 @@ fn decode_entries(b: &[u8]) -> Result<Vec<(u64, PdqHash)>, String> {
 pub struct BuildRequest {
     /// `default` (6 tables, 2 must agree) or `compact` (3 tables, any one).
     profile: Option<String>,
-    /// Independent providers a hash must come from (default 2).
+    /// Independent providers a hash must come from and that must sign the
+    /// root (default 2; less than 2 is refused).
     min_providers: Option<usize>,
     /// Override the threshold t (testing and small deployments; devices
     /// refuse t < 30 under the default policy).
@@ -232,7 +234,12 @@ pub async fn build(
     params
         .validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let min_providers = req.min_providers.unwrap_or(2).max(1);
+    let min_providers = req.min_providers.unwrap_or(2);
+    if !(2..=16).contains(&min_providers) {
+        return Err(ApiError::bad_request(
+            "min_providers must be 2..=16: devices only use hashes, and roots, that at least two independent providers vouch for",
+        ));
+    }
     // The list: PDQ hashes that banks of at least `min_providers` distinct
     // providers hold (enabled banks and content); the entry's id is the
     // lowest content id holding it.
@@ -270,8 +277,18 @@ pub async fn build(
         .ok_or_else(|| ApiError::internal("no PSI keys"))?;
     let n = entries.len();
     let started = Instant::now();
+    // The epoch: one per release, so every device secret is derived anew.
+    let epoch: i64 = sqlx::query("SELECT COALESCE(MAX(epoch), 0) + 1 AS e FROM pdata_releases")
+        .fetch_one(&s.pool)
+        .await?
+        .try_get("e")?;
+    let release = bulwark_psi::Release {
+        epoch: epoch as u64,
+        min_providers: min_providers as u16,
+    };
     let (pdata, entries) = tokio::task::spawn_blocking(move || {
-        Pdata::build(&keys, &params, &entries, &mut rand::rngs::OsRng).map(|(p, _)| (p, entries))
+        Pdata::build_release(&keys, &params, release, &entries, &mut rand::rngs::OsRng)
+            .map(|(p, _)| (p, entries))
     })
     .await
     .map_err(ApiError::internal)?
@@ -282,11 +299,12 @@ pub async fn build(
         "threshold": params.threshold, "max_synthetic": params.max_synthetic,
         "synthetic_probability": params.synthetic_probability, "radius": params.radius,
         "derivative_bytes": params.derivative_bytes, "min_providers": min_providers,
+        "epoch": epoch,
     });
     let mut tx = s.pool.begin().await?;
     let id: i64 = sqlx::query(&s.sql(
-        "INSERT INTO pdata_releases (root, params, pdata, entries, entry_count, created_at, created_by) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO pdata_releases (root, params, pdata, entries, entry_count, created_at, created_by, \
+         epoch, min_providers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     ))
     .bind(&root)
     .bind(params_json.to_string())
@@ -295,6 +313,8 @@ pub async fn build(
     .bind(n as i64)
     .bind(now_ms())
     .bind(&caller.key_id)
+    .bind(epoch)
+    .bind(min_providers as i64)
     .fetch_one(&mut *tx)
     .await?
     .try_get("id")?;
@@ -313,6 +333,8 @@ pub async fn build(
         StatusCode::CREATED,
         Json(
             json!({"release": id, "root": root, "entries": n, "bytes": pdata.byte_len(), "params": params_json,
+            "status": "awaiting provider signatures",
+            "sign_at": format!("/v1/pdata/releases/{id}/signatures"),
             "build_seconds": started.elapsed().as_secs_f64()}),
         ),
     ))
