@@ -520,17 +520,6 @@ pub async fn submit(
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true}))))
 }
 
-/// Most opened entries one account state holds in one release:
-/// `threshold + max_synthetic + slack`. An honest device's synthetic
-/// vouchers stay below `max_synthetic` with overwhelming probability; past
-/// the cap, further vouchers are dropped (they could only be synthetic
-/// flooding or matches beyond any review need).
-pub fn entry_cap(p: &Params) -> usize {
-    usize::from(p.threshold) + usize::from(p.max_synthetic) + ENTRY_CAP_SLACK
-}
-
-const ENTRY_CAP_SLACK: usize = 16;
-
 /// Ingests queued vouchers (up to `batch`), opening and flagging accounts
 /// above the threshold. Returns how many queued vouchers it took. Run by the
 /// background worker; tests call it to drain the queue.
@@ -586,7 +575,7 @@ pub async fn process_pending(state: &AppState, batch: i64) -> Result<usize, ApiE
             None => AccountState::new(),
         };
         let params = *release.pdata.params();
-        if st.len() >= entry_cap(&params) {
+        if st.len() >= params.max_entries_per_epoch() {
             tracing::debug!("account state at its cap; voucher dropped");
             tx.commit().await?;
             continue;
