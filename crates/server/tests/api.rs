@@ -1143,7 +1143,64 @@ async fn text_limits_uniform_401_and_bounded_metrics(app: &TestApp) {
     assert!(text.contains("OTHER"), "{text}");
 }
 
+/// Secrets at rest: the database holds only sealed values (a dump of it is
+/// useless without the KEK), and the embedded store's files are private.
+async fn secrets_are_sealed_at_rest(app: &TestApp) {
+    let st = reports::stamper(app).await;
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/v1/franking/stamp",
+            Some(&st),
+            Some(
+                json!({"tag": BASE, "sender": "a", "conversation": "g", "message_id": "m",
+                "epoch": 1, "recipients": ["b"]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let pool = &app.service.state.store.pool;
+    let rows = sqlx::query("SELECT secret FROM franking_keys")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    let meta = sqlx::query("SELECT value FROM meta WHERE key = 'franking_signing_key'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    for stored in rows
+        .iter()
+        .map(|r| sqlx::Row::get::<String, _>(r, "secret"))
+        .chain([sqlx::Row::get::<String, _>(&meta, "value")])
+    {
+        assert!(
+            stored.starts_with("bwse1:"),
+            "stored in the clear: {stored}"
+        );
+        // A 32-byte key in hex would be 64 hex digits: nothing like it is stored.
+        assert!(!stored.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+    #[cfg(unix)]
+    if app.url.starts_with("sqlite:") {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = &app.service.state.config.data_dir;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("bulwark.db")), 0o600);
+        assert_eq!(mode(&dir.join("secrets.kek")), 0o600);
+        // A data directory the service creates itself is private.
+        let fresh = tempfile::tempdir().unwrap();
+        let sub = fresh.path().join("data");
+        let svc = bulwark_server::Service::open(support::config(&sub, None))
+            .await
+            .unwrap();
+        assert_eq!(mode(&sub), 0o700);
+        svc.state.store.pool.close().await;
+    }
+}
+
 both_databases!(
+    secrets_are_sealed_at_rest,
     low_quality_hashes_are_neither_banked_nor_matched,
     text_limits_uniform_401_and_bounded_metrics,
     vouchers_open_only_above_the_threshold,
