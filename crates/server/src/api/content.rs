@@ -284,6 +284,9 @@ pub async fn add(
     if c.note.as_ref().is_some_and(|n| n.len() > 16 << 10) {
         return Err(ApiError::bad_request("note is over 16 KiB"));
     }
+    if c.source.as_ref().is_some_and(|n| n.len() > 1024) {
+        return Err(ApiError::bad_request("source is over 1 KiB"));
+    }
     c.note = c.note.filter(|n| !n.is_empty());
     let (id, added) = insert_one(&state, &caller, &bank, &c).await?;
     let mut j = load_json(&state, &bank, id).await?;
