@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use base64::Engine as _;
-use bulwark_client::voucher::{DeviceAccount, voucher_for_image};
+use bulwark_client::voucher::{DeviceAccount, SeenImages, voucher_for_image_seen};
 
 /// Device commands.
 #[derive(clap::Subcommand)]
@@ -19,14 +19,14 @@ pub enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
-    /// Build safety vouchers for images: JSON lines {"image", "pdq", "voucher"} on stdout.
+    /// Build safety vouchers for images: JSON lines {"image", "voucher"} on stdout
+    /// (no plaintext PDQ hash unless --print-pdq).
     Voucher {
         /// The pdata file (GET /v1/pdata).
         #[arg(long)]
         pdata: PathBuf,
-        /// The published root (64 hex digits); a pdata with another root is refused.
-        #[arg(long)]
-        root: String,
+        #[command(flatten)]
+        trust: Trust,
         /// The account secret file (from `device keygen`).
         #[arg(long)]
         account: PathBuf,
@@ -35,6 +35,12 @@ pub enum Command {
         /// account after few matches.
         #[arg(long)]
         allow_threshold: Option<u16>,
+        /// Also write each image's PDQ hash next to its voucher. Off by default:
+        /// the voucher exists so that the service does not learn the hash of an
+        /// image that does not match, and a file of plaintext hashes next to the
+        /// vouchers undoes that wherever the file goes.
+        #[arg(long)]
+        print_pdq: bool,
         /// Images.
         #[arg(required = true)]
         images: Vec<PathBuf>,
@@ -63,12 +69,31 @@ pub enum PdataCommand {
     Verify {
         /// The pdata file.
         file: PathBuf,
-        /// The published root, 64 hex digits.
-        #[arg(long)]
-        root: String,
+        #[command(flatten)]
+        trust: Trust,
         /// Accept a threshold as low as this (default policy: 30); tests and demos only.
         #[arg(long)]
         allow_threshold: Option<u16>,
+    },
+    /// Create a list provider's Ed25519 signing key in FILE (mode 0600); prints
+    /// the public key that devices pin.
+    ProviderKeygen {
+        /// Where to write the secret key.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// As a list provider: sign a pdata's root and header (after checking the
+    /// release is the one you agreed to) and add the signature to a signed-root
+    /// file (created if absent). Prints the parameters signed.
+    Sign {
+        /// The pdata file.
+        file: PathBuf,
+        /// The provider key (from `pdata provider-keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The signed-root file to create or add to.
+        #[arg(long)]
+        signed_root: PathBuf,
     },
     /// Download the service's current pdata to FILE and print the root the service claims.
     Fetch {
@@ -79,6 +104,54 @@ pub enum PdataCommand {
         #[arg(long, short)]
         out: PathBuf,
     },
+}
+
+/// How the device trusts a pdata: a signed root and pinned provider keys, or
+/// (tests only) a bare root.
+#[derive(clap::Args)]
+pub struct Trust {
+    /// The signed root file (SignedRoot bytes): the pdata is accepted only with
+    /// valid signatures by at least two distinct --provider keys.
+    #[arg(long, requires = "provider", conflicts_with = "root")]
+    signed_root: Option<PathBuf>,
+    /// A pinned provider public key (64 hex digits); repeat for each provider.
+    #[arg(long)]
+    provider: Vec<String>,
+    /// A bare root (64 hex digits), checked without provider signatures: for
+    /// tests and services that do not publish signed roots yet.
+    #[arg(long, required_unless_present = "signed_root")]
+    root: Option<String>,
+}
+
+fn load_trusted(
+    bytes: &[u8],
+    trust: &Trust,
+    allow_threshold: Option<u16>,
+) -> anyhow::Result<bulwark_client::voucher::Pdata> {
+    use bulwark_client::voucher::{Policy, ProviderPublic};
+    let providers = trust
+        .provider
+        .iter()
+        .map(|p| p.parse::<ProviderPublic>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut policy = Policy::default().pin(providers);
+    if let Some(t) = allow_threshold {
+        policy = policy.allow_threshold(t);
+    }
+    Ok(match (&trust.signed_root, &trust.root) {
+        (Some(path), _) => {
+            let signed =
+                std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            bulwark_client::voucher::load_signed_pdata(bytes, &signed, &policy)?
+        }
+        (None, Some(root)) => {
+            eprintln!(
+                "bulwark: warning: checking the pdata against a bare root, without provider signatures"
+            );
+            bulwark_client::voucher::load_pdata_with_policy(bytes, root, &policy)?
+        }
+        (None, None) => anyhow::bail!("give --signed-root and --provider, or --root"),
+    })
 }
 
 fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -150,18 +223,15 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Voucher {
             pdata,
-            root,
+            trust,
             account,
             allow_threshold,
+            print_pdq,
             images,
         } => {
             let bytes =
                 std::fs::read(&pdata).map_err(|e| anyhow::anyhow!("{}: {e}", pdata.display()))?;
-            let mut policy = bulwark_client::voucher::Policy::default();
-            if let Some(t) = allow_threshold {
-                policy.min_threshold = t;
-            }
-            let pdata = bulwark_client::voucher::load_pdata_with_policy(&bytes, &root, &policy)?;
+            let pdata = load_trusted(&bytes, &trust, allow_threshold)?;
             let secret = zeroize::Zeroizing::new(std::fs::read_to_string(&account)?);
             let secret = zeroize::Zeroizing::new(
                 hex::decode(secret.trim())
@@ -170,6 +240,8 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
             let account = DeviceAccount::from_bytes(&secret)?;
             let mut out = std::io::stdout().lock();
             let mut failed = false;
+            // Copies of an image already vouchered in this run count once.
+            let mut seen = SeenImages::new();
             for img in &images {
                 let built = std::fs::read(img)
                     .map_err(anyhow::Error::from)
@@ -180,16 +252,18 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                                 bulwark_pdq::Mode::default(),
                                 &Default::default(),
                             )?,
-                            voucher_for_image(&pdata, &account, &b)?,
+                            voucher_for_image_seen(&pdata, &account, &mut seen, &b)?,
                         ))
                     });
                 match built {
-                    Ok((h, v)) => writeln!(
-                        out,
-                        "{}",
-                        serde_json::json!({"image": img.display().to_string(), "pdq": h.hash.to_string(),
-                            "voucher": base64::engine::general_purpose::STANDARD.encode(v.to_bytes())})
-                    )?,
+                    Ok((h, v)) => {
+                        let mut line = serde_json::json!({"image": img.display().to_string(),
+                            "voucher": base64::engine::general_purpose::STANDARD.encode(v.to_bytes())});
+                        if print_pdq {
+                            line["pdq"] = serde_json::Value::String(h.hash.to_string());
+                        }
+                        writeln!(out, "{line}")?
+                    }
                     Err(e) => {
                         failed = true;
                         eprintln!("bulwark: {}: {e:#}", img.display());
@@ -250,20 +324,18 @@ pub fn run_pdata(c: PdataCommand) -> anyhow::Result<ExitCode> {
     match c {
         PdataCommand::Verify {
             file,
-            root,
+            trust,
             allow_threshold,
         } => {
             let bytes =
                 std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            let mut policy = bulwark_client::voucher::Policy::default();
-            if let Some(t) = allow_threshold {
-                policy.min_threshold = t;
-            }
-            match bulwark_client::voucher::load_pdata_with_policy(&bytes, &root, &policy) {
+            match load_trusted(&bytes, &trust, allow_threshold) {
                 Ok(p) => {
                     let pr = p.params();
+                    let root = p.root();
                     println!(
-                        "ok: root {root} matches; {} tables × {} bits, threshold {}, radius {}, {} bytes",
+                        "ok: root {root} matches; epoch {}, {} tables × {} bits, threshold {}, radius {}, {} bytes",
+                        p.release().epoch,
                         pr.tables,
                         pr.bits_per_table,
                         pr.threshold,
@@ -277,6 +349,65 @@ pub fn run_pdata(c: PdataCommand) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(1))
                 }
             }
+        }
+        PdataCommand::ProviderKeygen { out } => {
+            let k = bulwark_psi::ProviderKey::generate(&mut rand::rngs::OsRng);
+            let hexed = zeroize::Zeroizing::new(hex::encode(k.to_bytes().as_slice()));
+            write_secret(&out, &hexed)?;
+            eprintln!(
+                "bulwark: provider key written to {}; its public key:",
+                out.display()
+            );
+            println!("{}", k.public());
+            Ok(ExitCode::SUCCESS)
+        }
+        PdataCommand::Sign {
+            file,
+            key,
+            signed_root,
+        } => {
+            let bytes =
+                std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let in_ = bulwark_psi::PdataIn::from_bytes(&bytes)?;
+            let root = in_.root();
+            let pdata = in_.verify(&root)?;
+            let secret = zeroize::Zeroizing::new(
+                std::fs::read_to_string(&key)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?,
+            );
+            let secret = zeroize::Zeroizing::new(
+                hex::decode(secret.trim())
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?,
+            );
+            let k = bulwark_psi::ProviderKey::from_bytes(&secret)?;
+            let mut signed = match std::fs::read(&signed_root) {
+                Ok(b) => bulwark_psi::SignedRoot::from_bytes(&b)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    bulwark_psi::SignedRoot::new(&pdata)
+                }
+                Err(e) => anyhow::bail!("{}: {e}", signed_root.display()),
+            };
+            anyhow::ensure!(
+                signed.root == root && signed.header_digest == pdata.header_digest(),
+                "{} is for another pdata",
+                signed_root.display()
+            );
+            signed.add(k.sign(&pdata));
+            std::fs::write(&signed_root, signed.to_bytes())?;
+            let pr = pdata.params();
+            println!(
+                "signed root {root} as {}: epoch {}, {} bank entries, {} of {} tables × {} bits, threshold {}, min providers {}; {} signature(s) now",
+                k.public(),
+                pdata.release().epoch,
+                pdata.bank_entries(),
+                pr.min_tables,
+                pr.tables,
+                pr.bits_per_table,
+                pr.threshold,
+                pdata.release().min_providers,
+                signed.signatures.len()
+            );
+            Ok(ExitCode::SUCCESS)
         }
         PdataCommand::Fetch { server, out } => {
             let (status, head, body) = http(&server, "GET", "/v1/pdata", None, b"")?;
