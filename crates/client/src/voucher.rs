@@ -2,15 +2,27 @@
 //! review, and the safety voucher to send with it.
 //!
 //! ```no_run
-//! # fn demo(pdata_bytes: &[u8], root_hex: &str, image: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
-//! use bulwark_client::voucher::{DeviceAccount, load_pdata, voucher_for_image};
-//! let pdata = load_pdata(pdata_bytes, root_hex)?;          // refuses a wrong root or weak parameters
+//! # fn demo(pdata_bytes: &[u8], signed_root: &[u8], image: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+//! use bulwark_client::voucher::{DeviceAccount, Policy, ProviderPublic, load_signed_pdata, voucher_for_image};
+//! // Pin the list providers' keys (shipped with the app), at least two.
+//! let providers: Vec<ProviderPublic> = vec!["…".parse()?, "…".parse()?];
+//! let policy = Policy::default().pin(providers);
+//! // Refuses a wrong root, fewer than two pinned signatures, or parameters
+//! // that are not an allowed profile.
+//! let pdata = load_signed_pdata(pdata_bytes, signed_root, &policy)?;
 //! let account = DeviceAccount::generate(&mut rand::rngs::OsRng); // keep account.to_bytes() secret
 //! let v = voucher_for_image(&pdata, &account, image)?;       // send v.to_bytes() with the image
 //! # Ok(()) }
 //! ```
+//!
+//! The app should also check that the signed root is in the service's public
+//! log (`SignedRoot::check_logged`) and that each new tree head extends the one
+//! it remembers (`log::TreeHead::check_extends`).
 
-pub use bulwark_psi::{DeviceAccount, Pdata, Policy, Root, Voucher};
+pub use bulwark_psi::log;
+pub use bulwark_psi::{
+    DeviceAccount, Pdata, Policy, Profile, ProviderPublic, Root, SeenImages, SignedRoot, Voucher,
+};
 
 /// Why no voucher was made.
 #[derive(Debug, thiserror::Error)]
@@ -31,14 +43,29 @@ pub enum Error {
     Voucher(#[from] bulwark_psi::VoucherError),
 }
 
-/// Parses downloaded pdata, checks it against the published root and the
-/// default [`Policy`] (k ≥ 32 bits per table, t ≥ 30, synthetic probability
-/// ≥ 0.001, radius ≤ 31).
+/// What a device does with downloaded pdata: checks the signed root
+/// ([`SignedRoot::to_bytes`] form), at least two distinct pinned provider
+/// signatures over it, and that the parameters are one of the policy's
+/// profiles ([`Pdata::from_signed`]).
+pub fn load_signed_pdata(
+    bytes: &[u8],
+    signed_root: &[u8],
+    policy: &Policy,
+) -> Result<Pdata, Error> {
+    let signed = SignedRoot::from_bytes(signed_root)?;
+    Ok(Pdata::from_signed(bytes, &signed, policy)?)
+}
+
+/// Parses downloaded pdata and checks it against a root obtained out of band
+/// and the default [`Policy`]'s profiles, **without** provider signatures:
+/// for tests and for services that do not publish signed roots yet. Devices
+/// use [`load_signed_pdata`].
 pub fn load_pdata(bytes: &[u8], root_hex: &str) -> Result<Pdata, Error> {
     load_pdata_with_policy(bytes, root_hex, &Policy::default())
 }
 
-/// [`load_pdata`] under another policy (tests and demos with small thresholds).
+/// [`load_pdata`] under another policy (tests and demos with small
+/// thresholds); no signatures either.
 pub fn load_pdata_with_policy(
     bytes: &[u8],
     root_hex: &str,
@@ -97,11 +124,31 @@ pub fn voucher_for_image(
     account: &DeviceAccount,
     image: &[u8],
 ) -> Result<Voucher, Error> {
+    voucher_for_image_seen(pdata, account, &mut SeenImages::new(), image)
+}
+
+/// [`voucher_for_image`] remembering what this device sent in the epoch: a
+/// copy within the pdata's radius of an earlier image (a re-encode, a resize)
+/// reuses that image's share and counts once toward the threshold. Persist
+/// `seen` on the device between calls.
+pub fn voucher_for_image_seen(
+    pdata: &Pdata,
+    account: &DeviceAccount,
+    seen: &mut SeenImages,
+    image: &[u8],
+) -> Result<Voucher, Error> {
     let img = bulwark_pdq::decode(image, &bulwark_pdq::Limits::default())?;
     let hashed = bulwark_pdq::hash_image(&img, bulwark_pdq::Mode::default());
     let side = (f64::from(pdata.params().derivative_bytes)).sqrt() as usize;
     let derivative = grey_derivative(&img, side.clamp(1, 64));
-    Ok(account.voucher(pdata, &hashed.hash, &derivative, &mut rand::rngs::OsRng)?)
+    let identity = seen.identity(pdata, &hashed.hash);
+    Ok(account.voucher_as(
+        pdata,
+        &hashed.hash,
+        &identity,
+        &derivative,
+        &mut rand::rngs::OsRng,
+    )?)
 }
 
 #[cfg(test)]

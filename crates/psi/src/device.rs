@@ -54,6 +54,51 @@ impl fmt::Debug for DeviceAccount {
     }
 }
 
+/// What a device remembers of the images it made vouchers for in one epoch:
+/// their PDQ hashes, kept on the device only (it has the images anyway), so
+/// that a re-encoded or resized copy within the pdata's radius of an earlier
+/// image reuses that image's share ([`DeviceAccount::voucher_as`]) and counts
+/// once toward the threshold, as an exact repeat does. Cleared when the epoch
+/// changes. Store it like the account secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeenImages {
+    epoch: Option<u64>,
+    hashes: Vec<PdqHash>,
+}
+
+impl SeenImages {
+    /// Nothing remembered.
+    pub fn new() -> SeenImages {
+        SeenImages::default()
+    }
+
+    /// The identity to make `hash`'s voucher with: the first remembered hash
+    /// within the pdata's radius, else `hash` itself (then remembered).
+    pub fn identity(&mut self, pdata: &Pdata, hash: &PdqHash) -> PdqHash {
+        let epoch = pdata.release().epoch;
+        if self.epoch != Some(epoch) {
+            self.epoch = Some(epoch);
+            self.hashes.clear();
+        }
+        let radius = u32::from(pdata.params().radius);
+        if let Some(h) = self.hashes.iter().find(|h| h.distance(hash) <= radius) {
+            return *h;
+        }
+        self.hashes.push(*hash);
+        *hash
+    }
+
+    /// The remembered hashes and their epoch (to persist on the device).
+    pub fn remembered(&self) -> (Option<u64>, &[PdqHash]) {
+        (self.epoch, &self.hashes)
+    }
+
+    /// Restores [`SeenImages::remembered`].
+    pub fn restore(epoch: Option<u64>, hashes: Vec<PdqHash>) -> SeenImages {
+        SeenImages { epoch, hashes }
+    }
+}
+
 /// A share as it travels inside the payload.
 pub(crate) struct Inner {
     pub(crate) x: Scalar,
@@ -154,6 +199,22 @@ impl DeviceAccount {
         derivative: &[u8],
         rng: &mut R,
     ) -> Result<Voucher, VoucherError> {
+        self.voucher_as(pdata, hash, hash, derivative, rng)
+    }
+
+    /// [`DeviceAccount::voucher`] for a copy of an image this device already
+    /// made a voucher for: the pairs and the encrypted hash are the copy's,
+    /// but the share, detection vector and synthetic decision are those of
+    /// `identity` (the earlier image's hash, from [`SeenImages::identity`]),
+    /// so the service stores the copy's share once, like an exact repeat.
+    pub fn voucher_as<R: RngCore + CryptoRng>(
+        &self,
+        pdata: &Pdata,
+        hash: &PdqHash,
+        identity: &PdqHash,
+        derivative: &[u8],
+        rng: &mut R,
+    ) -> Result<Voucher, VoucherError> {
         let params = pdata.params();
         let max = usize::from(params.derivative_bytes);
         if derivative.len() > max {
@@ -162,7 +223,7 @@ impl DeviceAccount {
                 max,
             });
         }
-        let (inner, synthetic) = self.inner(pdata, hash);
+        let (inner, synthetic) = self.inner(pdata, identity);
         let root = pdata.root();
 
         // adct = Enc(K_adct, hash ‖ len ‖ derivative padded). A synthetic

@@ -75,7 +75,7 @@ mod server;
 mod voucher;
 mod wire;
 
-pub use crate::device::DeviceAccount;
+pub use crate::device::{DeviceAccount, SeenImages};
 pub use crate::pdata::{
     CHUNK_POINTS, Candidate, MAX_PDATA_BYTES, PDATA_MAGIC, PDATA_VERSION, Pdata, PdataIn,
     PublicKey, Release, Root, ServerKeys, ServerTable, slots_for,

@@ -1075,3 +1075,47 @@ fn opened_vouchers_agreeing_table_counts_bound_the_likelihood_ratio() {
     let v = w2.voucher(&a, &fc);
     assert_eq!(agreeing_tables(&w2.keys, &w2.pdata, &v), 2);
 }
+
+/// Issue 12, item 12: one banked image re-sent as many slightly different
+/// copies (re-encodes move a few PDQ bits) used to add a share per copy and
+/// cross the threshold alone. A device that remembers what it sent in the
+/// epoch (`SeenImages`) makes every copy within the radius carry the first
+/// copy's share, so the service stores it once — exactly as for an exact
+/// repeat, and nothing else changes in the voucher.
+#[test]
+fn re_encoded_copies_of_one_image_count_once() {
+    use bulwark_psi::SeenImages;
+    let mut w = world(25, params());
+    let a = DeviceAccount::generate(&mut w.rng);
+    let h = w.bank[7].1;
+    let copies: Vec<PdqHash> = (0..3 * usize::from(T))
+        .map(|i| flip(&h, &[i % 256, (7 * i + 3) % 256]))
+        .collect();
+    // Without the memory (version 1 behaviour): every copy is a new share.
+    let mut plain = AccountState::new();
+    for c in &copies {
+        let v = w.voucher(&a, c);
+        w.ingest(&mut plain, &v).expect("accepted");
+    }
+    assert!(plain.len() > usize::from(T));
+    assert!(
+        plain.open(&w.pdata, &w.table).is_some(),
+        "one image crossed t alone"
+    );
+    // With it: one share.
+    let mut seen = SeenImages::new();
+    let mut s = AccountState::new();
+    for c in &copies {
+        let id = seen.identity(&w.pdata, c);
+        assert_eq!(id, copies[0]);
+        let v = a
+            .voucher_as(&w.pdata, c, &id, b"copy", &mut w.rng)
+            .expect("voucher");
+        w.ingest(&mut s, &v).expect("accepted");
+    }
+    assert_eq!(s.len(), 1);
+    assert_eq!(s.open(&w.pdata, &w.table), None);
+    // A different image is still a new share.
+    let other = w.bank[8].1;
+    assert_eq!(seen.identity(&w.pdata, &other), other);
+}

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use base64::Engine as _;
-use bulwark_client::voucher::{DeviceAccount, voucher_for_image};
+use bulwark_client::voucher::{DeviceAccount, SeenImages, voucher_for_image_seen};
 
 /// Device commands.
 #[derive(clap::Subcommand)]
@@ -430,6 +430,9 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
             let account = DeviceAccount::from_bytes(&secret)?;
             let mut out = std::io::stdout().lock();
             let mut failed = false;
+            // Copies of an image already vouchered in this run (re-encodes,
+            // resizes) reuse its share and count once toward the threshold.
+            let mut seen = SeenImages::new();
             for img in &images {
                 let built = std::fs::read(img)
                     .map_err(anyhow::Error::from)
@@ -440,7 +443,7 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                                 bulwark_pdq::Mode::default(),
                                 &Default::default(),
                             )?,
-                            voucher_for_image(&pdata, &account, &b)?,
+                            voucher_for_image_seen(&pdata, &account, &mut seen, &b)?,
                         ))
                     });
                 match built {
