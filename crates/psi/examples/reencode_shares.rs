@@ -4,9 +4,11 @@
 //! threshold. For each image in a directory: the original, 16 JPEG re-encodes
 //! (quality 20, 25, …, 95) and 16 second-generation re-encodes (each of those
 //! re-encoded again at quality 85): 33 copies. Counts the distinct PDQ hashes
-//! (today's shares) and, for comparison, the distinct values of one 32-bit
-//! LSH sub-key (what a share keyed by a coarse feature would count), with the
-//! default profile's first table positions from a fixed seed.
+//! (the shares without device memory), the shares with `SeenImages` (a copy
+//! within radius 31 of an earlier copy reuses its share: greedy, in the order
+//! above), and, for comparison, the distinct values of one 32-bit LSH sub-key
+//! (what a share keyed by a coarse feature would count), with the default
+//! profile's first table positions from a fixed seed.
 //!
 //! ```sh
 //! cargo run --release -p bulwark-psi --example reencode_shares -- ../shared/conformance/pdq/images
@@ -44,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut n, mut crossing, mut coarse_crossing) = (0usize, 0usize, 0usize);
     let mut hist: Vec<usize> = Vec::new();
     let mut coarse_hist: Vec<usize> = Vec::new();
+    let mut seen_hist: Vec<usize> = Vec::new();
     let mut max_dist = 0u32;
     for p in &paths {
         let Ok(bytes) = std::fs::read(p) else {
@@ -73,6 +76,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .map(|h| lsh::sub_key(h, 0, &positions[0]).bits)
             .collect();
+        let mut ids: Vec<bulwark_pdq::PdqHash> = Vec::new();
+        for h in &hashes {
+            if !ids.iter().any(|i| i.distance(h) <= 31) {
+                ids.push(*h);
+            }
+        }
+        seen_hist.push(ids.len());
+        if distinct.len() >= 31 {
+            println!(
+                "{}: {} distinct hashes, {} with SeenImages",
+                p.display(),
+                distinct.len(),
+                ids.len()
+            );
+        }
         n += 1;
         // t = 30: 31 distinct shares open an account.
         crossing += usize::from(distinct.len() >= 31);
@@ -82,6 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     hist.sort_unstable();
     coarse_hist.sort_unstable();
+    seen_hist.sort_unstable();
     let med = |v: &[usize]| v.get(v.len() / 2).copied().unwrap_or(0);
     println!(
         "{n} images, 33 copies each (original + 16 JPEG re-encodes + 16 second-generation); largest distance to the original: {max_dist}"
@@ -91,6 +110,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         hist.first().unwrap_or(&0),
         med(&hist),
         hist.last().unwrap_or(&0)
+    );
+    println!(
+        "shares with SeenImages (radius 31) per image: min {} median {} max {}",
+        seen_hist.first().unwrap_or(&0),
+        med(&seen_hist),
+        seen_hist.last().unwrap_or(&0)
     );
     println!(
         "distinct 32-bit sub-keys of one table per image: min {} median {} max {}; reaching 31: {coarse_crossing}",
