@@ -49,6 +49,9 @@ enum Command {
     /// Published matching tables (pdata): verify against a root, fetch from a service.
     #[command(subcommand)]
     Pdata(cmd::device::PdataCommand),
+    /// Text and entity signals of ad text: extract, hash, fold, rules, eval.
+    #[command(subcommand)]
+    Signals(cmd::signals::Command),
     /// Benchmarks against the named references.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Device(c) => cmd::device::run(c),
         Command::Pdata(c) => cmd::device::run_pdata(c),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Signals(c) => cmd::signals::run(c),
     };
     match result {
         Ok(code) => code,

@@ -31,9 +31,9 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-// pub mod corpus;
+pub mod corpus;
 pub mod entities;
-// pub mod eval;
+pub mod eval;
 pub mod normalize;
 pub mod rules;
 pub mod texthash;

@@ -50,6 +50,11 @@ fn h64(bytes: &[u8]) -> u64 {
 /// the text has no word tokens.
 pub fn shingle_hashes(folded: &Folded, shingles: Shingles) -> Vec<u64> {
     let words: Vec<&str> = folded.word_tokens().collect();
+    shingle_words(&words, shingles)
+}
+
+/// The sorted, distinct 64-bit hashes of the shingles of a word sequence.
+pub fn shingle_words(words: &[&str], shingles: Shingles) -> Vec<u64> {
     let mut out = Vec::new();
     match shingles {
         Shingles::Words(n) => {
@@ -160,8 +165,8 @@ impl MinHash {
 pub struct TextHash(pub [u8; 32]);
 
 /// The default match radius for [`TextHash`] (bits of 256), chosen by
-/// measurement (docs/SIGNALS.md): about Jaccard ≥ 0.45.
-pub const TEXT_HASH_RADIUS: u32 = 70;
+/// measurement (docs/SIGNALS.md): about Jaccard ≥ 0.53.
+pub const TEXT_HASH_RADIUS: u32 = 60;
 
 impl TextHash {
     /// Hashes a text with the default shingling; `None` when the text has no
