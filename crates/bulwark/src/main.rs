@@ -52,6 +52,9 @@ enum Command {
     /// List providers: a signing key, and signing a pdata release.
     #[command(subcommand)]
     Providers(cmd::device::ProvidersCommand),
+    /// Text and entity signals of ad text: extract, hash, fold, rules, eval.
+    #[command(subcommand)]
+    Signals(cmd::signals::Command),
     /// Benchmarks against the named references.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Pdata(c) => cmd::device::run_pdata(c),
         Command::Providers(c) => cmd::device::run_providers(c),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Signals(c) => cmd::signals::run(c),
     };
     match result {
         Ok(code) => code,

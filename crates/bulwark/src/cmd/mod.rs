@@ -9,6 +9,7 @@ pub mod hash;
 pub mod index;
 pub mod keys;
 pub mod serve;
+pub mod signals;
 pub mod vpdq;
 
 /// True when the error chain bottoms out in a closed pipe (`bulwark hash | head`).
