@@ -773,3 +773,20 @@ pub async fn account(
         json!({"account": id, "status": "flagged", "matches": matches}),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RateLimits;
+
+    #[test]
+    fn a_device_gets_its_burst_then_is_refused() {
+        let l = RateLimits::default();
+        let granted = (0..100).filter(|_| l.take("d\0alice\0phone", 10)).count();
+        assert_eq!(
+            granted, 10,
+            "a burst of the per-minute budget, then refusals"
+        );
+        // Another device has its own bucket.
+        assert!(l.take("d\0bob\0phone", 10));
+    }
+}
