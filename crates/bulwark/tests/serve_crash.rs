@@ -78,7 +78,9 @@ fn acknowledged_writes_survive_kill_9() {
             std::thread::spawn(move || {
                 let mut i = 0u32;
                 while !stop.load(Ordering::Relaxed) {
-                    let mut bytes = [0u8; 32];
+                    // Half the bits set, as a real image hash (an all-but-zero hash is
+                    // refused by the bank's quality floor).
+                    let mut bytes = [0x0fu8; 32];
                     bytes[0] = w;
                     bytes[28..].copy_from_slice(&i.to_be_bytes());
                     let hash = bulwark_pdq::PdqHash::from_bytes(bytes).to_string();
