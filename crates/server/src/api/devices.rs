@@ -45,7 +45,8 @@ fn check_id(what: &str, v: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn parse_public_key(hexed: &str) -> Result<ed25519_dalek::VerifyingKey, ApiError> {
+/// An Ed25519 public key from 64 hex digits, refusing small-order keys.
+pub(crate) fn parse_public_key(hexed: &str) -> Result<ed25519_dalek::VerifyingKey, ApiError> {
     let mut b = [0u8; 32];
     hex::decode_to_slice(hexed.as_bytes(), &mut b)
         .map_err(|_| ApiError::bad_request("public_key must be 64 hex digits (Ed25519)"))?;

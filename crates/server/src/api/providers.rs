@@ -48,17 +48,7 @@ pub struct NewProvider {
 }
 
 fn parse_key(hexed: &str) -> Result<ProviderPublic, ApiError> {
-    let mut b = [0u8; 32];
-    hex::decode_to_slice(hexed.as_bytes(), &mut b)
-        .map_err(|_| ApiError::bad_request("public_key must be 64 hex digits (Ed25519)"))?;
-    let vk = ed25519_dalek::VerifyingKey::from_bytes(&b)
-        .map_err(|_| ApiError::bad_request("public_key is not an Ed25519 public key"))?;
-    if vk.is_weak() {
-        return Err(ApiError::bad_request(
-            "public_key is a weak (small-order) Ed25519 key",
-        ));
-    }
-    Ok(ProviderPublic(b))
+    super::devices::parse_public_key(hexed).map(|k| ProviderPublic(k.to_bytes()))
 }
 
 /// `POST /v1/providers` (admin).
