@@ -26,6 +26,11 @@ pub struct Config {
     pub queue_timeout: Duration,
     /// How long one request may take, body included.
     pub request_timeout: Duration,
+    /// A connection must send a complete request head within this time after
+    /// it opens and between keep-alive requests, or it is closed.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
     /// How often this node polls the database for other replicas' writes
     /// (each wait is jittered by ±50 %).
     pub refresh_interval: Duration,
@@ -58,6 +63,8 @@ impl Default for Config {
             max_uploads_in_flight: 2 * workers + 2,
             queue_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(120),
+            header_read_timeout: Duration::from_secs(15),
+            max_connections: 4096,
             refresh_interval: Duration::from_secs(2),
             default_threshold: 31,
             video_every_seconds: 1.0,
@@ -90,6 +97,10 @@ pub struct FileConfig {
     pub queue_timeout_seconds: Option<f64>,
     /// Seconds; see [`Config::request_timeout`].
     pub request_timeout_seconds: Option<f64>,
+    /// Seconds; see [`Config::header_read_timeout`].
+    pub header_read_timeout_seconds: Option<f64>,
+    /// See [`Config::max_connections`].
+    pub max_connections: Option<usize>,
     /// Seconds; see [`Config::refresh_interval`].
     pub refresh_interval_seconds: Option<f64>,
     /// See [`Config::default_threshold`].
@@ -143,6 +154,13 @@ impl FileConfig {
         }
         if let Some(v) = self.request_timeout_seconds {
             c.request_timeout = secs(v, "request_timeout_seconds")?;
+        }
+        if let Some(v) = self.header_read_timeout_seconds {
+            c.header_read_timeout = secs(v, "header_read_timeout_seconds")?;
+        }
+        if let Some(v) = self.max_connections {
+            anyhow::ensure!(v > 0, "max_connections must be at least 1");
+            c.max_connections = v;
         }
         if let Some(v) = self.refresh_interval_seconds {
             c.refresh_interval = secs(v, "refresh_interval_seconds")?;

@@ -69,7 +69,12 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<axum::extract::multipart::MultipartError> for ApiError {
     fn from(e: axum::extract::multipart::MultipartError) -> Self {
-        ApiError::new(e.status(), "bad_upload", e.body_text())
+        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "bad_upload"
+        };
+        ApiError::new(e.status(), code, e.body_text())
     }
 }
 

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod listen;
 pub mod media;
 pub mod metrics;
 pub mod secrets;
@@ -139,10 +140,14 @@ impl Service {
             .map_err(|e| anyhow::anyhow!("listening on {addr}: {e}"))?;
         let refresh = self.spawn_refresh();
         let vouchers = api::vouchers::spawn_worker(self.state.clone());
+        let c = &self.state.config;
+        let limits = listen::Limits {
+            header_read_timeout: c.header_read_timeout,
+            max_connections: listen::fit_connections(c.max_connections),
+            drain_timeout: c.request_timeout,
+        };
         tracing::info!("bulwark listening on http://{}", listener.local_addr()?);
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        listen::serve(listener, self.router(), limits, shutdown_signal()).await;
         refresh.abort();
         vouchers.abort();
         if let Err(e) = self.state.catalog.save_snapshot(&self.state.store).await {

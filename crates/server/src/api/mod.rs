@@ -17,7 +17,7 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
@@ -89,7 +89,59 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// Gives every error the JSON error shape: axum's own rejections (a path or
+/// query value of the wrong type, 405, a body over the limit) and the
+/// timeout's empty 408 are plain text, which clients cannot parse the same
+/// way as the handlers' errors. HTML (the console) and JSON pass unchanged.
+async fn json_errors(req: Request, next: Next) -> Response {
+    use axum::http::{StatusCode, header};
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let ct = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.starts_with("application/json") || ct.starts_with("text/html") {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "busy",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let message = match (text.is_empty(), status) {
+        (false, _) => text,
+        (true, StatusCode::REQUEST_TIMEOUT) => {
+            "the request took longer than request_timeout".into()
+        }
+        (true, s) => s.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 async fn record(

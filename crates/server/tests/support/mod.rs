@@ -30,7 +30,11 @@ pub fn shared() -> PathBuf {
 
 /// A benign test image from the conformance set.
 pub fn image(name: &str) -> Vec<u8> {
-    let p = shared().join("conformance/pdq/images").join(name);
+    let p = std::env::var("BULWARK_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| shared().join("conformance"))
+        .join("pdq/images")
+        .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
