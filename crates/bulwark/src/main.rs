@@ -11,6 +11,17 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The allocator this binary was built with, for benchmark reports.
+pub(crate) const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc"
+} else {
+    "system"
+};
+
 const EXIT_CODES: &str = "\
 Exit status: 0 success (or: a match was found); 1 some inputs failed, the rest \
 were done (or: no match); 2 fatal or usage error.";

@@ -32,6 +32,18 @@ pub struct Args {
     /// Seconds between polls for other replicas' writes, jittered ±50 % [default: 2].
     #[arg(long, env = "BULWARK_REFRESH_SECONDS")]
     refresh_seconds: Option<f64>,
+    /// Log lines as text (coloured only on a terminal) or one JSON object per line.
+    #[arg(long, env = "BULWARK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How `bulwark serve` writes its log to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colours only when stderr is a terminal.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// Builds the configuration from defaults, the file, then flags.
@@ -62,14 +74,23 @@ pub fn config(a: &Args) -> anyhow::Result<Config> {
     Ok(c)
 }
 
+/// Installs the global log subscriber: `RUST_LOG` filters (default
+/// `info,sqlx=warn`), stderr is the sink.
+pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(a.log_format);
     let c = config(&a)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

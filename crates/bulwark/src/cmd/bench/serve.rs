@@ -37,9 +37,27 @@ pub struct Args {
     /// Only measure start-up (load + index build), no load.
     #[arg(long)]
     startup_only: bool,
+    /// After the scenarios, this many rounds of mixed load (uploads and
+    /// hash matches together), printing the process's resident memory after each.
+    #[arg(long, default_value_t = 0)]
+    memory_rounds: usize,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// This process's resident set size in MiB (Linux; `None` elsewhere).
+fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }
 
 /// Makes one request (head, body).
@@ -263,7 +281,19 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let router = service.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    // The accept loop `bulwark serve` uses, with its default limits.
+    let c = &service.state.config;
+    let limits = bulwark_server::listen::Limits {
+        header_read_timeout: c.header_read_timeout,
+        max_connections: bulwark_server::listen::fit_connections(c.max_connections),
+        drain_timeout: c.request_timeout,
+    };
+    tokio::spawn(bulwark_server::listen::serve(
+        listener,
+        router,
+        limits,
+        std::future::pending(),
+    ));
     let key = auth::create_key(&st.store, Role::Matcher, "bench")
         .await?
         .key
@@ -311,13 +341,48 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
         body.len()
     );
     let body = Arc::new(body);
+    let upload_request: MakeRequest = Arc::new(move |_| (head.clone(), body.to_vec()));
     let by_upload = load(
         port,
         a.upload_connections,
         a.seconds,
-        Arc::new(move |_| (head.clone(), body.to_vec())),
+        Arc::clone(&upload_request),
     )
     .await?;
+
+    // Memory under repeated mixed load: RSS after each round, once the
+    // round's connections are closed and the server is idle again.
+    let mut rss_rounds = Vec::new();
+    let rss_before = rss_mib();
+    for _ in 0..a.memory_rounds {
+        let uploads = load(
+            port,
+            a.upload_connections,
+            a.seconds / 2.0,
+            Arc::clone(&upload_request),
+        );
+        let hs = Arc::clone(&hashes);
+        let key3 = key.clone();
+        let matches = load(
+            port,
+            a.connections / 4 + 1,
+            a.seconds / 2.0,
+            Arc::new(move |rng| {
+                let q = flip(&hs[rng.gen_range(0..hs.len())], 8, rng);
+                let body = format!(r#"{{"signals":{{"pdq":"{q}"}}}}"#).into_bytes();
+                let head = format!(
+                    "POST /v1/match HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {key3}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                (head, body)
+            }),
+        );
+        let (u, m) = tokio::join!(uploads, matches);
+        u?;
+        m?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rss_rounds.push(rss_mib().unwrap_or(f64::NAN));
+    }
 
     if a.json {
         let l = |x: &Load| serde_json::json!({"requests": x.requests, "errors": x.errors, "rps": x.rps, "p50_ms": x.p50_ms, "p99_ms": x.p99_ms});
@@ -328,6 +393,7 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
                 "startup_snapshot_s": startup_s, "startup_full_s": cold_s, "insert_s": insert_s, "inprocess_qps": inproc_qps,
                 "match_by_hash": l(&by_hash), "match_by_upload": l(&by_upload),
                 "upload_bytes": jpeg.len(), "machine": machine,
+                "allocator": crate::ALLOCATOR, "rss_before_mib": rss_before, "rss_rounds_mib": rss_rounds,
             })
         );
     } else {
@@ -358,6 +424,18 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
             "  HTTP cost: match by hash at {:.2}x the in-process rate",
             by_hash.rps / inproc_qps
         );
+        if let (Some(first), Some(last)) = (rss_rounds.first(), rss_rounds.last()) {
+            let rounds: Vec<String> = rss_rounds.iter().map(|r| format!("{r:.0}")).collect();
+            println!(
+                "  memory ({} allocator): RSS before {:.0} MiB; after each of {} mixed rounds [{}] MiB; \
+                 last/first {:.2}x",
+                crate::ALLOCATOR,
+                rss_before.unwrap_or(f64::NAN),
+                rss_rounds.len(),
+                rounds.join(", "),
+                last / first
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
