@@ -501,6 +501,10 @@ class _Endpoints:
         """The current release's root with the providers' signatures."""
         return self._run(_Req("GET", "/v1/pdata/signed", lambda r: r.content))
 
+    def enrol_provider(self, name: str, public_key: str) -> t.Dict[str, t.Any]:
+        """Admin: enrols a list provider's root-signing key (``bulwark providers keygen``)."""
+        return self._run(_Req("POST", "/v1/providers", _j(dict), json={"name": name, "public_key": public_key}))
+
     def enrol_device(self, account: str, device: str, public_key: t.Union[bytes, str]) -> t.Dict[str, t.Any]:
         """Messenger backend (stamper key): enrols a device's Ed25519 key."""
         pk = public_key if isinstance(public_key, str) else bytes(public_key).hex()
