@@ -101,7 +101,7 @@ def test_franking_round_trip_and_tampering(server):
             admin.submit_report(bulwark.report([got], reason="harassment"))
         assert e.value.status == 422 and "signed" in e.value.message
         bob_key = b"\x07" * 32
-        ds.enrol_device("bob", "bob-phone", bulwark._bulwark.ed25519_public_key(bob_key))
+        ds.enrol_device("bob", "bob-phone", bulwark.ed25519_public_key(bob_key))
         receipt = admin.submit_report(bulwark.report([got], reason="harassment", reporter=("bob", "bob-phone", bob_key)))
         assert receipt.status == "queued" and receipt.messages == 1, receipt.raw
         stored = admin.get_report(receipt.id)
@@ -141,12 +141,12 @@ def test_vouchers_end_to_end(server, conformance, tmp_path):
         assert pdata.root == admin.pdata_root().root
         account = bulwark.DeviceAccount.generate()
         device_key = bytes(range(32))
-        backend.enrol_device("carol", "carol-phone", bulwark._bulwark.ed25519_public_key(device_key))
+        backend.enrol_device("carol", "carol-phone", bulwark.ed25519_public_key(device_key))
 
         def send(paths):
             for p in paths:
                 v = bulwark.make_voucher(pdata, account, p.read_bytes())
-                sig = bulwark._bulwark.sign_voucher("carol", "carol-phone", v, device_key)
+                sig = bulwark.sign_voucher("carol", "carol-phone", v, device_key)
                 assert relay.submit_voucher("carol", "carol-phone", v, sig)
 
         send(unbanked)
@@ -162,5 +162,5 @@ def test_vouchers_end_to_end(server, conformance, tmp_path):
         # A voucher signed by a key that is not the enrolled one is refused.
         v = bulwark.make_voucher(pdata, account, banked[0].read_bytes())
         with pytest.raises(ApiError) as e:
-            relay.submit_voucher("carol", "carol-phone", v, bulwark._bulwark.sign_voucher("carol", "carol-phone", v, b"\1" * 32))
+            relay.submit_voucher("carol", "carol-phone", v, bulwark.sign_voucher("carol", "carol-phone", v, b"\1" * 32))
         assert e.value.status == 403

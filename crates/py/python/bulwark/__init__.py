@@ -36,6 +36,8 @@ from ._bulwark import (
     VideoError,
     VoucherError,
     __version__,
+    ed25519_public_key,
+    sign_voucher,
 )
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -66,6 +68,7 @@ __all__ = [
     "VoucherError",
     "brute_force",
     "distance",
+    "ed25519_public_key",
     "format_vpdq",
     "frank",
     "hash_array",
@@ -86,6 +89,7 @@ __all__ = [
     "read_vpdq",
     "receive",
     "report",
+    "sign_voucher",
     "write_list",
     "__version__",
 ]
