@@ -1,0 +1,580 @@
+"""A small client for Bulwark's ``/v1`` API: :class:`Client` (synchronous)
+and :class:`AsyncClient` (asyncio), both on ``httpx`` (``pip install
+httpx``). They have the same methods; :class:`AsyncClient`'s return
+awaitables. Responses are dataclasses; unknown fields a newer server adds
+are kept in ``.raw``. A non-2xx answer raises :class:`ApiError` with the
+server's error code and message.
+
+    from bulwark.client import Client
+    with Client("http://127.0.0.1:8080", api_key) as c:
+        c.create_bank("org_a")
+        c.add_content("org_a", open("photo.jpg", "rb").read())
+        r = c.match(file=open("query.jpg", "rb").read())
+        for m in r.matches:
+            print(m.bank, m.content_id, m.distance)
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import typing as t
+from dataclasses import dataclass, field
+
+import httpx
+
+__all__ = [
+    "AccountStatus",
+    "ApiError",
+    "AsyncClient",
+    "Bank",
+    "Client",
+    "Content",
+    "Hashes",
+    "ImportResult",
+    "Match",
+    "MatchResult",
+    "Page",
+    "PdataRelease",
+    "Report",
+    "ReportReceipt",
+    "Signal",
+    "StampResult",
+]
+
+T = t.TypeVar("T")
+
+
+class ApiError(Exception):
+    """A non-2xx answer: HTTP status, the server's stable ``code`` and message."""
+
+    def __init__(self, status: int, code: str, message: str, body: t.Any = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body
+
+
+def _from(cls: t.Type[T], d: t.Mapping[str, t.Any]) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kw = {k: v for k, v in d.items() if k in names and k != "raw"}
+    obj = cls(**kw)
+    object.__setattr__(obj, "raw", dict(d))
+    return obj
+
+
+@dataclass
+class Bank:
+    name: str
+    threshold: int = 31
+    enabled: bool = True
+    description: str = ""
+    provider: t.Optional[str] = None
+    created_at: str = ""
+    updated_at: str = ""
+    content_count: int = 0
+    disabled_count: int = 0
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Signal:
+    signal_type: str
+    signal: str
+    quality: t.Optional[int] = None
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Content:
+    id: int
+    bank: str
+    kind: str
+    signals: t.List[Signal]
+    enabled: bool = True
+    note: t.Optional[str] = None
+    metadata: t.Optional[t.Dict[str, t.Any]] = None
+    disabled_until: t.Optional[str] = None
+    added_by: str = ""
+    source: t.Optional[str] = None
+    created_at: str = ""
+    updated_at: str = ""
+    frames: int = 0
+    duplicate: bool = False
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, d: t.Mapping[str, t.Any]) -> "Content":
+        c = _from(cls, d)
+        c.signals = [_from(Signal, s) for s in d.get("signals", [])]
+        return c
+
+    def signal(self, signal_type: str) -> t.Optional[str]:
+        """The value of this content's signal of a type (e.g. ``"pdq"``)."""
+        for s in self.signals:
+            if s.signal_type == signal_type:
+                return s.signal
+        return None
+
+
+@dataclass
+class Page(t.Generic[T]):
+    """One page of a list; pass ``next_after`` as ``after`` for the next."""
+
+    items: t.List[T]
+    next_after: t.Optional[int] = None
+
+
+@dataclass
+class ImportResult:
+    bank: str = ""
+    format: str = ""
+    source: t.Optional[str] = None
+    lines: int = 0
+    added: int = 0
+    duplicates: int = 0
+    rejected_count: int = 0
+    rejected: t.List[t.Any] = field(default_factory=list)
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Hashes:
+    kind: str
+    md5: str = ""
+    sha256: str = ""
+    pdq: t.Optional[str] = None
+    quality: t.Optional[int] = None
+    frames: t.Optional[int] = None
+    vpdq: t.Optional[t.List[t.Any]] = None
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Match:
+    bank: str
+    content_id: int
+    signal_type: str
+    distance: t.Optional[int] = None
+    query_signal: t.Optional[str] = None
+    video_frame: t.Optional[bool] = None
+    query_percent: t.Optional[float] = None
+    compared_percent: t.Optional[float] = None
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class MatchResult:
+    matches: t.List[Match]
+    query: t.Optional[Hashes] = None
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, d: t.Mapping[str, t.Any]) -> "MatchResult":
+        q = d.get("query")
+        r = cls([_from(Match, m) for m in d.get("matches", [])], _from(Hashes, q) if q else None)
+        r.raw = dict(d)
+        return r
+
+
+@dataclass
+class StampResult:
+    """The delivery service's stamp: pass it to :func:`bulwark.receive`."""
+
+    key_id: int
+    mac: str
+    signature: str
+    accepted_at: int
+    stamper: str
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+    def as_dict(self) -> t.Dict[str, t.Any]:
+        return {"key_id": self.key_id, "mac": self.mac, "signature": self.signature}
+
+
+@dataclass
+class ReportReceipt:
+    id: int
+    status: str
+    messages: int = 0
+    attachments: t.List[t.Any] = field(default_factory=list)
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Report:
+    id: int
+    status: str
+    received_at: str = ""
+    submitted_by: str = ""
+    reason: t.Optional[str] = None
+    text: t.Optional[str] = None
+    rejection: t.Optional[str] = None
+    messages: t.List[t.Any] = field(default_factory=list)
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class PdataRelease:
+    release: int
+    root: str
+    entries: int = 0
+    bytes: int = 0
+    params: t.Dict[str, t.Any] = field(default_factory=dict)
+    created_at: t.Optional[str] = None
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class AccountStatus:
+    account: str
+    status: str
+    matches: t.List[t.Dict[str, t.Any]] = field(default_factory=list)
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def flagged(self) -> bool:
+        return self.status == "flagged"
+
+
+@dataclass
+class _Req:
+    method: str
+    path: str
+    parse: t.Callable[[httpx.Response], t.Any]
+    params: t.Optional[t.Dict[str, t.Any]] = None
+    json: t.Any = None
+    content: t.Optional[bytes] = None
+    files: t.Optional[t.Dict[str, t.Any]] = None
+    data: t.Optional[t.Dict[str, str]] = None
+    headers: t.Optional[t.Dict[str, str]] = None
+
+
+def _j(f: t.Callable[[t.Any], T]) -> t.Callable[[httpx.Response], T]:
+    return lambda r: f(r.json())
+
+
+def _q(**kw: t.Any) -> t.Dict[str, t.Any]:
+    return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in kw.items() if v is not None}
+
+
+def _drop_none(**kw: t.Any) -> t.Dict[str, t.Any]:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def _check(r: httpx.Response) -> httpx.Response:
+    if r.is_success:
+        return r
+    code, message, body = "http_error", r.reason_phrase, None
+    try:
+        body = r.json()
+        err = body.get("error", {})
+        if isinstance(err, dict):
+            code = err.get("code", code)
+            message = err.get("message", message)
+    except (ValueError, AttributeError):
+        message = r.text[:500] or message
+    raise ApiError(r.status_code, code, message, body)
+
+
+def _file(data: t.Union[bytes, t.BinaryIO], filename: str) -> t.Tuple[str, bytes, str]:
+    raw = data if isinstance(data, (bytes, bytearray)) else data.read()
+    return (filename, bytes(raw), "application/octet-stream")
+
+
+class _Endpoints:
+    """The endpoints, once; each client executes the requests its own way."""
+
+    def _run(self, req: _Req) -> t.Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    # ---- service
+    def health(self) -> t.Dict[str, t.Any]:
+        return self._run(_Req("GET", "/v1/health", _j(dict)))
+
+    # ---- banks
+    def list_banks(self) -> t.List[Bank]:
+        return self._run(_Req("GET", "/v1/banks", _j(lambda j: [_from(Bank, b) for b in j["banks"]])))
+
+    def create_bank(
+        self,
+        name: str,
+        *,
+        threshold: t.Optional[int] = None,
+        enabled: t.Optional[bool] = None,
+        description: t.Optional[str] = None,
+        provider: t.Optional[str] = None,
+    ) -> Bank:
+        body = _drop_none(
+            name=name, threshold=threshold, enabled=enabled, description=description, provider=provider
+        )
+        return self._run(_Req("POST", "/v1/banks", _j(lambda j: _from(Bank, j)), json=body))
+
+    def get_bank(self, name: str) -> Bank:
+        return self._run(_Req("GET", f"/v1/banks/{name}", _j(lambda j: _from(Bank, j))))
+
+    def update_bank(self, name: str, **patch: t.Any) -> Bank:
+        return self._run(_Req("PATCH", f"/v1/banks/{name}", _j(lambda j: _from(Bank, j)), json=patch))
+
+    def delete_bank(self, name: str) -> t.Dict[str, t.Any]:
+        return self._run(_Req("DELETE", f"/v1/banks/{name}", _j(dict)))
+
+    # ---- content
+    def add_content(
+        self,
+        bank: str,
+        file: t.Union[bytes, t.BinaryIO],
+        *,
+        filename: str = "upload",
+        note: t.Optional[str] = None,
+        metadata: t.Optional[t.Dict[str, t.Any]] = None,
+        source: t.Optional[str] = None,
+    ) -> Content:
+        """Uploads media; the service hashes it (PDQ, MD5, SHA-256; vPDQ for video)."""
+        data = _drop_none(note=note, source=source, metadata=json.dumps(metadata) if metadata is not None else None)
+        return self._run(
+            _Req(
+                "POST",
+                f"/v1/banks/{bank}/content",
+                _j(Content.from_json),
+                files={"file": _file(file, filename)},
+                data=data,
+            )
+        )
+
+    def add_signals(
+        self,
+        bank: str,
+        signals: t.Mapping[str, str],
+        *,
+        quality: t.Optional[int] = None,
+        note: t.Optional[str] = None,
+        metadata: t.Optional[t.Dict[str, t.Any]] = None,
+        source: t.Optional[str] = None,
+    ) -> Content:
+        """Adds content known only by its hashes, e.g. ``{"pdq": HEX}``."""
+        body = _drop_none(signals=dict(signals), quality=quality, note=note, metadata=metadata, source=source)
+        return self._run(_Req("POST", f"/v1/banks/{bank}/content", _j(Content.from_json), json=body))
+
+    def list_content(self, bank: str, *, after: t.Optional[int] = None, limit: t.Optional[int] = None) -> Page[Content]:
+        return self._run(
+            _Req(
+                "GET",
+                f"/v1/banks/{bank}/content",
+                _j(lambda j: Page([Content.from_json(c) for c in j["items"]], j.get("next_after"))),
+                params=_q(after=after, limit=limit),
+            )
+        )
+
+    def get_content(self, bank: str, id: int) -> Content:
+        return self._run(_Req("GET", f"/v1/banks/{bank}/content/{id}", _j(Content.from_json)))
+
+    def update_content(self, bank: str, id: int, **patch: t.Any) -> Content:
+        return self._run(_Req("PATCH", f"/v1/banks/{bank}/content/{id}", _j(Content.from_json), json=patch))
+
+    def delete_content(self, bank: str, id: int) -> t.Dict[str, t.Any]:
+        return self._run(_Req("DELETE", f"/v1/banks/{bank}/content/{id}", _j(dict)))
+
+    # ---- import / export
+    def import_list(
+        self, bank: str, text: t.Union[str, bytes], *, format: str = "lines", source: t.Optional[str] = None
+    ) -> ImportResult:
+        """Imports a hash list (``lines``, ``csv`` or ``jsonl``): see :func:`bulwark.write_list`."""
+        body = text.encode() if isinstance(text, str) else bytes(text)
+        return self._run(
+            _Req(
+                "POST",
+                f"/v1/banks/{bank}/import",
+                _j(lambda j: _from(ImportResult, j)),
+                params=_q(format=format, source=source),
+                content=body,
+                headers={"Content-Type": "text/plain; charset=utf-8"},
+            )
+        )
+
+    def export_list(self, bank: str, *, format: str = "lines", include_disabled: bool = False) -> str:
+        """The bank as a hash list: parse it with :func:`bulwark.read_list`."""
+        return self._run(
+            _Req(
+                "GET",
+                f"/v1/banks/{bank}/export",
+                lambda r: r.text,
+                params=_q(format=format, include_disabled=include_disabled or None),
+            )
+        )
+
+    # ---- hashing and matching
+    def hash(self, file: t.Union[bytes, t.BinaryIO], *, filename: str = "upload") -> Hashes:
+        return self._run(_Req("POST", "/v1/hash", _j(lambda j: _from(Hashes, j)), files={"file": _file(file, filename)}))
+
+    def match(
+        self,
+        *,
+        file: t.Union[bytes, t.BinaryIO, None] = None,
+        signals: t.Optional[t.Mapping[str, t.Union[str, t.Sequence[str]]]] = None,
+        banks: t.Optional[t.Sequence[str]] = None,
+        filename: str = "upload",
+    ) -> MatchResult:
+        """Matches media (``file``) or hashes (``signals={"pdq": HEX or [HEX, ...]}``)."""
+        if (file is None) == (signals is None):
+            raise ValueError("give exactly one of file= or signals=")
+        if file is not None:
+            data = {"banks": ",".join(banks)} if banks else None
+            return self._run(
+                _Req("POST", "/v1/match", _j(MatchResult.from_json), files={"file": _file(file, filename)}, data=data)
+            )
+        body = _drop_none(signals={k: (v if isinstance(v, str) else list(v)) for k, v in (signals or {}).items()},
+                          banks=list(banks) if banks else None)
+        return self._run(_Req("POST", "/v1/match", _j(MatchResult.from_json), json=body))
+
+    # ---- franking and reports
+    def stamp(
+        self,
+        tag: t.Union[bytes, str],
+        *,
+        sender: str,
+        conversation: str,
+        message_id: str,
+        epoch: int,
+        recipients: t.Sequence[str],
+    ) -> StampResult:
+        """Delivery service (stamper key): stamps a franking tag."""
+        body = {
+            "tag": tag if isinstance(tag, str) else bytes(tag).hex(),
+            "sender": sender,
+            "conversation": conversation,
+            "message_id": message_id,
+            "epoch": epoch,
+            "recipients": list(recipients),
+        }
+        return self._run(_Req("POST", "/v1/franking/stamp", _j(lambda j: _from(StampResult, j)), json=body))
+
+    def franking_key(self) -> str:
+        """The service's Ed25519 stamp-verification key (64 hex)."""
+        return self._run(_Req("GET", "/v1/franking/keys", _j(lambda j: j["public_key"])))
+
+    def submit_report(self, body: t.Union[bytes, t.Mapping[str, t.Any]]) -> ReportReceipt:
+        """Submits a report (the JSON :func:`bulwark.report` builds)."""
+        raw = body if isinstance(body, (bytes, bytearray)) else json.dumps(body).encode()
+        return self._run(
+            _Req(
+                "POST",
+                "/v1/reports",
+                _j(lambda j: _from(ReportReceipt, j)),
+                content=bytes(raw),
+                headers={"Content-Type": "application/json"},
+            )
+        )
+
+    def list_reports(
+        self, *, status: t.Optional[str] = None, after: t.Optional[int] = None, limit: t.Optional[int] = None
+    ) -> Page[Report]:
+        return self._run(
+            _Req(
+                "GET",
+                "/v1/reports",
+                _j(lambda j: Page([_from(Report, x) for x in j["items"]], j.get("next_after"))),
+                params=_q(status=status, after=after, limit=limit),
+            )
+        )
+
+    def get_report(self, id: int) -> Report:
+        return self._run(_Req("GET", f"/v1/reports/{id}", _j(lambda j: _from(Report, j))))
+
+    # ---- safety vouchers
+    def build_pdata(
+        self, *, profile: t.Optional[str] = None, threshold: t.Optional[int] = None, min_providers: t.Optional[int] = None
+    ) -> t.Dict[str, t.Any]:
+        body = _drop_none(profile=profile, threshold=threshold, min_providers=min_providers)
+        return self._run(_Req("POST", "/v1/pdata/build", _j(dict), json=body))
+
+    def pdata_root(self) -> PdataRelease:
+        return self._run(_Req("GET", "/v1/pdata/root", _j(lambda j: _from(PdataRelease, j))))
+
+    def pdata(self) -> bytes:
+        """The current release's tables (verify with :meth:`bulwark.Pdata.load_signed`)."""
+        return self._run(_Req("GET", "/v1/pdata", lambda r: r.content))
+
+    def pdata_signed_root(self) -> bytes:
+        """The current release's root with the providers' signatures."""
+        return self._run(_Req("GET", "/v1/pdata/signed", lambda r: r.content))
+
+    def enrol_provider(self, name: str, public_key: str) -> t.Dict[str, t.Any]:
+        """Admin: enrols a list provider's root-signing key (``bulwark providers keygen``)."""
+        return self._run(_Req("POST", "/v1/providers", _j(dict), json={"name": name, "public_key": public_key}))
+
+    def enrol_device(self, account: str, device: str, public_key: t.Union[bytes, str]) -> t.Dict[str, t.Any]:
+        """Messenger backend (stamper key): enrols a device's Ed25519 key."""
+        pk = public_key if isinstance(public_key, str) else bytes(public_key).hex()
+        return self._run(
+            _Req("POST", "/v1/devices", _j(dict), json={"account": account, "device": device, "public_key": pk})
+        )
+
+    def submit_voucher(self, account: str, device: str, voucher: bytes, signature: bytes) -> bool:
+        """Sends a voucher signed by the device (:func:`bulwark.sign_voucher`)."""
+        body = {
+            "account": account,
+            "device": device,
+            "voucher": base64.b64encode(voucher).decode(),
+            "signature": bytes(signature).hex(),
+        }
+        return self._run(_Req("POST", "/v1/vouchers", _j(lambda j: bool(j.get("accepted"))), json=body))
+
+    def account_status(self, account: str) -> AccountStatus:
+        return self._run(_Req("GET", f"/v1/accounts/{account}", _j(lambda j: _from(AccountStatus, j))))
+
+
+def _kwargs(req: _Req) -> t.Dict[str, t.Any]:
+    kw: t.Dict[str, t.Any] = {}
+    for k in ("params", "json", "content", "files", "data", "headers"):
+        v = getattr(req, k)
+        if v is not None:
+            kw[k] = v
+    return kw
+
+
+class Client(_Endpoints):
+    """Synchronous client. ``api_key`` is sent as ``Authorization: Bearer``."""
+
+    def __init__(self, base_url: str, api_key: t.Optional[str] = None, *, timeout: float = 30.0,
+                 http: t.Optional[httpx.Client] = None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = http or httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def _run(self, req: _Req) -> t.Any:
+        return req.parse(_check(self._http.request(req.method, req.path, **_kwargs(req))))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: t.Any) -> None:
+        self.close()
+
+
+class AsyncClient(_Endpoints):
+    """asyncio client: the same methods as :class:`Client`, awaited."""
+
+    def __init__(self, base_url: str, api_key: t.Optional[str] = None, *, timeout: float = 30.0,
+                 http: t.Optional[httpx.AsyncClient] = None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = http or httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+
+    async def _arun(self, req: _Req) -> t.Any:
+        return req.parse(_check(await self._http.request(req.method, req.path, **_kwargs(req))))
+
+    def _run(self, req: _Req) -> t.Any:
+        return self._arun(req)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: t.Any) -> None:
+        await self.aclose()
