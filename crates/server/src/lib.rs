@@ -139,12 +139,14 @@ impl Service {
             .map_err(|e| anyhow::anyhow!("listening on {addr}: {e}"))?;
         let refresh = self.spawn_refresh();
         let vouchers = api::vouchers::spawn_worker(self.state.clone());
+        let exchanges = api::hma::exchanges::spawn_scheduler(self.state.clone());
         tracing::info!("bulwark listening on http://{}", listener.local_addr()?);
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         refresh.abort();
         vouchers.abort();
+        exchanges.abort();
         if let Err(e) = self.state.catalog.save_snapshot(&self.state.store).await {
             tracing::warn!("writing the index snapshot failed: {e:#}");
         }
