@@ -1987,8 +1987,19 @@ async fn threatexchange_file_exchange_imports_and_prunes() {
         g["metadata"]["json"]["opinions"][0]["tags"],
         json!(["tag1", "tag2"])
     );
-    *file.lock().unwrap() = format!("pdq {IMAGE2_PDQ} 'Sample Collab' POSITIVE_CLASS\n");
-    h.post_empty("/c/exchange/TE/fetch").await;
+    // Re-read unchanged but for one line: the other keeps its id.
+    let before = md5_id(&h, EXAMPLE_MD5).await;
+    assert!(before.is_some());
+    *file.lock().unwrap() = format!(
+        "pdq {IMAGE2_PDQ} 'Sample Collab' POSITIVE_CLASS\nvideo_md5 {EXAMPLE_MD5} 'Sample Collab' POSITIVE_CLASS\n"
+    );
+    let st = h.post_empty("/c/exchange/TE/fetch").await.json();
+    assert_eq!(st["fetched_items"], 3, "one new item applied: {st}");
+    assert_eq!(
+        md5_id(&h, EXAMPLE_MD5).await,
+        before,
+        "unchanged content is left alone"
+    );
     assert_eq!(
         h.get(&format!("/m/lookup?signal_type=pdq&signal={IMAGE1_PDQ}"))
             .await
@@ -2131,4 +2142,116 @@ impl JsonBody for reqwest::RequestBuilder {
         self.header(header::CONTENT_TYPE.as_str(), "application/json")
             .body(v.to_string())
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_routes_and_scheduler() {
+    let h = Hma::start().await;
+    h.create_bank("CFG").await;
+    let r = h.get("/c/bank/CFG").await;
+    assert_eq!(
+        r.json(),
+        json!({"name": "CFG", "matching_enabled_ratio": 1.0})
+    );
+    assert_eq!(h.get("/c/bank/NOPE").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.get("/c/content_type").await.json(),
+        json!([{"name": "photo", "enabled": true}, {"name": "video", "enabled": true}])
+    );
+    let r = h
+        .put("/c/signal_type/pdq", json!({"enabled_ratio": 0.5}))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{}", r.text);
+    h.post("/c/bank/CFG/signal", json!({"pdq": IMAGE1_PDQ}))
+        .await;
+    let idx = h.get("/c/signal_type/index?signal_type=pdq").await.json();
+    assert_eq!(idx["pdq"]["db_size"], 1);
+    assert_eq!(idx["pdq"]["index_out_of_date"], false);
+    assert_eq!(
+        h.get("/c/signal_type/index?signal_type=nope").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    // Exchanges: list, get, update; the scheduler fetches the enabled ones
+    // that are due, and not the disabled ones.
+    for (name, enabled) in [("SCHED_ON", true), ("SCHED_OFF", false)] {
+        let r = h
+            .post(
+                "/c/exchanges",
+                json!({"api": "sample", "bank": name, "api_json": {}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        let r = h
+            .put(
+                &format!("/c/exchange/{name}"),
+                json!({"enabled": enabled, "interval_seconds": 60}),
+            )
+            .await;
+        assert_eq!(
+            (
+                r.json()["enabled"].as_bool(),
+                r.json()["interval_seconds"].as_i64()
+            ),
+            (Some(enabled), Some(60))
+        );
+    }
+    assert_eq!(
+        h.get("/c/exchanges").await.json(),
+        json!(["SCHED_OFF", "SCHED_ON"])
+    );
+    assert_eq!(h.get("/c/exchange/SCHED_ON").await.json()["api"], "sample");
+    let r = h
+        .post("/c/exchanges", json!({"api": "sample", "bank": "CFG"}))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "an exchange makes its own bank"
+    );
+    let r = h
+        .post("/c/exchanges", json!({"api": "nope", "bank": "X1"}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h
+        .post(
+            "/c/exchanges",
+            json!({"api": "bulwark", "bank": "X2", "api_json": {"url": "http://127.0.0.1:1"}}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "remote_bank and key are required"
+    );
+    bulwark_server::api::hma::exchanges::run_due(&h.service.state)
+        .await
+        .unwrap();
+    let on = h.get("/c/exchange/SCHED_ON/status").await.json();
+    let off = h.get("/c/exchange/SCHED_OFF/status").await.json();
+    assert_eq!(
+        (
+            on["last_fetch_succeeded"].as_bool(),
+            on["fetched_items"].as_i64()
+        ),
+        (Some(true), Some(18)),
+        "{on}"
+    );
+    assert_eq!(off["last_fetch_complete_ts"], Value::Null, "{off}");
+    // Not due again before its interval.
+    bulwark_server::api::hma::exchanges::run_due(&h.service.state)
+        .await
+        .unwrap();
+    let again = h.get("/c/exchange/SCHED_ON/status").await.json();
+    assert_eq!(
+        again["last_fetch_complete_ts"],
+        on["last_fetch_complete_ts"]
+    );
+}
+
+async fn md5_id(h: &Hma, md5: &str) -> Option<i64> {
+    let j = h
+        .get(&format!("/m/lookup?signal_type=video_md5&signal={md5}"))
+        .await
+        .json();
+    j["TE"][0]["bank_content_id"].as_i64()
 }

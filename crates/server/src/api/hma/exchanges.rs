@@ -830,6 +830,35 @@ async fn unmap(
     Ok(())
 }
 
+/// Whether an item is banked already with the same signals, note and
+/// metadata (a file re-read changes only what changed).
+async fn unchanged(state: &AppState, e: &Exchange, it: &Item) -> Result<bool, ApiError> {
+    let Some(local) = mapped(state, &e.name, &it.key).await? else {
+        return Ok(false);
+    };
+    let want = new_content(e, it);
+    let s = &state.store;
+    let Some(row) = sqlx::query(&s.sql("SELECT * FROM content WHERE id = ?"))
+        .bind(local)
+        .fetch_optional(&s.pool)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let c = db::ContentRow::from_row(&row)?;
+    let mut have = db::signals_of(s, local).await?;
+    have.sort_by(|a, b| (&a.signal_type, &a.value).cmp(&(&b.signal_type, &b.value)));
+    let same_meta = c
+        .metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<Value>(m).ok())
+        == want
+            .metadata
+            .as_deref()
+            .and_then(|m| serde_json::from_str::<Value>(m).ok());
+    Ok(have == want.signals && c.note == want.note && same_meta)
+}
+
 /// Applies items to the exchange's bank; the number applied.
 async fn apply(
     state: &AppState,
@@ -845,6 +874,9 @@ async fn apply(
     let s = &state.store;
     let mut n = 0;
     for it in items {
+        if !it.deleted && unchanged(state, e, it).await? {
+            continue;
+        }
         unmap(state, &caller, bank, &e.name, &it.key).await?;
         if it.deleted || it.signals.is_empty() {
             n += 1;
