@@ -479,10 +479,9 @@ pub async fn api_set(
             })?;
             for f in &fields {
                 if f.required
-                    && !c
-                        .get(f.name)
+                    && c.get(f.name)
                         .and_then(Value::as_str)
-                        .is_some_and(|v| !v.is_empty())
+                        .is_none_or(str::is_empty)
                 {
                     return Err(ApiError::bad_request(format!(
                         "credential_json.{} is required",
