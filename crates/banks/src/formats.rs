@@ -138,20 +138,45 @@ impl Format {
                 if t.starts_with('#') {
                     return Ok(None);
                 }
-                let mut parts = t.split_whitespace();
-                let (ty, value) = match (parts.next(), parts.next(), parts.next()) {
-                    (Some(ty), Some(value), None) => (ty, value),
-                    _ => return Err("expected `TYPE VALUE`, e.g. `pdq <64 hex digits>`".into()),
-                };
+                let (ty, rest) = t
+                    .split_once(char::is_whitespace)
+                    .ok_or("expected `TYPE VALUE`, e.g. `pdq <64 hex digits>`")?;
+                let rest = rest.trim_start();
+                let (value, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
                 let ty: SignalType = ty.parse().map_err(|e| format!("{e}"))?;
-                Ok(Some(Record::new(
-                    ty.parse(value).map_err(|e| e.to_string())?,
-                )))
+                let mut r = Record::new(ty.parse(value).map_err(|e| e.to_string())?);
+                r.metadata = te_opinion(rest.trim())?;
+                Ok(Some(r))
             }
             Format::Csv => {
                 let fields = split_csv(line)?;
                 let first = fields.first().map(|s| s.trim()).unwrap_or_default();
-                if first.eq_ignore_ascii_case("hash") || first.eq_ignore_ascii_case("pdq") {
+                // `threatexchange dataset -P --csv`: signal_type,signal_str,collab,category,tags
+                if let (Ok(ty), Some(v)) = (first.parse::<SignalType>(), fields.get(1)) {
+                    if let Ok(signal) = ty.parse(v) {
+                        let mut m = serde_json::Map::new();
+                        for (i, k) in [(2, "collab"), (3, "category")] {
+                            if let Some(x) =
+                                fields.get(i).map(|x| x.trim()).filter(|x| !x.is_empty())
+                            {
+                                m.insert(k.into(), x.into());
+                            }
+                        }
+                        if let Some(tags) = fields.get(4) {
+                            let tags: Vec<&str> = tags.split_whitespace().collect();
+                            if !tags.is_empty() {
+                                m.insert("tags".into(), tags.into());
+                            }
+                        }
+                        let mut r = Record::new(signal);
+                        r.metadata = (!m.is_empty()).then_some(serde_json::Value::Object(m));
+                        return Ok(Some(r));
+                    }
+                }
+                if first.eq_ignore_ascii_case("hash")
+                    || first.eq_ignore_ascii_case("pdq")
+                    || first.eq_ignore_ascii_case("signal_type")
+                {
                     return Ok(None);
                 }
                 let signal = SignalType::Pdq.parse(first).map_err(|e| e.to_string())?;
@@ -276,6 +301,83 @@ fn split_csv(line: &str) -> Result<Vec<String>, String> {
     Ok(fields)
 }
 
+/// The rest of a `threatexchange dataset -P` line after `TYPE VALUE`: an
+/// optional collaboration name (a Python string literal, as `repr` prints
+/// it), then an opinion category (`POSITIVE_CLASS`, ...) and optional
+/// comma-separated tags. Returns them as metadata.
+fn te_opinion(rest: &str) -> Result<Option<serde_json::Value>, String> {
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let mut m = serde_json::Map::new();
+    let mut rest = rest;
+    if let Some(q) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') {
+        let (collab, after) = python_str(&rest[1..], q)?;
+        m.insert("collab".into(), collab.into());
+        rest = after.trim_start();
+    }
+    if !rest.is_empty() {
+        let (category, tags) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        if !category
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b == b'_')
+        {
+            return Err(format!(
+                "expected `TYPE VALUE ['COLLAB'] CATEGORY [TAG,...]`; {:?} is not a category",
+                category.chars().take(40).collect::<String>()
+            ));
+        }
+        m.insert("category".into(), category.into());
+        let tags: Vec<&str> = tags
+            .trim()
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        if !tags.is_empty() {
+            m.insert("tags".into(), tags.into());
+        }
+    }
+    Ok(Some(serde_json::Value::Object(m)))
+}
+
+/// A Python string literal's body up to its closing `quote`; returns the
+/// text and what follows.
+fn python_str(s: &str, quote: char) -> Result<(String, &str), String> {
+    let mut out = String::new();
+    let mut it = s.char_indices();
+    while let Some((i, c)) = it.next() {
+        match c {
+            c if c == quote => return Ok((out, &s[i + c.len_utf8()..])),
+            '\\' => {
+                let (_, e) = it.next().ok_or("unterminated string")?;
+                match e {
+                    'n' => out.push('\n'),
+                    't' => out.push('\t'),
+                    'r' => out.push('\r'),
+                    'x' | 'u' | 'U' => {
+                        let n = match e {
+                            'x' => 2,
+                            'u' => 4,
+                            _ => 8,
+                        };
+                        let hex: String =
+                            (0..n).filter_map(|_| it.next().map(|(_, h)| h)).collect();
+                        let ch = u32::from_str_radix(&hex, 16)
+                            .ok()
+                            .and_then(char::from_u32)
+                            .ok_or_else(|| format!("bad escape \\{e}{hex}"))?;
+                        out.push(ch);
+                    }
+                    other => out.push(other),
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Err("unterminated collaboration name".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +404,78 @@ mod tests {
                 .parse_line(&format!("pdq {}", &H[2..]))
                 .is_err()
         );
+    }
+
+    /// `threatexchange dataset -P` (python-threatexchange cli/dataset_cmd.py
+    /// `_print_stdout`): `TYPE VALUE 'COLLAB' CATEGORY TAGS`, and `--csv`.
+    #[test]
+    fn threatexchange_dataset_print_signals() {
+        let r = Format::Lines
+            .parse_line(&format!("pdq {H} 'Sample Data' POSITIVE_CLASS tag_a,tag b"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.signal.value(), H);
+        assert_eq!(
+            r.metadata,
+            Some(
+                serde_json::json!({"collab": "Sample Data", "category": "POSITIVE_CLASS", "tags": ["tag_a", "tag b"]})
+            )
+        );
+        let r = Format::Lines
+            .parse_line(&format!(
+                "video_md5 {} \"Bob's list\" INVESTIGATION_SEED",
+                "ab".repeat(16)
+            ))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.signal.signal_type(), SignalType::Md5);
+        assert_eq!(
+            r.metadata,
+            Some(serde_json::json!({"collab": "Bob's list", "category": "INVESTIGATION_SEED"}))
+        );
+        // One collaboration selected (`-c`): no name is printed.
+        let r = Format::Lines
+            .parse_line(&format!("pdq {H} DISPUTED"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r.metadata,
+            Some(serde_json::json!({"category": "DISPUTED"}))
+        );
+        let r = Format::Lines
+            .parse_line(&format!("pdq {H} 'it\\'s \\x41' NEGATIVE_CLASS"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.metadata.unwrap()["collab"], "it's A");
+        assert!(Format::Lines.parse_line(&format!("pdq {H} 'open")).is_err());
+        assert!(
+            Format::Lines
+                .parse_line(&format!("pdq {H} lowercase"))
+                .is_err()
+        );
+        // --csv, with its header
+        assert_eq!(
+            Format::Csv
+                .parse_line("signal_type,signal_str,collab,category,tags")
+                .unwrap(),
+            None
+        );
+        let r = Format::Csv
+            .parse_line(&format!("pdq,{H},Sample Data,POSITIVE_CLASS,t1 t2"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.signal.value(), H);
+        assert_eq!(
+            r.metadata,
+            Some(
+                serde_json::json!({"collab": "Sample Data", "category": "POSITIVE_CLASS", "tags": ["t1", "t2"]})
+            )
+        );
+        let r = Format::Csv
+            .parse_line(&format!("video_md5,{},c,POSITIVE_CLASS,", "cd".repeat(16)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.signal.signal_type(), SignalType::Md5);
     }
 
     #[test]

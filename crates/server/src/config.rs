@@ -49,6 +49,8 @@ pub struct Config {
     pub vouchers_per_device_per_minute: u32,
     /// Vouchers one API key may relay per minute.
     pub vouchers_per_key_per_minute: u32,
+    /// The HMA-compatible surface (`[hma]`).
+    pub hma: crate::api::hma::HmaConfig,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             kek_file: None,
             vouchers_per_device_per_minute: 600,
             vouchers_per_key_per_minute: 60_000,
+            hma: crate::api::hma::HmaConfig::default(),
         }
     }
 }
@@ -115,6 +118,8 @@ pub struct FileConfig {
     pub vouchers_per_device_per_minute: Option<u32>,
     /// See [`Config::vouchers_per_key_per_minute`].
     pub vouchers_per_key_per_minute: Option<u32>,
+    /// See [`Config::hma`].
+    pub hma: Option<crate::api::hma::HmaFileConfig>,
 }
 
 fn secs(v: f64, key: &str) -> anyhow::Result<Duration> {
@@ -131,6 +136,9 @@ impl FileConfig {
 
     /// Applies the file's settings on top of `c`.
     pub fn apply(self, c: &mut Config) -> anyhow::Result<()> {
+        if let Some(h) = self.hma {
+            h.apply(&mut c.hma)?;
+        }
         if let Some(v) = self.listen {
             c.listen = v;
         }

@@ -140,6 +140,7 @@ impl Service {
             .map_err(|e| anyhow::anyhow!("listening on {addr}: {e}"))?;
         let refresh = self.spawn_refresh();
         let vouchers = api::vouchers::spawn_worker(self.state.clone());
+        let exchanges = api::hma::exchanges::spawn_scheduler(self.state.clone());
         let c = &self.state.config;
         let limits = listen::Limits {
             header_read_timeout: c.header_read_timeout,
@@ -150,6 +151,7 @@ impl Service {
         listen::serve(listener, self.router(), limits, shutdown_signal()).await;
         refresh.abort();
         vouchers.abort();
+        exchanges.abort();
         if let Err(e) = self.state.catalog.save_snapshot(&self.state.store).await {
             tracing::warn!("writing the index snapshot failed: {e:#}");
         }

@@ -3,7 +3,7 @@
 mod banks;
 mod content;
 mod devices;
-mod hma;
+pub mod hma;
 mod lists;
 mod matching;
 mod ops;
@@ -79,9 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/providers/{name}", delete(providers::revoke))
         .route("/v1/vouchers", post(vouchers::submit))
         .route("/v1/accounts/{id}", get(vouchers::account))
-        .route("/m/lookup", get(hma::lookup))
-        .route("/c/banks", get(hma::banks))
-        .route("/c/bank/{bank}/signal", post(hma::add_signal))
+        .merge(hma::routes())
         .fallback(|| async { ApiError::not_found("no such route (see /v1/openapi.json)") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), record))

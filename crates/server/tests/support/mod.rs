@@ -24,8 +24,17 @@ pub struct TestApp {
     pg_db: Option<String>,
 }
 
+/// The shared data directory: `BULWARK_SHARED`, else the nearest `shared/`
+/// (with `conformance/`) above the crate (a worktree sits deeper than `main`).
 pub fn shared() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+    if let Some(p) = std::env::var_os("BULWARK_SHARED") {
+        return PathBuf::from(p);
+    }
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join("shared"))
+        .find(|s| s.join("conformance").is_dir())
+        .unwrap_or_else(|| here.join("../../../shared"))
 }
 
 /// A benign test image from the conformance set.

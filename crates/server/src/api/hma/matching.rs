@@ -1,0 +1,322 @@
+//! HMA matching: `/m/lookup`, `/m/raw_lookup`, `/m/compare`,
+//! `/m/index/status`, and the health routes `/status`, `/status/live`.
+//!
+//! Matches come from Bulwark's index with each bank's own threshold (PDQ)
+//! and exact MD5; a bank whose HMA `matching_enabled_ratio` is between 0
+//! and 1 answers a lookup when the lookup's coin flip (seeded by `seed`,
+//! skipped by `bypass_coinflip=true`) is at most the ratio, as in HMA.
+
+use std::collections::{BTreeMap, HashSet};
+
+use axum::Json;
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use bulwark_banks::Signal;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::curation::{ratio_of, ratios, selected_types, type_stats};
+use super::hashing::{self, Body};
+use super::{bank_set, hma_type_name, parse_bool, parse_signal};
+use crate::AppState;
+use crate::api::matching::match_signals;
+use crate::auth::{Caller, Role};
+use crate::error::{ApiError, ApiResult};
+
+/// `GET /status`: 200 `I-AM-ALIVE` once the index is loaded, else 503
+/// `INDEX-NOT-LOADED`. No key needed (for load balancers).
+pub async fn status(State(state): State<AppState>) -> impl IntoResponse {
+    if state.catalog.is_loaded() {
+        (StatusCode::OK, "I-AM-ALIVE")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "INDEX-NOT-LOADED")
+    }
+}
+
+/// `GET /status/live`: always 200 `I-AM-ALIVE` (a liveness probe must not
+/// fail while the index loads).
+pub async fn status_live() -> impl IntoResponse {
+    (StatusCode::OK, "I-AM-ALIVE")
+}
+
+fn index_ready(state: &AppState) -> Result<(), ApiError> {
+    if state.catalog.is_loaded() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "index not yet ready",
+        ))
+    }
+}
+
+/// One match: (bank, content id, distance).
+type Found = (String, i64, i64);
+
+async fn find(
+    state: &AppState,
+    sig: &Signal,
+    quality: Option<u32>,
+    banks: Option<&HashSet<String>>,
+) -> Result<Vec<Found>, ApiError> {
+    index_ready(state)?;
+    let hits = match_signals(state, std::slice::from_ref(sig), quality, banks).await?;
+    Ok(hits
+        .iter()
+        .filter_map(|h| {
+            Some((
+                h["bank"].as_str()?.to_string(),
+                h["content_id"].as_i64()?,
+                h["distance"].as_i64().unwrap_or(0),
+            ))
+        })
+        .collect())
+}
+
+/// HMA's per-bank answer for one signal, after the banks' coin flips.
+async fn by_bank(
+    state: &AppState,
+    sig: &Signal,
+    quality: Option<u32>,
+    banks: Option<&HashSet<String>>,
+    coin: f64,
+) -> Result<Map<String, Value>, ApiError> {
+    let found = find(state, sig, quality, banks).await?;
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    if found.is_empty() {
+        return Ok(Map::new());
+    }
+    let r = ratios(state).await?;
+    let all = crate::db::banks(&state.store).await?;
+    for (bank, id, d) in found {
+        let ratio = all
+            .iter()
+            .find(|b| b.name == bank)
+            .map_or(0.0, |b| ratio_of(b, &r));
+        if ratio <= 0.0 || ratio < coin {
+            continue;
+        }
+        out.entry(bank)
+            .or_default()
+            .push(json!({"bank_content_id": id, "distance": d.to_string()}));
+    }
+    Ok(out.into_iter().map(|(k, v)| (k, Value::Array(v))).collect())
+}
+
+fn coin(seed: Option<&str>, bypass: bool) -> f64 {
+    if bypass {
+        return 0.0;
+    }
+    match seed {
+        Some(s) => {
+            use sha2::Digest;
+            let d: [u8; 32] = sha2::Sha256::digest(s.as_bytes()).into();
+            let mut k = [0u8; 8];
+            k.copy_from_slice(&d[..8]);
+            rand::rngs::StdRng::seed_from_u64(u64::from_le_bytes(k)).r#gen::<f64>()
+        }
+        None => rand::thread_rng().r#gen::<f64>(),
+    }
+}
+
+/// Query parameters.
+#[derive(Deserialize)]
+pub struct LookupQuery {
+    signal: Option<String>,
+    signal_type: Option<String>,
+    url: Option<String>,
+    content_type: Option<String>,
+    types: Option<String>,
+    banks: Option<String>,
+    seed: Option<String>,
+    bypass_coinflip: Option<String>,
+}
+
+/// `GET /m/lookup?signal_type=&signal=` (or `?url=`): with a signal type,
+/// `{BANK: [{"bank_content_id", "distance"}]}`; by URL without one,
+/// `{TYPE: {BANK: [...]}}`.
+pub async fn lookup_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<LookupQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Matcher)?;
+    let banks = bank_set(q.banks.as_deref());
+    let c = coin(
+        q.seed.as_deref(),
+        parse_bool(q.bypass_coinflip.as_deref(), false)?,
+    );
+    if let Some(url) = q.url.as_deref().filter(|u| !u.is_empty()) {
+        let h =
+            hashing::hash_url(&state, url, q.content_type.as_deref(), q.types.as_deref()).await?;
+        let mut out = Map::new();
+        for s in &h.signals {
+            let m = by_bank(&state, s, h.quality, banks.as_ref(), c).await?;
+            out.insert(hma_type_name(s.signal_type()).into(), Value::Object(m));
+        }
+        if let Some(t) = q.signal_type.as_deref() {
+            return Ok(Json(out.remove(t).unwrap_or_else(|| json!({}))));
+        }
+        return Ok(Json(Value::Object(out)));
+    }
+    let (Some(sig), Some(t)) = (q.signal.as_deref(), q.signal_type.as_deref()) else {
+        return Err(ApiError::bad_request(
+            "Either url or both signal and signal_type are required",
+        ));
+    };
+    let s = parse_signal(t, sig)?;
+    Ok(Json(Value::Object(
+        by_bank(&state, &s, None, banks.as_ref(), c).await?,
+    )))
+}
+
+/// Query parameters.
+#[derive(Deserialize)]
+pub struct PostQuery {
+    banks: Option<String>,
+    seed: Option<String>,
+    bypass_coinflip: Option<String>,
+    types: Option<String>,
+}
+
+/// `POST /m/lookup` with one file (field `photo` or `video`):
+/// `{TYPE: {BANK: [...]}}`.
+pub async fn lookup_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<PostQuery>,
+    req: Request,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Matcher)?;
+    let Body::Form(form) = hashing::read_body(req, &state).await? else {
+        return Err(ApiError::bad_request(
+            "Missing multipart/form-data file upload",
+        ));
+    };
+    let banks = bank_set(q.banks.as_deref());
+    let c = coin(
+        q.seed.as_deref(),
+        parse_bool(q.bypass_coinflip.as_deref(), false)?,
+    );
+    let h = hashing::hash_form(&state, form, q.types.as_deref()).await?;
+    let mut out = Map::new();
+    for s in &h.signals {
+        let m = by_bank(&state, s, h.quality, banks.as_ref(), c).await?;
+        out.insert(hma_type_name(s.signal_type()).into(), Value::Object(m));
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+/// Query parameters.
+#[derive(Deserialize)]
+pub struct RawQuery {
+    signal: Option<String>,
+    signal_type: Option<String>,
+    banks: Option<String>,
+    include_distance: Option<String>,
+}
+
+/// `GET /m/raw_lookup?signal_type=&signal=[&banks=A,B][&include_distance=true]`:
+/// `{"matches": [ID, ...]}` or `{"matches": [{"bank_content_id", "distance"}]}`.
+pub async fn raw_lookup(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<RawQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Matcher)?;
+    let (Some(sig), Some(t)) = (q.signal.as_deref(), q.signal_type.as_deref()) else {
+        return Err(ApiError::bad_request("signal and signal_type are required"));
+    };
+    let s = parse_signal(t, sig)?;
+    let banks = bank_set(q.banks.as_deref());
+    let with_distance = parse_bool(q.include_distance.as_deref(), false)?;
+    let found = find(&state, &s, None, banks.as_ref()).await?;
+    let matches: Vec<Value> = found
+        .iter()
+        .map(|(_, id, d)| {
+            if with_distance {
+                json!({"bank_content_id": id, "distance": d.to_string()})
+            } else {
+                json!(id)
+            }
+        })
+        .collect();
+    Ok(Json(json!({ "matches": matches })))
+}
+
+/// `POST /m/compare` with `{TYPE: [A, B], ...}`: `{TYPE: [matched, {"distance": N}]}`
+/// (PDQ: Hamming distance, matched at the default threshold; MD5: 0 or 1).
+pub async fn compare(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Matcher)?;
+    let Body::Json(Value::Object(m)) = hashing::read_body(req, &state).await? else {
+        return Err(ApiError::bad_request("Request input was not a dict"));
+    };
+    let mut out = Map::new();
+    for (k, v) in &m {
+        let Value::Array(pair) = v else {
+            return Err(ApiError::bad_request(format!(
+                "Comparison hashes for {k} was not a list"
+            )));
+        };
+        if pair.len() != 2 {
+            return Err(ApiError::bad_request(
+                "Comparison hash list length must be exactly 2",
+            ));
+        }
+        let t = super::parse_type(k)?;
+        let parse = |x: &Value| {
+            x.as_str()
+                .ok_or_else(|| ApiError::bad_request(format!("Invalid {k} hash: not a string")))
+                .and_then(|s| {
+                    t.parse(s)
+                        .map_err(|e| ApiError::bad_request(format!("Invalid {k} hash: {e}")))
+                })
+        };
+        let (a, b) = (parse(&pair[0])?, parse(&pair[1])?);
+        let r = match (a, b) {
+            (Signal::Pdq(a), Signal::Pdq(b)) => {
+                let d = a.distance(&b);
+                json!([d <= state.config.default_threshold, {"distance": d}])
+            }
+            (a, b) => {
+                let same = a == b;
+                json!([same, {"distance": u32::from(!same)}])
+            }
+        };
+        out.insert(k.clone(), r);
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+/// Query parameters.
+#[derive(Deserialize)]
+pub struct IndexQuery {
+    signal_type: Option<String>,
+}
+
+/// `GET /m/index/status[?signal_type=pdq]`:
+/// `{TYPE: {"present", "built_to", "size"}}`.
+pub async fn index_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<IndexQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Matcher)?;
+    let present = state.catalog.is_loaded();
+    let mut out = Map::new();
+    for t in selected_types(q.signal_type.as_deref())? {
+        let (n, at) = type_stats(&state, t).await?;
+        out.insert(
+            hma_type_name(t).into(),
+            json!({"present": present, "built_to": if present { at } else { -1 }, "size": n}),
+        );
+    }
+    Ok(Json(Value::Object(out)))
+}

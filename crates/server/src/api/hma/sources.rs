@@ -1,0 +1,610 @@
+//! Where exchanges fetch signals from, and the parsers of their formats.
+//!
+//! - `sample`: python-threatexchange's example signals (16 PDQ, 2 MD5), for
+//!   trying the API without an outside service.
+//! - `bulwark`: another Bulwark's bank, followed over its `/v1` change feed
+//!   (`GET /v1/banks/<bank>/changes?after=SEQ`), incremental by change id,
+//!   with an API key stored sealed under the server's key-encryption key.
+//! - `threatexchange_file`: a file at a URL in the formats python-threatexchange
+//!   writes (`threatexchange dataset -P`, with or without `--csv`), re-read
+//!   when it changes; signals gone from the file are removed.
+//! - `ncmec`: NCMEC's hash-sharing API (`GET <base>/v2/entries?from=&to=`,
+//!   XML, HTTP basic auth, paged by `<paging><next>`).
+//! - `stopncii`: StopNCII's `FetchHashes` (JSON, `Ocp-Apim-Subscription-Key`
+//!   and `x-functions-key` headers, paged by `nextPageToken`, checkpointed by
+//!   `nextSetTimestamp`).
+//!
+//! The NCMEC and StopNCII clients are written against the request and
+//! response shapes their documentation publishes (as python-threatexchange's
+//! clients use them) and tested with recorded fixtures written from those
+//! shapes; they have not been run against the live services.
+
+use bulwark_banks::{Format, Signal, SignalType};
+use serde_json::{Map, Value, json};
+
+/// An exchange API type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Static examples.
+    Sample,
+    /// Another Bulwark.
+    Bulwark,
+    /// A python-threatexchange file at a URL.
+    TeFile,
+    /// NCMEC hash sharing.
+    Ncmec,
+    /// StopNCII.
+    StopNcii,
+}
+
+/// A field of an API's configuration or credentials, as HMA's schema
+/// endpoint describes it.
+pub struct Field {
+    /// Name.
+    pub name: &'static str,
+    /// `string` or `number`.
+    pub kind: &'static str,
+    /// Must be given.
+    pub required: bool,
+    /// Help text.
+    pub help: &'static str,
+}
+
+const fn f(name: &'static str, kind: &'static str, required: bool, help: &'static str) -> Field {
+    Field {
+        name,
+        kind,
+        required,
+        help,
+    }
+}
+
+impl Api {
+    /// Every API, in the order listed.
+    pub const ALL: [Api; 5] = [
+        Api::Sample,
+        Api::Bulwark,
+        Api::TeFile,
+        Api::Ncmec,
+        Api::StopNcii,
+    ];
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Sample => "sample",
+            Api::Bulwark => "bulwark",
+            Api::TeFile => "threatexchange_file",
+            Api::Ncmec => "ncmec",
+            Api::StopNcii => "stopncii",
+        }
+    }
+
+    /// By name.
+    pub fn parse(s: &str) -> Option<Api> {
+        Api::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    /// Fields of `api_json`.
+    pub fn config_fields(self) -> Vec<Field> {
+        match self {
+            Api::Sample => vec![],
+            Api::Bulwark => vec![
+                f("url", "string", true, "base URL of the Bulwark to follow"),
+                f("remote_bank", "string", true, "the bank to follow there"),
+                f(
+                    "key",
+                    "string",
+                    true,
+                    "an API key there with the curator role (stored sealed; never shown)",
+                ),
+            ],
+            Api::TeFile => vec![f(
+                "url",
+                "string",
+                true,
+                "URL of a `threatexchange dataset -P` file",
+            )],
+            Api::Ncmec => vec![
+                f(
+                    "base_url",
+                    "string",
+                    false,
+                    "default https://report.cybertip.org/hashsharing",
+                ),
+                f(
+                    "start_ts",
+                    "number",
+                    false,
+                    "Unix time to fetch from (default: 0)",
+                ),
+            ],
+            Api::StopNcii => vec![
+                f(
+                    "base_url",
+                    "string",
+                    false,
+                    "default https://api.stopncii.org/v1",
+                ),
+                f(
+                    "start_ts",
+                    "number",
+                    false,
+                    "Unix time to fetch from (default: 10)",
+                ),
+            ],
+        }
+    }
+
+    /// Fields of `credential_json`, for the APIs that take credentials.
+    pub fn credential_fields(self) -> Option<Vec<Field>> {
+        match self {
+            Api::Ncmec => Some(vec![
+                f("user", "string", true, "NCMEC hash-sharing user name"),
+                f("password", "string", true, "its password"),
+            ]),
+            Api::StopNcii => Some(vec![
+                f(
+                    "subscription_key",
+                    "string",
+                    true,
+                    "Ocp-Apim-Subscription-Key",
+                ),
+                f(
+                    "fetch_function_key",
+                    "string",
+                    true,
+                    "x-functions-key for FetchHashes",
+                ),
+            ]),
+            _ => None,
+        }
+    }
+
+    /// Interval between fetches when not configured, in seconds.
+    pub fn default_interval(self) -> i64 {
+        match self {
+            Api::Bulwark => 60,
+            _ => 3600,
+        }
+    }
+}
+
+/// Schema of a list of fields, HMA's shape.
+pub fn schema_json(fields: &[Field]) -> Value {
+    json!({"fields": fields.iter().map(|x| json!({
+        "name": x.name, "type": x.kind, "required": x.required, "default": null,
+        "help": x.help, "choices": null,
+    })).collect::<Vec<_>>()})
+}
+
+/// One fetched item: a remote content (by its key) and its signals, or its
+/// removal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// The remote's id for it.
+    pub key: String,
+    /// Its signals, with PDQ quality where known.
+    pub signals: Vec<(Signal, Option<u32>)>,
+    /// A note.
+    pub note: Option<String>,
+    /// Metadata (kept under `json` of HMA's metadata).
+    pub metadata: Option<Value>,
+    /// Removed at the remote.
+    pub deleted: bool,
+}
+
+impl Item {
+    fn of(key: String, signals: Vec<(Signal, Option<u32>)>) -> Item {
+        Item {
+            key,
+            signals,
+            note: None,
+            metadata: None,
+            deleted: false,
+        }
+    }
+
+    fn gone(key: String) -> Item {
+        Item {
+            key,
+            signals: Vec::new(),
+            note: None,
+            metadata: None,
+            deleted: true,
+        }
+    }
+}
+
+/// python-threatexchange's examples (`PdqSignal.get_examples()`,
+/// `VideoMD5Signal.get_examples()`): benign photos (bridge edits, misc
+/// images, GitHub's logos) and the MD5 of the empty file.
+pub const SAMPLE_PDQ: [&str; 16] = [
+    "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22",
+    "f8f8f0cee0f4a84f06370a2a038f63f0b36e26d596621e1d33e6b39c4e9c9b22",
+    "f8f8f0cee0f4a84f0637022a038f67f0b36e26d596621e1d33e6b39c4e9c9b22",
+    "f8f8f0cee0f4a84f06370a2a068f67f0b36e26d596621e1d33e6339c4e9c9b22",
+    "f8f8f0cee0f4a84f06370a22038f67f0b36e2ed596221e1d33e6b39c4e9c9b22",
+    "f8f8f0cee0f4a84f0e370a22038f67f0b36e2ed596221e1d33e6b39c4a9c9b22",
+    "d8f8f0cec0f4a84f8e370a22038f67f0b36a2ed597231e1d72e6b39c4a9c9b22",
+    "f8f8f0cee0f4a84f06370a22038f67f0b36e2ed596621e1d33e6339c4e9c9b22",
+    "d0f8f1ccc0f4a84d0a370a3a228f67f0b36e2ed5b6623e1d33e6339c4e9c9b22",
+    "d8f8f1eec0f4a84f0e37022a078f63f0b36e2ed596621e1d33e6239c4e9c9b22",
+    "d8f8f0cec4f4a84f0637022a078f67f0b36e2ee5b6621e1d33e6239c4e9c9b22",
+    "d8f8f0cec0f4a84f0637022a278f67f0b36e2ed596621e1d33e6339c4e9c9b22",
+    "e64cc9d91c623882f8d1f1d9a398e78c9f199b3bd83924f2b7e11e0bf861b064",
+    "6227401f601ff4ccafcc9fad4b0d95d371a2eb7265a3285234d228ca94deeb2d",
+    "c186f9619659658c4b6916daf934496985f4259c72c39676ab9edb631c3c349c",
+    "62c9789627838f69f23cf98c29e37836d61c87c31c59587c4b49a783f496725c",
+];
+
+/// See [`SAMPLE_PDQ`].
+pub const SAMPLE_MD5: [&str; 2] = [
+    "cab08b36195edb1a1231d2d09fa450e0",
+    "d41d8cd98f00b204e9800998ecf8427e",
+];
+
+/// The sample exchange's items.
+pub fn sample_items() -> Vec<Item> {
+    let mut out = Vec::new();
+    for (t, list) in [
+        (SignalType::Pdq, &SAMPLE_PDQ[..]),
+        (SignalType::Md5, &SAMPLE_MD5[..]),
+    ] {
+        for v in list {
+            if let Ok(s) = t.parse(v) {
+                out.push(Item::of(format!("{t}:{v}"), vec![(s, None)]));
+            }
+        }
+    }
+    out
+}
+
+/// Parses a python-threatexchange file (`dataset -P` lines, or its
+/// `--csv`); the same signal from several collaborations is one item.
+/// Returns the items and the rejected lines (1-based, with why).
+pub fn parse_te_file(text: &str) -> (Vec<Item>, Vec<(usize, String)>) {
+    let csv = text.lines().next().is_some_and(|l| {
+        l.trim_start_matches('\u{feff}')
+            .starts_with("signal_type,signal_str")
+    });
+    let format = if csv { Format::Csv } else { Format::Lines };
+    let mut items: Vec<Item> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    let mut rejected = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        match format.parse_line(line) {
+            Ok(None) => {}
+            Ok(Some(r)) => {
+                let key = r.signal.to_string().replace(' ', ":");
+                let opinion = r.metadata.clone().unwrap_or_else(|| json!({}));
+                match index.get(&key) {
+                    Some(&at) => {
+                        let it: &mut Item = &mut items[at];
+                        if let Some(Value::Array(a)) =
+                            it.metadata.as_mut().and_then(|m| m.get_mut("opinions"))
+                        {
+                            a.push(opinion);
+                        }
+                    }
+                    None => {
+                        index.insert(key.clone(), items.len());
+                        let mut it = Item::of(key, vec![(r.signal, r.quality)]);
+                        it.metadata = Some(json!({ "opinions": [opinion] }));
+                        items.push(it);
+                    }
+                }
+            }
+            Err(e) => rejected.push((i + 1, e)),
+        }
+    }
+    (items, rejected)
+}
+
+/// One page of NCMEC's `GET /v2/entries`: its items, the `next` path (empty
+/// at the end) and the `maxTimestamp` seen (Unix seconds).
+pub fn parse_ncmec(xml: &str) -> Result<(Vec<Item>, String, Option<i64>), String> {
+    let doc =
+        roxmltree::Document::parse(xml).map_err(|e| format!("NCMEC answered invalid XML: {e}"))?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "queryResult" {
+        return Err(format!(
+            "NCMEC answered <{}>, not <queryResult>",
+            root.tag_name().name()
+        ));
+    }
+    let mut items = Vec::new();
+    let mut max_ts = None;
+    for group in root.children().filter(|n| n.is_element()) {
+        let gname = group.tag_name().name();
+        if gname != "images" && gname != "videos" {
+            continue;
+        }
+        if let Some(ts) = group.attribute("maxTimestamp") {
+            let t = crate::db::parse_rfc3339(ts).map_err(|e| format!("NCMEC maxTimestamp: {e}"))?
+                / 1000;
+            max_ts = Some(max_ts.map_or(t, |m: i64| m.max(t)));
+        }
+        for entry in group.children().filter(|n| n.is_element()) {
+            let kind = entry.tag_name().name();
+            let child = |name: &str| {
+                entry
+                    .children()
+                    .find(|n| n.tag_name().name() == name)
+                    .and_then(|n| n.text())
+                    .map(|t| t.trim().to_string())
+            };
+            let id = child("id").ok_or_else(|| format!("NCMEC <{kind}> without <id>"))?;
+            let member = entry
+                .children()
+                .find(|n| n.tag_name().name() == "member")
+                .and_then(|n| n.attribute("id"))
+                .unwrap_or("");
+            let key = format!("{member}-{id}");
+            match kind {
+                "deletedImage" | "deletedVideo" => items.push(Item::gone(key)),
+                "image" | "video" => {
+                    let mut signals = Vec::new();
+                    if let Some(fp) = entry
+                        .children()
+                        .find(|n| n.tag_name().name() == "fingerprints")
+                    {
+                        for h in fp.children().filter(|n| n.is_element()) {
+                            let t = match h.tag_name().name() {
+                                "md5" => SignalType::Md5,
+                                "pdq" => SignalType::Pdq,
+                                _ => continue, // SHA-1, PhotoDNA, TMK: not Bulwark's
+                            };
+                            if let Some(Ok(s)) = h.text().map(|v| t.parse(v)) {
+                                signals.push((s, None));
+                            }
+                        }
+                    }
+                    let mut it = Item::of(key, signals);
+                    let mut m = Map::new();
+                    m.insert("ncmec_id".into(), id.into());
+                    m.insert("member_id".into(), member.into());
+                    if let Some(c) = child("classification") {
+                        m.insert("classification".into(), c.into());
+                    }
+                    it.metadata = Some(Value::Object(m));
+                    if it.signals.is_empty() {
+                        it.deleted = true;
+                    }
+                    items.push(it);
+                }
+                _ => {}
+            }
+        }
+    }
+    let next = root
+        .children()
+        .find(|n| n.tag_name().name() == "paging")
+        .and_then(|p| p.children().find(|n| n.tag_name().name() == "next"))
+        .and_then(|n| n.text())
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    Ok((items, next, max_ts))
+}
+
+/// One page of StopNCII's `FetchHashes`: its items, the next page token
+/// (when `hasMoreRecords`) and `nextSetTimestamp`.
+pub fn parse_stopncii(body: &str) -> Result<(Vec<Item>, Option<String>, i64), String> {
+    let v: Value =
+        serde_json::from_str(body).map_err(|e| format!("StopNCII answered invalid JSON: {e}"))?;
+    let next_ts = v["nextSetTimestamp"]
+        .as_i64()
+        .ok_or("StopNCII's answer has no nextSetTimestamp")?;
+    let more = v["hasMoreRecords"].as_bool().unwrap_or(false);
+    let token = v["nextPageToken"]
+        .as_str()
+        .filter(|t| more && !t.is_empty())
+        .map(str::to_string);
+    let mut items = Vec::new();
+    for r in v["hashRecords"].as_array().map_or(&[][..], Vec::as_slice) {
+        let (Some(st), Some(hv)) = (r["signalType"].as_str(), r["hashValue"].as_str()) else {
+            return Err("a StopNCII hash record without signalType or hashValue".into());
+        };
+        let t = match st {
+            "ImagePDQ" => SignalType::Pdq,
+            "VideoMD5" => SignalType::Md5,
+            _ => continue, // TMK, text, URLs: not Bulwark's
+        };
+        let key = format!("{st}:{hv}");
+        let cases = r["caseNumbers"].as_object();
+        let withdrawn = cases.is_some_and(|c| {
+            !c.is_empty()
+                && c.values()
+                    .all(|s| matches!(s.as_str(), Some("Withdrawn" | "Deleted")))
+        });
+        let feedback_deleted = r["CSPFeedbacks"].as_array().is_some_and(|fs| {
+            fs.iter()
+                .any(|f| matches!(f["feedbackValue"].as_str(), Some("Withdrawn" | "Deleted")))
+        });
+        if withdrawn || feedback_deleted {
+            items.push(Item::gone(key));
+            continue;
+        }
+        let s = t.parse(hv).map_err(|e| format!("StopNCII record: {e}"))?;
+        let mut it = Item::of(key, vec![(s, None)]);
+        it.metadata =
+            Some(json!({"case_numbers": r["caseNumbers"], "last_modified": r["lastModtimestamp"]}));
+        items.push(it);
+    }
+    Ok((items, token, next_ts))
+}
+
+/// One change of a Bulwark leader's `/v1/banks/<bank>/changes` page.
+pub fn parse_bulwark_changes(v: &Value) -> Result<(Vec<Item>, i64, bool), String> {
+    let next = v["next_after"]
+        .as_i64()
+        .ok_or("the leader's answer has no next_after")?;
+    let more = v["more"].as_bool().unwrap_or(false);
+    let mut items = Vec::new();
+    for c in v["changes"]
+        .as_array()
+        .ok_or("the leader's answer has no changes")?
+    {
+        let id = c["content_id"]
+            .as_i64()
+            .ok_or("a change without content_id")?;
+        let key = id.to_string();
+        if c["deleted"].as_bool().unwrap_or(false) || !c["enabled"].as_bool().unwrap_or(true) {
+            items.push(Item::gone(key));
+            continue;
+        }
+        let mut signals = Vec::new();
+        for s in c["signals"].as_array().map_or(&[][..], Vec::as_slice) {
+            let (Some(t), Some(v)) = (s["signal_type"].as_str(), s["value"].as_str()) else {
+                return Err("a signal without signal_type or value".into());
+            };
+            let t: SignalType = t.parse().map_err(|e| format!("{e}"))?;
+            let q = s["quality"].as_u64().and_then(|q| u32::try_from(q).ok());
+            signals.push((t.parse(v).map_err(|e| e.to_string())?, q));
+        }
+        let mut it = Item::of(key, signals);
+        it.note = c["note"].as_str().map(str::to_string);
+        it.metadata = c.get("metadata").filter(|m| m.is_object()).cloned();
+        if it.signals.is_empty() {
+            it.deleted = true;
+        }
+        items.push(it);
+    }
+    Ok((items, next, more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PDQ: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+
+    /// A page written from NCMEC's published `GET /v2/entries` response
+    /// shape: images and videos, a deleted entry, fingerprints Bulwark does
+    /// not hold, and a `next` link.
+    #[test]
+    fn ncmec_entries_fixture() {
+        let xml = format!(
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<queryResult xmlns="https://hashsharing.ncmec.org/hashsharing/v2">
+  <images count="3" maxTimestamp="2024-03-01T10:00:00Z">
+    <image>
+      <member id="7">Member Seven</member>
+      <timestamp>2024-03-01T09:00:00Z</timestamp>
+      <id>img-1</id>
+      <classification>B1</classification>
+      <fingerprints>
+        <md5>0123456789abcdef0123456789abcdef</md5>
+        <sha1>0123456789abcdef0123456789abcdef01234567</sha1>
+        <pdq>{PDQ}</pdq>
+      </fingerprints>
+    </image>
+    <image>
+      <member id="7">Member Seven</member>
+      <id>img-2</id>
+      <fingerprints><sha1>0123456789abcdef0123456789abcdef01234567</sha1></fingerprints>
+    </image>
+    <deletedImage>
+      <member id="8">Member Eight</member>
+      <id>img-3</id>
+      <timestamp>2024-03-01T10:00:00Z</timestamp>
+    </deletedImage>
+  </images>
+  <videos count="1" maxTimestamp="2024-03-01T11:00:00Z">
+    <video>
+      <member id="7">Member Seven</member>
+      <id>vid-1</id>
+      <fingerprints><md5>fedcba9876543210fedcba9876543210</md5></fingerprints>
+    </video>
+  </videos>
+  <paging><next>/v2/entries?from=2024-03-01T00%3A00%3A00.000Z&amp;to=2024-03-02T00%3A00%3A00.000Z&amp;start=1001&amp;size=1000&amp;max=2000</next></paging>
+</queryResult>"#
+        );
+        let (items, next, max_ts) = parse_ncmec(&xml).unwrap();
+        assert_eq!(items.len(), 4);
+        assert_eq!(items[0].key, "7-img-1");
+        assert_eq!(items[0].signals.len(), 2, "MD5 and PDQ; SHA-1 skipped");
+        assert_eq!(items[0].signals[1].0.value(), PDQ);
+        assert_eq!(items[0].metadata.as_ref().unwrap()["classification"], "B1");
+        assert!(items[1].deleted, "no usable fingerprint: nothing to bank");
+        assert!(items[2].deleted && items[2].key == "8-img-3");
+        assert_eq!(items[3].signals[0].0.signal_type(), SignalType::Md5);
+        assert!(next.starts_with("/v2/entries?from=") && next.contains("&start=1001"));
+        assert_eq!(max_ts, Some(1_709_290_800));
+        let (items, next, _) = parse_ncmec(
+            r#"<queryResult xmlns="https://hashsharing.ncmec.org/hashsharing/v2"><images count="0"/><videos count="0"/></queryResult>"#,
+        )
+        .unwrap();
+        assert!(items.is_empty() && next.is_empty());
+        assert!(parse_ncmec("<status/>").is_err());
+        assert!(parse_ncmec("not xml").is_err());
+    }
+
+    /// A page written from StopNCII's published `FetchHashes` response shape.
+    #[test]
+    fn stopncii_fetch_hashes_fixture() {
+        let body = json!({
+            "count": 4,
+            "nextPageToken": "page-2",
+            "hasMoreRecords": true,
+            "nextSetTimestamp": 1_700_000_500,
+            "hashRecords": [
+                {"lastModtimestamp": 1_700_000_100, "signalType": "ImagePDQ", "hashValue": PDQ,
+                 "caseNumbers": {"c1": "Active"}, "CSPFeedbacks": []},
+                {"lastModtimestamp": 1_700_000_200, "signalType": "VideoMD5",
+                 "hashValue": "0123456789abcdef0123456789abcdef", "caseNumbers": {"c2": "Received"}},
+                {"lastModtimestamp": 1_700_000_300, "signalType": "ImagePDQ",
+                 "hashValue": "a".repeat(64), "caseNumbers": {"c3": "Withdrawn"}},
+                {"lastModtimestamp": 1_700_000_400, "signalType": "VideoTMK", "hashValue": "xyz",
+                 "caseNumbers": {}}
+            ]
+        })
+        .to_string();
+        let (items, token, ts) = parse_stopncii(&body).unwrap();
+        assert_eq!(token.as_deref(), Some("page-2"));
+        assert_eq!(ts, 1_700_000_500);
+        assert_eq!(items.len(), 3, "TMK skipped");
+        assert_eq!(items[0].signals[0].0.value(), PDQ);
+        assert_eq!(items[1].signals[0].0.signal_type(), SignalType::Md5);
+        assert!(items[2].deleted, "withdrawn cases are removed");
+        let last = json!({"count": 0, "hasMoreRecords": false, "nextPageToken": "ignored",
+                          "nextSetTimestamp": 5, "hashRecords": []})
+        .to_string();
+        assert_eq!(parse_stopncii(&last).unwrap().1, None);
+        assert!(parse_stopncii("{}").is_err());
+        let bad = json!({"nextSetTimestamp": 1, "hashRecords": [{"signalType": "ImagePDQ", "hashValue": "zz"}]});
+        assert!(parse_stopncii(&bad.to_string()).is_err());
+    }
+
+    #[test]
+    fn te_file_merges_collaborations() {
+        let text = format!(
+            "pdq {PDQ} 'Collab A' POSITIVE_CLASS t1\npdq {PDQ} 'Collab B' DISPUTED\nurl https://example.com 'A' POSITIVE_CLASS\n\nvideo_md5 {} 'A' POSITIVE_CLASS\n",
+            "ab".repeat(16)
+        );
+        let (items, rejected) = parse_te_file(&text);
+        assert_eq!(items.len(), 2);
+        assert_eq!(
+            items[0].metadata.as_ref().unwrap()["opinions"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].0, 3);
+        let csv = format!(
+            "signal_type,signal_str,collab,category,tags\npdq,{PDQ},Collab A,POSITIVE_CLASS,t1 t2\n"
+        );
+        let (items, rejected) = parse_te_file(&csv);
+        assert_eq!((items.len(), rejected.len()), (1, 0));
+    }
+
+    #[test]
+    fn sample_has_every_example() {
+        let s = sample_items();
+        assert_eq!(s.len(), 18);
+        assert!(s.iter().all(|i| i.signals.len() == 1 && !i.deleted));
+    }
+}

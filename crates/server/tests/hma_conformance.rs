@@ -1,0 +1,2257 @@
+//! HMA 2.x conformance: Meta's own OpenMediaMatch API tests, ported to plain
+//! HTTP against a started Bulwark (in-process, listening on a random port),
+//! with only an `Authorization: Bearer` header added.
+//!
+//! Upstream: facebook/ThreatExchange, commit
+//! baefb4ed67b6cdc1d4c82dbaef858d50866ac424,
+//! `hasher-matcher-actioner/src/OpenMediaMatch/tests/` — test_api.py,
+//! test_api_banks.py, test_match_api.py, test_e2e_workflow.py,
+//! test_hashing.py. Each test here names the upstream function it ports;
+//! each check's message names it too. Where the port differs (ids are not
+//! reset to 1 between tests, a key instead of a role flag, ...), the
+//! comment says how; docs/SERVICE.md lists the items that are not portable
+//! and why.
+//!
+//! Upstream serves generated checkerboards from a local HTTP server; this
+//! port serves two benign conformance images (bridge-mods/aaa-orig.jpg and
+//! misc-images/wee.jpg) whose PDQ hashes come from the reference
+//! implementation's expected outputs (pdq_core_fullres_expected.csv, the
+//! full-resolution mode HMA's PdqSignal hashes with). Fetching from
+//! loopback is allowed only through the test-only `fetch_allow_loopback`.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use bulwark_server::auth::{self, Role};
+use bulwark_server::{Config, FileConfig, Service};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// PDQ of bridge-mods/aaa-orig.jpg per the reference implementation.
+const IMAGE1_PDQ: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+/// PDQ of misc-images/wee.jpg per the reference implementation.
+const IMAGE2_PDQ: &str = "6227401f601ff4ccafcc9fad4b0d95d371a2eb7265a3285234d228ca94deeb2d";
+
+fn expected(file: &str) -> String {
+    let csv = std::fs::read_to_string(
+        support::shared().join("conformance/pdq/pdq_core_fullres_expected.csv"),
+    )
+    .unwrap();
+    csv.lines()
+        .find(|l| l.ends_with(&format!(",{file}")))
+        .and_then(|l| l.split(',').next())
+        .unwrap()
+        .to_string()
+}
+
+/// The benign image server (upstream `image_server` fixture), with the
+/// extra paths the fetch-policy tests need.
+async fn image_server() -> String {
+    let img1 = support::image("bridge-mods/aaa-orig.jpg");
+    let img2 = support::image("misc-images/wee.jpg");
+    let jpeg = |b: Vec<u8>| {
+        move || {
+            let b = b.clone();
+            async move { ([(header::CONTENT_TYPE, "image/jpeg")], b) }
+        }
+    };
+    let app = Router::new()
+        .route("/image1.jpg", get(jpeg(img1.clone())))
+        .route(
+            "/image2.jpg",
+            get(move || {
+                let b = img2.clone();
+                async move { ([(header::CONTENT_TYPE, "image/jpeg")], b) }
+            }),
+        )
+        .route(
+            "/untyped",
+            get(move || {
+                let b = img1.clone();
+                async move { ([(header::CONTENT_TYPE, "application/octet-stream")], b) }
+            }),
+        )
+        .route(
+            "/to-private",
+            get(|| async { redirect("http://10.1.2.3/image1.jpg") }),
+        )
+        .route(
+            "/to-metadata",
+            get(|| async { redirect("http://169.254.169.254/latest/meta-data/") }),
+        )
+        .route(
+            "/to-elsewhere",
+            get(|| async { redirect("http://not-allowed.example/image1.jpg") }),
+        )
+        .route("/loop", get(|| async { redirect("/loop") }))
+        .route(
+            "/big-chunked",
+            get(|| async {
+                let chunks = (0..64)
+                    .map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0u8; 64 << 10])));
+                (
+                    [(header::CONTENT_TYPE, "image/jpeg")],
+                    axum::body::Body::from_stream(futures_util::stream::iter(chunks)),
+                )
+            }),
+        );
+    serve(app).await
+}
+
+fn redirect(to: &'static str) -> impl IntoResponse {
+    (StatusCode::FOUND, [(header::LOCATION, to)])
+}
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://127.0.0.1:{}", addr.port())
+}
+
+/// A server that declares a `Content-Length` and sends no body (upstream
+/// mocks `requests.get` for this).
+async fn declared_length_server(len: u64) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: image/jpeg\r\ncontent-length: {len}\r\n\r\nfake image data"
+            );
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.shutdown().await;
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+struct Hma {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+    service: Service,
+    _dir: tempfile::TempDir,
+}
+
+struct Resp {
+    status: StatusCode,
+    text: String,
+    headers: HeaderMap,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+}
+
+impl Hma {
+    async fn start() -> Hma {
+        Hma::start_with(|_| {}).await
+    }
+
+    async fn start_with(f: impl FnOnce(&mut Config)) -> Hma {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = support::config(dir.path(), None);
+        c.hma.fetch_allowed_hosts = vec!["127.0.0.1".into()];
+        c.hma.fetch_allow_loopback = true;
+        f(&mut c);
+        let service = Service::open(c).await.unwrap();
+        let key = std::fs::read_to_string(service.admin_key_file.clone().unwrap())
+            .unwrap()
+            .trim()
+            .to_string();
+        let base = serve(service.router()).await;
+        Hma {
+            base,
+            key,
+            http: reqwest::Client::new(),
+            service,
+            _dir: dir,
+        }
+    }
+
+    async fn key_with(&self, role: Role) -> String {
+        auth::create_key(&self.service.state.store, role, "conformance")
+            .await
+            .unwrap()
+            .key
+            .to_string()
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> Resp {
+        let mut r = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(k) = key.or(Some(self.key.as_str())) {
+            r = r.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            r = r
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(b.to_string());
+        }
+        let resp = r.send().await.unwrap();
+        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+        let mut headers = HeaderMap::new();
+        for (k, v) in resp.headers() {
+            if let (Ok(k), Ok(v)) = (
+                header::HeaderName::from_bytes(k.as_str().as_bytes()),
+                header::HeaderValue::from_bytes(v.as_bytes()),
+            ) {
+                headers.insert(k, v);
+            }
+        }
+        Resp {
+            status,
+            text: resp.text().await.unwrap(),
+            headers,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, None, None).await
+    }
+    async fn post(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(body), None).await
+    }
+    async fn put(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::PUT, path, Some(body), None).await
+    }
+    async fn delete(&self, path: &str) -> Resp {
+        self.call(Method::DELETE, path, None, None).await
+    }
+
+    /// A multipart upload of one file in `field`, plus text fields.
+    async fn upload(
+        &self,
+        path: &str,
+        field: &str,
+        file: &[u8],
+        fields: &[(&str, &str)],
+        key: Option<&str>,
+    ) -> Resp {
+        let boundary = "bulwark-conformance-boundary-7d1a";
+        let mut body = Vec::new();
+        for (k, v) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"upload.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key.unwrap_or(&self.key))
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+        Resp {
+            status,
+            text: resp.text().await.unwrap(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// Upstream `create_bank`.
+    async fn create_bank(&self, name: &str) {
+        let r = self.post("/c/banks", json!({"name": name})).await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "utils.create_bank: {}",
+            r.text
+        );
+        assert_eq!(
+            r.json(),
+            json!({"matching_enabled_ratio": 1.0, "name": name}),
+            "utils.create_bank"
+        );
+    }
+
+    /// Upstream `add_hash_to_bank`; returns the id (upstream pins 1, 2, ...
+    /// on a fresh database: ids here are the store's, so the port checks the
+    /// shape and reads the id back).
+    async fn add_hash_to_bank(&self, bank: &str, url: &str, pdq: &str) -> i64 {
+        let r = self
+            .post_empty(&format!(
+                "/c/bank/{bank}/content?url={url}&content_type=photo"
+            ))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "utils.add_hash_to_bank: {}",
+            r.text
+        );
+        let j = r.json();
+        assert_eq!(j["signals"], json!({"pdq": pdq}), "utils.add_hash_to_bank");
+        assert_eq!(
+            j.as_object().unwrap().len(),
+            2,
+            "utils.add_hash_to_bank: only id and signals"
+        );
+        j["id"].as_i64().unwrap()
+    }
+
+    async fn post_empty(&self, path: &str) -> Resp {
+        self.call(Method::POST, path, None, None).await
+    }
+}
+
+// ---------------------------------------------------------------- test_api.py
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_test_status_response() {
+    let h = Hma::start().await;
+    let r = h.call(Method::GET, "/status", None, Some("")).await;
+    assert_eq!(r.status, StatusCode::OK, "test_status_response");
+    assert_eq!(r.text, "I-AM-ALIVE", "test_status_response");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_test_status_live_always_alive() {
+    let h = Hma::start().await;
+    let r = h.call(Method::GET, "/status/live", None, Some("")).await;
+    assert_eq!(r.status, StatusCode::OK, "test_status_live_always_alive");
+    assert_eq!(r.text, "I-AM-ALIVE", "test_status_live_always_alive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_test_openapi_documentation_available() {
+    let h = Hma::start().await;
+    let r = h.get("/openapi/openapi.json").await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_openapi_documentation_available"
+    );
+    assert!(
+        r.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let j = r.json();
+    // Upstream pins the title "Open Media Match API": this is Bulwark's document.
+    assert!(
+        j["info"]["title"].is_string(),
+        "test_openapi_documentation_available"
+    );
+    assert!(
+        j["paths"]["/m/lookup"].is_object(),
+        "the HMA routes are documented"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_test_lookup_success() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    let url = format!("{images}/image1.jpg");
+    let r = h.get(&format!("/m/lookup?url={url}")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_lookup_success GET: {}",
+        r.text
+    );
+    let photo = support::image("bridge-mods/aaa-orig.jpg");
+    let r = h.upload("/m/lookup", "photo", &photo, &[], None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_lookup_success POST photo: {}",
+        r.text
+    );
+    // "It's not really a video, but MD5 is simple that we can fake it"
+    let r = h.upload("/m/lookup", "video", &photo, &[], None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_lookup_success POST video: {}",
+        r.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_test_lookup_without_role() {
+    // Upstream turns ROLE_HASHER off; here the key lacks the matcher role.
+    let h = Hma::start().await;
+    let images = image_server().await;
+    let stamper = h.key_with(Role::Stamper).await;
+    let r = h
+        .call(
+            Method::GET,
+            &format!("/m/lookup?url={images}/image1.jpg"),
+            None,
+            Some(stamper.as_str()),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "test_lookup_without_role GET"
+    );
+    let jpeg =
+        b"\xff\xd8\xff\xe0\x00\x10\x4a\x46\x49\x46\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9";
+    let r = h
+        .upload("/m/lookup", "file", jpeg, &[], Some(stamper.as_str()))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "test_lookup_without_role POST"
+    );
+    assert!(r.json()["message"].is_string(), "HMA's error body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_test_exchange_api_set_auth() {
+    // Upstream installs fb_threatexchange + sample; Bulwark's API with
+    // credentials is ncmec (and stopncii).
+    let h = Hma::start().await;
+    let r = h.get("/c/exchanges/apis").await;
+    assert_eq!(r.status, StatusCode::OK, "test_exchange_api_set_auth");
+    let apis: Vec<String> = serde_json::from_value(r.json()).unwrap();
+    assert!(
+        apis.contains(&"sample".into()) && apis.contains(&"ncmec".into()),
+        "test_exchange_api_set_auth: {apis:?}"
+    );
+    let r = h.get("/c/exchanges/api/sample").await;
+    assert_eq!(
+        r.json(),
+        json!({"supports_authentification": false, "has_set_authentification": false}),
+        "test_exchange_api_set_auth sample"
+    );
+    let r = h.get("/c/exchanges/api/ncmec").await;
+    assert_eq!(
+        r.json(),
+        json!({"supports_authentification": true, "has_set_authentification": false}),
+        "test_exchange_api_set_auth unset"
+    );
+    let r = h
+        .post(
+            "/c/exchanges/api/ncmec",
+            json!({"credential_json": {"user": "u", "password": "12345789|000000000000"}}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_exchange_api_set_auth set: {}",
+        r.text
+    );
+    assert_eq!(
+        r.json(),
+        json!({"supports_authentification": true, "has_set_authentification": true}),
+        "test_exchange_api_set_auth set"
+    );
+    let r = h.get("/c/exchanges/api/ncmec").await;
+    assert_eq!(
+        r.json(),
+        json!({"supports_authentification": true, "has_set_authentification": true}),
+        "test_exchange_api_set_auth get"
+    );
+    let r = h
+        .post("/c/exchanges/api/ncmec", json!({"credential_json": {}}))
+        .await;
+    assert_eq!(
+        r.json(),
+        json!({"supports_authentification": true, "has_set_authentification": false}),
+        "test_exchange_api_set_auth unset again"
+    );
+    // Bulwark: credentials are stored sealed, never in plaintext.
+    h.post(
+        "/c/exchanges/api/ncmec",
+        json!({"credential_json": {"user": "u", "password": "secret-password-xyz"}}),
+    )
+    .await;
+    let sealed: String = sqlx::query_scalar("SELECT sealed FROM hma_api_credentials")
+        .fetch_one(&h.service.state.store.pool)
+        .await
+        .unwrap();
+    assert!(
+        !sealed.contains("secret-password-xyz"),
+        "credentials are sealed"
+    );
+    let curator = h.key_with(Role::Curator).await;
+    let r = h
+        .call(
+            Method::POST,
+            "/c/exchanges/api/ncmec",
+            Some(json!({"credential_json": {}})),
+            Some(curator.as_str()),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "setting credentials needs the admin role"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_test_exchange_api_schema() {
+    let h = Hma::start().await;
+    let r = h.get("/c/exchanges/api/sample/schema").await;
+    assert_eq!(r.status, StatusCode::OK, "test_exchange_api_schema");
+    let d = r.json();
+    assert!(
+        d["config_schema"]["fields"].is_array(),
+        "test_exchange_api_schema sample"
+    );
+    assert_eq!(
+        d["credentials_schema"],
+        Value::Null,
+        "test_exchange_api_schema sample"
+    );
+    // Upstream checks fb_threatexchange's privacy_group / api_token; the
+    // same checks on Bulwark's follower and NCMEC types:
+    let d = h.get("/c/exchanges/api/bulwark/schema").await.json();
+    let f = d["config_schema"]["fields"].as_array().unwrap();
+    let url = f.iter().find(|x| x["name"] == "url").unwrap();
+    assert_eq!(
+        (url["type"].as_str(), url["required"].as_bool()),
+        (Some("string"), Some(true)),
+        "test_exchange_api_schema"
+    );
+    let d = h.get("/c/exchanges/api/ncmec/schema").await.json();
+    let c = d["credentials_schema"]["fields"].as_array().unwrap();
+    assert!(
+        c.iter()
+            .any(|x| x["name"] == "password" && x["type"] == "string"),
+        "test_exchange_api_schema"
+    );
+    assert_eq!(
+        h.get("/c/exchanges/api/nope/schema").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_test_compare_hashes() {
+    let h = Hma::start().await;
+    let s1 = "facd8bcb2a49bcebdec1985298d5fe84bcd006c187c598c720c3c087b3fdb318";
+    let s2 = "facd8bcb2a49bcebdec1985228d5ae84bcd006c187c598c720c2b087b3fdb318";
+    let r = h.post("/m/compare", json!({"pdq": [s1, s2]})).await;
+    assert_eq!(
+        r.json(),
+        json!({"pdq": [true, {"distance": 9}]}),
+        "test_compare_hashes happy path"
+    );
+    for bad in [
+        json!(["banana"]),
+        json!({"pdq": "banana"}),
+        json!({"pdq": []}),
+        json!({"pdq": ["banana", "banana"]}),
+        json!({"pdq": [s1, s2, s1]}),
+    ] {
+        let r = h.post("/m/compare", bad.clone()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "test_compare_hashes {bad}"
+        );
+        assert!(r.json()["message"].is_string(), "HMA's error body");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_test_exchange_delete() {
+    let h = Hma::start().await;
+    let r = h.delete("/c/exchange/TEST_EXCHANGE").await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_exchange_delete: absent is 200"
+    );
+    let r = h
+        .post(
+            "/c/exchanges",
+            json!({"api": "sample", "bank": "FOO_EXCHANGE", "api_json": {}}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "test_exchange_delete create: {}",
+        r.text
+    );
+    let r = h.delete("/c/exchange/FOO_EXCHANGE").await;
+    assert_eq!(r.status, StatusCode::OK, "test_exchange_delete");
+    assert_eq!(
+        r.json()["message"],
+        "Exchange deleted",
+        "test_exchange_delete"
+    );
+    assert_eq!(
+        h.get("/c/banks").await.json(),
+        json!([]),
+        "its bank went with it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_test_exchange_get_fetch_status() {
+    let h = Hma::start().await;
+    assert_eq!(
+        h.get("/c/exchange/NONEXISTENT_EXCHANGE/status")
+            .await
+            .status,
+        StatusCode::NOT_FOUND,
+        "test_exchange_get_fetch_status 404"
+    );
+    let r = h
+        .post(
+            "/c/exchanges",
+            json!({"api": "sample", "bank": "BAR_EXCHANGE", "api_json": {}}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "test_exchange_get_fetch_status create"
+    );
+    let r = h.get("/c/exchange/BAR_EXCHANGE/status").await;
+    assert_eq!(r.status, StatusCode::OK, "test_exchange_get_fetch_status");
+    let d = r.json();
+    for k in [
+        "checkpoint_ts",
+        "running_fetch_start_ts",
+        "last_fetch_complete_ts",
+        "last_fetch_succeeded",
+        "up_to_date",
+        "fetched_items",
+    ] {
+        assert!(d.get(k).is_some(), "test_exchange_get_fetch_status: {k}");
+    }
+}
+
+// ---------------------------------------------------------- test_api_banks.py
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_banks_empty_index() {
+    let h = Hma::start().await;
+    let r = h.get("/c/banks").await;
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, json!([])),
+        "test_banks_empty_index"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_banks_create() {
+    let h = Hma::start().await;
+    assert_eq!(
+        h.post("/c/banks", json!({"name": "01_TEST_BANK"}))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST,
+        "test_banks_create: starts with a number"
+    );
+    assert_eq!(
+        h.post("/c/banks", json!({"name": "my_test_bank"}))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST,
+        "test_banks_create: lower case"
+    );
+    let r = h.post("/c/banks", json!({"name": "MY_TEST_BANK_01"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "test_banks_create");
+    assert_eq!(
+        r.json(),
+        json!({"matching_enabled_ratio": 1.0, "name": "MY_TEST_BANK_01"}),
+        "test_banks_create"
+    );
+    let l = h.get("/c/banks").await;
+    assert_eq!(
+        (l.status, l.json()),
+        (StatusCode::OK, json!([r.json()])),
+        "test_banks_create: listed"
+    );
+    assert_eq!(
+        h.post("/c/banks", json!({"name": "MY_TEST_BANK_01"}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN,
+        "HMA: a bank that exists is 403"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_banks_update() {
+    let h = Hma::start().await;
+    assert_eq!(
+        h.post("/c/banks", json!({"name": "MY_TEST_BANK"}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        h.put("/c/bank/MY_TEST_BANK", json!({"name": "1_invalid_name"}))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST,
+        "test_banks_update: name rule"
+    );
+    let r = h
+        .put(
+            "/c/bank/MY_TEST_BANK",
+            json!({"name": "MY_TEST_BANK_RENAMED"}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_banks_update rename: {}",
+        r.text
+    );
+    assert_eq!(
+        r.json()["name"],
+        "MY_TEST_BANK_RENAMED",
+        "test_banks_update rename"
+    );
+    let r = h
+        .put("/c/bank/MY_TEST_BANK_RENAMED", json!({"enabled": false}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "test_banks_update disable");
+    assert_eq!(
+        r.json()["matching_enabled_ratio"],
+        0.0,
+        "test_banks_update disable"
+    );
+    let r = h
+        .put(
+            "/c/bank/MY_TEST_BANK_RENAMED",
+            json!({"enabled_ratio": 0.5}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "test_banks_update ratio");
+    assert_eq!(
+        r.json()["matching_enabled_ratio"],
+        0.5,
+        "test_banks_update ratio"
+    );
+    let l = h.get("/c/banks").await.json();
+    assert_eq!(
+        l,
+        json!([{"name": "MY_TEST_BANK_RENAMED", "matching_enabled_ratio": 0.5}]),
+        "test_banks_update final"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_banks_delete() {
+    let h = Hma::start().await;
+    assert_eq!(
+        h.post("/c/banks", json!({"name": "MY_TEST_BANK"}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        h.delete("/c/bank/MY_TEST_BANK").await.status,
+        StatusCode::OK,
+        "test_banks_delete"
+    );
+    assert_eq!(
+        h.delete("/c/bank/MY_TEST_BANK").await.status,
+        StatusCode::OK,
+        "test_banks_delete: absent"
+    );
+    assert_eq!(h.get("/c/banks").await.json(), json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_bank_get_content() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("TEST_BANK_GET").await;
+    let r = h
+        .post_empty(&format!(
+            "/c/bank/TEST_BANK_GET/content?url={images}/image1.jpg&content_type=photo"
+        ))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_bank_get_content add: {}",
+        r.text
+    );
+    let id = r.json()["id"].as_i64().unwrap();
+    let g = h.get(&format!("/c/bank/TEST_BANK_GET/content/{id}")).await;
+    assert_eq!(g.status, StatusCode::OK, "test_bank_get_content");
+    assert_eq!(g.json()["id"], id, "test_bank_get_content");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_bank_get_content_404() {
+    let h = Hma::start().await;
+    assert_eq!(
+        h.get("/c/bank/TEST_BANK_GET/content/1").await.status,
+        StatusCode::NOT_FOUND,
+        "test_bank_get_content_404: no bank"
+    );
+    h.create_bank("TEST_BANK_GET").await;
+    let r = h.get("/c/bank/TEST_BANK_GET/content/1").await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "test_bank_get_content_404: no content"
+    );
+    assert!(r.json()["message"].is_string(), "HMA's error body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_banks_add_content() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("NEW_BANK").await;
+    let r = h
+        .post_empty(&format!(
+            "/c/bank/NEW_BANK/content?url={images}/image1.jpg&content_type=photo"
+        ))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_banks_add_content: {}",
+        r.text
+    );
+    let j = r.json();
+    assert_eq!(
+        j,
+        json!({"id": j["id"], "signals": {"pdq": IMAGE1_PDQ}}),
+        "test_banks_add_content"
+    );
+    assert!(
+        j["id"].as_i64().is_some_and(|i| i >= 1),
+        "test_banks_add_content: id"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_bank_update_content() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("TEST_BANK_UPDATE").await;
+    let id = h
+        .add_hash_to_bank(
+            "TEST_BANK_UPDATE",
+            &format!("{images}/image1.jpg"),
+            IMAGE1_PDQ,
+        )
+        .await;
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 365 * 86_400;
+    let r = h
+        .put(
+            &format!("/c/bank/TEST_BANK_UPDATE/content/{id}"),
+            json!({"disable_until_ts": ts}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_bank_update_content: {}",
+        r.text
+    );
+    assert_eq!(r.json()["disable_until_ts"], ts, "test_bank_update_content");
+    // Bulwark: disabled content stops matching.
+    let m = h
+        .get(&format!("/m/lookup?signal_type=pdq&signal={IMAGE1_PDQ}"))
+        .await
+        .json();
+    assert_eq!(m, json!({}), "disabled content does not match");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_bank_update_content_400() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("TEST_BANK_UPDATE").await;
+    let id = h
+        .add_hash_to_bank(
+            "TEST_BANK_UPDATE",
+            &format!("{images}/image1.jpg"),
+            IMAGE1_PDQ,
+        )
+        .await;
+    let r = h
+        .put(
+            &format!("/c/bank/TEST_BANK_UPDATE/content/{id}"),
+            json!({"disable_until_ts": 9_999_999_999i64}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "test_bank_update_content_400"
+    );
+    let r = h
+        .put(
+            &format!("/c/bank/TEST_BANK_UPDATE/content/{id}"),
+            json!({"disable_until_ts": -1}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "negative disable_until_ts"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_banks_delete_content() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("NEW_BANK").await;
+    let id = h
+        .add_hash_to_bank("NEW_BANK", &format!("{images}/image1.jpg"), IMAGE1_PDQ)
+        .await;
+    let r = h.delete(&format!("/c/bank/NEW_BANK/content/{id}")).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, json!({"deleted": 1})),
+        "test_banks_delete_content"
+    );
+    assert_eq!(
+        h.delete(&format!("/c/bank/NEW_BANK/content/{id}"))
+            .await
+            .json(),
+        json!({"deleted": 0})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_banks_add_metadata() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("NEW_BANK").await;
+    let path = format!("/c/bank/NEW_BANK/content?url={images}/image1.jpg&content_type=photo");
+    let r = h
+        .post(&path, json!({"metadata": {"invalid_metadata": 5}}))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "test_banks_add_metadata invalid"
+    );
+    let r = h
+        .post(
+            &path,
+            json!({"metadata": {"content_id": "1197433091", "json": {"asdf": {}}}}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_banks_add_metadata: {}",
+        r.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_banks_add_hash_index() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("NEW_BANK").await;
+    let id1 = h
+        .add_hash_to_bank("NEW_BANK", &format!("{images}/image1.jpg"), IMAGE1_PDQ)
+        .await;
+    h.create_bank("NEW_BANK_2").await;
+    let id2 = h
+        .add_hash_to_bank("NEW_BANK", &format!("{images}/image2.jpg"), IMAGE2_PDQ)
+        .await;
+    // No index build step: Bulwark's index follows every write.
+    let r = h
+        .get(&format!(
+            "/m/raw_lookup?signal_type=pdq&signal={IMAGE1_PDQ}"
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, json!({"matches": [id1]})),
+        "test_banks_add_hash_index 1"
+    );
+    let r = h
+        .get(&format!(
+            "/m/raw_lookup?signal_type=pdq&signal={IMAGE2_PDQ}"
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, json!({"matches": [id2]})),
+        "test_banks_add_hash_index 2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_bank_get_content_with_signals() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("TEST_BANK_GET_SIGS").await;
+    let id = h
+        .add_hash_to_bank(
+            "TEST_BANK_GET_SIGS",
+            &format!("{images}/image1.jpg"),
+            IMAGE1_PDQ,
+        )
+        .await;
+    let g = h
+        .get(&format!("/c/bank/TEST_BANK_GET_SIGS/content/{id}"))
+        .await
+        .json();
+    assert_eq!(g["id"], id, "test_bank_get_content_with_signals");
+    assert!(
+        g.get("signals").is_none(),
+        "test_bank_get_content_with_signals: not by default"
+    );
+    let g = h
+        .get(&format!(
+            "/c/bank/TEST_BANK_GET_SIGS/content/{id}?include_signals=true"
+        ))
+        .await
+        .json();
+    assert_eq!(g["id"], id, "test_bank_get_content_with_signals");
+    assert_eq!(
+        g["signals"],
+        json!({"pdq": IMAGE1_PDQ}),
+        "test_bank_get_content_with_signals"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_bank_get_content_returns_stored_metadata() {
+    // Upstream fetches from github.com; here from the local image server.
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("TEST_BANK_METADATA").await;
+    let meta = json!({"content_id": "ext-id-123", "content_uri": "https://example.com/item/123",
+                      "json": {"source": "test", "nested": {"key": "value"}}});
+    let r = h
+        .post(
+            &format!(
+                "/c/bank/TEST_BANK_METADATA/content?url={images}/image1.jpg&content_type=photo"
+            ),
+            json!({"metadata": meta}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_bank_get_content_returns_stored_metadata: {}",
+        r.text
+    );
+    let id = r.json()["id"].as_i64().unwrap();
+    let g = h
+        .get(&format!("/c/bank/TEST_BANK_METADATA/content/{id}"))
+        .await;
+    assert_eq!(g.status, StatusCode::OK);
+    let g = g.json();
+    assert_eq!(
+        g["metadata"]["content_id"], meta["content_id"],
+        "test_bank_get_content_returns_stored_metadata"
+    );
+    assert_eq!(
+        g["metadata"]["content_uri"], meta["content_uri"],
+        "test_bank_get_content_returns_stored_metadata"
+    );
+    assert_eq!(
+        g["metadata"]["json"], meta["json"],
+        "test_bank_get_content_returns_stored_metadata"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_bank_get_content_include_metadata_false() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("TEST_BANK_NO_METADATA").await;
+    let r = h
+        .post(
+            &format!(
+                "/c/bank/TEST_BANK_NO_METADATA/content?url={images}/image1.jpg&content_type=photo"
+            ),
+            json!({"metadata": {"content_id": "id1", "content_uri": "https://example.com/1"}}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_bank_get_content_include_metadata_false: {}",
+        r.text
+    );
+    let id = r.json()["id"].as_i64().unwrap();
+    let g = h
+        .get(&format!(
+            "/c/bank/TEST_BANK_NO_METADATA/content/{id}?include_metadata=false"
+        ))
+        .await;
+    assert_eq!(g.status, StatusCode::OK);
+    assert!(
+        g.json().get("metadata").is_none(),
+        "test_bank_get_content_include_metadata_false"
+    );
+    assert!(
+        h.get(&format!("/c/bank/TEST_BANK_NO_METADATA/content/{id}"))
+            .await
+            .json()
+            .get("metadata")
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_bank_add_content_with_note() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("TEST_BANK_NOTE").await;
+    let r = h
+        .post(
+            &format!("/c/bank/TEST_BANK_NOTE/content?url={images}/image1.jpg&content_type=photo"),
+            json!({"note": "Reported by user X"}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_bank_add_content_with_note: {}",
+        r.text
+    );
+    let id = r.json()["id"].as_i64().unwrap();
+    let g = h
+        .get(&format!("/c/bank/TEST_BANK_NOTE/content/{id}"))
+        .await
+        .json();
+    assert_eq!(
+        g["note"], "Reported by user X",
+        "test_bank_add_content_with_note"
+    );
+    // The same by upload, with the note and metadata as form fields.
+    h.create_bank("TEST_BANK_NOTE_FORM").await;
+    let photo = support::image("misc-images/wee.jpg");
+    let r = h
+        .upload(
+            "/c/bank/TEST_BANK_NOTE_FORM/content",
+            "photo",
+            &photo,
+            &[("note", "by form"), ("metadata", r#"{"content_id": "f1"}"#)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "upload: {}", r.text);
+    assert_eq!(r.json()["signals"], json!({"pdq": IMAGE2_PDQ}));
+    let g = h
+        .get(&format!(
+            "/c/bank/TEST_BANK_NOTE_FORM/content/{}",
+            r.json()["id"]
+        ))
+        .await
+        .json();
+    assert_eq!(
+        (g["note"].as_str(), g["metadata"]["content_id"].as_str()),
+        (Some("by form"), Some("f1"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_bank_add_content_without_note_omitted() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("TEST_BANK_NO_NOTE").await;
+    let id = h
+        .add_hash_to_bank(
+            "TEST_BANK_NO_NOTE",
+            &format!("{images}/image1.jpg"),
+            IMAGE1_PDQ,
+        )
+        .await;
+    let g = h
+        .get(&format!("/c/bank/TEST_BANK_NO_NOTE/content/{id}"))
+        .await;
+    assert_eq!(g.status, StatusCode::OK);
+    assert!(
+        g.json().get("note").is_none(),
+        "test_bank_add_content_without_note_omitted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_bank_update_content_note() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("TEST_BANK_NOTE_UPDATE").await;
+    let id = h
+        .add_hash_to_bank(
+            "TEST_BANK_NOTE_UPDATE",
+            &format!("{images}/image1.jpg"),
+            IMAGE1_PDQ,
+        )
+        .await;
+    let p = format!("/c/bank/TEST_BANK_NOTE_UPDATE/content/{id}");
+    assert_eq!(
+        h.put(&p, json!({"note": "Initial note"})).await.status,
+        StatusCode::OK,
+        "test_bank_update_content_note set"
+    );
+    assert_eq!(
+        h.get(&p).await.json()["note"],
+        "Initial note",
+        "test_bank_update_content_note set"
+    );
+    assert_eq!(
+        h.put(&p, json!({"note": "Updated note"})).await.status,
+        StatusCode::OK,
+        "test_bank_update_content_note update"
+    );
+    assert_eq!(
+        h.get(&p).await.json()["note"],
+        "Updated note",
+        "test_bank_update_content_note update"
+    );
+    assert_eq!(
+        h.put(&p, json!({"note": ""})).await.status,
+        StatusCode::OK,
+        "test_bank_update_content_note clear"
+    );
+    assert!(
+        h.get(&p).await.json().get("note").is_none(),
+        "test_bank_update_content_note clear"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_bank_add_note_too_long() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("TEST_BANK_NOTE_LONG").await;
+    let r = h
+        .post(
+            &format!(
+                "/c/bank/TEST_BANK_NOTE_LONG/content?url={images}/image1.jpg&content_type=photo"
+            ),
+            json!({"note": "x".repeat(256)}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "test_bank_add_note_too_long"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_bank_add_hash_with_note() {
+    // Upstream banks the all-zero PDQ hash; Bulwark refuses degenerate
+    // hashes (a blank image's: it would match every blank image) with 422
+    // low_quality, so the port banks a real hash and checks the refusal.
+    let h = Hma::start().await;
+    h.create_bank("TEST_BANK_HASH_NOTE").await;
+    let r = h
+        .post(
+            "/c/bank/TEST_BANK_HASH_NOTE/signal",
+            json!({"pdq": "0".repeat(64), "note": "x"}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "degenerate hash refused: {}",
+        r.text
+    );
+    let r = h
+        .post(
+            "/c/bank/TEST_BANK_HASH_NOTE/signal",
+            json!({"pdq": IMAGE1_PDQ, "note": "Hash from campaign ABC"}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_bank_add_hash_with_note: {}",
+        r.text
+    );
+    let id = r.json()["id"].as_i64().unwrap();
+    let g = h
+        .get(&format!("/c/bank/TEST_BANK_HASH_NOTE/content/{id}"))
+        .await;
+    assert_eq!(g.status, StatusCode::OK);
+    assert_eq!(
+        g.json()["note"],
+        "Hash from campaign ABC",
+        "test_bank_add_hash_with_note"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_api_banks_test_bank_get_content_without_metadata_omitted() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    h.create_bank("TEST_BANK_NO_META").await;
+    let id = h
+        .add_hash_to_bank(
+            "TEST_BANK_NO_META",
+            &format!("{images}/image1.jpg"),
+            IMAGE1_PDQ,
+        )
+        .await;
+    let g = h
+        .get(&format!("/c/bank/TEST_BANK_NO_META/content/{id}"))
+        .await;
+    assert_eq!(g.status, StatusCode::OK);
+    assert!(
+        g.json().get("metadata").is_none(),
+        "test_bank_get_content_without_metadata_omitted"
+    );
+}
+
+// ---------------------------------------------------------- test_match_api.py
+
+/// Upstream fixture `client_with_sample_data`: the `sample` exchange
+/// fetched (here through the API: create it, then fetch now).
+async fn with_sample_data() -> Hma {
+    let h = Hma::start().await;
+    let r = h
+        .post(
+            "/c/exchanges",
+            json!({"api": "sample", "bank": "SAMPLE", "api_json": {}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = h.post_empty("/c/exchange/SAMPLE/fetch").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["last_fetch_succeeded"], true, "{}", r.text);
+    assert_eq!(h.get("/status").await.status, StatusCode::OK);
+    h
+}
+
+/// Upstream fixture `client_with_multi_bank_data`.
+async fn with_multi_bank_data() -> Hma {
+    let h = Hma::start().await;
+    for b in ["BANK_A", "BANK_B", "BANK_C"] {
+        h.create_bank(b).await;
+        let r = h
+            .post(&format!("/c/bank/{b}/signal"), json!({"pdq": EXAMPLE_PDQ}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    h
+}
+
+/// `PdqSignal.get_examples()[0]`.
+const EXAMPLE_PDQ: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+/// `VideoMD5Signal.get_examples()[0]`.
+const EXAMPLE_MD5: &str = "cab08b36195edb1a1231d2d09fa450e0";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_match_api_test_raw_lookups() {
+    let h = with_sample_data().await;
+    let types: Vec<Value> = serde_json::from_value(h.get("/c/signal_type").await.json()).unwrap();
+    let names: Vec<&str> = types.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["pdq", "video_md5"],
+        "test_raw_lookups: signal types"
+    );
+    for (t, sig) in [("pdq", EXAMPLE_PDQ), ("video_md5", EXAMPLE_MD5)] {
+        let r = h
+            .get(&format!("/m/raw_lookup?signal={sig}&signal_type={t}"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "test_raw_lookups {t}");
+        let n = r.json()["matches"].as_array().unwrap().len();
+        assert!(n >= 1, "test_raw_lookups {t}");
+        let r = h
+            .get(&format!(
+                "/m/raw_lookup?signal={sig}&signal_type={t}&include_distance=True"
+            ))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "test_raw_lookups {t} with distance"
+        );
+        let m = r.json()["matches"].as_array().unwrap().clone();
+        assert_eq!(m.len(), n, "test_raw_lookups {t} with distance");
+        for x in m {
+            assert!(
+                x.get("bank_content_id").is_some() && x.get("distance").is_some(),
+                "test_raw_lookups {t}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_match_api_test_lookups() {
+    let h = with_sample_data().await;
+    for (t, sig) in [("pdq", EXAMPLE_PDQ), ("video_md5", EXAMPLE_MD5)] {
+        let r = h
+            .get(&format!("/m/lookup?signal={sig}&signal_type={t}"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "test_lookups {t}");
+        let j = r.json();
+        assert_eq!(j.as_object().unwrap().len(), 1, "test_lookups {t}");
+        let m = j["SAMPLE"].as_array().unwrap();
+        assert!(!m.is_empty(), "test_lookups {t}");
+        for x in m {
+            assert!(
+                x.get("bank_content_id").is_some() && x.get("distance").is_some(),
+                "test_lookups {t}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_match_api_test_raw_lookup_with_bank_filter() {
+    let h = with_multi_bank_data().await;
+    let q = format!("/m/raw_lookup?signal={EXAMPLE_PDQ}&signal_type=pdq");
+    let n = |j: Value| j["matches"].as_array().unwrap().len();
+    assert_eq!(
+        n(h.get(&q).await.json()),
+        3,
+        "test_raw_lookup_with_bank_filter all"
+    );
+    assert_eq!(
+        n(h.get(&format!("{q}&banks=BANK_A")).await.json()),
+        1,
+        "test_raw_lookup_with_bank_filter one"
+    );
+    assert_eq!(
+        n(h.get(&format!("{q}&banks=BANK_A,BANK_B")).await.json()),
+        2,
+        "test_raw_lookup_with_bank_filter two"
+    );
+    let r = h.get(&format!("{q}&banks=NON_EXISTENT_BANK")).await;
+    assert_eq!(
+        (r.status, n(r.json())),
+        (StatusCode::OK, 0),
+        "test_raw_lookup_with_bank_filter none"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_match_api_test_raw_lookup_with_distance_and_bank_filter() {
+    let h = with_multi_bank_data().await;
+    let r = h.get(&format!("/m/raw_lookup?signal={EXAMPLE_PDQ}&signal_type=pdq&include_distance=True&banks=BANK_A,BANK_B")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let m = r.json()["matches"].as_array().unwrap().clone();
+    assert_eq!(m.len(), 2, "test_raw_lookup_with_distance_and_bank_filter");
+    for x in m {
+        assert!(
+            x.get("bank_content_id").is_some() && x.get("distance").is_some(),
+            "test_raw_lookup_with_distance_and_bank_filter"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_match_api_test_lookup_with_bank_filter() {
+    let h = with_multi_bank_data().await;
+    let q = format!("/m/lookup?signal={EXAMPLE_PDQ}&signal_type=pdq");
+    let keys = |j: Value| {
+        let mut k: Vec<String> = j.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(h.get(&q).await.json()),
+        ["BANK_A", "BANK_B", "BANK_C"],
+        "test_lookup_with_bank_filter all"
+    );
+    let j = h.get(&format!("{q}&banks=BANK_A")).await.json();
+    assert_eq!(
+        keys(j.clone()),
+        ["BANK_A"],
+        "test_lookup_with_bank_filter one"
+    );
+    assert!(
+        !j["BANK_A"].as_array().unwrap().is_empty(),
+        "test_lookup_with_bank_filter one"
+    );
+    assert_eq!(
+        keys(h.get(&format!("{q}&banks=BANK_A,BANK_C")).await.json()),
+        ["BANK_A", "BANK_C"],
+        "test_lookup_with_bank_filter two"
+    );
+    let r = h.get(&format!("{q}&banks=NON_EXISTENT_BANK")).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, json!({})),
+        "test_lookup_with_bank_filter none"
+    );
+}
+
+// ------------------------------------------------------ test_e2e_workflow.py
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_e2e_workflow_test_add_hashes_and_find_match() {
+    let h = Hma::start().await;
+    h.create_bank("TEST_BANK").await;
+    let mut last = 0;
+    for pdq in bulwark_server::api::hma::sources::SAMPLE_PDQ {
+        let r = h
+            .post("/c/bank/TEST_BANK/signal", json!({"pdq": pdq}))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "test_add_hashes_and_find_match add"
+        );
+        last = r.json()["id"].as_i64().unwrap();
+    }
+    let r = h.get("/m/index/status?signal_type=pdq").await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "test_add_hashes_and_find_match index"
+    );
+    let info = r.json();
+    assert_eq!(
+        info["pdq"]["present"], true,
+        "test_add_hashes_and_find_match index present"
+    );
+    assert_eq!(
+        info["pdq"]["size"], 16,
+        "test_add_hashes_and_find_match index size"
+    );
+    let r = h
+        .get(&format!(
+            "/m/lookup?signal_type=pdq&signal={}",
+            bulwark_server::api::hma::sources::SAMPLE_PDQ[15]
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Upstream pins id 16 (the 16th row of a fresh database).
+    assert_eq!(
+        r.json(),
+        json!({"TEST_BANK": [{"bank_content_id": last, "distance": "0"}]}),
+        "test_add_hashes_and_find_match"
+    );
+    let r = h
+        .get(&format!(
+            "/m/lookup?signal_type=pdq&signal={}",
+            "5".repeat(64)
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, json!({})),
+        "test_add_hashes_and_find_match no match"
+    );
+}
+
+// ---------------------------------------------------------- test_hashing.py
+// test_valid_urls, test_invalid_schemes, test_missing_scheme_or_netloc,
+// test_malformed_urls and test_allowed_hostnames test HMA's `is_valid_url`
+// directly; their cases are unit tests of the fetch policy
+// (api::hma::fetch::tests), and over HTTP here where no network is needed.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_hashing_url_validation_over_http() {
+    let h = Hma::start_with(|c| c.hma.fetch_allowed_hosts = vec!["*".into()]).await;
+    for bad in [
+        "ftp://example.com",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "ws://example.com",
+        "wss://example.com",
+        "example.com",
+        "//example.com",
+        "http://",
+        "https://",
+        "not a url",
+        "http://example.com:abc",
+    ] {
+        let r = h.get(&format!("/h/hash?url={}", urlencode(bad))).await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "test_invalid_schemes/test_malformed_urls: {bad}: {}",
+            r.text
+        );
+        assert!(
+            r.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("Invalid or unsafe URL"),
+            "{bad}: {}",
+            r.text
+        );
+    }
+    assert_eq!(
+        h.get("/h/hash").await.status,
+        StatusCode::BAD_REQUEST,
+        "test_missing_scheme_or_netloc: None"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_hashing_test_allowed_hostnames() {
+    let h = Hma::start_with(|c| {
+        c.hma.fetch_allowed_hosts = ["example.com", "cdn.example.com", "media.example.com"]
+            .map(String::from)
+            .to_vec();
+    })
+    .await;
+    for bad in [
+        "https://evil.com",
+        "https://malicious-site.com",
+        "https://example.com.evil.com",
+        "https://evil.com/example.com",
+    ] {
+        let r = h.get(&format!("/h/hash?url={}", urlencode(bad))).await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "test_allowed_hostnames: {bad}"
+        );
+        assert!(
+            r.text.contains("not in [hma] fetch_allowed_hosts"),
+            "test_allowed_hostnames: {bad}: {}",
+            r.text
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_hashing_test_empty_allowed_hostnames() {
+    // Upstream: an empty allowlist allows every host. Bulwark: fetching by
+    // URL is off until hosts are listed (a deliberate difference).
+    let h = Hma::start_with(|c| c.hma.fetch_allowed_hosts.clear()).await;
+    let r = h.get("/h/hash?url=https://example.com/image.jpg").await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "test_empty_allowed_hostnames (Bulwark: off)"
+    );
+    assert!(r.json()["message"].as_str().unwrap().contains("off"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_hashing_test_content_length_validation() {
+    let h = Hma::start_with(|c| c.hma.fetch_max_bytes = 1 << 20).await;
+    let big = declared_length_server((1 << 20) + 1).await;
+    let r = h.get(&format!("/h/hash?url={big}/image.jpg")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "test_content_length_validation"
+    );
+    assert!(
+        r.text.contains("Content too large"),
+        "test_content_length_validation"
+    );
+    let ok = declared_length_server(15).await;
+    let r = h.get(&format!("/h/hash?url={ok}/image.jpg")).await;
+    assert_ne!(
+        r.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "test_content_length_validation: under the limit"
+    );
+    // Bulwark: a body without Content-Length is counted as it streams.
+    let images = image_server().await;
+    let r = h.get(&format!("/h/hash?url={images}/big-chunked")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "streamed body over the limit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_hashing_test_content_length_validation_default() {
+    let h = Hma::start().await;
+    assert_eq!(
+        h.service.state.config.hma.fetch_max_bytes,
+        100 << 20,
+        "HMA's default of 100 MiB"
+    );
+    let big = declared_length_server((100 << 20) + 1).await;
+    let r = h.get(&format!("/h/hash?url={big}/image.jpg")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "test_content_length_validation_default"
+    );
+    assert!(r.text.contains("Content too large"));
+}
+
+#[test]
+fn test_hashing_test_content_length_validation_misconfiguration() {
+    // Upstream answers 500 at request time; Bulwark refuses the setting at start.
+    let bad: Result<FileConfig, _> =
+        toml::from_str("[hma]\nfetch_max_bytes = \"not-an-integer\"\n");
+    assert!(
+        bad.is_err(),
+        "test_content_length_validation_misconfiguration"
+    );
+    let mut c = Config::default();
+    let zero: FileConfig = toml::from_str("[hma]\nfetch_max_bytes = 0\n").unwrap();
+    assert!(zero.apply(&mut c).is_err());
+    let ok: FileConfig = toml::from_str(
+        "[hma]\nfetch_allowed_hosts = [\"cdn.example.com\"]\nfetch_timeout_seconds = 5\n",
+    )
+    .unwrap();
+    ok.apply(&mut c).unwrap();
+    assert_eq!(c.hma.fetch_allowed_hosts, ["cdn.example.com"]);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashing_by_url_and_upload() {
+    let h = Hma::start().await;
+    let images = image_server().await;
+    assert_eq!(expected("bridge-mods/aaa-orig.jpg"), IMAGE1_PDQ);
+    assert_eq!(expected("misc-images/wee.jpg"), IMAGE2_PDQ);
+    let r = h.get(&format!("/h/hash?url={images}/image1.jpg")).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, json!({"pdq": IMAGE1_PDQ})),
+        "{}",
+        r.text
+    );
+    let r = h.get(&format!("/h/hash?url={images}/untyped")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "no content type and none given"
+    );
+    let r = h
+        .get(&format!("/h/hash?url={images}/untyped&content_type=photo"))
+        .await;
+    assert_eq!(r.json(), json!({"pdq": IMAGE1_PDQ}));
+    let bytes = support::image("misc-images/wee.jpg");
+    let r = h.upload("/h/hash", "photo", &bytes, &[], None).await;
+    assert_eq!(r.json(), json!({"pdq": IMAGE2_PDQ}));
+    let r = h.upload("/h/hash", "video", &bytes, &[], None).await;
+    use md5::Digest;
+    assert_eq!(
+        r.json(),
+        json!({"video_md5": hex::encode(md5::Md5::digest(&bytes))}),
+        "HMA's video_md5 is the file's MD5"
+    );
+    assert_eq!(
+        h.upload("/h/hash", "document", &bytes, &[], None)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    // The upload lookup answers per signal type, then per bank.
+    h.create_bank("PHOTOS").await;
+    h.add_hash_to_bank("PHOTOS", &format!("{images}/image2.jpg"), IMAGE2_PDQ)
+        .await;
+    let r = h
+        .upload("/m/lookup", "photo", &bytes, &[], None)
+        .await
+        .json();
+    assert_eq!(r["pdq"]["PHOTOS"][0]["distance"], "0", "{r}");
+    let r = h
+        .get(&format!("/m/lookup?url={images}/image2.jpg"))
+        .await
+        .json();
+    assert_eq!(r["pdq"]["PHOTOS"][0]["distance"], "0", "{r}");
+}
+
+// ---------------------------------------------- fetch policy: each refusal
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_refuses_private_addresses_and_redirects() {
+    let images = image_server().await;
+    let port = images.rsplit(':').next().unwrap().to_string();
+    // Loopback allowed only by the test switch: without it, refused.
+    let strict = Hma::start_with(|c| {
+        c.hma.fetch_allow_loopback = false;
+        c.hma.fetch_allowed_hosts = vec!["*".into()];
+    })
+    .await;
+    for url in [
+        format!("{images}/image1.jpg"),
+        format!("http://localhost:{port}/image1.jpg"),
+        format!("http://[::1]:{port}/image1.jpg"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/".to_string(),
+        "http://0x7f000001/".to_string(),
+    ] {
+        let r = strict
+            .get(&format!("/h/hash?url={}", urlencode(&url)))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{url}: {}", r.text);
+        assert!(r.text.contains("refused"), "{url}: {}", r.text);
+    }
+    // Loopback allowed (tests): redirects to private ranges, to hosts off
+    // the allowlist, and endless redirects are refused.
+    let h = Hma::start().await;
+    for path in ["to-private", "to-metadata", "to-elsewhere", "loop"] {
+        let r = h.get(&format!("/h/hash?url={images}/{path}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.text);
+        assert!(r.text.contains("refused"), "{path}: {}", r.text);
+    }
+    let r = h
+        .get(&format!(
+            "/h/hash?url=http://user:pw@127.0.0.1:{port}/image1.jpg"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "credentials in URL");
+    // The same refusals on the other `?url=` routes.
+    h.create_bank("B").await;
+    let r = h
+        .post_empty(&format!(
+            "/c/bank/B/content?url={images}/to-metadata&content_type=photo"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = h.get(&format!("/m/lookup?url={images}/to-private")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+}
+
+// ---------------------------------------------- exchanges beyond upstream
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_tracks_a_leader_bank_incrementally() {
+    let leader = Hma::start().await;
+    leader.create_bank("SOURCE").await;
+    let a = leader
+        .post(
+            "/c/bank/SOURCE/signal",
+            json!({"pdq": IMAGE1_PDQ, "note": "first"}),
+        )
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    leader
+        .post("/c/bank/SOURCE/signal", json!({"video_md5": EXAMPLE_MD5}))
+        .await;
+    let leader_key = leader.key_with(Role::Curator).await;
+    let follower = Hma::start().await;
+    let r = follower
+        .post(
+            "/c/exchanges",
+            json!({"api": "bulwark", "bank": "MIRROR",
+        "api_json": {"url": leader.base, "remote_bank": "SOURCE", "key": leader_key}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // The key is stored sealed, never shown.
+    let shown = follower.get("/c/exchange/MIRROR").await.json();
+    assert_eq!(shown["has_key"], true);
+    assert!(!shown.to_string().contains(&leader_key));
+    let stored: String = sqlx::query_scalar("SELECT config FROM hma_exchanges")
+        .fetch_one(&follower.service.state.store.pool)
+        .await
+        .unwrap();
+    assert!(
+        !stored.contains(&leader_key[4..]),
+        "no plaintext key in the database"
+    );
+    let st = follower.post_empty("/c/exchange/MIRROR/fetch").await.json();
+    assert_eq!(st["last_fetch_succeeded"], true, "{st}");
+    assert_eq!(st["fetched_items"], 2);
+    let m = follower
+        .get(&format!("/m/lookup?signal_type=pdq&signal={IMAGE1_PDQ}"))
+        .await
+        .json();
+    let local = m["MIRROR"][0]["bank_content_id"].as_i64().unwrap();
+    let g = follower
+        .get(&format!("/c/bank/MIRROR/content/{local}"))
+        .await
+        .json();
+    assert_eq!(g["note"], "first");
+    assert_eq!(g["metadata"]["collab"], json!({"MIRROR": [a.to_string()]}));
+    // Incremental: a delete and an add at the leader arrive, nothing else.
+    leader.delete(&format!("/c/bank/SOURCE/content/{a}")).await;
+    leader
+        .post("/c/bank/SOURCE/signal", json!({"pdq": IMAGE2_PDQ}))
+        .await;
+    let st = follower.post_empty("/c/exchange/MIRROR/fetch").await.json();
+    assert_eq!(st["fetched_items"], 4, "2 more changes applied: {st}");
+    assert_eq!(
+        follower
+            .get(&format!("/m/lookup?signal_type=pdq&signal={IMAGE1_PDQ}"))
+            .await
+            .json(),
+        json!({})
+    );
+    assert!(
+        follower
+            .get(&format!("/m/lookup?signal_type=pdq&signal={IMAGE2_PDQ}"))
+            .await
+            .json()["MIRROR"]
+            .is_array()
+    );
+    let st = follower.post_empty("/c/exchange/MIRROR/fetch").await.json();
+    assert_eq!(
+        (st["fetched_items"].as_i64(), st["up_to_date"].as_bool()),
+        (Some(4), Some(true)),
+        "nothing new"
+    );
+    // A wrong key: the fetch fails and says so in the status.
+    follower
+        .put(
+            "/c/exchange/MIRROR",
+            json!({"api_json": {"key": "bwk_wrong.key"}}),
+        )
+        .await;
+    let st = follower.post_empty("/c/exchange/MIRROR/fetch").await.json();
+    assert_eq!(st["last_fetch_succeeded"], false, "{st}");
+    assert!(st["last_error"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threatexchange_file_exchange_imports_and_prunes() {
+    let file = std::sync::Arc::new(std::sync::Mutex::new(format!(
+        "pdq {IMAGE1_PDQ} 'Sample Collab' POSITIVE_CLASS tag1,tag2\nvideo_md5 {EXAMPLE_MD5} 'Sample Collab' POSITIVE_CLASS\n"
+    )));
+    let f2 = file.clone();
+    let app = Router::new().route(
+        "/dataset.txt",
+        get(move || {
+            let t = f2.lock().unwrap().clone();
+            async move { t }
+        }),
+    );
+    let base = serve(app).await;
+    let h = Hma::start().await;
+    let r = h.post("/c/exchanges", json!({"api": "threatexchange_file", "bank": "TE", "api_json": {"url": format!("{base}/dataset.txt")}})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let st = h.post_empty("/c/exchange/TE/fetch").await.json();
+    assert_eq!(
+        (
+            st["last_fetch_succeeded"].as_bool(),
+            st["fetched_items"].as_i64()
+        ),
+        (Some(true), Some(2)),
+        "{st}"
+    );
+    let m = h
+        .get(&format!("/m/lookup?signal_type=pdq&signal={IMAGE1_PDQ}"))
+        .await
+        .json();
+    let id = m["TE"][0]["bank_content_id"].as_i64().unwrap();
+    let g = h.get(&format!("/c/bank/TE/content/{id}")).await.json();
+    assert_eq!(
+        g["metadata"]["json"]["opinions"][0]["collab"],
+        "Sample Collab"
+    );
+    assert_eq!(
+        g["metadata"]["json"]["opinions"][0]["tags"],
+        json!(["tag1", "tag2"])
+    );
+    // Re-read unchanged but for one line: the other keeps its id.
+    let before = md5_id(&h, EXAMPLE_MD5).await;
+    assert!(before.is_some());
+    *file.lock().unwrap() = format!(
+        "pdq {IMAGE2_PDQ} 'Sample Collab' POSITIVE_CLASS\nvideo_md5 {EXAMPLE_MD5} 'Sample Collab' POSITIVE_CLASS\n"
+    );
+    let st = h.post_empty("/c/exchange/TE/fetch").await.json();
+    assert_eq!(st["fetched_items"], 3, "one new item applied: {st}");
+    assert_eq!(
+        md5_id(&h, EXAMPLE_MD5).await,
+        before,
+        "unchanged content is left alone"
+    );
+    assert_eq!(
+        h.get(&format!("/m/lookup?signal_type=pdq&signal={IMAGE1_PDQ}"))
+            .await
+            .json(),
+        json!({}),
+        "pruned"
+    );
+    assert!(
+        h.get(&format!("/m/lookup?signal_type=pdq&signal={IMAGE2_PDQ}"))
+            .await
+            .json()["TE"]
+            .is_array()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bank_ratio_coin_flip_and_roles() {
+    let h = Hma::start().await;
+    h.create_bank("HALF").await;
+    h.post("/c/bank/HALF/signal", json!({"pdq": IMAGE1_PDQ}))
+        .await;
+    h.put("/c/bank/HALF", json!({"enabled_ratio": 0.5})).await;
+    let q = format!("/m/lookup?signal_type=pdq&signal={IMAGE1_PDQ}");
+    assert!(
+        h.get(&format!("{q}&bypass_coinflip=true")).await.json()["HALF"].is_array(),
+        "bypass"
+    );
+    let mut hits = 0;
+    for seed in 0..40 {
+        let a = h.get(&format!("{q}&seed={seed}")).await.json();
+        let b = h.get(&format!("{q}&seed={seed}")).await.json();
+        assert_eq!(a, b, "a seed decides the same way every time");
+        hits += usize::from(a.get("HALF").is_some());
+    }
+    assert!(
+        (5..=35).contains(&hits),
+        "about half the seeds match: {hits}"
+    );
+    h.put("/c/bank/HALF", json!({"enabled": false})).await;
+    assert_eq!(
+        h.get(&format!("{q}&bypass_coinflip=true")).await.json(),
+        json!({}),
+        "a disabled bank never matches"
+    );
+    // Roles: a matcher key may look up but not curate; no key is 401.
+    let matcher = h.key_with(Role::Matcher).await;
+    assert_eq!(
+        h.call(Method::GET, &q, None, Some(matcher.as_str()))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.call(
+            Method::POST,
+            "/c/banks",
+            Some(json!({"name": "X"})),
+            Some(matcher.as_str())
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    let r = h.call(Method::GET, &q, None, Some("")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.json()["message"].is_string(), "HMA's error body on 401");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hma_tables_migrate_on_postgres() {
+    let Some((url, name)) = support::postgres_db().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::open(support::config(dir.path(), Some(url.clone())))
+        .await
+        .unwrap();
+    let v: String = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'hma_schema'")
+        .fetch_one(&service.state.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(v, "1");
+    let base = serve(service.router()).await;
+    let key = std::fs::read_to_string(service.admin_key_file.clone().unwrap())
+        .unwrap()
+        .trim()
+        .to_string();
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/c/exchanges"))
+        .bearer_auth(&key)
+        .json_body(json!({"api": "sample", "bank": "PG_SAMPLE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let r: Value = serde_json::from_str(
+        &http
+            .post(format!("{base}/c/exchange/PG_SAMPLE/fetch"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            r["last_fetch_succeeded"].as_bool(),
+            r["fetched_items"].as_i64()
+        ),
+        (Some(true), Some(18)),
+        "{r}"
+    );
+    let r = http
+        .put(format!("{base}/c/bank/PG_SAMPLE"))
+        .bearer_auth(&key)
+        .json_body(json!({"enabled_ratio": 0.25}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Reopening runs no migration twice.
+    drop(service);
+    let again = Service::open(support::config(dir.path(), Some(url)))
+        .await
+        .unwrap();
+    again.state.store.pool.close().await;
+    support::drop_postgres_db(&name).await;
+}
+
+trait JsonBody {
+    fn json_body(self, v: Value) -> Self;
+}
+
+impl JsonBody for reqwest::RequestBuilder {
+    fn json_body(self, v: Value) -> Self {
+        self.header(header::CONTENT_TYPE.as_str(), "application/json")
+            .body(v.to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_routes_and_scheduler() {
+    let h = Hma::start().await;
+    h.create_bank("CFG").await;
+    let r = h.get("/c/bank/CFG").await;
+    assert_eq!(
+        r.json(),
+        json!({"name": "CFG", "matching_enabled_ratio": 1.0})
+    );
+    assert_eq!(h.get("/c/bank/NOPE").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.get("/c/content_type").await.json(),
+        json!([{"name": "photo", "enabled": true}, {"name": "video", "enabled": true}])
+    );
+    let r = h
+        .put("/c/signal_type/pdq", json!({"enabled_ratio": 0.5}))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{}", r.text);
+    h.post("/c/bank/CFG/signal", json!({"pdq": IMAGE1_PDQ}))
+        .await;
+    let idx = h.get("/c/signal_type/index?signal_type=pdq").await.json();
+    assert_eq!(idx["pdq"]["db_size"], 1);
+    assert_eq!(idx["pdq"]["index_out_of_date"], false);
+    assert_eq!(
+        h.get("/c/signal_type/index?signal_type=nope").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    // Exchanges: list, get, update; the scheduler fetches the enabled ones
+    // that are due, and not the disabled ones.
+    for (name, enabled) in [("SCHED_ON", true), ("SCHED_OFF", false)] {
+        let r = h
+            .post(
+                "/c/exchanges",
+                json!({"api": "sample", "bank": name, "api_json": {}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        let r = h
+            .put(
+                &format!("/c/exchange/{name}"),
+                json!({"enabled": enabled, "interval_seconds": 60}),
+            )
+            .await;
+        assert_eq!(
+            (
+                r.json()["enabled"].as_bool(),
+                r.json()["interval_seconds"].as_i64()
+            ),
+            (Some(enabled), Some(60))
+        );
+    }
+    assert_eq!(
+        h.get("/c/exchanges").await.json(),
+        json!(["SCHED_OFF", "SCHED_ON"])
+    );
+    assert_eq!(h.get("/c/exchange/SCHED_ON").await.json()["api"], "sample");
+    let r = h
+        .post("/c/exchanges", json!({"api": "sample", "bank": "CFG"}))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "an exchange makes its own bank"
+    );
+    let r = h
+        .post("/c/exchanges", json!({"api": "nope", "bank": "X1"}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h
+        .post(
+            "/c/exchanges",
+            json!({"api": "bulwark", "bank": "X2", "api_json": {"url": "http://127.0.0.1:1"}}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "remote_bank and key are required"
+    );
+    bulwark_server::api::hma::exchanges::run_due(&h.service.state)
+        .await
+        .unwrap();
+    let on = h.get("/c/exchange/SCHED_ON/status").await.json();
+    let off = h.get("/c/exchange/SCHED_OFF/status").await.json();
+    assert_eq!(
+        (
+            on["last_fetch_succeeded"].as_bool(),
+            on["fetched_items"].as_i64()
+        ),
+        (Some(true), Some(18)),
+        "{on}"
+    );
+    assert_eq!(off["last_fetch_complete_ts"], Value::Null, "{off}");
+    // Not due again before its interval.
+    bulwark_server::api::hma::exchanges::run_due(&h.service.state)
+        .await
+        .unwrap();
+    let again = h.get("/c/exchange/SCHED_ON/status").await.json();
+    assert_eq!(
+        again["last_fetch_complete_ts"],
+        on["last_fetch_complete_ts"]
+    );
+}
+
+async fn md5_id(h: &Hma, md5: &str) -> Option<i64> {
+    let j = h
+        .get(&format!("/m/lookup?signal_type=video_md5&signal={md5}"))
+        .await
+        .json();
+    j["TE"][0]["bank_content_id"].as_i64()
+}
