@@ -164,3 +164,17 @@ def test_vouchers_end_to_end(server, conformance, tmp_path):
         with pytest.raises(ApiError) as e:
             relay.submit_voucher("carol", "carol-phone", v, bulwark.sign_voucher("carol", "carol-phone", v, b"\1" * 32))
         assert e.value.status == 403
+
+
+def test_device_state_round_trips_and_wrong_roots_are_refused():
+    account = bulwark.DeviceAccount.generate()
+    again = bulwark.DeviceAccount.from_bytes(account.to_bytes())
+    assert again.to_bytes() == account.to_bytes()
+    with pytest.raises(bulwark.VoucherError):
+        bulwark.DeviceAccount.from_bytes(b"\0" * 5)
+    seen = bulwark.SeenImages.restore(7, ["00" * 32])
+    assert seen.remembered() == (7, ["00" * 32])
+    with pytest.raises(bulwark.VoucherError):
+        bulwark.Pdata.load_unsigned(b"not pdata", "00" * 32)
+    with pytest.raises(bulwark.VoucherError, match="root"):
+        bulwark.Pdata.load_unsigned(b"", "xyz")

@@ -109,3 +109,24 @@ def test_bad_arguments():
         bulwark.Index.build(np.zeros((3, 16), np.uint8))
     with pytest.raises(ValueError, match="non-negative"):
         bulwark.Index.build(np.zeros((2, 32), np.uint8), np.array([1, -1]))
+
+
+def test_concurrent_searches_and_adds_from_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(21)
+    codes, _ = clustered(rng, 4000)
+    ids = np.arange(4000, dtype=np.uint64)
+    ix = bulwark.Index.build(codes[:2000], ids[:2000])
+
+    def add(i):
+        ix.add(int(ids[i]), codes[i].tobytes())
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(add, range(2000, 4000)))
+        results = list(pool.map(lambda q: as_pairs(ix.search(q.tobytes(), 31)), codes[::101]))
+    assert len(ix) == 4000
+    # Searches that ran during the adds see at least the base; afterwards, everything.
+    for q, got in zip(codes[::101], results):
+        assert set(truth(codes[:2000], ids[:2000], q, 31)) <= set(got)
+        assert as_pairs(ix.search(q.tobytes(), 31)) == truth(codes, ids, q, 31)

@@ -141,3 +141,15 @@ def test_bad_input_raises_with_the_rust_message(tmp_path):
     assert issubclass(bulwark.ImageError, bulwark.BulwarkError)
     with pytest.raises(FileNotFoundError):
         bulwark.hash_file(tmp_path / "missing.jpg")
+
+
+def test_threads_hash_concurrently_with_the_same_results(conformance):
+    """Hashing releases the GIL: threads run it side by side, results unchanged."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = conformance / "pdq" / "images"
+    table = rows(conformance, "pdq_core_fullres_expected.csv")[:8]
+    data = [(images / p).read_bytes() for _, _, p in table]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(bulwark.hash_bytes, data * 2))
+    assert [(g.hash, g.quality) for g in got] == [(h, int(q)) for h, q, _ in table] * 2
