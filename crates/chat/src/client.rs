@@ -772,30 +772,30 @@ impl Client {
         let (mut voucher_bytes, mut attachment_bytes) = (Vec::new(), Vec::new());
         let mut voucher_micros = Vec::new();
         for a in attachments {
-            if a.media_type.starts_with("image/") {
-                if let Some(p) = &self.pdata {
-                    let t = std::time::Instant::now();
-                    let account = DeviceAccount::from_bytes(&Zeroizing::new(hex::decode(
-                        &self.state.voucher_account,
-                    )?))?;
-                    let mut seen = self.seen()?;
-                    let v = bulwark_client::voucher::voucher_for_image_seen(
-                        p, &account, &mut seen, &a.bytes,
-                    )?;
-                    self.remember(&seen);
-                    let bytes = v.to_bytes();
-                    let sig = device_key.sign(&bulwark_psi::envelope::signing_input(
-                        &self.state.user,
-                        &self.state.device,
-                        &bytes,
-                    ));
-                    voucher_micros.push(t.elapsed().as_micros() as u64);
-                    voucher_bytes.push(bytes.len());
-                    vouchers.push(SignedVoucher {
-                        voucher: b64e(&bytes),
-                        signature: hex::encode(sig.to_bytes()),
-                    });
-                }
+            if a.media_type.starts_with("image/")
+                && let Some(p) = &self.pdata
+            {
+                let t = std::time::Instant::now();
+                let account = DeviceAccount::from_bytes(&Zeroizing::new(hex::decode(
+                    &self.state.voucher_account,
+                )?))?;
+                let mut seen = self.seen()?;
+                let v = bulwark_client::voucher::voucher_for_image_seen(
+                    p, &account, &mut seen, &a.bytes,
+                )?;
+                self.remember(&seen);
+                let bytes = v.to_bytes();
+                let sig = device_key.sign(&bulwark_psi::envelope::signing_input(
+                    &self.state.user,
+                    &self.state.device,
+                    &bytes,
+                ));
+                voucher_micros.push(t.elapsed().as_micros() as u64);
+                voucher_bytes.push(bytes.len());
+                vouchers.push(SignedVoucher {
+                    voucher: b64e(&bytes),
+                    signature: hex::encode(sig.to_bytes()),
+                });
             }
             let blob = random_id();
             let (r, ct) = bulwark_franking::attachment::seal(
@@ -943,9 +943,11 @@ impl Client {
         let id = String::from_utf8(g.group_id().as_slice().to_vec())?;
         ensure!(id == it.group, "welcome for {id} delivered as {}", it.group);
         let users = group_users(&g)?;
-        let dm_with = (id.starts_with("dm.") && users.len() == 2)
-            .then(|| users.iter().find(|u| **u != self.state.user).cloned())
-            .flatten();
+        let dm_with = if id.starts_with("dm.") && users.len() == 2 {
+            users.iter().find(|u| **u != self.state.user).cloned()
+        } else {
+            None
+        };
         self.state.groups.insert(id.clone(), GroupState { dm_with });
         Ok(id)
     }
