@@ -249,7 +249,11 @@ fn sqlite_exec(db: &Path, sql: &str) {
             .filename(db)
             .busy_timeout(Duration::from_secs(10));
         let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-        let n = sqlx::query(sql).execute(&pool).await.unwrap().rows_affected();
+        let n = sqlx::query(sql)
+            .execute(&pool)
+            .await
+            .unwrap()
+            .rows_affected();
         assert!(n > 0, "{sql}");
         pool.close().await;
     })
@@ -320,7 +324,7 @@ fn three_users_exchange_images_vouchers_flag_only_above_threshold_reports_verify
         c
     };
     let mut alice = dev("alice", "phone", None);
-    let mut alice2 = dev("alice", "laptop", Some(&alice.token().to_string()));
+    let mut alice2 = dev("alice", "laptop", Some(alice.token()));
     let mut bob = dev("bob", "phone", None);
     let mut carol = dev("carol", "phone", None);
     let mut dave = dev("dave", "phone", None);
