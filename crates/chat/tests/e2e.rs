@@ -541,6 +541,36 @@ fn three_users_exchange_images_vouchers_flag_only_above_threshold_reports_verify
     resign(&mut again, "bob", "phone", &bob.device_key().unwrap());
     assert!(submit(&env, &bob_matcher_key, &again).0 < 300);
 
+    // The delivery service serves registered devices only, and a group's
+    // members only: dave can neither send to "friends" nor commit to it.
+    let ds = Http::new(&env.ds);
+    assert_eq!(
+        ds.call("GET", "/ds/v1/queue", None, None).unwrap().status,
+        401
+    );
+    assert_eq!(
+        ds.call("GET", "/ds/v1/queue", Some("not-a-token"), None)
+            .unwrap()
+            .status,
+        401
+    );
+    let msg = json!({"message_id": "x1", "epoch": 1, "tag": hex::encode([0u8; 32]),
+        "mls": "AAAA", "vouchers": []});
+    assert_eq!(
+        ds.post_json("/ds/v1/groups/friends/messages", Some(dave.token()), &msg)
+            .unwrap()
+            .status,
+        403
+    );
+    let commit = json!({"commit": "AAAA", "welcome": null, "epoch": 9,
+        "members": [{"user": "dave", "device": "phone"}]});
+    assert_eq!(
+        ds.post_json("/ds/v1/groups/friends/commits", Some(dave.token()), &commit)
+            .unwrap()
+            .status,
+        403
+    );
+
     // Carol leaves: she is removed and sees no later message.
     alice.remove("friends", "carol").unwrap();
     let r = carol.receive().unwrap();
