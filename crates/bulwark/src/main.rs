@@ -66,6 +66,11 @@ enum Command {
     /// Text and entity signals of ad text: extract, hash, fold, rules, eval.
     #[command(subcommand)]
     Signals(cmd::signals::Command),
+    /// The reference messenger (MLS): register, send, read, report, groups.
+    Chat(cmd::chat::Args),
+    /// The reference messenger's delivery service.
+    #[command(subcommand)]
+    Delivery(cmd::chat::DeliveryCommand),
     /// Benchmarks against the named references.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -86,6 +91,8 @@ fn main() -> ExitCode {
         Command::Providers(c) => cmd::device::run_providers(c),
         Command::Bench(c) => cmd::bench::run(c),
         Command::Signals(c) => cmd::signals::run(c),
+        Command::Chat(a) => cmd::chat::run(a),
+        Command::Delivery(c) => cmd::chat::run_delivery(c),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 //! a `run` that returns the process exit code.
 
 pub mod bench;
+pub mod chat;
 pub mod compare;
 pub mod device;
 pub mod eval;

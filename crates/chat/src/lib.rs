@@ -1,0 +1,20 @@
+//! A small reference end-to-end encrypted messenger on MLS (RFC 9420,
+//! [openmls]) that carries Bulwark's franking, safety vouchers and reports.
+//!
+//! - [`client`]: one MLS client per device; 1:1s (two-user groups) and
+//!   groups, membership changes, several devices per user, committed
+//!   encrypted attachments; franks every message, vouchers every image,
+//!   verifies every stamp, reports signed by the device.
+//! - [`delivery`]: the delivery service (axum + SQLite): authenticated
+//!   devices, key packages, commit and welcome fan-out, per-device queues,
+//!   a ciphertext attachment store; stamps through the matcher's stamper
+//!   role and forwards vouchers.
+//!
+//! See `docs/MESSENGER.md` for the integration guide.
+
+pub mod client;
+pub mod delivery;
+pub mod http;
+pub mod wire;
+
+pub use client::{Attachment, Client, Message, PdataPolicy, Received, Sent};
