@@ -55,6 +55,9 @@ enum Command {
     /// Text and entity signals of ad text: extract, hash, fold, rules, eval.
     #[command(subcommand)]
     Signals(cmd::signals::Command),
+    /// The reviewer console: reviewer accounts.
+    #[command(subcommand)]
+    Console(cmd::console::Command),
     /// Benchmarks against the named references.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Pdata(c) => cmd::device::run_pdata(c),
         Command::Providers(c) => cmd::device::run_providers(c),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Console(c) => cmd::console::run(c),
         Command::Signals(c) => cmd::signals::run(c),
     };
     match result {

@@ -44,6 +44,8 @@ pub struct Config {
     pub vouchers_per_device_per_minute: u32,
     /// Vouchers one API key may relay per minute.
     pub vouchers_per_key_per_minute: u32,
+    /// The reviewer console (`[console]`).
+    pub console: crate::console::ConsoleConfig,
 }
 
 impl Default for Config {
@@ -66,6 +68,7 @@ impl Default for Config {
             kek_file: None,
             vouchers_per_device_per_minute: 600,
             vouchers_per_key_per_minute: 60_000,
+            console: Default::default(),
         }
     }
 }
@@ -104,6 +107,8 @@ pub struct FileConfig {
     pub vouchers_per_device_per_minute: Option<u32>,
     /// See [`Config::vouchers_per_key_per_minute`].
     pub vouchers_per_key_per_minute: Option<u32>,
+    /// See [`Config::console`].
+    pub console: Option<crate::console::ConsoleConfig>,
 }
 
 fn secs(v: f64, key: &str) -> anyhow::Result<Duration> {
@@ -160,6 +165,9 @@ impl FileConfig {
         }
         if let Some(v) = self.kek_file {
             c.kek_file = Some(v);
+        }
+        if let Some(v) = self.console {
+            c.console = v;
         }
         for (v, field, name) in [
             (

@@ -196,6 +196,7 @@ impl Store {
             .map_err(|e| anyhow::anyhow!("connecting to the database: {e}"))?;
         let store = Store { pool, backend };
         store.migrate().await?;
+        crate::console::migrate(&store).await?;
         // This database's identity, and the generation of its bulk loads: an
         // index snapshot is only reused on the same database and generation.
         for key in ["instance", "generation"] {

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod media;
@@ -139,12 +140,14 @@ impl Service {
             .map_err(|e| anyhow::anyhow!("listening on {addr}: {e}"))?;
         let refresh = self.spawn_refresh();
         let vouchers = api::vouchers::spawn_worker(self.state.clone());
+        let console = console::spawn_worker(self.state.clone());
         tracing::info!("bulwark listening on http://{}", listener.local_addr()?);
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         refresh.abort();
         vouchers.abort();
+        console.abort();
         if let Err(e) = self.state.catalog.save_snapshot(&self.state.store).await {
             tracing::warn!("writing the index snapshot failed: {e:#}");
         }

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod compare;
+pub mod console;
 pub mod device;
 pub mod eval;
 pub mod hash;

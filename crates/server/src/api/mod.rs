@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/m/lookup", get(hma::lookup))
         .route("/c/banks", get(hma::banks))
         .route("/c/bank/{bank}/signal", post(hma::add_signal))
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::not_found("no such route (see /v1/openapi.json)") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), record))
