@@ -420,7 +420,7 @@ async fn clearing_a_flagged_account_has_the_api_effect_and_needs_a_lead() {
         // The same state as POST /v1/accounts/{id}/clear leaves.
         let (s, j) = c.api(Method::GET, "/v1/accounts/mallory", None).await;
         assert_eq!(s, StatusCode::OK);
-        assert_eq!(j["flagged"], false, "{j}");
+        assert_eq!(j["status"], "not flagged", "{j}");
         let st = &c.service.state.store;
         let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM psi_opened WHERE account = 'mallory'")
             .fetch_one(&st.pool)

@@ -173,6 +173,12 @@ async fn review_in_a_real_browser() {
         natural.as_u64().unwrap() <= 16,
         "unrevealed thumbnails are 16 px: {natural}"
     );
+    b.execute(
+        "document.getElementById('media-h').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
     shot("item-blurred.png").await;
 
     // Reveal it.
@@ -180,6 +186,10 @@ async fn review_in_a_real_browser() {
         .await
         .unwrap()
         .click()
+        .await
+        .unwrap();
+    b.wait()
+        .for_element(Locator::Css("img.thumb.revealed"))
         .await
         .unwrap();
     let filter = b
@@ -190,10 +200,6 @@ async fn review_in_a_real_browser() {
         .await
         .unwrap();
     assert!(!filter.as_str().unwrap().contains("blur"), "{filter}");
-    b.wait()
-        .for_element(Locator::Css("img.thumb.revealed"))
-        .await
-        .unwrap();
     let natural = b
         .execute(
             "return document.querySelector('img.thumb').naturalWidth",
@@ -202,6 +208,12 @@ async fn review_in_a_real_browser() {
         .await
         .unwrap();
     assert!(natural.as_u64().unwrap() > 16, "{natural}");
+    b.execute(
+        "document.getElementById('media-h').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
     shot("item-revealed.png").await;
 
     // Decide with the keyboard: "c" confirms (category: the first, csam).

@@ -377,7 +377,7 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
             .await?;
             let atts = sqlx::query(&s.sql(
                 "SELECT msg_idx, idx, media_type, size, status, hashes, matches, \
-                 plaintext IS NOT NULL AS has_plain FROM report_attachments WHERE report_id = ? \
+                 CAST(CASE WHEN plaintext IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_plain FROM report_attachments WHERE report_id = ? \
                  ORDER BY msg_idx, idx",
             ))
             .bind(id)

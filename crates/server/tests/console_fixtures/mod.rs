@@ -21,9 +21,23 @@ pub const BRIDGE: &str = "reg-test-input/dih/bridge-1-original.jpg";
 pub const PEN: &str = "reg-test-input/pen-and-coaster.png";
 
 pub fn image(name: &str) -> Vec<u8> {
-    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance/pdq/images")
-        .join(name);
+    // Beside the repository (CI), or the machine's shared directory (worktrees).
+    let roots = [
+        std::env::var("BULWARK_CONFORMANCE_DIR")
+            .map(std::path::PathBuf::from)
+            .ok(),
+        Some(
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/conformance"),
+        ),
+        Some(std::path::PathBuf::from("/work/shared/conformance")),
+    ];
+    let p = roots
+        .iter()
+        .flatten()
+        .map(|r| r.join("pdq/images").join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| std::path::PathBuf::from(name));
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
