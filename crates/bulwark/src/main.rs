@@ -71,6 +71,9 @@ enum Command {
     /// The reference messenger's delivery service.
     #[command(subcommand)]
     Delivery(cmd::chat::DeliveryCommand),
+    /// The reviewer console: reviewer accounts.
+    #[command(subcommand)]
+    Console(cmd::console::Command),
     /// Benchmarks against the named references.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         Command::Pdata(c) => cmd::device::run_pdata(c),
         Command::Providers(c) => cmd::device::run_providers(c),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Console(c) => cmd::console::run(c),
         Command::Signals(c) => cmd::signals::run(c),
         Command::Chat(a) => cmd::chat::run(a),
         Command::Delivery(c) => cmd::chat::run_delivery(c),

@@ -51,6 +51,8 @@ pub struct Config {
     pub vouchers_per_key_per_minute: u32,
     /// The HMA-compatible surface (`[hma]`).
     pub hma: crate::api::hma::HmaConfig,
+    /// The reviewer console (`[console]`).
+    pub console: crate::console::ConsoleConfig,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             vouchers_per_device_per_minute: 600,
             vouchers_per_key_per_minute: 60_000,
             hma: crate::api::hma::HmaConfig::default(),
+            console: Default::default(),
         }
     }
 }
@@ -120,6 +123,8 @@ pub struct FileConfig {
     pub vouchers_per_key_per_minute: Option<u32>,
     /// See [`Config::hma`].
     pub hma: Option<crate::api::hma::HmaFileConfig>,
+    /// See [`Config::console`].
+    pub console: Option<crate::console::ConsoleConfig>,
 }
 
 fn secs(v: f64, key: &str) -> anyhow::Result<Duration> {
@@ -186,6 +191,9 @@ impl FileConfig {
         }
         if let Some(v) = self.kek_file {
             c.kek_file = Some(v);
+        }
+        if let Some(v) = self.console {
+            c.console = v;
         }
         for (v, field, name) in [
             (

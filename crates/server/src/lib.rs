@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod listen;
@@ -147,11 +148,13 @@ impl Service {
             max_connections: listen::fit_connections(c.max_connections),
             drain_timeout: c.request_timeout,
         };
+        let console = console::spawn_worker(self.state.clone());
         tracing::info!("bulwark listening on http://{}", listener.local_addr()?);
         listen::serve(listener, self.router(), limits, shutdown_signal()).await;
         refresh.abort();
         vouchers.abort();
         exchanges.abort();
+        console.abort();
         if let Err(e) = self.state.catalog.save_snapshot(&self.state.store).await {
             tracing::warn!("writing the index snapshot failed: {e:#}");
         }

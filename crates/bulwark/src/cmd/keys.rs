@@ -13,7 +13,7 @@ use bulwark_server::db::Store;
 pub struct Db {
     /// Data directory of the service [default: ./bulwark-data].
     #[arg(long, env = "BULWARK_DATA_DIR", default_value = "bulwark-data")]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Database URL, when the service uses PostgreSQL.
     #[arg(long, env = "BULWARK_DATABASE")]
     database: Option<String>,
@@ -50,7 +50,7 @@ pub enum Command {
     },
 }
 
-async fn open(db: &Db) -> anyhow::Result<Store> {
+pub(crate) async fn open(db: &Db) -> anyhow::Result<Store> {
     let url = match &db.database {
         Some(u) => u.clone(),
         None => {

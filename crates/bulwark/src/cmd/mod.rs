@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod chat;
 pub mod compare;
+pub mod console;
 pub mod device;
 pub mod eval;
 pub mod hash;

@@ -183,8 +183,15 @@ pub async fn match_(
             )?;
             unknown_banks(&state, banks.as_ref())?;
             let _slot = state.media.upload_slot().await?;
-            let hashed = state.media.hash(file).await?;
+            let hashed = state.media.hash(file.clone()).await?;
             let matches = match_hashed(&state, &hashed, banks.as_ref()).await?;
+            crate::console::items::record_matches(
+                &state,
+                &caller.key_id,
+                Some((&hashed, &file)),
+                &matches,
+            )
+            .await;
             Ok(Json(
                 json!({ "query": hashed.summary_json(), "matches": matches }),
             ))
@@ -238,6 +245,7 @@ pub async fn match_(
                 }
             }
             let matches = match_signals(&state, &signals, None, banks.as_ref()).await?;
+            crate::console::items::record_matches(&state, &caller.key_id, None, &matches).await;
             Ok(Json(json!({ "matches": matches })))
         }
     }

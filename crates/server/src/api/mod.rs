@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/vouchers", post(vouchers::submit))
         .route("/v1/accounts/{id}", get(vouchers::account))
         .merge(hma::routes())
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::not_found("no such route (see /v1/openapi.json)") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), record))

@@ -695,14 +695,27 @@ pub async fn clear(
     if req.note.as_ref().is_some_and(|n| n.len() > 4096) {
         return Err(ApiError::bad_request("note is at most 4096 bytes"));
     }
+    clear_account(&state, &caller.key_id, &id, req.note).await?;
+    Ok(Json(json!({"account": id, "status": "not flagged"})))
+}
+
+/// Unflags an account: its opened vouchers and epoch states are deleted and
+/// the clearing is audited, in one transaction. The one way to clear, shared
+/// by `POST /v1/accounts/{id}/clear` and the reviewer console.
+pub async fn clear_account(
+    state: &AppState,
+    actor: &str,
+    id: &str,
+    note: Option<String>,
+) -> Result<(), ApiError> {
     let s = &state.store;
     let mut tx = s.pool.begin().await?;
     let done = sqlx::query(&s.sql(
         "UPDATE psi_accounts SET flagged = 0, cleared_at = ?, cleared_by = ? WHERE account = ? AND flagged = 1",
     ))
     .bind(now_ms())
-    .bind(&caller.key_id)
-    .bind(&id)
+    .bind(actor)
+    .bind(id)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -711,22 +724,22 @@ pub async fn clear(
     }
     for table in ["psi_opened", "psi_states"] {
         sqlx::query(&s.sql(&format!("DELETE FROM {table} WHERE account = ?")))
-            .bind(&id)
+            .bind(id)
             .execute(&mut *tx)
             .await?;
     }
     db::audit(
         s,
         &mut tx,
-        &caller.key_id,
+        actor,
         "account.clear",
         None,
         None,
-        json!({"account": id, "note": req.note}),
+        json!({"account": id, "note": note}),
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(json!({"account": id, "status": "not flagged"})))
+    Ok(())
 }
 
 /// `GET /v1/accounts/{id}` (curator).

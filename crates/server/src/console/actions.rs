@@ -1,0 +1,819 @@
+//! What decisions set off: signed webhooks with retries and a delivery log,
+//! CyberTipline report XML and its submission, evidence packages.
+//!
+//! A webhook is `POST`ed as JSON with these headers:
+//! - `Bulwark-Timestamp`: Unix seconds when it was signed;
+//! - `Bulwark-Signature`: `v1=` and the hex HMAC-SHA256, keyed by
+//!   `webhook_secret`, of `TIMESTAMP.BODY` (the timestamp, a dot, the exact body);
+//! - `Bulwark-Delivery`: the delivery id (the same on retries, for de-duplication).
+//!
+//! A 2xx answer is delivered; anything else is retried after
+//! `webhook_backoff_ms`, doubling, up to `webhook_max_attempts` attempts.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use maud::html;
+use md5::Md5;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::accounts::{ConsoleRole, Reviewer, audit};
+use super::pages::{self, Page};
+use crate::AppState;
+use crate::db::{now_ms, rfc3339};
+
+/// The signature of a webhook body at time `ts` (Unix seconds): `v1=HEX`.
+pub fn sign(secret: &[u8], ts: i64, body: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(ts.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// One HTTP/1.1 request to an `http://` URL; returns the status and body.
+pub async fn http_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+    timeout: Duration,
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    let uri: axum::http::Uri = url.parse().map_err(|e| anyhow::anyhow!("{url:?}: {e}"))?;
+    anyhow::ensure!(
+        uri.scheme_str() == Some("http"),
+        "only http:// URLs are supported (put a TLS-terminating egress proxy in front): {url:?}"
+    );
+    let host = uri
+        .host()
+        .ok_or_else(|| anyhow::anyhow!("{url:?} has no host"))?
+        .to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let fut = async {
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = axum::http::Request::builder()
+            .method(method)
+            .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header("host", format!("{host}:{port}"))
+            .header("user-agent", "bulwark-console");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let resp = send
+            .send_request(req.body(Full::new(bytes::Bytes::from(body)))?)
+            .await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes().to_vec();
+        Ok::<_, anyhow::Error>((status, body))
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from {url} within {timeout:?}"))?
+}
+
+/// Queues a webhook for a decision (when a URL is configured) and starts delivering it.
+pub async fn enqueue_webhook(
+    state: &AppState,
+    decision_id: i64,
+    event: &Value,
+) -> anyhow::Result<()> {
+    let Some(url) = state.config.console.webhook_url.clone() else {
+        return Ok(());
+    };
+    let s = &state.store;
+    let id: i64 = sqlx::query(&s.sql(
+        "INSERT INTO console_webhooks (decision_id, url, body, status, attempts, created_at) \
+         VALUES (?, ?, ?, 'pending', 0, ?) RETURNING id",
+    ))
+    .bind(decision_id)
+    .bind(url)
+    .bind(event.to_string())
+    .bind(now_ms())
+    .fetch_one(&s.pool)
+    .await?
+    .try_get("id")?;
+    let st = state.clone();
+    tokio::spawn(async move { deliver(st, id).await });
+    Ok(())
+}
+
+/// Delivers one webhook, retrying with exponential backoff; every attempt
+/// is written to the delivery log.
+pub async fn deliver(state: AppState, id: i64) {
+    let cfg = &state.config.console;
+    let s = &state.store;
+    let secret = cfg.webhook_secret.clone().unwrap_or_default();
+    loop {
+        let row = sqlx::query(
+            &s.sql("SELECT url, body, attempts, status FROM console_webhooks WHERE id = ?"),
+        )
+        .bind(id)
+        .fetch_optional(&s.pool)
+        .await;
+        let Ok(Some(row)) = row else { return };
+        let (url, body, attempts, status): (String, String, i64, String) = match (
+            row.try_get("url"),
+            row.try_get("body"),
+            row.try_get("attempts"),
+            row.try_get("status"),
+        ) {
+            (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+            _ => return,
+        };
+        if status != "pending" {
+            return;
+        }
+        let ts = now_ms() / 1000;
+        let headers = [
+            ("content-type", "application/json".to_string()),
+            ("bulwark-timestamp", ts.to_string()),
+            (
+                "bulwark-signature",
+                sign(secret.as_bytes(), ts, body.as_bytes()),
+            ),
+            ("bulwark-delivery", id.to_string()),
+        ];
+        let r = http_request(
+            "POST",
+            &url,
+            &headers,
+            body.into_bytes(),
+            Duration::from_secs(10),
+        )
+        .await;
+        let attempts = attempts + 1;
+        let (code, err) = match &r {
+            Ok((c, _)) => (Some(i64::from(*c)), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
+        let ok = code.is_some_and(|c| (200..300).contains(&c));
+        let new_status = if ok {
+            "delivered"
+        } else if attempts >= i64::from(cfg.webhook_max_attempts.max(1)) {
+            "failed"
+        } else {
+            "pending"
+        };
+        let _ = sqlx::query(&s.sql(
+            "UPDATE console_webhooks SET attempts = ?, status = ?, last_status = ?, last_error = ?, \
+             delivered_at = ? WHERE id = ?",
+        ))
+        .bind(attempts)
+        .bind(new_status)
+        .bind(code)
+        .bind(err)
+        .bind(ok.then(now_ms))
+        .bind(id)
+        .execute(&s.pool)
+        .await;
+        if new_status != "pending" {
+            return;
+        }
+        let wait = cfg
+            .webhook_backoff_ms
+            .saturating_mul(1 << (attempts - 1).min(16));
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+}
+
+/// Starts delivering every pending webhook (after a restart).
+pub async fn resume_pending(state: &AppState) -> anyhow::Result<()> {
+    for r in sqlx::query("SELECT id FROM console_webhooks WHERE status = 'pending'")
+        .fetch_all(&state.store.pool)
+        .await?
+    {
+        let id: i64 = r.try_get("id")?;
+        tokio::spawn(deliver(state.clone(), id));
+    }
+    Ok(())
+}
+
+/// `GET /console/webhooks` (lead): the delivery log.
+pub async fn webhook_log(State(state): State<AppState>, reviewer: Reviewer) -> Response {
+    if let Err(r) = reviewer.require(ConsoleRole::Lead) {
+        return r;
+    }
+    let rows = match sqlx::query(
+        "SELECT id, decision_id, url, status, attempts, last_status, last_error, created_at, delivered_at \
+         FROM console_webhooks ORDER BY id DESC LIMIT 200",
+    )
+    .fetch_all(&state.store.pool)
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return pages::internal(&e),
+    };
+    let body = html! {
+        h1 { "Webhook deliveries" }
+        table #deliveries {
+            thead { tr { th { "#" } th { "Decision" } th { "URL" } th { "Status" } th { "Attempts" } th { "Last answer" } th { "Created" } } }
+            tbody { @for r in &rows {
+                tr {
+                    td { (r.try_get::<i64, _>("id").unwrap_or_default()) }
+                    td { (r.try_get::<i64, _>("decision_id").unwrap_or_default()) }
+                    td { (r.try_get::<String, _>("url").unwrap_or_default()) }
+                    td { (r.try_get::<String, _>("status").unwrap_or_default()) }
+                    td { (r.try_get::<i64, _>("attempts").unwrap_or_default()) }
+                    td { (r.try_get::<Option<i64>, _>("last_status").ok().flatten().map(|c| c.to_string())
+                          .or(r.try_get::<Option<String>, _>("last_error").ok().flatten()).unwrap_or_default()) }
+                    td { (rfc3339(r.try_get::<i64, _>("created_at").unwrap_or_default())) }
+                }
+            } }
+        }
+    };
+    Page::for_reviewer("Webhooks", &reviewer, &state, body).into_response()
+}
+
+/// One file of an item, with its bytes where the service has them.
+pub struct EvidenceFile {
+    /// A name for it.
+    pub name: String,
+    /// Media type.
+    pub media_type: String,
+    /// Bytes (a report attachment's plaintext), if kept.
+    pub bytes: Option<Vec<u8>>,
+    /// MD5 hex.
+    pub md5: Option<String>,
+    /// SHA-1 hex (of the bytes, when kept).
+    pub sha1: Option<String>,
+    /// PDQ hex.
+    pub pdq: Option<String>,
+    /// SHA-256 hex.
+    pub sha256: Option<String>,
+}
+
+/// Everything about an item an export needs.
+pub struct Evidence {
+    /// `kind:id`.
+    pub item: String,
+    /// The reported account(s).
+    pub accounts: Vec<String>,
+    /// When it happened (ms).
+    pub at: i64,
+    /// Files.
+    pub files: Vec<EvidenceFile>,
+    /// The confirming decision: category, reviewer, time.
+    pub confirmed: Option<(String, String, i64)>,
+}
+
+fn sha1_hex(b: &[u8]) -> String {
+    hex::encode(sha1::Sha1::digest(b))
+}
+
+/// Collects an item's evidence.
+pub async fn gather(state: &AppState, kind: &str, id: &str) -> anyhow::Result<Evidence> {
+    let s = &state.store;
+    let mut files = Vec::new();
+    let mut accounts = Vec::new();
+    let at: i64;
+    match kind {
+        "report" => {
+            let rid: i64 = id.parse()?;
+            at = sqlx::query(&s.sql("SELECT received_at FROM reports WHERE id = ?"))
+                .bind(rid)
+                .fetch_one(&s.pool)
+                .await?
+                .try_get("received_at")?;
+            for r in sqlx::query(
+                &s.sql("SELECT DISTINCT sender FROM report_messages WHERE report_id = ?"),
+            )
+            .bind(rid)
+            .fetch_all(&s.pool)
+            .await?
+            {
+                accounts.push(r.try_get("sender")?);
+            }
+            for a in sqlx::query(&s.sql(
+                "SELECT msg_idx, idx, media_type, hashes, plaintext FROM report_attachments \
+                 WHERE report_id = ? ORDER BY msg_idx, idx",
+            ))
+            .bind(rid)
+            .fetch_all(&s.pool)
+            .await?
+            {
+                let h: Value = a
+                    .try_get::<Option<String>, _>("hashes")?
+                    .and_then(|h| serde_json::from_str(&h).ok())
+                    .unwrap_or(Value::Null);
+                let bytes: Option<Vec<u8>> = a.try_get("plaintext")?;
+                let (mi, ai): (i64, i64) = (a.try_get("msg_idx")?, a.try_get("idx")?);
+                files.push(EvidenceFile {
+                    name: format!("report-{rid}-message-{mi}-attachment-{ai}"),
+                    media_type: a.try_get("media_type")?,
+                    md5: bytes
+                        .as_ref()
+                        .map(|b| hex::encode(Md5::digest(b)))
+                        .or(h["md5"].as_str().map(Into::into)),
+                    sha1: bytes.as_deref().map(sha1_hex),
+                    sha256: bytes
+                        .as_ref()
+                        .map(|b| hex::encode(Sha256::digest(b)))
+                        .or(h["sha256"].as_str().map(Into::into)),
+                    pdq: h["pdq"].as_str().map(Into::into),
+                    bytes,
+                });
+            }
+        }
+        "account" => {
+            accounts.push(id.to_string());
+            at = sqlx::query(&s.sql(
+                "SELECT COALESCE(flagged_at, updated_at) AS t FROM psi_accounts WHERE account = ?",
+            ))
+            .bind(id)
+            .fetch_one(&s.pool)
+            .await?
+            .try_get("t")?;
+            for (n, o) in sqlx::query(
+                &s.sql("SELECT hash FROM psi_opened WHERE account = ? ORDER BY opened_at"),
+            )
+            .bind(id)
+            .fetch_all(&s.pool)
+            .await?
+            .iter()
+            .enumerate()
+            {
+                files.push(EvidenceFile {
+                    name: format!("account-{id}-voucher-{n}"),
+                    media_type: "image/*".into(),
+                    bytes: None,
+                    md5: None,
+                    sha1: None,
+                    sha256: None,
+                    pdq: Some(o.try_get("hash")?),
+                });
+            }
+        }
+        _ => {
+            let r = sqlx::query(
+                &s.sql("SELECT at, actor, pdq, md5, sha256 FROM console_matches WHERE id = ?"),
+            )
+            .bind(id.parse::<i64>()?)
+            .fetch_one(&s.pool)
+            .await?;
+            at = r.try_get("at")?;
+            files.push(EvidenceFile {
+                name: format!("match-{id}-upload"),
+                media_type: "image/*".into(),
+                bytes: None,
+                md5: r.try_get("md5")?,
+                sha1: None,
+                sha256: r.try_get("sha256")?,
+                pdq: r.try_get("pdq")?,
+            });
+        }
+    }
+    let key = format!("{kind}:{id}");
+    let confirmed = sqlx::query(&s.sql(
+        "SELECT category, reviewer, at FROM console_decisions WHERE item = ? AND decision = 'confirm' ORDER BY id DESC",
+    ))
+    .bind(&key)
+    .fetch_optional(&s.pool)
+    .await?
+    .map(|r| -> Result<_, sqlx::Error> {
+        Ok((r.try_get::<Option<String>, _>("category")?.unwrap_or_default(), r.try_get("reviewer")?, r.try_get("at")?))
+    })
+    .transpose()?;
+    Ok(Evidence {
+        item: key,
+        accounts,
+        at,
+        files,
+        confirmed,
+    })
+}
+
+/// `GET /console/export/{kind}/{id}` (lead): the evidence package, one JSON
+/// document: facts, files (base64) with MD5/SHA-1/SHA-256/PDQ, decisions and
+/// the item's audit trail. Audited.
+pub async fn evidence(
+    State(state): State<AppState>,
+    reviewer: Reviewer,
+    Path((kind, id)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = reviewer.require(ConsoleRole::Lead) {
+        return r;
+    }
+    let run = async {
+        if !["report", "account", "match"].contains(&kind.as_str()) {
+            return Ok(pages::error(StatusCode::NOT_FOUND, "No such item."));
+        }
+        let e = gather(&state, &kind, &id).await?;
+        audit(
+            &state,
+            &reviewer.actor(),
+            "console.export.evidence",
+            json!({"item": e.item}),
+        )
+        .await?;
+        let s = &state.store;
+        let needle = format!("%\"item\":{}%", serde_json::to_string(&e.item)?);
+        let trail: Vec<Value> = sqlx::query(&s.sql(
+            "SELECT id, at, actor, action, detail FROM audit WHERE detail LIKE ? ORDER BY id",
+        ))
+        .bind(needle)
+        .fetch_all(&s.pool)
+        .await?
+        .iter()
+        .map(|r| -> Result<Value, sqlx::Error> {
+            let d: String = r.try_get("detail")?;
+            Ok(json!({"id": r.try_get::<i64, _>("id")?, "at": rfc3339(r.try_get("at")?),
+                "actor": r.try_get::<String, _>("actor")?, "action": r.try_get::<String, _>("action")?,
+                "detail": serde_json::from_str::<Value>(&d).unwrap_or(Value::String(d))}))
+        })
+        .collect::<Result<_, _>>()?;
+        let decisions: Vec<Value> = sqlx::query(&s.sql(
+            "SELECT decision, category, note, reviewer, at FROM console_decisions WHERE item = ? ORDER BY id",
+        ))
+        .bind(&e.item)
+        .fetch_all(&s.pool)
+        .await?
+        .iter()
+        .map(|r| -> Result<Value, sqlx::Error> {
+            Ok(json!({"decision": r.try_get::<String, _>("decision")?,
+                "category": r.try_get::<Option<String>, _>("category")?,
+                "note": r.try_get::<Option<String>, _>("note")?,
+                "reviewer": r.try_get::<String, _>("reviewer")?, "at": rfc3339(r.try_get("at")?)}))
+        })
+        .collect::<Result<_, _>>()?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let doc = json!({
+            "format": "bulwark-evidence/1",
+            "item": e.item,
+            "exported_at": rfc3339(now_ms()),
+            "exported_by": reviewer.name,
+            "incident_at": rfc3339(e.at),
+            "accounts": e.accounts,
+            "files": e.files.iter().map(|f| json!({
+                "name": f.name, "media_type": f.media_type,
+                "size": f.bytes.as_ref().map(Vec::len),
+                "md5": f.md5, "sha1": f.sha1, "sha256": f.sha256, "pdq": f.pdq,
+                "content_base64": f.bytes.as_ref().map(|b| b64.encode(b)),
+            })).collect::<Vec<_>>(),
+            "decisions": decisions,
+            "audit_trail": trail,
+        });
+        let mut r = serde_json::to_vec_pretty(&doc)?.into_response();
+        pages::secure_headers(&mut r, "application/json");
+        r.headers_mut().insert(
+            "content-disposition",
+            axum::http::HeaderValue::from_str(&format!(
+                "attachment; filename=\"evidence-{kind}-{}.json\"",
+                id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+            ))?,
+        );
+        Ok::<_, anyhow::Error>(r)
+    };
+    run.await.unwrap_or_else(|e| pages::internal(&e))
+}
+
+/// XML text escaping.
+pub fn xml_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            // Characters XML 1.0 cannot carry.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// A CyberTipline report (`<report>` of the Reporting API) for a confirmed
+/// item: incident summary, reporter, the reported person's account ids and
+/// the files with their hashes (in `additionalInfo` of `fileDetails`-like
+/// `<file>` entries, since file bytes are uploaded separately).
+pub fn cybertip_xml(cfg: &super::ConsoleConfig, e: &Evidence) -> anyhow::Result<String> {
+    let (category, _, confirmed_at) = e
+        .confirmed
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("only confirmed items can be reported"))?;
+    let x = xml_escape;
+    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    o.push_str("<report xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:noNamespaceSchemaLocation=\"https://report.cybertip.org/ispws/xsd\">\n");
+    o.push_str("  <incidentSummary>\n");
+    o.push_str("    <incidentType>Child Pornography (possession, manufacture, and distribution)</incidentType>\n");
+    o.push_str(&format!(
+        "    <incidentDateTime>{}</incidentDateTime>\n",
+        x(&rfc3339(e.at))
+    ));
+    o.push_str(&format!(
+        "    <incidentDateTimeDescription>{}</incidentDateTimeDescription>\n",
+        x(&format!(
+            "Detected by hash matching ({}); confirmed by a reviewer as {category} at {}",
+            e.item,
+            rfc3339(*confirmed_at)
+        ))
+    ));
+    o.push_str("  </incidentSummary>\n");
+    o.push_str("  <reporter>\n    <reportingPerson>\n");
+    o.push_str(&format!(
+        "      <firstName>{}</firstName>\n",
+        x(&cfg.reporter_first_name)
+    ));
+    o.push_str(&format!(
+        "      <lastName>{}</lastName>\n",
+        x(&cfg.reporter_last_name)
+    ));
+    o.push_str(&format!(
+        "      <email>{}</email>\n",
+        x(&cfg.reporter_email)
+    ));
+    o.push_str("    </reportingPerson>\n  </reporter>\n");
+    for a in &e.accounts {
+        o.push_str("  <personOrUserReported>\n");
+        o.push_str(&format!("    <espIdentifier>{}</espIdentifier>\n", x(a)));
+        o.push_str(&format!("    <screenName>{}</screenName>\n", x(a)));
+        o.push_str("  </personOrUserReported>\n");
+    }
+    o.push_str("</report>\n");
+    Ok(o)
+}
+
+/// The `fileDetails` document for one uploaded file (its hashes as
+/// `originalFileHash` elements).
+pub fn file_details_xml(report_id: &str, file_id: &str, f: &EvidenceFile) -> String {
+    let x = xml_escape;
+    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<fileDetails>\n");
+    o.push_str(&format!(
+        "  <reportId>{}</reportId>\n  <fileId>{}</fileId>\n",
+        x(report_id),
+        x(file_id)
+    ));
+    o.push_str(&format!(
+        "  <originalFileName>{}</originalFileName>\n",
+        x(&f.name)
+    ));
+    o.push_str("  <fileViewedByEsp>true</fileViewedByEsp>\n");
+    for (t, v) in [("MD5", &f.md5), ("SHA1", &f.sha1), ("PDQ", &f.pdq)] {
+        if let Some(v) = v {
+            o.push_str(&format!(
+                "  <originalFileHash hashType=\"{t}\">{}</originalFileHash>\n",
+                x(v)
+            ));
+        }
+    }
+    o.push_str("</fileDetails>\n");
+    o
+}
+
+/// `POST /console/cybertip` (lead; `item`): builds and stores the report XML
+/// for a confirmed item.
+pub async fn cybertip_build(
+    State(state): State<AppState>,
+    reviewer: Reviewer,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = reviewer
+        .check_csrf(&form)
+        .and_then(|_| reviewer.require(ConsoleRole::Lead))
+    {
+        return r;
+    }
+    let key = form.get("item").cloned().unwrap_or_default();
+    let run = async {
+        let Some((kind, id)) = key.split_once(':') else {
+            return Ok(pages::error(StatusCode::BAD_REQUEST, "No such item."));
+        };
+        if !["report", "account", "match"].contains(&kind) {
+            return Ok(pages::error(StatusCode::BAD_REQUEST, "No such item."));
+        }
+        let e = gather(&state, kind, id).await?;
+        let xml = match cybertip_xml(&state.config.console, &e) {
+            Ok(x) => x,
+            Err(err) => {
+                return Ok(pages::error(
+                    StatusCode::CONFLICT,
+                    &format!("{err}: confirm it first."),
+                ));
+            }
+        };
+        let s = &state.store;
+        let tid: i64 = sqlx::query(&s.sql(
+            "INSERT INTO console_cybertips (item, xml, created_by, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        ))
+        .bind(&key)
+        .bind(&xml)
+        .bind(&reviewer.name)
+        .bind(now_ms())
+        .fetch_one(&s.pool)
+        .await?
+        .try_get("id")?;
+        audit(
+            &state,
+            &reviewer.actor(),
+            "console.cybertip.build",
+            json!({"item": key, "cybertip": tid}),
+        )
+        .await?;
+        Ok::<_, anyhow::Error>(Redirect::to(&format!("/console/cybertip/{tid}")).into_response())
+    };
+    run.await.unwrap_or_else(|e| pages::internal(&e))
+}
+
+/// `GET /console/cybertip/{id}` (lead): the report XML and its submission record.
+pub async fn cybertip_show(
+    State(state): State<AppState>,
+    reviewer: Reviewer,
+    Path(id): Path<i64>,
+) -> Response {
+    if let Err(r) = reviewer.require(ConsoleRole::Lead) {
+        return r;
+    }
+    let s = &state.store;
+    let row = match sqlx::query(&s.sql("SELECT * FROM console_cybertips WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(&s.pool)
+        .await
+    {
+        Ok(Some(r)) => r,
+        Ok(None) => return pages::error(StatusCode::NOT_FOUND, "No such report."),
+        Err(e) => return pages::internal(&e),
+    };
+    let xml: String = row.try_get("xml").unwrap_or_default();
+    let submitted: Option<i64> = row.try_get("submitted_at").ok().flatten();
+    let ncmec: Option<String> = row.try_get("ncmec_report_id").ok().flatten();
+    let body = html! {
+        h1 { "CyberTipline report " (id) }
+        p { "Item: " (row.try_get::<String, _>("item").unwrap_or_default()) }
+        @if let Some(t) = submitted {
+            p #submitted role="status" { "Submitted " (rfc3339(t)) "; NCMEC report id " (ncmec.unwrap_or_default()) }
+        } @else if state.config.console.cybertip_url.is_some() {
+            form method="post" action={"/console/cybertip/" (id) "/submit"} {
+                input type="hidden" name="csrf" value=(reviewer.csrf);
+                button #submit-cybertip type="submit" { "Submit to the CyberTipline" }
+            }
+        } @else {
+            p { "No submission endpoint is configured (console.cybertip_url)." }
+        }
+        pre #cybertip-xml { (xml) }
+    };
+    Page::for_reviewer("CyberTipline report", &reviewer, &state, body).into_response()
+}
+
+fn xml_field(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(xml[start..end].trim().to_string())
+}
+
+/// Submits a stored report: `POST {url}/submit` (the report XML), then for
+/// each kept file `POST {url}/upload` and `POST {url}/fileinfo`, then
+/// `POST {url}/finish`; a `responseCode` other than 0 stops it. Returns the
+/// NCMEC report id.
+pub async fn submit_cybertip(state: &AppState, tid: i64) -> anyhow::Result<String> {
+    let base = state
+        .config
+        .console
+        .cybertip_url
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no console.cybertip_url configured"))?;
+    let base = base.trim_end_matches('/').to_string();
+    let s = &state.store;
+    let row = sqlx::query(&s.sql("SELECT item, xml FROM console_cybertips WHERE id = ?"))
+        .bind(tid)
+        .fetch_one(&s.pool)
+        .await?;
+    let item: String = row.try_get("item")?;
+    let xml: String = row.try_get("xml")?;
+    let t = Duration::from_secs(60);
+    let ct = |v: &str| vec![("content-type", v.to_string())];
+    let check = |what: &str, status: u16, body: &[u8]| -> anyhow::Result<String> {
+        let text = String::from_utf8_lossy(body).to_string();
+        let code = xml_field(&text, "responseCode");
+        anyhow::ensure!(
+            (200..300).contains(&status) && code.as_deref() == Some("0"),
+            "{what}: HTTP {status}, responseCode {code:?}: {}",
+            xml_field(&text, "responseDescription").unwrap_or_default()
+        );
+        Ok(text)
+    };
+    let (st, body) = http_request(
+        "POST",
+        &format!("{base}/submit"),
+        &ct("text/xml; charset=utf-8"),
+        xml.into_bytes(),
+        t,
+    )
+    .await?;
+    let text = check("submit", st, &body)?;
+    let report_id =
+        xml_field(&text, "reportId").ok_or_else(|| anyhow::anyhow!("submit: no reportId"))?;
+    let (kind, id) = item.split_once(':').unwrap_or(("", ""));
+    let e = gather(state, kind, id).await?;
+    for f in e.files.iter().filter(|f| f.bytes.is_some()) {
+        let boundary = format!("bulwark{}", crate::db::random_hex());
+        let mut mp = Vec::new();
+        mp.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"id\"\r\n\r\n{report_id}\r\n"
+            )
+            .as_bytes(),
+        );
+        mp.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n", f.name, f.media_type).as_bytes());
+        mp.extend_from_slice(f.bytes.as_deref().unwrap_or_default());
+        mp.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let (st, body) = http_request(
+            "POST",
+            &format!("{base}/upload"),
+            &ct(&format!("multipart/form-data; boundary={boundary}")),
+            mp,
+            t,
+        )
+        .await?;
+        let text = check("upload", st, &body)?;
+        let file_id =
+            xml_field(&text, "fileId").ok_or_else(|| anyhow::anyhow!("upload: no fileId"))?;
+        let fd = file_details_xml(&report_id, &file_id, f);
+        let (st, body) = http_request(
+            "POST",
+            &format!("{base}/fileinfo"),
+            &ct("text/xml; charset=utf-8"),
+            fd.into_bytes(),
+            t,
+        )
+        .await?;
+        check("fileinfo", st, &body)?;
+    }
+    let (st, body) = http_request(
+        "POST",
+        &format!("{base}/finish"),
+        &ct("application/x-www-form-urlencoded"),
+        format!("id={report_id}").into_bytes(),
+        t,
+    )
+    .await?;
+    let text = check("finish", st, &body)?;
+    sqlx::query(&s.sql(
+        "UPDATE console_cybertips SET submitted_at = ?, ncmec_report_id = ?, response = ? WHERE id = ?",
+    ))
+    .bind(now_ms())
+    .bind(&report_id)
+    .bind(&text)
+    .bind(tid)
+    .execute(&s.pool)
+    .await?;
+    Ok(report_id)
+}
+
+/// `POST /console/cybertip/{id}/submit` (lead).
+pub async fn cybertip_submit(
+    State(state): State<AppState>,
+    reviewer: Reviewer,
+    Path(id): Path<i64>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = reviewer
+        .check_csrf(&form)
+        .and_then(|_| reviewer.require(ConsoleRole::Lead))
+    {
+        return r;
+    }
+    match submit_cybertip(&state, id).await {
+        Ok(rid) => {
+            let _ = audit(
+                &state,
+                &reviewer.actor(),
+                "console.cybertip.submit",
+                json!({"cybertip": id, "ncmec_report_id": rid}),
+            )
+            .await;
+            Redirect::to(&format!("/console/cybertip/{id}")).into_response()
+        }
+        Err(e) => {
+            let _ = audit(
+                &state,
+                &reviewer.actor(),
+                "console.cybertip.submit_failed",
+                json!({"cybertip": id, "error": format!("{e:#}")}),
+            )
+            .await;
+            pages::error(
+                StatusCode::BAD_GATEWAY,
+                &format!("The submission failed: {e:#}"),
+            )
+        }
+    }
+}

@@ -1,0 +1,1415 @@
+//! Queues, item pages, safe viewing (thumbnails, reveal, hide) and decisions.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use super::accounts::{ConsoleRole, Reviewer, audit};
+use super::pages::{self, Page, age};
+use crate::AppState;
+use crate::db::{self, now_ms, rfc3339};
+
+/// Largest side, in pixels, of a thumbnail before it is revealed.
+pub const HIDDEN_SIDE: u32 = 16;
+/// Largest side of a revealed thumbnail.
+pub const REVEALED_SIDE: u32 = 320;
+/// Decisions that take an item off the queues.
+const FINAL: &[&str] = &["confirm", "dismiss", "clear", "add_to_bank"];
+/// Confirmation categories.
+pub const CATEGORIES: &[&str] = &[
+    "csam",
+    "sexual_exploitation",
+    "grooming",
+    "terrorism",
+    "non_consensual_imagery",
+    "other_violation",
+];
+
+/// An item in a queue.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// `report`, `account` or `match`.
+    pub kind: &'static str,
+    /// The id within its kind.
+    pub id: String,
+    /// Banks it matched.
+    pub banks: Vec<String>,
+    /// When it entered the queue (ms).
+    pub queued_at: i64,
+    /// One line about it.
+    pub summary: String,
+}
+
+impl Item {
+    /// `kind:id`, the key of decisions, reveals and audit entries.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.kind, self.id)
+    }
+    /// Its page.
+    pub fn href(&self) -> String {
+        format!("/console/item/{}/{}", self.kind, self.id)
+    }
+}
+
+/// A queue's title.
+pub fn kind_title(kind: &str) -> &'static str {
+    match kind {
+        "report" => "Verified reports",
+        "account" => "Flagged accounts",
+        "match" => "Upload and API matches",
+        "escalated" => "Escalated to a lead",
+        _ => "Items",
+    }
+}
+
+fn kind_static(kind: &str) -> Option<&'static str> {
+    ["report", "account", "match"]
+        .into_iter()
+        .find(|k| *k == kind)
+}
+
+fn banks_of_matches(matches: Option<&str>) -> Vec<String> {
+    let v: Value = matches
+        .and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or(Value::Null);
+    let mut out: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["bank"].as_str().map(str::to_string))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Every item of a kind that exists now, decided or not.
+pub async fn all_items(state: &AppState, kind: &str) -> anyhow::Result<Vec<Item>> {
+    let s = &state.store;
+    let mut out = Vec::new();
+    match kind {
+        "report" => {
+            let mut banks: HashMap<i64, Vec<String>> = HashMap::new();
+            for r in sqlx::query("SELECT report_id, matches FROM report_attachments")
+                .fetch_all(&s.pool)
+                .await?
+            {
+                let m: Option<String> = r.try_get("matches")?;
+                banks
+                    .entry(r.try_get("report_id")?)
+                    .or_default()
+                    .extend(banks_of_matches(m.as_deref()));
+            }
+            for r in sqlx::query(
+                &s.sql("SELECT id, received_at, reason FROM reports WHERE status = ? ORDER BY id"),
+            )
+            .bind("queued")
+            .fetch_all(&s.pool)
+            .await?
+            {
+                let id: i64 = r.try_get("id")?;
+                let mut b = banks.remove(&id).unwrap_or_default();
+                b.sort();
+                b.dedup();
+                let reason: Option<String> = r.try_get("reason")?;
+                out.push(Item {
+                    kind: "report",
+                    id: id.to_string(),
+                    summary: format!(
+                        "Report {id}: {}",
+                        reason.unwrap_or_else(|| "no reason".into())
+                    ),
+                    banks: b,
+                    queued_at: r.try_get("received_at")?,
+                });
+            }
+        }
+        "account" => {
+            let mut banks: HashMap<String, Vec<String>> = HashMap::new();
+            for r in sqlx::query(
+                "SELECT o.account, b.name FROM psi_opened o JOIN content c ON c.id = o.content_id \
+                 JOIN banks b ON b.id = c.bank_id",
+            )
+            .fetch_all(&s.pool)
+            .await?
+            {
+                banks
+                    .entry(r.try_get("account")?)
+                    .or_default()
+                    .push(r.try_get("name")?);
+            }
+            for r in sqlx::query(
+                "SELECT account, flagged_at, updated_at FROM psi_accounts WHERE flagged = 1 ORDER BY account",
+            )
+            .fetch_all(&s.pool)
+            .await?
+            {
+                let a: String = r.try_get("account")?;
+                let mut b = banks.remove(&a).unwrap_or_default();
+                b.sort();
+                b.dedup();
+                let at: Option<i64> = r.try_get("flagged_at")?;
+                out.push(Item {
+                    kind: "account",
+                    summary: format!("Account {a} crossed the voucher threshold"),
+                    id: a,
+                    banks: b,
+                    queued_at: at.unwrap_or(r.try_get("updated_at")?),
+                });
+            }
+        }
+        "match" => {
+            for r in sqlx::query(
+                "SELECT id, at, bank, distance, signal_type FROM console_matches ORDER BY id",
+            )
+            .fetch_all(&s.pool)
+            .await?
+            {
+                let id: i64 = r.try_get("id")?;
+                let bank: String = r.try_get("bank")?;
+                let t: String = r.try_get("signal_type")?;
+                let d: i64 = r.try_get("distance")?;
+                out.push(Item {
+                    kind: "match",
+                    id: id.to_string(),
+                    summary: format!("Match {id}: bank {bank}, {t} distance {d}"),
+                    banks: vec![bank],
+                    queued_at: r.try_get("at")?,
+                });
+            }
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// The latest decision of every decided item.
+async fn latest_decisions(state: &AppState) -> anyhow::Result<HashMap<String, String>> {
+    let mut m = HashMap::new();
+    for r in sqlx::query("SELECT item, decision FROM console_decisions ORDER BY id")
+        .fetch_all(&state.store.pool)
+        .await?
+    {
+        m.insert(r.try_get("item")?, r.try_get("decision")?);
+    }
+    Ok(m)
+}
+
+/// The items waiting in a queue for this reviewer: undecided (or, for
+/// `escalated`, escalated and undecided since), not hidden by them.
+pub async fn open_items(
+    state: &AppState,
+    reviewer: &Reviewer,
+    kind: &str,
+) -> anyhow::Result<Vec<Item>> {
+    let latest = latest_decisions(state).await?;
+    let hidden: HashSet<String> = sqlx::query(
+        &state
+            .store
+            .sql("SELECT item FROM console_hidden WHERE reviewer_id = ?"),
+    )
+    .bind(reviewer.id)
+    .fetch_all(&state.store.pool)
+    .await?
+    .iter()
+    .map(|r| r.try_get("item"))
+    .collect::<Result<_, _>>()?;
+    let one = [kind];
+    let kinds: &[&str] = if kind == "escalated" {
+        if reviewer.role < ConsoleRole::Lead {
+            return Ok(Vec::new());
+        }
+        &["report", "account", "match"]
+    } else {
+        &one
+    };
+    let mut out = Vec::new();
+    for k in kinds {
+        for it in all_items(state, k).await? {
+            let key = it.key();
+            let last = latest.get(&key).map(String::as_str);
+            let open = if kind == "escalated" {
+                last == Some("escalate")
+            } else {
+                last.is_none()
+            };
+            if open && !hidden.contains(&key) {
+                out.push(it);
+            }
+        }
+    }
+    out.sort_by_key(|i| i.queued_at);
+    Ok(out)
+}
+
+/// `?kind=`.
+#[derive(serde::Deserialize)]
+pub struct KindQuery {
+    kind: Option<String>,
+    after: Option<String>,
+}
+
+/// `GET /console/queue?kind=report|account|match|escalated`.
+pub async fn queue(
+    State(state): State<AppState>,
+    reviewer: Reviewer,
+    Query(q): Query<KindQuery>,
+) -> Response {
+    let kind = q.kind.as_deref().unwrap_or("report");
+    if kind_static(kind).is_none() && kind != "escalated" {
+        return pages::error(StatusCode::NOT_FOUND, "No such queue.");
+    }
+    let items = match open_items(&state, &reviewer, kind).await {
+        Ok(i) => i,
+        Err(e) => return pages::internal(&e),
+    };
+    let _ = audit(
+        &state,
+        &reviewer.actor(),
+        "console.queue.view",
+        json!({"queue": kind, "items": items.len()}),
+    )
+    .await;
+    let now = now_ms();
+    let body = html! {
+        h1 { (kind_title(kind)) " (" (items.len()) ")" }
+        @if items.is_empty() {
+            p { "Nothing is waiting here." }
+        } @else {
+            p.hint { "Keyboard: " kbd { "j" } "/" kbd { "k" } " move, " kbd { "Enter" } " opens." }
+            ol.queue #queue aria-label=(kind_title(kind)) {
+                @for (n, it) in items.iter().enumerate() {
+                    li {
+                        a.item-link href=(it.href()) data-index=(n) {
+                            (it.summary)
+                        }
+                        " · waiting " (age(now - it.queued_at))
+                        @if !it.banks.is_empty() { " · banks: " (it.banks.join(", ")) }
+                    }
+                }
+            }
+        }
+    };
+    Page::for_reviewer(kind_title(kind), &reviewer, &state, body).into_response()
+}
+
+/// `GET /console/next?kind=...&after=kind:id`: the next open item, or the queue.
+pub async fn next(
+    State(state): State<AppState>,
+    reviewer: Reviewer,
+    Query(q): Query<KindQuery>,
+) -> Response {
+    let kind = q.kind.as_deref().unwrap_or("report");
+    let items = match open_items(&state, &reviewer, kind).await {
+        Ok(i) => i,
+        Err(e) => return pages::internal(&e),
+    };
+    let after = q.after.unwrap_or_default();
+    let pos = items.iter().position(|i| i.key() == after);
+    let next = match pos {
+        Some(p) => items.get(p + 1),
+        None => items.first(),
+    };
+    match next {
+        Some(i) => Redirect::to(&i.href()).into_response(),
+        None => Redirect::to(&format!("/console/queue?kind={kind}")).into_response(),
+    }
+}
+
+/// A viewable medium of an item.
+struct Media {
+    id: String,
+    label: String,
+}
+
+/// What the item page shows.
+struct Detail {
+    item: Item,
+    facts: Markup,
+    media: Vec<Media>,
+    pdq: Vec<String>,
+    accounts: Vec<String>,
+}
+
+async fn find_item(state: &AppState, kind: &str, id: &str) -> anyhow::Result<Option<Item>> {
+    Ok(all_items(state, kind)
+        .await?
+        .into_iter()
+        .find(|i| i.id == id))
+}
+
+fn json_str(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or("").to_string()
+}
+
+async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
+    let s = &state.store;
+    let mut media = Vec::new();
+    let mut pdq = Vec::new();
+    let mut accounts = Vec::new();
+    let facts = match item.kind {
+        "report" => {
+            let id: i64 = item.id.parse()?;
+            let r = sqlx::query(
+                &s.sql("SELECT received_at, submitted_by, reason, text FROM reports WHERE id = ?"),
+            )
+            .bind(id)
+            .fetch_one(&s.pool)
+            .await?;
+            let msgs = sqlx::query(&s.sql(
+                "SELECT idx, sender, conversation, accepted_at, content, verified, rejection, \
+                 message_id, epoch, stamper FROM report_messages WHERE report_id = ? ORDER BY idx",
+            ))
+            .bind(id)
+            .fetch_all(&s.pool)
+            .await?;
+            let reporters = sqlx::query(&s.sql(
+                "SELECT account, device, reason, at FROM report_reporters WHERE report_id = ? ORDER BY at",
+            ))
+            .bind(id)
+            .fetch_all(&s.pool)
+            .await?;
+            let atts = sqlx::query(&s.sql(
+                "SELECT msg_idx, idx, media_type, size, status, hashes, matches, \
+                 CAST(CASE WHEN plaintext IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_plain FROM report_attachments WHERE report_id = ? \
+                 ORDER BY msg_idx, idx",
+            ))
+            .bind(id)
+            .fetch_all(&s.pool)
+            .await?;
+            let mut msg_rows = Vec::new();
+            for m in &msgs {
+                let content: Vec<u8> = m.try_get("content")?;
+                let text = bulwark_franking::content::Content::parse(&content)
+                    .ok()
+                    .and_then(|c| String::from_utf8(c.body).ok())
+                    .unwrap_or_default();
+                let sender: String = m.try_get("sender")?;
+                accounts.push(sender.clone());
+                msg_rows.push((
+                    m.try_get::<i64, _>("idx")?,
+                    sender,
+                    m.try_get::<String, _>("conversation")?,
+                    m.try_get::<i64, _>("accepted_at")?,
+                    m.try_get::<i64, _>("verified")? != 0,
+                    m.try_get::<Option<String>, _>("rejection")?,
+                    m.try_get::<Option<String>, _>("stamper")?,
+                    text,
+                ));
+            }
+            let mut att_rows = Vec::new();
+            for a in &atts {
+                let (mi, ai): (i64, i64) = (a.try_get("msg_idx")?, a.try_get("idx")?);
+                let hashes: Value = a
+                    .try_get::<Option<String>, _>("hashes")?
+                    .and_then(|h| serde_json::from_str(&h).ok())
+                    .unwrap_or(Value::Null);
+                if let Some(p) = hashes["pdq"].as_str() {
+                    pdq.push(p.to_string());
+                }
+                let has_plain: i64 = a.try_get::<Option<i64>, _>("has_plain")?.unwrap_or(0);
+                let mt: String = a.try_get("media_type")?;
+                if has_plain != 0 && hashes["kind"] == "photo" {
+                    media.push(Media {
+                        id: format!("{mi}-{ai}"),
+                        label: format!("attachment {ai} of message {mi} ({mt})"),
+                    });
+                }
+                let matches: Option<String> = a.try_get("matches")?;
+                att_rows.push((
+                    mi,
+                    ai,
+                    mt,
+                    a.try_get::<String, _>("status")?,
+                    hashes,
+                    matches,
+                ));
+            }
+            for rr in &reporters {
+                accounts.push(rr.try_get("account")?);
+            }
+            html! {
+                dl.facts {
+                    dt { "Received" } dd { (rfc3339(r.try_get("received_at")?)) }
+                    dt { "Submitted by key" } dd { (r.try_get::<String, _>("submitted_by")?) }
+                    dt { "Reason" } dd { (r.try_get::<Option<String>, _>("reason")?.unwrap_or_default()) }
+                    dt { "Reporter's text" } dd { (r.try_get::<Option<String>, _>("text")?.unwrap_or_default()) }
+                }
+                h3 { "Reporters" }
+                ul { @for rr in &reporters {
+                    li { (rr.try_get::<String, _>("account")?) " on device " (rr.try_get::<String, _>("device")?)
+                         " at " (rfc3339(rr.try_get("at")?)) " (signature verified on receipt)" }
+                } }
+                h3 { "Report chain (franking verification)" }
+                table {
+                    thead { tr { th { "#" } th { "Sender" } th { "Conversation" } th { "Accepted" }
+                                 th { "Franking" } th { "Stamper" } th { "Text" } } }
+                    tbody { @for (idx, sender, conv, at, ok, rej, st, text) in &msg_rows {
+                        tr { td { (idx) } td { (sender) } td { (conv) } td { (rfc3339(*at)) }
+                             td { @if *ok { "verified: stamp MAC and commitment check" } @else { "NOT verified: " (rej.clone().unwrap_or_default()) } }
+                             td { (st.clone().unwrap_or_default()) } td { (text) } }
+                    } }
+                }
+                h3 { "Attachments" }
+                table {
+                    thead { tr { th { "Message" } th { "#" } th { "Type" } th { "Status" } th { "PDQ" } th { "MD5" } th { "Matches" } } }
+                    tbody { @for (mi, ai, mt, st, h, m) in &att_rows {
+                        tr { td { (mi) } td { (ai) } td { (mt) } td { (st) }
+                             td.hash { (json_str(h, "pdq")) } td.hash { (json_str(h, "md5")) }
+                             td { (m.clone().unwrap_or_default()) } }
+                    } }
+                }
+            }
+        }
+        "account" => {
+            let a = &item.id;
+            accounts.push(a.clone());
+            let r = sqlx::query(
+                &s.sql("SELECT flagged_at, updated_at FROM psi_accounts WHERE account = ?"),
+            )
+            .bind(a)
+            .fetch_one(&s.pool)
+            .await?;
+            let opened = sqlx::query(&s.sql(
+                "SELECT o.content_id, o.distance, o.hash, o.opened_at, o.release_id, b.name AS bank, \
+                 b.provider FROM psi_opened o LEFT JOIN content c ON c.id = o.content_id \
+                 LEFT JOIN banks b ON b.id = c.bank_id WHERE o.account = ? ORDER BY o.opened_at",
+            ))
+            .bind(a)
+            .fetch_all(&s.pool)
+            .await?;
+            let mut rows = Vec::new();
+            for (n, o) in opened.iter().enumerate() {
+                let h: String = o.try_get("hash")?;
+                pdq.push(h.clone());
+                media.push(Media {
+                    id: n.to_string(),
+                    label: format!("visual derivative {n} (low-resolution grey, from the voucher)"),
+                });
+                rows.push((
+                    o.try_get::<Option<String>, _>("bank")?.unwrap_or_default(),
+                    o.try_get::<Option<String>, _>("provider")?
+                        .unwrap_or_default(),
+                    o.try_get::<i64, _>("content_id")?,
+                    o.try_get::<i64, _>("distance")?,
+                    h,
+                    o.try_get::<Option<i64>, _>("release_id")?,
+                    o.try_get::<i64, _>("opened_at")?,
+                ));
+            }
+            html! {
+                dl.facts {
+                    dt { "Flagged" } dd { (r.try_get::<Option<i64>, _>("flagged_at")?.map(rfc3339).unwrap_or_default()) }
+                    dt { "Why" } dd { "Enough of this account's safety vouchers matched banked hashes to cross the threshold and open them." }
+                }
+                h3 { "Opened vouchers" }
+                table {
+                    thead { tr { th { "Bank" } th { "Provider" } th { "Content" } th { "Distance" } th { "Hash" } th { "Release" } th { "Opened" } } }
+                    tbody { @for (b, p, c, d, h, rel, at) in &rows {
+                        tr { td { (b) } td { (p) } td { (c) } td { (d) } td.hash { (h) }
+                             td { (rel.map(|r| r.to_string()).unwrap_or_default()) } td { (rfc3339(*at)) } }
+                    } }
+                }
+            }
+        }
+        _ => {
+            let id: i64 = item.id.parse()?;
+            let r = sqlx::query(&s.sql(
+                "SELECT m.*, b.provider, b.threshold FROM console_matches m \
+                 LEFT JOIN banks b ON b.name = m.bank WHERE m.id = ?",
+            ))
+            .bind(id)
+            .fetch_one(&s.pool)
+            .await?;
+            let p: Option<String> = r.try_get("pdq")?;
+            pdq.extend(p.clone());
+            let actor: String = r.try_get("actor")?;
+            if r.try_get::<Option<Vec<u8>>, _>("thumb")?.is_some() {
+                media.push(Media {
+                    id: "0".into(),
+                    label: "the uploaded file (kept only as a thumbnail)".into(),
+                });
+            }
+            html! {
+                dl.facts {
+                    dt { "Matched" } dd { (rfc3339(r.try_get("at")?)) }
+                    dt { "By API key" } dd { (actor) }
+                    dt { "Bank" } dd { (r.try_get::<String, _>("bank")?) " (provider: "
+                        (r.try_get::<Option<String>, _>("provider")?.unwrap_or_else(|| "none".into()))
+                        ", threshold " (r.try_get::<Option<i64>, _>("threshold")?.unwrap_or_default()) ")" }
+                    dt { "Banked content" } dd { (r.try_get::<i64, _>("content_id")?) }
+                    dt { "Signal" } dd { (r.try_get::<String, _>("signal_type")?) ", distance " (r.try_get::<i64, _>("distance")?) }
+                    dt { "PDQ" } dd.hash { (p.unwrap_or_default()) }
+                    dt { "MD5" } dd.hash { (r.try_get::<Option<String>, _>("md5")?.unwrap_or_default()) }
+                    dt { "SHA-256" } dd.hash { (r.try_get::<Option<String>, _>("sha256")?.unwrap_or_default()) }
+                    dt { "Why" } dd { "The bank's review policy queues matches at this distance or closer." }
+                }
+            }
+        }
+    };
+    Ok(Detail {
+        item,
+        facts,
+        media,
+        pdq,
+        accounts,
+    })
+}
+
+/// Items sharing a hash (PDQ within 31 bits) or an account with this one.
+async fn similar(state: &AppState, d: &Detail) -> anyhow::Result<Vec<(String, String, String)>> {
+    let mine: Vec<bulwark_pdq::PdqHash> = d.pdq.iter().filter_map(|h| h.parse().ok()).collect();
+    let near = |h: &str| -> Option<u32> {
+        let h: bulwark_pdq::PdqHash = h.parse().ok()?;
+        mine.iter()
+            .map(|m| m.distance(&h))
+            .min()
+            .filter(|d| *d <= 31)
+    };
+    let s = &state.store;
+    let me = d.item.key();
+    let mut out = Vec::new();
+    for r in sqlx::query("SELECT id, pdq FROM console_matches WHERE pdq IS NOT NULL")
+        .fetch_all(&s.pool)
+        .await?
+    {
+        let p: String = r.try_get("pdq")?;
+        let id: i64 = r.try_get("id")?;
+        if let Some(dist) = near(&p) {
+            out.push((
+                format!("match:{id}"),
+                format!("/console/item/match/{id}"),
+                format!("PDQ distance {dist}"),
+            ));
+        }
+    }
+    for r in
+        sqlx::query("SELECT report_id, hashes FROM report_attachments WHERE hashes IS NOT NULL")
+            .fetch_all(&s.pool)
+            .await?
+    {
+        let h: String = r.try_get("hashes")?;
+        let id: i64 = r.try_get("report_id")?;
+        let v: Value = serde_json::from_str(&h).unwrap_or(Value::Null);
+        if let Some(dist) = v["pdq"].as_str().and_then(near) {
+            out.push((
+                format!("report:{id}"),
+                format!("/console/item/report/{id}"),
+                format!("PDQ distance {dist}"),
+            ));
+        }
+    }
+    for r in sqlx::query("SELECT account, hash FROM psi_opened")
+        .fetch_all(&s.pool)
+        .await?
+    {
+        let a: String = r.try_get("account")?;
+        if let Some(dist) = near(&r.try_get::<String, _>("hash")?) {
+            out.push((
+                format!("account:{a}"),
+                format!("/console/item/account/{a}"),
+                format!("PDQ distance {dist}"),
+            ));
+        }
+    }
+    for a in &d.accounts {
+        for r in sqlx::query(&s.sql(
+            "SELECT DISTINCT report_id FROM report_messages WHERE sender = ? \
+             UNION SELECT DISTINCT report_id FROM report_reporters WHERE account = ?",
+        ))
+        .bind(a)
+        .bind(a)
+        .fetch_all(&s.pool)
+        .await?
+        {
+            let id: i64 = r.try_get("report_id")?;
+            out.push((
+                format!("report:{id}"),
+                format!("/console/item/report/{id}"),
+                format!("same account {a}"),
+            ));
+        }
+        if sqlx::query(&s.sql("SELECT 1 AS x FROM psi_accounts WHERE account = ?"))
+            .bind(a)
+            .fetch_optional(&s.pool)
+            .await?
+            .is_some()
+        {
+            out.push((
+                format!("account:{a}"),
+                format!("/console/item/account/{a}"),
+                format!("same account {a}"),
+            ));
+        }
+    }
+    out.retain(|(k, _, _)| *k != me);
+    out.sort();
+    out.dedup_by(|a, b| a.0 == b.0);
+    Ok(out)
+}
+
+async fn revealed(
+    state: &AppState,
+    reviewer: &Reviewer,
+    item: &str,
+) -> anyhow::Result<HashSet<String>> {
+    let s = &state.store;
+    Ok(sqlx::query(
+        &s.sql("SELECT media FROM console_reveals WHERE reviewer_id = ? AND item = ? AND day = ?"),
+    )
+    .bind(reviewer.id)
+    .bind(item)
+    .bind(super::day_of(now_ms()))
+    .fetch_all(&s.pool)
+    .await?
+    .iter()
+    .map(|r| r.try_get("media"))
+    .collect::<Result<_, _>>()?)
+}
+
+/// Reveals this reviewer has used today.
+pub async fn reveals_today(state: &AppState, reviewer: &Reviewer) -> anyhow::Result<i64> {
+    let s = &state.store;
+    Ok(sqlx::query(
+        &s.sql("SELECT COUNT(*) AS n FROM console_reveals WHERE reviewer_id = ? AND day = ?"),
+    )
+    .bind(reviewer.id)
+    .bind(super::day_of(now_ms()))
+    .fetch_one(&s.pool)
+    .await?
+    .try_get("n")?)
+}
+
+async fn history(
+    state: &AppState,
+    key: &str,
+) -> anyhow::Result<Vec<(i64, String, String, String)>> {
+    let s = &state.store;
+    let needle = format!("%\"item\":{}%", serde_json::to_string(key)?);
+    let mut out = Vec::new();
+    for r in sqlx::query(&s.sql(
+        "SELECT at, actor, action, detail FROM audit WHERE action LIKE 'console.%' AND detail LIKE ? ORDER BY id",
+    ))
+    .bind(needle)
+    .fetch_all(&s.pool)
+    .await?
+    {
+        out.push((r.try_get("at")?, r.try_get("actor")?, r.try_get("action")?, r.try_get("detail")?));
+    }
+    Ok(out)
+}
+
+/// `GET /console/item/{kind}/{id}`: why it is here, its media (blurred),
+/// history, similar items and the decision form. The view is audited.
+pub async fn item(
+    State(state): State<AppState>,
+    reviewer: Reviewer,
+    Path((kind, id)): Path<(String, String)>,
+) -> Response {
+    match item_inner(&state, &reviewer, &kind, &id).await {
+        Ok(r) => r,
+        Err(e) => pages::internal(&e),
+    }
+}
+
+async fn item_inner(
+    state: &AppState,
+    reviewer: &Reviewer,
+    kind: &str,
+    id: &str,
+) -> anyhow::Result<Response> {
+    let Some(kind) = kind_static(kind) else {
+        return Ok(pages::error(StatusCode::NOT_FOUND, "No such item."));
+    };
+    let Some(it) = find_item(state, kind, id).await? else {
+        return Ok(pages::error(
+            StatusCode::NOT_FOUND,
+            "No such item (it may have been cleared).",
+        ));
+    };
+    let key = it.key();
+    audit(
+        state,
+        &reviewer.actor(),
+        "console.item.view",
+        json!({"item": key}),
+    )
+    .await?;
+    let d = detail(state, it).await?;
+    let sim = similar(state, &d).await?;
+    let shown = revealed(state, reviewer, &key).await?;
+    let used = reveals_today(state, reviewer).await?;
+    let budget = i64::from(state.config.console.daily_reveal_budget);
+    let hist = history(state, &key).await?;
+    let latest = latest_decisions(state).await?.remove(&key);
+    let escalated = latest.as_deref() == Some("escalate");
+    let lead = reviewer.role >= ConsoleRole::Lead;
+    let banks = crate::db::banks(&state.store).await?;
+    let csrf = &reviewer.csrf;
+    let queue_kind = if escalated { "escalated" } else { kind };
+    let body = html! {
+        h1 { (d.item.summary) }
+        p { "In the queue for " (age(now_ms() - d.item.queued_at))
+            @if !d.item.banks.is_empty() { " · matched banks: " strong { (d.item.banks.join(", ")) } }
+            @if let Some(l) = &latest { " · latest decision: " strong #status { (l) } } }
+        section aria-labelledby="why" { h2 #why { "Why it is here" } (d.facts) }
+        section aria-labelledby="media-h" {
+            h2 #media-h { "Media" }
+            p.hint { "Images are blurred, grey and small until you reveal one. Reveals used today: "
+                span #reveals-used { (used) } " of " (budget) ". Nothing plays by itself." }
+            @if d.media.is_empty() { p { "No viewable media (videos are not shown; their hashes are above)." } }
+            div.media {
+                @for m in &d.media {
+                    @let open = shown.contains(&m.id);
+                    figure {
+                        img class=(if open { "thumb revealed" } else { "thumb" })
+                            src={"/console/media/" (kind) "/" (d.item.id) "/" (m.id)}
+                            alt={(if open { "Revealed: " } else { "Blurred: " }) (m.label)};
+                        figcaption { (m.label) }
+                        @if !open {
+                            form method="post" action="/console/reveal" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                input type="hidden" name="item" value=(key);
+                                input type="hidden" name="media" value=(m.id);
+                                button.reveal type="submit" aria-label={"Reveal " (m.label)} { "Reveal (counts against your budget)" }
+                            }
+                        }
+                    }
+                }
+            }
+            form method="post" action="/console/hide" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="item" value=(key);
+                button #hide type="submit" { "Do not show me this item again" }
+            }
+        }
+        section aria-labelledby="decide-h" {
+            h2 #decide-h { "Decide" }
+            p.hint { "Keyboard: " kbd { "c" } " confirm, " kbd { "d" } " dismiss, " kbd { "e" } " escalate, " kbd { "n" } " next item." }
+            form #decide method="post" action="/console/decide" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="item" value=(key);
+                label for="category" { "Category (for confirm)" }
+                select #category name="category" {
+                    @for c in CATEGORIES { option value=(c) { (c) } }
+                }
+                label for="note" { "Note" }
+                input #note type="text" name="note" maxlength="2000";
+                div.buttons {
+                    button #confirm type="submit" name="decision" value="confirm" accesskey="c" { "Confirm" }
+                    button #dismiss type="submit" name="decision" value="dismiss" accesskey="d" { "Dismiss (false positive)" }
+                    @if !escalated || !lead {
+                        button #escalate type="submit" name="decision" value="escalate" accesskey="e" { "Escalate to a lead" }
+                    }
+                    @if lead && kind == "account" {
+                        button #clear type="submit" name="decision" value="clear" { "Clear the account (unflag)" }
+                    }
+                }
+                @if lead && !d.pdq.is_empty() {
+                    label for="bank" { "Bank" }
+                    select #bank name="bank" { @for b in &banks { option value=(b.name) { (b.name) } } }
+                    button #add-to-bank type="submit" name="decision" value="add_to_bank" { "Add its hashes to the bank" }
+                }
+            }
+            p { a #next href={"/console/next?kind=" (queue_kind) "&after=" (key)} accesskey="n" { "Next item" } }
+        }
+        @if lead {
+            section aria-labelledby="report-h" {
+                h2 #report-h { "Report" }
+                form method="post" action="/console/cybertip" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="item" value=(key);
+                    button #cybertip type="submit" { "Build a CyberTipline report (confirmed items)" }
+                }
+                p { a #evidence href={"/console/export/" (kind) "/" (d.item.id)} { "Download the evidence package (JSON)" } }
+            }
+        }
+        section aria-labelledby="sim-h" {
+            h2 #sim-h { "Similar items" }
+            @if sim.is_empty() { p { "None." } }
+            ul { @for (k, href, why) in &sim { li { a href=(href) { (k) } " — " (why) } } }
+        }
+        section aria-labelledby="hist-h" {
+            h2 #hist-h { "History" }
+            ol.history { @for (at, actor, action, detail) in &hist {
+                li { (rfc3339(*at)) " " (actor) " " (action) " " code { (detail) } }
+            } }
+        }
+    };
+    Ok(Page::for_reviewer(&d.item.summary, reviewer, state, body).into_response())
+}
+
+/// Loads an item's medium as an image (RGB or grey pixels).
+async fn load_media(
+    state: &AppState,
+    kind: &str,
+    id: &str,
+    media: &str,
+) -> anyhow::Result<Option<bulwark_pdq::Image>> {
+    let s = &state.store;
+    let bytes: Option<Vec<u8>> = match kind {
+        "report" => {
+            let (mi, ai) = media
+                .split_once('-')
+                .ok_or_else(|| anyhow::anyhow!("bad media id"))?;
+            sqlx::query(&s.sql(
+                "SELECT plaintext FROM report_attachments WHERE report_id = ? AND msg_idx = ? AND idx = ?",
+            ))
+            .bind(id.parse::<i64>()?)
+            .bind(mi.parse::<i64>()?)
+            .bind(ai.parse::<i64>()?)
+            .fetch_optional(&s.pool)
+            .await?
+            .map(|r| r.try_get::<Option<Vec<u8>>, _>("plaintext"))
+            .transpose()?
+            .flatten()
+        }
+        "account" => {
+            let n: usize = media.parse()?;
+            let rows = sqlx::query(
+                &s.sql("SELECT derivative FROM psi_opened WHERE account = ? ORDER BY opened_at"),
+            )
+            .bind(id)
+            .fetch_all(&s.pool)
+            .await?;
+            let Some(r) = rows.get(n) else {
+                return Ok(None);
+            };
+            let d: Vec<u8> = r.try_get("derivative")?;
+            // A 32×32 8-bit grey derivative (padded).
+            if d.len() < 1024 {
+                return Ok(None);
+            }
+            return Ok(Some(bulwark_pdq::Image {
+                width: 32,
+                height: 32,
+                channels: 1,
+                pixels: d[..1024].to_vec(),
+            }));
+        }
+        "match" => sqlx::query(&s.sql("SELECT thumb FROM console_matches WHERE id = ?"))
+            .bind(id.parse::<i64>()?)
+            .fetch_optional(&s.pool)
+            .await?
+            .map(|r| r.try_get::<Option<Vec<u8>>, _>("thumb"))
+            .transpose()?
+            .flatten(),
+        _ => None,
+    };
+    let Some(bytes) = bytes else { return Ok(None) };
+    let img = tokio::task::spawn_blocking(move || {
+        bulwark_pdq::decode(&bytes, &bulwark_pdq::Limits::default())
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("decoding: {e}"))?;
+    Ok(Some(img))
+}
+
+/// Greyscale, box-downscaled so the larger side is at most `side`, as PNG.
+pub fn thumbnail(img: &bulwark_pdq::Image, side: u32) -> anyhow::Result<Vec<u8>> {
+    let (w, h, c) = (
+        img.width.max(1),
+        img.height.max(1),
+        img.channels.max(1) as usize,
+    );
+    let scale = (w.max(h) as f64 / f64::from(side)).max(1.0);
+    let (tw, th) = (
+        ((w as f64 / scale).round() as u32).max(1),
+        ((h as f64 / scale).round() as u32).max(1),
+    );
+    let mut out = vec![0u8; (tw * th) as usize];
+    for ty in 0..th {
+        let (y0, y1) = (ty * h / th, ((ty + 1) * h / th).max(ty * h / th + 1));
+        for tx in 0..tw {
+            let (x0, x1) = (tx * w / tw, ((tx + 1) * w / tw).max(tx * w / tw + 1));
+            let (mut sum, mut n) = (0u64, 0u64);
+            for y in y0..y1.min(h) {
+                for x in x0..x1.min(w) {
+                    let p = ((y * w + x) as usize) * c;
+                    let px = &img.pixels[p..p + c];
+                    let grey = if c >= 3 {
+                        (299 * u64::from(px[0]) + 587 * u64::from(px[1]) + 114 * u64::from(px[2]))
+                            / 1000
+                    } else {
+                        u64::from(px[0])
+                    };
+                    sum += grey;
+                    n += 1;
+                }
+            }
+            out[(ty * tw + tx) as usize] = (sum / n.max(1)) as u8;
+        }
+    }
+    let mut png = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        &out,
+        tw,
+        th,
+        image::ExtendedColorType::L8,
+    )?;
+    Ok(png)
+}
+
+/// `GET /console/media/{kind}/{id}/{media}`: a grey PNG thumbnail, never the
+/// original: 16 px until this reviewer revealed it today, then 320 px.
+pub async fn media(
+    State(state): State<AppState>,
+    reviewer: Reviewer,
+    Path((kind, id, media)): Path<(String, String, String)>,
+) -> Response {
+    let run = async {
+        let Some(kind) = kind_static(&kind) else {
+            return Ok(None);
+        };
+        let key = format!("{kind}:{id}");
+        let open = revealed(&state, &reviewer, &key).await?.contains(&media);
+        let Some(img) = load_media(&state, kind, &id, &media).await? else {
+            return Ok(None);
+        };
+        let side = if open { REVEALED_SIDE } else { HIDDEN_SIDE };
+        tokio::task::spawn_blocking(move || thumbnail(&img, side))
+            .await?
+            .map(Some)
+    };
+    match run.await {
+        Ok(Some(png)) => {
+            let mut r = png.into_response();
+            pages::secure_headers(&mut r, "image/png");
+            r
+        }
+        Ok(None) => pages::error(StatusCode::NOT_FOUND, "No such media."),
+        Err(e) => pages::internal(&e),
+    }
+}
+
+fn field<'a>(form: &'a HashMap<String, String>, k: &str) -> &'a str {
+    form.get(k).map_or("", String::as_str)
+}
+
+fn split_key(key: &str) -> Option<(&'static str, &str)> {
+    let (k, id) = key.split_once(':')?;
+    Some((kind_static(k)?, id))
+}
+
+/// `POST /console/reveal` (`item`, `media`): un-blurs one image for this
+/// reviewer today, within the daily exposure budget; audited.
+pub async fn reveal(
+    State(state): State<AppState>,
+    reviewer: Reviewer,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = reviewer.check_csrf(&form) {
+        return r;
+    }
+    let run = async {
+        let key = field(&form, "item");
+        let media = field(&form, "media");
+        let Some((kind, id)) = split_key(key) else {
+            return Ok(pages::error(StatusCode::BAD_REQUEST, "No such item."));
+        };
+        if load_media(&state, kind, id, media).await?.is_none() {
+            return Ok(pages::error(StatusCode::NOT_FOUND, "No such media."));
+        }
+        let budget = i64::from(state.config.console.daily_reveal_budget);
+        let used = reveals_today(&state, &reviewer).await?;
+        if used >= budget {
+            audit(
+                &state,
+                &reviewer.actor(),
+                "console.reveal.refused",
+                json!({"item": key, "media": media, "used": used, "budget": budget}),
+            )
+            .await?;
+            return Ok(pages::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "You have revealed {used} images today, your daily budget. The rest stay blurred until tomorrow; please take a break, or ask a lead to take this item."
+                ),
+            ));
+        }
+        let s = &state.store;
+        let now = now_ms();
+        let mut tx = s.pool.begin().await?;
+        sqlx::query(&s.sql(
+            "INSERT INTO console_reveals (reviewer_id, item, media, day, at) VALUES (?, ?, ?, ?, ?)",
+        ))
+        .bind(reviewer.id)
+        .bind(key)
+        .bind(media)
+        .bind(super::day_of(now))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        db::audit(
+            s,
+            &mut tx,
+            &reviewer.actor(),
+            "console.reveal",
+            None,
+            None,
+            json!({"item": key, "media": media, "used": used + 1, "budget": budget}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, anyhow::Error>(Redirect::to(&format!("/console/item/{kind}/{id}")).into_response())
+    };
+    run.await.unwrap_or_else(|e| pages::internal(&e))
+}
+
+/// `POST /console/hide` (`item`): "do not show me again", for this reviewer.
+pub async fn hide(
+    State(state): State<AppState>,
+    reviewer: Reviewer,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = reviewer.check_csrf(&form) {
+        return r;
+    }
+    let key = field(&form, "item");
+    let Some((kind, _)) = split_key(key) else {
+        return pages::error(StatusCode::BAD_REQUEST, "No such item.");
+    };
+    let s = &state.store;
+    let run = async {
+        sqlx::query(&s.sql(
+            "INSERT INTO console_hidden (reviewer_id, item, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        ))
+        .bind(reviewer.id)
+        .bind(key)
+        .bind(now_ms())
+        .execute(&s.pool)
+        .await?;
+        audit(
+            &state,
+            &reviewer.actor(),
+            "console.hide",
+            json!({"item": key}),
+        )
+        .await?;
+        Ok::<_, anyhow::Error>(Redirect::to(&format!("/console/queue?kind={kind}")).into_response())
+    };
+    run.await.unwrap_or_else(|e| pages::internal(&e))
+}
+
+/// `POST /console/decide` (`item`, `decision`, `category`, `bank`, `note`).
+pub async fn decide(
+    State(state): State<AppState>,
+    reviewer: Reviewer,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = reviewer.check_csrf(&form) {
+        return r;
+    }
+    match decide_inner(&state, &reviewer, &form).await {
+        Ok(r) => r,
+        Err(e) => pages::internal(&e),
+    }
+}
+
+async fn decide_inner(
+    state: &AppState,
+    reviewer: &Reviewer,
+    form: &HashMap<String, String>,
+) -> anyhow::Result<Response> {
+    let key = field(form, "item");
+    let decision = field(form, "decision");
+    let note = Some(field(form, "note")).filter(|n| !n.is_empty());
+    if note.is_some_and(|n| n.len() > 2000) {
+        return Ok(pages::error(
+            StatusCode::BAD_REQUEST,
+            "The note is at most 2000 bytes.",
+        ));
+    }
+    let Some((kind, id)) = split_key(key) else {
+        return Ok(pages::error(StatusCode::BAD_REQUEST, "No such item."));
+    };
+    let Some(it) = find_item(state, kind, id).await? else {
+        return Ok(pages::error(StatusCode::NOT_FOUND, "No such item."));
+    };
+    let category = match decision {
+        "confirm" => {
+            let c = field(form, "category");
+            if !CATEGORIES.contains(&c) {
+                return Ok(pages::error(
+                    StatusCode::BAD_REQUEST,
+                    "Choose a category to confirm.",
+                ));
+            }
+            Some(c)
+        }
+        "dismiss" | "escalate" => None,
+        "clear" | "add_to_bank" => {
+            if let Err(r) = reviewer.require(ConsoleRole::Lead) {
+                return Ok(r);
+            }
+            None
+        }
+        _ => return Ok(pages::error(StatusCode::BAD_REQUEST, "Unknown decision.")),
+    };
+    let latest = latest_decisions(state).await?.remove(&it.key());
+    if latest.as_deref().is_some_and(|l| FINAL.contains(&l)) {
+        return Ok(pages::error(
+            StatusCode::CONFLICT,
+            "This item was already decided.",
+        ));
+    }
+    if latest.as_deref() == Some("escalate") {
+        if let Err(r) = reviewer.require(ConsoleRole::Lead) {
+            return Ok(r);
+        }
+    }
+    let mut effect = json!(null);
+    match decision {
+        "clear" => {
+            if kind != "account" {
+                return Ok(pages::error(
+                    StatusCode::BAD_REQUEST,
+                    "Only a flagged account can be cleared.",
+                ));
+            }
+            crate::api::vouchers::clear_account(
+                state,
+                &reviewer.actor(),
+                id,
+                note.map(str::to_string),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("clearing: {}", e.message))?;
+            effect = json!({"cleared": id});
+        }
+        "add_to_bank" => {
+            let bank = field(form, "bank");
+            let d = detail(state, it.clone()).await?;
+            let b = crate::api::bank_or_404(state, bank)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let mut added = Vec::new();
+            for h in &d.pdq {
+                let caller = crate::auth::Caller {
+                    key_id: reviewer.actor(),
+                    role: crate::auth::Role::Curator,
+                    device: None,
+                };
+                let s = &state.store;
+                let mut tx = s.pool.begin().await?;
+                let c = db::NewContent {
+                    kind: "signals",
+                    dedup_key: format!("pdq:{h}"),
+                    note: Some(format!("added from the console ({key})")),
+                    metadata: None,
+                    source: Some("console".into()),
+                    signals: vec![db::SignalRow {
+                        signal_type: "pdq".into(),
+                        value: h.clone(),
+                        quality: None,
+                    }],
+                    frames: Vec::new(),
+                };
+                if let Some(cid) = db::insert_content(s, &mut tx, b.id, &caller.key_id, &c).await? {
+                    crate::api::commit_bank_change(
+                        state,
+                        tx,
+                        &caller,
+                        "content.add",
+                        (b.id, &b.name),
+                        Some(cid),
+                        json!({"source": "console", "item": key}),
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                    added.push(cid);
+                }
+            }
+            effect = json!({"bank": b.name, "content_ids": added});
+        }
+        _ => {}
+    }
+    let s = &state.store;
+    let now = now_ms();
+    let mut tx = s.pool.begin().await?;
+    let did: i64 = sqlx::query(&s.sql(
+        "INSERT INTO console_decisions (item, decision, category, note, banks, reviewer, at, queued_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    ))
+    .bind(key)
+    .bind(decision)
+    .bind(category)
+    .bind(note)
+    .bind(it.banks.join(","))
+    .bind(&reviewer.name)
+    .bind(now)
+    .bind(it.queued_at)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("id")?;
+    db::audit(
+        s,
+        &mut tx,
+        &reviewer.actor(),
+        "console.decide",
+        None,
+        None,
+        json!({"item": key, "decision": decision, "category": category, "note": note,
+               "banks": it.banks, "effect": effect, "decision_id": did}),
+    )
+    .await?;
+    tx.commit().await?;
+    let event = json!({
+        "event": "decision", "decision_id": did, "item": key, "kind": kind, "id": id,
+        "decision": decision, "category": category, "banks": it.banks,
+        "action": match decision { "confirm" => "suspend_account_and_delete_content", "clear" => "restore_account", _ => "none" },
+        "reviewer": reviewer.name, "at": rfc3339(now),
+    });
+    super::actions::enqueue_webhook(state, did, &event).await?;
+    let queue_kind = if latest.as_deref() == Some("escalate") {
+        "escalated"
+    } else {
+        kind
+    };
+    Ok(Redirect::to(&format!("/console/next?kind={queue_kind}&after={key}")).into_response())
+}
+
+/// `POST /console/policy` (admin; `bank`, `max_distance`, empty to remove):
+/// which matches of a bank are recorded for review.
+pub async fn set_policy(
+    State(state): State<AppState>,
+    reviewer: Reviewer,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = reviewer
+        .check_csrf(&form)
+        .and_then(|_| reviewer.require(ConsoleRole::Admin))
+    {
+        return r;
+    }
+    let bank = field(&form, "bank").to_string();
+    let dist = field(&form, "max_distance");
+    let run = async {
+        let d: Option<i64> = if dist.is_empty() {
+            None
+        } else {
+            Some(dist.parse()?)
+        };
+        set_review_policy(&state.store, &bank, d).await?;
+        audit(
+            &state,
+            &reviewer.actor(),
+            "console.policy",
+            json!({"bank": bank, "max_distance": d}),
+        )
+        .await?;
+        Ok::<_, anyhow::Error>(Redirect::to("/console").into_response())
+    };
+    run.await
+        .unwrap_or_else(|e| pages::error(StatusCode::BAD_REQUEST, &format!("{e}")))
+}
+
+/// Sets (or with `None` removes) a bank's review policy: matches at this
+/// PDQ distance or closer (and every exact MD5/SHA-256 match) are queued.
+pub async fn set_review_policy(
+    store: &db::Store,
+    bank: &str,
+    max_distance: Option<i64>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        max_distance.is_none_or(|d| (0..=256).contains(&d)),
+        "max_distance is 0–256"
+    );
+    sqlx::query(&store.sql("DELETE FROM console_policy WHERE bank = ?"))
+        .bind(bank)
+        .execute(&store.pool)
+        .await?;
+    if let Some(d) = max_distance {
+        sqlx::query(&store.sql("INSERT INTO console_policy (bank, max_distance) VALUES (?, ?)"))
+            .bind(bank)
+            .bind(d)
+            .execute(&store.pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The match path's hook: records the matches that a bank's review policy
+/// selects, with a thumbnail of the upload (never the file itself). Errors
+/// are logged; matching answers regardless.
+pub async fn record_matches(
+    state: &AppState,
+    actor: &str,
+    query: Option<(&crate::media::Hashed, &bytes::Bytes)>,
+    matches: &[Value],
+) {
+    if matches.is_empty() {
+        return;
+    }
+    if let Err(e) = record_inner(state, actor, query, matches).await {
+        tracing::warn!("console: recording matches failed: {e:#}");
+    }
+}
+
+async fn record_inner(
+    state: &AppState,
+    actor: &str,
+    query: Option<(&crate::media::Hashed, &bytes::Bytes)>,
+    matches: &[Value],
+) -> anyhow::Result<()> {
+    let s = &state.store;
+    let policies: HashMap<String, i64> =
+        sqlx::query("SELECT bank, max_distance FROM console_policy")
+            .fetch_all(&s.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("bank")?, r.try_get("max_distance")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+    let chosen: Vec<&Value> = matches
+        .iter()
+        .filter(|m| {
+            let Some(max) = m["bank"].as_str().and_then(|b| policies.get(b)) else {
+                return false;
+            };
+            m["distance"].as_i64().is_none_or(|d| d <= *max)
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Ok(());
+    }
+    let summary = query.map(|(h, _)| h.summary_json()).unwrap_or(Value::Null);
+    let thumb = match query {
+        Some((crate::media::Hashed::Photo { .. }, file)) => {
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || {
+                bulwark_pdq::decode(&file, &bulwark_pdq::Limits::default())
+                    .ok()
+                    .and_then(|img| thumbnail(&img, REVEALED_SIDE).ok())
+            })
+            .await?
+        }
+        _ => None,
+    };
+    let now = now_ms();
+    for m in chosen {
+        sqlx::query(&s.sql(
+            "INSERT INTO console_matches (at, actor, bank, content_id, signal_type, distance, pdq, md5, sha256, thumb) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(now)
+        .bind(actor)
+        .bind(m["bank"].as_str().unwrap_or(""))
+        .bind(m["content_id"].as_i64().unwrap_or(0))
+        .bind(m["signal_type"].as_str().unwrap_or(""))
+        .bind(m["distance"].as_i64().unwrap_or(0))
+        .bind(summary["pdq"].as_str())
+        .bind(summary["md5"].as_str())
+        .bind(summary["sha256"].as_str())
+        .bind(thumb.clone())
+        .execute(&s.pool)
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! The reviewer console: server-rendered pages under `/console` for people
+//! (reviewer accounts with passwords, not API keys) to look at what Bulwark
+//! found — verified reports, flagged accounts, recorded matches — safely,
+//! decide, act (signed webhooks) and report (CyberTipline XML, evidence
+//! packages). See docs/CONSOLE.md.
+//!
+//! Its tables are versioned by the `console_schema` key of `meta`, apart
+//! from the service's own migrations.
+
+pub mod accounts;
+pub mod actions;
+pub mod items;
+pub mod pages;
+pub mod totp;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use sqlx::Row;
+
+use crate::AppState;
+use crate::db::{Backend, Store};
+
+/// Console settings (`[console]` in the configuration file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Mark session cookies `Secure` (HTTPS only). Turn off only for tests on
+    /// plain-HTTP localhost.
+    pub secure_cookies: bool,
+    /// Hours a session lasts.
+    pub session_hours: u64,
+    /// Failed logins in a row before an account is locked.
+    pub max_failed_logins: u32,
+    /// Minutes a locked account stays locked.
+    pub lockout_minutes: u64,
+    /// Images one reviewer may reveal (un-blur) per UTC day.
+    pub daily_reveal_budget: u32,
+    /// Minutes of continuous review before the break reminder shows.
+    pub break_after_minutes: u64,
+    /// Where decisions are posted (`http://` only; see docs/CONSOLE.md).
+    pub webhook_url: Option<String>,
+    /// The HMAC-SHA256 key of webhook signatures.
+    pub webhook_secret: Option<String>,
+    /// Delivery attempts before a webhook is given up.
+    pub webhook_max_attempts: u32,
+    /// First retry delay in milliseconds; doubled on each retry.
+    pub webhook_backoff_ms: u64,
+    /// The CyberTipline Reporting API base URL (`http://`; e.g. a local
+    /// forwarding proxy to `https://report.cybertip.org/ispws`).
+    pub cybertip_url: Option<String>,
+    /// The reporting organisation's contact, for the `reporter` element.
+    pub reporter_first_name: String,
+    /// See [`ConsoleConfig::reporter_first_name`].
+    pub reporter_last_name: String,
+    /// See [`ConsoleConfig::reporter_first_name`].
+    pub reporter_email: String,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            secure_cookies: true,
+            session_hours: 8,
+            max_failed_logins: 5,
+            lockout_minutes: 15,
+            daily_reveal_budget: 50,
+            break_after_minutes: 25,
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_max_attempts: 6,
+            webhook_backoff_ms: 2000,
+            cybertip_url: None,
+            reporter_first_name: "Trust".into(),
+            reporter_last_name: "Safety".into(),
+            reporter_email: "trust-safety@example.invalid".into(),
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// The session lifetime.
+    pub fn session(&self) -> Duration {
+        Duration::from_secs(self.session_hours.max(1) * 3600)
+    }
+}
+
+const CONSOLE_V1: &str = "
+CREATE TABLE console_reviewers (id {pk}, name TEXT NOT NULL UNIQUE, password TEXT NOT NULL,
+  role TEXT NOT NULL, totp TEXT, failed BIGINT NOT NULL, locked_until BIGINT,
+  created_at BIGINT NOT NULL, disabled_at BIGINT);
+CREATE TABLE console_sessions (token_sha256 TEXT PRIMARY KEY, reviewer_id BIGINT NOT NULL,
+  csrf TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+CREATE TABLE console_policy (bank TEXT PRIMARY KEY, max_distance BIGINT NOT NULL);
+CREATE TABLE console_matches (id {pk}, at BIGINT NOT NULL, actor TEXT NOT NULL, bank TEXT NOT NULL,
+  content_id BIGINT NOT NULL, signal_type TEXT NOT NULL, distance BIGINT NOT NULL,
+  pdq TEXT, md5 TEXT, sha256 TEXT, thumb {blob});
+CREATE INDEX console_matches_pdq ON console_matches (pdq);
+CREATE TABLE console_decisions (id {pk}, item TEXT NOT NULL, decision TEXT NOT NULL,
+  category TEXT, note TEXT, banks TEXT NOT NULL, reviewer TEXT NOT NULL, at BIGINT NOT NULL,
+  queued_at BIGINT NOT NULL);
+CREATE INDEX console_decisions_item ON console_decisions (item, id);
+CREATE TABLE console_reveals (reviewer_id BIGINT NOT NULL, item TEXT NOT NULL, media TEXT NOT NULL,
+  day BIGINT NOT NULL, at BIGINT NOT NULL);
+CREATE INDEX console_reveals_day ON console_reveals (reviewer_id, day);
+CREATE TABLE console_hidden (reviewer_id BIGINT NOT NULL, item TEXT NOT NULL, at BIGINT NOT NULL,
+  PRIMARY KEY (reviewer_id, item));
+CREATE TABLE console_webhooks (id {pk}, decision_id BIGINT NOT NULL, url TEXT NOT NULL,
+  body TEXT NOT NULL, status TEXT NOT NULL, attempts BIGINT NOT NULL, last_status BIGINT,
+  last_error TEXT, created_at BIGINT NOT NULL, delivered_at BIGINT);
+CREATE TABLE console_cybertips (id {pk}, item TEXT NOT NULL, xml TEXT NOT NULL,
+  created_by TEXT NOT NULL, created_at BIGINT NOT NULL, submitted_at BIGINT, ncmec_report_id TEXT,
+  response TEXT)
+";
+
+/// The console's migrations, in order, versioned by `meta.console_schema`.
+const MIGRATIONS: &[&str] = &[CONSOLE_V1];
+
+/// Runs the console's pending migrations (called by [`Store::open`]).
+pub async fn migrate(store: &Store) -> anyhow::Result<()> {
+    let mut conn = store.pool.acquire().await?;
+    if store.backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_lock(7305543)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    let result = async {
+        let current: i64 = sqlx::query(&store.sql("SELECT value FROM meta WHERE key = ?"))
+            .bind("console_schema")
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get::<String, _>("value"))
+            .transpose()?
+            .map_or(Ok(0), |v| v.parse::<i64>())
+            .map_err(|e| anyhow::anyhow!("meta.console_schema: {e}"))?;
+        anyhow::ensure!(
+            current as usize <= MIGRATIONS.len(),
+            "the console tables have version {current}, newer than this binary knows"
+        );
+        let (pk, blob) = match store.backend {
+            Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
+            Backend::Postgres => ("BIGSERIAL PRIMARY KEY", "BYTEA"),
+        };
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let text = m.replace("{pk}", pk).replace("{blob}", blob);
+            let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
+            for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                sqlx::query(stmt).execute(&mut *tx).await?;
+            }
+            sqlx::query(&store.sql(
+                "INSERT INTO meta (key, value) VALUES ('console_schema', ?) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            ))
+            .bind((i + 1).to_string())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+    .await;
+    if store.backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock(7305543)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    result
+}
+
+/// The console's routes (merged into the service's router).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(pages::dashboard))
+        .route("/console/", get(pages::dashboard))
+        .route("/console/static/console.css", get(pages::css))
+        .route("/console/static/console.js", get(pages::js))
+        .route(
+            "/console/login",
+            get(accounts::login_page).post(accounts::login),
+        )
+        .route("/console/logout", post(accounts::logout))
+        .route("/console/queue", get(items::queue))
+        .route("/console/item/{kind}/{id}", get(items::item))
+        .route("/console/media/{kind}/{id}/{media}", get(items::media))
+        .route("/console/reveal", post(items::reveal))
+        .route("/console/hide", post(items::hide))
+        .route("/console/decide", post(items::decide))
+        .route("/console/next", get(items::next))
+        .route("/console/export/{kind}/{id}", get(actions::evidence))
+        .route("/console/cybertip", post(actions::cybertip_build))
+        .route("/console/cybertip/{id}", get(actions::cybertip_show))
+        .route(
+            "/console/cybertip/{id}/submit",
+            post(actions::cybertip_submit),
+        )
+        .route("/console/webhooks", get(actions::webhook_log))
+        .route("/console/policy", post(items::set_policy))
+}
+
+/// Resumes webhook deliveries left pending by a previous run.
+pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = actions::resume_pending(&state).await {
+            tracing::warn!("resuming console webhooks failed: {e:#}");
+        }
+    })
+}
+
+/// The UTC day number of a time in milliseconds.
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(86_400_000)
+}
