@@ -34,9 +34,9 @@ pub use crate::core::{
 pub use crate::decode::{Format, Image, Limits, decode, encode_jpeg, sniff};
 pub use crate::hash::{ParseHashError, PdqHash};
 pub use crate::region::{
-    EXTRA_HASH_SIDE, HashKind, KindHash, MIN_EXTRA_DIM, MIN_REGION_SHARE, MultiHash, Nearest,
-    Pairing, Rect, content_region_rgb, multi_hash_bytes, multi_hash_image, multi_hash_luma,
-    multi_hash_rgb,
+    CORNER_SHARE, EXTRA_HASH_SIDE, HashKind, KindHash, MIN_EXTRA_DIM, MIN_REGION_SHARE, MultiHash,
+    Nearest, Pairing, ROTATION_DEGREES, Rect, content_region_rgb, multi_hash_bytes,
+    multi_hash_image, multi_hash_luma, multi_hash_rgb,
 };
 
 /// What went wrong hashing untrusted bytes. Every variant is the input's fault.

@@ -15,9 +15,12 @@
 //!   whole image when there is none) at 90 % and 80 % of each side. A copy
 //!   cropped by 5 % or 10 % off each edge *is* such a crop of the original;
 //!   the centre crops of a slightly rotated copy leave out its black corners.
-//! - **corner-tl, corner-tr, corner-bl, corner-br**: 75 % × 75 % crops
+//! - **corner-tl, corner-tr, corner-bl, corner-br**: 70 % × 70 % crops
 //!   anchored at each corner of the region; each leaves out the opposite
 //!   corner, where logos and watermarks go.
+//! - **rotate-cw2, rotate-ccw2**: the region turned by 2° each way (bilinear,
+//!   on the reduced plane), then its centred 90 % crop: what the centre-90
+//!   hash of a slightly rotated copy (black corners cut away) sees.
 //!
 //! The extras are hashed from the shared luminance plane, box-averaged by an
 //! integer factor so the hashed rectangle's long side is about
@@ -44,14 +47,23 @@ pub const EXTRA_HASH_SIDE: usize = 256;
 /// not used (the image is mostly flat, not framed).
 pub const MIN_REGION_SHARE: f32 = 0.3;
 
+/// Side of the corner crops, as a share of the region's side.
+pub const CORNER_SHARE: f32 = 0.7;
+
+/// The small rotations the bank side also hashes (degrees, both ways).
+pub const ROTATION_DEGREES: f32 = 2.0;
+
 /// Images with a side under this many pixels get no extras.
 pub const MIN_EXTRA_DIM: usize = 32;
 
 /// A row or column is framing when this share of its pixels falls within one
 /// or two narrow luminance windows.
 const CHROME_SHARE: f32 = 0.93;
-/// Width of the luminance histogram bins (a window is three bins).
+/// Width of the luminance histogram bins.
 const BIN: f32 = 4.0;
+/// A window is this many bins either side of its centre (20 levels in all:
+/// JPEG ringing around caption text stays inside).
+const WINDOW: usize = 2;
 const BINS: usize = 64;
 
 /// What part of the image a hash covers.
@@ -66,19 +78,23 @@ pub enum HashKind {
     Centre90,
     /// Centred crop, 80 % of each side of the region.
     Centre80,
-    /// 75 % × 75 % crop at the region's top-left corner.
+    /// 70 % × 70 % crop at the region's top-left corner.
     CornerTopLeft,
-    /// 75 % × 75 % crop at the top-right corner.
+    /// 70 % × 70 % crop at the top-right corner.
     CornerTopRight,
-    /// 75 % × 75 % crop at the bottom-left corner.
+    /// 70 % × 70 % crop at the bottom-left corner.
     CornerBottomLeft,
-    /// 75 % × 75 % crop at the bottom-right corner.
+    /// 70 % × 70 % crop at the bottom-right corner.
     CornerBottomRight,
+    /// The region turned 2° clockwise, centred 90 % crop.
+    RotateCw2,
+    /// The region turned 2° counter-clockwise, centred 90 % crop.
+    RotateCcw2,
 }
 
 impl HashKind {
     /// Every kind, in [`MultiHash`] order.
-    pub const ALL: [HashKind; 8] = [
+    pub const ALL: [HashKind; 10] = [
         HashKind::Full,
         HashKind::Region,
         HashKind::Centre90,
@@ -87,6 +103,8 @@ impl HashKind {
         HashKind::CornerTopRight,
         HashKind::CornerBottomLeft,
         HashKind::CornerBottomRight,
+        HashKind::RotateCw2,
+        HashKind::RotateCcw2,
     ];
 
     /// The stable name used in reports, APIs and metrics.
@@ -100,6 +118,8 @@ impl HashKind {
             HashKind::CornerTopRight => "corner-tr",
             HashKind::CornerBottomLeft => "corner-bl",
             HashKind::CornerBottomRight => "corner-br",
+            HashKind::RotateCw2 => "rotate-cw2",
+            HashKind::RotateCcw2 => "rotate-ccw2",
         }
     }
 
@@ -178,11 +198,14 @@ pub struct MultiHash {
 pub enum Pairing {
     /// Full against full only: plain PDQ.
     FullOnly,
-    /// Every kind of the query against the bank's full hash only (banks
-    /// that store plain PDQ hashes, as HMA exchanges them).
+    /// The query's full and region hashes against the bank's full hash only
+    /// (banks that store plain PDQ hashes, as HMA exchanges them: a crop of
+    /// the query cannot be the whole of a banked image, so crops are not
+    /// compared).
     QueryExtras,
     /// Both sides' extras: whole-picture kinds (full, region) against every
-    /// kind, and a crop against the same crop.
+    /// kind, a crop against the same crop, and the query's centre-90 against
+    /// the bank's rotated hashes.
     Both,
 }
 
@@ -191,8 +214,14 @@ impl Pairing {
     pub fn allows(self, q: HashKind, b: HashKind) -> bool {
         match self {
             Pairing::FullOnly => q == HashKind::Full && b == HashKind::Full,
-            Pairing::QueryExtras => b == HashKind::Full,
-            Pairing::Both => q.is_whole() || b.is_whole() || q == b,
+            Pairing::QueryExtras => q.is_whole() && b == HashKind::Full,
+            Pairing::Both => {
+                q.is_whole()
+                    || b.is_whole()
+                    || q == b
+                    || (q == HashKind::Centre90
+                        && matches!(b, HashKind::RotateCw2 | HashKind::RotateCcw2))
+            }
         }
     }
 }
@@ -306,6 +335,18 @@ fn multi_hash_plane(luma: Vec<f32>, w: usize, h: usize) -> MultiHash {
         for (kind, rect) in crops(base) {
             extras.push(kind_hash(&luma, w, kind, rect));
         }
+        for (kind, deg) in [
+            (HashKind::RotateCw2, ROTATION_DEGREES),
+            (HashKind::RotateCcw2, -ROTATION_DEGREES),
+        ] {
+            let h = hash_rotated(&luma, w, base, deg);
+            extras.push(KindHash {
+                kind,
+                hash: h.hash,
+                quality: h.quality,
+                rect: base,
+            });
+        }
     }
     let full = hash_luma_plane(luma, w, h);
     let mut hashes = Vec::with_capacity(1 + extras.len());
@@ -346,7 +387,7 @@ fn crops(r: Rect) -> Vec<(HashKind, Rect)> {
             height: ch,
         }
     };
-    let (cw, ch) = scaled(0.75);
+    let (cw, ch) = scaled(CORNER_SHARE);
     let corner = |right: bool, bottom: bool| Rect {
         x: r.x + if right { r.width - cw } else { 0 },
         y: r.y + if bottom { r.height - ch } else { 0 },
@@ -364,9 +405,16 @@ fn crops(r: Rect) -> Vec<(HashKind, Rect)> {
 }
 
 /// PDQ of a rectangle of the plane, box-averaged by the integer factor that
-/// brings its long side near [`EXTRA_HASH_SIDE`] (remainder pixels at the
-/// right and bottom edges are dropped).
+/// brings its long side near [`EXTRA_HASH_SIDE`].
 fn hash_rect(luma: &[f32], stride: usize, r: Rect) -> Hashed {
+    let (plane, ow, oh) = reduce(luma, stride, r);
+    hash_luma_plane(plane, ow, oh)
+}
+
+/// A rectangle of the plane box-averaged by the integer factor that brings
+/// its long side near [`EXTRA_HASH_SIDE`] (remainder pixels at the right and
+/// bottom edges are dropped).
+fn reduce(luma: &[f32], stride: usize, r: Rect) -> (Vec<f32>, usize, usize) {
     let f = (r.width.max(r.height) / EXTRA_HASH_SIDE).max(1);
     let (ow, oh) = (r.width / f, r.height / f);
     let mut out = vec![0f32; ow * oh];
@@ -385,7 +433,35 @@ fn hash_rect(luma: &[f32], stride: usize, r: Rect) -> Hashed {
             }
         }
     }
-    hash_luma_plane(out, ow, oh)
+    (out, ow, oh)
+}
+
+/// The rectangle's reduced plane turned by `deg` about its centre (bilinear,
+/// edge samples clamped), then its centred 90 % crop, hashed.
+fn hash_rotated(luma: &[f32], stride: usize, r: Rect, deg: f32) -> Hashed {
+    let (plane, w, h) = reduce(luma, stride, r);
+    let (cw, ch) = (
+        ((w as f32 * 0.9).round() as usize).max(1),
+        ((h as f32 * 0.9).round() as usize).max(1),
+    );
+    let (ox, oy) = ((w - cw) / 2, (h - ch) / 2);
+    let (s, c) = deg.to_radians().sin_cos();
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+    let at = |x: usize, y: usize| plane[y.min(h - 1) * w + x.min(w - 1)];
+    let mut out = Vec::with_capacity(cw * ch);
+    for y in oy..oy + ch {
+        for x in ox..ox + cw {
+            let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+            let sx = (c * dx + s * dy + cx - 0.5).max(0.0);
+            let sy = (-s * dx + c * dy + cy - 0.5).max(0.0);
+            let (x0, y0) = (sx as usize, sy as usize);
+            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+            let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1, y0) * fx;
+            let bot = at(x0, y0 + 1) * (1.0 - fx) + at(x0 + 1, y0 + 1) * fx;
+            out.push(top * (1.0 - fy) + bot * fy);
+        }
+    }
+    hash_luma_plane(out, cw, ch)
 }
 
 /// The content region of an RGB image (see the module docs), or `None` when
@@ -395,7 +471,7 @@ pub fn content_region_rgb(rgb: &[u8], width: usize, height: usize) -> Option<Rec
 }
 
 /// Whether these luminance values look like framing: at least
-/// [`CHROME_SHARE`] of them within one or two windows of three 4-level bins
+/// [`CHROME_SHARE`] of them within one or two windows of five 4-level bins
 /// (a flat bar, or text on a flat background).
 fn is_chrome(values: impl Iterator<Item = f32>) -> bool {
     let mut hist = [0u32; BINS];
@@ -417,7 +493,7 @@ fn is_chrome(values: impl Iterator<Item = f32>) -> bool {
         }
     }
     let c2 = (0..BINS)
-        .filter(|&b| b.abs_diff(b1) >= 3)
+        .filter(|&b| b.abs_diff(b1) > 2 * WINDOW)
         .map(window)
         .max()
         .unwrap_or(0);
@@ -430,25 +506,32 @@ fn content_region_plane(luma: &[f32], w: usize, h: usize) -> Option<Rect> {
     }
     let min_w = ((w as f32 * MIN_REGION_SHARE).ceil() as usize).max(MIN_EXTRA_DIM);
     let min_h = ((h as f32 * MIN_REGION_SHARE).ceil() as usize).max(MIN_EXTRA_DIM);
-    let (mut x0, mut x1, mut y0, mut y1) = (0, w, 0, h);
     let row = |y: usize, x0: usize, x1: usize| luma[y * w + x0..y * w + x1].iter().copied();
     let col = |x: usize, y0: usize, y1: usize| (y0..y1).map(move |y| luma[y * w + x]);
-    // Rows first, then columns within the rows kept, and again: a status bar
-    // spans the margins' columns, and a margin spans the caption's rows.
-    for _ in 0..3 {
+    // Rows are trimmed within the columns kept, columns within the rows kept,
+    // each time afresh from the image's edges, until neither changes: a
+    // status bar spans the margins' columns and a margin spans the caption's
+    // rows, and starting afresh means rows are finally judged without the
+    // margins (as in the unframed original).
+    let (mut x0, mut x1, mut y0, mut y1) = (0, w, 0, h);
+    for _ in 0..4 {
         let before = (x0, x1, y0, y1);
-        while y1 - y0 > min_h && is_chrome(row(y0, x0, x1)) {
-            y0 += 1;
+        let (mut ny0, mut ny1) = (0, h);
+        while ny1 - ny0 > min_h && is_chrome(row(ny0, x0, x1)) {
+            ny0 += 1;
         }
-        while y1 - y0 > min_h && is_chrome(row(y1 - 1, x0, x1)) {
-            y1 -= 1;
+        while ny1 - ny0 > min_h && is_chrome(row(ny1 - 1, x0, x1)) {
+            ny1 -= 1;
         }
-        while x1 - x0 > min_w && is_chrome(col(x0, y0, y1)) {
-            x0 += 1;
+        (y0, y1) = (ny0, ny1);
+        let (mut nx0, mut nx1) = (0, w);
+        while nx1 - nx0 > min_w && is_chrome(col(nx0, y0, y1)) {
+            nx0 += 1;
         }
-        while x1 - x0 > min_w && is_chrome(col(x1 - 1, y0, y1)) {
-            x1 -= 1;
+        while nx1 - nx0 > min_w && is_chrome(col(nx1 - 1, y0, y1)) {
+            nx1 -= 1;
         }
+        (x0, x1) = (nx0, nx1);
         if (x0, x1, y0, y1) == before {
             break;
         }
@@ -493,12 +576,9 @@ mod tests {
     /// `img` (w×h) placed at (x, y) on a `cw`×`ch` canvas of `bg`.
     fn framed(
         img: &[u8],
-        w: usize,
-        h: usize,
-        cw: usize,
-        ch: usize,
-        x: usize,
-        y: usize,
+        (w, h): (usize, usize),
+        (cw, ch): (usize, usize),
+        (x, y): (usize, usize),
         bg: [u8; 3],
     ) -> Vec<u8> {
         let mut out: Vec<u8> = std::iter::repeat_n(bg, cw * ch).flatten().collect();
@@ -527,7 +607,7 @@ mod tests {
         let (w, h) = (300, 200);
         let p = picture(w, h);
         // Letterbox: black bars above and below.
-        let lb = framed(&p, w, h, w, h + 60, 0, 30, [0, 0, 0]);
+        let lb = framed(&p, (w, h), (w, h + 60), (0, 30), [0, 0, 0]);
         assert_eq!(
             content_region_rgb(&lb, w, h + 60),
             Some(Rect {
@@ -538,7 +618,7 @@ mod tests {
             })
         );
         // Caption: white bar below with a line of black "words".
-        let mut cap = framed(&p, w, h, w, h + 30, 0, 0, [255, 255, 255]);
+        let mut cap = framed(&p, (w, h), (w, h + 30), (0, 0), [255, 255, 255]);
         for y in h + 10..h + 20 {
             for x in (15..w - 15).filter(|x| x % 25 < 18) {
                 cap[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&[0, 0, 0]);
@@ -555,7 +635,7 @@ mod tests {
         );
         // Screenshot: dark status bar, blue title bar, grey margins.
         let (cw, ch) = (w + 40, h + 10 + 20 + 20);
-        let mut shot = framed(&p, w, h, cw, ch, 20, 30, [238, 238, 238]);
+        let mut shot = framed(&p, (w, h), (cw, ch), (20, 30), [238, 238, 238]);
         for y in 0..30 {
             let c = if y < 10 { [20, 20, 20] } else { [33, 150, 243] };
             for x in 0..cw {
@@ -617,6 +697,9 @@ mod tests {
         assert!(Pairing::FullOnly.allows(Full, Full));
         assert!(!Pairing::FullOnly.allows(Region, Full));
         assert!(Pairing::QueryExtras.allows(Region, Full));
+        assert!(!Pairing::QueryExtras.allows(Centre90, Full));
+        assert!(Pairing::Both.allows(Centre90, RotateCw2));
+        assert!(!Pairing::Both.allows(RotateCw2, Centre80));
         assert!(!Pairing::QueryExtras.allows(Full, Region));
         assert!(Pairing::Both.allows(Full, Centre80));
         assert!(Pairing::Both.allows(CornerTopLeft, CornerTopLeft));
