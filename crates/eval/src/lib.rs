@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod multi;
 pub mod report;
 pub mod transforms;
 
@@ -28,6 +29,7 @@ use image::{RgbImage, imageops};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+pub use crate::multi::{MultiConfig, MultiEvaluation, evaluate_multi};
 pub use crate::transforms::Transform;
 
 /// What went wrong.

@@ -38,6 +38,7 @@ enum Kind {
     Caption(f32),
     Logo(f32),
     Screenshot,
+    CaptionJpegScreenshot,
     Png,
     WebP,
 }
@@ -189,6 +190,12 @@ pub fn standard_set() -> Vec<Transform> {
         Kind::Screenshot,
     ));
     v.push(t(
+        "screenshot",
+        "caption-jpeg-screenshot".into(),
+        "caption bar 10% of the height, JPEG quality 75, then a screenshot frame".into(),
+        Kind::CaptionJpegScreenshot,
+    ));
+    v.push(t(
         "format",
         "png".into(),
         "PNG round trip (lossless)".into(),
@@ -263,6 +270,12 @@ impl Transform {
             Kind::Caption(frac) => caption(img, frac, seed),
             Kind::Logo(frac) => logo(img, frac),
             Kind::Screenshot => screenshot(img),
+            Kind::CaptionJpegScreenshot => {
+                let c = caption(img, 0.10, seed);
+                let jpeg = bulwark_pdq::encode_jpeg(&to_pdq(&c), 75)?;
+                let back = from_pdq(bulwark_pdq::decode(&jpeg, &bulwark_pdq::Limits::default())?);
+                screenshot(&back)
+            }
             Kind::Png => round_trip(img, image::ImageFormat::Png)?,
             Kind::WebP => round_trip(img, image::ImageFormat::WebP)?,
         })

@@ -81,6 +81,11 @@ pub fn hash_luma(luma: &[u8], width: usize, height: usize) -> Hashed {
     ))
 }
 
+/// PDQ hash of a luminance plane already in `f32` (consumed as scratch space).
+pub(crate) fn hash_luma_plane(luma: Vec<f32>, width: usize, height: usize) -> Hashed {
+    plain(dct_of_luma(luma, width, height, true))
+}
+
 /// The hash of a DCT; images under the minimum size hash to zero, quality 0.
 fn plain(dct: Option<(Dct16, u32)>) -> Hashed {
     match dct {

@@ -22,6 +22,7 @@
 mod core;
 mod decode;
 mod hash;
+mod region;
 
 use std::fmt;
 use std::str::FromStr;
@@ -32,6 +33,11 @@ pub use crate::core::{
 };
 pub use crate::decode::{Format, Image, Limits, decode, encode_jpeg, sniff};
 pub use crate::hash::{ParseHashError, PdqHash};
+pub use crate::region::{
+    CORNER_SHARE, EXTRA_HASH_SIDE, HashKind, KindHash, MIN_EXTRA_DIM, MIN_REGION_SHARE, MultiHash,
+    Nearest, Pairing, ROTATION_DEGREES, Rect, content_region_rgb, multi_hash_bytes,
+    multi_hash_image, multi_hash_luma, multi_hash_rgb,
+};
 
 /// What went wrong hashing untrusted bytes. Every variant is the input's fault.
 #[derive(Debug, thiserror::Error)]

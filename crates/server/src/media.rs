@@ -22,6 +22,9 @@ pub enum Hashed {
         md5: [u8; 16],
         /// SHA-256 of the bytes.
         sha256: [u8; 32],
+        /// Extra PDQ hashes of the same image (content region inside detected
+        /// framing, crops): searched by `/v1/match` against banked hashes.
+        extras: Vec<bulwark_pdq::KindHash>,
     },
     /// A video.
     Video {
@@ -60,12 +63,18 @@ impl Hashed {
                 quality,
                 md5,
                 sha256,
+                extras,
             } => serde_json::json!({
                 "kind": "photo",
                 "pdq": pdq.to_string(),
                 "quality": quality,
                 "md5": hex::encode(md5),
                 "sha256": hex::encode(sha256),
+                "extras": extras.iter().map(|e| serde_json::json!({
+                    "hash_kind": e.kind.as_str(),
+                    "pdq": e.hash.to_string(),
+                    "quality": e.quality,
+                })).collect::<Vec<_>>(),
             }),
             Hashed::Video {
                 frames,
@@ -142,22 +151,22 @@ fn hash_file(
     let md5: [u8; 16] = Md5::digest(bytes).into();
     let sha256: [u8; 32] = Sha256::digest(bytes).into();
     if bulwark_pdq::sniff(bytes).is_some() {
-        let h =
-            bulwark_pdq::hash_bytes(bytes, bulwark_pdq::Mode::default(), limits).map_err(|e| {
-                match e {
-                    bulwark_pdq::Error::LimitExceeded(_) => ApiError::new(
-                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                        "too_large",
-                        e.to_string(),
-                    ),
-                    e => ApiError::bad_media(format!("cannot hash this image: {e}")),
-                }
+        let m = bulwark_pdq::multi_hash_bytes(bytes, bulwark_pdq::Mode::default(), limits)
+            .map_err(|e| match e {
+                bulwark_pdq::Error::LimitExceeded(_) => ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    e.to_string(),
+                ),
+                e => ApiError::bad_media(format!("cannot hash this image: {e}")),
             })?;
+        let h = m.full();
         return Ok(Hashed::Photo {
             pdq: h.hash,
             quality: h.quality,
             md5,
             sha256,
+            extras: m.extras().to_vec(),
         });
     }
     if bulwark_vpdq::sniff(&bytes[..bytes.len().min(4096)]) {

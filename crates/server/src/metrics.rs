@@ -23,6 +23,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     matches: Mutex<BTreeMap<String, u64>>,
+    extra_matches: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -68,6 +69,17 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner())
             .entry(bank.to_string())
             .or_default() += n;
+    }
+
+    /// Counts matches found only through an extra hash of the query (content
+    /// region, crops), by bank and hash kind (a fixed set of names).
+    pub fn matched_extra(&self, bank: &str, kind: bulwark_pdq::HashKind) {
+        *self
+            .extra_matches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((bank.to_string(), kind.as_str()))
+            .or_default() += 1;
     }
 
     /// The exposition text; `gauges` are (name, help, value).
@@ -129,6 +141,22 @@ impl Metrics {
             .iter()
         {
             let _ = writeln!(out, "bulwark_matches_total{{bank=\"{}\"}} {n}", esc(b));
+        }
+        out.push_str(
+            "# HELP bulwark_extra_matches_total Matches found only through an extra hash (region, crops) of the query, by bank and hash kind; also counted in bulwark_matches_total.\n",
+        );
+        out.push_str("# TYPE bulwark_extra_matches_total counter\n");
+        for ((b, k), n) in self
+            .extra_matches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "bulwark_extra_matches_total{{bank=\"{}\",hash_kind=\"{k}\"}} {n}",
+                esc(b)
+            );
         }
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");

@@ -30,6 +30,16 @@ pub struct Args {
     /// Only these edits (names as in the report, e.g. jpeg-q30); default all.
     #[arg(long = "transform")]
     only: Vec<String>,
+    /// Also hash every original and copy with extra hashes (content region,
+    /// crops: bulwark_pdq::MultiHash) and write multi.md / multi.json.
+    #[arg(long)]
+    multi: bool,
+    /// With --multi: edit only every Nth original (all still enter the false-match pairs).
+    #[arg(long, default_value_t = 1)]
+    copies_every: usize,
+    /// With --multi: drop extras of PDQ quality under this.
+    #[arg(long, default_value_t = 0)]
+    extra_min_quality: u32,
     /// List the edits and exit.
     #[arg(long)]
     list_transforms: bool,
@@ -66,6 +76,35 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         min_quality: a.min_quality,
         ..Config::default()
     };
+    if a.multi {
+        let mc = bulwark_eval::MultiConfig {
+            copies_every: a.copies_every,
+            extra_min_quality: a.extra_min_quality,
+        };
+        eprintln!(
+            "bulwark: multi-hash evaluation of {} images (edits on every {}th) × {} edits",
+            images.len(),
+            mc.copies_every.max(1),
+            set.len()
+        );
+        let ev = bulwark_eval::evaluate_multi(&images, &cfg, &mc, set, &|| {})?;
+        for (p, e) in &ev.failed {
+            eprintln!("bulwark: {}: {e}", p.display());
+        }
+        let md = ev.write(&a.out, 31)?;
+        eprintln!(
+            "bulwark: {} originals, {} copies, {} distinct pairs; report: {}",
+            ev.originals.len(),
+            ev.copies.len(),
+            ev.pairs(),
+            md.display()
+        );
+        return Ok(if ev.failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(images.len() as u64);
         if let Ok(s) = indicatif::ProgressStyle::with_template(

@@ -74,6 +74,7 @@ pub fn from_hashed(h: &Hashed) -> NewContent {
             quality,
             md5,
             sha256,
+            ..
         } => NewContent {
             kind: "photo",
             dedup_key: format!("sha256:{}", hex::encode(sha256)),

@@ -106,8 +106,9 @@ pub async fn match_hashed(
             quality,
             md5,
             sha256,
+            extras,
         } => {
-            match_signals(
+            let mut m = match_signals(
                 state,
                 &[
                     Signal::Pdq(*pdq),
@@ -117,7 +118,9 @@ pub async fn match_hashed(
                 Some(*quality),
                 banks,
             )
-            .await
+            .await?;
+            m.extend(match_extras(state, extras, &m, banks));
+            Ok(m)
         }
         Hashed::Video {
             frames,
@@ -145,6 +148,50 @@ pub async fn match_hashed(
             Ok(m)
         }
     }
+}
+
+/// Matches of an upload's extra PDQ hashes (the content region) that its
+/// full hash did not already find: each banked item once, through its closest
+/// extra, reported with `hash_kind`. Each extra passes the same quality floor
+/// as the full hash (`search_usable`, with the extra's own quality).
+fn match_extras(
+    state: &AppState,
+    extras: &[bulwark_pdq::KindHash],
+    found: &[Value],
+    banks: Option<&HashSet<String>>,
+) -> Vec<Value> {
+    let key = |bank: &str, id: i64| (bank.to_string(), id);
+    let seen: HashSet<(String, i64)> = found
+        .iter()
+        .filter_map(|j| Some(key(j["bank"].as_str()?, j["content_id"].as_i64()?)))
+        .collect();
+    let mut best: std::collections::BTreeMap<(String, i64), (Hit, &bulwark_pdq::KindHash)> =
+        Default::default();
+    // Banks hold full-image hashes: only the query's whole-picture extras
+    // (the content region) can match them; crops of the query are not
+    // compared (docs/DETECTION.md, "query extras").
+    let usable = extras
+        .iter()
+        .filter(|e| bulwark_pdq::Pairing::QueryExtras.allows(e.kind, bulwark_pdq::HashKind::Full));
+    for e in usable {
+        for h in state.catalog.search_usable(&e.hash, Some(e.quality), banks) {
+            let k = key(&h.bank, h.content_id);
+            if seen.contains(&k) || best.get(&k).is_some_and(|(b, _)| b.distance <= h.distance) {
+                continue;
+            }
+            best.insert(k, (h, e));
+        }
+    }
+    best.into_values()
+        .map(|(h, e)| {
+            state.metrics.matched(&h.bank, 1);
+            state.metrics.matched_extra(&h.bank, e.kind);
+            let mut j = hit_json(&h, "pdq");
+            j["query_signal"] = json!(e.hash.to_string());
+            j["hash_kind"] = json!(e.kind.as_str());
+            j
+        })
+        .collect()
 }
 
 fn unknown_banks(state: &AppState, banks: Option<&HashSet<String>>) -> Result<(), ApiError> {

@@ -1,0 +1,86 @@
+//! Time of the extra hashes: plain PDQ against `multi_hash_rgb` on the same
+//! decoded pixels, per image resized to 1024×768, one thread.
+//!
+//! `cargo run --release -p bulwark-pdq --example multi_time -- DIR [N]`
+//! (the first N images under DIR, sorted by path; default 100).
+
+use std::time::Instant;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let dir = args.next().expect("usage: multi_time DIR [N]");
+    let n: usize = args.next().map_or(100, |s| s.parse().expect("N"));
+    let mut files = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from(dir)];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let limits = bulwark_pdq::Limits::default();
+    let (mut plain, mut multi, mut extras, mut regions) = (Vec::new(), Vec::new(), 0usize, 0usize);
+    for p in files.iter() {
+        if plain.len() == n {
+            break;
+        }
+        let Ok(bytes) = std::fs::read(p) else {
+            continue;
+        };
+        let Ok(img) = bulwark_pdq::decode(&bytes, &limits) else {
+            continue;
+        };
+        if img.channels != 3 {
+            continue;
+        }
+        // Nearest-neighbour resize to exactly 1024×768.
+        let (w, h) = (1024usize, 768usize);
+        let (sw, sh) = (img.width as usize, img.height as usize);
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            for x in 0..w {
+                let at = ((y * sh / h) * sw + x * sw / w) * 3;
+                rgb.extend_from_slice(&img.pixels[at..at + 3]);
+            }
+        }
+        let time = |f: &dyn Fn()| {
+            let mut t: Vec<f64> = (0..7)
+                .map(|_| {
+                    let s = Instant::now();
+                    f();
+                    s.elapsed().as_secs_f64()
+                })
+                .collect();
+            t.sort_by(f64::total_cmp);
+            t[3]
+        };
+        plain.push(time(&|| {
+            std::hint::black_box(bulwark_pdq::hash_rgb(&rgb, w, h));
+        }));
+        multi.push(time(&|| {
+            std::hint::black_box(bulwark_pdq::multi_hash_rgb(&rgb, w, h));
+        }));
+        let m = bulwark_pdq::multi_hash_rgb(&rgb, w, h);
+        extras += m.extras().len();
+        regions += usize::from(m.get(bulwark_pdq::HashKind::Region).is_some());
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2] * 1e3
+    };
+    let k = plain.len();
+    let mut extra: Vec<f64> = multi.iter().zip(&plain).map(|(m, p)| m - p).collect();
+    println!(
+        "{k} images at 1024×768: plain hash {:.2} ms, MultiHash {:.2} ms, extra {:.2} ms (medians); \
+         {:.2} extras per image, {regions} with a content region",
+        med(&mut plain),
+        med(&mut multi),
+        med(&mut extra),
+        extras as f64 / k as f64
+    );
+}
