@@ -1,11 +1,14 @@
 //! Safe decoding of untrusted image bytes into the pixels the reference hashes.
 //!
-//! JPEG goes through libjpeg-turbo (the `turbojpeg` crate, vendored source) with
-//! its default ISLOW IDCT and fancy upsampling: the pixels the reference sees.
+//! JPEG goes through libjpeg-turbo's decoder (as vendored in the `mozjpeg` crate,
+//! compiled from C) with its default ISLOW IDCT and fancy upsampling: the pixels
+//! the reference sees.
 //! PNG, GIF (first frame), WebP, BMP and TIFF go through the `image` crate.
 //! Every path checks the header against [`Limits`] before it allocates.
 
-use std::io::Cursor;
+use std::cell::Cell;
+use std::io::{BufRead, Cursor, Read};
+use std::panic::{self, AssertUnwindSafe};
 
 use crate::Error;
 
@@ -82,7 +85,7 @@ pub struct Image {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Format {
-    /// JPEG (libjpeg-turbo).
+    /// JPEG (libjpeg-turbo's decoder).
     Jpeg,
     /// PNG.
     Png,
@@ -132,83 +135,60 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
     }
 }
 
+// Metadata segments (EXIF, XMP, ICC, comments) are skipped without being
+// parsed: a malformed one cannot refuse an image whose pixels are fine.
 fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
-    match decode_jpeg_once(bytes, limits) {
-        // A defect in a metadata segment (say a malformed ICC profile) makes
-        // libjpeg warn, and TurboJPEG turns the warning into an error. Such
-        // segments never change pixels: drop them and decode again.
-        Err(Error::Decode(msg)) if is_harmless_jpeg_warning(&msg) => {
-            match strip_metadata_segments(bytes) {
-                Some(clean) => decode_jpeg_once(&clean, limits),
-                None => Err(Error::Decode(msg)),
-            }
-        }
-        r => r,
+    // libjpeg reports fatal errors by unwinding out of the C code (the mozjpeg
+    // crate's error manager resumes an unwind without running the panic hook):
+    // catch it here and turn it into an error.
+    let hit_end = Cell::new(false);
+    let reader = WatchEnd {
+        rest: bytes,
+        hit_end: &hit_end,
+    };
+    let decoded = panic::catch_unwind(AssertUnwindSafe(|| decode_jpeg_unwinding(reader, limits)))
+        .unwrap_or_else(|payload| {
+        Err(Error::Decode(format!("JPEG: {}", panic_text(&*payload))))
+    })?;
+    if hit_end.get() {
+        // libjpeg asked for bytes past the end and, as its warning says, went
+        // on with grey: refuse, as libjpeg-turbo's TurboJPEG API does.
+        return Err(Error::Decode(
+            "JPEG: premature end of data (the file is truncated)".into(),
+        ));
     }
+    Ok(decoded)
 }
 
-/// Copies a JPEG without its APP1–APP13, APP15 and COM segments (EXIF, XMP,
-/// ICC, comments), which libjpeg does not use to compute pixels. APP0 (JFIF)
-/// and APP14 (Adobe: colour transform) are kept. None if the marker
-/// structure before the scan is not well formed.
-fn strip_metadata_segments(b: &[u8]) -> Option<Vec<u8>> {
-    if !b.starts_with(&[0xFF, 0xD8]) {
-        return None;
+fn decode_jpeg_unwinding(reader: WatchEnd<'_>, limits: &Limits) -> Result<Image, Error> {
+    let io_err = |e: std::io::Error| Error::Decode(format!("JPEG: {e}"));
+    let d = mozjpeg::Decompress::new_reader(reader).map_err(io_err)?;
+    let (w, h) = d.size();
+    limits.check_dimensions(w as u64, h as u64)?;
+    // Grey stays grey, CMYK and YCCK come out as (Adobe-inverted) CMYK,
+    // everything else as RGB: what the TurboJPEG API chose before.
+    let (channels, pixels) = match d.image().map_err(io_err)? {
+        mozjpeg::Format::Gray(mut s) => {
+            let px = s.read_scanlines::<u8>().map_err(io_err)?;
+            s.finish().map_err(io_err)?;
+            (1, px)
+        }
+        mozjpeg::Format::CMYK(mut s) => {
+            let px = s.read_scanlines::<u8>().map_err(io_err)?;
+            s.finish().map_err(io_err)?;
+            (3, cmyk_to_rgb(&px))
+        }
+        mozjpeg::Format::RGB(mut s) => {
+            let px = s.read_scanlines::<u8>().map_err(io_err)?;
+            s.finish().map_err(io_err)?;
+            (3, px)
+        }
+    };
+    if pixels.len() != w * h * usize::from(channels) {
+        return Err(Error::Decode(
+            "JPEG: fewer scanlines than the header says".into(),
+        ));
     }
-    let mut out = Vec::with_capacity(b.len());
-    out.extend_from_slice(&b[..2]);
-    let mut i = 2;
-    loop {
-        if i + 4 > b.len() || b[i] != 0xFF {
-            return None;
-        }
-        let marker = b[i + 1];
-        if marker == 0xFF {
-            i += 1; // fill byte
-            continue;
-        }
-        if marker == 0xDA {
-            // Start of scan: the rest is entropy-coded data, copied as is.
-            out.extend_from_slice(&b[i..]);
-            return Some(out);
-        }
-        let len = usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
-        if len < 2 || i + 2 + len > b.len() {
-            return None;
-        }
-        let metadata = matches!(marker, 0xE1..=0xED | 0xEF | 0xFE);
-        if !metadata {
-            out.extend_from_slice(&b[i..i + 2 + len]);
-        }
-        i += 2 + len;
-    }
-}
-
-fn decode_jpeg_once(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
-    use turbojpeg::{Colorspace, PixelFormat};
-    let jpeg_err = |e: turbojpeg::Error| Error::Decode(format!("JPEG: {e}"));
-    let mut d = turbojpeg::Decompressor::new().map_err(jpeg_err)?;
-    let header = d.read_header(bytes).map_err(jpeg_err)?;
-    limits.check_dimensions(header.width as u64, header.height as u64)?;
-    let (w, h) = (header.width, header.height);
-    let format = match header.colorspace {
-        Colorspace::Gray => PixelFormat::GRAY,
-        Colorspace::CMYK | Colorspace::YCCK => PixelFormat::CMYK,
-        _ => PixelFormat::RGB,
-    };
-    let mut out = turbojpeg::Image {
-        pixels: vec![0u8; w * h * format.size()],
-        width: w,
-        pitch: w * format.size(),
-        height: h,
-        format,
-    };
-    d.decompress(bytes, out.as_deref_mut()).map_err(jpeg_err)?;
-    let (channels, pixels) = match format {
-        PixelFormat::GRAY => (1, out.pixels),
-        PixelFormat::CMYK => (3, cmyk_to_rgb(&out.pixels)),
-        _ => (3, out.pixels),
-    };
     Ok(Image {
         width: w as u32,
         height: h as u32,
@@ -217,10 +197,42 @@ fn decode_jpeg_once(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
     })
 }
 
-/// Warnings about metadata segments, which do not affect pixels. Truncation
-/// ("Premature end of JPEG file") and damaged scans are not among them.
-fn is_harmless_jpeg_warning(msg: &str) -> bool {
-    msg.contains("bad ICC marker")
+/// The bytes of a JPEG as libjpeg reads them, noting whether it asked for
+/// more after the last one (a truncated file: libjpeg warns and pads).
+struct WatchEnd<'a> {
+    rest: &'a [u8],
+    hit_end: &'a Cell<bool>,
+}
+
+impl Read for WatchEnd<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.fill_buf()?.read(buf)?;
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for WatchEnd<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.rest.is_empty() {
+            self.hit_end.set(true);
+        }
+        Ok(self.rest)
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.rest = &self.rest[amt.min(self.rest.len())..];
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<String>() {
+        s.trim_start_matches("libjpeg fatal error: ").to_string()
+    } else if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else {
+        "the decoder failed".to_string()
+    }
 }
 
 /// CMYK (as libjpeg returns it from Adobe-style JPEGs, which store inverted
@@ -238,29 +250,46 @@ fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
 }
 
 /// Encodes decoded pixels as a baseline JPEG (4:2:0 for colour) at `quality`
-/// (1–100) with libjpeg-turbo: for benchmarks and for re-encoding transforms
-/// in the detection-quality harness.
+/// (1–100) with libjpeg's classic settings (as libjpeg-turbo encodes; none of
+/// mozjpeg's trellis or progressive extras): for benchmarks and for
+/// re-encoding transforms in the detection-quality harness.
 pub fn encode_jpeg(img: &Image, quality: u8) -> Result<Vec<u8>, Error> {
-    use turbojpeg::{PixelFormat, Subsamp};
-    let err = |e: turbojpeg::Error| Error::Unsupported(format!("JPEG encoding: {e}"));
-    let (format, subsamp) = if img.channels == 1 {
-        (PixelFormat::GRAY, Subsamp::Gray)
-    } else {
-        (PixelFormat::RGB, Subsamp::Sub2x2)
+    let channels = usize::from(img.channels);
+    let color_space = match img.channels {
+        1 => mozjpeg::ColorSpace::JCS_GRAYSCALE,
+        3 => mozjpeg::ColorSpace::JCS_RGB,
+        n => {
+            return Err(Error::Unsupported(format!(
+                "JPEG encoding: {n} channels (1 or 3 expected)"
+            )));
+        }
     };
-    let mut c = turbojpeg::Compressor::new().map_err(err)?;
-    c.set_quality(i32::from(quality.clamp(1, 100)))
-        .map_err(err)?;
-    c.set_subsamp(subsamp).map_err(err)?;
-    let w = img.width as usize;
-    c.compress_to_vec(turbojpeg::Image {
-        pixels: &img.pixels[..],
-        width: w,
-        pitch: w * usize::from(img.channels),
-        height: img.height as usize,
-        format,
+    let (w, h) = (img.width as usize, img.height as usize);
+    if w == 0 || h == 0 || img.pixels.len() != w * h * channels {
+        return Err(Error::Unsupported(format!(
+            "JPEG encoding: {} bytes do not make a {w}×{h}×{channels} image",
+            img.pixels.len()
+        )));
+    }
+    let err = |e: std::io::Error| Error::Unsupported(format!("JPEG encoding: {e}"));
+    panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut c = mozjpeg::Compress::new(color_space);
+        c.set_fastest_defaults();
+        c.set_size(w, h);
+        c.set_quality(f32::from(quality.clamp(1, 100)));
+        if channels == 3 {
+            c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
+        }
+        let mut started = c.start_compress(Vec::new()).map_err(err)?;
+        started.write_scanlines(&img.pixels).map_err(err)?;
+        started.finish().map_err(err)
+    }))
+    .unwrap_or_else(|payload| {
+        Err(Error::Unsupported(format!(
+            "JPEG encoding: {}",
+            panic_text(&*payload)
+        )))
     })
-    .map_err(err)
 }
 
 fn decode_other(bytes: &[u8], format: Format, limits: &Limits) -> Result<Image, Error> {

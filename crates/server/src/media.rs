@@ -170,8 +170,19 @@ fn hash_file(
         });
     }
     if bulwark_vpdq::sniff(&bytes[..bytes.len().min(4096)]) {
-        let frames = bulwark_vpdq::hash_video_bytes(bytes, video)
-            .map_err(|e| ApiError::bad_media(format!("cannot hash this video: {e}")))?;
+        let frames = bulwark_vpdq::hash_video_bytes(bytes, video).map_err(|e| match e {
+            // Images need nothing installed; video needs ffmpeg on the server.
+            bulwark_vpdq::Error::ToolMissing { tool, .. } => ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "video_unsupported",
+                format!(
+                    "this server cannot hash videos: {tool} is not installed; \
+                         install ffmpeg on the server (e.g. `apt-get install ffmpeg`) and \
+                         restart it (images work without it)"
+                ),
+            ),
+            e => ApiError::bad_media(format!("cannot hash this video: {e}")),
+        })?;
         if frames.is_empty() {
             return Err(ApiError::bad_media("the video has no frames"));
         }
@@ -184,4 +195,44 @@ fn hash_file(
     Err(ApiError::bad_media(
         "not an image or video Bulwark can read (JPEG, PNG, GIF, WebP, BMP, TIFF; MP4, MOV, WebM, MKV, AVI)",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A video upload on a server without ffmpeg is a clear 422 that says to
+    /// install it; an image on the same server still hashes.
+    #[test]
+    fn video_without_ffmpeg_is_a_clear_422_and_images_still_work() {
+        // An MP4 header: the sniffer sees a video, and ffmpeg cannot be run.
+        let mut video = vec![0, 0, 0, 24];
+        video.extend_from_slice(b"ftypisom\0\0\x02\0isomiso2");
+        video.resize(4096, 0);
+        assert!(bulwark_vpdq::sniff(&video[..video.len().min(4096)]));
+        let mut no_ffmpeg = bulwark_vpdq::Options::default();
+        no_ffmpeg.ffmpeg = "/nonexistent/bulwark-test/ffmpeg".into();
+        no_ffmpeg.ffprobe = "/nonexistent/bulwark-test/ffprobe".into();
+        let limits = bulwark_pdq::Limits::default();
+        let e = match hash_file(&video, &limits, &no_ffmpeg) {
+            Err(e) => e,
+            Ok(_) => panic!("hashed a video without ffmpeg"),
+        };
+        assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.code, "video_unsupported");
+        assert!(e.message.contains("install ffmpeg"), "{}", e.message);
+
+        let rgb: Vec<u8> = (0..64 * 64 * 3).map(|i| (i * 7 % 251) as u8).collect();
+        let img = bulwark_pdq::Image {
+            width: 64,
+            height: 64,
+            channels: 3,
+            pixels: rgb,
+        };
+        let jpeg = bulwark_pdq::encode_jpeg(&img, 90).expect("encode");
+        assert!(matches!(
+            hash_file(&jpeg, &limits, &no_ffmpeg),
+            Ok(Hashed::Photo { .. })
+        ));
+    }
 }
