@@ -152,26 +152,24 @@ impl Format {
                 let fields = split_csv(line)?;
                 let first = fields.first().map(|s| s.trim()).unwrap_or_default();
                 // `threatexchange dataset -P --csv`: signal_type,signal_str,collab,category,tags
-                if let (Ok(ty), Some(v)) = (first.parse::<SignalType>(), fields.get(1)) {
-                    if let Ok(signal) = ty.parse(v) {
-                        let mut m = serde_json::Map::new();
-                        for (i, k) in [(2, "collab"), (3, "category")] {
-                            if let Some(x) =
-                                fields.get(i).map(|x| x.trim()).filter(|x| !x.is_empty())
-                            {
-                                m.insert(k.into(), x.into());
-                            }
+                if let (Ok(ty), Some(v)) = (first.parse::<SignalType>(), fields.get(1))
+                    && let Ok(signal) = ty.parse(v)
+                {
+                    let mut m = serde_json::Map::new();
+                    for (i, k) in [(2, "collab"), (3, "category")] {
+                        if let Some(x) = fields.get(i).map(|x| x.trim()).filter(|x| !x.is_empty()) {
+                            m.insert(k.into(), x.into());
                         }
-                        if let Some(tags) = fields.get(4) {
-                            let tags: Vec<&str> = tags.split_whitespace().collect();
-                            if !tags.is_empty() {
-                                m.insert("tags".into(), tags.into());
-                            }
-                        }
-                        let mut r = Record::new(signal);
-                        r.metadata = (!m.is_empty()).then_some(serde_json::Value::Object(m));
-                        return Ok(Some(r));
                     }
+                    if let Some(tags) = fields.get(4) {
+                        let tags: Vec<&str> = tags.split_whitespace().collect();
+                        if !tags.is_empty() {
+                            m.insert("tags".into(), tags.into());
+                        }
+                    }
+                    let mut r = Record::new(signal);
+                    r.metadata = (!m.is_empty()).then_some(serde_json::Value::Object(m));
+                    return Ok(Some(r));
                 }
                 if first.eq_ignore_ascii_case("hash")
                     || first.eq_ignore_ascii_case("pdq")
@@ -207,10 +205,10 @@ impl Format {
                     None => SignalType::Pdq,
                     Some(t) => t.parse().map_err(|e| format!("{e}"))?,
                 };
-                if let Some(m) = &r.metadata {
-                    if !m.is_object() {
-                        return Err("metadata must be a JSON object".into());
-                    }
+                if let Some(m) = &r.metadata
+                    && !m.is_object()
+                {
+                    return Err("metadata must be a JSON object".into());
                 }
                 Ok(Some(Record {
                     signal: ty.parse(&r.signal).map_err(|e| e.to_string())?,

@@ -513,7 +513,7 @@ impl Index {
                 HEADER_WORDS * 8
             )));
         }
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return Err(Error::Corrupt(format!(
                 "length {} is not a multiple of 8 (truncated?)",
                 bytes.len()
@@ -548,7 +548,7 @@ impl Index {
                 "wrong magic (not a Bulwark index file)".into(),
             ));
         }
-        if raw.len() % 8 != 0 {
+        if !raw.len().is_multiple_of(8) {
             return Err(Error::Corrupt(format!(
                 "length {} is not a multiple of 8 (truncated?)",
                 raw.len()

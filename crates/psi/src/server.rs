@@ -341,10 +341,10 @@ impl AccountState {
         }
         let adct = r.bytes(adct_len(params), "adct").map_err(f)?.to_vec();
         r.finish().map_err(f)?;
-        if let Some(e) = self.entries.first() {
-            if e.z.len() != dim {
-                return Err(Rejection::WrongPdata);
-            }
+        if let Some(e) = self.entries.first()
+            && e.z.len() != dim
+        {
+            return Err(Rejection::WrongPdata);
         }
         match self.entries.binary_search_by(|e| e.x.cmp(&x)) {
             Ok(_) => Ok(()), // the same share again: nothing new

@@ -352,12 +352,12 @@ fn hash_video(
     timeout_seconds: Option<f64>,
 ) -> PyResult<Vec<FrameTuple>> {
     let mut opts = bulwark_vpdq::Options::default();
-    if let Some(s) = every_seconds {
-        if !(s.is_finite() && s > 0.0) {
-            return Err(PyValueError::new_err(
-                "every_seconds must be a positive number",
-            ));
-        }
+    if let Some(s) = every_seconds
+        && !(s.is_finite() && s > 0.0)
+    {
+        return Err(PyValueError::new_err(
+            "every_seconds must be a positive number",
+        ));
     }
     opts.every_seconds = every_seconds;
     opts.size = size;
@@ -414,7 +414,10 @@ fn index_err(e: bulwark_index::Error) -> PyErr {
 }
 
 fn entries_of(ids: &[u8], codes: &[u8]) -> PyResult<Vec<(u64, Code)>> {
-    if ids.len() % 8 != 0 || codes.len() % 32 != 0 || ids.len() / 8 != codes.len() / 32 {
+    if !ids.len().is_multiple_of(8)
+        || !codes.len().is_multiple_of(32)
+        || ids.len() / 8 != codes.len() / 32
+    {
         return Err(PyValueError::new_err(format!(
             "ids ({} bytes) must be n little-endian u64 and codes ({} bytes) n rows of 32 bytes",
             ids.len(),
@@ -435,7 +438,7 @@ fn entries_of(ids: &[u8], codes: &[u8]) -> PyResult<Vec<(u64, Code)>> {
 }
 
 fn codes_of(codes: &[u8]) -> PyResult<Vec<Code>> {
-    if codes.len() % 32 != 0 {
+    if !codes.len().is_multiple_of(32) {
         return Err(PyValueError::new_err(format!(
             "queries must be rows of 32 bytes, got {} bytes",
             codes.len()

@@ -152,10 +152,10 @@ impl KeyCache {
     }
 
     async fn lookup(&self, store: &Store, id: &str) -> Result<Option<CachedKey>, ApiError> {
-        if let Some((k, at)) = self.keys.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
-            if at.elapsed() < KEY_CACHE_TTL {
-                return Ok(Some(k.clone()));
-            }
+        if let Some((k, at)) = self.keys.lock().unwrap_or_else(|e| e.into_inner()).get(id)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(Some(k.clone()));
         }
         let row = sqlx::query(&store.sql(
             "SELECT secret_sha256, role, revoked_at, account, device FROM api_keys WHERE id = ?",

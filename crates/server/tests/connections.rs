@@ -3,6 +3,7 @@
 //!
 //! Each test attacks a real listener over TCP. Waits are bounded generously
 //! so a slow machine cannot make them flaky; none measures speed.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

@@ -871,7 +871,7 @@ async fn confirmed_items_become_cybertipline_reports_and_evidence_packages() {
     let hashes = text_at(&fp, "fileDetails/originalFileHash");
     assert!(hashes.contains(&hex::encode(md5::Md5::digest(&pen))));
     assert!(hashes.contains(&hex::encode(sha1::Sha1::digest(&pen))));
-    let upload = &calls.lock().unwrap()[1].1;
+    let upload = calls.lock().unwrap()[1].1.clone();
     assert!(
         upload.windows(pen.len()).any(|w| w == pen.as_slice()),
         "the file bytes are uploaded"

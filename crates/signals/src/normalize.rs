@@ -175,10 +175,10 @@ fn base_chars(text: &str) -> Vec<Base> {
         }
         // A dropped character (a mark, tatweel, a zero-width character)
         // belongs to the character before it, so spans cover it.
-        if out.len() == before {
-            if let Some(last) = out.last_mut() {
-                last.src.end = src.end;
-            }
+        if out.len() == before
+            && let Some(last) = out.last_mut()
+        {
+            last.src.end = src.end;
         }
     }
     out

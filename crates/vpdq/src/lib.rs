@@ -395,7 +395,7 @@ pub fn hash_video(path: &Path, opts: &Options) -> Result<Vec<FrameHash>, Error> 
                     "more than {max_frames} frames"
                 )));
             }
-            if index % step == 0 && tx.send((index, px)).is_err() {
+            if index.is_multiple_of(step) && tx.send((index, px)).is_err() {
                 return Ok(());
             }
             index += 1;

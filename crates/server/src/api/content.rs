@@ -134,10 +134,10 @@ pub fn from_signals(
             )));
         }
     }
-    if let Some(q) = quality {
-        if q > 100 {
-            return Err(ApiError::bad_request("quality must be 0..=100"));
-        }
+    if let Some(q) = quality
+        && q > 100
+    {
+        return Err(ApiError::bad_request("quality must be 0..=100"));
     }
     let mut types: Vec<SignalType> = by_type.keys().copied().collect();
     types.sort();

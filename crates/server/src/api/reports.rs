@@ -335,15 +335,15 @@ pub async fn submit(
         report.messages[0].stamp.key_id,
         hex::encode(report.messages[0].stamp.mac)
     );
-    if rejection.is_none() {
-        if let (Some(id), Some(r)) = (existing_report(&state, &message_key).await?, &reporter) {
-            add_reporter(&state, &caller, id, r, &report).await?;
-            return Ok((
-                StatusCode::OK,
-                Json(json!({"id": id, "status": "queued", "duplicate": true})),
-            )
-                .into_response());
-        }
+    if rejection.is_none()
+        && let (Some(id), Some(r)) = (existing_report(&state, &message_key).await?, &reporter)
+    {
+        add_reporter(&state, &caller, id, r, &report).await?;
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"id": id, "status": "queued", "duplicate": true})),
+        )
+            .into_response());
     }
     // Attachments: opened only when their message verified.
     let mut outcomes = Vec::new();

@@ -107,10 +107,9 @@ async fn current(state: &AppState) -> Result<Option<Arc<Release>>, ApiError> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
+        && at.elapsed() < Duration::from_secs(2)
     {
-        if at.elapsed() < Duration::from_secs(2) {
-            return Ok(Some(Arc::clone(r)));
-        }
+        return Ok(Some(Arc::clone(r)));
     }
     let s = &state.store;
     let Some(latest) =
@@ -175,7 +174,7 @@ fn encode_entries(e: &[(u64, PdqHash)]) -> Vec<u8> {
 }
 
 fn decode_entries(b: &[u8]) -> Result<Vec<(u64, PdqHash)>, String> {
-    if b.len() % 40 != 0 {
+    if !b.len().is_multiple_of(40) {
         return Err(format!(
             "stored pdata entries: {} bytes is not a multiple of 40",
             b.len()

@@ -1160,10 +1160,10 @@ async fn decide_inner(
             "This item was already decided.",
         ));
     }
-    if latest.as_deref() == Some("escalate") {
-        if let Err(r) = reviewer.require(ConsoleRole::Lead) {
-            return Ok(r);
-        }
+    if latest.as_deref() == Some("escalate")
+        && let Err(r) = reviewer.require(ConsoleRole::Lead)
+    {
+        return Ok(r);
     }
     let mut effect = json!(null);
     match decision {

@@ -193,7 +193,7 @@ async fn dashboard_inner(state: &AppState, reviewer: &Reviewer) -> anyhow::Resul
     .bind(since * 86_400_000)
     .fetch_all(&s.pool)
     .await?;
-    let mut per_day = vec![0usize; 14];
+    let mut per_day = [0usize; 14];
     let mut per_bank: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
     let mut waits = Vec::new();
     for r in &rows {

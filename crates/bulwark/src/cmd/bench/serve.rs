@@ -305,7 +305,7 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
     let mut n = 0usize;
     let mut found = 0usize;
     while t.elapsed().as_secs_f64() < a.seconds.min(3.0) {
-        let q = if n % 2 == 0 {
+        let q = if n.is_multiple_of(2) {
             flip(&hashes[rng.gen_range(0..hashes.len())], 8, &mut rng)
         } else {
             PdqHash::from_bytes(rng.r#gen())

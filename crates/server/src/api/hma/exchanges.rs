@@ -1042,10 +1042,10 @@ pub async fn run_due(state: &AppState) -> Result<(), ApiError> {
         if last.is_some_and(|l| now - l < every * 1000) {
             continue;
         }
-        if let Some(e) = load(state, &name).await? {
-            if let Err(err) = run(state, &e).await {
-                tracing::debug!("exchange {name}: {}", err.message);
-            }
+        if let Some(e) = load(state, &name).await?
+            && let Err(err) = run(state, &e).await
+        {
+            tracing::debug!("exchange {name}: {}", err.message);
         }
     }
     Ok(())

@@ -164,10 +164,10 @@ pub fn check_url(policy: &Policy, url: &Url) -> Result<(), ApiError> {
         url::Host::Ipv6(a) => Some(IpAddr::V6(a)),
         url::Host::Domain(_) => None,
     };
-    if let Some(ip) = literal {
-        if !address_allowed(ip, policy.allow_loopback) {
-            return Err(refused(format!("{ip} is not a public address")));
-        }
+    if let Some(ip) = literal
+        && !address_allowed(ip, policy.allow_loopback)
+    {
+        return Err(refused(format!("{ip} is not a public address")));
     }
     Ok(())
 }
