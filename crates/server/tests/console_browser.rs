@@ -135,6 +135,12 @@ async fn review_in_a_real_browser() {
         .click()
         .await
         .unwrap();
+    // A click that submits a form returns before the next page has loaded:
+    // wait for an element of that page before looking at it.
+    b.wait()
+        .for_element(Locator::Css(".item-link"))
+        .await
+        .unwrap();
     let url = b.current_url().await.unwrap();
     assert!(url.path().starts_with("/console/queue"), "{url}");
     shot("queue.png").await;
@@ -144,6 +150,10 @@ async fn review_in_a_real_browser() {
         .await
         .unwrap()
         .click()
+        .await
+        .unwrap();
+    b.wait()
+        .for_element(Locator::Css("button.reveal"))
         .await
         .unwrap();
     assert_eq!(
@@ -255,7 +265,8 @@ async fn review_in_a_real_browser() {
         .await
         .unwrap();
     let xml = b
-        .find(Locator::Css("#cybertip-xml"))
+        .wait()
+        .for_element(Locator::Css("#cybertip-xml"))
         .await
         .unwrap()
         .text()
