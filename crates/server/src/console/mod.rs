@@ -28,8 +28,9 @@ use sqlx::Row;
 use crate::AppState;
 use crate::db::{Backend, Store};
 
-/// Console settings (`[console]` in the configuration file).
-#[derive(Debug, Clone, Deserialize)]
+/// Console settings (`[console]` in the configuration file). `Debug` never
+/// prints the webhook secret.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleConfig {
     /// Mark session cookies `Secure` (HTTPS only). Turn off only for tests on
@@ -62,6 +63,46 @@ pub struct ConsoleConfig {
     pub reporter_last_name: String,
     /// See [`ConsoleConfig::reporter_first_name`].
     pub reporter_email: String,
+}
+
+impl std::fmt::Debug for ConsoleConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleConfig")
+            .field("secure_cookies", &self.secure_cookies)
+            .field("session_hours", &self.session_hours)
+            .field("max_failed_logins", &self.max_failed_logins)
+            .field("lockout_minutes", &self.lockout_minutes)
+            .field("daily_reveal_budget", &self.daily_reveal_budget)
+            .field("break_after_minutes", &self.break_after_minutes)
+            .field("webhook_url", &self.webhook_url)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .field("webhook_backoff_ms", &self.webhook_backoff_ms)
+            .field("cybertip_url", &self.cybertip_url)
+            .field("reporter_first_name", &self.reporter_first_name)
+            .field("reporter_last_name", &self.reporter_last_name)
+            .field("reporter_email", &self.reporter_email)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::ConsoleConfig;
+
+    #[test]
+    fn debug_output_never_shows_the_webhook_secret() {
+        let c = ConsoleConfig {
+            webhook_secret: Some("s3cr3t-webhook-key".into()),
+            ..ConsoleConfig::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t-webhook-key"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 }
 
 impl Default for ConsoleConfig {
