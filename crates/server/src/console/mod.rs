@@ -89,22 +89,6 @@ impl std::fmt::Debug for ConsoleConfig {
     }
 }
 
-#[cfg(test)]
-mod config_tests {
-    use super::ConsoleConfig;
-
-    #[test]
-    fn debug_output_never_shows_the_webhook_secret() {
-        let c = ConsoleConfig {
-            webhook_secret: Some("s3cr3t-webhook-key".into()),
-            ..ConsoleConfig::default()
-        };
-        let shown = format!("{c:?}");
-        assert!(!shown.contains("s3cr3t-webhook-key"), "{shown}");
-        assert!(shown.contains("<redacted>"), "{shown}");
-    }
-}
-
 impl Default for ConsoleConfig {
     fn default() -> Self {
         ConsoleConfig {
@@ -257,4 +241,20 @@ pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
 /// The UTC day number of a time in milliseconds.
 pub fn day_of(ms: i64) -> i64 {
     ms.div_euclid(86_400_000)
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::ConsoleConfig;
+
+    #[test]
+    fn debug_output_never_shows_the_webhook_secret() {
+        let c = ConsoleConfig {
+            webhook_secret: Some("s3cr3t-webhook-key".into()),
+            ..ConsoleConfig::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t-webhook-key"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 }
