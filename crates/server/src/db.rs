@@ -257,16 +257,13 @@ impl Store {
                 MIGRATIONS.len()
             );
             for (i, m) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-                let (pk, real, blob) = match self.backend {
-                    Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL", "BLOB"),
-                    Backend::Postgres => ("BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION", "BYTEA"),
-                };
-                let text = m
-                    .replace("{pk}", pk)
-                    .replace("{real}", real)
-                    .replace("{blob}", blob);
                 let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
-                for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                for stmt in self
+                    .render(m)
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
                     sqlx::query(stmt).execute(&mut *tx).await?;
                 }
                 sqlx::query(&self.sql("INSERT INTO schema_version (version) VALUES (?)"))
@@ -281,6 +278,80 @@ impl Store {
         .await;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_unlock(7305542)")
+                .execute(&mut *conn)
+                .await?;
+        }
+        result
+    }
+
+    /// A migration's text with the column types of this backend in place of
+    /// `{pk}`, `{real}` and `{blob}`.
+    fn render(&self, migration: &str) -> String {
+        let (pk, real, blob) = match self.backend {
+            Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL", "BLOB"),
+            Backend::Postgres => ("BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION", "BYTEA"),
+        };
+        migration
+            .replace("{pk}", pk)
+            .replace("{real}", real)
+            .replace("{blob}", blob)
+    }
+
+    /// Runs a feature module's own migrations (the HMA surface, the console),
+    /// versioned by `meta.{key}` apart from the service's schema: each pending
+    /// one once, in a transaction, replicas one at a time on PostgreSQL.
+    /// `what` names the tables in messages.
+    pub async fn migrate_module(
+        &self,
+        key: &str,
+        what: &str,
+        migrations: &[&str],
+    ) -> anyhow::Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_lock(7305543)")
+                .execute(&mut *conn)
+                .await?;
+        }
+        let result = async {
+            let current: i64 = sqlx::query(&self.sql("SELECT value FROM meta WHERE key = ?"))
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|r| r.try_get::<String, _>("value"))
+                .transpose()?
+                .map_or(Ok(0), |v| v.parse::<i64>())
+                .map_err(|e| anyhow::anyhow!("meta.{key}: {e}"))?;
+            anyhow::ensure!(
+                current as usize <= migrations.len(),
+                "the {what} tables have version {current}, newer than this binary knows"
+            );
+            for (i, m) in migrations.iter().enumerate().skip(current as usize) {
+                let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
+                for stmt in self
+                    .render(m)
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
+                    sqlx::query(stmt).execute(&mut *tx).await?;
+                }
+                sqlx::query(&self.sql(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                ))
+                .bind(key)
+                .bind((i + 1).to_string())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                tracing::info!("{what} tables migrated to version {}", i + 1);
+            }
+            Ok(())
+        }
+        .await;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock(7305543)")
                 .execute(&mut *conn)
                 .await?;
         }

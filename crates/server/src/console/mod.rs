@@ -23,10 +23,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use sqlx::Row;
 
 use crate::AppState;
-use crate::db::{Backend, Store};
+use crate::db::Store;
 
 /// Console settings (`[console]` in the configuration file). `Debug` never
 /// prints the webhook secret.
@@ -150,53 +149,9 @@ const MIGRATIONS: &[&str] = &[CONSOLE_V1];
 
 /// Runs the console's pending migrations (called by [`Store::open`]).
 pub async fn migrate(store: &Store) -> anyhow::Result<()> {
-    let mut conn = store.pool.acquire().await?;
-    if store.backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_lock(7305543)")
-            .execute(&mut *conn)
-            .await?;
-    }
-    let result = async {
-        let current: i64 = sqlx::query(&store.sql("SELECT value FROM meta WHERE key = ?"))
-            .bind("console_schema")
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(|r| r.try_get::<String, _>("value"))
-            .transpose()?
-            .map_or(Ok(0), |v| v.parse::<i64>())
-            .map_err(|e| anyhow::anyhow!("meta.console_schema: {e}"))?;
-        anyhow::ensure!(
-            current as usize <= MIGRATIONS.len(),
-            "the console tables have version {current}, newer than this binary knows"
-        );
-        let (pk, blob) = match store.backend {
-            Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
-            Backend::Postgres => ("BIGSERIAL PRIMARY KEY", "BYTEA"),
-        };
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            let text = m.replace("{pk}", pk).replace("{blob}", blob);
-            let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
-            for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(stmt).execute(&mut *tx).await?;
-            }
-            sqlx::query(&store.sql(
-                "INSERT INTO meta (key, value) VALUES ('console_schema', ?) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            ))
-            .bind((i + 1).to_string())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-        }
-        Ok(())
-    }
-    .await;
-    if store.backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_unlock(7305543)")
-            .execute(&mut *conn)
-            .await?;
-    }
-    result
+    store
+        .migrate_module("console_schema", "console", MIGRATIONS)
+        .await
 }
 
 /// The console's routes (merged into the service's router).

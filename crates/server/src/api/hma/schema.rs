@@ -1,9 +1,7 @@
 //! The HMA surface's own tables, versioned by the `hma_schema` key in the
 //! `meta` table (independent of the core schema in `db.rs`).
 
-use sqlx::Row;
-
-use crate::db::{Backend, Store};
+use crate::db::Store;
 
 /// Version 1: per-bank matching ratios, exchanges, their fetch status and
 /// checkpoints, exchange API credentials (sealed), and the follower's map
@@ -25,55 +23,5 @@ const VERSIONS: &[&str] = &[HMA_V1];
 
 /// Runs the HMA migrations not yet applied (each once, in a transaction).
 pub async fn migrate(store: &Store) -> anyhow::Result<()> {
-    let mut conn = store.pool.acquire().await?;
-    if store.backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_lock(7305543)")
-            .execute(&mut *conn)
-            .await?;
-    }
-    let result = async {
-        let current: i64 = sqlx::query(&store.sql("SELECT value FROM meta WHERE key = ?"))
-            .bind("hma_schema")
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(|r| r.try_get::<String, _>("value"))
-            .transpose()?
-            .map_or(Ok(0), |v| v.parse::<i64>())?;
-        anyhow::ensure!(
-            current as usize <= VERSIONS.len(),
-            "the database has HMA schema version {current}, newer than this binary knows"
-        );
-        let real = match store.backend {
-            Backend::Sqlite => "REAL",
-            Backend::Postgres => "DOUBLE PRECISION",
-        };
-        for (i, m) in VERSIONS.iter().enumerate().skip(current as usize) {
-            let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
-            for stmt in m
-                .replace("{real}", real)
-                .split(';')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-            {
-                sqlx::query(stmt).execute(&mut *tx).await?;
-            }
-            sqlx::query(&store.sql(
-                "INSERT INTO meta (key, value) VALUES ('hma_schema', ?) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            ))
-            .bind((i + 1).to_string())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            tracing::info!("HMA tables migrated to version {}", i + 1);
-        }
-        Ok(())
-    }
-    .await;
-    if store.backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_unlock(7305543)")
-            .execute(&mut *conn)
-            .await?;
-    }
-    result
+    store.migrate_module("hma_schema", "HMA", VERSIONS).await
 }
