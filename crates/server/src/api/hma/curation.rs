@@ -59,6 +59,13 @@ pub async fn banks(State(state): State<AppState>, caller: Caller) -> ApiResult<J
     Ok(Json(Value::Array(out)))
 }
 
+/// The bank named `name`, or HMA's 404 for it.
+async fn hma_bank(state: &AppState, name: &str) -> Result<BankRow, ApiError> {
+    db::bank_by_name(&state.store, name).await?.ok_or_else(|| {
+        ApiError::not_found(format!("bank '{}' not found", crate::error::snippet(name)))
+    })
+}
+
 /// `GET /c/bank/<name>`.
 pub async fn bank_get(
     State(state): State<AppState>,
@@ -66,11 +73,7 @@ pub async fn bank_get(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Matcher)?;
-    let b = db::bank_by_name(&state.store, &name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!("bank '{}' not found", crate::error::snippet(&name)))
-        })?;
+    let b = hma_bank(&state, &name).await?;
     Ok(Json(bank_json(&b, &ratios(&state).await?)))
 }
 
@@ -379,14 +382,7 @@ pub async fn content_add(
     req: Request,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Curator)?;
-    let bank = db::bank_by_name(&state.store, &bank_name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "bank '{}' not found",
-                crate::error::snippet(&bank_name)
-            ))
-        })?;
+    let bank = hma_bank(&state, &bank_name).await?;
     let body = hashing::read_body(req, &state).await?;
     let (metadata, note) = match &body {
         Body::Json(Value::Object(m)) => (
@@ -519,14 +515,7 @@ pub async fn content_get(
     Query(q): Query<GetQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Curator)?;
-    let bank = db::bank_by_name(&state.store, &bank_name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "bank '{}' not found",
-                crate::error::snippet(&bank_name)
-            ))
-        })?;
+    let bank = hma_bank(&state, &bank_name).await?;
     let c = content_row(&state, &bank, id).await?;
     let sig = parse_bool(q.include_signals.as_deref(), false)?;
     let meta = parse_bool(q.include_metadata.as_deref(), true)?;
@@ -608,14 +597,7 @@ pub async fn content_delete(
     Path((bank_name, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Curator)?;
-    let bank = db::bank_by_name(&state.store, &bank_name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "bank '{}' not found",
-                crate::error::snippet(&bank_name)
-            ))
-        })?;
+    let bank = hma_bank(&state, &bank_name).await?;
     let n = delete_content(&state, &caller, &bank, id).await?;
     Ok(Json(json!({"deleted": n})))
 }
@@ -659,14 +641,7 @@ pub async fn add_signal(
     req: Request,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Curator)?;
-    let bank = db::bank_by_name(&state.store, &bank_name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "bank '{}' not found",
-                crate::error::snippet(&bank_name)
-            ))
-        })?;
+    let bank = hma_bank(&state, &bank_name).await?;
     let body = hashing::read_body(req, &state).await?;
     let mut m = object(&body)?.clone();
     let note = check_note(m.remove("note").as_ref())?;
