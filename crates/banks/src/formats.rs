@@ -234,7 +234,20 @@ impl Format {
                 }
                 let q = r.quality.map(|q| q.to_string()).unwrap_or_default();
                 let note = csv_field(r.note.as_deref().unwrap_or(""));
-                writeln!(out, "{},{q},{note}", r.signal.value())
+                write!(out, "{},{q},{note}", r.signal.value())?;
+                // The columns after `note` that a CSV import kept.
+                let columns = r
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.get("columns"))
+                    .and_then(|c| c.as_array());
+                for c in columns.into_iter().flatten() {
+                    match c {
+                        serde_json::Value::String(c) => write!(out, ",{}", csv_field(c))?,
+                        other => write!(out, ",{}", csv_field(&other.to_string()))?,
+                    }
+                }
+                writeln!(out)
             }
             Format::JsonLines => {
                 let j = JsonRecordOut {
@@ -518,6 +531,21 @@ mod tests {
     fn csv_refuses_to_write_non_pdq() {
         let r = Record::new(SignalType::Md5.parse(&"ab".repeat(16)).unwrap());
         assert!(Format::Csv.write_record(&r, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn csv_export_keeps_the_columns_a_csv_import_kept() {
+        let line = format!("{H},90,\"a, note\",case-17,\"x \"\"y\"\"\"");
+        let r = Format::Csv.parse_line(&line).unwrap().unwrap();
+        let mut out = Vec::new();
+        Format::Csv.write_record(&r, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let again = Format::Csv.parse_line(text.trim_end()).unwrap().unwrap();
+        assert_eq!(again, r, "{text}");
+        assert_eq!(
+            r.metadata.unwrap()["columns"],
+            serde_json::json!(["case-17", "x \"y\""])
+        );
     }
 
     fn arb_record() -> impl Strategy<Value = Record> {

@@ -54,6 +54,8 @@ enum Command {
     /// Create, list and revoke the service's API keys.
     #[command(subcommand)]
     Keys(cmd::keys::Command),
+    /// Import a hash list into a bank of a running service (an import job, with progress).
+    Import(cmd::import::Args),
     /// A test device for private matching: account keys, safety vouchers, sending them.
     #[command(subcommand)]
     Device(cmd::device::Command),
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::Vpdq(c) => cmd::vpdq::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Keys(c) => cmd::keys::run(c),
+        Command::Import(a) => cmd::import::run(a),
         Command::Device(c) => cmd::device::run(c),
         Command::Pdata(c) => cmd::device::run_pdata(c),
         Command::Providers(c) => cmd::device::run_providers(c),

@@ -65,9 +65,15 @@ impl Reply {
 impl Http {
     /// An endpoint at `base` (`http://host:port`, no trailing slash needed).
     pub fn new(base: &str) -> Http {
+        Http::with_timeout(base, Some(Duration::from_secs(120)))
+    }
+
+    /// An endpoint whose calls each take at most `timeout` (`None`: no
+    /// limit, for uploads of large lists).
+    pub fn with_timeout(base: &str, timeout: Option<Duration>) -> Http {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
+            .timeout_global(timeout)
             .build()
             .into();
         Http {
@@ -138,6 +144,41 @@ impl Http {
             status,
             body,
             headers,
+        })
+    }
+
+    /// `POST` a body streamed from `reader` (large uploads: nothing is held
+    /// in memory); `content_type` names it.
+    pub fn post_reader(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        headers: &[(&str, &str)],
+        content_type: &str,
+        reader: &mut dyn std::io::Read,
+    ) -> anyhow::Result<Reply> {
+        let url = format!("{}{path}", self.base);
+        let mut r = self.agent.post(&url).content_type(content_type);
+        if let Some(k) = bearer {
+            r = r.header("Authorization", format!("Bearer {k}"));
+        }
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let mut resp = r
+            .send(ureq::SendBody::from_reader(reader))
+            .with_context(|| format!("POST {url}"))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE)
+            .read_to_vec()
+            .with_context(|| format!("POST {url}: reading the response"))?;
+        Ok(Reply {
+            status,
+            body,
+            headers: Vec::new(),
         })
     }
 

@@ -139,6 +139,10 @@ struct Seen {
 
 /// A gap in `changes` (a transaction still in flight on another replica, or
 /// rolled back) is waited for this long before it is skipped.
+/// A snapshot further behind the store than this many changes is not
+/// replayed: the index is read from the store instead (faster past this).
+pub const MAX_REPLAY: i64 = 200_000;
+
 const GAP_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The in-memory matching state.
@@ -323,6 +327,24 @@ impl Catalog {
             );
             return Ok(false);
         }
+        // Replaying a change costs a row read; past a backlog, reading every
+        // hash at once (one aggregated text per 100,000 rows) is faster.
+        let backlog: i64 =
+            sqlx::query(&store.sql("SELECT COUNT(*) AS n FROM changes WHERE seq > ?"))
+                .bind(m.seq)
+                .fetch_one(&store.pool)
+                .await?
+                .try_get("n")?;
+        if backlog > MAX_REPLAY {
+            tracing::info!(
+                "index snapshot is {backlog} changes behind the store: loading from the store"
+            );
+            return Ok(false);
+        }
+        tracing::info!(
+            "loading the index snapshot ({} entries, {backlog} changes to replay)",
+            m.entries
+        );
         let p = path.to_path_buf();
         let index = tokio::task::spawn_blocking(move || Index::open(&p)).await??;
         anyhow::ensure!(
@@ -336,11 +358,16 @@ impl Catalog {
             tokio::task::spawn_blocking(move || Arc::new(LiveIndex::from_index(index))).await?;
         self.install(live, side, m.seq);
         let mut replayed = 0;
+        let mut told = Instant::now();
         loop {
             let n = self.refresh(store).await?;
             replayed += n;
             if n == 0 {
                 break;
+            }
+            if told.elapsed() > Duration::from_secs(5) {
+                told = Instant::now();
+                tracing::info!("replaying changes: {replayed} of about {backlog}");
             }
         }
         tracing::info!(
@@ -419,7 +446,15 @@ impl Catalog {
             ))
             .into_owned();
         let mut after = 0i64;
+        let mut told = Instant::now();
         loop {
+            if told.elapsed() > Duration::from_secs(5) {
+                told = Instant::now();
+                tracing::info!(
+                    "loading the index from the store: {} hashes read",
+                    entries.len()
+                );
+            }
             let row = sqlx::query(&sql).bind(after).fetch_one(&store.pool).await?;
             let Some(last) = row.try_get::<Option<i64>, _>("last")? else {
                 break;

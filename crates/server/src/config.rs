@@ -18,6 +18,8 @@ pub struct Config {
     pub database: Option<String>,
     /// Largest accepted upload body, in bytes.
     pub max_upload_bytes: usize,
+    /// Largest list accepted by an import job (spooled to `data_dir/imports`).
+    pub max_import_bytes: u64,
     /// Threads decoding and hashing media (the bounded worker pool).
     pub workers: usize,
     /// Uploads accepted at once (each holds at most `max_upload_bytes`); more wait.
@@ -63,6 +65,7 @@ impl Default for Config {
             data_dir: PathBuf::from("bulwark-data"),
             database: None,
             max_upload_bytes: 64 << 20,
+            max_import_bytes: 4 << 30,
             workers,
             max_uploads_in_flight: 2 * workers + 2,
             queue_timeout: Duration::from_secs(30),
@@ -95,6 +98,8 @@ pub struct FileConfig {
     pub database: Option<String>,
     /// See [`Config::max_upload_bytes`].
     pub max_upload_bytes: Option<usize>,
+    /// See [`Config::max_import_bytes`].
+    pub max_import_bytes: Option<u64>,
     /// See [`Config::workers`].
     pub workers: Option<usize>,
     /// See [`Config::max_uploads_in_flight`].
@@ -155,6 +160,9 @@ impl FileConfig {
         }
         if let Some(v) = self.max_upload_bytes {
             c.max_upload_bytes = v;
+        }
+        if let Some(v) = self.max_import_bytes {
+            c.max_import_bytes = v;
         }
         if let Some(v) = self.workers {
             c.workers = v.max(1);

@@ -48,6 +48,12 @@ pub struct AppState {
 
 /// How often a changed index is snapshotted to the data directory.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(600);
+/// Sooner when this many changes are not in the snapshot (an import): a
+/// restart then replays at most about this many, or reads the store (see
+/// [`catalog::MAX_REPLAY`]).
+const CHECKPOINT_CHANGES: i64 = 100_000;
+/// But not more often than this (writing a 10M-entry snapshot takes seconds).
+const CHECKPOINT_MIN: Duration = Duration::from_secs(30);
 
 /// A service opened on its store, not yet listening.
 pub struct Service {
@@ -123,7 +129,10 @@ impl Service {
                     Err(e) => tracing::warn!("refreshing from the database failed: {e:#}"),
                 }
                 let c = &state.catalog;
-                if c.applied_seq() != c.snapshot_seq() && last_snapshot.elapsed() > SNAPSHOT_EVERY {
+                let behind = c.applied_seq() - c.snapshot_seq();
+                let due = (behind > 0 && last_snapshot.elapsed() > SNAPSHOT_EVERY)
+                    || (behind > CHECKPOINT_CHANGES && last_snapshot.elapsed() > CHECKPOINT_MIN);
+                if due {
                     last_snapshot = std::time::Instant::now();
                     if let Err(e) = c.save_snapshot(&state.store).await {
                         tracing::warn!("writing the index snapshot failed: {e:#}");
@@ -142,6 +151,7 @@ impl Service {
         let refresh = self.spawn_refresh();
         let vouchers = api::vouchers::spawn_worker(self.state.clone());
         let exchanges = api::hma::exchanges::spawn_scheduler(self.state.clone());
+        let imports = api::imports::spawn_worker(self.state.clone());
         let c = &self.state.config;
         let limits = listen::Limits {
             header_read_timeout: c.header_read_timeout,
@@ -154,6 +164,7 @@ impl Service {
         refresh.abort();
         vouchers.abort();
         exchanges.abort();
+        imports.abort();
         console.abort();
         if let Err(e) = self.state.catalog.save_snapshot(&self.state.store).await {
             tracing::warn!("writing the index snapshot failed: {e:#}");

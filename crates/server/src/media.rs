@@ -127,16 +127,23 @@ impl Pool {
     }
 
     /// Hashes an uploaded file (image or video) in the pool.
+    ///
+    /// The decoder permit moves into the blocking task: if the client goes
+    /// away, the decode still runs to its end and holds its permit until then,
+    /// so `workers` bounds the decodes actually running.
     pub async fn hash(&self, bytes: bytes::Bytes) -> Result<Hashed, ApiError> {
-        let _permit = tokio::time::timeout(self.wait, Arc::clone(&self.workers).acquire_owned())
+        let permit = tokio::time::timeout(self.wait, Arc::clone(&self.workers).acquire_owned())
             .await
             .map_err(|_| ApiError::busy("every decoder is busy; retry later"))?
             .map_err(ApiError::internal)?;
         let limits = self.limits;
         let video = self.video.clone();
-        tokio::task::spawn_blocking(move || hash_file(&bytes, &limits, &video))
-            .await
-            .map_err(ApiError::internal)?
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash_file(&bytes, &limits, &video)
+        })
+        .await
+        .map_err(ApiError::internal)?
     }
 }
 
@@ -169,6 +176,12 @@ fn hash_file(
             extras: m.extras().to_vec(),
         });
     }
+    if let Some(brand) = heif_brand(bytes) {
+        return Err(ApiError::bad_media(format!(
+            "HEIC/HEIF/AVIF images (brand {brand:?}) are not supported: convert to JPEG or PNG \
+             first (e.g. `heif-convert in.heic out.jpg`)"
+        )));
+    }
     if bulwark_vpdq::sniff(&bytes[..bytes.len().min(4096)]) {
         let frames = bulwark_vpdq::hash_video_bytes(bytes, video).map_err(|e| match e {
             // Images need nothing installed; video needs ffmpeg on the server.
@@ -197,11 +210,50 @@ fn hash_file(
     ))
 }
 
+/// The major brand of an ISO-BMFF file that holds a still image (HEIC,
+/// HEIF, AVIF): these share MP4's `ftyp` box, so without this check they
+/// would be sent to ffmpeg as videos and fail with a confusing message.
+fn heif_brand(bytes: &[u8]) -> Option<&str> {
+    if bytes.len() < 12 || &bytes[4..8] != b"ftyp" {
+        return None;
+    }
+    let brand = std::str::from_utf8(&bytes[8..12]).ok()?;
+    [
+        "heic", "heix", "heim", "heis", "hevc", "hevx", "mif1", "msf1", "avif", "avis",
+    ]
+    .contains(&brand)
+    .then_some(brand)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// A video upload on a server without ffmpeg is a clear 422 that says to
+    /// A HEIC still (an `ftyp` box like MP4's) gets an accurate message, not
+    /// a video error from ffmpeg.
+    #[test]
+    fn heic_gets_an_accurate_message() {
+        let mut heic = vec![0, 0, 0, 24];
+        heic.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
+        heic.resize(4096, 0);
+        let e = match hash_file(
+            &heic,
+            &bulwark_pdq::Limits::default(),
+            &bulwark_vpdq::Options::default(),
+        ) {
+            Err(e) => e,
+            Ok(_) => panic!("hashed a fake HEIC"),
+        };
+        assert_eq!(e.code, "bad_media");
+        assert!(
+            e.message.contains("HEIC") && e.message.contains("convert"),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("/tmp"), "{}", e.message);
+    }
+
     /// install it; an image on the same server still hashes.
     #[test]
     fn video_without_ffmpeg_is_a_clear_422_and_images_still_work() {

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 mod franking;
 #[path = "bench/hash.rs"]
 mod hash;
+#[path = "bench/import.rs"]
+mod import;
 #[path = "bench/index.rs"]
 mod index;
 #[path = "bench/psi.rs"]
@@ -31,6 +33,8 @@ pub enum Command {
     Psi(psi::Args),
     /// The matcher service under load on loopback (match by hash and by upload), and start-up.
     Serve(serve::Args),
+    /// A large list through an import job, with single writes during it, against per-row inserts.
+    Import(import::Args),
 }
 
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {
@@ -41,6 +45,7 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         Command::Franking(a) => franking::run(a),
         Command::Psi(a) => psi::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Import(a) => import::run(a),
     }
 }
 

@@ -1,11 +1,9 @@
 //! `bulwark device ...` and `bulwark pdata ...`: a device for testing and
 //! integrating private matching (safety vouchers) against `bulwark serve`.
 
-use std::io::{BufRead, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use base64::Engine as _;
 use bulwark_client::voucher::{DeviceAccount, SeenImages, voucher_for_image_seen};
@@ -360,7 +358,8 @@ fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A minimal HTTP/1.1 exchange over plain TCP: (status, headers, body).
+/// One exchange with the service through the workspace's HTTP client:
+/// (status, headers as `name: value` lines, body).
 fn http(
     server: &str,
     method: &str,
@@ -368,34 +367,19 @@ fn http(
     key: Option<&str>,
     body: &[u8],
 ) -> anyhow::Result<(u16, String, Vec<u8>)> {
-    let hostport = server
-        .strip_prefix("http://")
-        .ok_or_else(|| anyhow::anyhow!("--server must be http://HOST:PORT (got {server:?})"))?
-        .trim_end_matches('/');
-    let mut s = TcpStream::connect(hostport)
-        .map_err(|e| anyhow::anyhow!("connecting to {hostport}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let auth = key
-        .map(|k| format!("Authorization: Bearer {k}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| anyhow::anyhow!("malformed HTTP response"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("malformed status line"))?;
-    Ok((status, head, raw[split + 4..].to_vec()))
+    anyhow::ensure!(
+        server.starts_with("http://") || server.starts_with("https://"),
+        "--server must be http://HOST:PORT (got {server:?})"
+    );
+    let client = bulwark_chat::http::Http::new(server);
+    let r = client.call(method, path, key, Some(("application/json", body)))?;
+    let head = r
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    Ok((r.status, head, r.body))
 }
 
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {

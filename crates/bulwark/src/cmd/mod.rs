@@ -8,6 +8,7 @@ pub mod console;
 pub mod device;
 pub mod eval;
 pub mod hash;
+pub mod import;
 pub mod index;
 pub mod keys;
 pub mod serve;

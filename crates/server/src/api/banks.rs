@@ -142,20 +142,7 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Matcher)?;
     let bank = bank_or_404(&state, &name).await?;
-    let s = &state.store;
-    let count = |sql: &'static str| {
-        let q = s.sql(sql).into_owned();
-        async move {
-            sqlx::query(&q)
-                .bind(bank.id)
-                .fetch_one(&s.pool)
-                .await?
-                .try_get::<i64, _>("n")
-        }
-    };
-    let content = count("SELECT COUNT(*) AS n FROM content WHERE bank_id = ?").await?;
-    let disabled =
-        count("SELECT COUNT(*) AS n FROM content WHERE bank_id = ? AND enabled = 0").await?;
+    let (content, disabled) = crate::db::bank_counts(&state.store, bank.id).await?;
     let mut j = bank_json(&bank);
     j["content_count"] = json!(content);
     j["disabled_count"] = json!(disabled);

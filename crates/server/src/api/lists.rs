@@ -21,7 +21,7 @@ use crate::error::{ApiError, ApiResult};
 /// Longest accepted line.
 const MAX_LINE: usize = 64 << 10;
 /// Records per transaction.
-const BATCH: usize = 1000;
+const BATCH: usize = 2000;
 /// Rejected lines listed in the answer (all are counted).
 const MAX_REJECTED_LISTED: usize = 1000;
 
@@ -31,10 +31,96 @@ pub struct ImportQuery {
     source: Option<String>,
 }
 
-fn format_of(f: Option<&str>) -> Result<Format, ApiError> {
+pub(super) fn format_of(f: Option<&str>) -> Result<Format, ApiError> {
     f.unwrap_or("lines")
         .parse::<Format>()
         .map_err(ApiError::bad_request)
+}
+
+/// Parsed records of one batch, with their line numbers.
+#[derive(Default)]
+pub(super) struct Batch {
+    records: Vec<(usize, Record)>,
+    lines: Option<(usize, usize)>,
+}
+
+impl Batch {
+    /// Records held.
+    pub(super) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Parses line `n` (without its newline) into the batch; why it was
+    /// rejected. Blank and comment lines are skipped.
+    pub(super) fn line(&mut self, format: Format, n: usize, bytes: &[u8]) -> Result<(), String> {
+        let first = self.lines.map_or(n, |(f, _)| f);
+        self.lines = Some((first, n));
+        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if let Some(r) = format.parse_line(text)? {
+            self.records.push((n, r));
+        }
+        Ok(())
+    }
+
+    /// Writes the batch in `tx` (content, signals, changes and one audit
+    /// row); the caller commits, then applies the changes to the catalog.
+    /// Returns (added, duplicates, changes).
+    pub(super) async fn commit(
+        self,
+        s: &crate::db::Store,
+        tx: &mut sqlx::AnyConnection,
+        bank: &BankRow,
+        actor: &str,
+        source: Option<&str>,
+        format: Format,
+    ) -> Result<(u64, u64, Vec<(i64, Option<i64>, Option<i64>)>), ApiError> {
+        let Some((first, last)) = self.lines else {
+            return Ok((0, 0, Vec::new()));
+        };
+        let items: Vec<NewContent> = self
+            .records
+            .iter()
+            .map(|(_, r)| {
+                let sig = &r.signal;
+                NewContent {
+                    kind: "signals",
+                    dedup_key: format!("{}:{}", sig.signal_type(), sig.value()),
+                    note: r.note.clone(),
+                    metadata: r.metadata.as_ref().map(|m| m.to_string()),
+                    source: source.map(str::to_string),
+                    signals: vec![SignalRow {
+                        signal_type: sig.signal_type().name().to_string(),
+                        value: sig.value(),
+                        quality: r.quality.map(i64::from),
+                    }],
+                    frames: Vec::new(),
+                }
+            })
+            .collect();
+        let (ids, changes) = db::insert_contents(s, &mut *tx, bank.id, actor, &items).await?;
+        let added = ids.iter().filter(|i| i.is_some()).count() as u64;
+        let duplicates = ids.len() as u64 - added;
+        if !items.is_empty() {
+            let detail = json!({
+                "source": source,
+                "format": format.name(),
+                "lines": [first, last],
+                "added": added,
+            });
+            db::audit(
+                s,
+                &mut *tx,
+                actor,
+                "content.import",
+                Some(&bank.name),
+                None,
+                detail,
+            )
+            .await?;
+        }
+        Ok((added, duplicates, changes))
+    }
 }
 
 struct Import<'a> {
@@ -43,7 +129,7 @@ struct Import<'a> {
     bank: &'a BankRow,
     format: Format,
     source: Option<String>,
-    batch: Vec<(usize, Record)>,
+    batch: Batch,
     lines: usize,
     added: u64,
     duplicates: u64,
@@ -62,78 +148,35 @@ impl Import<'_> {
     async fn line(&mut self, bytes: &[u8]) -> Result<(), ApiError> {
         self.lines += 1;
         let n = self.lines;
-        let text = match std::str::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(_) => {
-                self.reject(n, "not UTF-8".into());
-                return Ok(());
-            }
-        };
-        match self.format.parse_line(text) {
-            Ok(Some(r)) => {
-                self.batch.push((n, r));
-                if self.batch.len() >= BATCH {
-                    self.flush().await?;
-                }
-            }
-            Ok(None) => {}
-            Err(e) => self.reject(n, e),
+        if let Err(e) = self.batch.line(self.format, n, bytes) {
+            self.reject(n, e);
+        }
+        if self.batch.len() >= BATCH {
+            self.flush().await?;
         }
         Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), ApiError> {
-        if self.batch.is_empty() {
+        let batch = std::mem::take(&mut self.batch);
+        if batch.len() == 0 {
             return Ok(());
         }
         let s = &self.state.store;
-        let batch = std::mem::take(&mut self.batch);
         let mut tx = s.pool.begin().await?;
-        let mut changes = Vec::new();
-        let (first, last) = (batch[0].0, batch[batch.len() - 1].0);
-        let mut added = 0;
-        for (_, r) in &batch {
-            let sig = &r.signal;
-            let c = NewContent {
-                kind: "signals",
-                dedup_key: format!("{}:{}", sig.signal_type(), sig.value()),
-                note: r.note.clone(),
-                metadata: r.metadata.as_ref().map(|m| m.to_string()),
-                source: self.source.clone(),
-                signals: vec![SignalRow {
-                    signal_type: sig.signal_type().name().to_string(),
-                    value: sig.value(),
-                    quality: r.quality.map(i64::from),
-                }],
-                frames: Vec::new(),
-            };
-            match db::insert_content(s, &mut tx, self.bank.id, &self.caller.key_id, &c).await? {
-                Some(id) => {
-                    added += 1;
-                    let seq = db::change(s, &mut tx, Some(self.bank.id), Some(id)).await?;
-                    changes.push((seq, Some(self.bank.id), Some(id)));
-                }
-                None => self.duplicates += 1,
-            }
-        }
-        let detail = json!({
-            "source": self.source,
-            "format": self.format.name(),
-            "lines": [first, last],
-            "added": added,
-        });
-        db::audit(
-            s,
-            &mut tx,
-            &self.caller.key_id,
-            "content.import",
-            Some(&self.bank.name),
-            None,
-            detail,
-        )
-        .await?;
+        let (added, duplicates, changes) = batch
+            .commit(
+                s,
+                &mut tx,
+                self.bank,
+                &self.caller.key_id,
+                self.source.as_deref(),
+                self.format,
+            )
+            .await?;
         tx.commit().await?;
         self.added += added;
+        self.duplicates += duplicates;
         self.state
             .catalog
             .apply(s, &changes)
@@ -166,7 +209,7 @@ pub async fn import(
         bank: &bank,
         format,
         source: q.source.clone(),
-        batch: Vec::new(),
+        batch: Batch::default(),
         lines: 0,
         added: 0,
         duplicates: 0,

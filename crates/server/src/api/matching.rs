@@ -134,8 +134,20 @@ pub async fn match_hashed(
                 banks,
             )
             .await?;
-            let rule = bulwark_vpdq::MatchRule::default();
-            for v in state.catalog.match_video(frames, &rule, banks) {
+            // The vPDQ rule compares every frame pair (rayon inside): a
+            // blocking thread, not the async runtime.
+            let (catalog, frames, only) = (
+                std::sync::Arc::clone(&state.catalog),
+                frames.clone(),
+                banks.cloned(),
+            );
+            let hits = tokio::task::spawn_blocking(move || {
+                let rule = bulwark_vpdq::MatchRule::default();
+                catalog.match_video(&frames, &rule, only.as_ref())
+            })
+            .await
+            .map_err(ApiError::internal)?;
+            for v in hits {
                 state.metrics.matched(&v.bank, 1);
                 m.push(json!({
                     "bank": &*v.bank,

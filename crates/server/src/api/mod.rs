@@ -4,6 +4,7 @@ mod banks;
 mod content;
 mod devices;
 pub mod hma;
+pub mod imports;
 mod lists;
 mod matching;
 mod ops;
@@ -55,6 +56,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/banks/{bank}/import", post(lists::import))
         .route("/v1/banks/{bank}/export", get(lists::export))
+        .route("/v1/banks/{bank}/imports", post(imports::create))
+        .route("/v1/imports", get(imports::list))
+        .route(
+            "/v1/imports/{id}",
+            get(imports::get).delete(imports::cancel),
+        )
         .route("/v1/hash", post(matching::hash))
         .route("/v1/match", post(matching::match_))
         .route("/v1/franking/stamp", post(reports::stamp))

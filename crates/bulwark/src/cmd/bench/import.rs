@@ -1,0 +1,252 @@
+//! `bulwark bench import`: a large hash list through an import job
+//! (`POST /v1/banks/{bank}/imports` on loopback, then the worker), with single
+//! writes (`POST /v1/banks/{other}/content`) sent all along to show what an
+//! import costs the other writers.
+//!
+//! The reference in the same run is the import path before jobs: one content,
+//! signal and change statement per line (`db::insert_content`, 1,000 lines a
+//! transaction), on a sample of the same list.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bulwark_chat::http::Http;
+use bulwark_server::auth::{self, Role};
+use bulwark_server::db::{self, NewContent, SignalRow};
+use bulwark_server::{Config, Service};
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+/// Arguments of `bulwark bench import`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Lines in the list.
+    #[arg(long, default_value_t = 1_000_000)]
+    lines: usize,
+    /// Lines of the reference (per-row) import.
+    #[arg(long, default_value_t = 20_000)]
+    reference_lines: usize,
+    /// Milliseconds between single writes during the import.
+    #[arg(long, default_value_t = 20)]
+    write_every_ms: u64,
+    /// Use this database instead of a temporary SQLite file (it gets new banks).
+    #[arg(long)]
+    database: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(a))
+}
+
+fn hex32(rng: &mut impl Rng) -> String {
+    let b: [u8; 32] = rng.r#gen();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::tempdir()?;
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        database: a.database.clone(),
+        listen: "127.0.0.1:0".parse()?,
+        ..Config::default()
+    };
+    let service = Service::open(config).await?;
+    let st = service.state.clone();
+    let tag = std::process::id();
+    let (bank, refbank, single) = (
+        format!("import_{tag}"),
+        format!("import_ref_{tag}"),
+        format!("import_single_{tag}"),
+    );
+    for b in [&bank, &refbank, &single] {
+        sqlx::query(&st.store.sql(
+            "INSERT INTO banks (name, threshold, enabled, description, provider, created_at, updated_at) \
+             VALUES (?, 31, 1, 'benchmark', NULL, 0, 0)",
+        ))
+        .bind(b)
+        .execute(&st.store.pool)
+        .await?;
+    }
+    st.catalog.load_full(&st.store).await?;
+    let key = auth::create_key(&st.store, Role::Admin, "bench")
+        .await?
+        .key
+        .to_string();
+
+    // The list, on disk.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let list = dir.path().join("list.txt");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&list)?);
+        for _ in 0..a.lines {
+            writeln!(f, "pdq {}", hex32(&mut rng))?;
+        }
+        f.flush()?;
+    }
+
+    // Reference: the per-row path on a sample of the same kind of lines.
+    let ref_bank = db::bank_by_name(&st.store, &refbank)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("reference bank missing"))?;
+    let t = Instant::now();
+    let mut done = 0;
+    while done < a.reference_lines {
+        let mut tx = st.store.pool.begin().await?;
+        for _ in 0..1000.min(a.reference_lines - done) {
+            let h = hex32(&mut rng);
+            let c = NewContent {
+                kind: "signals",
+                dedup_key: format!("pdq:{h}"),
+                note: None,
+                metadata: None,
+                source: None,
+                signals: vec![SignalRow {
+                    signal_type: "pdq".into(),
+                    value: h,
+                    quality: None,
+                }],
+                frames: Vec::new(),
+            };
+            if let Some(id) =
+                db::insert_content(&st.store, &mut tx, ref_bank.id, "bench", &c).await?
+            {
+                db::change(&st.store, &mut tx, Some(ref_bank.id), Some(id)).await?;
+            }
+            done += 1;
+        }
+        tx.commit().await?;
+    }
+    let ref_rate = a.reference_lines as f64 / t.elapsed().as_secs_f64();
+
+    // The service on loopback, with its import worker.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let c = &service.state.config;
+    let limits = bulwark_server::listen::Limits {
+        header_read_timeout: c.header_read_timeout,
+        max_connections: bulwark_server::listen::fit_connections(c.max_connections),
+        drain_timeout: c.request_timeout,
+    };
+    tokio::spawn(bulwark_server::listen::serve(
+        listener,
+        service.router(),
+        limits,
+        std::future::pending(),
+    ));
+    let worker = bulwark_server::api::imports::spawn_worker(st.clone());
+    let base = format!("http://127.0.0.1:{port}");
+
+    // Single writes all along.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, base, key, single) = (stop.clone(), base.clone(), key.clone(), single.clone());
+        let every = Duration::from_millis(a.write_every_ms);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<f64>, usize)> {
+            let http = Http::new(&base);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+            let (mut ms, mut errors) = (Vec::new(), 0);
+            while !stop.load(Ordering::Relaxed) {
+                let body = json!({"signals": {"pdq": hex32(&mut rng)}});
+                let t = Instant::now();
+                let r =
+                    http.post_json(&format!("/v1/banks/{single}/content"), Some(&key), &body)?;
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+                if r.status != 201 && r.status != 200 {
+                    errors += 1;
+                }
+                std::thread::sleep(every);
+            }
+            Ok((ms, errors))
+        })
+    };
+
+    let t = Instant::now();
+    let (base2, key2, bank2, list2) = (base.clone(), key.clone(), bank.clone(), list.clone());
+    let job = tokio::task::spawn_blocking(move || -> anyhow::Result<serde_json::Value> {
+        let http = Http::with_timeout(&base2, None);
+        let mut f = std::io::BufReader::new(std::fs::File::open(&list2)?);
+        http.post_reader(
+            &format!("/v1/banks/{bank2}/imports"),
+            Some(&key2),
+            &[],
+            "text/plain",
+            &mut f,
+        )?
+        .json("starting the import", &[202])
+    })
+    .await??;
+    let upload_s = t.elapsed().as_secs_f64();
+    let id = job["id"].as_str().unwrap_or_default().to_string();
+    let http = Http::new(&base);
+    let job = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (http, key, id) = (http.clone(), key.clone(), id.clone());
+        let j = tokio::task::spawn_blocking(move || {
+            http.call("GET", &format!("/v1/imports/{id}"), Some(&key), None)?
+                .json("following the import", &[200])
+        })
+        .await??;
+        if j["status"] != "queued" && j["status"] != "running" {
+            break j;
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    let (mut ms, errors) = writer.await??;
+    worker.abort();
+    anyhow::ensure!(job["status"] == "done", "the import did not finish: {job}");
+    let added = job["added"].as_u64().unwrap_or(0);
+    anyhow::ensure!(
+        added as usize == a.lines,
+        "{added} of {} lines added",
+        a.lines
+    );
+    let import_s = job["seconds"].as_f64().unwrap_or(f64::NAN);
+    let rate = a.lines as f64 / import_s;
+    ms.sort_by(f64::total_cmp);
+    let backend = if a.database.is_some() {
+        "postgresql"
+    } else {
+        "sqlite"
+    };
+    let machine = super::machine();
+    if a.json {
+        println!(
+            "{}",
+            json!({"backend": backend, "lines": a.lines, "upload_s": upload_s, "import_s": import_s,
+                "lines_per_s": rate, "reference_lines_per_s": ref_rate, "ratio": rate / ref_rate,
+                "single_writes": ms.len(), "single_write_errors": errors,
+                "single_write_p50_ms": pct(&ms, 0.5), "single_write_p99_ms": pct(&ms, 0.99),
+                "single_write_max_ms": ms.last().copied().unwrap_or(f64::NAN), "machine": machine})
+        );
+    } else {
+        println!(
+            "{backend}: {} lines  upload {upload_s:.1} s  import {import_s:.1} s = {rate:.0} lines/s \
+             (per-row reference {ref_rate:.0} lines/s, {:.1}x)  single writes during the import: {} \
+             ({errors} errors) p50 {:.1} ms p99 {:.1} ms max {:.1} ms  [{machine}]",
+            a.lines,
+            rate / ref_rate,
+            ms.len(),
+            pct(&ms, 0.5),
+            pct(&ms, 0.99),
+            ms.last().copied().unwrap_or(f64::NAN),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
