@@ -54,10 +54,14 @@ def _mypy(tmp_path, *args):
 
 def test_mypy_strict_accepts_typed_use_and_refuses_misuse(tmp_path):
     usage, misuse = TYPING / "usage.py", TYPING / "misuse.py"
+    # The installed package's own code (client, plug-in, wrappers over the
+    # stub) under --strict as well.
+    own = _mypy(tmp_path, "--strict", "-p", "bulwark")
+    assert own.returncode == 0 and "Success" in own.stdout, own.stdout + own.stderr
     r = _mypy(tmp_path, "--strict", "--no-error-summary", "--show-absolute-path", str(usage), str(misuse))
     errors = [ln for ln in r.stdout.splitlines() if ": error:" in ln]
-    in_usage = [ln for ln in errors if ln.startswith(str(usage))]
-    assert in_usage == [], r.stdout
+    elsewhere = [ln for ln in errors if not ln.startswith(str(misuse))]
+    assert elsewhere == [], r.stdout
     want = {i + 1 for i, ln in enumerate(misuse.read_text().splitlines()) if ln.endswith("# error")}
     got = {int(m.group(1)) for ln in errors if (m := re.match(re.escape(str(misuse)) + r":(\d+):", ln))}
     assert got == want, r.stdout

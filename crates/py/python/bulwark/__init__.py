@@ -311,6 +311,11 @@ def format_vpdq(frames: t.Iterable[FrameHash]) -> str:
     return "".join(f"{f.frame},{f.quality},{f.hash},{f.timestamp:.3f}\n" for f in frames)
 
 
+def _frame_tuple(f: t.Sequence[t.Any]) -> t.Tuple[int, int, str, float]:
+    fr = FrameHash(*f)
+    return (fr.frame, fr.quality, fr.hash, fr.timestamp)
+
+
 def match_videos(
     query: t.Sequence[FrameHash],
     compared: t.Sequence[FrameHash],
@@ -321,8 +326,8 @@ def match_videos(
     compared_percent: float = 0.0,
 ) -> VideoMatch:
     """The vPDQ match rule (defaults: python-threatexchange's and HMA's)."""
-    q = [tuple(f) for f in query]
-    c = [tuple(f) for f in compared]
+    q = [_frame_tuple(f) for f in query]
+    c = [_frame_tuple(f) for f in compared]
     return VideoMatch(*_n.match_videos(q, c, distance, quality, query_percent, compared_percent))
 
 

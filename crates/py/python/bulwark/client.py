@@ -367,7 +367,7 @@ class _Endpoints:
         return _Req("GET", f"/v1/banks/{name}", _j(lambda j: _from(Bank, j)))
 
     @_endpoint
-    def update_bank(self, name: str, **patch: t.Any) -> _Req[Bank]:
+    def update_bank(self, /, name: str, **patch: t.Any) -> _Req[Bank]:
         return _Req("PATCH", f"/v1/banks/{name}", _j(lambda j: _from(Bank, j)), json=patch)
 
     @_endpoint
@@ -429,7 +429,7 @@ class _Endpoints:
         return _Req("GET", f"/v1/banks/{bank}/content/{id}", _j(Content.from_json))
 
     @_endpoint
-    def update_content(self, bank: str, id: int, **patch: t.Any) -> _Req[Content]:
+    def update_content(self, /, bank: str, id: int, **patch: t.Any) -> _Req[Content]:
         return _Req("PATCH", f"/v1/banks/{bank}/content/{id}", _j(Content.from_json), json=patch)
 
     @_endpoint
