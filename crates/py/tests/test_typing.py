@@ -36,7 +36,7 @@ def test_package_ships_py_typed_and_stubs():
     assert all(hasattr(bulwark, n) for n in bulwark.__all__)
 
 
-TYPING = pathlib.Path(__file__).resolve().parent / "typing"
+TYPING = pathlib.Path(__file__).resolve().parent / "typecheck"
 
 
 def _mypy(tmp_path, *args):
