@@ -930,7 +930,7 @@ impl PyAttachmentRef {
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         other
             .cast::<PyAttachmentRef>()
-            .is_ok_and(|o| o.get().inner == self.inner)
+            .is_ok_and(|o| refs_content(&self.inner).references(&o.get().inner))
     }
     fn __hash__(&self) -> u64 {
         use std::hash::{Hash, Hasher};
@@ -948,6 +948,15 @@ impl PyAttachmentRef {
             self.inner.size,
             hex::encode(self.inner.ciphertext_sha256)
         )
+    }
+}
+
+/// A content holding only this reference: `Content::references` compares
+/// field by field, the key in constant time.
+fn refs_content(r: &fr_att::AttachmentRef) -> fr::Content {
+    fr::Content {
+        body: Vec::new(),
+        attachments: vec![r.clone()],
     }
 }
 
@@ -971,9 +980,17 @@ fn seal_attachment<'py>(
     media_type: String,
     blob_id: String,
 ) -> PyResult<(PyAttachmentRef, Bound<'py, PyBytes>)> {
+    // The limits first (on a placeholder reference), so bad names cost no encryption.
+    check_refs(&[fr_att::AttachmentRef {
+        blob_id: blob_id.clone(),
+        key: fr_att::AttachmentKey([0; 32]),
+        commitment: fr_att::Commitment([0; 32]),
+        ciphertext_sha256: [0; 32],
+        size: 0,
+        media_type: media_type.clone(),
+    }])?;
     let (r, ct) =
         py.detach(|| fr_att::seal(plaintext, &media_type, &blob_id, &mut rand::rngs::OsRng));
-    check_refs(std::slice::from_ref(&r))?;
     Ok((PyAttachmentRef { inner: r }, PyBytes::new(py, &ct)))
 }
 

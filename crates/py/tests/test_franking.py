@@ -67,6 +67,12 @@ def test_sealed_attachment_decrypts_independently_and_opens():
     assert (ref.size, ref.media_type, ref.blob_id) == (len(IMAGE), "image/png", "blob-1")
     assert bulwark.open_attachment(ref, ct) == IMAGE
     assert ref.key.hex() not in repr(ref)
+    # Rebuilt from stored fields it is the same reference; another key is not.
+    fields = (ref.blob_id, ref.key, ref.commitment, ref.ciphertext_sha256, ref.size, ref.media_type)
+    same = bulwark.AttachmentRef(*fields)
+    assert same == ref and hash(same) == hash(ref)
+    assert bulwark.AttachmentRef(ref.blob_id, b"\1" * 32, *fields[2:]) != ref
+    assert ref != fields
     # A fresh key each time.
     assert bulwark.seal_attachment(IMAGE, "image/png", "blob-1").reference.key != ref.key
 
