@@ -850,6 +850,7 @@ fn sign_voucher<'py>(
 // ---------------------------------------------------------------- franking
 
 use bulwark_client::franking as fr;
+use bulwark_franking::attachment as fr_att;
 
 fn franking_err(e: impl std::fmt::Display) -> PyErr {
     FrankingError::new_err(e.to_string())
@@ -860,20 +861,169 @@ fn array32(b: &[u8], what: &str) -> PyResult<[u8; 32]> {
         .map_err(|_| PyValueError::new_err(format!("{what} must be 32 bytes, got {}", b.len())))
 }
 
-/// Sender: franks a text body sent as (sender, conversation, message_id).
-/// Returns `(plaintext, tag)`: encrypt `plaintext`; put `tag` in the
-/// message's authenticated data.
+/// An attachment reference as a franked message carries it: blob id, key,
+/// key commitment, SHA-256 of the ciphertext, plaintext size, media type
+/// (`bulwark_franking::attachment::AttachmentRef`).
+#[pyclass(
+    module = "bulwark._bulwark",
+    name = "AttachmentRef",
+    frozen,
+    from_py_object
+)]
+#[derive(Clone)]
+struct PyAttachmentRef {
+    inner: fr_att::AttachmentRef,
+}
+
+#[pymethods]
+impl PyAttachmentRef {
+    /// A reference from its fields (as a device stored them); checked
+    /// against the content limits.
+    #[new]
+    #[pyo3(signature = (blob_id, key, commitment, ciphertext_sha256, size, media_type))]
+    fn new(
+        blob_id: String,
+        key: &[u8],
+        commitment: &[u8],
+        ciphertext_sha256: &[u8],
+        size: u64,
+        media_type: String,
+    ) -> PyResult<Self> {
+        let r = PyAttachmentRef {
+            inner: fr_att::AttachmentRef {
+                blob_id,
+                key: fr_att::AttachmentKey(array32(key, "attachment key")?),
+                commitment: fr_att::Commitment(array32(commitment, "attachment commitment")?),
+                ciphertext_sha256: array32(ciphertext_sha256, "ciphertext SHA-256")?,
+                size,
+                media_type,
+            },
+        };
+        check_refs(std::slice::from_ref(&r.inner))?;
+        Ok(r)
+    }
+    #[getter]
+    fn blob_id(&self) -> String {
+        self.inner.blob_id.clone()
+    }
+    /// The attachment's secret key (32 bytes): keep it as secret as the message.
+    #[getter]
+    fn key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.key.0)
+    }
+    #[getter]
+    fn commitment<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.commitment.0)
+    }
+    #[getter]
+    fn ciphertext_sha256<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.ciphertext_sha256)
+    }
+    #[getter]
+    fn size(&self) -> u64 {
+        self.inner.size
+    }
+    #[getter]
+    fn media_type(&self) -> String {
+        self.inner.media_type.clone()
+    }
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other
+            .cast::<PyAttachmentRef>()
+            .is_ok_and(|o| refs_content(&self.inner).references(&o.get().inner))
+    }
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.inner.ciphertext_sha256.hash(&mut h);
+        self.inner.blob_id.hash(&mut h);
+        h.finish()
+    }
+    /// Never shows the key.
+    fn __repr__(&self) -> String {
+        format!(
+            "AttachmentRef(blob_id={:?}, media_type={:?}, size={}, ciphertext_sha256='{}')",
+            self.inner.blob_id,
+            self.inner.media_type,
+            self.inner.size,
+            hex::encode(self.inner.ciphertext_sha256)
+        )
+    }
+}
+
+/// A content holding only this reference: `Content::references` compares
+/// field by field, the key in constant time.
+fn refs_content(r: &fr_att::AttachmentRef) -> fr::Content {
+    fr::Content {
+        body: Vec::new(),
+        attachments: vec![r.clone()],
+    }
+}
+
+/// The content limits on attachment references (`Content::check`'s message).
+fn check_refs(refs: &[fr_att::AttachmentRef]) -> PyResult<()> {
+    fr::Content {
+        body: Vec::new(),
+        attachments: refs.to_vec(),
+    }
+    .check()
+    .map_err(franking_err)
+}
+
+/// Sender: encrypts an attachment under a fresh key with a key commitment.
+/// Returns `(reference, ciphertext)`: upload the ciphertext as `blob_id`,
+/// put the reference in the message (`frank(..., attachments=[ref])`).
 #[pyfunction]
+fn seal_attachment<'py>(
+    py: Python<'py>,
+    plaintext: &[u8],
+    media_type: String,
+    blob_id: String,
+) -> PyResult<(PyAttachmentRef, Bound<'py, PyBytes>)> {
+    // The limits first (on a placeholder reference), so bad names cost no encryption.
+    check_refs(&[fr_att::AttachmentRef {
+        blob_id: blob_id.clone(),
+        key: fr_att::AttachmentKey([0; 32]),
+        commitment: fr_att::Commitment([0; 32]),
+        ciphertext_sha256: [0; 32],
+        size: 0,
+        media_type: media_type.clone(),
+    }])?;
+    let (r, ct) =
+        py.detach(|| fr_att::seal(plaintext, &media_type, &blob_id, &mut rand::rngs::OsRng));
+    Ok((PyAttachmentRef { inner: r }, PyBytes::new(py, &ct)))
+}
+
+/// Receiver: checks the ciphertext's SHA-256, then the key against the
+/// commitment, then decrypts. Raises `FrankingError` otherwise.
+#[pyfunction]
+fn open_attachment<'py>(
+    py: Python<'py>,
+    reference: &PyAttachmentRef,
+    ciphertext: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    let plain = py
+        .detach(|| fr_att::open(&reference.inner, ciphertext))
+        .map_err(franking_err)?;
+    Ok(PyBytes::new(py, &plain))
+}
+
+/// Sender: franks a body and the attachment references sent as (sender,
+/// conversation, message_id). Returns `(plaintext, tag)`: encrypt
+/// `plaintext`; put `tag` in the message's authenticated data.
+#[pyfunction]
+#[pyo3(signature = (sender, conversation, message_id, body, attachments = Vec::new()))]
 fn frank<'py>(
     py: Python<'py>,
     sender: &str,
     conversation: &str,
     message_id: &str,
     body: &[u8],
+    attachments: Vec<PyAttachmentRef>,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
     let content = fr::Content {
         body: body.to_vec(),
-        attachments: Vec::new(),
+        attachments: attachments.into_iter().map(|a| a.inner).collect(),
     };
     content.check().map_err(franking_err)?;
     let info = fr::MessageInfo::new(sender, conversation, message_id);
@@ -921,10 +1071,15 @@ impl PyReceived {
     fn stamper(&self) -> String {
         self.inner.context().stamper.clone()
     }
-    /// Number of attachment references in the content.
+    /// The attachment references the sender franked, in order.
     #[getter]
-    fn attachments(&self) -> usize {
-        self.inner.content().attachments.len()
+    fn attachments(&self) -> Vec<PyAttachmentRef> {
+        self.inner
+            .content()
+            .attachments
+            .iter()
+            .map(|a| PyAttachmentRef { inner: a.clone() })
+            .collect()
     }
 }
 
@@ -975,6 +1130,20 @@ fn receive(
     Ok(PyReceived { inner })
 }
 
+fn reporter_key(
+    reporter: &Option<(String, String, Vec<u8>)>,
+) -> PyResult<Option<ed25519_dalek::SigningKey>> {
+    reporter
+        .as_ref()
+        .map(|(_, _, k)| {
+            Ok(ed25519_dalek::SigningKey::from_bytes(&array32(
+                k,
+                "reporter signing key",
+            )?))
+        })
+        .transpose()
+}
+
 /// Receiver: the JSON body of a report (`POST /v1/reports`); with
 /// `reporter=(account, device, ed25519_secret_key_32_bytes)` it is signed by
 /// the reporter's enrolled device.
@@ -990,19 +1159,52 @@ fn report<'py>(
     if messages.is_empty() {
         return Err(PyValueError::new_err("a report needs at least one message"));
     }
-    let key = match &reporter {
-        Some((_, _, k)) => Some(ed25519_dalek::SigningKey::from_bytes(&array32(
-            k,
-            "reporter signing key",
-        )?)),
-        None => None,
-    };
+    let key = reporter_key(&reporter)?;
     let who = match (&reporter, &key) {
         (Some((a, d, _)), Some(k)) => Some((a.as_str(), d.as_str(), k)),
         _ => None,
     };
     let refs: Vec<&fr::Received> = messages.iter().map(|m| &m.inner).collect();
     Ok(PyBytes::new(py, &fr::report(&refs, reason, text, who)))
+}
+
+/// Receiver: like `report`, with attachment ciphertexts for each message:
+/// `[(received, [(index into received.attachments, ciphertext), ...]), ...]`
+/// (`report_with_attachments` of the Rust client). The service opens and
+/// hashes each ciphertext it is given.
+#[pyfunction]
+#[pyo3(signature = (messages, reason = None, text = None, reporter = None))]
+fn report_with_attachments<'py>(
+    py: Python<'py>,
+    messages: Vec<(PyRef<'py, PyReceived>, fr::AttachmentCiphertexts)>,
+    reason: Option<&str>,
+    text: Option<&str>,
+    reporter: Option<(String, String, Vec<u8>)>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    if messages.is_empty() {
+        return Err(PyValueError::new_err("a report needs at least one message"));
+    }
+    for (n, (m, cts)) in messages.iter().enumerate() {
+        let have = m.inner.content().attachments.len();
+        if let Some((i, _)) = cts.iter().find(|(i, _)| *i >= have) {
+            return Err(PyValueError::new_err(format!(
+                "message {n}: attachment index {i} is out of range (it has {have})"
+            )));
+        }
+    }
+    let key = reporter_key(&reporter)?;
+    let who = match (&reporter, &key) {
+        (Some((a, d, _)), Some(k)) => Some((a.as_str(), d.as_str(), k)),
+        _ => None,
+    };
+    let pairs: Vec<(&fr::Received, fr::AttachmentCiphertexts)> = messages
+        .iter()
+        .map(|(m, cts)| (&m.inner, cts.clone()))
+        .collect();
+    Ok(PyBytes::new(
+        py,
+        &fr::report_with_attachments(&pairs, reason, text, who),
+    ))
 }
 
 /// The Ed25519 public key of a 32-byte secret key (to enrol a device).
@@ -1051,6 +1253,10 @@ fn _bulwark(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyReceived>()?;
     m.add_function(wrap_pyfunction!(receive, m)?)?;
     m.add_function(wrap_pyfunction!(report, m)?)?;
+    m.add_function(wrap_pyfunction!(report_with_attachments, m)?)?;
+    m.add_class::<PyAttachmentRef>()?;
+    m.add_function(wrap_pyfunction!(seal_attachment, m)?)?;
+    m.add_function(wrap_pyfunction!(open_attachment, m)?)?;
     m.add_function(wrap_pyfunction!(ed25519_public_key, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -109,6 +109,53 @@ def test_franking_round_trip_and_tampering(server):
         assert receipt.id in [r.id for r in admin.list_reports().items]
 
 
+def test_franked_attachment_is_verified_opened_and_matched_by_the_service(server, conformance):
+    """Python seals an attachment, franks it, reports it with its ciphertext:
+    the Rust service verifies the frank, opens the attachment (commitment,
+    digest, AES-GCM) and matches it against a bank."""
+    stamper = server.key("stamper")
+    orig = (conformance / BRIDGE).read_bytes()
+    query = (conformance / "pdq/images/bridge-mods/blur-a-lot.jpg").read_bytes()
+    with Client(server.url, stamper) as ds, Client(server.url, server.admin) as admin:
+        admin.create_bank("fr_bank")
+        banked = admin.add_content("fr_bank", orig)
+        sealed = bulwark.seal_attachment(query, "image/jpeg", "blob-7")
+        sent = bulwark.frank("alice", "group-2", "m-0007", "look", attachments=[sealed.reference])
+        stamp = ds.stamp(
+            sent.tag, sender="alice", conversation="group-2", message_id="m-0007", epoch=1, recipients=["alice", "bob"]
+        )
+        ctx = dict(
+            sender="alice",
+            conversation="group-2",
+            message_id="m-0007",
+            epoch=1,
+            recipients=["alice", "bob"],
+            accepted_at=stamp.accepted_at,
+            stamper=stamp.stamper,
+        )
+        got = bulwark.receive(sent.plaintext, sent.tag, stamp.as_dict(), ds.franking_key(), **ctx)
+        assert got.attachments == [sealed.reference]
+        assert bulwark.open_attachment(got.attachments[0], sealed.ciphertext) == query
+        bob_key = b"\x09" * 32
+        ds.enrol_device("bob", "bob-tablet", bulwark.ed25519_public_key(bob_key))
+        who = ("bob", "bob-tablet", bob_key)
+        # Another ciphertext than the one the franked reference names: the report is refused.
+        other = bulwark.seal_attachment(query, "image/jpeg", "blob-7").ciphertext
+        with pytest.raises(ApiError) as e:
+            admin.submit_report(bulwark.report_with_attachments([(got, [(0, other)])], reason="spam", reporter=who))
+        assert (e.value.status, e.value.code) == (422, "report_rejected")
+        with pytest.raises(ValueError, match="out of range"):
+            bulwark.report_with_attachments([(got, [(1, sealed.ciphertext)])], reporter=who)
+        receipt = admin.submit_report(
+            bulwark.report_with_attachments([(got, [(0, sealed.ciphertext)])], reason="spam", reporter=who)
+        )
+        assert receipt.status == "queued", receipt.raw
+        (att,) = receipt.attachments
+        assert (att["status"], att["blob_id"], att["size"]) == ("opened", "blob-7", len(query)), att
+        assert att["hashes"]["pdq"] == bulwark.hash_bytes(query).hash
+        assert [(m["bank"], m["content_id"]) for m in att["matches"]] == [("fr_bank", banked.id)]
+
+
 def test_vouchers_end_to_end(server, conformance, tmp_path):
     """Bank images in two providers' banks, publish signed pdata, and make
     vouchers in Python: the account is flagged once over the threshold."""

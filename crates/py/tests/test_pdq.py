@@ -153,3 +153,44 @@ def test_threads_hash_concurrently_with_the_same_results(conformance):
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(bulwark.hash_bytes, data * 2))
     assert [(g.hash, g.quality) for g in got] == [(h, int(q)) for h, q, _ in table] * 2
+
+
+def test_hash_files_releases_the_gil_while_it_reads(conformance, tmp_path):
+    """`hash_files` blocks reading a named pipe; the pipe's writer is Python
+    code on this thread, which can only run if the batch released the GIL.
+    (Holding it would deadlock: the join below would time out.)"""
+    import os
+    import threading
+
+    fifo = tmp_path / "image.fifo"
+    os.mkfifo(fifo)
+    data = (conformance / "pdq/images/bridge-mods/aaa-orig.jpg").read_bytes()
+    out = []
+    worker = threading.Thread(target=lambda: out.append(bulwark.hash_files([fifo])))
+    worker.start()
+    with open(fifo, "wb") as w:  # blocks until the batch opens the pipe
+        w.write(data)
+    worker.join(120)
+    assert not worker.is_alive(), "hash_files held the GIL"
+    assert out == [[bulwark.hash_bytes(data)]]
+
+
+def test_errors_carry_the_cli_messages(tmp_path):
+    """An ImageError's message is the one `bulwark hash` prints for the same file."""
+    import os
+    import subprocess
+
+    from conftest import bulwark_bin
+
+    binary = bulwark_bin()
+    if not binary.exists():
+        if os.environ.get("BULWARK_PY_REQUIRE_SERVER") == "1":
+            pytest.fail(f"bulwark binary not found at {binary}")
+        pytest.skip(f"bulwark binary not found at {binary}")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 a truncated benign JPEG header")
+    with pytest.raises(bulwark.ImageError) as e:
+        bulwark.hash_file(bad)
+    cli = subprocess.run([str(binary), "hash", str(bad)], capture_output=True, text=True)
+    assert cli.returncode != 0
+    assert str(e.value) in cli.stderr, (str(e.value), cli.stderr)

@@ -24,6 +24,7 @@ from . import _bulwark as _n
 from ._bulwark import (
     DIHEDRAL_NAMES,
     INDEX_KERNEL,
+    AttachmentRef,
     BulwarkError,
     DeviceAccount,
     FrankingError,
@@ -47,6 +48,7 @@ if t.TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DIHEDRAL_NAMES",
     "INDEX_KERNEL",
+    "AttachmentRef",
     "BulwarkError",
     "DeviceAccount",
     "Dihedral",
@@ -85,10 +87,14 @@ __all__ = [
     "hash_video",
     "make_voucher",
     "match_videos",
+    "open_attachment",
     "read_list",
     "read_vpdq",
     "receive",
     "report",
+    "report_with_attachments",
+    "seal_attachment",
+    "Sealed",
     "sign_voucher",
     "write_list",
     "__version__",
@@ -305,6 +311,11 @@ def format_vpdq(frames: t.Iterable[FrameHash]) -> str:
     return "".join(f"{f.frame},{f.quality},{f.hash},{f.timestamp:.3f}\n" for f in frames)
 
 
+def _frame_tuple(f: t.Sequence[t.Any]) -> t.Tuple[int, int, str, float]:
+    fr = FrameHash(*f)
+    return (fr.frame, fr.quality, fr.hash, fr.timestamp)
+
+
 def match_videos(
     query: t.Sequence[FrameHash],
     compared: t.Sequence[FrameHash],
@@ -315,8 +326,8 @@ def match_videos(
     compared_percent: float = 0.0,
 ) -> VideoMatch:
     """The vPDQ match rule (defaults: python-threatexchange's and HMA's)."""
-    q = [tuple(f) for f in query]
-    c = [tuple(f) for f in compared]
+    q = [_frame_tuple(f) for f in query]
+    c = [_frame_tuple(f) for f in compared]
     return VideoMatch(*_n.match_videos(q, c, distance, quality, query_percent, compared_percent))
 
 
@@ -502,11 +513,41 @@ class Franked(t.NamedTuple):
     tag: bytes
 
 
-def frank(sender: str, conversation: str, message_id: str, body: t.Union[str, bytes]) -> Franked:
-    """Sender: franks a message body (franking v2: the tag commits to sender,
-    conversation and message id)."""
+class Sealed(t.NamedTuple):
+    """An encrypted attachment: upload ``ciphertext`` as ``reference.blob_id``;
+    pass ``reference`` to :func:`frank`."""
+
+    reference: AttachmentRef
+    ciphertext: bytes
+
+
+def seal_attachment(
+    data: t.Union[bytes, bytearray, memoryview], media_type: str, blob_id: str
+) -> Sealed:
+    """Sender: encrypts an attachment under a fresh random key with a key
+    commitment (AES-256-GCM under an HKDF-derived key), so the ciphertext
+    opens to this file only."""
+    ref, ct = _n.seal_attachment(_bytes(data), media_type, blob_id)
+    return Sealed(ref, ct)
+
+
+def open_attachment(reference: AttachmentRef, ciphertext: t.Union[bytes, bytearray, memoryview]) -> bytes:
+    """Receiver: checks the ciphertext's SHA-256 and the key's commitment,
+    then decrypts. Raises :class:`FrankingError` if any check fails."""
+    return _n.open_attachment(reference, _bytes(ciphertext))
+
+
+def frank(
+    sender: str,
+    conversation: str,
+    message_id: str,
+    body: t.Union[str, bytes],
+    attachments: t.Sequence[AttachmentRef] = (),
+) -> Franked:
+    """Sender: franks a message body and its attachment references (franking
+    v2: the tag commits to sender, conversation and message id)."""
     b = body.encode() if isinstance(body, str) else bytes(body)
-    return Franked(*_n.frank(sender, conversation, message_id, b))
+    return Franked(*_n.frank(sender, conversation, message_id, b, list(attachments)))
 
 
 def receive(
@@ -558,3 +599,18 @@ def report(
     """Receiver: the JSON body of ``POST /v1/reports``; ``reporter=(account,
     device, ed25519_secret_key)`` signs it with the enrolled device's key."""
     return _n.report(list(messages), reason, text, reporter)
+
+
+def report_with_attachments(
+    messages: t.Sequence[t.Tuple[Received, t.Sequence[t.Tuple[int, bytes]]]],
+    *,
+    reason: t.Optional[str] = None,
+    text: t.Optional[str] = None,
+    reporter: t.Optional[t.Tuple[str, str, bytes]] = None,
+) -> bytes:
+    """Receiver: like :func:`report`, with attachment ciphertexts:
+    ``[(received, [(index into received.attachments, ciphertext), ...])]``.
+    The service opens, hashes and matches each ciphertext it is given."""
+    return _n.report_with_attachments(
+        [(m, [(int(i), bytes(ct)) for i, ct in cts]) for m, cts in messages], reason, text, reporter
+    )

@@ -2,6 +2,49 @@
 
 import typing as t
 
+__all__ = [
+    "BulwarkError",
+    "ImageError",
+    "VideoError",
+    "IndexFileError",
+    "ListFormatError",
+    "VoucherError",
+    "FrankingError",
+    "DIHEDRAL_NAMES",
+    "INDEX_KERNEL",
+    "hash_bytes",
+    "hash_bytes_dihedral",
+    "hash_pixels",
+    "hash_pixels_dihedral",
+    "hash_files",
+    "hash_bytes_many",
+    "hash_pixels_many",
+    "distance",
+    "parse_hash",
+    "hash_video",
+    "parse_vpdq",
+    "match_videos",
+    "NativeIndex",
+    "brute_force",
+    "read_list",
+    "write_list",
+    "Pdata",
+    "DeviceAccount",
+    "SeenImages",
+    "make_voucher",
+    "sign_voucher",
+    "frank",
+    "Received",
+    "receive",
+    "report",
+    "report_with_attachments",
+    "AttachmentRef",
+    "seal_attachment",
+    "open_attachment",
+    "ed25519_public_key",
+    "__version__",
+]
+
 __version__: str
 DIHEDRAL_NAMES: t.List[str]
 INDEX_KERNEL: str
@@ -54,6 +97,7 @@ def match_videos(
     compared_percent: float = 0.0,
 ) -> t.Tuple[float, float, bool]: ...
 
+@t.final
 class NativeIndex:
     def __init__(self) -> None: ...
     @staticmethod
@@ -79,6 +123,7 @@ _Record = t.Tuple[str, str, t.Optional[int], t.Optional[str], t.Optional[str]]
 def read_list(text: str, format: str) -> t.List[_Record]: ...
 def write_list(records: t.List[_Record], format: str) -> str: ...
 
+@t.final
 class Pdata:
     @staticmethod
     def load_signed(
@@ -92,6 +137,7 @@ class Pdata:
     def bank_entries(self) -> int: ...
     def __len__(self) -> int: ...
 
+@t.final
 class DeviceAccount:
     @staticmethod
     def generate() -> "DeviceAccount": ...
@@ -99,6 +145,7 @@ class DeviceAccount:
     def from_bytes(data: bytes) -> "DeviceAccount": ...
     def to_bytes(self) -> bytes: ...
 
+@t.final
 class SeenImages:
     def __init__(self) -> None: ...
     def remembered(self) -> t.Tuple[t.Optional[int], t.List[str]]: ...
@@ -107,8 +154,34 @@ class SeenImages:
 
 def make_voucher(pdata: Pdata, account: DeviceAccount, image: bytes, seen: t.Optional[SeenImages] = None) -> bytes: ...
 def sign_voucher(account: str, device: str, voucher: bytes, secret_key: bytes) -> bytes: ...
-def frank(sender: str, conversation: str, message_id: str, body: bytes) -> t.Tuple[bytes, bytes]: ...
 
+@t.final
+class AttachmentRef:
+    def __new__(
+        cls, blob_id: str, key: bytes, commitment: bytes, ciphertext_sha256: bytes, size: int, media_type: str
+    ) -> "AttachmentRef": ...
+    @property
+    def blob_id(self) -> str: ...
+    @property
+    def key(self) -> bytes: ...
+    @property
+    def commitment(self) -> bytes: ...
+    @property
+    def ciphertext_sha256(self) -> bytes: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def media_type(self) -> str: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+def seal_attachment(plaintext: bytes, media_type: str, blob_id: str) -> t.Tuple[AttachmentRef, bytes]: ...
+def open_attachment(reference: AttachmentRef, ciphertext: bytes) -> bytes: ...
+def frank(
+    sender: str, conversation: str, message_id: str, body: bytes, attachments: t.List[AttachmentRef] = ...
+) -> t.Tuple[bytes, bytes]: ...
+
+@t.final
 class Received:
     @property
     def body(self) -> bytes: ...
@@ -127,7 +200,7 @@ class Received:
     @property
     def stamper(self) -> str: ...
     @property
-    def attachments(self) -> int: ...
+    def attachments(self) -> t.List[AttachmentRef]: ...
 
 def receive(
     plaintext: bytes,
@@ -147,6 +220,12 @@ def receive(
 ) -> Received: ...
 def report(
     messages: t.List[Received],
+    reason: t.Optional[str] = None,
+    text: t.Optional[str] = None,
+    reporter: t.Optional[t.Tuple[str, str, bytes]] = None,
+) -> bytes: ...
+def report_with_attachments(
+    messages: t.List[t.Tuple[Received, t.List[t.Tuple[int, bytes]]]],
     reason: t.Optional[str] = None,
     text: t.Optional[str] = None,
     reporter: t.Optional[t.Tuple[str, str, bytes]] = None,

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
+import inspect
 import json
 import typing as t
 from dataclasses import dataclass, field
@@ -240,10 +242,12 @@ class AccountStatus:
 
 
 @dataclass
-class _Req:
+class _Req(t.Generic[T]):
+    """One request and how to read its answer."""
+
     method: str
     path: str
-    parse: t.Callable[[httpx.Response], t.Any]
+    parse: t.Callable[[httpx.Response], T]
     params: t.Optional[t.Dict[str, t.Any]] = None
     json: t.Any = None
     content: t.Optional[bytes] = None
@@ -254,6 +258,10 @@ class _Req:
 
 def _j(f: t.Callable[[t.Any], T]) -> t.Callable[[httpx.Response], T]:
     return lambda r: f(r.json())
+
+
+def _obj(j: t.Any) -> t.Dict[str, t.Any]:
+    return dict(j)
 
 
 def _q(**kw: t.Any) -> t.Dict[str, t.Any]:
@@ -284,20 +292,62 @@ def _file(data: t.Union[bytes, t.BinaryIO], filename: str) -> t.Tuple[str, bytes
     return (filename, bytes(raw), "application/octet-stream")
 
 
-class _Endpoints:
-    """The endpoints, once; each client executes the requests its own way."""
+if t.TYPE_CHECKING:
+    from typing_extensions import Concatenate, ParamSpec
 
-    def _run(self, req: _Req) -> t.Any:  # pragma: no cover - overridden
-        raise NotImplementedError
+    P = ParamSpec("P")
+
+    class _endpoint(t.Generic[P, T]):
+        def __init__(self, build: t.Callable[Concatenate[t.Any, P], _Req[T]]) -> None: ...
+        @t.overload
+        def __get__(self, obj: None, owner: t.Any) -> "_endpoint[P, T]": ...
+        @t.overload
+        def __get__(self, obj: "AsyncClient", owner: t.Any) -> t.Callable[P, t.Awaitable[T]]: ...
+        @t.overload
+        def __get__(self, obj: "Client", owner: t.Any) -> t.Callable[P, T]: ...
+        def __get__(self, obj: t.Any, owner: t.Any) -> t.Any: ...
+
+else:
+
+    class _endpoint:
+        """An endpoint written once, as a method that builds its request: on
+        a :class:`Client` it returns the parsed answer, on an
+        :class:`AsyncClient` an awaitable of it. (For type checkers the
+        overloads above say exactly that.)"""
+
+        def __init__(self, build):
+            self.build = build
+            functools.update_wrapper(self, build)
+
+        def __get__(self, obj, owner=None):
+            if obj is None:
+                return self
+            build = self.build
+
+            @functools.wraps(build)
+            def call(*args, **kwargs):
+                return obj._run(build(obj, *args, **kwargs))
+
+            sig = inspect.signature(build)
+            call.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
+            return call
+
+
+class _Endpoints:
+    """The endpoints, once: each builds its request; :class:`Client` and
+    :class:`AsyncClient` execute it (see :class:`_endpoint`)."""
 
     # ---- service
-    def health(self) -> t.Dict[str, t.Any]:
-        return self._run(_Req("GET", "/v1/health", _j(dict)))
+    @_endpoint
+    def health(self) -> _Req[t.Dict[str, t.Any]]:
+        return _Req("GET", "/v1/health", _j(_obj))
 
     # ---- banks
-    def list_banks(self) -> t.List[Bank]:
-        return self._run(_Req("GET", "/v1/banks", _j(lambda j: [_from(Bank, b) for b in j["banks"]])))
+    @_endpoint
+    def list_banks(self) -> _Req[t.List[Bank]]:
+        return _Req("GET", "/v1/banks", _j(lambda j: [_from(Bank, b) for b in j["banks"]]))
 
+    @_endpoint
     def create_bank(
         self,
         name: str,
@@ -306,22 +356,26 @@ class _Endpoints:
         enabled: t.Optional[bool] = None,
         description: t.Optional[str] = None,
         provider: t.Optional[str] = None,
-    ) -> Bank:
+    ) -> _Req[Bank]:
         body = _drop_none(
             name=name, threshold=threshold, enabled=enabled, description=description, provider=provider
         )
-        return self._run(_Req("POST", "/v1/banks", _j(lambda j: _from(Bank, j)), json=body))
+        return _Req("POST", "/v1/banks", _j(lambda j: _from(Bank, j)), json=body)
 
-    def get_bank(self, name: str) -> Bank:
-        return self._run(_Req("GET", f"/v1/banks/{name}", _j(lambda j: _from(Bank, j))))
+    @_endpoint
+    def get_bank(self, name: str) -> _Req[Bank]:
+        return _Req("GET", f"/v1/banks/{name}", _j(lambda j: _from(Bank, j)))
 
-    def update_bank(self, name: str, **patch: t.Any) -> Bank:
-        return self._run(_Req("PATCH", f"/v1/banks/{name}", _j(lambda j: _from(Bank, j)), json=patch))
+    @_endpoint
+    def update_bank(self, /, name: str, **patch: t.Any) -> _Req[Bank]:
+        return _Req("PATCH", f"/v1/banks/{name}", _j(lambda j: _from(Bank, j)), json=patch)
 
-    def delete_bank(self, name: str) -> t.Dict[str, t.Any]:
-        return self._run(_Req("DELETE", f"/v1/banks/{name}", _j(dict)))
+    @_endpoint
+    def delete_bank(self, name: str) -> _Req[t.Dict[str, t.Any]]:
+        return _Req("DELETE", f"/v1/banks/{name}", _j(_obj))
 
     # ---- content
+    @_endpoint
     def add_content(
         self,
         bank: str,
@@ -331,10 +385,10 @@ class _Endpoints:
         note: t.Optional[str] = None,
         metadata: t.Optional[t.Dict[str, t.Any]] = None,
         source: t.Optional[str] = None,
-    ) -> Content:
+    ) -> _Req[Content]:
         """Uploads media; the service hashes it (PDQ, MD5, SHA-256; vPDQ for video)."""
         data = _drop_none(note=note, source=source, metadata=json.dumps(metadata) if metadata is not None else None)
-        return self._run(
+        return (
             _Req(
                 "POST",
                 f"/v1/banks/{bank}/content",
@@ -344,6 +398,7 @@ class _Endpoints:
             )
         )
 
+    @_endpoint
     def add_signals(
         self,
         bank: str,
@@ -353,13 +408,14 @@ class _Endpoints:
         note: t.Optional[str] = None,
         metadata: t.Optional[t.Dict[str, t.Any]] = None,
         source: t.Optional[str] = None,
-    ) -> Content:
+    ) -> _Req[Content]:
         """Adds content known only by its hashes, e.g. ``{"pdq": HEX}``."""
         body = _drop_none(signals=dict(signals), quality=quality, note=note, metadata=metadata, source=source)
-        return self._run(_Req("POST", f"/v1/banks/{bank}/content", _j(Content.from_json), json=body))
+        return _Req("POST", f"/v1/banks/{bank}/content", _j(Content.from_json), json=body)
 
-    def list_content(self, bank: str, *, after: t.Optional[int] = None, limit: t.Optional[int] = None) -> Page[Content]:
-        return self._run(
+    @_endpoint
+    def list_content(self, bank: str, *, after: t.Optional[int] = None, limit: t.Optional[int] = None) -> _Req[Page[Content]]:
+        return (
             _Req(
                 "GET",
                 f"/v1/banks/{bank}/content",
@@ -368,22 +424,26 @@ class _Endpoints:
             )
         )
 
-    def get_content(self, bank: str, id: int) -> Content:
-        return self._run(_Req("GET", f"/v1/banks/{bank}/content/{id}", _j(Content.from_json)))
+    @_endpoint
+    def get_content(self, bank: str, id: int) -> _Req[Content]:
+        return _Req("GET", f"/v1/banks/{bank}/content/{id}", _j(Content.from_json))
 
-    def update_content(self, bank: str, id: int, **patch: t.Any) -> Content:
-        return self._run(_Req("PATCH", f"/v1/banks/{bank}/content/{id}", _j(Content.from_json), json=patch))
+    @_endpoint
+    def update_content(self, /, bank: str, id: int, **patch: t.Any) -> _Req[Content]:
+        return _Req("PATCH", f"/v1/banks/{bank}/content/{id}", _j(Content.from_json), json=patch)
 
-    def delete_content(self, bank: str, id: int) -> t.Dict[str, t.Any]:
-        return self._run(_Req("DELETE", f"/v1/banks/{bank}/content/{id}", _j(dict)))
+    @_endpoint
+    def delete_content(self, bank: str, id: int) -> _Req[t.Dict[str, t.Any]]:
+        return _Req("DELETE", f"/v1/banks/{bank}/content/{id}", _j(_obj))
 
     # ---- import / export
+    @_endpoint
     def import_list(
         self, bank: str, text: t.Union[str, bytes], *, format: str = "lines", source: t.Optional[str] = None
-    ) -> ImportResult:
+    ) -> _Req[ImportResult]:
         """Imports a hash list (``lines``, ``csv`` or ``jsonl``): see :func:`bulwark.write_list`."""
         body = text.encode() if isinstance(text, str) else bytes(text)
-        return self._run(
+        return (
             _Req(
                 "POST",
                 f"/v1/banks/{bank}/import",
@@ -394,9 +454,10 @@ class _Endpoints:
             )
         )
 
-    def export_list(self, bank: str, *, format: str = "lines", include_disabled: bool = False) -> str:
+    @_endpoint
+    def export_list(self, bank: str, *, format: str = "lines", include_disabled: bool = False) -> _Req[str]:
         """The bank as a hash list: parse it with :func:`bulwark.read_list`."""
-        return self._run(
+        return (
             _Req(
                 "GET",
                 f"/v1/banks/{bank}/export",
@@ -406,9 +467,11 @@ class _Endpoints:
         )
 
     # ---- hashing and matching
-    def hash(self, file: t.Union[bytes, t.BinaryIO], *, filename: str = "upload") -> Hashes:
-        return self._run(_Req("POST", "/v1/hash", _j(lambda j: _from(Hashes, j)), files={"file": _file(file, filename)}))
+    @_endpoint
+    def hash(self, file: t.Union[bytes, t.BinaryIO], *, filename: str = "upload") -> _Req[Hashes]:
+        return _Req("POST", "/v1/hash", _j(lambda j: _from(Hashes, j)), files={"file": _file(file, filename)})
 
+    @_endpoint
     def match(
         self,
         *,
@@ -416,20 +479,21 @@ class _Endpoints:
         signals: t.Optional[t.Mapping[str, t.Union[str, t.Sequence[str]]]] = None,
         banks: t.Optional[t.Sequence[str]] = None,
         filename: str = "upload",
-    ) -> MatchResult:
+    ) -> _Req[MatchResult]:
         """Matches media (``file``) or hashes (``signals={"pdq": HEX or [HEX, ...]}``)."""
         if (file is None) == (signals is None):
             raise ValueError("give exactly one of file= or signals=")
         if file is not None:
             data = {"banks": ",".join(banks)} if banks else None
-            return self._run(
+            return (
                 _Req("POST", "/v1/match", _j(MatchResult.from_json), files={"file": _file(file, filename)}, data=data)
             )
         body = _drop_none(signals={k: (v if isinstance(v, str) else list(v)) for k, v in (signals or {}).items()},
                           banks=list(banks) if banks else None)
-        return self._run(_Req("POST", "/v1/match", _j(MatchResult.from_json), json=body))
+        return _Req("POST", "/v1/match", _j(MatchResult.from_json), json=body)
 
     # ---- franking and reports
+    @_endpoint
     def stamp(
         self,
         tag: t.Union[bytes, str],
@@ -439,7 +503,7 @@ class _Endpoints:
         message_id: str,
         epoch: int,
         recipients: t.Sequence[str],
-    ) -> StampResult:
+    ) -> _Req[StampResult]:
         """Delivery service (stamper key): stamps a franking tag."""
         body = {
             "tag": tag if isinstance(tag, str) else bytes(tag).hex(),
@@ -449,16 +513,18 @@ class _Endpoints:
             "epoch": epoch,
             "recipients": list(recipients),
         }
-        return self._run(_Req("POST", "/v1/franking/stamp", _j(lambda j: _from(StampResult, j)), json=body))
+        return _Req("POST", "/v1/franking/stamp", _j(lambda j: _from(StampResult, j)), json=body)
 
-    def franking_key(self) -> str:
+    @_endpoint
+    def franking_key(self) -> _Req[str]:
         """The service's Ed25519 stamp-verification key (64 hex)."""
-        return self._run(_Req("GET", "/v1/franking/keys", _j(lambda j: j["public_key"])))
+        return _Req("GET", "/v1/franking/keys", _j(lambda j: j["public_key"]))
 
-    def submit_report(self, body: t.Union[bytes, t.Mapping[str, t.Any]]) -> ReportReceipt:
+    @_endpoint
+    def submit_report(self, body: t.Union[bytes, t.Mapping[str, t.Any]]) -> _Req[ReportReceipt]:
         """Submits a report (the JSON :func:`bulwark.report` builds)."""
         raw = body if isinstance(body, (bytes, bytearray)) else json.dumps(body).encode()
-        return self._run(
+        return (
             _Req(
                 "POST",
                 "/v1/reports",
@@ -468,10 +534,11 @@ class _Endpoints:
             )
         )
 
+    @_endpoint
     def list_reports(
         self, *, status: t.Optional[str] = None, after: t.Optional[int] = None, limit: t.Optional[int] = None
-    ) -> Page[Report]:
-        return self._run(
+    ) -> _Req[Page[Report]]:
+        return (
             _Req(
                 "GET",
                 "/v1/reports",
@@ -480,39 +547,47 @@ class _Endpoints:
             )
         )
 
-    def get_report(self, id: int) -> Report:
-        return self._run(_Req("GET", f"/v1/reports/{id}", _j(lambda j: _from(Report, j))))
+    @_endpoint
+    def get_report(self, id: int) -> _Req[Report]:
+        return _Req("GET", f"/v1/reports/{id}", _j(lambda j: _from(Report, j)))
 
     # ---- safety vouchers
+    @_endpoint
     def build_pdata(
         self, *, profile: t.Optional[str] = None, threshold: t.Optional[int] = None, min_providers: t.Optional[int] = None
-    ) -> t.Dict[str, t.Any]:
+    ) -> _Req[t.Dict[str, t.Any]]:
         body = _drop_none(profile=profile, threshold=threshold, min_providers=min_providers)
-        return self._run(_Req("POST", "/v1/pdata/build", _j(dict), json=body))
+        return _Req("POST", "/v1/pdata/build", _j(_obj), json=body)
 
-    def pdata_root(self) -> PdataRelease:
-        return self._run(_Req("GET", "/v1/pdata/root", _j(lambda j: _from(PdataRelease, j))))
+    @_endpoint
+    def pdata_root(self) -> _Req[PdataRelease]:
+        return _Req("GET", "/v1/pdata/root", _j(lambda j: _from(PdataRelease, j)))
 
-    def pdata(self) -> bytes:
+    @_endpoint
+    def pdata(self) -> _Req[bytes]:
         """The current release's tables (verify with :meth:`bulwark.Pdata.load_signed`)."""
-        return self._run(_Req("GET", "/v1/pdata", lambda r: r.content))
+        return _Req("GET", "/v1/pdata", lambda r: r.content)
 
-    def pdata_signed_root(self) -> bytes:
+    @_endpoint
+    def pdata_signed_root(self) -> _Req[bytes]:
         """The current release's root with the providers' signatures."""
-        return self._run(_Req("GET", "/v1/pdata/signed", lambda r: r.content))
+        return _Req("GET", "/v1/pdata/signed", lambda r: r.content)
 
-    def enrol_provider(self, name: str, public_key: str) -> t.Dict[str, t.Any]:
+    @_endpoint
+    def enrol_provider(self, name: str, public_key: str) -> _Req[t.Dict[str, t.Any]]:
         """Admin: enrols a list provider's root-signing key (``bulwark providers keygen``)."""
-        return self._run(_Req("POST", "/v1/providers", _j(dict), json={"name": name, "public_key": public_key}))
+        return _Req("POST", "/v1/providers", _j(_obj), json={"name": name, "public_key": public_key})
 
-    def enrol_device(self, account: str, device: str, public_key: t.Union[bytes, str]) -> t.Dict[str, t.Any]:
+    @_endpoint
+    def enrol_device(self, account: str, device: str, public_key: t.Union[bytes, str]) -> _Req[t.Dict[str, t.Any]]:
         """Messenger backend (stamper key): enrols a device's Ed25519 key."""
         pk = public_key if isinstance(public_key, str) else bytes(public_key).hex()
-        return self._run(
-            _Req("POST", "/v1/devices", _j(dict), json={"account": account, "device": device, "public_key": pk})
+        return (
+            _Req("POST", "/v1/devices", _j(_obj), json={"account": account, "device": device, "public_key": pk})
         )
 
-    def submit_voucher(self, account: str, device: str, voucher: bytes, signature: bytes) -> bool:
+    @_endpoint
+    def submit_voucher(self, account: str, device: str, voucher: bytes, signature: bytes) -> _Req[bool]:
         """Sends a voucher signed by the device (:func:`bulwark.sign_voucher`)."""
         body = {
             "account": account,
@@ -520,13 +595,14 @@ class _Endpoints:
             "voucher": base64.b64encode(voucher).decode(),
             "signature": bytes(signature).hex(),
         }
-        return self._run(_Req("POST", "/v1/vouchers", _j(lambda j: bool(j.get("accepted"))), json=body))
+        return _Req("POST", "/v1/vouchers", _j(lambda j: bool(j.get("accepted"))), json=body)
 
-    def account_status(self, account: str) -> AccountStatus:
-        return self._run(_Req("GET", f"/v1/accounts/{account}", _j(lambda j: _from(AccountStatus, j))))
+    @_endpoint
+    def account_status(self, account: str) -> _Req[AccountStatus]:
+        return _Req("GET", f"/v1/accounts/{account}", _j(lambda j: _from(AccountStatus, j)))
 
 
-def _kwargs(req: _Req) -> t.Dict[str, t.Any]:
+def _kwargs(req: _Req[t.Any]) -> t.Dict[str, t.Any]:
     kw: t.Dict[str, t.Any] = {}
     for k in ("params", "json", "content", "files", "data", "headers"):
         v = getattr(req, k)
@@ -543,7 +619,7 @@ class Client(_Endpoints):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = http or httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
 
-    def _run(self, req: _Req) -> t.Any:
+    def _run(self, req: _Req[T]) -> T:
         return req.parse(_check(self._http.request(req.method, req.path, **_kwargs(req))))
 
     def close(self) -> None:
@@ -564,11 +640,8 @@ class AsyncClient(_Endpoints):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = http or httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
 
-    async def _arun(self, req: _Req) -> t.Any:
+    async def _run(self, req: _Req[T]) -> T:
         return req.parse(_check(await self._http.request(req.method, req.path, **_kwargs(req))))
-
-    def _run(self, req: _Req) -> t.Any:
-        return self._arun(req)
 
     async def aclose(self) -> None:
         await self._http.aclose()

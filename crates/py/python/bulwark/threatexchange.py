@@ -81,7 +81,10 @@ class BulwarkPDQIndex(SignalTypeIndex[T]):
 
     @classmethod
     def deserialize(cls, fin: t.BinaryIO) -> "BulwarkPDQIndex[T]":
-        return pickle.load(fin)
+        ix = pickle.load(fin)
+        if not isinstance(ix, BulwarkPDQIndex):
+            raise ValueError(f"not a pickled BulwarkPDQIndex: {type(ix).__name__}")
+        return ix
 
 
 class BulwarkPdqSignal(PdqSignal):
@@ -93,7 +96,7 @@ class BulwarkPdqSignal(PdqSignal):
         return "bulwark_pdq"
 
     @classmethod
-    def get_index_cls(cls) -> t.Type[BulwarkPDQIndex]:  # type: ignore[override]
+    def get_index_cls(cls) -> t.Type[BulwarkPDQIndex[t.Any]]:  # type: ignore[override]
         return BulwarkPDQIndex
 
     @classmethod
