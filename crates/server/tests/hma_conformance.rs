@@ -2154,6 +2154,20 @@ async fn configuration_routes_and_scheduler() {
         json!({"name": "CFG", "matching_enabled_ratio": 1.0})
     );
     assert_eq!(h.get("/c/bank/NOPE").await.status, StatusCode::NOT_FOUND);
+    // A bank made on /v1 under a name HMA's rule refuses is listed too.
+    let r = h.post("/v1/banks", json!({"name": "lower-case"})).await;
+    assert!(r.status.is_success(), "{}", r.text);
+    assert_eq!(
+        h.get("/c/banks").await.json(),
+        json!([{"name": "CFG", "matching_enabled_ratio": 1.0},
+               {"name": "lower-case", "matching_enabled_ratio": 1.0}])
+    );
+    assert_eq!(
+        h.post("/c/banks", json!({"name": "lower-case"}))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(
         h.get("/c/content_type").await.json(),
         json!([{"name": "photo", "enabled": true}, {"name": "video", "enabled": true}])
