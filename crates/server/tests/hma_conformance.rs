@@ -2176,8 +2176,16 @@ async fn configuration_routes_and_scheduler() {
         .put("/c/signal_type/pdq", json!({"enabled_ratio": 0.5}))
         .await;
     assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{}", r.text);
-    h.post("/c/bank/CFG/signal", json!({"pdq": IMAGE1_PDQ}))
-        .await;
+    let first = h
+        .post("/c/bank/CFG/signal", json!({"pdq": IMAGE1_PDQ}))
+        .await
+        .json();
+    // The same signal again: the first id (HMA would add a second row).
+    let again = h
+        .post("/c/bank/CFG/signal", json!({"pdq": IMAGE1_PDQ}))
+        .await
+        .json();
+    assert_eq!(again["id"], first["id"], "{first} {again}");
     let idx = h.get("/c/signal_type/index?signal_type=pdq").await.json();
     assert_eq!(idx["pdq"]["db_size"], 1);
     assert_eq!(idx["pdq"]["index_out_of_date"], false);
