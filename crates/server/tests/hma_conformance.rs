@@ -2381,6 +2381,13 @@ async fn ncmec_mock() -> (String, Log) {
                         "Unauthorized".to_string(),
                     );
                 }
+                if s.q("cursor") == Some("stale") {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        [(header::CONTENT_TYPE, "text/plain")],
+                        "paging cursor expired".to_string(),
+                    );
+                }
                 if s.q("start") == Some("1001") {
                     // Page 2 of run 1: an image with no fingerprint Bulwark
                     // holds, and a video. Answered after more than a second,
@@ -2616,6 +2623,25 @@ async fn ncmec_exchange_end_to_end_against_fixtures() {
     );
     assert!(bank_ids(&h, "video_md5", FIXTURE_MD5_3).await["NCMEC"].is_array());
 
+    // A run stopped mid-range keeps NCMEC's `next` link; when that link has
+    // gone stale, the range is fetched again from its start.
+    let from2 = reqs[3].q("from").unwrap().to_string();
+    let cp = json!({"ts": unix(&from2), "to": unix(reqs[3].q("to").unwrap()),
+                    "next": "/v2/entries?cursor=stale"});
+    sqlx::query("UPDATE hma_exchange_status SET checkpoint = ? WHERE name = 'NCMEC'")
+        .bind(cp.to_string())
+        .execute(&h.service.state.store.pool)
+        .await
+        .unwrap();
+    let st = h.post_empty("/c/exchange/NCMEC/fetch").await.json();
+    assert_eq!(st["last_fetch_succeeded"], true, "{st}");
+    let reqs = seen(&log);
+    assert_eq!(reqs.len(), 6, "{reqs:#?}");
+    assert_eq!(reqs[4].q("cursor"), Some("stale"));
+    assert_eq!(reqs[5].q("from"), Some(from2.as_str()), "the range again");
+    assert!(bank_ids(&h, "video_md5", FIXTURE_MD5_3).await["NCMEC"].is_array());
+    assert_eq!(bank_ids(&h, "pdq", IMAGE1_PDQ).await, json!({}));
+
     // HMA's NCMEC config fields: `environment` (python-threatexchange's
     // NCMECEnvironment, by name or URL) and `only_esp_ids`.
     let r = h
@@ -2845,7 +2871,7 @@ async fn exchange_fetches_obey_the_url_policy() {
             "not in [hma] fetch_allowed_hosts",
         ),
         (vec!["127.0.0.1"], false, "not a public address"),
-        (vec![], true, "fetching media by URL is off"),
+        (vec![], true, "outgoing requests are off on this server"),
     ] {
         let h = Hma::start_with(|c| {
             c.hma.fetch_allowed_hosts = hosts.iter().map(|s| s.to_string()).collect();

@@ -572,9 +572,15 @@ async fn get_text(
     url: &str,
     headers: Vec<(String, String)>,
 ) -> Result<String, String> {
-    let f = fetch_with(policy, url, &headers)
-        .await
-        .map_err(|e| e.message)?;
+    let f = fetch_with(policy, url, &headers).await.map_err(|e| {
+        if e.code == "fetch_disabled" {
+            "outgoing requests are off on this server: list the exchange's host in \
+             [hma] fetch_allowed_hosts"
+                .to_string()
+        } else {
+            e.message
+        }
+    })?;
     String::from_utf8(f.bytes.to_vec()).map_err(|_| "the answer is not UTF-8".to_string())
 }
 
@@ -720,12 +726,34 @@ async fn next_page(state: &AppState, e: &Exchange, checkpoint: &Value) -> Result
                     u.to_string()
                 }
             };
-            let xml = get_text(
+            let following = checkpoint["next"].as_str().is_some_and(|n| !n.is_empty());
+            let xml = match get_text(
                 &policy,
                 &url,
                 vec![("authorization".into(), format!("Basic {auth}"))],
             )
-            .await?;
+            .await
+            {
+                Ok(xml) => xml,
+                // A stored `next` link can go stale (NCMEC's cursors do not
+                // last): fetch the range again from its start (applying is
+                // idempotent) rather than fail on it forever. A failure on
+                // the range's first page is an error as usual.
+                Err(err) if following => {
+                    tracing::warn!(
+                        "exchange {}: NCMEC's next link failed ({err}); fetching the range again",
+                        e.name
+                    );
+                    return Ok(Page {
+                        items: Vec::new(),
+                        checkpoint: json!({"ts": from, "to": to}),
+                        checkpoint_ts: from,
+                        more: true,
+                        full: false,
+                    });
+                }
+                Err(err) => return Err(err),
+            };
             let (mut items, next, _max_ts) = sources::parse_ncmec(&xml)?;
             if let Some(only) = e.config.get("only_esp_ids").and_then(Value::as_array) {
                 let only: HashSet<String> = only.iter().map(Value::to_string).collect();
