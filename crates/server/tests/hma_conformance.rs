@@ -2124,6 +2124,25 @@ async fn hma_tables_migrate_on_postgres() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    // The index-freshness queries behind /status and /c/signal_type/index.
+    let r = http.get(format!("{base}/status")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "I-AM-ALIVE");
+    let idx: Value = serde_json::from_str(
+        &http
+            .get(format!("{base}/c/signal_type/index"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(idx["pdq"]["index_out_of_date"], false, "{idx}");
+    assert_eq!(idx["pdq"]["db_size"], 16, "{idx}");
+    assert!(idx["pdq"]["index_built_to"].as_i64() > Some(0), "{idx}");
     // Reopening runs no migration twice.
     drop(service);
     let again = Service::open(support::config(dir.path(), Some(url)))
