@@ -16,8 +16,10 @@
 //!
 //! The NCMEC and StopNCII clients are written against the request and
 //! response shapes their documentation publishes (as python-threatexchange's
-//! clients use them) and tested with recorded fixtures written from those
-//! shapes; they have not been run against the live services.
+//! clients use them) and tested with fixtures written from those shapes: the
+//! parsers here, and whole fetch runs against mock servers in
+//! `tests/hma_conformance.rs`. They have not been run against the live
+//! services (no network here).
 
 use bulwark_banks::{Format, Signal, SignalType};
 use serde_json::{Map, Value, json};
