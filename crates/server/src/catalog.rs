@@ -209,6 +209,12 @@ impl Catalog {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).floor
     }
 
+    /// Whether a change is in this node's index (applied, or a gap given up on).
+    pub fn has_applied(&self, seq: i64) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seq <= seen.floor || seen.above.contains(&seq)
+    }
+
     /// Bank info by id.
     pub fn bank(&self, id: i64) -> Option<BankInfo> {
         self.state().banks.get(&id).cloned()

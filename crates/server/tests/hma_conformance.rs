@@ -2124,6 +2124,25 @@ async fn hma_tables_migrate_on_postgres() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    // The index-freshness queries behind /status and /c/signal_type/index.
+    let r = http.get(format!("{base}/status")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "I-AM-ALIVE");
+    let idx: Value = serde_json::from_str(
+        &http
+            .get(format!("{base}/c/signal_type/index"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(idx["pdq"]["index_out_of_date"], false, "{idx}");
+    assert_eq!(idx["pdq"]["db_size"], 16, "{idx}");
+    assert!(idx["pdq"]["index_built_to"].as_i64() > Some(0), "{idx}");
     // Reopening runs no migration twice.
     drop(service);
     let again = Service::open(support::config(dir.path(), Some(url)))
@@ -2154,6 +2173,20 @@ async fn configuration_routes_and_scheduler() {
         json!({"name": "CFG", "matching_enabled_ratio": 1.0})
     );
     assert_eq!(h.get("/c/bank/NOPE").await.status, StatusCode::NOT_FOUND);
+    // A bank made on /v1 under a name HMA's rule refuses is listed too.
+    let r = h.post("/v1/banks", json!({"name": "lower-case"})).await;
+    assert!(r.status.is_success(), "{}", r.text);
+    assert_eq!(
+        h.get("/c/banks").await.json(),
+        json!([{"name": "CFG", "matching_enabled_ratio": 1.0},
+               {"name": "lower-case", "matching_enabled_ratio": 1.0}])
+    );
+    assert_eq!(
+        h.post("/c/banks", json!({"name": "lower-case"}))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(
         h.get("/c/content_type").await.json(),
         json!([{"name": "photo", "enabled": true}, {"name": "video", "enabled": true}])
@@ -2162,8 +2195,16 @@ async fn configuration_routes_and_scheduler() {
         .put("/c/signal_type/pdq", json!({"enabled_ratio": 0.5}))
         .await;
     assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{}", r.text);
-    h.post("/c/bank/CFG/signal", json!({"pdq": IMAGE1_PDQ}))
-        .await;
+    let first = h
+        .post("/c/bank/CFG/signal", json!({"pdq": IMAGE1_PDQ}))
+        .await
+        .json();
+    // The same signal again: the first id (HMA would add a second row).
+    let again = h
+        .post("/c/bank/CFG/signal", json!({"pdq": IMAGE1_PDQ}))
+        .await
+        .json();
+    assert_eq!(again["id"], first["id"], "{first} {again}");
     let idx = h.get("/c/signal_type/index?signal_type=pdq").await.json();
     assert_eq!(idx["pdq"]["db_size"], 1);
     assert_eq!(idx["pdq"]["index_out_of_date"], false);
@@ -2254,4 +2295,695 @@ async fn md5_id(h: &Hma, md5: &str) -> Option<i64> {
         .await
         .json();
     j["TE"][0]["bank_content_id"].as_i64()
+}
+
+// ------------------------------ NCMEC and StopNCII against recorded fixtures
+//
+// No network here: each service is a mock on 127.0.0.1 answering pages
+// written from the published request/response shapes (NCMEC's hash-sharing
+// API v2 as python-threatexchange's `ncmec/hash_api.py` and its test data use
+// it; StopNCII's `FetchHashes` as `stopncii/api.py` uses it). The mock checks
+// the credentials the way the service does and records every request, so the
+// tests can assert what the client sent. The exchange reaches the mock
+// through the ordinary fetch policy: `127.0.0.1` on `fetch_allowed_hosts`
+// and the test-only `fetch_allow_loopback` (see `Hma::start_with`).
+
+/// One request a mock received.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    raw_query: String,
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+}
+
+impl Seen {
+    fn q(&self, k: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    }
+    fn header(&self, k: &str) -> Option<&str> {
+        self.headers.get(k).and_then(|v| v.to_str().ok())
+    }
+}
+
+type Log = std::sync::Arc<std::sync::Mutex<Vec<Seen>>>;
+
+fn record(log: &Log, uri: &axum::http::Uri, headers: &HeaderMap) -> Seen {
+    let raw_query = uri.query().unwrap_or("").to_string();
+    let s = Seen {
+        path: uri.path().to_string(),
+        query: url::form_urlencoded::parse(raw_query.as_bytes())
+            .into_owned()
+            .collect(),
+        raw_query,
+        headers: headers.clone(),
+    };
+    log.lock().unwrap().push(s.clone());
+    s
+}
+
+fn seen(log: &Log) -> Vec<Seen> {
+    log.lock().unwrap().clone()
+}
+
+/// `Basic base64("bulwark-test:s3cret")`, computed outside the code under test.
+const NCMEC_GOOD_AUTH: &str = "Basic YnVsd2Fyay10ZXN0OnMzY3JldA==";
+/// `Basic base64("bulwark-test:wrong")`.
+const NCMEC_WRONG_AUTH: &str = "Basic YnVsd2Fyay10ZXN0Ondyb25n";
+/// MD5s of the fixtures' videos (arbitrary values: no file behind them).
+const FIXTURE_MD5_2: &str = "00112233445566778899aabbccddeeff";
+const FIXTURE_MD5_3: &str = "ffeeddccbbaa99887766554433221100";
+
+/// NCMEC's `<next>` link of the first page, as NCMEC writes it (a path under
+/// the base, `&` escaped in the XML).
+const NCMEC_NEXT: &str = "/v2/entries?from=1970-01-01T00%3A00%3A00.000Z&amp;to=2030-01-01T00%3A00%3A00.000Z&amp;start=1001&amp;size=1000&amp;max=2000";
+
+fn ncmec_page(images: &str, videos: &str, next: Option<&str>) -> String {
+    let paging = next
+        .map(|n| format!("<paging><next>{n}</next></paging>"))
+        .unwrap_or_default();
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<queryResult xmlns="https://hashsharing.ncmec.org/hashsharing/v2">
+  <images count="2" maxTimestamp="2017-10-24T15:10:00Z">{images}</images>
+  <videos count="1" maxTimestamp="2017-10-24T15:20:00Z">{videos}</videos>
+  {paging}
+</queryResult>"#
+    )
+}
+
+/// The mock NCMEC hash-sharing service, under `/hashsharing` like the real
+/// base URL: HTTP basic auth; run 1 is two pages (from the epoch, then the
+/// `next` link), a later range is an update that deletes `42-img-1`.
+async fn ncmec_mock() -> (String, Log) {
+    let log: Log = Default::default();
+    let l = log.clone();
+    let app = Router::new().route(
+        "/hashsharing/v2/entries",
+        get(move |uri: axum::http::Uri, headers: HeaderMap| {
+            let s = record(&l, &uri, &headers);
+            async move {
+                let xml = |body: String| {
+                    (
+                        StatusCode::OK,
+                        [(header::CONTENT_TYPE, "application/xml")],
+                        body,
+                    )
+                };
+                if s.header("authorization") != Some(NCMEC_GOOD_AUTH) {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        [(header::CONTENT_TYPE, "text/plain")],
+                        "Unauthorized".to_string(),
+                    );
+                }
+                if s.q("cursor") == Some("stale") {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        [(header::CONTENT_TYPE, "text/plain")],
+                        "paging cursor expired".to_string(),
+                    );
+                }
+                if s.q("start") == Some("1001") {
+                    // Page 2 of run 1: an image with no fingerprint Bulwark
+                    // holds, and a video. Answered after more than a second,
+                    // so that the run ends in a later second than it began:
+                    // the checkpoint must still be the range's `to`, not the
+                    // time the last page arrived.
+                    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+                    return xml(ncmec_page(
+                        r#"<image><member id="42">Example Member</member><id>img-3</id>
+                           <timestamp>2017-10-24T15:05:00Z</timestamp>
+                           <fingerprints><sha1>a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1</sha1></fingerprints></image>"#,
+                        &format!(
+                            r#"<video><member id="43">Member Two</member><id>vid-2</id>
+                               <timestamp>2017-10-24T15:06:00Z</timestamp>
+                               <fingerprints><md5>{FIXTURE_MD5_2}</md5></fingerprints></video>"#
+                        ),
+                        None,
+                    ));
+                }
+                if s.q("from") == Some("1970-01-01T00:00:00Z") {
+                    return xml(ncmec_page(
+                        &format!(
+                            r#"<image><member id="42">Example Member</member>
+                               <timestamp>2017-10-24T15:00:00Z</timestamp><id>img-1</id>
+                               <classification>A1</classification>
+                               <fingerprints><md5>a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1</md5>
+                                 <sha1>a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1</sha1>
+                                 <pdq>{IMAGE1_PDQ}</pdq></fingerprints>
+                               <feedback /></image>
+                             <image><member id="42">Example Member</member>
+                               <timestamp>2017-10-24T15:10:00Z</timestamp><id>img-2</id>
+                               <fingerprints><pdq>{IMAGE2_PDQ}</pdq></fingerprints></image>"#
+                        ),
+                        &format!(
+                            r#"<video><member id="42">Example Member</member>
+                               <timestamp>2017-10-24T15:20:00Z</timestamp><id>vid-1</id>
+                               <fingerprints><md5>{EXAMPLE_MD5}</md5></fingerprints></video>"#
+                        ),
+                        Some(NCMEC_NEXT),
+                    ));
+                }
+                // A later range: img-1 deleted, a new video.
+                xml(ncmec_page(
+                    r#"<deletedImage><member id="42">Example Member</member><id>img-1</id>
+                       <timestamp>2017-10-25T15:10:00Z</timestamp></deletedImage>"#,
+                    &format!(
+                        r#"<video><member id="42">Example Member</member><id>vid-3</id>
+                           <timestamp>2017-10-25T15:20:00Z</timestamp>
+                           <fingerprints><md5>{FIXTURE_MD5_3}</md5></fingerprints></video>"#
+                    ),
+                    None,
+                ))
+            }
+        }),
+    );
+    (serve(app).await, log)
+}
+
+async fn bank_ids(h: &Hma, signal_type: &str, signal: &str) -> Value {
+    h.get(&format!(
+        "/m/lookup?signal_type={signal_type}&signal={signal}"
+    ))
+    .await
+    .json()
+}
+
+/// The Unix time of an RFC 3339 `from`/`to` parameter.
+fn unix(t: &str) -> i64 {
+    humantime::parse_rfc3339(t)
+        .unwrap_or_else(|e| panic!("{t}: {e}"))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ncmec_exchange_end_to_end_against_fixtures() {
+    let (mock, log) = ncmec_mock().await;
+    let h = Hma::start().await;
+    let r = h
+        .post(
+            "/c/exchanges",
+            json!({"api": "ncmec", "bank": "NCMEC",
+                   "api_json": {"base_url": format!("{mock}/hashsharing")}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // No credentials yet: a status error, and nothing is sent.
+    let st = h.post_empty("/c/exchange/NCMEC/fetch").await;
+    assert_eq!(st.status, StatusCode::OK, "{}", st.text);
+    let st = st.json();
+    assert_eq!(st["last_fetch_succeeded"], false, "{st}");
+    assert!(
+        st["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("set NCMEC credentials"),
+        "{st}"
+    );
+    assert!(seen(&log).is_empty());
+
+    // Wrong credentials: NCMEC answers 401; the fetch fails with a status
+    // error, the server keeps serving, the checkpoint does not move.
+    let r = h
+        .post(
+            "/c/exchanges/api/ncmec",
+            json!({"credential_json": {"user": "bulwark-test", "password": "wrong"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["has_set_authentification"], true);
+    let st = h.post_empty("/c/exchange/NCMEC/fetch").await.json();
+    assert_eq!(st["last_fetch_succeeded"], false, "{st}");
+    assert!(
+        st["last_error"].as_str().unwrap().contains("401"),
+        "the status names the refusal: {st}"
+    );
+    assert_eq!(
+        (st["checkpoint_ts"].as_i64(), st["fetched_items"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(seen(&log).len(), 1);
+    assert_eq!(
+        seen(&log)[0].header("authorization"),
+        Some(NCMEC_WRONG_AUTH)
+    );
+    assert_eq!(h.get("/status").await.text, "I-AM-ALIVE");
+
+    // Right credentials: run 1 reads both pages.
+    h.post(
+        "/c/exchanges/api/ncmec",
+        json!({"credential_json": {"user": "bulwark-test", "password": "s3cret"}}),
+    )
+    .await;
+    let st = h.post_empty("/c/exchange/NCMEC/fetch").await.json();
+    assert_eq!(
+        (
+            st["last_fetch_succeeded"].as_bool(),
+            st["up_to_date"].as_bool()
+        ),
+        (Some(true), Some(true)),
+        "{st}"
+    );
+    assert_eq!(
+        st["fetched_items"], 5,
+        "3 entries on page 1, 2 on page 2: {st}"
+    );
+    let reqs = seen(&log);
+    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    let (first, second) = (&reqs[1], &reqs[2]);
+    for r in [first, second] {
+        assert_eq!(r.path, "/hashsharing/v2/entries");
+        assert_eq!(r.header("authorization"), Some(NCMEC_GOOD_AUTH));
+    }
+    assert_eq!(first.q("from"), Some("1970-01-01T00:00:00Z"));
+    let to = first.q("to").unwrap().to_string();
+    let to_secs = unix(&to);
+    assert!(
+        to_secs > 1_700_000_000
+            && to_secs
+                <= std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64,
+        "`to` is now-ish: {to}"
+    );
+    // Paging: the second request is NCMEC's `next` link, verbatim, under the base.
+    assert_eq!(
+        second.raw_query,
+        NCMEC_NEXT.split_once('?').unwrap().1.replace("&amp;", "&")
+    );
+    // The checkpoint is the end of the exhausted range.
+    assert_eq!(st["checkpoint_ts"].as_i64(), Some(to_secs), "{st}");
+
+    // Signals from both pages are matchable; SHA-1 alone banks nothing.
+    let m = bank_ids(&h, "pdq", IMAGE1_PDQ).await;
+    let img1 = m["NCMEC"][0]["bank_content_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{m}"));
+    assert!(bank_ids(&h, "pdq", IMAGE2_PDQ).await["NCMEC"].is_array());
+    assert!(bank_ids(&h, "video_md5", EXAMPLE_MD5).await["NCMEC"].is_array());
+    assert!(
+        bank_ids(&h, "video_md5", FIXTURE_MD5_2).await["NCMEC"].is_array(),
+        "page 2 was applied"
+    );
+    let g = h
+        .get(&format!(
+            "/c/bank/NCMEC/content/{img1}?include_signals=true"
+        ))
+        .await
+        .json();
+    assert_eq!(
+        g["metadata"]["collab"],
+        json!({"NCMEC": ["42-img-1"]}),
+        "{g}"
+    );
+    assert_eq!(g["metadata"]["json"]["classification"], "A1");
+    assert_eq!(
+        g["signals"],
+        json!({"pdq": IMAGE1_PDQ, "video_md5": "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"}),
+        "PDQ and MD5 kept, SHA-1 not"
+    );
+
+    // Run 2 is incremental: it asks from the checkpoint; the deletion and the
+    // new video are applied.
+    let st = h.post_empty("/c/exchange/NCMEC/fetch").await.json();
+    assert_eq!(st["last_fetch_succeeded"], true, "{st}");
+    let reqs = seen(&log);
+    assert_eq!(reqs.len(), 4);
+    assert_eq!(
+        reqs[3].q("from"),
+        Some(to.as_str()),
+        "run 2 starts at run 1's end"
+    );
+    assert!(unix(reqs[3].q("to").unwrap()) >= to_secs);
+    assert_eq!(st["fetched_items"], 7, "{st}");
+    assert_eq!(
+        st["checkpoint_ts"].as_i64(),
+        Some(unix(reqs[3].q("to").unwrap()))
+    );
+    assert_eq!(
+        bank_ids(&h, "pdq", IMAGE1_PDQ).await,
+        json!({}),
+        "deleted at NCMEC"
+    );
+    assert_eq!(
+        h.get(&format!("/c/bank/NCMEC/content/{img1}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        bank_ids(&h, "pdq", IMAGE2_PDQ).await["NCMEC"].is_array(),
+        "untouched"
+    );
+    assert!(bank_ids(&h, "video_md5", FIXTURE_MD5_3).await["NCMEC"].is_array());
+
+    // A run stopped mid-range keeps NCMEC's `next` link; when that link has
+    // gone stale, the range is fetched again from its start.
+    let from2 = reqs[3].q("from").unwrap().to_string();
+    let cp = json!({"ts": unix(&from2), "to": unix(reqs[3].q("to").unwrap()),
+                    "next": "/v2/entries?cursor=stale"});
+    sqlx::query("UPDATE hma_exchange_status SET checkpoint = ? WHERE name = 'NCMEC'")
+        .bind(cp.to_string())
+        .execute(&h.service.state.store.pool)
+        .await
+        .unwrap();
+    let st = h.post_empty("/c/exchange/NCMEC/fetch").await.json();
+    assert_eq!(st["last_fetch_succeeded"], true, "{st}");
+    let reqs = seen(&log);
+    assert_eq!(reqs.len(), 6, "{reqs:#?}");
+    assert_eq!(reqs[4].q("cursor"), Some("stale"));
+    assert_eq!(reqs[5].q("from"), Some(from2.as_str()), "the range again");
+    assert!(bank_ids(&h, "video_md5", FIXTURE_MD5_3).await["NCMEC"].is_array());
+    assert_eq!(bank_ids(&h, "pdq", IMAGE1_PDQ).await, json!({}));
+
+    // HMA's NCMEC config fields: `environment` (python-threatexchange's
+    // NCMECEnvironment, by name or URL) and `only_esp_ids`.
+    let r = h
+        .post(
+            "/c/exchanges",
+            json!({"api": "ncmec", "bank": "NCMEC_ENV",
+                   "api_json": {"environment": "https://report.cybertip.org/hashsharing"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = h
+        .post(
+            "/c/exchanges",
+            json!({"api": "ncmec", "bank": "NCMEC_BAD", "api_json": {"environment": "Elsewhere"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = h
+        .post(
+            "/c/exchanges",
+            json!({"api": "ncmec", "bank": "NCMEC_43",
+                   "api_json": {"base_url": format!("{mock}/hashsharing"), "only_esp_ids": [43]}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let st = h.post_empty("/c/exchange/NCMEC_43/fetch").await.json();
+    assert_eq!(
+        (
+            st["last_fetch_succeeded"].as_bool(),
+            st["fetched_items"].as_i64()
+        ),
+        (Some(true), Some(1)),
+        "only member 43's video: {st}"
+    );
+    assert!(bank_ids(&h, "video_md5", FIXTURE_MD5_2).await["NCMEC_43"].is_array());
+    assert!(
+        bank_ids(&h, "pdq", IMAGE2_PDQ)
+            .await
+            .get("NCMEC_43")
+            .is_none()
+    );
+}
+
+/// The mock StopNCII API: both keys required; run 1 is two pages (from the
+/// default start timestamp 10, then `nextPageToken`), run 2 starts at run
+/// 1's `nextSetTimestamp` and withdraws IMAGE1.
+async fn stopncii_mock() -> (String, Log) {
+    let log: Log = Default::default();
+    let l = log.clone();
+    let app = Router::new().route(
+        "/v1/FetchHashes",
+        get(move |uri: axum::http::Uri, headers: HeaderMap| {
+            let s = record(&l, &uri, &headers);
+            async move {
+                if s.header("ocp-apim-subscription-key") != Some("sub-key-1")
+                    || s.header("x-functions-key") != Some("fn-key-1")
+                {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        axum::Json(json!({"statusCode": 401,
+                            "message": "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription."})),
+                    );
+                }
+                let rec = |t: &str, h: &str, status: &str, ts: i64| {
+                    json!({"lastModtimestamp": ts, "signalType": t, "hashValue": h,
+                           "hashStatus": status, "caseNumbers": {(format!("case-{ts}")): status},
+                           "CSPFeedbacks": []})
+                };
+                let page = |more: bool, token: &str, next_ts: i64, records: Vec<Value>| {
+                    axum::Json(json!({"count": records.len(), "nextPageToken": token,
+                        "hasMoreRecords": more, "nextSetTimestamp": next_ts,
+                        "hashRecords": records}))
+                };
+                let body = match (s.q("nextPageToken"), s.q("startTimestamp")) {
+                    (Some("page-2-token"), Some("10")) => page(
+                        false,
+                        "",
+                        1_700_000_900,
+                        vec![rec("VideoMD5", EXAMPLE_MD5, "Received", 1_700_000_800)],
+                    ),
+                    (None, Some("10")) => page(
+                        true,
+                        "page-2-token",
+                        1_700_000_500,
+                        vec![
+                            rec("ImagePDQ", IMAGE1_PDQ, "Active", 1_700_000_100),
+                            rec("ImagePDQ", IMAGE2_PDQ, "Received", 1_700_000_200),
+                            rec("VideoTMK", "00ff", "Active", 1_700_000_300),
+                        ],
+                    ),
+                    (None, Some("1700000900")) => page(
+                        false,
+                        "",
+                        1_700_001_000,
+                        vec![
+                            rec("ImagePDQ", IMAGE1_PDQ, "Withdrawn", 1_700_000_950),
+                            rec("VideoMD5", FIXTURE_MD5_3, "Active", 1_700_000_960),
+                        ],
+                    ),
+                    _ => {
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            axum::Json(json!({"message": "unexpected request"})),
+                        );
+                    }
+                };
+                (StatusCode::OK, body)
+            }
+        }),
+    );
+    (serve(app).await, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopncii_exchange_end_to_end_against_fixtures() {
+    let (mock, log) = stopncii_mock().await;
+    let h = Hma::start().await;
+    let r = h
+        .post(
+            "/c/exchanges",
+            json!({"api": "stopncii", "bank": "STOPNCII",
+                   "api_json": {"base_url": format!("{mock}/v1")}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let creds = |fk: &str| json!({"credential_json": {"subscription_key": "sub-key-1", "fetch_function_key": fk}});
+    // A wrong function key: refused, reported in the status, nothing banked.
+    let r = h.post("/c/exchanges/api/stopncii", creds("wrong")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let st = h.post_empty("/c/exchange/STOPNCII/fetch").await;
+    assert_eq!(st.status, StatusCode::OK);
+    let st = st.json();
+    assert_eq!(st["last_fetch_succeeded"], false, "{st}");
+    assert!(st["last_error"].as_str().unwrap().contains("401"), "{st}");
+    assert_eq!(seen(&log)[0].header("x-functions-key"), Some("wrong"));
+    assert_eq!(bank_ids(&h, "pdq", IMAGE1_PDQ).await, json!({}));
+    assert_eq!(h.get("/status").await.text, "I-AM-ALIVE");
+
+    h.post("/c/exchanges/api/stopncii", creds("fn-key-1")).await;
+    let st = h.post_empty("/c/exchange/STOPNCII/fetch").await.json();
+    assert_eq!(
+        (
+            st["last_fetch_succeeded"].as_bool(),
+            st["up_to_date"].as_bool()
+        ),
+        (Some(true), Some(true)),
+        "{st}"
+    );
+    let reqs = seen(&log);
+    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    for r in &reqs[1..] {
+        assert_eq!(r.path, "/v1/FetchHashes");
+        assert_eq!(r.header("ocp-apim-subscription-key"), Some("sub-key-1"));
+        assert_eq!(r.header("x-functions-key"), Some("fn-key-1"));
+        assert_eq!(r.q("pageSize"), Some("800"));
+        assert_eq!(
+            r.q("startTimestamp"),
+            Some("10"),
+            "python-threatexchange's default start"
+        );
+    }
+    assert_eq!(reqs[1].q("nextPageToken"), None);
+    assert_eq!(
+        reqs[2].q("nextPageToken"),
+        Some("page-2-token"),
+        "paging followed"
+    );
+    assert_eq!(
+        st["checkpoint_ts"], 1_700_000_900,
+        "nextSetTimestamp of the last page"
+    );
+    assert_eq!(
+        st["fetched_items"], 3,
+        "two PDQ and one MD5; TMK skipped: {st}"
+    );
+    let m = bank_ids(&h, "pdq", IMAGE1_PDQ).await;
+    let img1 = m["STOPNCII"][0]["bank_content_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{m}"));
+    assert!(bank_ids(&h, "pdq", IMAGE2_PDQ).await["STOPNCII"].is_array());
+    assert!(
+        bank_ids(&h, "video_md5", EXAMPLE_MD5).await["STOPNCII"].is_array(),
+        "page 2 was applied"
+    );
+    let g = h
+        .get(&format!("/c/bank/STOPNCII/content/{img1}"))
+        .await
+        .json();
+    assert_eq!(
+        g["metadata"]["collab"],
+        json!({"STOPNCII": [format!("ImagePDQ:{IMAGE1_PDQ}")]}),
+        "{g}"
+    );
+
+    // Run 2 asks from the checkpoint; the withdrawn hash goes.
+    let st = h.post_empty("/c/exchange/STOPNCII/fetch").await.json();
+    assert_eq!(st["last_fetch_succeeded"], true, "{st}");
+    let reqs = seen(&log);
+    assert_eq!(reqs.len(), 4);
+    assert_eq!(
+        reqs[3].q("startTimestamp"),
+        Some("1700000900"),
+        "incremental"
+    );
+    assert_eq!(reqs[3].q("nextPageToken"), None);
+    assert_eq!(st["checkpoint_ts"], 1_700_001_000);
+    assert_eq!(st["fetched_items"], 5, "{st}");
+    assert_eq!(
+        bank_ids(&h, "pdq", IMAGE1_PDQ).await,
+        json!({}),
+        "withdrawn"
+    );
+    assert!(bank_ids(&h, "pdq", IMAGE2_PDQ).await["STOPNCII"].is_array());
+    assert!(bank_ids(&h, "video_md5", FIXTURE_MD5_3).await["STOPNCII"].is_array());
+}
+
+/// Exchanges make their requests under the same policy as `?url=`: a host
+/// off `fetch_allowed_hosts`, or a loopback address without the test-only
+/// switch, is refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_fetches_obey_the_url_policy() {
+    let (mock, log) = stopncii_mock().await;
+    for (hosts, loopback, why) in [
+        (
+            vec!["api.stopncii.org"],
+            true,
+            "not in [hma] fetch_allowed_hosts",
+        ),
+        (vec!["127.0.0.1"], false, "not a public address"),
+        (vec![], true, "outgoing requests are off on this server"),
+    ] {
+        let h = Hma::start_with(|c| {
+            c.hma.fetch_allowed_hosts = hosts.iter().map(|s| s.to_string()).collect();
+            c.hma.fetch_allow_loopback = loopback;
+        })
+        .await;
+        h.post(
+            "/c/exchanges",
+            json!({"api": "stopncii", "bank": "S", "api_json": {"base_url": format!("{mock}/v1")}}),
+        )
+        .await;
+        h.post(
+            "/c/exchanges/api/stopncii",
+            json!({"credential_json": {"subscription_key": "sub-key-1", "fetch_function_key": "fn-key-1"}}),
+        )
+        .await;
+        let st = h.post_empty("/c/exchange/S/fetch").await.json();
+        assert_eq!(st["last_fetch_succeeded"], false, "{st}");
+        assert!(
+            st["last_error"].as_str().unwrap().contains(why),
+            "{why}: {st}"
+        );
+    }
+    assert!(seen(&log).is_empty(), "no request reached the mock");
+}
+
+/// HMA's `/status` answers 503 `INDEX-STALE` when a matcher's index is
+/// behind; Bulwark's does when the index lacks a change written longer ago
+/// than the lag a replica may have (three poll intervals and a second).
+/// Node B shares A's database and polls it only when this test says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_a_stale_index() {
+    let a = Hma::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = support::config(dir.path(), Some(a.service.state.config.database_url()));
+    c.bootstrap_admin = false;
+    let service = Service::open(c).await.unwrap();
+    let b = Hma {
+        base: serve(service.router()).await,
+        key: a.key.clone(),
+        http: reqwest::Client::new(),
+        service,
+        _dir: dir,
+    };
+    assert_eq!(b.get("/status").await.text, "I-AM-ALIVE");
+    a.create_bank("FRESH").await;
+    a.post("/c/bank/FRESH/signal", json!({"pdq": IMAGE1_PDQ}))
+        .await;
+    // Just written at A: B may not have it yet, and is not stale for that.
+    let r = b.get("/status").await;
+    assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, "I-AM-ALIVE"));
+    assert_eq!(
+        b.get("/c/signal_type/index?signal_type=pdq").await.json()["pdq"]["index_out_of_date"],
+        false
+    );
+    // The same writes ten minutes old: B lacks changes it should hold.
+    sqlx::query("UPDATE changes SET at = at - 600000")
+        .execute(&a.service.state.store.pool)
+        .await
+        .unwrap();
+    let r = b.call(Method::GET, "/status", None, Some("")).await;
+    assert_eq!(
+        (r.status, r.text.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "INDEX-STALE")
+    );
+    let r = b.call(Method::GET, "/status/live", None, Some("")).await;
+    assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, "I-AM-ALIVE"));
+    let idx = b.get("/c/signal_type/index?signal_type=pdq").await.json();
+    assert_eq!(idx["pdq"]["index_out_of_date"], true, "{idx}");
+    assert!(
+        idx["pdq"]["index_built_to"].as_i64() < idx["pdq"]["newest_db_item"].as_i64(),
+        "{idx}"
+    );
+    assert_eq!(bank_ids(&b, "pdq", IMAGE1_PDQ).await, json!({}));
+    // A wrote them: its index holds them.
+    assert_eq!(a.get("/status").await.text, "I-AM-ALIVE");
+    assert_eq!(
+        a.get("/c/signal_type/index").await.json()["pdq"]["index_out_of_date"],
+        false
+    );
+    // B polls: current again, and it matches.
+    b.service
+        .state
+        .catalog
+        .refresh(&b.service.state.store)
+        .await
+        .unwrap();
+    let r = b.get("/status").await;
+    assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, "I-AM-ALIVE"));
+    assert!(bank_ids(&b, "pdq", IMAGE1_PDQ).await["FRESH"].is_array());
+    let idx = b.get("/m/index/status?signal_type=pdq").await.json();
+    assert_eq!(
+        idx["pdq"]["built_to"],
+        b.get("/c/signal_type/index?signal_type=pdq").await.json()["pdq"]["newest_db_item"]
+    );
 }

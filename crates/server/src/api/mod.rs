@@ -102,12 +102,14 @@ pub fn router(state: AppState) -> Router {
 /// Gives every error the JSON error shape: axum's own rejections (a path or
 /// query value of the wrong type, 405, a body over the limit) and the
 /// timeout's empty 408 are plain text, which clients cannot parse the same
-/// way as the handlers' errors. HTML (the console) and JSON pass unchanged.
+/// way as the handlers' errors. HTML (the console) and JSON pass unchanged,
+/// and so does HMA's `/status`, whose 503 is plain text (`INDEX-STALE`).
 async fn json_errors(req: Request, next: Next) -> Response {
     use axum::http::{StatusCode, header};
+    let hma_status = req.uri().path() == "/status";
     let resp = next.run(req).await;
     let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if hma_status || !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
     let ct = resp

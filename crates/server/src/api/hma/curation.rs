@@ -704,10 +704,12 @@ pub async fn type_stats(
         .fetch_one(&s.pool)
         .await?
         .try_get("n")?;
-    let at: Option<i64> = sqlx::query("SELECT MAX(at) AS at FROM changes")
-        .fetch_one(&s.pool)
+    // The newest change by sequence (the primary key; `at` has no index).
+    let at: Option<i64> = sqlx::query("SELECT at FROM changes ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&s.pool)
         .await?
-        .try_get("at")?;
+        .map(|r| r.try_get("at"))
+        .transpose()?;
     Ok((n, at.map_or(-1, |a| a / 1000)))
 }
 
@@ -736,21 +738,23 @@ pub fn selected_types(q: Option<&str>) -> Result<Vec<bulwark_banks::SignalType>,
     }
 }
 
-/// `GET /c/signal_type/index`: Bulwark's index follows every write, so it
-/// is never out of date.
+/// `GET /c/signal_type/index`: Bulwark's index applies this node's writes
+/// at once and other replicas' within a poll; it is out of date when it is
+/// stale (see [`super::matching::freshness`]).
 pub async fn signal_type_index(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<TypeQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Matcher)?;
+    let f = super::matching::freshness(&state).await?;
     let mut out = Map::new();
     for t in selected_types(q.signal_type.as_deref())? {
         let (n, at) = type_stats(&state, t).await?;
         out.insert(
             hma_type_name(t).into(),
-            json!({"db_size": n, "index_size": n, "index_out_of_date": false,
-                   "newest_db_item": at, "index_built_to": at}),
+            json!({"db_size": n, "index_size": n, "index_out_of_date": f.stale,
+                   "newest_db_item": at, "index_built_to": f.built_to}),
         );
     }
     Ok(Json(Value::Object(out)))

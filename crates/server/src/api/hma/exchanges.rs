@@ -113,6 +113,9 @@ fn check_config(
         };
         let ok = match f.kind {
             "number" => v.is_number(),
+            "number list" => v
+                .as_array()
+                .is_some_and(|a| a.len() <= 10_000 && a.iter().all(Value::is_u64)),
             _ => v.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 2048),
         };
         if !ok {
@@ -128,6 +131,17 @@ fn check_config(
                 json!(state.kek.seal(&seal_name(name), key.as_bytes())),
             );
         } else {
+            if k == "environment" && sources::ncmec_environment(v.as_str().unwrap_or("")).is_none()
+            {
+                return Err(ApiError::bad_request(format!(
+                    "Failed to parse `api_json` - environment must be one of {}",
+                    sources::NCMEC_ENVIRONMENTS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
             if k == "url" || k == "base_url" {
                 let u = reqwest::Url::parse(v.as_str().unwrap_or_default()).map_err(|e| {
                     ApiError::bad_request(format!("Failed to parse `api_json` - {k}: {e}"))
@@ -558,9 +572,15 @@ async fn get_text(
     url: &str,
     headers: Vec<(String, String)>,
 ) -> Result<String, String> {
-    let f = fetch_with(policy, url, &headers)
-        .await
-        .map_err(|e| e.message)?;
+    let f = fetch_with(policy, url, &headers).await.map_err(|e| {
+        if e.code == "fetch_disabled" {
+            "outgoing requests are off on this server: list the exchange's host in \
+             [hma] fetch_allowed_hosts"
+                .to_string()
+        } else {
+            e.message
+        }
+    })?;
     String::from_utf8(f.bytes.to_vec()).map_err(|_| "the answer is not UTF-8".to_string())
 }
 
@@ -664,41 +684,94 @@ async fn next_page(state: &AppState, e: &Exchange, checkpoint: &Value) -> Result
                 .config
                 .get("base_url")
                 .and_then(Value::as_str)
-                .unwrap_or("https://report.cybertip.org/hashsharing")
+                .or_else(|| {
+                    e.config
+                        .get("environment")
+                        .and_then(Value::as_str)
+                        .and_then(sources::ncmec_environment)
+                })
+                .unwrap_or(sources::NCMEC_ENVIRONMENTS[0].1)
                 .trim_end_matches('/')
                 .to_string();
+            // A range `from..to` is fetched to its end (NCMEC's entries are
+            // not in time order, so only an exhausted range is a safe
+            // checkpoint); `to` is kept while paging so that the next range
+            // starts where this one ended.
+            let from = checkpoint["ts"]
+                .as_i64()
+                .or(e.config.get("start_ts").and_then(Value::as_i64))
+                .unwrap_or(0);
+            let to = checkpoint["to"]
+                .as_i64()
+                .unwrap_or(now - NCMEC_END_MARGIN_SECS)
+                .max(from);
             let url = match checkpoint["next"].as_str().filter(|n| !n.is_empty()) {
-                Some(next) => format!("{base}{next}"),
+                // The `next` link is a path under the base (never another host).
+                Some(next) if next.starts_with('/') && !next.starts_with("//") => {
+                    format!("{base}{next}")
+                }
+                Some(next) => {
+                    return Err(format!(
+                        "NCMEC's next link is not a path: {}",
+                        crate::error::snippet(next)
+                    ));
+                }
                 None => {
-                    let from = checkpoint["ts"]
-                        .as_i64()
-                        .or(e.config.get("start_ts").and_then(Value::as_i64))
-                        .unwrap_or(0);
                     let fmt = |t: i64| crate::db::rfc3339(t * 1000);
                     let mut u = reqwest::Url::parse(&format!("{base}/v2/entries"))
                         .map_err(|e| e.to_string())?;
                     u.query_pairs_mut()
                         .append_pair("from", &fmt(from))
-                        .append_pair("to", &fmt(now));
+                        .append_pair("to", &fmt(to));
                     u.to_string()
                 }
             };
-            let xml = get_text(
+            let following = checkpoint["next"].as_str().is_some_and(|n| !n.is_empty());
+            let xml = match get_text(
                 &policy,
                 &url,
                 vec![("authorization".into(), format!("Basic {auth}"))],
             )
-            .await?;
-            let (items, next, max_ts) = sources::parse_ncmec(&xml)?;
-            let ts = if next.is_empty() {
-                now
+            .await
+            {
+                Ok(xml) => xml,
+                // A stored `next` link can go stale (NCMEC's cursors do not
+                // last): fetch the range again from its start (applying is
+                // idempotent) rather than fail on it forever. A failure on
+                // the range's first page is an error as usual.
+                Err(err) if following => {
+                    tracing::warn!(
+                        "exchange {}: NCMEC's next link failed ({err}); fetching the range again",
+                        e.name
+                    );
+                    return Ok(Page {
+                        items: Vec::new(),
+                        checkpoint: json!({"ts": from, "to": to}),
+                        checkpoint_ts: from,
+                        more: true,
+                        full: false,
+                    });
+                }
+                Err(err) => return Err(err),
+            };
+            let (mut items, next, _max_ts) = sources::parse_ncmec(&xml)?;
+            if let Some(only) = e.config.get("only_esp_ids").and_then(Value::as_array) {
+                let only: HashSet<String> = only.iter().map(Value::to_string).collect();
+                items.retain(|it| {
+                    it.key
+                        .split_once('-')
+                        .is_some_and(|(member, _)| only.contains(member))
+                });
+            }
+            let (checkpoint, checkpoint_ts) = if next.is_empty() {
+                (json!({"ts": to}), to)
             } else {
-                checkpoint["ts"].as_i64().unwrap_or(0)
+                (json!({"ts": from, "to": to, "next": next}), from)
             };
             Ok(Page {
                 items,
-                checkpoint: json!({"ts": ts, "next": next}),
-                checkpoint_ts: max_ts.unwrap_or(ts),
+                checkpoint,
+                checkpoint_ts,
                 more: !next.is_empty(),
                 full: false,
             })
@@ -903,6 +976,11 @@ async fn apply(
     }
     Ok(n)
 }
+
+/// NCMEC ranges end this many seconds before now (as python-threatexchange's
+/// client: entries stamped at the very end of a range may not all be
+/// listed yet).
+const NCMEC_END_MARGIN_SECS: i64 = 5;
 
 /// Most pages one run fetches before yielding to the next run.
 const MAX_PAGES_PER_RUN: usize = 200;

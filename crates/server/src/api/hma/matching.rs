@@ -7,6 +7,7 @@
 //! skipped by `bypass_coinflip=true`) is at most the ratio, as in HMA.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Query, Request, State};
@@ -16,6 +17,7 @@ use bulwark_banks::Signal;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use sqlx::Row;
 
 use super::curation::{ratio_of, ratios, selected_types, type_stats};
 use super::hashing::{self, Body};
@@ -23,16 +25,78 @@ use super::{bank_set, hma_type_name, parse_bool, parse_signal};
 use crate::AppState;
 use crate::api::matching::match_signals;
 use crate::auth::{Caller, Role};
+use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 
-/// `GET /status`: 200 `I-AM-ALIVE` once the index is loaded, else 503
-/// `INDEX-NOT-LOADED`. No key needed (for load balancers).
+/// `GET /status`: 200 `I-AM-ALIVE` once the index is loaded and current;
+/// 503 `INDEX-NOT-LOADED` before it loads, 503 `INDEX-STALE` when it lacks
+/// changes it should hold (as HMA, whose matchers report a stale index
+/// cache). No key needed (for load balancers).
 pub async fn status(State(state): State<AppState>) -> impl IntoResponse {
-    if state.catalog.is_loaded() {
-        (StatusCode::OK, "I-AM-ALIVE")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "INDEX-NOT-LOADED")
+    if !state.catalog.is_loaded() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "INDEX-NOT-LOADED");
     }
+    let stale = match freshness(&state).await {
+        Ok(f) => f.stale,
+        Err(e) => {
+            // The store cannot be asked: stale when this node has not
+            // refreshed from it within the allowed lag either.
+            tracing::warn!("/status: reading changes failed: {}", e.message);
+            let last = state.catalog.last_refresh_ms.load(Ordering::Acquire);
+            now_ms() - last > max_lag_ms(&state)
+        }
+    };
+    if stale {
+        (StatusCode::SERVICE_UNAVAILABLE, "INDEX-STALE")
+    } else {
+        (StatusCode::OK, "I-AM-ALIVE")
+    }
+}
+
+/// How this node's index stands against the store's changes.
+#[derive(Debug, Clone, Copy)]
+pub struct Freshness {
+    /// A change written longer ago than [`max_lag_ms`] is not in the index.
+    pub stale: bool,
+    /// Unix time (s) of the newest change the index holds without gaps
+    /// below it; -1 when none.
+    pub built_to: i64,
+}
+
+/// The lag a replica's index may have behind the store before it counts as
+/// stale: three poll intervals and a second (as `/v1/health`'s `current`).
+/// A node's own writes are in its index before they are acknowledged.
+pub fn max_lag_ms(state: &AppState) -> i64 {
+    3 * state.config.refresh_interval.as_millis() as i64 + 1000
+}
+
+/// Whether the index is stale, and what it is built to.
+pub async fn freshness(state: &AppState) -> Result<Freshness, ApiError> {
+    let s = &state.store;
+    let c = &state.catalog;
+    let floor = c.applied_seq();
+    let overdue = sqlx::query(
+        &s.sql("SELECT seq FROM changes WHERE seq > ? AND at < ? ORDER BY seq LIMIT 1000"),
+    )
+    .bind(floor)
+    .bind(now_ms() - max_lag_ms(state))
+    .fetch_all(&s.pool)
+    .await?;
+    let mut stale = false;
+    for r in &overdue {
+        stale |= !c.has_applied(r.try_get::<i64, _>("seq")?);
+    }
+    let built_to: Option<i64> =
+        sqlx::query(&s.sql("SELECT at FROM changes WHERE seq <= ? ORDER BY seq DESC LIMIT 1"))
+            .bind(floor)
+            .fetch_optional(&s.pool)
+            .await?
+            .map(|r| r.try_get("at"))
+            .transpose()?;
+    Ok(Freshness {
+        stale,
+        built_to: built_to.map_or(-1, |ms| ms / 1000),
+    })
 }
 
 /// `GET /status/live`: always 200 `I-AM-ALIVE` (a liveness probe must not
@@ -310,12 +374,17 @@ pub async fn index_status(
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Matcher)?;
     let present = state.catalog.is_loaded();
+    let built_to = if present {
+        freshness(&state).await?.built_to
+    } else {
+        -1
+    };
     let mut out = Map::new();
     for t in selected_types(q.signal_type.as_deref())? {
-        let (n, at) = type_stats(&state, t).await?;
+        let (n, _) = type_stats(&state, t).await?;
         out.insert(
             hma_type_name(t).into(),
-            json!({"present": present, "built_to": if present { at } else { -1 }, "size": n}),
+            json!({"present": present, "built_to": built_to, "size": n}),
         );
     }
     Ok(Json(Value::Object(out)))

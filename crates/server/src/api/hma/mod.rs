@@ -178,11 +178,14 @@ pub fn routes() -> Router<AppState> {
 
 /// Rewrites Bulwark's `{"error": {"code", "message"}}` into HMA's
 /// `{"message": ...}` on the HMA routes (extractor rejections included).
+/// `/status` keeps its plain-text 503 (`INDEX-NOT-LOADED`, `INDEX-STALE`), as
+/// HMA's.
 async fn hma_errors(req: Request, next: Next) -> Response {
-    let v1 = req.uri().path().starts_with("/v1/");
+    let path = req.uri().path();
+    let keep = path.starts_with("/v1/") || path == "/status" || path == "/status/live";
     let resp = next.run(req).await;
     let st = resp.status();
-    if v1 || !(st.is_client_error() || st.is_server_error()) {
+    if keep || !(st.is_client_error() || st.is_server_error()) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();

@@ -16,8 +16,10 @@
 //!
 //! The NCMEC and StopNCII clients are written against the request and
 //! response shapes their documentation publishes (as python-threatexchange's
-//! clients use them) and tested with recorded fixtures written from those
-//! shapes; they have not been run against the live services.
+//! clients use them) and tested with fixtures written from those shapes: the
+//! parsers here, and whole fetch runs against mock servers in
+//! `tests/hma_conformance.rs`. They have not been run against the live
+//! services (no network here).
 
 use bulwark_banks::{Format, Signal, SignalType};
 use serde_json::{Map, Value, json};
@@ -113,6 +115,19 @@ impl Api {
                     "default https://report.cybertip.org/hashsharing",
                 ),
                 f(
+                    "environment",
+                    "string",
+                    false,
+                    "HMA's NCMEC environment, by name (Industry, NGO, Exploitative, test_Industry, \
+                     test_NGO, test_Exploitative) or its URL; base_url wins when both are set",
+                ),
+                f(
+                    "only_esp_ids",
+                    "number list",
+                    false,
+                    "only entries from these member (ESP) ids",
+                ),
+                f(
                     "start_ts",
                     "number",
                     false,
@@ -168,6 +183,30 @@ impl Api {
             _ => 3600,
         }
     }
+}
+
+/// NCMEC's hash-sharing environments (python-threatexchange's
+/// `NCMECEnvironment`, which HMA's NCMEC exchange config names): name, base
+/// URL. The first is the default.
+pub const NCMEC_ENVIRONMENTS: [(&str, &str); 6] = [
+    ("Industry", "https://report.cybertip.org/hashsharing"),
+    ("NGO", "https://hashsharing.ncmec.org/npo"),
+    ("Exploitative", "https://hashsharing.ncmec.org/exploitative"),
+    ("test_Industry", "https://exttest.cybertip.org/hashsharing"),
+    ("test_NGO", "https://hashsharing-test.ncmec.org/npo"),
+    (
+        "test_Exploitative",
+        "https://hashsharing-test.ncmec.org/exploitative",
+    ),
+];
+
+/// The base URL of an NCMEC environment given by name or by URL.
+pub fn ncmec_environment(s: &str) -> Option<&'static str> {
+    let s = s.trim_end_matches('/');
+    NCMEC_ENVIRONMENTS
+        .iter()
+        .find(|(n, u)| *n == s || *u == s)
+        .map(|(_, u)| *u)
 }
 
 /// Schema of a list of fields, HMA's shape.
@@ -411,25 +450,28 @@ pub fn parse_stopncii(body: &str) -> Result<(Vec<Item>, Option<String>, i64), St
             "VideoMD5" => SignalType::Md5,
             _ => continue, // TMK, text, URLs: not Bulwark's
         };
-        let key = format!("{st}:{hv}");
+        // A record replaces the earlier one of the same type and hash.
+        let key = format!("{st}:{}", hv.trim().to_ascii_lowercase());
+        let gone = |v: &Value| matches!(v.as_str(), Some("Withdrawn" | "Deleted"));
+        // The aggregate status, or every case withdrawn, or a CSP's feedback
+        // saying so: StopNCII's client is to delete the hash.
         let cases = r["caseNumbers"].as_object();
-        let withdrawn = cases.is_some_and(|c| {
-            !c.is_empty()
-                && c.values()
-                    .all(|s| matches!(s.as_str(), Some("Withdrawn" | "Deleted")))
-        });
-        let feedback_deleted = r["CSPFeedbacks"].as_array().is_some_and(|fs| {
-            fs.iter()
-                .any(|f| matches!(f["feedbackValue"].as_str(), Some("Withdrawn" | "Deleted")))
-        });
+        let withdrawn =
+            gone(&r["hashStatus"]) || cases.is_some_and(|c| !c.is_empty() && c.values().all(gone));
+        let feedback_deleted = r["CSPFeedbacks"]
+            .as_array()
+            .is_some_and(|fs| fs.iter().any(|f| gone(&f["feedbackValue"])));
         if withdrawn || feedback_deleted {
             items.push(Item::gone(key));
             continue;
         }
         let s = t.parse(hv).map_err(|e| format!("StopNCII record: {e}"))?;
         let mut it = Item::of(key, vec![(s, None)]);
-        it.metadata =
-            Some(json!({"case_numbers": r["caseNumbers"], "last_modified": r["lastModtimestamp"]}));
+        it.metadata = Some(json!({
+            "hash_status": r["hashStatus"],
+            "case_numbers": r["caseNumbers"],
+            "last_modified": r["lastModtimestamp"],
+        }));
         items.push(it);
     }
     Ok((items, token, next_ts))
@@ -545,7 +587,7 @@ mod tests {
     #[test]
     fn stopncii_fetch_hashes_fixture() {
         let body = json!({
-            "count": 4,
+            "count": 5,
             "nextPageToken": "page-2",
             "hasMoreRecords": true,
             "nextSetTimestamp": 1_700_000_500,
@@ -557,17 +599,24 @@ mod tests {
                 {"lastModtimestamp": 1_700_000_300, "signalType": "ImagePDQ",
                  "hashValue": "a".repeat(64), "caseNumbers": {"c3": "Withdrawn"}},
                 {"lastModtimestamp": 1_700_000_400, "signalType": "VideoTMK", "hashValue": "xyz",
-                 "caseNumbers": {}}
+                 "caseNumbers": {}},
+                {"lastModtimestamp": 1_700_000_450, "signalType": "VideoMD5",
+                 "hashValue": "fedcba9876543210fedcba9876543210", "hashStatus": "Deleted",
+                 "caseNumbers": {"c4": "Active"}}
             ]
         })
         .to_string();
         let (items, token, ts) = parse_stopncii(&body).unwrap();
         assert_eq!(token.as_deref(), Some("page-2"));
         assert_eq!(ts, 1_700_000_500);
-        assert_eq!(items.len(), 3, "TMK skipped");
+        assert_eq!(items.len(), 4, "TMK skipped");
         assert_eq!(items[0].signals[0].0.value(), PDQ);
         assert_eq!(items[1].signals[0].0.signal_type(), SignalType::Md5);
         assert!(items[2].deleted, "withdrawn cases are removed");
+        assert!(
+            items[3].deleted && items[3].key.starts_with("VideoMD5:"),
+            "a Deleted aggregate hashStatus is removed"
+        );
         let last = json!({"count": 0, "hasMoreRecords": false, "nextPageToken": "ignored",
                           "nextSetTimestamp": 5, "hashRecords": []})
         .to_string();
@@ -599,6 +648,20 @@ mod tests {
         );
         let (items, rejected) = parse_te_file(&csv);
         assert_eq!((items.len(), rejected.len()), (1, 0));
+    }
+
+    #[test]
+    fn ncmec_environments_by_name_or_url() {
+        assert_eq!(
+            ncmec_environment("Industry"),
+            Some("https://report.cybertip.org/hashsharing")
+        );
+        assert_eq!(
+            ncmec_environment("https://hashsharing-test.ncmec.org/npo/"),
+            Some("https://hashsharing-test.ncmec.org/npo")
+        );
+        assert_eq!(ncmec_environment("industry"), None);
+        assert_eq!(ncmec_environment("https://evil.example/hashsharing"), None);
     }
 
     #[test]
