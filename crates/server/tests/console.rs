@@ -1574,7 +1574,7 @@ async fn admins_manage_reviewers_and_policies_and_others_are_refused() {
 
 /// A local HTTPS server with a certificate of the test CA
 /// (`console_fixtures/tls`); records each request's path and body.
-async fn tls_server() -> (String, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+async fn tls_server() -> (String, Calls) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console_fixtures/tls");
     let cert =
         rustls::pki_types::CertificateDer::from(std::fs::read(dir.join("server.der")).unwrap());
@@ -1590,7 +1590,7 @@ async fn tls_server() -> (String, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
     .with_single_cert(vec![cert], key)
     .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let seen: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let seen: Calls = Arc::default();
     let app = axum::Router::new().fallback({
         let seen = seen.clone();
         move |uri: axum::http::Uri, body: axum::body::Bytes| {

@@ -343,6 +343,10 @@ async fn review_in_a_real_browser() {
         dash.contains("False positives per bank") && dash.contains("False positives per threshold")
     );
     shot("dashboard.png").await;
+    b.execute("document.getElementById('fp').scrollIntoView()", vec![])
+        .await
+        .unwrap();
+    shot("dashboard-rates.png").await;
 
     // Sign out; the admin signs in and sees the admin page.
     b.find(Locator::Css("header button[type=submit]"))

@@ -252,7 +252,9 @@ pub async fn store(
     frames: &Result<Vec<Frame>, Error>,
 ) -> anyhow::Result<()> {
     let s = &state.store;
-    let rows: Vec<(String, i64, Option<Vec<u8>>, Option<String>)> = match frames {
+    // (media id, time, PNG, why there are no frames)
+    type Row = (String, i64, Option<Vec<u8>>, Option<String>);
+    let rows: Vec<Row> = match frames {
         Err(Error::ToolMissing { .. }) => return Ok(()),
         Err(e) => vec![(base.to_string(), 0, None, Some(e.to_string()))],
         Ok(fs) => {
