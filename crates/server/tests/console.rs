@@ -1754,3 +1754,19 @@ async fn webhooks_and_cybertipline_speak_https_to_a_private_ca() {
         .to_string();
     assert!(e.contains("tls_extra_roots"), "{e}");
 }
+
+#[test]
+fn frames_without_ffmpeg_are_a_clear_tool_missing_error() {
+    let mut o = bulwark_vpdq::Options::default();
+    o.ffprobe = "/nonexistent/bulwark-test/ffprobe".into();
+    o.ffmpeg = "/nonexistent/bulwark-test/ffmpeg".into();
+    let mut mp4 = vec![0, 0, 0, 0x18];
+    mp4.extend_from_slice(b"ftypmp42");
+    match bulwark_server::console::video::sample_frames(&mp4, &o, 4, 320) {
+        Err(bulwark_vpdq::Error::ToolMissing { tool, .. }) => {
+            assert!(tool.contains("/nonexistent/"), "{tool}")
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("frames without ffmpeg"),
+    }
+}
