@@ -1441,7 +1441,33 @@ async fn admins_manage_reviewers_and_policies_and_others_are_refused() {
                 .await;
             assert_eq!(p.status, StatusCode::OK, "{}", p.text());
             assert!(p.text().contains("Added nina"));
+            assert!(!p.text().contains("id=\"totp-secret\""));
             c.login("nina").await;
+            let p = c
+                .post(
+                    &a,
+                    "/console/admin/reviewer",
+                    &[
+                        ("action", "add"),
+                        ("name", "tom"),
+                        ("role", "lead"),
+                        ("password", PASSWORD),
+                        ("totp", "1"),
+                    ],
+                )
+                .await;
+            assert!(p.text().contains("id=\"totp-secret\""), "{}", p.text());
+            // Enrolled: the password alone no longer signs tom in.
+            assert_eq!(
+                c.try_login("tom", PASSWORD, "").await.status,
+                StatusCode::UNAUTHORIZED
+            );
+            assert!(
+                !c.get(&a, "/console/admin")
+                    .await
+                    .text()
+                    .contains("id=\"totp-secret\"")
+            );
             let p = c
                 .post(
                     &a,
