@@ -72,7 +72,11 @@ pub fn client(cfg: &super::ConsoleConfig, timeout: Duration) -> anyhow::Result<r
     Ok(b.build()?)
 }
 
-/// One request to an `https://` or `http://` URL; returns the status and body.
+/// The most of an answer's body that is read.
+const MAX_ANSWER: usize = 1 << 20;
+
+/// One request to an `https://` or `http://` URL; returns the status and (at
+/// most [`MAX_ANSWER`] bytes of) the body.
 pub async fn http_request(
     cfg: &super::ConsoleConfig,
     method: &str,
@@ -102,7 +106,16 @@ pub async fn http_request(
         anyhow::anyhow!("{s}")
     })?;
     let status = resp.status().as_u16();
-    let body = resp.bytes().await?.to_vec();
+    // Answers are short XML or nothing: keep at most 1 MiB of one.
+    let mut resp = resp;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = MAX_ANSWER.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ANSWER {
+            break;
+        }
+    }
     Ok((status, body))
 }
 
