@@ -118,6 +118,12 @@ impl Pool {
         }
     }
 
+    /// How videos are decoded (ffmpeg, limits, timeout): the reviewer
+    /// console's frame strips use the same.
+    pub fn video_options(&self) -> &bulwark_vpdq::Options {
+        &self.video
+    }
+
     /// Waits for room to hold one more upload.
     pub async fn upload_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
         tokio::time::timeout(self.wait, Arc::clone(&self.uploads).acquire_owned())

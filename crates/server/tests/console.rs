@@ -1017,3 +1017,782 @@ fn reviewer_passwords_are_argon2id_and_short_ones_are_refused() {
         assert!(e.unwrap_err().to_string().contains("12 characters"));
     });
 }
+
+/// `(width, height, duration)` of a video by ffprobe, run here independently.
+fn probe(file: &[u8]) -> (u32, u32, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v.mp4");
+    std::fs::write(&p, file).unwrap();
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height:format=duration",
+            "-of",
+            "default=noprint_wrappers=1",
+        ])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .to_string()
+    };
+    (
+        get("width").parse().unwrap(),
+        get("height").parse().unwrap(),
+        get("duration").parse().unwrap(),
+    )
+}
+
+fn png_size(png: &[u8]) -> (u32, u32) {
+    let img = bulwark_pdq::decode(png, &bulwark_pdq::Limits::default()).unwrap();
+    assert_eq!(img.channels, 1, "frames are grey");
+    (img.width, img.height)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn videos_are_a_blurred_strip_of_frames_revealed_one_at_a_time_within_budget() {
+    if !ffmpeg_available() {
+        return;
+    }
+    let c = Console::open(false, |k| {
+        k.daily_reveal_budget = 2;
+        k.video_frames = 4;
+    })
+    .await
+    .unwrap();
+    c.bank("known").await;
+    let clip = video("doorknob-hd-no-bar.mp4");
+    let (w, h, dur) = probe(&clip);
+    let hashes = serde_json::json!({"kind": "video", "frames": 5,
+        "md5": hex::encode(md5::Md5::digest(&clip)), "sha256": hex::encode(sha2::Sha256::digest(&clip))});
+    let rid = c
+        .seed_report_file("alice", "bob", &clip, "video/mp4", hashes, "known")
+        .await;
+    c.add("rita", ConsoleRole::Reviewer, false).await;
+    let s = c.login("rita").await;
+    let html = c
+        .get(&s, &format!("/console/item/report/{rid}"))
+        .await
+        .text();
+    // Nothing that plays; four frames, blurred, each with its own reveal button.
+    assert!(!html.contains("<video") && !html.contains("autoplay") && !html.contains("<audio"));
+    for k in 0..4 {
+        // The middle of each quarter of the video.
+        let at = dur * (2.0 * k as f64 + 1.0) / 8.0;
+        let label = format!(
+            "frame {} of 4, at {at:.1} s, of video attachment 0 of message 0",
+            k + 1
+        );
+        assert!(
+            html.contains(&format!("alt=\"Blurred: {label}\"")),
+            "{label}\n{html}"
+        );
+        assert!(html.contains(&format!("aria-label=\"Reveal {label}\"")));
+        let t = c
+            .get(&s, &format!("/console/media/report/{rid}/0-0.f{k}"))
+            .await;
+        assert_eq!(t.status, StatusCode::OK);
+        let (tw, th) = png_size(&t.body);
+        assert!(tw.max(th) <= 16, "unrevealed frame {tw}×{th}");
+    }
+    assert_eq!(
+        c.get(&s, &format!("/console/media/report/{rid}/0-0.f4"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND,
+        "four frames, no more"
+    );
+    // Reveal two frames: each counts against the budget of two.
+    let item = format!("report:{rid}");
+    for k in 0..2 {
+        let r = c
+            .post(
+                &s,
+                "/console/reveal",
+                &[("item", &item), ("media", &format!("0-0.f{k}"))],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let (tw, th) = png_size(
+            &c.get(&s, &format!("/console/media/report/{rid}/0-0.f{k}"))
+                .await
+                .body,
+        );
+        // At most 320 px, the video's aspect ratio.
+        assert_eq!(tw.max(th), 320);
+        let want = f64::from(w) / f64::from(h);
+        assert!(
+            (f64::from(tw) / f64::from(th) - want).abs() < 0.02,
+            "{tw}×{th} for {w}×{h}"
+        );
+    }
+    let r = c
+        .post(
+            &s,
+            "/console/reveal",
+            &[("item", &item), ("media", "0-0.f2")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let (tw, th) = png_size(
+        &c.get(&s, &format!("/console/media/report/{rid}/0-0.f2"))
+            .await
+            .body,
+    );
+    assert!(tw.max(th) <= 16, "over budget, the frame stays blurred");
+    let page = c
+        .get(&s, &format!("/console/item/report/{rid}"))
+        .await
+        .text();
+    assert_eq!(page.matches("thumb revealed").count(), 2);
+    let a = c.audit_actions().await;
+    assert!(
+        a.iter()
+            .any(|x| x.1 == "console.reveal" && x.2.contains("0-0.f1"))
+    );
+
+    // A matched video upload: the strip is kept with the match (the file is not).
+    let st = &c.service.state.store;
+    let (s2, j) = c.upload("/v1/banks/known/content", &clip).await;
+    assert_eq!(s2, StatusCode::CREATED, "{j}");
+    bulwark_server::console::items::set_review_policy(st, "known", Some(31))
+        .await
+        .unwrap();
+    let (s2, m) = c.upload("/v1/match", &clip).await;
+    assert_eq!(s2, StatusCode::OK, "{m}");
+    let mid: i64 = sqlx::query("SELECT MIN(id) AS id FROM console_matches")
+        .fetch_one(&st.pool)
+        .await
+        .unwrap()
+        .try_get("id")
+        .unwrap();
+    let page = c
+        .get(&s, &format!("/console/item/match/{mid}"))
+        .await
+        .text();
+    assert_eq!(page.matches("alt=\"Blurred: frame ").count(), 4, "{page}");
+    assert!(!page.contains("<video"));
+}
+
+#[tokio::test]
+async fn a_video_that_ffmpeg_cannot_decode_says_so_instead_of_a_strip() {
+    if !ffmpeg_available() {
+        return;
+    }
+    let c = Console::open(false, no_tweak).await.unwrap();
+    c.bank("known").await;
+    // An MP4 header and nothing else: sniffed as a video, not decodable.
+    let mut junk = vec![0, 0, 0, 0x18];
+    junk.extend_from_slice(b"ftypmp42");
+    junk.extend_from_slice(&[0; 64]);
+    let rid = c
+        .seed_report_file(
+            "alice",
+            "bob",
+            &junk,
+            "video/mp4",
+            serde_json::json!({"kind": "video"}),
+            "known",
+        )
+        .await;
+    c.add("rita", ConsoleRole::Reviewer, false).await;
+    let s = c.login("rita").await;
+    let html = c
+        .get(&s, &format!("/console/item/report/{rid}"))
+        .await
+        .text();
+    assert!(
+        html.contains("video attachment 0 of message 0: no frames: "),
+        "{html}"
+    );
+    assert!(!html.contains("class=\"thumb\""));
+}
+
+/// A recorded match, as the match path writes it, queued `hours_ago`.
+async fn seed_match(c: &Console, bank: &str, distance: i64, hours_ago: i64) -> i64 {
+    let st = &c.service.state.store;
+    sqlx::query(&st.sql(
+        "INSERT INTO console_matches (at, actor, bank, content_id, signal_type, distance, pdq) \
+         VALUES (?, 'key1', ?, 1, 'pdq', ?, ?) RETURNING id",
+    ))
+    .bind(bulwark_server::db::now_ms() - hours_ago * 3_600_000)
+    .bind(bank)
+    .bind(distance)
+    .bind(format!("{:064x}", 1000 + distance + hours_ago * 1000))
+    .fetch_one(&st.pool)
+    .await
+    .unwrap()
+    .try_get("id")
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_false_positives_per_bank_and_threshold_and_time_to_decision() {
+    on_both(no_tweak, |c| async move {
+        c.bank("known").await;
+        c.bank("other").await;
+        // Five matches: (bank, distance, hours waiting) and what is decided.
+        let m1 = seed_match(&c, "known", 0, 1).await; // confirm
+        let m2 = seed_match(&c, "known", 8, 3).await; // dismiss
+        let m3 = seed_match(&c, "known", 25, 5).await; // dismiss
+        let m4 = seed_match(&c, "other", 15, 2).await; // confirm
+        let _m5 = seed_match(&c, "other", 30, 7).await; // left in the queue
+        c.add("rita", ConsoleRole::Reviewer, false).await;
+        let s = c.login("rita").await;
+        for (id, d) in [
+            (m1, "confirm"),
+            (m2, "dismiss"),
+            (m3, "dismiss"),
+            (m4, "confirm"),
+        ] {
+            let item = format!("match:{id}");
+            let mut f = vec![("item", item.as_str()), ("decision", d)];
+            if d == "confirm" {
+                f.push(("category", "csam"));
+            }
+            let r = c.post(&s, "/console/decide", &f).await;
+            assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        }
+        let d = c.get(&s, "/console").await.text();
+        // Per bank: known 1 confirmed, 2 dismissed = 67 %; other 1, 0 = 0 %.
+        assert!(
+            d.contains("<td>known</td><td>1</td><td>2</td><td>67 %</td>"),
+            "{d}"
+        );
+        assert!(
+            d.contains("<td>other</td><td>1</td><td>0</td><td>0 %</td>"),
+            "{d}"
+        );
+        // Per threshold band, and cumulatively (a policy of at most that distance):
+        // 0: 1c → 0 %, 0 %; 1–10: 1d → 100 %, 1/2 = 50 %; 11–20: 1c → 0 %, 1/3 = 33 %;
+        // 21–31: 1d → 100 %, 2/4 = 50 %; 32+: none.
+        for row in [
+            "<td>0</td><td>1</td><td>0</td><td>0 %</td><td>0 %</td>",
+            "<td>1–10</td><td>0</td><td>1</td><td>100 %</td><td>50 %</td>",
+            "<td>11–20</td><td>1</td><td>0</td><td>0 %</td><td>33 %</td>",
+            "<td>21–31</td><td>0</td><td>1</td><td>100 %</td><td>50 %</td>",
+            "<td>32+</td><td>0</td><td>0</td><td>–</td><td>50 %</td>",
+        ] {
+            assert!(d.contains(row), "no {row} in\n{d}");
+        }
+        // Waits of 1, 3, 5 and 2 hours: the median (the upper middle) is 3 h.
+        assert!(
+            d.contains("Median time to decision (last 14 days): 3 h over 4 decisions"),
+            "{d}"
+        );
+        // One match left, waiting 7 hours.
+        let card = d.split("id=\"card-match\"").nth(1).unwrap();
+        let card = &card[..card.find("</a>").unwrap()];
+        assert!(card.contains("<span class=\"big\">1</span>"), "{card}");
+        assert!(card.contains("oldest 7 h"), "{card}");
+        // Decisions per day: four, on the day they were made.
+        let st = &c.service.state.store;
+        let at: i64 = sqlx::query("SELECT MAX(at) AS at FROM console_decisions")
+            .fetch_one(&st.pool)
+            .await
+            .unwrap()
+            .try_get("at")
+            .unwrap();
+        let day = &bulwark_server::db::rfc3339(at)[..10];
+        assert!(
+            d.contains(&format!("aria-label=\"4 decisions on {day}\"")),
+            "{d}"
+        );
+        c
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_are_read_a_page_at_a_time_and_next_walks_them() {
+    on_both(no_tweak, |c| async move {
+        c.bank("known").await;
+        let mut ids = Vec::new();
+        for _ in 0..53 {
+            ids.push(seed_match(&c, "known", 3, 0).await);
+        }
+        c.add("rita", ConsoleRole::Reviewer, false).await;
+        let s = c.login("rita").await;
+        let link = |id: i64| format!("href=\"/console/item/match/{id}\"");
+        let p1 = c.get(&s, "/console/queue?kind=match").await.text();
+        assert!(p1.contains("Upload and API matches (53)"), "{p1}");
+        assert_eq!(p1.matches("class=\"item-link\"").count(), 50);
+        assert!(p1.contains(&link(ids[0])) && p1.contains(&link(ids[49])));
+        assert!(!p1.contains(&link(ids[50])));
+        let needle = "id=\"next-page\" href=\"";
+        let at = p1.find(needle).unwrap() + needle.len();
+        let next = p1[at..at + p1[at..].find('"').unwrap()].replace("&amp;", "&");
+        let p2 = c.get(&s, &next).await.text();
+        assert_eq!(p2.matches("class=\"item-link\"").count(), 3, "{p2}");
+        assert!(p2.contains(&link(ids[50])) && p2.contains(&link(ids[52])));
+        assert!(!p2.contains("id=\"next-page\""));
+        // Hidden and decided items leave the pages; "next" walks in queue order.
+        c.post(
+            &s,
+            "/console/hide",
+            &[("item", &format!("match:{}", ids[1]))],
+        )
+        .await;
+        let r = c
+            .get(
+                &s,
+                &format!("/console/next?kind=match&after=match:{}", ids[0]),
+            )
+            .await;
+        assert_eq!(r.location(), format!("/console/item/match/{}", ids[2]));
+        let r = c
+            .post(
+                &s,
+                "/console/decide",
+                &[
+                    ("item", &format!("match:{}", ids[52])),
+                    ("decision", "dismiss"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        // After the last one, back to the first open item.
+        let r = c.get(&s, &r.location()).await;
+        assert_eq!(r.location(), format!("/console/item/match/{}", ids[0]));
+        let p1 = c.get(&s, "/console/queue?kind=match").await.text();
+        assert!(p1.contains("Upload and API matches (51)"), "{p1}");
+        c
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_manage_reviewers_and_policies_and_others_are_refused() {
+    on_both(
+        |k| k.max_failed_logins = 2,
+        |c| async move {
+            c.bank("known").await;
+            c.add("ada", ConsoleRole::Admin, false).await;
+            c.add("lena", ConsoleRole::Lead, false).await;
+            c.add("rita", ConsoleRole::Reviewer, false).await;
+            let (a, l, r) = (
+                c.login("ada").await,
+                c.login("lena").await,
+                c.login("rita").await,
+            );
+            // Reviewers and leads: no page, no changes, no link.
+            for s in [&r, &l] {
+                assert_eq!(
+                    c.get(s, "/console/admin").await.status,
+                    StatusCode::FORBIDDEN
+                );
+                let p = c
+                    .post(
+                        s,
+                        "/console/admin/reviewer",
+                        &[("action", "role"), ("name", "rita"), ("role", "admin")],
+                    )
+                    .await;
+                assert_eq!(p.status, StatusCode::FORBIDDEN);
+                let p = c
+                    .post(
+                        s,
+                        "/console/policy",
+                        &[("bank", "known"), ("max_distance", "31")],
+                    )
+                    .await;
+                assert_eq!(p.status, StatusCode::FORBIDDEN);
+                assert!(
+                    !c.get(s, "/console")
+                        .await
+                        .text()
+                        .contains("href=\"/console/admin\"")
+                );
+            }
+            let page = c.get(&a, "/console/admin").await;
+            assert_eq!(page.status, StatusCode::OK);
+            let html = page.text();
+            assert!(html.contains("id=\"reviewer-rita\"") && html.contains("id=\"policy-known\""));
+            // Without the CSRF token: refused even for an admin.
+            let p = c
+                .request(
+                    Method::POST,
+                    "/console/admin/reviewer",
+                    Some(&a.cookie),
+                    Some(&[("action", "disable"), ("name", "rita")]),
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::FORBIDDEN);
+            // Add a reviewer (with TOTP: the secret is shown once); they can sign in.
+            let p = c
+                .post(
+                    &a,
+                    "/console/admin/reviewer",
+                    &[
+                        ("action", "add"),
+                        ("name", "nina"),
+                        ("role", "reviewer"),
+                        ("password", PASSWORD),
+                    ],
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::OK, "{}", p.text());
+            assert!(p.text().contains("Added nina"));
+            assert!(!p.text().contains("id=\"totp-secret\""));
+            c.login("nina").await;
+            let p = c
+                .post(
+                    &a,
+                    "/console/admin/reviewer",
+                    &[
+                        ("action", "add"),
+                        ("name", "tom"),
+                        ("role", "lead"),
+                        ("password", PASSWORD),
+                        ("totp", "1"),
+                    ],
+                )
+                .await;
+            assert!(p.text().contains("id=\"totp-secret\""), "{}", p.text());
+            // Enrolled: the password alone no longer signs tom in.
+            assert_eq!(
+                c.try_login("tom", PASSWORD, "").await.status,
+                StatusCode::UNAUTHORIZED
+            );
+            assert!(
+                !c.get(&a, "/console/admin")
+                    .await
+                    .text()
+                    .contains("id=\"totp-secret\"")
+            );
+            let p = c
+                .post(
+                    &a,
+                    "/console/admin/reviewer",
+                    &[
+                        ("action", "add"),
+                        ("name", "short"),
+                        ("role", "reviewer"),
+                        ("password", "short"),
+                    ],
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::BAD_REQUEST);
+            // Promote rita to lead: she sees the escalated queue now.
+            let p = c
+                .post(
+                    &a,
+                    "/console/admin/reviewer",
+                    &[("action", "role"), ("name", "rita"), ("role", "lead")],
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.text());
+            assert_eq!(c.get(&r, "/console/webhooks").await.status, StatusCode::OK);
+            // Lock lena out, then reset the lockout.
+            for _ in 0..2 {
+                c.try_login("lena", "wrong password!!", "").await;
+            }
+            assert_eq!(
+                c.try_login("lena", PASSWORD, "").await.status,
+                StatusCode::UNAUTHORIZED
+            );
+            assert!(
+                c.get(&a, "/console/admin")
+                    .await
+                    .text()
+                    .contains("id=\"unlock-lena\"")
+            );
+            let p = c
+                .post(
+                    &a,
+                    "/console/admin/reviewer",
+                    &[("action", "unlock"), ("name", "lena")],
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::SEE_OTHER);
+            c.login("lena").await;
+            // Disable rita: her session ends and she cannot sign in; enable again.
+            let p = c
+                .post(
+                    &a,
+                    "/console/admin/reviewer",
+                    &[("action", "disable"), ("name", "rita")],
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::SEE_OTHER);
+            assert_eq!(c.get(&r, "/console").await.location(), "/console/login");
+            assert_eq!(
+                c.try_login("rita", PASSWORD, "").await.status,
+                StatusCode::UNAUTHORIZED
+            );
+            c.post(
+                &a,
+                "/console/admin/reviewer",
+                &[("action", "enable"), ("name", "rita")],
+            )
+            .await;
+            c.login("rita").await;
+            // An admin cannot demote or disable themselves.
+            let p = c
+                .post(
+                    &a,
+                    "/console/admin/reviewer",
+                    &[("action", "disable"), ("name", "ada")],
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::CONFLICT);
+            // Policies: set, shown, removed; an unknown bank is refused.
+            let p = c
+                .post(
+                    &a,
+                    "/console/policy",
+                    &[("bank", "known"), ("max_distance", "12")],
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::SEE_OTHER);
+            assert!(
+                c.get(&a, "/console/admin")
+                    .await
+                    .text()
+                    .contains("value=\"12\"")
+            );
+            let st = &c.service.state.store;
+            let n: i64 =
+                sqlx::query("SELECT max_distance FROM console_policy WHERE bank = 'known'")
+                    .fetch_one(&st.pool)
+                    .await
+                    .unwrap()
+                    .try_get("max_distance")
+                    .unwrap();
+            assert_eq!(n, 12);
+            let p = c
+                .post(
+                    &a,
+                    "/console/policy",
+                    &[("bank", "nope"), ("max_distance", "3")],
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::BAD_REQUEST);
+            // Every change is audited as the admin.
+            let audit = c.audit_actions().await;
+            for want in [
+                "console.admin.view",
+                "console.reviewer.add",
+                "console.reviewer.role",
+                "console.reviewer.unlock",
+                "console.reviewer.disable",
+                "console.reviewer.enable",
+                "console.policy",
+            ] {
+                assert!(
+                    audit.iter().any(|x| x.0 == "console:ada" && x.1 == want),
+                    "no {want} by console:ada"
+                );
+            }
+            c
+        },
+    )
+    .await;
+}
+
+/// A local HTTPS server with a certificate of the test CA
+/// (`console_fixtures/tls`); records each request's path and body.
+async fn tls_server() -> (String, Calls) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console_fixtures/tls");
+    let cert =
+        rustls::pki_types::CertificateDer::from(std::fs::read(dir.join("server.der")).unwrap());
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        std::fs::read(dir.join("server.key.der")).unwrap(),
+    ));
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let seen: Calls = Arc::default();
+    let app = axum::Router::new().fallback({
+        let seen = seen.clone();
+        move |uri: axum::http::Uri, body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push((uri.path().to_string(), body.to_vec()));
+                let x = match uri.path() {
+                    "/ispws/submit" => "<reportResponse><responseCode>0</responseCode><reportId>77</reportId></reportResponse>",
+                    "/ispws/upload" => "<reportResponse><responseCode>0</responseCode><reportId>77</reportId><fileId>f-9</fileId></reportResponse>",
+                    "/ispws/fileinfo" | "/ispws/finish" => "<reportResponse><responseCode>0</responseCode><reportId>77</reportId></reportResponse>",
+                    _ => "",
+                };
+                (StatusCode::OK, x)
+            }
+        }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = l.accept().await else {
+                return;
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                // A client that does not trust the certificate hangs up here.
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    (format!("https://127.0.0.1:{port}"), seen)
+}
+
+async fn webhook_status(c: &Console) -> (String, Option<String>) {
+    let st = &c.service.state.store;
+    let mut out = (String::new(), None);
+    for _ in 0..300 {
+        let r = sqlx::query("SELECT status, last_error FROM console_webhooks")
+            .fetch_one(&st.pool)
+            .await
+            .unwrap();
+        out = (
+            r.try_get("status").unwrap(),
+            r.try_get("last_error").unwrap(),
+        );
+        if out.0 != "pending" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_and_cybertipline_speak_https_to_a_private_ca() {
+    let (base, seen) = tls_server().await;
+    let ca =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console_fixtures/tls/ca.pem");
+    // Without the CA as an extra root, the certificate is not trusted.
+    let untrusted = Console::open(false, {
+        let base = base.clone();
+        move |k| {
+            k.webhook_url = Some(format!("{base}/hook"));
+            k.webhook_secret = Some("s".into());
+            k.webhook_backoff_ms = 5;
+            k.webhook_max_attempts = 1;
+        }
+    })
+    .await
+    .unwrap();
+    untrusted.bank("known").await;
+    let rid = untrusted
+        .seed_report("alice", "bob", &image(PEN), "known")
+        .await;
+    untrusted.add("rita", ConsoleRole::Reviewer, false).await;
+    let s = untrusted.login("rita").await;
+    untrusted
+        .post(
+            &s,
+            "/console/decide",
+            &[("item", &format!("report:{rid}")), ("decision", "dismiss")],
+        )
+        .await;
+    let (status, err) = webhook_status(&untrusted).await;
+    assert_eq!(status, "failed");
+    let err = err.unwrap_or_default().to_lowercase();
+    assert!(
+        err.contains("certificate") || err.contains("unknownissuer"),
+        "{err}"
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the server"
+    );
+
+    // With it: the webhook and the CyberTipline submission go over TLS.
+    let c = Console::open(false, {
+        let (base, ca) = (base.clone(), ca.clone());
+        move |k| {
+            k.webhook_url = Some(format!("{base}/hook"));
+            k.webhook_secret = Some("s".into());
+            k.webhook_backoff_ms = 5;
+            k.webhook_max_attempts = 1;
+            k.cybertip_url = Some(format!("{base}/ispws"));
+            k.tls_extra_roots = Some(ca);
+        }
+    })
+    .await
+    .unwrap();
+    c.bank("known").await;
+    let rid = c.seed_report("alice", "bob", &image(PEN), "known").await;
+    c.add("lena", ConsoleRole::Lead, false).await;
+    let l = c.login("lena").await;
+    let item = format!("report:{rid}");
+    c.post(
+        &l,
+        "/console/decide",
+        &[
+            ("item", &item),
+            ("decision", "confirm"),
+            ("category", "csam"),
+        ],
+    )
+    .await;
+    assert_eq!(webhook_status(&c).await.0, "delivered");
+    let r = c.post(&l, "/console/cybertip", &[("item", &item)]).await;
+    let tid = r.location().rsplit('/').next().unwrap().to_string();
+    let r = c
+        .post(&l, &format!("/console/cybertip/{tid}/submit"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let paths: Vec<String> = seen.lock().unwrap().iter().map(|x| x.0.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/hook",
+            "/ispws/submit",
+            "/ispws/upload",
+            "/ispws/fileinfo",
+            "/ispws/finish"
+        ]
+    );
+    let hook: Value = serde_json::from_slice(&seen.lock().unwrap()[0].1).unwrap();
+    assert_eq!(hook["decision"], "confirm");
+
+    // A file that holds no certificate is a clear error, not a silent fallback.
+    let bad = c.dir.path().join("not-a-cert.pem");
+    std::fs::write(&bad, "hello").unwrap();
+    let cfg = bulwark_server::console::ConsoleConfig {
+        tls_extra_roots: Some(bad),
+        ..Default::default()
+    };
+    let e = bulwark_server::console::actions::client(&cfg, std::time::Duration::from_secs(1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("tls_extra_roots"), "{e}");
+}
+
+#[test]
+fn frames_without_ffmpeg_are_a_clear_tool_missing_error() {
+    let mut o = bulwark_vpdq::Options::default();
+    o.ffprobe = "/nonexistent/bulwark-test/ffprobe".into();
+    o.ffmpeg = "/nonexistent/bulwark-test/ffmpeg".into();
+    let mut mp4 = vec![0, 0, 0, 0x18];
+    mp4.extend_from_slice(b"ftypmp42");
+    match bulwark_server::console::video::sample_frames(&mp4, &o, 4, 320) {
+        Err(bulwark_vpdq::Error::ToolMissing { tool, .. }) => {
+            assert!(tool.contains("/nonexistent/"), "{tool}")
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("frames without ffmpeg"),
+    }
+}

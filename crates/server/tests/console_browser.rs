@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bulwark_server::console::accounts::ConsoleRole;
 use console_fixtures::*;
+use fantoccini::key::Key;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 use sqlx::Row;
@@ -55,8 +56,20 @@ async fn review_in_a_real_browser() {
         .unwrap();
     c.bank("known").await;
     let rid = c.seed_report("alice", "bob", &image(BRIDGE), "known").await;
+    // A reported video (shown as a strip of frames), when ffmpeg is here.
+    let vid = if ffmpeg_available() {
+        let clip = video("doorknob-hd-no-bar.mp4");
+        let hashes = json!({"kind": "video", "frames": 5});
+        Some(
+            c.seed_report_file("carol", "dan", &clip, "video/mp4", hashes, "known")
+                .await,
+        )
+    } else {
+        None
+    };
     c.seed_account("mallory", "known").await;
     c.add("lena", ConsoleRole::Lead, false).await;
+    c.add("ada", ConsoleRole::Admin, false).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = c.service.router();
@@ -114,44 +127,27 @@ async fn review_in_a_real_browser() {
         }
     };
 
-    // Sign in.
+    // Sign in, with the keyboard only.
     b.goto(&format!("{base}/console/login")).await.unwrap();
     shot("login.png").await;
-    b.find(Locator::Css("#name"))
-        .await
-        .unwrap()
-        .send_keys("lena")
-        .await
-        .unwrap();
-    b.find(Locator::Css("#password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    b.find(Locator::Css("#signin"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    // A click that submits a form returns before the next page has loaded:
-    // wait for an element of that page before looking at it.
+    sign_in(&b, "lena").await;
     b.wait()
         .for_element(Locator::Css(".item-link"))
         .await
         .unwrap();
     let url = b.current_url().await.unwrap();
     assert!(url.path().starts_with("/console/queue"), "{url}");
+    labelled(&b).await;
     shot("queue.png").await;
 
-    // Open the report: the image is blurred.
-    b.find(Locator::Css(".item-link"))
-        .await
-        .unwrap()
-        .click()
+    // Keyboard: "j" focuses the first item, Enter opens it.
+    press(&b, "j").await;
+    let focused = b
+        .execute("return document.activeElement.className", vec![])
         .await
         .unwrap();
+    assert_eq!(focused, json!("item-link"));
+    press(&b, &Key::Enter.to_string()).await;
     b.wait()
         .for_element(Locator::Css("button.reveal"))
         .await
@@ -160,6 +156,7 @@ async fn review_in_a_real_browser() {
         b.current_url().await.unwrap().path(),
         format!("/console/item/report/{rid}")
     );
+    labelled(&b).await;
     let filter = b
         .execute(
             "return getComputedStyle(document.querySelector('img.thumb')).filter",
@@ -191,11 +188,57 @@ async fn review_in_a_real_browser() {
     .unwrap();
     shot("item-blurred.png").await;
 
-    // Reveal it.
+    // "n": the next item, the video, shown as a strip of blurred frames.
+    if let Some(vid) = vid {
+        press(&b, "n").await;
+        let path = format!("/console/item/report/{vid}");
+        wait_path(&b, &path).await;
+        b.wait()
+            .for_element(Locator::Css("button.reveal"))
+            .await
+            .unwrap();
+        labelled(&b).await;
+        let n = b
+            .execute(
+                "return [document.querySelectorAll('img.thumb').length, \
+                 document.querySelectorAll('video, audio, [autoplay]').length]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, json!([4, 0]), "four frames, nothing that plays");
+        // Reveal the second frame with the keyboard (Enter on its button).
+        let buttons = b.find_all(Locator::Css("button.reveal")).await.unwrap();
+        buttons[1].send_keys(&Key::Enter.to_string()).await.unwrap();
+        b.wait()
+            .for_element(Locator::Css("img.thumb.revealed"))
+            .await
+            .unwrap();
+        let revealed = b
+            .execute(
+                "return Array.from(document.querySelectorAll('img.thumb')).map(i => i.classList.contains('revealed'))",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(revealed, json!([false, true, false, false]));
+        b.execute(
+            "document.getElementById('media-h').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+        shot("video.png").await;
+        b.goto(&format!("{base}/console/item/report/{rid}"))
+            .await
+            .unwrap();
+    }
+
+    // Reveal the image (Enter on the focused button).
     b.find(Locator::Css("button.reveal"))
         .await
         .unwrap()
-        .click()
+        .send_keys(&Key::Enter.to_string())
         .await
         .unwrap();
     b.wait()
@@ -226,33 +269,32 @@ async fn review_in_a_real_browser() {
     .unwrap();
     shot("item-revealed.png").await;
 
-    // Decide with the keyboard: "c" confirms (category: the first, csam).
-    b.find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .send_keys("c")
-        .await
-        .unwrap();
-    let mut at = String::new();
-    for _ in 0..100 {
-        at = b.current_url().await.unwrap().path().to_string();
-        if at == "/console/queue" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // Decide with the keyboard: "c" confirms (category: the first, csam) and
+    // moves on to the next item; "d" dismisses that one, and the queue is empty.
+    press(&b, "c").await;
+    if let Some(vid) = vid {
+        wait_path(&b, &format!("/console/item/report/{vid}")).await;
+        b.wait()
+            .for_element(Locator::Css("#dismiss"))
+            .await
+            .unwrap();
+        press(&b, "d").await;
     }
-    assert_eq!(
-        at, "/console/queue",
-        "confirming moves on to the next item or the queue"
-    );
+    wait_path(&b, "/console/queue").await;
     let st = &c.service.state.store;
-    let d: String = sqlx::query("SELECT decision FROM console_decisions")
-        .fetch_one(&st.pool)
-        .await
-        .unwrap()
-        .try_get("decision")
-        .unwrap();
-    assert_eq!(d, "confirm");
+    let decided: Vec<(String, String)> =
+        sqlx::query("SELECT item, decision FROM console_decisions ORDER BY id")
+            .fetch_all(&st.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.try_get("item").unwrap(), r.try_get("decision").unwrap()))
+            .collect();
+    let mut want = vec![(format!("report:{rid}"), "confirm".to_string())];
+    if let Some(vid) = vid {
+        want.push((format!("report:{vid}"), "dismiss".to_string()));
+    }
+    assert_eq!(decided, want);
 
     // The CyberTipline report of the confirmed item.
     b.goto(&format!("{base}/console/item/report/{rid}"))
@@ -292,10 +334,103 @@ async fn review_in_a_real_browser() {
     b.goto(&format!("{base}/console/item/account/mallory"))
         .await
         .unwrap();
+    labelled(&b).await;
     shot("account.png").await;
     b.goto(&format!("{base}/console")).await.unwrap();
+    labelled(&b).await;
     let dash = b.source().await.unwrap();
-    assert!(dash.contains("False positives per bank"));
+    assert!(
+        dash.contains("False positives per bank") && dash.contains("False positives per threshold")
+    );
     shot("dashboard.png").await;
+    b.execute("document.getElementById('fp').scrollIntoView()", vec![])
+        .await
+        .unwrap();
+    shot("dashboard-rates.png").await;
+
+    // Sign out; the admin signs in and sees the admin page.
+    b.find(Locator::Css("header button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait().for_element(Locator::Css("#signin")).await.unwrap();
+    sign_in(&b, "ada").await;
+    b.wait()
+        .for_element(Locator::Css("nav a[href='/console/admin']"))
+        .await
+        .unwrap();
+    b.goto(&format!("{base}/console/admin")).await.unwrap();
+    b.wait()
+        .for_element(Locator::Css("#reviewers"))
+        .await
+        .unwrap();
+    labelled(&b).await;
+    let page = b.source().await.unwrap();
+    assert!(page.contains("reviewer-lena") && page.contains("policy-known"));
+    shot("admin.png").await;
     b.close().await.unwrap();
+}
+
+/// Types into the focused element (the page, when nothing is focused).
+async fn press(b: &fantoccini::Client, keys: &str) {
+    let active = b.active_element().await.unwrap();
+    active.send_keys(keys).await.unwrap();
+}
+
+/// Fills the sign-in form and submits it with Enter.
+async fn sign_in(b: &fantoccini::Client, name: &str) {
+    b.find(Locator::Css("#name"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    b.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(&format!("{PASSWORD}{}", Key::Enter))
+        .await
+        .unwrap();
+}
+
+async fn wait_path(b: &fantoccini::Client, want: &str) {
+    let mut at = String::new();
+    for _ in 0..200 {
+        at = b.current_url().await.unwrap().path().to_string();
+        if at == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("at {at}, expected {want}");
+}
+
+/// Screen-reader labels: every control has an accessible name (a label, an
+/// aria-label, or its text), every image an alt text, and the page has its
+/// landmarks (`main`, and `nav` when signed in) and a skip link.
+async fn labelled(b: &fantoccini::Client) {
+    let missing = b
+        .execute(
+            r##"
+            const out = [];
+            for (const el of document.querySelectorAll('button, select, input:not([type=hidden]), a[href]')) {
+                const byFor = el.id && document.querySelector('label[for="' + el.id + '"]');
+                const name = (el.getAttribute('aria-label') || (byFor && byFor.textContent) ||
+                    (el.closest('label') && el.closest('label').textContent) || el.textContent || '').trim();
+                if (!name) out.push(el.outerHTML.slice(0, 120));
+            }
+            for (const img of document.querySelectorAll('img')) {
+                if (!(img.getAttribute('alt') || '').trim()) out.push(img.outerHTML.slice(0, 120));
+            }
+            if (!document.querySelector('main')) out.push('no main');
+            if (!document.querySelector('a.skip[href="#main"]')) out.push('no skip link');
+            return out;
+            "##,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing, json!([]), "controls without a label");
 }

@@ -194,6 +194,19 @@ pub async fn add_reviewer(
     password: &str,
     totp: bool,
 ) -> anyhow::Result<Option<String>> {
+    add_reviewer_as(store, kek, "cli", name, role, password, totp).await
+}
+
+/// [`add_reviewer`], audited as `actor` (the CLI, or an admin in the console).
+pub async fn add_reviewer_as(
+    store: &Store,
+    kek: &Kek,
+    actor: &str,
+    name: &str,
+    role: ConsoleRole,
+    password: &str,
+    totp: bool,
+) -> anyhow::Result<Option<String>> {
     anyhow::ensure!(
         !name.is_empty()
             && name.len() <= 64
@@ -233,7 +246,7 @@ pub async fn add_reviewer(
     db::audit(
         store,
         &mut tx,
-        "cli",
+        actor,
         "console.reviewer.add",
         None,
         None,

@@ -19,7 +19,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use http_body_util::{BodyExt, Full};
 use maud::html;
 use md5::Md5;
 use serde_json::{Value, json};
@@ -42,49 +41,82 @@ pub fn sign(secret: &[u8], ts: i64, body: &[u8]) -> String {
     format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// One HTTP/1.1 request to an `http://` URL; returns the status and body.
+/// The client of outgoing console requests: `https://` (rustls, the
+/// built-in web roots plus `tls_extra_roots`) or `http://`; no proxy from
+/// the environment, no redirects.
+pub fn client(cfg: &super::ConsoleConfig, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent("bulwark-console");
+    if let Some(path) = &cfg.tls_extra_roots {
+        let pem = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("console.tls_extra_roots {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            anyhow::anyhow!(
+                "console.tls_extra_roots {}: not PEM certificates: {e}",
+                path.display()
+            )
+        })?;
+        anyhow::ensure!(
+            !certs.is_empty(),
+            "console.tls_extra_roots {}: no certificate in it",
+            path.display()
+        );
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    Ok(b.build()?)
+}
+
+/// The most of an answer's body that is read.
+const MAX_ANSWER: usize = 1 << 20;
+
+/// One request to an `https://` or `http://` URL; returns the status and (at
+/// most [`MAX_ANSWER`] bytes of) the body.
 pub async fn http_request(
+    cfg: &super::ConsoleConfig,
     method: &str,
     url: &str,
     headers: &[(&str, String)],
     body: Vec<u8>,
     timeout: Duration,
 ) -> anyhow::Result<(u16, Vec<u8>)> {
-    let uri: axum::http::Uri = url.parse().map_err(|e| anyhow::anyhow!("{url:?}: {e}"))?;
+    let u = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("{url:?}: {e}"))?;
     anyhow::ensure!(
-        uri.scheme_str() == Some("http"),
-        "only http:// URLs are supported (put a TLS-terminating egress proxy in front): {url:?}"
+        matches!(u.scheme(), "https" | "http"),
+        "only https:// and http:// URLs are supported: {url:?}"
     );
-    let host = uri
-        .host()
-        .ok_or_else(|| anyhow::anyhow!("{url:?} has no host"))?
-        .to_string();
-    let port = uri.port_u16().unwrap_or(80);
-    let fut = async {
-        let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-        let (mut send, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = axum::http::Request::builder()
-            .method(method)
-            .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header("host", format!("{host}:{port}"))
-            .header("user-agent", "bulwark-console");
-        for (k, v) in headers {
-            req = req.header(*k, v);
+    let method = reqwest::Method::from_bytes(method.as_bytes())?;
+    let mut req = client(cfg, timeout)?.request(method, u).body(body);
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let resp = req.send().await.map_err(|e| {
+        let mut s = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(inner) = src {
+            s.push_str(": ");
+            s.push_str(&inner.to_string());
+            src = inner.source();
         }
-        let resp = send
-            .send_request(req.body(Full::new(bytes::Bytes::from(body)))?)
-            .await?;
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await?.to_bytes().to_vec();
-        Ok::<_, anyhow::Error>((status, body))
-    };
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer from {url} within {timeout:?}"))?
+        anyhow::anyhow!("{s}")
+    })?;
+    let status = resp.status().as_u16();
+    // Answers are short XML or nothing: keep at most 1 MiB of one.
+    let mut resp = resp;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = MAX_ANSWER.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ANSWER {
+            break;
+        }
+    }
+    Ok((status, body))
 }
 
 /// Queues a webhook for a decision (when a URL is configured) and starts delivering it.
@@ -150,6 +182,7 @@ pub async fn deliver(state: AppState, id: i64) {
             ("bulwark-delivery", id.to_string()),
         ];
         let r = http_request(
+            cfg,
             "POST",
             &url,
             &headers,
@@ -711,6 +744,7 @@ pub async fn submit_cybertip(state: &AppState, tid: i64) -> anyhow::Result<Strin
         Ok(text)
     };
     let (st, body) = http_request(
+        &state.config.console,
         "POST",
         &format!("{base}/submit"),
         &ct("text/xml; charset=utf-8"),
@@ -736,6 +770,7 @@ pub async fn submit_cybertip(state: &AppState, tid: i64) -> anyhow::Result<Strin
         mp.extend_from_slice(f.bytes.as_deref().unwrap_or_default());
         mp.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let (st, body) = http_request(
+            &state.config.console,
             "POST",
             &format!("{base}/upload"),
             &ct(&format!("multipart/form-data; boundary={boundary}")),
@@ -748,6 +783,7 @@ pub async fn submit_cybertip(state: &AppState, tid: i64) -> anyhow::Result<Strin
             xml_field(&text, "fileId").ok_or_else(|| anyhow::anyhow!("upload: no fileId"))?;
         let fd = file_details_xml(&report_id, &file_id, f);
         let (st, body) = http_request(
+            &state.config.console,
             "POST",
             &format!("{base}/fileinfo"),
             &ct("text/xml; charset=utf-8"),
@@ -758,6 +794,7 @@ pub async fn submit_cybertip(state: &AppState, tid: i64) -> anyhow::Result<Strin
         check("fileinfo", st, &body)?;
     }
     let (st, body) = http_request(
+        &state.config.console,
         "POST",
         &format!("{base}/finish"),
         &ct("application/x-www-form-urlencoded"),

@@ -1,6 +1,6 @@
 //! Queues, item pages, safe viewing (thumbnails, reveal, hide) and decisions.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -40,6 +40,8 @@ pub struct Item {
     pub id: String,
     /// Banks it matched.
     pub banks: Vec<String>,
+    /// Each matched bank's smallest match distance (0 for exact matches).
+    pub distances: BTreeMap<String, i64>,
     /// When it entered the queue (ms).
     pub queued_at: i64,
     /// One line about it.
@@ -74,188 +76,325 @@ fn kind_static(kind: &str) -> Option<&'static str> {
         .find(|k| *k == kind)
 }
 
-fn banks_of_matches(matches: Option<&str>) -> Vec<String> {
+/// Each bank's smallest match distance in a `matches` JSON array (exact
+/// MD5/SHA-256 matches have distance 0).
+fn distances_of_matches(matches: Option<&str>, into: &mut BTreeMap<String, i64>) {
     let v: Value = matches
         .and_then(|m| serde_json::from_str(m).ok())
         .unwrap_or(Value::Null);
-    let mut out: Vec<String> = v
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["bank"].as_str().map(str::to_string))
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+    for m in v.as_array().into_iter().flatten() {
+        if let Some(b) = m["bank"].as_str() {
+            let d = m["distance"].as_i64().unwrap_or(0);
+            let e = into.entry(b.to_string()).or_insert(d);
+            *e = (*e).min(d);
+        }
+    }
 }
 
-/// Every item of a kind that exists now, decided or not.
-pub async fn all_items(state: &AppState, kind: &str) -> anyhow::Result<Vec<Item>> {
+/// Rows of each source an item page compares hashes with (the most recent).
+pub const SIMILAR_SCAN: i64 = 2000;
+
+/// Items shown on one queue page.
+pub const PAGE_SIZE: i64 = 50;
+
+/// Where a queue page starts: after the item with this sort key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    /// The number part: a report's or match's id; a flagged account's or an
+    /// escalated item's queue time.
+    pub n: i64,
+    /// The text part: a flagged account's name; an escalated item's key.
+    pub s: String,
+}
+
+/// An item's sort key in a queue (`kind`, or `escalated`).
+pub fn cursor_of(queue: &str, it: &Item) -> Cursor {
+    match queue {
+        "escalated" => Cursor {
+            n: it.queued_at,
+            s: it.key(),
+        },
+        "account" => Cursor {
+            n: it.queued_at,
+            s: it.id.clone(),
+        },
+        _ => Cursor {
+            n: it.id.parse().unwrap_or(0),
+            s: String::new(),
+        },
+    }
+}
+
+/// One item by kind and id, if it is (still) in a queue's source: a queued
+/// report, a flagged account, a recorded match. Reads that item's rows only.
+pub async fn find_item(state: &AppState, kind: &str, id: &str) -> anyhow::Result<Option<Item>> {
     let s = &state.store;
-    let mut out = Vec::new();
-    match kind {
+    let mut distances = BTreeMap::new();
+    let (summary, queued_at) = match kind {
         "report" => {
-            let mut banks: HashMap<i64, Vec<String>> = HashMap::new();
-            for r in sqlx::query("SELECT report_id, matches FROM report_attachments")
-                .fetch_all(&s.pool)
+            let Ok(rid) = id.parse::<i64>() else {
+                return Ok(None);
+            };
+            let Some(r) =
+                sqlx::query(&s.sql(
+                    "SELECT received_at, reason FROM reports WHERE id = ? AND status = 'queued'",
+                ))
+                .bind(rid)
+                .fetch_optional(&s.pool)
                 .await?
+            else {
+                return Ok(None);
+            };
+            for a in
+                sqlx::query(&s.sql("SELECT matches FROM report_attachments WHERE report_id = ?"))
+                    .bind(rid)
+                    .fetch_all(&s.pool)
+                    .await?
             {
-                let m: Option<String> = r.try_get("matches")?;
-                banks
-                    .entry(r.try_get("report_id")?)
-                    .or_default()
-                    .extend(banks_of_matches(m.as_deref()));
+                distances_of_matches(
+                    a.try_get::<Option<String>, _>("matches")?.as_deref(),
+                    &mut distances,
+                );
             }
-            for r in sqlx::query(
-                &s.sql("SELECT id, received_at, reason FROM reports WHERE status = ? ORDER BY id"),
+            let reason: Option<String> = r.try_get("reason")?;
+            (
+                format!(
+                    "Report {rid}: {}",
+                    reason.unwrap_or_else(|| "no reason".into())
+                ),
+                r.try_get::<i64, _>("received_at")?,
             )
-            .bind("queued")
-            .fetch_all(&s.pool)
-            .await?
-            {
-                let id: i64 = r.try_get("id")?;
-                let mut b = banks.remove(&id).unwrap_or_default();
-                b.sort();
-                b.dedup();
-                let reason: Option<String> = r.try_get("reason")?;
-                out.push(Item {
-                    kind: "report",
-                    id: id.to_string(),
-                    summary: format!(
-                        "Report {id}: {}",
-                        reason.unwrap_or_else(|| "no reason".into())
-                    ),
-                    banks: b,
-                    queued_at: r.try_get("received_at")?,
-                });
-            }
         }
         "account" => {
-            let mut banks: HashMap<String, Vec<String>> = HashMap::new();
-            for r in sqlx::query(
-                "SELECT o.account, b.name FROM psi_opened o JOIN content c ON c.id = o.content_id \
-                 JOIN banks b ON b.id = c.bank_id",
-            )
+            let Some(r) = sqlx::query(&s.sql(
+                "SELECT flagged_at, updated_at FROM psi_accounts WHERE account = ? AND flagged = 1",
+            ))
+            .bind(id)
+            .fetch_optional(&s.pool)
+            .await?
+            else {
+                return Ok(None);
+            };
+            for o in sqlx::query(&s.sql(
+                "SELECT b.name, o.distance FROM psi_opened o JOIN content c ON c.id = o.content_id \
+                 JOIN banks b ON b.id = c.bank_id WHERE o.account = ?",
+            ))
+            .bind(id)
             .fetch_all(&s.pool)
             .await?
             {
-                banks
-                    .entry(r.try_get("account")?)
-                    .or_default()
-                    .push(r.try_get("name")?);
+                let d: i64 = o.try_get("distance")?;
+                let e = distances.entry(o.try_get("name")?).or_insert(d);
+                *e = (*e).min(d);
             }
-            for r in sqlx::query(
-                "SELECT account, flagged_at, updated_at FROM psi_accounts WHERE flagged = 1 ORDER BY account",
+            let at: Option<i64> = r.try_get("flagged_at")?;
+            (
+                format!("Account {id} crossed the voucher threshold"),
+                at.unwrap_or(r.try_get("updated_at")?),
             )
-            .fetch_all(&s.pool)
-            .await?
-            {
-                let a: String = r.try_get("account")?;
-                let mut b = banks.remove(&a).unwrap_or_default();
-                b.sort();
-                b.dedup();
-                let at: Option<i64> = r.try_get("flagged_at")?;
-                out.push(Item {
-                    kind: "account",
-                    summary: format!("Account {a} crossed the voucher threshold"),
-                    id: a,
-                    banks: b,
-                    queued_at: at.unwrap_or(r.try_get("updated_at")?),
-                });
-            }
         }
         "match" => {
-            for r in sqlx::query(
-                "SELECT id, at, bank, distance, signal_type FROM console_matches ORDER BY id",
+            let Ok(mid) = id.parse::<i64>() else {
+                return Ok(None);
+            };
+            let Some(r) = sqlx::query(
+                &s.sql("SELECT at, bank, distance, signal_type FROM console_matches WHERE id = ?"),
             )
-            .fetch_all(&s.pool)
+            .bind(mid)
+            .fetch_optional(&s.pool)
             .await?
-            {
-                let id: i64 = r.try_get("id")?;
-                let bank: String = r.try_get("bank")?;
-                let t: String = r.try_get("signal_type")?;
-                let d: i64 = r.try_get("distance")?;
-                out.push(Item {
-                    kind: "match",
-                    id: id.to_string(),
-                    summary: format!("Match {id}: bank {bank}, {t} distance {d}"),
-                    banks: vec![bank],
-                    queued_at: r.try_get("at")?,
-                });
-            }
+            else {
+                return Ok(None);
+            };
+            let bank: String = r.try_get("bank")?;
+            let t: String = r.try_get("signal_type")?;
+            let d: i64 = r.try_get("distance")?;
+            distances.insert(bank.clone(), d);
+            (
+                format!("Match {mid}: bank {bank}, {t} distance {d}"),
+                r.try_get::<i64, _>("at")?,
+            )
         }
-        _ => {}
-    }
-    Ok(out)
+        _ => return Ok(None),
+    };
+    let Some(kind) = kind_static(kind) else {
+        return Ok(None);
+    };
+    Ok(Some(Item {
+        kind,
+        id: id.to_string(),
+        banks: distances.keys().cloned().collect(),
+        distances,
+        queued_at,
+        summary,
+    }))
 }
 
-/// The latest decision of every decided item.
-async fn latest_decisions(state: &AppState) -> anyhow::Result<HashMap<String, String>> {
-    let mut m = HashMap::new();
-    for r in sqlx::query("SELECT item, decision FROM console_decisions ORDER BY id")
-        .fetch_all(&state.store.pool)
-        .await?
-    {
-        m.insert(r.try_get("item")?, r.try_get("decision")?);
-    }
-    Ok(m)
+/// An item's latest decision (its rows only, by the `(item, id)` index).
+pub async fn latest_decision(state: &AppState, key: &str) -> anyhow::Result<Option<String>> {
+    let s = &state.store;
+    Ok(sqlx::query(
+        &s.sql("SELECT decision FROM console_decisions WHERE item = ? ORDER BY id DESC LIMIT 1"),
+    )
+    .bind(key)
+    .fetch_optional(&s.pool)
+    .await?
+    .map(|r| r.try_get("decision"))
+    .transpose()?)
 }
 
-/// The items waiting in a queue for this reviewer: undecided (or, for
-/// `escalated`, escalated and undecided since), not hidden by them.
-pub async fn open_items(
+/// The SQL of a queue: `(from-and-where, sort key columns, order by)`. Its
+/// placeholders, in order: reviewer id, then the cursor's (n, n, s) or (n).
+fn queue_sql(queue: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    // Open: no decision at all; not hidden by this reviewer. Both checks are
+    // index lookups per candidate row (`console_decisions (item, id)`,
+    // `console_hidden` primary key), and candidates are walked in index order.
+    Some(match queue {
+        "report" => (
+            "FROM reports r WHERE r.status = 'queued' \
+             AND NOT EXISTS (SELECT 1 FROM console_decisions d WHERE d.item = 'report:' || r.id) \
+             AND NOT EXISTS (SELECT 1 FROM console_hidden h WHERE h.reviewer_id = ? AND h.item = 'report:' || r.id)",
+            "r.id AS n, '' AS s, r.received_at AS t, 'report' AS kind, CAST(r.id AS TEXT) AS id",
+            "r.id",
+        ),
+        "match" => (
+            "FROM console_matches m WHERE 1 = 1 \
+             AND NOT EXISTS (SELECT 1 FROM console_decisions d WHERE d.item = 'match:' || m.id) \
+             AND NOT EXISTS (SELECT 1 FROM console_hidden h WHERE h.reviewer_id = ? AND h.item = 'match:' || m.id)",
+            "m.id AS n, '' AS s, m.at AS t, 'match' AS kind, CAST(m.id AS TEXT) AS id",
+            "m.id",
+        ),
+        "account" => (
+            "FROM psi_accounts a WHERE a.flagged = 1 \
+             AND NOT EXISTS (SELECT 1 FROM console_decisions d WHERE d.item = 'account:' || a.account) \
+             AND NOT EXISTS (SELECT 1 FROM console_hidden h WHERE h.reviewer_id = ? AND h.item = 'account:' || a.account)",
+            "COALESCE(a.flagged_at, a.updated_at) AS n, a.account AS s, COALESCE(a.flagged_at, a.updated_at) AS t, \
+             'account' AS kind, a.account AS id",
+            "COALESCE(a.flagged_at, a.updated_at), a.account",
+        ),
+        // Escalated: an `escalate` decision and no final one since.
+        "escalated" => (
+            "FROM console_decisions e WHERE e.decision = 'escalate' \
+             AND NOT EXISTS (SELECT 1 FROM console_decisions f WHERE f.item = e.item \
+                 AND f.decision IN ('confirm', 'dismiss', 'clear', 'add_to_bank')) \
+             AND NOT EXISTS (SELECT 1 FROM console_hidden h WHERE h.reviewer_id = ? AND h.item = e.item) \
+             AND e.id = (SELECT MIN(x.id) FROM console_decisions x WHERE x.item = e.item AND x.decision = 'escalate')",
+            "e.queued_at AS n, e.item AS s, e.queued_at AS t, '' AS kind, e.item AS id",
+            "e.queued_at, e.item",
+        ),
+        _ => return None,
+    })
+}
+
+/// One page of a queue for this reviewer, oldest first, after `after`:
+/// at most `limit` items, read with `LIMIT` (never the whole table).
+pub async fn open_page(
     state: &AppState,
     reviewer: &Reviewer,
-    kind: &str,
+    queue: &str,
+    after: Option<&Cursor>,
+    limit: i64,
 ) -> anyhow::Result<Vec<Item>> {
-    let latest = latest_decisions(state).await?;
-    let hidden: HashSet<String> = sqlx::query(
-        &state
-            .store
-            .sql("SELECT item FROM console_hidden WHERE reviewer_id = ?"),
-    )
-    .bind(reviewer.id)
-    .fetch_all(&state.store.pool)
-    .await?
-    .iter()
-    .map(|r| r.try_get("item"))
-    .collect::<Result<_, _>>()?;
-    let one = [kind];
-    let kinds: &[&str] = if kind == "escalated" {
-        if reviewer.role < ConsoleRole::Lead {
-            return Ok(Vec::new());
-        }
-        &["report", "account", "match"]
-    } else {
-        &one
+    if queue == "escalated" && reviewer.role < ConsoleRole::Lead {
+        return Ok(Vec::new());
+    }
+    let Some((from, cols, order)) = queue_sql(queue) else {
+        return Ok(Vec::new());
     };
-    let mut out = Vec::new();
-    for k in kinds {
-        for it in all_items(state, k).await? {
-            let key = it.key();
-            let last = latest.get(&key).map(String::as_str);
-            let open = if kind == "escalated" {
-                last == Some("escalate")
-            } else {
-                last.is_none()
-            };
-            if open && !hidden.contains(&key) {
-                out.push(it);
-            }
+    let keyset = match (queue, after) {
+        (_, None) => String::new(),
+        ("account", Some(_)) => " AND (COALESCE(a.flagged_at, a.updated_at) > ? OR \
+             (COALESCE(a.flagged_at, a.updated_at) = ? AND a.account > ?))"
+            .into(),
+        ("escalated", Some(_)) => {
+            " AND (e.queued_at > ? OR (e.queued_at = ? AND e.item > ?))".into()
+        }
+        ("report", Some(_)) => " AND r.id > ?".into(),
+        (_, Some(_)) => " AND m.id > ?".into(),
+    };
+    let s = &state.store;
+    let raw = format!("SELECT {cols} {from}{keyset} ORDER BY {order} LIMIT ?");
+    let sql = s.sql(&raw);
+    let mut q = sqlx::query(&sql).bind(reviewer.id);
+    if let Some(c) = after {
+        q = q.bind(c.n);
+        if matches!(queue, "account" | "escalated") {
+            q = q.bind(c.n).bind(c.s.clone());
         }
     }
-    out.sort_by_key(|i| i.queued_at);
+    let rows = q.bind(limit.clamp(1, 500)).fetch_all(&s.pool).await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (kind, id): (String, String) = if queue == "escalated" {
+            let key: String = r.try_get("id")?;
+            match key.split_once(':') {
+                Some((k, i)) => (k.to_string(), i.to_string()),
+                None => continue,
+            }
+        } else {
+            (r.try_get("kind")?, r.try_get("id")?)
+        };
+        if let Some(mut it) = find_item(state, &kind, &id).await? {
+            if queue == "escalated" {
+                it.queued_at = r.try_get("t")?;
+            }
+            out.push(it);
+        }
+    }
     Ok(out)
 }
 
-/// `?kind=`.
+/// How many items wait in a queue for this reviewer, and since when the
+/// oldest has (one aggregate query).
+pub async fn open_stats(
+    state: &AppState,
+    reviewer: &Reviewer,
+    queue: &str,
+) -> anyhow::Result<(i64, Option<i64>)> {
+    if queue == "escalated" && reviewer.role < ConsoleRole::Lead {
+        return Ok((0, None));
+    }
+    let Some((from, _, _)) = queue_sql(queue) else {
+        return Ok((0, None));
+    };
+    let t = match queue {
+        "report" => "r.received_at",
+        "match" => "m.at",
+        "account" => "COALESCE(a.flagged_at, a.updated_at)",
+        _ => "e.queued_at",
+    };
+    let s = &state.store;
+    let raw = format!("SELECT COUNT(*) AS c, MIN({t}) AS oldest {from}");
+    let r = sqlx::query(&s.sql(&raw))
+        .bind(reviewer.id)
+        .fetch_one(&s.pool)
+        .await?;
+    Ok((r.try_get("c")?, r.try_get("oldest")?))
+}
+
+/// `?kind=` (and for pages, `from_n`/`from_s`; for next, `after=kind:id`).
 #[derive(serde::Deserialize)]
 pub struct KindQuery {
     kind: Option<String>,
     after: Option<String>,
+    from_n: Option<i64>,
+    from_s: Option<String>,
 }
 
-/// `GET /console/queue?kind=report|account|match|escalated`.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `GET /console/queue?kind=report|account|match|escalated[&from_n=&from_s=]`:
+/// one page of [`PAGE_SIZE`] items.
 pub async fn queue(
     State(state): State<AppState>,
     reviewer: Reviewer,
@@ -265,24 +404,47 @@ pub async fn queue(
     if kind_static(kind).is_none() && kind != "escalated" {
         return pages::error(StatusCode::NOT_FOUND, "No such queue.");
     }
-    let items = match open_items(&state, &reviewer, kind).await {
-        Ok(i) => i,
+    let from = q.from_n.map(|n| Cursor {
+        n,
+        s: q.from_s.clone().unwrap_or_default(),
+    });
+    let run = async {
+        let mut items = open_page(&state, &reviewer, kind, from.as_ref(), PAGE_SIZE + 1).await?;
+        let more = items.len() as i64 > PAGE_SIZE;
+        items.truncate(PAGE_SIZE as usize);
+        let (total, _) = open_stats(&state, &reviewer, kind).await?;
+        Ok::<_, anyhow::Error>((items, more, total))
+    };
+    let (items, more, total) = match run.await {
+        Ok(x) => x,
         Err(e) => return pages::internal(&e),
     };
     let _ = audit(
         &state,
         &reviewer.actor(),
         "console.queue.view",
-        json!({"queue": kind, "items": items.len()}),
+        json!({"queue": kind, "items": items.len(), "total": total}),
     )
     .await;
     let now = now_ms();
+    let next_page = more
+        .then(|| items.last().map(|l| cursor_of(kind, l)))
+        .flatten()
+        .map(|c| {
+            format!(
+                "/console/queue?kind={kind}&from_n={}&from_s={}",
+                c.n,
+                enc(&c.s)
+            )
+        });
     let body = html! {
-        h1 { (kind_title(kind)) " (" (items.len()) ")" }
+        h1 { (kind_title(kind)) " (" (total) ")" }
         @if items.is_empty() {
             p { "Nothing is waiting here." }
+            @if from.is_some() { p { a href={"/console/queue?kind=" (kind)} { "Back to the first page" } } }
         } @else {
-            p.hint { "Keyboard: " kbd { "j" } "/" kbd { "k" } " move, " kbd { "Enter" } " opens." }
+            p.hint { "Keyboard: " kbd { "j" } "/" kbd { "k" } " move, " kbd { "Enter" } " opens. Oldest first, "
+                (PAGE_SIZE) " a page." }
             ol.queue #queue aria-label=(kind_title(kind)) {
                 @for (n, it) in items.iter().enumerate() {
                     li {
@@ -294,31 +456,40 @@ pub async fn queue(
                     }
                 }
             }
+            nav aria-label="Pages" {
+                @if from.is_some() { a #first-page href={"/console/queue?kind=" (kind)} { "First page" } " " }
+                @if let Some(href) = &next_page { a #next-page href=(href) { "Next page" } }
+            }
         }
     };
     Page::for_reviewer(kind_title(kind), &reviewer, &state, body).into_response()
 }
 
-/// `GET /console/next?kind=...&after=kind:id`: the next open item, or the queue.
+/// `GET /console/next?kind=...&after=kind:id`: the next open item after
+/// that one (or the first), or the queue when none is left.
 pub async fn next(
     State(state): State<AppState>,
     reviewer: Reviewer,
     Query(q): Query<KindQuery>,
 ) -> Response {
     let kind = q.kind.as_deref().unwrap_or("report");
-    let items = match open_items(&state, &reviewer, kind).await {
-        Ok(i) => i,
-        Err(e) => return pages::internal(&e),
+    let run = async {
+        let after = match q.after.as_deref().and_then(split_key) {
+            Some((k, id)) => find_item(&state, k, id)
+                .await?
+                .map(|it| cursor_of(kind, &it)),
+            None => None,
+        };
+        let mut next = open_page(&state, &reviewer, kind, after.as_ref(), 1).await?;
+        if next.is_empty() && after.is_some() {
+            next = open_page(&state, &reviewer, kind, None, 1).await?;
+        }
+        Ok::<_, anyhow::Error>(next.into_iter().next())
     };
-    let after = q.after.unwrap_or_default();
-    let pos = items.iter().position(|i| i.key() == after);
-    let next = match pos {
-        Some(p) => items.get(p + 1),
-        None => items.first(),
-    };
-    match next {
-        Some(i) => Redirect::to(&i.href()).into_response(),
-        None => Redirect::to(&format!("/console/queue?kind={kind}")).into_response(),
+    match run.await {
+        Ok(Some(i)) => Redirect::to(&i.href()).into_response(),
+        Ok(None) => Redirect::to(&format!("/console/queue?kind={kind}")).into_response(),
+        Err(e) => pages::internal(&e),
     }
 }
 
@@ -333,17 +504,10 @@ struct Detail {
     item: Item,
     facts: Markup,
     media: Vec<Media>,
+    notes: Vec<String>,
     pdq: Vec<String>,
     accounts: Vec<String>,
 }
-
-async fn find_item(state: &AppState, kind: &str, id: &str) -> anyhow::Result<Option<Item>> {
-    Ok(all_items(state, kind)
-        .await?
-        .into_iter()
-        .find(|i| i.id == id))
-}
-
 fn json_str(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or("").to_string()
 }
@@ -353,6 +517,7 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
     let mut media = Vec::new();
     let mut pdq = Vec::new();
     let mut accounts = Vec::new();
+    let mut notes = Vec::new();
     let facts = match item.kind {
         "report" => {
             let id: i64 = item.id.parse()?;
@@ -420,6 +585,24 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
                         id: format!("{mi}-{ai}"),
                         label: format!("attachment {ai} of message {mi} ({mt})"),
                     });
+                }
+                if has_plain != 0 && hashes["kind"] == "video" {
+                    let what = format!("video attachment {ai} of message {mi}");
+                    let strip = super::video::strip(state, &item.key(), &format!("{mi}-{ai}"), move || async move {
+                        Ok(sqlx::query(&s.sql(
+                            "SELECT plaintext FROM report_attachments WHERE report_id = ? AND msg_idx = ? AND idx = ?",
+                        ))
+                        .bind(id)
+                        .bind(mi)
+                        .bind(ai)
+                        .fetch_optional(&s.pool)
+                        .await?
+                        .map(|r| r.try_get::<Option<Vec<u8>>, _>("plaintext"))
+                        .transpose()?
+                        .flatten())
+                    })
+                    .await?;
+                    push_strip(&mut media, &mut notes, &what, strip);
                 }
                 let matches: Option<String> = a.try_get("matches")?;
                 att_rows.push((
@@ -536,6 +719,15 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
                     label: "the uploaded file (kept only as a thumbnail)".into(),
                 });
             }
+            // A video upload: its frame strip, kept when the match was recorded.
+            if r.try_get::<Option<Vec<u8>>, _>("thumb")?.is_none()
+                && p.is_none()
+                && r.try_get::<Option<String>, _>("md5")?.is_some()
+            {
+                let strip =
+                    super::video::strip(state, &item.key(), "0", || async { Ok(None) }).await?;
+                push_strip(&mut media, &mut notes, "the uploaded video", strip);
+            }
             html! {
                 dl.facts {
                     dt { "Matched" } dd { (rfc3339(r.try_get("at")?)) }
@@ -557,9 +749,36 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
         item,
         facts,
         media,
+        notes,
         pdq,
         accounts,
     })
+}
+
+/// A video's frames as media ("frame 2 of 4, at 3.5 s, of ..."), or the
+/// note why there are none.
+fn push_strip(
+    media: &mut Vec<Media>,
+    notes: &mut Vec<String>,
+    what: &str,
+    strip: Result<super::video::Strip, String>,
+) {
+    match strip {
+        Ok(frames) => {
+            let n = frames.len();
+            for (k, (id, at)) in frames.into_iter().enumerate() {
+                media.push(Media {
+                    id,
+                    label: format!(
+                        "frame {} of {n}, at {:.1} s, of {what}",
+                        k + 1,
+                        at as f64 / 1000.0
+                    ),
+                });
+            }
+        }
+        Err(why) => notes.push(format!("{what}: {why}")),
+    }
 }
 
 /// Items sharing a hash (PDQ within 31 bits) or an account with this one.
@@ -575,10 +794,25 @@ async fn similar(state: &AppState, d: &Detail) -> anyhow::Result<Vec<(String, St
     let s = &state.store;
     let me = d.item.key();
     let mut out = Vec::new();
-    for r in sqlx::query("SELECT id, pdq FROM console_matches WHERE pdq IS NOT NULL")
+    // Near hashes among the most recent rows of each source (bounded: an item
+    // page never reads a whole table); exact PDQ matches of recorded matches
+    // at any age by their index.
+    let mut recent =
+        sqlx::query(&s.sql(
+            "SELECT id, pdq FROM console_matches WHERE pdq IS NOT NULL ORDER BY id DESC LIMIT ?",
+        ))
+        .bind(SIMILAR_SCAN)
         .fetch_all(&s.pool)
-        .await?
-    {
+        .await?;
+    for h in d.pdq.iter().take(16) {
+        recent.extend(
+            sqlx::query(&s.sql("SELECT id, pdq FROM console_matches WHERE pdq = ? LIMIT 50"))
+                .bind(h)
+                .fetch_all(&s.pool)
+                .await?,
+        );
+    }
+    for r in recent {
         let p: String = r.try_get("pdq")?;
         let id: i64 = r.try_get("id")?;
         if let Some(dist) = near(&p) {
@@ -589,10 +823,13 @@ async fn similar(state: &AppState, d: &Detail) -> anyhow::Result<Vec<(String, St
             ));
         }
     }
-    for r in
-        sqlx::query("SELECT report_id, hashes FROM report_attachments WHERE hashes IS NOT NULL")
-            .fetch_all(&s.pool)
-            .await?
+    for r in sqlx::query(&s.sql(
+        "SELECT report_id, hashes FROM report_attachments WHERE hashes IS NOT NULL \
+         ORDER BY report_id DESC LIMIT ?",
+    ))
+    .bind(SIMILAR_SCAN)
+    .fetch_all(&s.pool)
+    .await?
     {
         let h: String = r.try_get("hashes")?;
         let id: i64 = r.try_get("report_id")?;
@@ -605,9 +842,13 @@ async fn similar(state: &AppState, d: &Detail) -> anyhow::Result<Vec<(String, St
             ));
         }
     }
-    for r in sqlx::query("SELECT account, hash FROM psi_opened")
-        .fetch_all(&s.pool)
-        .await?
+    for r in sqlx::query(&s.sql(
+        "SELECT o.account, o.hash FROM psi_opened o JOIN psi_accounts a ON a.account = o.account \
+         WHERE a.flagged = 1 ORDER BY COALESCE(a.flagged_at, a.updated_at) DESC LIMIT ?",
+    ))
+    .bind(SIMILAR_SCAN)
+    .fetch_all(&s.pool)
+    .await?
     {
         let a: String = r.try_get("account")?;
         if let Some(dist) = near(&r.try_get::<String, _>("hash")?) {
@@ -620,11 +861,13 @@ async fn similar(state: &AppState, d: &Detail) -> anyhow::Result<Vec<(String, St
     }
     for a in &d.accounts {
         for r in sqlx::query(&s.sql(
-            "SELECT DISTINCT report_id FROM report_messages WHERE sender = ? \
-             UNION SELECT DISTINCT report_id FROM report_reporters WHERE account = ?",
+            "SELECT report_id FROM (SELECT DISTINCT report_id FROM report_messages WHERE sender = ? \
+             UNION SELECT DISTINCT report_id FROM report_reporters WHERE account = ?) x \
+             ORDER BY report_id DESC LIMIT ?",
         ))
         .bind(a)
         .bind(a)
+        .bind(SIMILAR_SCAN)
         .fetch_all(&s.pool)
         .await?
         {
@@ -747,7 +990,7 @@ async fn item_inner(
     let used = reveals_today(state, reviewer).await?;
     let budget = i64::from(state.config.console.daily_reveal_budget);
     let hist = history(state, &key).await?;
-    let latest = latest_decisions(state).await?.remove(&key);
+    let latest = latest_decision(state, &key).await?;
     let escalated = latest.as_deref() == Some("escalate");
     let lead = reviewer.role >= ConsoleRole::Lead;
     let banks = crate::db::banks(&state.store).await?;
@@ -761,9 +1004,10 @@ async fn item_inner(
         section aria-labelledby="why" { h2 #why { "Why it is here" } (d.facts) }
         section aria-labelledby="media-h" {
             h2 #media-h { "Media" }
-            p.hint { "Images are blurred, grey and small until you reveal one. Reveals used today: "
-                span #reveals-used { (used) } " of " (budget) ". Nothing plays by itself." }
-            @if d.media.is_empty() { p { "No viewable media (videos are not shown; their hashes are above)." } }
+            p.hint { "Images and video frames are blurred, grey and small until you reveal one. Reveals used today: "
+                span #reveals-used { (used) } " of " (budget) ". Videos are shown as a strip of still frames; nothing plays." }
+            @for n in &d.notes { p.note { (n) } }
+            @if d.media.is_empty() { p { "No viewable media." } }
             div.media {
                 @for m in &d.media {
                     @let open = shown.contains(&m.id);
@@ -854,6 +1098,9 @@ async fn load_media(
 ) -> anyhow::Result<Option<bulwark_pdq::Image>> {
     let s = &state.store;
     let bytes: Option<Vec<u8>> = match kind {
+        _ if super::video::is_frame(media) => {
+            super::video::frame_png(state, &format!("{kind}:{id}"), media).await?
+        }
         "report" => {
             let (mi, ai) = media
                 .split_once('-')
@@ -1153,7 +1400,7 @@ async fn decide_inner(
         }
         _ => return Ok(pages::error(StatusCode::BAD_REQUEST, "Unknown decision.")),
     };
-    let latest = latest_decisions(state).await?.remove(&it.key());
+    let latest = latest_decision(state, &it.key()).await?;
     if latest.as_deref().is_some_and(|l| FINAL.contains(&l)) {
         return Ok(pages::error(
             StatusCode::CONFLICT,
@@ -1235,8 +1482,8 @@ async fn decide_inner(
     let now = now_ms();
     let mut tx = s.pool.begin().await?;
     let did: i64 = sqlx::query(&s.sql(
-        "INSERT INTO console_decisions (item, decision, category, note, banks, reviewer, at, queued_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO console_decisions (item, decision, category, note, banks, reviewer, at, queued_at, distances) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     ))
     .bind(key)
     .bind(decision)
@@ -1246,6 +1493,7 @@ async fn decide_inner(
     .bind(&reviewer.name)
     .bind(now)
     .bind(it.queued_at)
+    .bind(serde_json::to_string(&it.distances)?)
     .fetch_one(&mut *tx)
     .await?
     .try_get("id")?;
@@ -1292,6 +1540,10 @@ pub async fn set_policy(
     let bank = field(&form, "bank").to_string();
     let dist = field(&form, "max_distance");
     let run = async {
+        anyhow::ensure!(
+            db::bank_by_name(&state.store, &bank).await?.is_some(),
+            "no bank named {bank:?}"
+        );
         let d: Option<i64> = if dist.is_empty() {
             None
         } else {
@@ -1305,7 +1557,7 @@ pub async fn set_policy(
             json!({"bank": bank, "max_distance": d}),
         )
         .await?;
-        Ok::<_, anyhow::Error>(Redirect::to("/console").into_response())
+        Ok::<_, anyhow::Error>(Redirect::to("/console/admin").into_response())
     };
     run.await
         .unwrap_or_else(|e| pages::error(StatusCode::BAD_REQUEST, &format!("{e}")))
@@ -1393,10 +1645,11 @@ async fn record_inner(
         _ => None,
     };
     let now = now_ms();
+    let mut ids = Vec::new();
     for m in chosen {
-        sqlx::query(&s.sql(
+        let id: i64 = sqlx::query(&s.sql(
             "INSERT INTO console_matches (at, actor, bank, content_id, signal_type, distance, pdq, md5, sha256, thumb) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         ))
         .bind(now)
         .bind(actor)
@@ -1408,8 +1661,14 @@ async fn record_inner(
         .bind(summary["md5"].as_str())
         .bind(summary["sha256"].as_str())
         .bind(thumb.clone())
-        .execute(&s.pool)
-        .await?;
+        .fetch_one(&s.pool)
+        .await?
+        .try_get("id")?;
+        ids.push(id);
+    }
+    // A video: keep its frame strip (never the file).
+    if let Some((crate::media::Hashed::Video { .. }, file)) = query {
+        super::video::keep_for_matches(state, file.to_vec(), &ids).await?;
     }
     Ok(())
 }

@@ -14,9 +14,11 @@
 
 pub mod accounts;
 pub mod actions;
+pub mod admin;
 pub mod items;
 pub mod pages;
 pub mod totp;
+pub mod video;
 
 use std::time::Duration;
 
@@ -45,7 +47,9 @@ pub struct ConsoleConfig {
     pub daily_reveal_budget: u32,
     /// Minutes of continuous review before the break reminder shows.
     pub break_after_minutes: u64,
-    /// Where decisions are posted (`http://` only; see docs/CONSOLE.md).
+    /// Frames of a video shown as its blurred strip.
+    pub video_frames: u32,
+    /// Where decisions are posted (`https://` or `http://`).
     pub webhook_url: Option<String>,
     /// The HMAC-SHA256 key of webhook signatures.
     pub webhook_secret: Option<String>,
@@ -53,9 +57,12 @@ pub struct ConsoleConfig {
     pub webhook_max_attempts: u32,
     /// First retry delay in milliseconds; doubled on each retry.
     pub webhook_backoff_ms: u64,
-    /// The CyberTipline Reporting API base URL (`http://`; e.g. a local
-    /// forwarding proxy to `https://report.cybertip.org/ispws`).
+    /// The CyberTipline Reporting API base URL (e.g.
+    /// `https://report.cybertip.org/ispws`).
     pub cybertip_url: Option<String>,
+    /// A PEM file of extra CA certificates trusted (besides the built-in
+    /// web roots) for the webhook and CyberTipline HTTPS connections.
+    pub tls_extra_roots: Option<std::path::PathBuf>,
     /// The reporting organisation's contact, for the `reporter` element.
     pub reporter_first_name: String,
     /// See [`ConsoleConfig::reporter_first_name`].
@@ -73,6 +80,7 @@ impl std::fmt::Debug for ConsoleConfig {
             .field("lockout_minutes", &self.lockout_minutes)
             .field("daily_reveal_budget", &self.daily_reveal_budget)
             .field("break_after_minutes", &self.break_after_minutes)
+            .field("video_frames", &self.video_frames)
             .field("webhook_url", &self.webhook_url)
             .field(
                 "webhook_secret",
@@ -81,6 +89,7 @@ impl std::fmt::Debug for ConsoleConfig {
             .field("webhook_max_attempts", &self.webhook_max_attempts)
             .field("webhook_backoff_ms", &self.webhook_backoff_ms)
             .field("cybertip_url", &self.cybertip_url)
+            .field("tls_extra_roots", &self.tls_extra_roots)
             .field("reporter_first_name", &self.reporter_first_name)
             .field("reporter_last_name", &self.reporter_last_name)
             .field("reporter_email", &self.reporter_email)
@@ -97,11 +106,13 @@ impl Default for ConsoleConfig {
             lockout_minutes: 15,
             daily_reveal_budget: 50,
             break_after_minutes: 25,
+            video_frames: 4,
             webhook_url: None,
             webhook_secret: None,
             webhook_max_attempts: 6,
             webhook_backoff_ms: 2000,
             cybertip_url: None,
+            tls_extra_roots: None,
             reporter_first_name: "Trust".into(),
             reporter_last_name: "Safety".into(),
             reporter_email: "trust-safety@example.invalid".into(),
@@ -144,8 +155,21 @@ CREATE TABLE console_cybertips (id {pk}, item TEXT NOT NULL, xml TEXT NOT NULL,
   response TEXT)
 ";
 
+/// Video frame strips (extracted once, kept as grey PNGs of at most
+/// `REVEALED_SIDE`); the distance of each decided item per bank (for the
+/// false-positive rate per threshold); indexes that keep queue pages and the
+/// dashboard from reading whole tables.
+const CONSOLE_V2: &str = "
+CREATE TABLE console_frames (item TEXT NOT NULL, media TEXT NOT NULL, at_ms BIGINT NOT NULL,
+  png {blob}, error TEXT, PRIMARY KEY (item, media));
+ALTER TABLE console_decisions ADD COLUMN distances TEXT;
+CREATE INDEX console_decisions_at ON console_decisions (at);
+CREATE INDEX console_decisions_kind ON console_decisions (decision, item);
+CREATE INDEX console_psi_flagged ON psi_accounts (flagged, flagged_at, account)
+";
+
 /// The console's migrations, in order, versioned by `meta.console_schema`.
-const MIGRATIONS: &[&str] = &[CONSOLE_V1];
+const MIGRATIONS: &[&str] = &[CONSOLE_V1, CONSOLE_V2];
 
 /// Runs the console's pending migrations (called by [`Store::open`]).
 pub async fn migrate(store: &Store) -> anyhow::Result<()> {
@@ -182,6 +206,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/webhooks", get(actions::webhook_log))
         .route("/console/policy", post(items::set_policy))
+        .route("/console/admin", get(admin::page))
+        .route("/console/admin/reviewer", post(admin::reviewer))
 }
 
 /// Resumes webhook deliveries left pending by a previous run.

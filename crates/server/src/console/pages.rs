@@ -75,6 +75,9 @@ impl IntoResponse for Page {
                                     a href="/console/queue?kind=escalated" { "Escalated" }
                                     a href="/console/webhooks" { "Webhooks" }
                                 }
+                                @if r.role >= super::accounts::ConsoleRole::Admin {
+                                    a href="/console/admin" { "Admin" }
+                                }
                             }
                             form.inline method="post" action="/console/logout" {
                                 input type="hidden" name="csrf" value=(r.csrf);
@@ -168,8 +171,120 @@ pub fn age(ms: i64) -> String {
     }
 }
 
-/// `GET /console`: queue sizes and ages, decisions per day, false-positive
-/// rate per bank, time to decision.
+/// Distance bands of the false-positive rate per threshold: `(label, low, high)`.
+pub const BANDS: &[(&str, i64, i64)] = &[
+    ("0", 0, 0),
+    ("1–10", 1, 10),
+    ("11–20", 11, 20),
+    ("21–31", 21, 31),
+    ("32+", 32, i64::MAX),
+];
+
+/// Days of decisions behind the false-positive rates.
+pub const FP_DAYS: i64 = 90;
+
+fn rate(dismissed: u64, confirmed: u64) -> String {
+    if dismissed + confirmed == 0 {
+        return "–".into();
+    }
+    format!(
+        "{:.0} %",
+        100.0 * dismissed as f64 / (dismissed + confirmed) as f64
+    )
+}
+
+/// The figures of the dashboard.
+#[derive(Debug, Default)]
+pub struct Figures {
+    /// Per queue: (queue, open items, oldest queue time).
+    pub queues: Vec<(&'static str, i64, Option<i64>)>,
+    /// First day (UTC day number) of `per_day`.
+    pub since_day: i64,
+    /// Decisions per day, the last 14 days.
+    pub per_day: [u64; 14],
+    /// Median wait from queued to a final decision (ms), last 14 days.
+    pub median_wait: Option<i64>,
+    /// Final decisions behind the median.
+    pub waits: usize,
+    /// Per bank: (confirmed, dismissed), last [`FP_DAYS`] days.
+    pub per_bank: std::collections::BTreeMap<String, (u64, u64)>,
+    /// Per distance band of [`BANDS`]: (confirmed, dismissed); the last
+    /// element counts decisions whose distances were not recorded.
+    pub per_band: Vec<(u64, u64)>,
+}
+
+/// Computes the dashboard's figures: bounded reads (aggregates of the
+/// queues; decisions of the last [`FP_DAYS`] days by the `at` index).
+pub async fn figures(state: &AppState, reviewer: &Reviewer) -> anyhow::Result<Figures> {
+    let s = &state.store;
+    let now = now_ms();
+    let mut f = Figures {
+        per_band: vec![(0, 0); BANDS.len() + 1],
+        ..Figures::default()
+    };
+    for kind in ["report", "account", "match", "escalated"] {
+        let (n, oldest) = super::items::open_stats(state, reviewer, kind).await?;
+        f.queues.push((kind, n, oldest));
+    }
+    f.since_day = super::day_of(now) - 13;
+    let fp_since = (super::day_of(now) - (FP_DAYS - 1)) * 86_400_000;
+    let rows = sqlx::query(&s.sql(
+        "SELECT decision, banks, distances, at, queued_at FROM console_decisions WHERE at >= ? ORDER BY id",
+    ))
+    .bind(fp_since.min(f.since_day * 86_400_000))
+    .fetch_all(&s.pool)
+    .await?;
+    let mut waits = Vec::new();
+    for r in &rows {
+        let at: i64 = r.try_get("at")?;
+        let d: String = r.try_get("decision")?;
+        let recent = at >= f.since_day * 86_400_000;
+        if recent
+            && let Some(c) = f
+                .per_day
+                .get_mut((super::day_of(at) - f.since_day) as usize)
+        {
+            *c += 1;
+        }
+        if recent && ["confirm", "dismiss", "clear", "add_to_bank"].contains(&d.as_str()) {
+            waits.push(at - r.try_get::<i64, _>("queued_at")?);
+        }
+        if at < fp_since || (d != "confirm" && d != "dismiss") {
+            continue;
+        }
+        let dismissed = d == "dismiss";
+        let bump = |e: &mut (u64, u64)| {
+            if dismissed {
+                e.1 += 1;
+            } else {
+                e.0 += 1;
+            }
+        };
+        let banks: String = r.try_get("banks")?;
+        for b in banks.split(',').filter(|b| !b.is_empty()) {
+            bump(f.per_bank.entry(b.to_string()).or_default());
+        }
+        let dist: Option<i64> = r
+            .try_get::<Option<String>, _>("distances")?
+            .and_then(|j| serde_json::from_str::<std::collections::BTreeMap<String, i64>>(&j).ok())
+            .and_then(|m| m.values().copied().min());
+        let band = dist
+            .and_then(|d| {
+                BANDS
+                    .iter()
+                    .position(|(_, lo, hi)| (*lo..=*hi).contains(&d))
+            })
+            .unwrap_or(BANDS.len());
+        bump(&mut f.per_band[band]);
+    }
+    waits.sort_unstable();
+    f.waits = waits.len();
+    f.median_wait = waits.get(waits.len() / 2).copied();
+    Ok(f)
+}
+
+/// `GET /console`: queue sizes and ages, decisions per day, time to
+/// decision, false-positive rate per bank and per distance band.
 pub async fn dashboard(State(state): State<AppState>, reviewer: Reviewer) -> Response {
     match dashboard_inner(&state, &reviewer).await {
         Ok(p) => p.into_response(),
@@ -178,57 +293,28 @@ pub async fn dashboard(State(state): State<AppState>, reviewer: Reviewer) -> Res
 }
 
 async fn dashboard_inner(state: &AppState, reviewer: &Reviewer) -> anyhow::Result<Page> {
-    let s = &state.store;
     let now = now_ms();
-    let mut queues = Vec::new();
-    for kind in ["report", "account", "match", "escalated"] {
-        let items = super::items::open_items(state, reviewer, kind).await?;
-        let oldest = items.iter().map(|i| i.queued_at).min();
-        queues.push((kind, items.len(), oldest.map(|t| age(now - t))));
-    }
-    let since = super::day_of(now) - 13;
-    let rows = sqlx::query(&s.sql(
-        "SELECT decision, banks, at, queued_at FROM console_decisions WHERE at >= ? ORDER BY id",
-    ))
-    .bind(since * 86_400_000)
-    .fetch_all(&s.pool)
-    .await?;
-    let mut per_day = [0usize; 14];
-    let mut per_bank: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
-    let mut waits = Vec::new();
-    for r in &rows {
-        let at: i64 = r.try_get("at")?;
-        let d: String = r.try_get("decision")?;
-        let banks: String = r.try_get("banks")?;
-        let day = (super::day_of(at) - since) as usize;
-        if let Some(c) = per_day.get_mut(day) {
-            *c += 1;
-        }
-        if d == "confirm" || d == "dismiss" {
-            waits.push(at - r.try_get::<i64, _>("queued_at")?);
-            for b in banks.split(',').filter(|b| !b.is_empty()) {
-                let e = per_bank.entry(b.to_string()).or_default();
-                if d == "dismiss" {
-                    e.1 += 1;
-                } else {
-                    e.0 += 1;
-                }
-            }
-        }
-    }
-    waits.sort_unstable();
-    let median = waits.get(waits.len() / 2).map(|w| age(*w));
-    let max_day = per_day.iter().copied().max().unwrap_or(0).max(1);
+    let f = figures(state, reviewer).await?;
+    let max_day = f.per_day.iter().copied().max().unwrap_or(0).max(1);
+    // Cumulative: the rate a policy of "at most this distance" would have had.
+    let cums: Vec<String> = f.per_band[..BANDS.len()]
+        .iter()
+        .scan((0u64, 0u64), |acc, (c, d)| {
+            acc.0 += c;
+            acc.1 += d;
+            Some(rate(acc.1, acc.0))
+        })
+        .collect();
     let body = html! {
         h1 { "Dashboard" }
         section aria-labelledby="q" {
             h2 #q { "Queues" }
             div.cards {
-                @for (kind, n, oldest) in &queues {
-                    a.card href={"/console/queue?kind=" (kind)} {
+                @for (kind, n, oldest) in &f.queues {
+                    a.card id={"card-" (kind)} href={"/console/queue?kind=" (kind)} {
                         span.big { (n) }
                         span { (super::items::kind_title(kind)) }
-                        @if let Some(o) = oldest { span.small { "oldest " (o) } }
+                        @if let Some(o) = oldest { span.small { "oldest " (age(now - o)) } }
                     }
                 }
             }
@@ -236,28 +322,47 @@ async fn dashboard_inner(state: &AppState, reviewer: &Reviewer) -> anyhow::Resul
         section aria-labelledby="d" {
             h2 #d { "Decisions per day (last 14 days)" }
             table.days {
-                thead { tr { th { "Day" } th { "Decisions" } } }
+                thead { tr { th scope="col" { "Day" } th scope="col" { "Decisions" } } }
                 tbody {
-                    @for (i, n) in per_day.iter().enumerate() {
+                    @for (i, n) in f.per_day.iter().enumerate() {
+                        @let day = crate::db::rfc3339((f.since_day + i as i64) * 86_400_000).get(..10).unwrap_or("").to_string();
                         tr {
-                            td { (crate::db::rfc3339((since + i as i64) * 86_400_000).get(..10).unwrap_or("")) }
-                            td { progress value=(n) max=(max_day) aria-label="decisions" {} " " (n) }
+                            th scope="row" { (day) }
+                            td { progress value=(n) max=(max_day) aria-label={(n) " decisions on " (day)} {} " " (n) }
                         }
                     }
                 }
             }
-            p { "Median time to decision: " (median.unwrap_or_else(|| "no decisions yet".into())) }
+            p #time-to-decision { "Median time to decision (last 14 days): "
+                (f.median_wait.map(age).unwrap_or_else(|| "no decisions yet".into()))
+                @if f.waits > 0 { " over " (f.waits) " decisions" } }
         }
         section aria-labelledby="fp" {
-            h2 #fp { "False positives per bank" }
-            table {
-                thead { tr { th { "Bank" } th { "Confirmed" } th { "Dismissed" } th { "False-positive rate" } } }
+            h2 #fp { "False positives per bank (last " (FP_DAYS) " days)" }
+            table #fp-bank {
+                thead { tr { th scope="col" { "Bank" } th scope="col" { "Confirmed" } th scope="col" { "Dismissed" } th scope="col" { "False-positive rate" } } }
                 tbody {
-                    @for (bank, (c, d)) in &per_bank {
-                        tr {
-                            td { (bank) } td { (c) } td { (d) }
-                            td { (format!("{:.0} %", 100.0 * *d as f64 / (*c + *d).max(1) as f64)) }
-                        }
+                    @for (bank, (c, d)) in &f.per_bank {
+                        tr { td { (bank) } td { (c) } td { (d) } td { (rate(*d, *c)) } }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="fpt" {
+            h2 #fpt { "False positives per threshold (last " (FP_DAYS) " days)" }
+            p.hint { "By the item's smallest match distance (PDQ bits; exact MD5/SHA-256 matches are 0). "
+                "The last column is the rate a review policy of “at most this distance” would have had." }
+            table #fp-band {
+                thead { tr { th scope="col" { "Distance" } th scope="col" { "Confirmed" } th scope="col" { "Dismissed" }
+                    th scope="col" { "False-positive rate" } th scope="col" { "Up to this distance" } } }
+                tbody {
+                    @for (i, (label, _, _)) in BANDS.iter().enumerate() {
+                        @let (c, d) = f.per_band[i];
+                        tr { td { (label) } td { (c) } td { (d) } td { (rate(d, c)) } td { (cums[i]) } }
+                    }
+                    @let (c, d) = f.per_band[BANDS.len()];
+                    @if c + d > 0 {
+                        tr { td { "not recorded" } td { (c) } td { (d) } td { (rate(d, c)) } td { "" } }
                     }
                 }
             }

@@ -41,6 +41,33 @@ pub fn image(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// A benign conformance video (vPDQ test data).
+pub fn video(name: &str) -> Vec<u8> {
+    let p = crate::support::shared()
+        .join("conformance/vpdq/videos")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// True when ffmpeg/ffprobe run; otherwise skips with a message, or fails
+/// under `BULWARK_TEST_REQUIRE_ALL=1` (CI).
+pub fn ffmpeg_available() -> bool {
+    let ok = ["ffmpeg", "ffprobe"].iter().all(|t| {
+        std::process::Command::new(t)
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !ok {
+        assert!(
+            std::env::var("BULWARK_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
+            "ffmpeg is required (BULWARK_TEST_REQUIRE_ALL=1) but not on PATH (apt-get install ffmpeg)"
+        );
+        eprintln!("SKIPPED (ffmpeg not on PATH)");
+    }
+    ok
+}
+
 pub struct Console {
     pub service: Service,
     pub router: Router,
@@ -248,6 +275,31 @@ impl Console {
         (s, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// A multipart upload of `file` with the admin API key.
+    pub async fn upload(&self, path: &str, file: &[u8]) -> (StatusCode, Value) {
+        let boundary = "b0undary";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", self.admin))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(body))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let s = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (s, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
     pub async fn bank(&self, name: &str) {
         let (s, j) = self
             .api(Method::POST, "/v1/banks", Some(json!({"name": name})))
@@ -259,6 +311,28 @@ impl Console {
     /// attachment is `file` (as the report path stores it: opened plaintext,
     /// hashes and matches).
     pub async fn seed_report(&self, sender: &str, reporter: &str, file: &[u8], bank: &str) -> i64 {
+        let h = bulwark_pdq::hash_bytes(
+            file,
+            bulwark_pdq::Mode::default(),
+            &bulwark_pdq::Limits::default(),
+        )
+        .unwrap();
+        let hashes = json!({"kind": "photo", "pdq": h.hash.to_string(), "quality": h.quality,
+            "md5": hex::encode(md5::Md5::digest(file)), "sha256": hex::encode(sha2::Sha256::digest(file))});
+        self.seed_report_file(sender, reporter, file, "image/jpeg", hashes, bank)
+            .await
+    }
+
+    /// [`Console::seed_report`] of any file, with the hashes the report path stored.
+    pub async fn seed_report_file(
+        &self,
+        sender: &str,
+        reporter: &str,
+        file: &[u8],
+        media_type: &str,
+        hashes: Value,
+        bank: &str,
+    ) -> i64 {
         let st = &self.service.state.store;
         let now = bulwark_server::db::now_ms();
         let id: i64 = sqlx::query(&st.sql(
@@ -294,20 +368,13 @@ impl Console {
         .execute(&st.pool)
         .await
         .unwrap();
-        let h = bulwark_pdq::hash_bytes(
-            file,
-            bulwark_pdq::Mode::default(),
-            &bulwark_pdq::Limits::default(),
-        )
-        .unwrap();
-        let hashes = json!({"kind": "photo", "pdq": h.hash.to_string(), "quality": h.quality,
-            "md5": hex::encode(md5::Md5::digest(file)), "sha256": hex::encode(sha2::Sha256::digest(file))});
         let matches = json!([{"bank": bank, "content_id": 1, "signal_type": "pdq", "distance": 4}]);
         sqlx::query(&st.sql(
             "INSERT INTO report_attachments (report_id, msg_idx, idx, blob_id, media_type, size, \
-             ciphertext_sha256, status, hashes, matches, plaintext) VALUES (?, 0, 0, 'blob-1', 'image/jpeg', ?, 'x', 'opened', ?, ?, ?)",
+             ciphertext_sha256, status, hashes, matches, plaintext) VALUES (?, 0, 0, 'blob-1', ?, ?, 'x', 'opened', ?, ?, ?)",
         ))
         .bind(id)
+        .bind(media_type)
         .bind(file.len() as i64)
         .bind(hashes.to_string())
         .bind(matches.to_string())

@@ -1,0 +1,290 @@
+//! The admin page (`/console/admin`, admin role only): reviewers (add,
+//! disable and enable, change role, reset a lockout) and the banks' review
+//! policies. Every change is a CSRF-checked `POST` and an audit entry
+//! (`console.reviewer.*`, `console.policy`, actor `console:NAME`).
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde_json::json;
+use sqlx::Row;
+
+use super::accounts::{ConsoleRole, Reviewer, add_reviewer_as, audit};
+use super::pages::{self, Page};
+use crate::AppState;
+use crate::db::{now_ms, rfc3339};
+
+const ROLES: [ConsoleRole; 3] = [ConsoleRole::Reviewer, ConsoleRole::Lead, ConsoleRole::Admin];
+
+/// `GET /console/admin`.
+pub async fn page(State(state): State<AppState>, reviewer: Reviewer) -> Response {
+    if let Err(r) = reviewer.require(ConsoleRole::Admin) {
+        return r;
+    }
+    match page_inner(&state, &reviewer, None).await {
+        Ok(p) => p.into_response(),
+        Err(e) => pages::internal(&e),
+    }
+}
+
+async fn page_inner(
+    state: &AppState,
+    reviewer: &Reviewer,
+    notice: Option<maud::Markup>,
+) -> anyhow::Result<Page> {
+    let s = &state.store;
+    audit(state, &reviewer.actor(), "console.admin.view", json!({})).await?;
+    let rows = sqlx::query(
+        "SELECT name, role, totp, failed, locked_until, created_at, disabled_at \
+         FROM console_reviewers ORDER BY name LIMIT 1000",
+    )
+    .fetch_all(&s.pool)
+    .await?;
+    let policies: HashMap<String, i64> =
+        sqlx::query("SELECT bank, max_distance FROM console_policy")
+            .fetch_all(&s.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("bank")?, r.try_get("max_distance")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+    let banks = crate::db::banks(s).await?;
+    let now = now_ms();
+    let csrf = &reviewer.csrf;
+    let body = html! {
+        h1 { "Admin" }
+        @if let Some(n) = notice { (n) }
+        section aria-labelledby="rev-h" {
+            h2 #rev-h { "Reviewers" }
+            table #reviewers {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "TOTP" }
+                    th scope="col" { "Sign-in" } th scope="col" { "Created" } th scope="col" { "Actions" } } }
+                tbody { @for r in &rows {
+                    @let name = r.try_get::<String, _>("name")?;
+                    @let role = r.try_get::<String, _>("role")?;
+                    @let locked = r.try_get::<Option<i64>, _>("locked_until")?.filter(|t| *t > now);
+                    @let disabled = r.try_get::<Option<i64>, _>("disabled_at")?;
+                    @let failed = r.try_get::<i64, _>("failed")?;
+                    tr id={"reviewer-" (name)} {
+                        th scope="row" { (name) }
+                        td { (role) }
+                        td { @if r.try_get::<Option<String>, _>("totp")?.is_some() { "enrolled" } @else { "no" } }
+                        td {
+                            @if let Some(d) = disabled { "disabled " (rfc3339(d)) }
+                            @else if let Some(t) = locked { "locked until " (rfc3339(t)) }
+                            @else if failed > 0 { (failed) " failed" }
+                            @else { "ok" }
+                        }
+                        td { (rfc3339(r.try_get("created_at")?)) }
+                        td {
+                            @if name != reviewer.name {
+                                form.inline method="post" action="/console/admin/reviewer" {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="name" value=(name);
+                                    input type="hidden" name="action" value="role";
+                                    label.sr-only for={"role-" (name)} { "Role of " (name) }
+                                    select id={"role-" (name)} name="role" {
+                                        @for ro in ROLES { option value=(ro.name()) selected[ro.name() == role] { (ro.name()) } }
+                                    }
+                                    button type="submit" { "Change role" }
+                                }
+                                @if locked.is_some() || failed > 0 {
+                                    form.inline method="post" action="/console/admin/reviewer" {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="name" value=(name);
+                                        button id={"unlock-" (name)} type="submit" name="action" value="unlock"
+                                            aria-label={"Reset the lockout of " (name)} { "Reset lockout" }
+                                    }
+                                }
+                                form.inline method="post" action="/console/admin/reviewer" {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="name" value=(name);
+                                    @if disabled.is_some() {
+                                        button id={"enable-" (name)} type="submit" name="action" value="enable"
+                                            aria-label={"Enable " (name)} { "Enable" }
+                                    } @else {
+                                        button id={"disable-" (name)} type="submit" name="action" value="disable"
+                                            aria-label={"Disable " (name)} { "Disable" }
+                                    }
+                                }
+                            } @else {
+                                "(you)"
+                            }
+                        }
+                    }
+                } }
+            }
+            h3 { "Add a reviewer" }
+            form #add-reviewer method="post" action="/console/admin/reviewer" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="action" value="add";
+                label for="new-name" { "Name" }
+                input #new-name type="text" name="name" required maxlength="64" autocomplete="off";
+                label for="new-role" { "Role" }
+                select #new-role name="role" { @for ro in ROLES { option value=(ro.name()) { (ro.name()) } } }
+                label for="new-password" { "Password (at least 12 characters)" }
+                input #new-password type="password" name="password" required minlength="12" autocomplete="new-password";
+                label for="new-totp" { input #new-totp type="checkbox" name="totp" value="1"; " Enrol a one-time-code authenticator (TOTP)" }
+                button #add type="submit" { "Add the reviewer" }
+            }
+        }
+        section aria-labelledby="pol-h" {
+            h2 #pol-h { "Review policies" }
+            p.hint { "Matches of a bank at this PDQ distance or closer (and every exact MD5/SHA-256 match) are queued for review. Empty: the bank queues nothing." }
+            table #policies {
+                thead { tr { th scope="col" { "Bank" } th scope="col" { "Queue matches up to distance" } } }
+                tbody { @for b in &banks {
+                    tr {
+                        th scope="row" { (b.name) }
+                        td {
+                            form.inline method="post" action="/console/policy" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                input type="hidden" name="bank" value=(b.name);
+                                label.sr-only for={"policy-" (b.name)} { "Largest distance for " (b.name) }
+                                input id={"policy-" (b.name)} type="number" name="max_distance" min="0" max="256"
+                                    value=[policies.get(&b.name)];
+                                button type="submit" { "Save" }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+    };
+    Ok(Page::for_reviewer("Admin", reviewer, state, body))
+}
+
+fn field<'a>(form: &'a HashMap<String, String>, k: &str) -> &'a str {
+    form.get(k).map_or("", String::as_str)
+}
+
+/// `POST /console/admin/reviewer` (`action`: add, role, unlock, disable,
+/// enable; `name`; `role`; `password`; `totp`).
+pub async fn reviewer(
+    State(state): State<AppState>,
+    reviewer: Reviewer,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = reviewer
+        .check_csrf(&form)
+        .and_then(|_| reviewer.require(ConsoleRole::Admin))
+    {
+        return r;
+    }
+    match change(&state, &reviewer, &form).await {
+        Ok(r) => r,
+        Err(e) => pages::internal(&e),
+    }
+}
+
+async fn change(
+    state: &AppState,
+    admin: &Reviewer,
+    form: &HashMap<String, String>,
+) -> anyhow::Result<Response> {
+    let s = &state.store;
+    let action = field(form, "action");
+    let name = field(form, "name").trim();
+    let bad = |m: &str| Ok(pages::error(StatusCode::BAD_REQUEST, m));
+    if action == "add" {
+        let Ok(role) = field(form, "role").parse::<ConsoleRole>() else {
+            return bad("Unknown role.");
+        };
+        let totp = !field(form, "totp").is_empty();
+        return match add_reviewer_as(
+            s,
+            &state.kek,
+            &admin.actor(),
+            name,
+            role,
+            field(form, "password"),
+            totp,
+        )
+        .await
+        {
+            Ok(secret) => {
+                let notice = html! {
+                    p #added role="status" { "Added " (name) " (" (role.name()) ")." }
+                    @if let Some(sec) = secret {
+                        p #totp-secret { "Give this authenticator secret to " (name) " now; it is not shown again: "
+                            code { (sec) } " (otpauth://totp/Bulwark:" (name) "?secret=" (sec) "&issuer=Bulwark)" }
+                    }
+                };
+                Ok(page_inner(state, admin, Some(notice))
+                    .await?
+                    .into_response())
+            }
+            Err(e) => bad(&format!("{e:#}")),
+        };
+    }
+    if name == admin.name {
+        return Ok(pages::error(
+            StatusCode::CONFLICT,
+            "You cannot change your own account here; ask another admin.",
+        ));
+    }
+    let Some(row) = sqlx::query(&s.sql("SELECT id, role FROM console_reviewers WHERE name = ?"))
+        .bind(name)
+        .fetch_optional(&s.pool)
+        .await?
+    else {
+        return Ok(pages::error(StatusCode::NOT_FOUND, "No such reviewer."));
+    };
+    let id: i64 = row.try_get("id")?;
+    let old_role: String = row.try_get("role")?;
+    let mut tx = s.pool.begin().await?;
+    let (what, detail) = match action {
+        "role" => {
+            let Ok(role) = field(form, "role").parse::<ConsoleRole>() else {
+                return bad("Unknown role.");
+            };
+            sqlx::query(&s.sql("UPDATE console_reviewers SET role = ? WHERE id = ?"))
+                .bind(role.name())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            (
+                "console.reviewer.role",
+                json!({"reviewer": name, "from": old_role, "to": role.name()}),
+            )
+        }
+        "unlock" => {
+            sqlx::query(
+                &s.sql("UPDATE console_reviewers SET failed = 0, locked_until = NULL WHERE id = ?"),
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            ("console.reviewer.unlock", json!({"reviewer": name}))
+        }
+        "disable" => {
+            sqlx::query(&s.sql("UPDATE console_reviewers SET disabled_at = ? WHERE id = ?"))
+                .bind(now_ms())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            // Signed out everywhere at once.
+            sqlx::query(&s.sql("DELETE FROM console_sessions WHERE reviewer_id = ?"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            ("console.reviewer.disable", json!({"reviewer": name}))
+        }
+        "enable" => {
+            sqlx::query(&s.sql(
+                "UPDATE console_reviewers SET disabled_at = NULL, failed = 0, locked_until = NULL WHERE id = ?",
+            ))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            ("console.reviewer.enable", json!({"reviewer": name}))
+        }
+        _ => return bad("Unknown action."),
+    };
+    crate::db::audit(s, &mut tx, &admin.actor(), what, None, None, detail).await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/console/admin").into_response())
+}
