@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mc = MultiConfig {
         copies_every: every,
         extra_min_quality: floor,
+        ..Default::default()
     };
     let ev = evaluate_multi(&images, &Config::default(), &mc, set, &|| {})?;
     for (p, e) in &ev.failed {

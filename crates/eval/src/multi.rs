@@ -13,18 +13,31 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use bulwark_pdq::{HashKind, Limits, MultiHash, Pairing};
+use bulwark_pdq::{HashKind, KindSet, Limits, MultiHash, Pairing};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::{Config, Error, Transform, cumulative, median, scaled, thumbnail, transforms};
 
-/// The matching variants a run compares.
-pub const VARIANTS: [(&str, Pairing); 3] = [
+/// The matching variants a run compares. The first three use every kind;
+/// "service" is what the service does by default: [`Pairing::Both`] with
+/// banks holding [`MultiConfig::bank_kinds`] and queries computing
+/// [`KindSet::query_side`] of them.
+pub const VARIANTS: [(&str, Pairing); 4] = [
     ("plain", Pairing::FullOnly),
     ("query extras", Pairing::QueryExtras),
     ("both sides", Pairing::Both),
+    ("service", Pairing::Both),
 ];
+
+/// (query kinds, bank kinds) of variant `v`.
+fn variant_kinds(v: usize, multi: &MultiConfig) -> (KindSet, KindSet) {
+    if v == 3 {
+        (multi.bank_kinds.query_side(), multi.bank_kinds)
+    } else {
+        (KindSet::ALL, KindSet::ALL)
+    }
+}
 
 /// Settings beyond [`Config`].
 #[derive(Debug, Clone)]
@@ -34,6 +47,8 @@ pub struct MultiConfig {
     pub copies_every: usize,
     /// Extras with a PDQ quality under this are dropped (0 keeps all).
     pub extra_min_quality: u32,
+    /// The kinds banks store in the "service" variant.
+    pub bank_kinds: KindSet,
 }
 
 impl Default for MultiConfig {
@@ -41,6 +56,7 @@ impl Default for MultiConfig {
         MultiConfig {
             copies_every: 1,
             extra_min_quality: 0,
+            bank_kinds: KindSet::BANK_DEFAULT,
         }
     }
 }
@@ -53,7 +69,7 @@ pub struct MultiCopy {
     /// Index into [`MultiEvaluation::transforms`].
     pub transform: usize,
     /// Nearest (distance, query kind, bank kind) per variant.
-    pub nearest: [(u32, HashKind, HashKind); 3],
+    pub nearest: [(u32, HashKind, HashKind); 4],
 }
 
 /// Everything measured by [`evaluate_multi`].
@@ -73,11 +89,13 @@ pub struct MultiEvaluation {
     pub copies: Vec<MultiCopy>,
     /// Per variant, histogram (0..=256) of the nearest distance over distinct
     /// pairs of originals (both directions, the smaller).
-    pub pair_hist: [Vec<u64>; 3],
+    pub pair_hist: [Vec<u64>; 4],
     /// Pairs excluded as exact or near-duplicates.
     pub excluded_pairs: usize,
     /// Mean number of hashes stored per original (full + extras kept).
     pub hashes_per_image: f64,
+    /// The same with only [`MultiConfig::bank_kinds`] (the "service" variant).
+    pub hashes_per_image_service: f64,
     /// Mean seconds per original for the plain hash and for the MultiHash of
     /// the same decoded pixels (measured inside the parallel run: indicative).
     pub seconds_plain: f64,
@@ -93,10 +111,35 @@ fn keep_quality(mut m: MultiHash, floor: u32) -> MultiHash {
     m
 }
 
-fn nearest(q: &MultiHash, b: &MultiHash, p: Pairing) -> (u32, HashKind, HashKind) {
-    q.nearest(b, p, 0)
-        .map(|n| (n.distance, n.query, n.bank))
-        .unwrap_or((256, HashKind::Full, HashKind::Full))
+/// The nearest pair `p` allows among the query's kinds `qk` and the bank's
+/// kinds `bk` (the full hash always takes part); ties go to the earlier
+/// kinds, as in [`MultiHash::nearest`].
+fn nearest(
+    q: &MultiHash,
+    b: &MultiHash,
+    p: Pairing,
+    (qk, bk): (KindSet, KindSet),
+) -> (u32, HashKind, HashKind) {
+    let mut best = (256, HashKind::Full, HashKind::Full);
+    let kept = |m: &MultiHash, s: KindSet| -> Vec<bulwark_pdq::KindHash> {
+        m.hashes
+            .iter()
+            .filter(|k| k.kind == HashKind::Full || s.contains(k.kind))
+            .copied()
+            .collect()
+    };
+    let (qs, bs) = (kept(q, qk), kept(b, bk));
+    for x in &qs {
+        for y in &bs {
+            if p.allows(x.kind, y.kind) {
+                let d = x.hash.distance(&y.hash);
+                if d < best.0 {
+                    best = (d, x.kind, y.kind);
+                }
+            }
+        }
+    }
+    best
 }
 
 /// Runs the multi-hash evaluation over `images`.
@@ -178,15 +221,17 @@ pub fn evaluate_multi(
             copies.push(MultiCopy {
                 original: oi,
                 transform: *ti,
-                nearest: VARIANTS.map(|(_, p)| nearest(q, bank, p)),
+                nearest: std::array::from_fn(|v| {
+                    nearest(q, bank, VARIANTS[v].1, variant_kinds(v, multi))
+                }),
             });
         }
     }
     let n = ok.len();
-    let rows: Vec<([Vec<u64>; 3], usize)> = (0..n)
+    let rows: Vec<([Vec<u64>; 4], usize)> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let mut h: [Vec<u64>; 3] = std::array::from_fn(|_| vec![0u64; 257]);
+            let mut h: [Vec<u64>; 4] = std::array::from_fn(|_| vec![0u64; 257]);
             let mut ex = 0;
             let a = &ok[i];
             for b in ok.iter().skip(i + 1) {
@@ -196,18 +241,21 @@ pub fn evaluate_multi(
                     continue;
                 }
                 for (v, (_, p)) in VARIANTS.iter().enumerate() {
-                    let d = nearest(&a.3, &b.3, *p).0.min(nearest(&b.3, &a.3, *p).0);
+                    let k = variant_kinds(v, multi);
+                    let d = nearest(&a.3, &b.3, *p, k)
+                        .0
+                        .min(nearest(&b.3, &a.3, *p, k).0);
                     h[v][d as usize] += 1;
                 }
             }
             (h, ex)
         })
         .collect();
-    let mut pair_hist: [Vec<u64>; 3] = std::array::from_fn(|_| vec![0u64; 257]);
+    let mut pair_hist: [Vec<u64>; 4] = std::array::from_fn(|_| vec![0u64; 257]);
     let mut excluded_pairs = 0;
     for (h, ex) in rows {
         excluded_pairs += ex;
-        for v in 0..3 {
+        for v in 0..4 {
             for k in 0..257 {
                 pair_hist[v][k] += h[v][k];
             }
@@ -219,6 +267,16 @@ pub fn evaluate_multi(
         multi: multi.clone(),
         transforms,
         hashes_per_image: ok.iter().map(|o| o.3.hashes.len()).sum::<usize>() as f64 / denom,
+        hashes_per_image_service: ok
+            .iter()
+            .map(|o| {
+                o.3.hashes
+                    .iter()
+                    .filter(|k| k.kind == HashKind::Full || multi.bank_kinds.contains(k.kind))
+                    .count()
+            })
+            .sum::<usize>() as f64
+            / denom,
         seconds_plain: ok.iter().map(|o| o.5).sum::<f64>() / denom,
         seconds_multi: ok.iter().map(|o| o.6).sum::<f64>() / denom,
         originals: ok.into_iter().map(|o| o.0).collect(),
@@ -281,7 +339,8 @@ impl MultiEvaluation {
             "{} originals ({} failed), edits applied to every {}th ({} copies); {} distinct pairs \
              of originals ({} excluded as duplicates); originals scaled to ≤ {} px; seed {}; \
              extras of quality < {} dropped. Hashes per image: {:.2} (plain: 1). Mean time per \
-             original (inside the parallel run): plain hash {:.2} ms, MultiHash {:.2} ms.\n",
+             original (inside the parallel run): plain hash {:.2} ms, MultiHash {:.2} ms. \
+             \"service\": banks store {} ({:.2} hashes per image), queries compute {}.\n",
             self.originals.len(),
             self.failed.len(),
             self.multi.copies_every.max(1),
@@ -294,12 +353,15 @@ impl MultiEvaluation {
             self.hashes_per_image,
             self.seconds_plain * 1e3,
             self.seconds_multi * 1e3,
+            self.multi.bank_kinds,
+            self.hashes_per_image_service,
+            self.multi.bank_kinds.query_side(),
         );
         let _ = writeln!(
             s,
-            "| edit | median plain | median both | recall ≤ {threshold} plain | query extras | both sides | winning pair (both) |"
+            "| edit | median plain | median both | recall ≤ {threshold} plain | query extras | both sides | service | winning pair (both) |"
         );
-        let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+        let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
         for (ti, t) in self.transforms.iter().enumerate() {
             let med = |v| {
                 median(&self.copy_hist(ti, v))
@@ -313,26 +375,37 @@ impl MultiEvaluation {
                 .unwrap_or_else(|| "–".into());
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 t.name,
                 med(0),
                 med(2),
                 r(0),
                 r(1),
                 r(2),
+                r(3),
                 main
             );
         }
         let _ = writeln!(s, "\nFalse matches among distinct originals (per pair):\n");
-        let _ = writeln!(s, "| threshold | plain | query extras | both sides |");
-        let _ = writeln!(s, "| ---: | ---: | ---: | ---: |");
+        let _ = writeln!(
+            s,
+            "| threshold | plain | query extras | both sides | service |"
+        );
+        let _ = writeln!(s, "| ---: | ---: | ---: | ---: | ---: |");
         let pairs = self.pairs().max(1) as f64;
         for t in [24usize, 31, 40, 48] {
             let cell = |v| {
                 let n = self.false_matches(v, t);
                 format!("{n} ({:.1e})", n as f64 / pairs)
             };
-            let _ = writeln!(s, "| {t} | {} | {} | {} |", cell(0), cell(1), cell(2));
+            let _ = writeln!(
+                s,
+                "| {t} | {} | {} | {} | {} |",
+                cell(0),
+                cell(1),
+                cell(2),
+                cell(3)
+            );
         }
         s
     }
@@ -376,6 +449,9 @@ impl MultiEvaluation {
             "copies": self.copies.len(),
             "pairs": self.pairs(),
             "hashes_per_image": self.hashes_per_image,
+            "hashes_per_image_service": self.hashes_per_image_service,
+            "service_bank_kinds": self.multi.bank_kinds.to_string(),
+            "service_query_kinds": self.multi.bank_kinds.query_side().to_string(),
             "ms_plain": self.seconds_plain * 1e3,
             "ms_multi": self.seconds_multi * 1e3,
             "recall": recall,

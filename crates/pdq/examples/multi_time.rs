@@ -1,5 +1,6 @@
-//! Time of the extra hashes: plain PDQ against `multi_hash_rgb` on the same
-//! decoded pixels, per image resized to 1024×768, one thread.
+//! Time of the extra hashes: plain PDQ against `MultiHash::of_rgb` with
+//! several sets of kinds on the same decoded pixels, per image resized to
+//! 1024×768, one thread.
 //!
 //! `cargo run --release -p bulwark-pdq --example multi_time -- DIR [N]`
 //! (the first N images under DIR, sorted by path; default 100).
@@ -24,7 +25,18 @@ fn main() {
     }
     files.sort();
     let limits = bulwark_pdq::Limits::default();
-    let (mut plain, mut multi, mut extras, mut regions) = (Vec::new(), Vec::new(), 0usize, 0usize);
+    use bulwark_pdq::KindSet;
+    let sets = [
+        ("every kind", KindSet::ALL),
+        ("bank default", KindSet::BANK_DEFAULT),
+        (
+            "query side of the bank default",
+            KindSet::BANK_DEFAULT.query_side(),
+        ),
+        ("region only", KindSet::of(&[bulwark_pdq::HashKind::Region])),
+    ];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); sets.len()];
+    let (mut plain, mut extras, mut regions) = (Vec::new(), 0usize, 0usize);
     for p in files.iter() {
         if plain.len() == n {
             break;
@@ -62,25 +74,36 @@ fn main() {
         plain.push(time(&|| {
             std::hint::black_box(bulwark_pdq::hash_rgb(&rgb, w, h));
         }));
-        multi.push(time(&|| {
-            std::hint::black_box(bulwark_pdq::multi_hash_rgb(&rgb, w, h));
-        }));
+        for (i, (_, kinds)) in sets.iter().enumerate() {
+            times[i].push(time(&|| {
+                std::hint::black_box(bulwark_pdq::MultiHash::of_rgb(&rgb, w, h, *kinds));
+            }));
+        }
         let m = bulwark_pdq::multi_hash_rgb(&rgb, w, h);
         extras += m.extras().len();
         regions += usize::from(m.get(bulwark_pdq::HashKind::Region).is_some());
     }
-    let med = |v: &mut Vec<f64>| {
+    let med = |v: &[f64]| {
+        let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
         v[v.len() / 2] * 1e3
     };
     let k = plain.len();
-    let mut extra: Vec<f64> = multi.iter().zip(&plain).map(|(m, p)| m - p).collect();
     println!(
-        "{k} images at 1024×768: plain hash {:.2} ms, MultiHash {:.2} ms, extra {:.2} ms (medians); \
-         {:.2} extras per image, {regions} with a content region",
-        med(&mut plain),
-        med(&mut multi),
-        med(&mut extra),
+        "{k} images at 1024×768, one thread, medians of 7 runs per image; {:.2} extras per image \
+         with every kind, {regions} with a content region",
         extras as f64 / k as f64
     );
+    let p = med(&plain);
+    println!("plain hash: {p:.2} ms");
+    for (i, (name, kinds)) in sets.iter().enumerate() {
+        let extra: Vec<f64> = times[i].iter().zip(&plain).map(|(m, p)| m - p).collect();
+        let e = med(&extra);
+        println!(
+            "{name} ({} kinds): {:.2} ms, extra {e:.2} ms = {:.0} % of plain",
+            kinds.len(),
+            med(&times[i]),
+            100.0 * e / p
+        );
+    }
 }

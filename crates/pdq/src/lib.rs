@@ -34,8 +34,8 @@ pub use crate::core::{
 pub use crate::decode::{Format, Image, Limits, decode, encode_jpeg, sniff};
 pub use crate::hash::{ParseHashError, PdqHash};
 pub use crate::region::{
-    CORNER_SHARE, EXTRA_HASH_SIDE, HashKind, KindHash, MIN_EXTRA_DIM, MIN_REGION_SHARE, MultiHash,
-    Nearest, Pairing, ROTATION_DEGREES, Rect, content_region_rgb, multi_hash_bytes,
+    CORNER_SHARE, EXTRA_HASH_SIDE, HashKind, KindHash, KindSet, MIN_EXTRA_DIM, MIN_REGION_SHARE,
+    MultiHash, Nearest, Pairing, ROTATION_DEGREES, Rect, content_region_rgb, multi_hash_bytes,
     multi_hash_image, multi_hash_luma, multi_hash_rgb,
 };
 

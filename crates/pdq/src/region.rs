@@ -41,7 +41,7 @@ use crate::{Error, Image, Limits, Mode};
 
 /// The long side (in pixels) the extras' rectangles are reduced to, roughly
 /// (an integer box-average factor, so between this and twice it).
-pub const EXTRA_HASH_SIDE: usize = 256;
+pub const EXTRA_HASH_SIDE: usize = 320;
 
 /// A content region smaller than this share of either side of the image is
 /// not used (the image is mostly flat, not framed).
@@ -156,6 +156,108 @@ impl<'de> serde::Deserialize<'de> for HashKind {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A set of extra [`HashKind`]s: which extras to compute or store.
+/// [`HashKind::Full`] is never a member (the full-image hash is always
+/// computed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct KindSet(u16);
+
+impl KindSet {
+    /// No extras: [`MultiHash::compute`] gives the plain hash alone.
+    pub const NONE: KindSet = KindSet(0);
+    /// Every extra kind.
+    pub const ALL: KindSet = KindSet(((1 << HashKind::ALL.len()) - 1) & !1);
+
+    /// The kinds a bank stores by default: the ones the evaluation in
+    /// docs/DETECTION.md needs for the recall goals under
+    /// [`Pairing::Both`] (region: framing; centre-90: 5 % crops; corners:
+    /// logos; rotations: 2° turns). `centre-80` only serves 10 % crops,
+    /// which have no goal, and is left out.
+    pub const BANK_DEFAULT: KindSet = KindSet::of(&[
+        HashKind::Region,
+        HashKind::Centre90,
+        HashKind::CornerTopLeft,
+        HashKind::CornerTopRight,
+        HashKind::CornerBottomLeft,
+        HashKind::CornerBottomRight,
+        HashKind::RotateCw2,
+        HashKind::RotateCcw2,
+    ]);
+
+    const fn bit(k: HashKind) -> u16 {
+        1 << k as u16
+    }
+
+    /// The set of these kinds (`Full` is ignored).
+    pub const fn of(kinds: &[HashKind]) -> KindSet {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < kinds.len() {
+            bits |= KindSet::bit(kinds[i]);
+            i += 1;
+        }
+        KindSet(bits & KindSet::ALL.0)
+    }
+
+    /// Whether `kind` is in the set.
+    pub fn contains(self, kind: HashKind) -> bool {
+        self.0 & KindSet::bit(kind) != 0
+    }
+
+    /// This set with `kind` added (`Full` is ignored).
+    #[must_use]
+    pub fn with(self, kind: HashKind) -> KindSet {
+        KindSet((self.0 | KindSet::bit(kind)) & KindSet::ALL.0)
+    }
+
+    /// Members, in [`HashKind::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = HashKind> {
+        HashKind::ALL.into_iter().filter(move |&k| self.contains(k))
+    }
+
+    /// Number of members.
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The kinds a *query* needs to use everything a bank storing `self`
+    /// offers under [`Pairing::Both`]: the region (a whole-picture kind,
+    /// compared with every banked kind), each banked crop kind (crops are
+    /// compared with the same crop), and centre-90 when rotations are
+    /// banked (the query's centre-90 is compared with them). The query's
+    /// own rotations and unbanked crops would only meet the bank's whole
+    /// hashes, which the bank's rotations and crops already cover.
+    pub fn query_side(self) -> KindSet {
+        let mut q = KindSet::NONE.with(HashKind::Region);
+        for k in self.iter() {
+            match k {
+                HashKind::RotateCw2 | HashKind::RotateCcw2 => q = q.with(HashKind::Centre90),
+                k if !k.is_whole() => q = q.with(k),
+                _ => {}
+            }
+        }
+        q
+    }
+}
+
+impl FromIterator<HashKind> for KindSet {
+    fn from_iter<I: IntoIterator<Item = HashKind>>(it: I) -> Self {
+        it.into_iter().fold(KindSet::NONE, KindSet::with)
+    }
+}
+
+impl fmt::Display for KindSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.iter().map(HashKind::as_str).collect();
+        f.write_str(&names.join(","))
     }
 }
 
@@ -281,42 +383,94 @@ impl MultiHash {
     }
 }
 
-/// The full-image hash and extras of an interleaved RGB buffer.
+impl MultiHash {
+    /// The full-image hash and the extras in `kinds` of an interleaved RGB
+    /// buffer. Only the extras asked for are hashed (the content region is
+    /// still detected when crops or rotations are asked for: they are taken
+    /// of it).
+    ///
+    /// # Panics
+    /// If the buffer is shorter than `width * height * 3`.
+    pub fn of_rgb(rgb: &[u8], width: usize, height: usize, kinds: KindSet) -> MultiHash {
+        multi_hash_plane(luma_from_rgb(rgb, width, height), width, height, kinds)
+    }
+
+    /// [`MultiHash::of_rgb`] of a grey buffer.
+    ///
+    /// # Panics
+    /// If the buffer is shorter than `width * height`.
+    pub fn of_luma(grey: &[u8], width: usize, height: usize, kinds: KindSet) -> MultiHash {
+        multi_hash_plane(luma_from_grey(grey, width, height), width, height, kinds)
+    }
+
+    /// [`MultiHash::of_rgb`] of decoded pixels (the full-image hash is
+    /// [`crate::hash_image`]'s in the same mode).
+    pub fn of_image(img: &Image, mode: Mode, kinds: KindSet) -> MultiHash {
+        let img = crate::prepared(img, mode);
+        let (w, h) = (img.width as usize, img.height as usize);
+        if img.channels == 1 {
+            MultiHash::of_luma(&img.pixels, w, h, kinds)
+        } else {
+            MultiHash::of_rgb(&img.pixels, w, h, kinds)
+        }
+    }
+
+    /// Decodes untrusted bytes within `limits` and computes their
+    /// [`MultiHash`] with the extras in `kinds`.
+    pub fn of_bytes(
+        bytes: &[u8],
+        mode: Mode,
+        limits: &Limits,
+        kinds: KindSet,
+    ) -> Result<MultiHash, Error> {
+        Ok(MultiHash::of_image(
+            &crate::decode(bytes, limits)?,
+            mode,
+            kinds,
+        ))
+    }
+
+    /// The kinds present.
+    pub fn kinds(&self) -> KindSet {
+        self.hashes.iter().map(|k| k.kind).collect()
+    }
+}
+
+/// The full-image hash and every extra of an interleaved RGB buffer
+/// ([`MultiHash::of_rgb`] with [`KindSet::ALL`]).
 ///
 /// # Panics
 /// If the buffer is shorter than `width * height * 3`.
 pub fn multi_hash_rgb(rgb: &[u8], width: usize, height: usize) -> MultiHash {
-    multi_hash_plane(luma_from_rgb(rgb, width, height), width, height)
+    MultiHash::of_rgb(rgb, width, height, KindSet::ALL)
 }
 
-/// The full-image hash and extras of a grey buffer.
+/// The full-image hash and every extra of a grey buffer.
 ///
 /// # Panics
 /// If the buffer is shorter than `width * height`.
 pub fn multi_hash_luma(grey: &[u8], width: usize, height: usize) -> MultiHash {
-    multi_hash_plane(luma_from_grey(grey, width, height), width, height)
+    MultiHash::of_luma(grey, width, height, KindSet::ALL)
 }
 
-/// The full-image hash and extras of decoded pixels (the full-image hash is
-/// [`crate::hash_image`]'s in the same mode).
+/// The full-image hash and every extra of decoded pixels (the full-image
+/// hash is [`crate::hash_image`]'s in the same mode).
 pub fn multi_hash_image(img: &Image, mode: Mode) -> MultiHash {
-    let img = crate::prepared(img, mode);
-    let (w, h) = (img.width as usize, img.height as usize);
-    if img.channels == 1 {
-        multi_hash_luma(&img.pixels, w, h)
-    } else {
-        multi_hash_rgb(&img.pixels, w, h)
-    }
+    MultiHash::of_image(img, mode, KindSet::ALL)
 }
 
-/// Decodes untrusted bytes within `limits` and computes their [`MultiHash`].
+/// Decodes untrusted bytes within `limits` and computes their [`MultiHash`]
+/// with every extra.
 pub fn multi_hash_bytes(bytes: &[u8], mode: Mode, limits: &Limits) -> Result<MultiHash, Error> {
-    Ok(multi_hash_image(&crate::decode(bytes, limits)?, mode))
+    MultiHash::of_bytes(bytes, mode, limits, KindSet::ALL)
 }
 
 /// One luminance plane shared by the extras and, last, the full hash (which
-/// consumes it as scratch space, so no copy is made).
-fn multi_hash_plane(luma: Vec<f32>, w: usize, h: usize) -> MultiHash {
+/// consumes it as scratch space, so no copy is made). The base rectangle
+/// (the content region, else the whole image) is box-averaged once to a long
+/// side near [`EXTRA_HASH_SIDE`]; the region, crop and rotated hashes are all
+/// taken from that one reduced plane.
+fn multi_hash_plane(luma: Vec<f32>, w: usize, h: usize, kinds: KindSet) -> MultiHash {
     let whole = Rect {
         x: 0,
         y: 0,
@@ -324,28 +478,48 @@ fn multi_hash_plane(luma: Vec<f32>, w: usize, h: usize) -> MultiHash {
         height: h,
     };
     let mut extras = Vec::new();
-    if w >= MIN_EXTRA_DIM && h >= MIN_EXTRA_DIM {
-        let base = match content_region_plane(&luma, w, h) {
-            Some(r) => {
-                extras.push(kind_hash(&luma, w, HashKind::Region, r));
-                r
+    if w >= MIN_EXTRA_DIM && h >= MIN_EXTRA_DIM && !kinds.is_empty() {
+        let region = content_region_plane(&luma, w, h);
+        let base = region.unwrap_or(whole);
+        let needs_plane = kinds.iter().any(|k| k != HashKind::Region) || region.is_some();
+        if needs_plane {
+            let reduced = Reduced::of(&luma, w, base);
+            if region.is_some() && kinds.contains(HashKind::Region) {
+                let h = hash_luma_plane(reduced.plane.clone(), reduced.width, reduced.height);
+                extras.push(KindHash {
+                    kind: HashKind::Region,
+                    hash: h.hash,
+                    quality: h.quality,
+                    rect: base,
+                });
             }
-            None => whole,
-        };
-        for (kind, rect) in crops(base) {
-            extras.push(kind_hash(&luma, w, kind, rect));
-        }
-        for (kind, deg) in [
-            (HashKind::RotateCw2, ROTATION_DEGREES),
-            (HashKind::RotateCcw2, -ROTATION_DEGREES),
-        ] {
-            let h = hash_rotated(&luma, w, base, deg);
-            extras.push(KindHash {
-                kind,
-                hash: h.hash,
-                quality: h.quality,
-                rect: base,
-            });
+            for (kind, sub) in crops(reduced.rect())
+                .into_iter()
+                .filter(|(k, _)| kinds.contains(*k))
+            {
+                let h = hash_luma_plane(reduced.crop(sub), sub.width, sub.height);
+                extras.push(KindHash {
+                    kind,
+                    hash: h.hash,
+                    quality: h.quality,
+                    rect: reduced.to_image(sub),
+                });
+            }
+            for (kind, deg) in [
+                (HashKind::RotateCw2, ROTATION_DEGREES),
+                (HashKind::RotateCcw2, -ROTATION_DEGREES),
+            ] {
+                if !kinds.contains(kind) {
+                    continue;
+                }
+                let h = hash_rotated(&reduced, deg);
+                extras.push(KindHash {
+                    kind,
+                    hash: h.hash,
+                    quality: h.quality,
+                    rect: base,
+                });
+            }
         }
     }
     let full = hash_luma_plane(luma, w, h);
@@ -360,13 +534,79 @@ fn multi_hash_plane(luma: Vec<f32>, w: usize, h: usize) -> MultiHash {
     MultiHash { hashes }
 }
 
-fn kind_hash(luma: &[f32], stride: usize, kind: HashKind, rect: Rect) -> KindHash {
-    let h = hash_rect(luma, stride, rect);
-    KindHash {
-        kind,
-        hash: h.hash,
-        quality: h.quality,
-        rect,
+/// The base rectangle box-averaged by one integer factor.
+struct Reduced {
+    plane: Vec<f32>,
+    width: usize,
+    height: usize,
+    /// The base rectangle in the image.
+    base: Rect,
+    factor: usize,
+}
+
+impl Reduced {
+    /// The rectangle `r` of the plane box-averaged by the integer factor that
+    /// brings its long side near [`EXTRA_HASH_SIDE`] (remainder pixels at the
+    /// right and bottom edges are dropped).
+    fn of(luma: &[f32], stride: usize, r: Rect) -> Reduced {
+        let f = (r.width.max(r.height) / EXTRA_HASH_SIDE).max(1);
+        let (ow, oh) = (r.width / f, r.height / f);
+        let mut out = vec![0f32; ow * oh];
+        let norm = 1.0 / (f * f) as f32;
+        for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
+            for dy in 0..f {
+                let start = (r.y + oy * f + dy) * stride + r.x;
+                let row = &luma[start..start + ow * f];
+                if f == 1 {
+                    orow.copy_from_slice(row);
+                } else {
+                    for (o, block) in orow.iter_mut().zip(row.chunks_exact(f)) {
+                        *o += block.iter().sum::<f32>();
+                    }
+                }
+            }
+            if f > 1 {
+                for o in orow.iter_mut() {
+                    *o *= norm;
+                }
+            }
+        }
+        Reduced {
+            plane: out,
+            width: ow,
+            height: oh,
+            base: r,
+            factor: f,
+        }
+    }
+
+    /// The whole reduced plane as a rectangle of itself.
+    fn rect(&self) -> Rect {
+        Rect {
+            x: 0,
+            y: 0,
+            width: self.width,
+            height: self.height,
+        }
+    }
+
+    /// A copy of a rectangle of the reduced plane.
+    fn crop(&self, r: Rect) -> Vec<f32> {
+        let mut out = Vec::with_capacity(r.width * r.height);
+        for y in r.y..r.y + r.height {
+            out.extend_from_slice(&self.plane[y * self.width + r.x..][..r.width]);
+        }
+        out
+    }
+
+    /// A rectangle of the reduced plane in image pixels.
+    fn to_image(&self, r: Rect) -> Rect {
+        Rect {
+            x: self.base.x + r.x * self.factor,
+            y: self.base.y + r.y * self.factor,
+            width: r.width * self.factor,
+            height: r.height * self.factor,
+        }
     }
 }
 
@@ -404,42 +644,10 @@ fn crops(r: Rect) -> Vec<(HashKind, Rect)> {
     ]
 }
 
-/// PDQ of a rectangle of the plane, box-averaged by the integer factor that
-/// brings its long side near [`EXTRA_HASH_SIDE`].
-fn hash_rect(luma: &[f32], stride: usize, r: Rect) -> Hashed {
-    let (plane, ow, oh) = reduce(luma, stride, r);
-    hash_luma_plane(plane, ow, oh)
-}
-
-/// A rectangle of the plane box-averaged by the integer factor that brings
-/// its long side near [`EXTRA_HASH_SIDE`] (remainder pixels at the right and
-/// bottom edges are dropped).
-fn reduce(luma: &[f32], stride: usize, r: Rect) -> (Vec<f32>, usize, usize) {
-    let f = (r.width.max(r.height) / EXTRA_HASH_SIDE).max(1);
-    let (ow, oh) = (r.width / f, r.height / f);
-    let mut out = vec![0f32; ow * oh];
-    let norm = 1.0 / (f * f) as f32;
-    for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
-        for dy in 0..f {
-            let start = (r.y + oy * f + dy) * stride + r.x;
-            let row = &luma[start..start + ow * f];
-            for (o, block) in orow.iter_mut().zip(row.chunks_exact(f)) {
-                *o += block.iter().sum::<f32>();
-            }
-        }
-        if f > 1 {
-            for o in orow.iter_mut() {
-                *o *= norm;
-            }
-        }
-    }
-    (out, ow, oh)
-}
-
-/// The rectangle's reduced plane turned by `deg` about its centre (bilinear,
-/// edge samples clamped), then its centred 90 % crop, hashed.
-fn hash_rotated(luma: &[f32], stride: usize, r: Rect, deg: f32) -> Hashed {
-    let (plane, w, h) = reduce(luma, stride, r);
+/// The reduced plane turned by `deg` about its centre (bilinear, edge
+/// samples clamped), then its centred 90 % crop, hashed.
+fn hash_rotated(r: &Reduced, deg: f32) -> Hashed {
+    let (plane, w, h) = (&r.plane, r.width, r.height);
     let (cw, ch) = (
         ((w as f32 * 0.9).round() as usize).max(1),
         ((h as f32 * 0.9).round() as usize).max(1),
@@ -473,7 +681,14 @@ pub fn content_region_rgb(rgb: &[u8], width: usize, height: usize) -> Option<Rec
 /// Whether these luminance values look like framing: at least
 /// [`CHROME_SHARE`] of them within one or two windows of five 4-level bins
 /// (a flat bar, or text on a flat background).
+#[cfg(test)]
 fn is_chrome(values: impl Iterator<Item = f32>) -> bool {
+    chrome_share(values) >= CHROME_SHARE
+}
+
+/// The share of these luminance values within the best one or two windows
+/// (see [`CHROME_SHARE`]).
+fn chrome_share(values: impl Iterator<Item = f32>) -> f32 {
     let mut hist = [0u32; BINS];
     let mut n = 0u32;
     for v in values {
@@ -497,7 +712,57 @@ fn is_chrome(values: impl Iterator<Item = f32>) -> bool {
         .map(window)
         .max()
         .unwrap_or(0);
-    (c1 + c2) as f32 >= CHROME_SHARE * n as f32
+    (c1 + c2) as f32 / n.max(1) as f32
+}
+
+/// Longest band of non-framing lines that trimming steps over inside a bar:
+/// one JPEG block, the reach of the ringing around a caption's text, which
+/// pushes a row or two at the text's edges just under [`CHROME_SHARE`].
+const BRIDGE_LINES: usize = 8;
+/// Lines of such a band must still have this share in one or two windows
+/// (text with ringing, not picture).
+const BRIDGE_SHARE: f32 = 0.8;
+/// Framing lines that must follow such a band for it to be stepped over.
+const BRIDGE_RUN: usize = 3;
+
+/// How many lines to trim from one edge, at most `max`, given each line's
+/// [`chrome_share`]: lines `0, 1, ...` while framing ([`CHROME_SHARE`]);
+/// then, once a bar has been found at this edge (at least one framing line),
+/// also a band of at most `bridge` lines that are nearly framing
+/// ([`BRIDGE_SHARE`]) when [`BRIDGE_RUN`] framing lines follow it, and the
+/// framing lines after those (a caption bar: background, text, background).
+/// Without the step, text whose edges JPEG has blurred would end the bar
+/// early.
+fn trim_edge(max: usize, bridge: usize, share: impl Fn(usize) -> f32) -> usize {
+    let is_frame = |i: usize| share(i) >= CHROME_SHARE;
+    let mut n = 0;
+    while n < max && is_frame(n) {
+        n += 1;
+    }
+    while n > 0 && n < max {
+        let mut run = 0;
+        let mut next = None;
+        for i in n..(n + bridge + BRIDGE_RUN).min(max) {
+            let s = share(i);
+            if s >= CHROME_SHARE {
+                run += 1;
+                if run == BRIDGE_RUN {
+                    next = Some(i + 1);
+                    break;
+                }
+            } else if s >= BRIDGE_SHARE && run == 0 {
+                continue;
+            } else {
+                break;
+            }
+        }
+        let Some(mut m) = next else { break };
+        while m < max && is_frame(m) {
+            m += 1;
+        }
+        n = m;
+    }
+    n
 }
 
 fn content_region_plane(luma: &[f32], w: usize, h: usize) -> Option<Rect> {
@@ -516,22 +781,16 @@ fn content_region_plane(luma: &[f32], w: usize, h: usize) -> Option<Rect> {
     let (mut x0, mut x1, mut y0, mut y1) = (0, w, 0, h);
     for _ in 0..4 {
         let before = (x0, x1, y0, y1);
-        let (mut ny0, mut ny1) = (0, h);
-        while ny1 - ny0 > min_h && is_chrome(row(ny0, x0, x1)) {
-            ny0 += 1;
-        }
-        while ny1 - ny0 > min_h && is_chrome(row(ny1 - 1, x0, x1)) {
-            ny1 -= 1;
-        }
-        (y0, y1) = (ny0, ny1);
-        let (mut nx0, mut nx1) = (0, w);
-        while nx1 - nx0 > min_w && is_chrome(col(nx0, y0, y1)) {
-            nx0 += 1;
-        }
-        while nx1 - nx0 > min_w && is_chrome(col(nx1 - 1, y0, y1)) {
-            nx1 -= 1;
-        }
-        (x0, x1) = (nx0, nx1);
+        let top = trim_edge(h - min_h, BRIDGE_LINES, |i| chrome_share(row(i, x0, x1)));
+        let bottom = trim_edge(h - min_h - top, BRIDGE_LINES, |i| {
+            chrome_share(row(h - 1 - i, x0, x1))
+        });
+        (y0, y1) = (top, h - bottom);
+        let left = trim_edge(w - min_w, BRIDGE_LINES, |i| chrome_share(col(i, y0, y1)));
+        let right = trim_edge(w - min_w - left, BRIDGE_LINES, |i| {
+            chrome_share(col(w - 1 - i, y0, y1))
+        });
+        (x0, x1) = (left, w - right);
         if (x0, x1, y0, y1) == before {
             break;
         }
@@ -663,6 +922,80 @@ mod tests {
         assert_eq!(n.bank, HashKind::Full);
     }
 
+    /// A caption whose text rows have soft edges (a third, mid-grey tone on
+    /// one word pixel in five, as JPEG ringing or anti-aliasing leaves them),
+    /// framed as a screenshot: those rows fail the framing test, and
+    /// the bar is still stepped over.
+    #[test]
+    fn a_caption_with_soft_text_edges_inside_a_screenshot_is_trimmed() {
+        let (w, h) = (320, 240);
+        let p = picture(w, h);
+        let bar = 30;
+        let mut cap = framed(&p, (w, h), (w, h + bar), (0, 0), [255, 255, 255]);
+        let (t0, t1) = (h + 10, h + 20);
+        for y in t0 - 1..t1 + 1 {
+            for x in (w / 20..w - w / 20).filter(|x| x % 23 < 15) {
+                let edge = y == t0 - 1 || y == t1;
+                let c = if edge && x % 5 == 0 {
+                    [128, 128, 128]
+                } else {
+                    [0, 0, 0]
+                };
+                cap[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&c);
+            }
+        }
+        let (cw, ch) = (w + 40, h + bar + 30 + 20);
+        let mut shot = framed(&cap, (w, h + bar), (cw, ch), (20, 30), [238, 238, 238]);
+        for y in 0..30 {
+            let c = if y < 10 { [20, 20, 20] } else { [33, 150, 243] };
+            for x in 0..cw {
+                shot[(y * cw + x) * 3..(y * cw + x) * 3 + 3].copy_from_slice(&c);
+            }
+        }
+        // The soft edge rows are not framing by themselves (three tones)...
+        let luma = luma_from_rgb(&shot, cw, ch);
+        let edge_row = |y: usize| luma[y * cw + 20..y * cw + 20 + w].iter().copied();
+        for y in [30 + t0 - 1, 30 + t1] {
+            assert!(!is_chrome(edge_row(y)), "row {y}");
+            assert!(chrome_share(edge_row(y)) >= BRIDGE_SHARE, "row {y}");
+        }
+        // ...yet the region is exactly the picture.
+        assert_eq!(
+            content_region_rgb(&shot, cw, ch),
+            Some(Rect {
+                x: 20,
+                y: 30,
+                width: w,
+                height: h
+            })
+        );
+    }
+
+    #[test]
+    fn trim_edge_steps_over_one_band_only_inside_a_bar() {
+        // f = framing line, t = nearly framing (text with ringing), p =
+        // picture line; the bar is 2 lines, a 3-line text band, then 3
+        // lines of background.
+        let lines = |s: &'static str| {
+            move |i: usize| match s.as_bytes()[i] {
+                b'f' => 1.0,
+                b't' => 0.85,
+                _ => 0.3,
+            }
+        };
+        assert_eq!(trim_edge(12, 4, lines("ffttttfffppp")), 9);
+        // No bar at the edge: nothing is stepped over.
+        assert_eq!(trim_edge(12, 4, lines("tffttpffpppp")), 0);
+        // A band of picture lines is not stepped over.
+        assert_eq!(trim_edge(12, 4, lines("fftptfffpppp")), 2);
+        // A band longer than the bridge ends the bar.
+        assert_eq!(trim_edge(12, 2, lines("fftttfffpppp")), 2);
+        // Fewer than BRIDGE_RUN framing lines after the band end it too.
+        assert_eq!(trim_edge(12, 4, lines("fftttffppppp")), 2);
+        // Never past `max`.
+        assert_eq!(trim_edge(6, 4, lines("fftttfffpppp")), 2);
+    }
+
     #[test]
     fn a_flat_image_is_not_a_region() {
         let (w, h) = (100, 80);
@@ -689,6 +1022,67 @@ mod tests {
         let n = query.nearest(&bank, Pairing::Both, 0).expect("pairs");
         assert_eq!((n.query, n.bank), (HashKind::Full, HashKind::Centre90));
         assert!(n.distance <= 31, "distance {}", n.distance);
+    }
+
+    #[test]
+    fn only_the_kinds_asked_for_are_computed_and_they_equal_the_full_set() {
+        let (w, h) = (300, 200);
+        let p = picture(w, h);
+        let shot = framed(&p, (w, h), (w + 40, h + 60), (20, 30), [238, 238, 238]);
+        let all = MultiHash::of_rgb(&shot, w + 40, h + 60, KindSet::ALL);
+        assert_eq!(all, multi_hash_rgb(&shot, w + 40, h + 60));
+        assert_eq!(all.kinds(), KindSet::ALL.with(HashKind::Full));
+        let want = KindSet::of(&[HashKind::CornerBottomRight, HashKind::RotateCw2]);
+        let some = MultiHash::of_rgb(&shot, w + 40, h + 60, want);
+        let kinds: Vec<_> = some.hashes.iter().map(|k| k.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                HashKind::Full,
+                HashKind::CornerBottomRight,
+                HashKind::RotateCw2
+            ]
+        );
+        // Each is the same hash as in the full set (crops are of the region
+        // even when the region's own hash is not asked for).
+        for k in &some.hashes {
+            assert_eq!(Some(k), all.get(k.kind));
+        }
+        let none = MultiHash::of_rgb(&shot, w + 40, h + 60, KindSet::NONE);
+        assert_eq!(none.hashes.len(), 1);
+        assert_eq!(none.full(), all.full());
+    }
+
+    #[test]
+    fn kind_sets() {
+        use HashKind::*;
+        assert_eq!(KindSet::ALL.len(), 9);
+        assert!(!KindSet::ALL.contains(Full));
+        assert_eq!(KindSet::of(&[Full]), KindSet::NONE);
+        assert_eq!(KindSet::BANK_DEFAULT.len(), 8);
+        assert!(!KindSet::BANK_DEFAULT.contains(Centre80));
+        // A bank with rotations and one corner: the query needs its region,
+        // centre-90 (against the rotations) and that corner.
+        let q = KindSet::of(&[RotateCw2, CornerTopLeft]).query_side();
+        assert_eq!(q, KindSet::of(&[Region, Centre90, CornerTopLeft]));
+        assert_eq!(KindSet::NONE.query_side(), KindSet::of(&[Region]));
+        assert_eq!(
+            KindSet::BANK_DEFAULT.query_side(),
+            KindSet::of(&[
+                Region,
+                Centre90,
+                CornerTopLeft,
+                CornerTopRight,
+                CornerBottomLeft,
+                CornerBottomRight
+            ])
+        );
+        assert_eq!(KindSet::BANK_DEFAULT.to_string().split(',').count(), 8);
+        let parsed: KindSet = "region,centre-90"
+            .split(',')
+            .map(|s| s.parse::<HashKind>().expect("kind"))
+            .collect();
+        assert_eq!(parsed, KindSet::of(&[Region, Centre90]));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! Index ids pack what a match needs, so no per-hash map is kept in memory:
 //! bit 62 marks a video frame, bits 40..62 hold the bank id and bits 0..40
-//! the content id.
+//! the content id. Banked extra hashes (crops, content region) have their
+//! own layout with bit 63 set ([`crate::extras::entry_id`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -87,6 +88,19 @@ pub struct Hit {
     pub distance: u32,
     /// The banked entry is a frame of a video.
     pub video_frame: bool,
+}
+
+/// A match found by [`Catalog::search_multi`]: which hashes met.
+#[derive(Debug, Clone)]
+pub struct MultiHit {
+    /// The item and distance.
+    pub hit: Hit,
+    /// The query's hash kind.
+    pub query: bulwark_pdq::HashKind,
+    /// The query's hash of that kind.
+    pub query_hash: PdqHash,
+    /// The banked hash's kind (`Full`: the plain PDQ signal).
+    pub bank_kind: bulwark_pdq::HashKind,
 }
 
 /// A video match under the vPDQ rule.
@@ -478,6 +492,7 @@ impl Catalog {
                 entries.push((entry_id(false, b.parse()?, c.parse()?), *hash.as_bytes()));
             }
         }
+        entries.extend(crate::extras::load_all(store).await?);
         let side = self.load_side(store).await?;
         for (cid, frames) in &side.videos {
             for h in bulwark_vpdq::prepare(frames, 0) {
@@ -576,6 +591,7 @@ impl Catalog {
         ))
         .fetch_all(&store.pool)
         .await?;
+        let extras = crate::extras::load_of(store, &list).await?;
         let mut frames: HashMap<i64, Vec<FrameHash>> = HashMap::new();
         for r in &frame_rows {
             frames
@@ -595,6 +611,9 @@ impl Catalog {
             if let Some(b) = bank {
                 index.remove(entry_id(false, b, cid));
                 index.remove(entry_id(true, b, cid));
+                for id in crate::extras::all_ids(b, cid) {
+                    index.remove(id);
+                }
             }
             st.disabled.remove(&cid);
             st.videos.remove(&cid);
@@ -617,6 +636,9 @@ impl Catalog {
                 }
                 st.videos.insert(cid, Arc::new(f));
             }
+        }
+        for (id, code) in extras {
+            index.insert(id, code);
         }
         Ok(())
     }
@@ -689,6 +711,10 @@ impl Catalog {
         let now = now_ms();
         let mut best: HashMap<i64, Hit> = HashMap::new();
         for m in matches {
+            if m.id & crate::extras::EXTRA_BIT != 0 {
+                // Banked extra hashes are searched by `search_multi` only.
+                continue;
+            }
             let (frame, bank_id, cid) = unpack(m.id);
             let Some(b) = st.banks.get(&bank_id) else {
                 continue;
@@ -735,6 +761,78 @@ impl Catalog {
         hits
     }
 
+    /// The matches of a query's hashes (full and extras) against banked
+    /// photo hashes and banked extras, comparing only the kind pairs
+    /// `pairing` allows; one hit per content item, its closest pair (ties go
+    /// to the earlier query hash). Each query hash must reach the bank's
+    /// quality floor; video frames are not searched.
+    pub fn search_multi(
+        &self,
+        query: &[bulwark_pdq::KindHash],
+        pairing: bulwark_pdq::Pairing,
+        banks: Option<&HashSet<String>>,
+    ) -> Vec<MultiHit> {
+        let Some(radius) = self.radius(banks) else {
+            return Vec::new();
+        };
+        let codes: Vec<[u8; 32]> = query.iter().map(|q| *q.hash.as_bytes()).collect();
+        let found = self.index().search_batch(&codes, radius);
+        let st = self.state();
+        let now = now_ms();
+        let mut best: HashMap<i64, MultiHit> = HashMap::new();
+        for (q, matches) in query.iter().zip(found) {
+            for m in matches {
+                let (kind, bank_id, cid) = match crate::extras::unpack(m.id) {
+                    Some(x) => x,
+                    None => match unpack(m.id) {
+                        (false, b, c) => (bulwark_pdq::HashKind::Full, b, c),
+                        (true, _, _) => continue,
+                    },
+                };
+                if !pairing.allows(q.kind, kind) {
+                    continue;
+                }
+                let Some(b) = st.banks.get(&bank_id) else {
+                    continue;
+                };
+                if !b.enabled
+                    || m.distance > b.threshold
+                    || !Self::live(&st, cid, now)
+                    || banks.is_some_and(|set| !set.contains(&*b.name))
+                    || !pdq_usable(&q.hash, Some(q.quality), b.min_quality)
+                {
+                    continue;
+                }
+                if best.get(&cid).is_some_and(|h| h.hit.distance <= m.distance) {
+                    continue;
+                }
+                best.insert(
+                    cid,
+                    MultiHit {
+                        hit: Hit {
+                            bank: Arc::clone(&b.name),
+                            content_id: cid,
+                            distance: m.distance,
+                            video_frame: false,
+                        },
+                        query: q.kind,
+                        query_hash: q.hash,
+                        bank_kind: kind,
+                    },
+                );
+            }
+        }
+        let mut out: Vec<MultiHit> = best.into_values().collect();
+        out.sort_by(|a, b| {
+            (a.hit.distance, &a.hit.bank, a.hit.content_id).cmp(&(
+                b.hit.distance,
+                &b.hit.bank,
+                b.hit.content_id,
+            ))
+        });
+        out
+    }
+
     fn radius(&self, banks: Option<&HashSet<String>>) -> Option<u32> {
         self.state()
             .banks
@@ -760,6 +858,9 @@ impl Catalog {
         let found = self.index().search_batch(&codes, radius);
         let mut candidates: HashSet<(i64, i64)> = HashSet::new();
         for m in found.iter().flatten() {
+            if m.id & crate::extras::EXTRA_BIT != 0 {
+                continue;
+            }
             let (frame, bank, cid) = unpack(m.id);
             if frame {
                 candidates.insert((bank, cid));

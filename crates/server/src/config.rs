@@ -55,6 +55,10 @@ pub struct Config {
     pub hma: crate::api::hma::HmaConfig,
     /// The reviewer console (`[console]`).
     pub console: crate::console::ConsoleConfig,
+    /// Extra PDQ hashes banks store for photos added from media (crops,
+    /// content region: docs/DETECTION.md); uploads to match compute what
+    /// these need ([`bulwark_pdq::KindSet::query_side`]). Empty: plain banks.
+    pub extra_hashes: bulwark_pdq::KindSet,
 }
 
 impl Default for Config {
@@ -82,6 +86,7 @@ impl Default for Config {
             vouchers_per_key_per_minute: 60_000,
             hma: crate::api::hma::HmaConfig::default(),
             console: Default::default(),
+            extra_hashes: bulwark_pdq::KindSet::BANK_DEFAULT,
         }
     }
 }
@@ -130,6 +135,8 @@ pub struct FileConfig {
     pub hma: Option<crate::api::hma::HmaFileConfig>,
     /// See [`Config::console`].
     pub console: Option<crate::console::ConsoleConfig>,
+    /// Kind names, e.g. `["region", "centre-90"]`; see [`Config::extra_hashes`].
+    pub extra_hashes: Option<Vec<bulwark_pdq::HashKind>>,
 }
 
 fn secs(v: f64, key: &str) -> anyhow::Result<Duration> {
@@ -202,6 +209,13 @@ impl FileConfig {
         }
         if let Some(v) = self.console {
             c.console = v;
+        }
+        if let Some(v) = self.extra_hashes {
+            anyhow::ensure!(
+                !v.contains(&bulwark_pdq::HashKind::Full),
+                "extra_hashes: \"full\" is always stored; list only extra kinds"
+            );
+            c.extra_hashes = v.into_iter().collect();
         }
         for (v, field, name) in [
             (

@@ -318,6 +318,7 @@ impl Store {
             .migrate_module("counts", "bank counter", counts)
             .await?;
         crate::api::imports::migrate(&store).await?;
+        crate::extras::migrate(&store).await?;
         // This database's identity, and the generation of its bulk loads: an
         // index snapshot is only reused on the same database and generation.
         for key in ["instance", "generation"] {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod console;
 pub mod db;
 pub mod error;
+pub mod extras;
 pub mod listen;
 pub mod media;
 pub mod metrics;

@@ -23,7 +23,9 @@ pub enum Hashed {
         /// SHA-256 of the bytes.
         sha256: [u8; 32],
         /// Extra PDQ hashes of the same image (content region inside detected
-        /// framing, crops): searched by `/v1/match` against banked hashes.
+        /// framing, crops, small rotations): the kinds the call asked for
+        /// ([`Pool::hash`]: what matching needs; [`Pool::hash_for_bank`]:
+        /// also what banks store).
         extras: Vec<bulwark_pdq::KindHash>,
     },
     /// A video.
@@ -100,6 +102,8 @@ pub struct Pool {
     wait: Duration,
     limits: bulwark_pdq::Limits,
     video: bulwark_vpdq::Options,
+    /// Extra kinds banks store ([`crate::Config::extra_hashes`]).
+    bank_kinds: bulwark_pdq::KindSet,
 }
 
 impl Pool {
@@ -115,6 +119,7 @@ impl Pool {
             wait: cfg.queue_timeout,
             limits: bulwark_pdq::Limits::default(),
             video,
+            bank_kinds: cfg.extra_hashes,
         }
     }
 
@@ -122,6 +127,17 @@ impl Pool {
     /// console's frame strips use the same.
     pub fn video_options(&self) -> &bulwark_vpdq::Options {
         &self.video
+    }
+
+    /// The extra hash kinds banks store.
+    pub fn bank_kinds(&self) -> bulwark_pdq::KindSet {
+        self.bank_kinds
+    }
+
+    /// The extra kinds a query computes: what the "both sides" pairing
+    /// compares with the banked kinds.
+    pub fn query_kinds(&self) -> bulwark_pdq::KindSet {
+        self.bank_kinds.query_side()
     }
 
     /// Waits for room to hold one more upload.
@@ -132,12 +148,30 @@ impl Pool {
             .map_err(ApiError::internal)
     }
 
-    /// Hashes an uploaded file (image or video) in the pool.
-    ///
-    /// The decoder permit moves into the blocking task: if the client goes
-    /// away, the decode still runs to its end and holds its permit until then,
-    /// so `workers` bounds the decodes actually running.
+    /// Hashes an uploaded file (image or video) in the pool, with the extra
+    /// hashes matching needs ([`Pool::query_kinds`]).
     pub async fn hash(&self, bytes: bytes::Bytes) -> Result<Hashed, ApiError> {
+        self.hash_kinds(bytes, self.query_kinds()).await
+    }
+
+    /// [`Pool::hash`] of a file to bank: also the extras banks store (and
+    /// those a query needs, so one hash serves a caller that both banks and
+    /// matches, as HMA's hashing path does).
+    pub async fn hash_for_bank(&self, bytes: bytes::Bytes) -> Result<Hashed, ApiError> {
+        let kinds = self
+            .bank_kinds
+            .iter()
+            .chain(self.query_kinds().iter())
+            .collect();
+        self.hash_kinds(bytes, kinds).await
+    }
+
+    /// Hashes an uploaded file with the extra PDQ hashes of `kinds` (images).
+    pub async fn hash_kinds(
+        &self,
+        bytes: bytes::Bytes,
+        kinds: bulwark_pdq::KindSet,
+    ) -> Result<Hashed, ApiError> {
         let permit = tokio::time::timeout(self.wait, Arc::clone(&self.workers).acquire_owned())
             .await
             .map_err(|_| ApiError::busy("every decoder is busy; retry later"))?
@@ -146,7 +180,7 @@ impl Pool {
         let video = self.video.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            hash_file(&bytes, &limits, &video)
+            hash_file(&bytes, &limits, &video, kinds)
         })
         .await
         .map_err(ApiError::internal)?
@@ -157,6 +191,7 @@ fn hash_file(
     bytes: &[u8],
     limits: &bulwark_pdq::Limits,
     video: &bulwark_vpdq::Options,
+    kinds: bulwark_pdq::KindSet,
 ) -> Result<Hashed, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_media("the uploaded file is empty"));
@@ -164,15 +199,16 @@ fn hash_file(
     let md5: [u8; 16] = Md5::digest(bytes).into();
     let sha256: [u8; 32] = Sha256::digest(bytes).into();
     if bulwark_pdq::sniff(bytes).is_some() {
-        let m = bulwark_pdq::multi_hash_bytes(bytes, bulwark_pdq::Mode::default(), limits)
-            .map_err(|e| match e {
-                bulwark_pdq::Error::LimitExceeded(_) => ApiError::new(
-                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    e.to_string(),
-                ),
-                e => ApiError::bad_media(format!("cannot hash this image: {e}")),
-            })?;
+        let m =
+            bulwark_pdq::MultiHash::of_bytes(bytes, bulwark_pdq::Mode::default(), limits, kinds)
+                .map_err(|e| match e {
+                    bulwark_pdq::Error::LimitExceeded(_) => ApiError::new(
+                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        e.to_string(),
+                    ),
+                    e => ApiError::bad_media(format!("cannot hash this image: {e}")),
+                })?;
         let h = m.full();
         return Ok(Hashed::Photo {
             pdq: h.hash,
@@ -272,7 +308,7 @@ mod tests {
         no_ffmpeg.ffmpeg = "/nonexistent/bulwark-test/ffmpeg".into();
         no_ffmpeg.ffprobe = "/nonexistent/bulwark-test/ffprobe".into();
         let limits = bulwark_pdq::Limits::default();
-        let e = match hash_file(&video, &limits, &no_ffmpeg) {
+        let e = match hash_file(&video, &limits, &no_ffmpeg, bulwark_pdq::KindSet::ALL) {
             Err(e) => e,
             Ok(_) => panic!("hashed a video without ffmpeg"),
         };
@@ -289,7 +325,7 @@ mod tests {
         };
         let jpeg = bulwark_pdq::encode_jpeg(&img, 90).expect("encode");
         assert!(matches!(
-            hash_file(&jpeg, &limits, &no_ffmpeg),
+            hash_file(&jpeg, &limits, &no_ffmpeg, bulwark_pdq::KindSet::ALL),
             Ok(Hashed::Photo { .. })
         ));
     }

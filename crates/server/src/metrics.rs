@@ -71,8 +71,10 @@ impl Metrics {
             .or_default() += n;
     }
 
-    /// Counts matches found only through an extra hash of the query (content
-    /// region, crops), by bank and hash kind (a fixed set of names).
+    /// Counts matches found only through an extra hash (content region,
+    /// crops, rotations), by bank and hash kind (a fixed set of names): the
+    /// query's kind, or the banked hash's when the query's full hash met a
+    /// banked extra.
     pub fn matched_extra(&self, bank: &str, kind: bulwark_pdq::HashKind) {
         *self
             .extra_matches
@@ -143,7 +145,7 @@ impl Metrics {
             let _ = writeln!(out, "bulwark_matches_total{{bank=\"{}\"}} {n}", esc(b));
         }
         out.push_str(
-            "# HELP bulwark_extra_matches_total Matches found only through an extra hash (region, crops) of the query, by bank and hash kind; also counted in bulwark_matches_total.\n",
+            "# HELP bulwark_extra_matches_total Matches found only through an extra hash (region, crops, rotations) of the query or the bank, by bank and hash kind; also counted in bulwark_matches_total.\n",
         );
         out.push_str("# TYPE bulwark_extra_matches_total counter\n");
         for ((b, k), n) in self

@@ -261,8 +261,13 @@ async fn upload_then_match_a_resized_copy(app: &TestApp) {
         .await;
     assert_eq!(s, StatusCode::OK);
     if d > 0 {
+        // No plain match; only a pair of extra hashes (crops of both images,
+        // docs/DETECTION.md) can still be within the lower threshold.
         let (_, m) = app.upload("/v1/match", &matcher, &copy, &[]).await;
-        assert_eq!(m["matches"], json!([]));
+        for x in m["matches"].as_array().unwrap() {
+            assert!(x.get("hash_kind").is_some(), "{m}");
+            assert!(x["distance"].as_u64().unwrap() < d, "{m}");
+        }
     }
     // A disabled bank matches nothing.
     app.call(

@@ -1,6 +1,7 @@
 //! `/v1/hash` and `/v1/match` with extra hashes (bulwark_pdq::MultiHash): a
-//! captioned copy of a banked image is found through its content-region hash,
-//! which its plain full-image hash cannot do.
+//! captioned, letterboxed or cropped copy of a banked image is found through
+//! the extras of the query and of the bank (crates/server/src/extras.rs),
+//! which the plain full-image hash cannot do.
 
 #![allow(clippy::unwrap_used)]
 
@@ -48,7 +49,7 @@ fn captioned_copy(bytes: &[u8]) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn a_captioned_copy_matches_through_its_region_hash_only() {
+async fn a_captioned_copy_matches_through_an_extra_only() {
     let app = TestApp::sqlite().await;
     let (s, j) = app.post("/v1/banks", json!({"name": "photos"})).await;
     assert_eq!(s, StatusCode::CREATED, "{j}");
@@ -82,15 +83,24 @@ async fn a_captioned_copy_matches_through_its_region_hash_only() {
     let region_hash: bulwark_pdq::PdqHash = region["pdq"].as_str().unwrap().parse().unwrap();
     assert!(region_hash.distance(&plain_bank.hash) <= 31);
 
-    // /v1/match finds the banked item once, through the region hash.
+    // /v1/match finds the banked item once, through an extra of the query
+    // (the region, or a crop of it against the same banked crop): the full
+    // hash of the captioned copy cannot match.
     let (s, m) = app.upload("/v1/match", &matcher, &copy, &[]).await;
     assert_eq!(s, StatusCode::OK, "{m}");
     let matches = m["matches"].as_array().unwrap();
     assert_eq!(matches.len(), 1, "{m}");
     assert_eq!(matches[0]["content_id"].as_i64(), Some(id));
-    assert_eq!(matches[0]["hash_kind"], "region");
+    let kind = matches[0]["hash_kind"].as_str().unwrap().to_string();
+    assert_ne!(kind, "full", "{m}");
     assert_eq!(matches[0]["signal_type"], "pdq");
-    assert_eq!(matches[0]["query_signal"], region["pdq"]);
+    let used = h["extras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["hash_kind"] == kind.as_str())
+        .expect("the matching kind is among /v1/hash's extras");
+    assert_eq!(matches[0]["query_signal"], used["pdq"]);
     assert!(matches[0]["distance"].as_u64().unwrap() <= 31);
 
     // The original itself matches by its full hash (no hash_kind: not an
@@ -111,8 +121,297 @@ async fn a_captioned_copy_matches_through_its_region_hash_only() {
     let (s, _, text) = app.raw(Method::GET, "/metrics", Vec::new()).await;
     assert_eq!(s, StatusCode::OK);
     assert!(
-        text.contains("bulwark_extra_matches_total{bank=\"photos\",hash_kind=\"region\"} 1"),
+        text.contains(&format!(
+            "bulwark_extra_matches_total{{bank=\"photos\",hash_kind=\"{kind}\"}} 1"
+        )),
         "{text}"
+    );
+    app.cleanup().await;
+}
+
+/// Decoded RGB pixels of a conformance image.
+fn rgb(bytes: &[u8]) -> (Vec<u8>, usize, usize) {
+    let img = bulwark_pdq::decode(bytes, &bulwark_pdq::Limits::default()).unwrap();
+    assert_eq!(img.channels, 3);
+    (img.pixels, img.width as usize, img.height as usize)
+}
+
+fn jpeg(px: Vec<u8>, w: usize, h: usize) -> Vec<u8> {
+    let out = bulwark_pdq::Image {
+        width: w as u32,
+        height: h as u32,
+        channels: 3,
+        pixels: px,
+    };
+    bulwark_pdq::encode_jpeg(&out, 90).unwrap()
+}
+
+/// 5 % cut off every edge, re-encoded: the crop plain PDQ misses.
+fn cropped_copy(bytes: &[u8]) -> Vec<u8> {
+    let (px, w, h) = rgb(bytes);
+    let (dx, dy) = (w / 20, h / 20);
+    let (cw, ch) = (w - 2 * dx, h - 2 * dy);
+    let mut out = Vec::with_capacity(cw * ch * 3);
+    for y in dy..dy + ch {
+        out.extend_from_slice(&px[(y * w + dx) * 3..(y * w + dx + cw) * 3]);
+    }
+    jpeg(out, cw, ch)
+}
+
+/// Black bars of 10 % of the height above and below, re-encoded.
+fn letterboxed_copy(bytes: &[u8]) -> Vec<u8> {
+    let (px, w, h) = rgb(bytes);
+    let bar = h / 10;
+    let mut out = vec![0u8; w * bar * 3];
+    out.extend_from_slice(&px);
+    out.resize(w * (h + 2 * bar) * 3, 0);
+    jpeg(out, w, h + 2 * bar)
+}
+
+fn pdq_matches(m: &serde_json::Value) -> Vec<serde_json::Value> {
+    m["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["signal_type"] == "pdq")
+        .cloned()
+        .collect()
+}
+
+/// The one PDQ match of an upload through an extra, checked against the PDQ
+/// crate: the reported distance is that between the query's hash of the
+/// reported kind and the banked original's hash of the reported bank kind.
+async fn extra_match(
+    app: &TestApp,
+    key: &str,
+    copy: &[u8],
+    original: &[u8],
+    id: i64,
+) -> (String, String) {
+    let (s, m) = app.upload("/v1/match", key, copy, &[]).await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    let pdq = pdq_matches(&m);
+    assert_eq!(pdq.len(), 1, "{m}");
+    assert_eq!(pdq[0]["content_id"].as_i64(), Some(id));
+    let (qk, bk) = (
+        pdq[0]["hash_kind"].as_str().unwrap().to_string(),
+        pdq[0]["bank_hash_kind"].as_str().unwrap().to_string(),
+    );
+    let limits = bulwark_pdq::Limits::default();
+    let all = bulwark_pdq::KindSet::ALL;
+    let q = bulwark_pdq::MultiHash::of_bytes(copy, Default::default(), &limits, all).unwrap();
+    let b = bulwark_pdq::MultiHash::of_bytes(original, Default::default(), &limits, all).unwrap();
+    let qh = q.get(qk.parse().unwrap()).unwrap().hash;
+    let bh = b.get(bk.parse().unwrap()).unwrap().hash;
+    let d = u64::from(qh.distance(&bh));
+    assert_eq!(pdq[0]["distance"].as_u64(), Some(d), "{m}");
+    assert!(d <= 31, "{m}");
+    assert_eq!(pdq[0]["query_signal"].as_str().unwrap(), qh.to_string());
+    (qk, bk)
+}
+
+/// A 5 % crop and a letterbox of a banked photo: with plain banks the crop
+/// is missed (its hashes meet no banked full hash), with the banked extras
+/// (the default) both are found, through the reported kinds; disabling or
+/// deleting the photo removes its extras from matching, also after a reload
+/// from the store and from an index snapshot.
+#[tokio::test]
+async fn banked_extras_find_crops_and_framing_and_go_with_their_content() {
+    let bridge = image(BRIDGE);
+    let crop = cropped_copy(&bridge);
+    let letterbox = letterboxed_copy(&bridge);
+    let limits = bulwark_pdq::Limits::default();
+    let plain = |b: &[u8]| {
+        bulwark_pdq::hash_bytes(b, Default::default(), &limits)
+            .unwrap()
+            .hash
+    };
+    assert!(plain(&bridge).distance(&plain(&crop)) > 31);
+    assert!(plain(&bridge).distance(&plain(&letterbox)) > 31);
+
+    // Before: a server whose banks store no extras.
+    let app = TestApp::sqlite_with(|c| c.extra_hashes = bulwark_pdq::KindSet::NONE).await;
+    app.post("/v1/banks", json!({"name": "photos"})).await;
+    let (s, added) = app
+        .upload("/v1/banks/photos/content", &app.admin, &bridge, &[])
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{added}");
+    assert!(added.get("extra_hashes").is_none(), "{added}");
+    let matcher = app.key(Role::Matcher).await;
+    let (_, m) = app.upload("/v1/match", &matcher, &crop, &[]).await;
+    assert_eq!(pdq_matches(&m), Vec::<serde_json::Value>::new(), "{m}");
+    app.cleanup().await;
+
+    // With the default banked kinds.
+    let app = TestApp::sqlite().await;
+    let st = &app.service.state;
+    app.post("/v1/banks", json!({"name": "photos"})).await;
+    let (s, added) = app
+        .upload("/v1/banks/photos/content", &app.admin, &bridge, &[])
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{added}");
+    let id = added["id"].as_i64().unwrap();
+    // What is stored is what the PDQ crate computes for the default kinds.
+    let expected = bulwark_pdq::MultiHash::of_bytes(
+        &bridge,
+        Default::default(),
+        &limits,
+        bulwark_pdq::KindSet::BANK_DEFAULT,
+    )
+    .unwrap();
+    let stored = added["extra_hashes"].as_array().unwrap();
+    assert_eq!(stored.len(), expected.extras().len(), "{added}");
+    assert!(stored.len() >= 7, "{added}");
+    for e in expected.extras() {
+        assert!(
+            stored
+                .iter()
+                .any(|s| s["hash_kind"] == e.kind.as_str()
+                    && s["pdq"] == e.hash.to_string().as_str()),
+            "{} missing from {added}",
+            e.kind
+        );
+    }
+
+    let matcher = app.key(Role::Matcher).await;
+    let (qk, bk) = extra_match(&app, &matcher, &crop, &bridge, id).await;
+    assert!(bk != "full" || qk != "full", "{qk}/{bk}");
+    assert_eq!(bk, "centre-90", "a 5 % crop is the banked 90 % centre crop");
+    // Framing is seen through the query's region (or a crop of it, taken
+    // inside the region): never through its full hash.
+    let (qk, _) = extra_match(&app, &matcher, &letterbox, &bridge, id).await;
+    assert_ne!(qk, "full");
+    let (qk, _) = extra_match(&app, &matcher, &captioned_copy(&bridge), &bridge, id).await;
+    assert_ne!(qk, "full");
+
+    // A reload from the store, and from a snapshot, still hold the extras.
+    st.catalog.save_snapshot(&st.store).await.unwrap();
+    let q = bulwark_pdq::MultiHash::of_bytes(
+        &crop,
+        Default::default(),
+        &limits,
+        st.media.query_kinds(),
+    )
+    .unwrap();
+    let found = |c: &bulwark_server::catalog::Catalog| {
+        c.search_multi(&q.hashes, bulwark_pdq::Pairing::Both, None)
+            .iter()
+            .map(|h| h.hit.content_id)
+            .collect::<Vec<_>>()
+    };
+    let full = bulwark_server::catalog::Catalog::new();
+    full.load_full(&st.store).await.unwrap();
+    assert_eq!(found(&full), [id]);
+    // Plain search never reports an extra.
+    assert_eq!(full.search(&q.full().hash, None).len(), 0);
+
+    // Disabled: no match; enabled again: a match.
+    let path = format!("/v1/banks/photos/content/{id}");
+    let (s, j) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&app.admin),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    let (_, m) = app.upload("/v1/match", &matcher, &crop, &[]).await;
+    assert_eq!(pdq_matches(&m).len(), 0, "{m}");
+    app.call(
+        Method::PATCH,
+        &path,
+        Some(&app.admin),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    extra_match(&app, &matcher, &crop, &bridge, id).await;
+
+    // Deleted: the extras go with it, here and in a snapshot replay.
+    let (s, j) = app
+        .call(Method::DELETE, &path, Some(&app.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    for copy in [&crop, &letterbox] {
+        let (_, m) = app.upload("/v1/match", &matcher, copy, &[]).await;
+        assert_eq!(pdq_matches(&m).len(), 0, "{m}");
+    }
+    let snap = bulwark_server::catalog::Catalog::new();
+    snap.set_snapshot_path(app.dir.path().join("index.snapshot"));
+    assert!(snap.load(&st.store).await.unwrap(), "the snapshot was used");
+    assert_eq!(found(&snap), Vec::<i64>::new());
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM pdq_extras")
+        .fetch_one(&st.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "stored extras are deleted with their content");
+    app.cleanup().await;
+}
+
+/// HMA's curation upload banks the extras too, and HMA's `/m/lookup` upload
+/// matches through them.
+#[tokio::test]
+async fn hma_upload_banks_extras_and_lookup_uses_them() {
+    let app = TestApp::sqlite().await;
+    let (s, j) = app.post("/c/banks", json!({"name": "HMA_PHOTOS"})).await;
+    assert!(s.is_success(), "{j}");
+    let bridge = image(BRIDGE);
+    let form = |field: &str, file: &[u8]| {
+        let boundary = "bulwarkExtrasBoundary";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"f\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        (format!("multipart/form-data; boundary={boundary}"), body)
+    };
+    let send = |path: &str, key: &str, file: &[u8]| {
+        let (ct, body) = form("photo", file);
+        axum::http::Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", ct)
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    };
+    let (s, added, _) = app
+        .send(send("/c/bank/HMA_PHOTOS/content", &app.admin, &bridge))
+        .await;
+    assert!(s.is_success(), "{added}");
+    let id = added["id"].as_i64().unwrap();
+    let store = &app.service.state.store;
+    let (n,): (i64,) =
+        sqlx::query_as(&store.sql("SELECT COUNT(*) FROM pdq_extras WHERE content_id = ?"))
+            .bind(id)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert!(n >= 7, "{n} extras stored");
+
+    let matcher = app.key(Role::Matcher).await;
+    let crop = cropped_copy(&bridge);
+    let (s, m, _) = app
+        .send(send("/m/lookup?bypass_coinflip=true", &matcher, &crop))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    let hits = m["pdq"]["HMA_PHOTOS"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{m}");
+    assert_eq!(hits[0]["bank_content_id"].as_i64(), Some(id));
+    // An unrelated photo matches nothing.
+    let (_, m, _) = app
+        .send(send(
+            "/m/lookup?bypass_coinflip=true",
+            &matcher,
+            &image(PEN),
+        ))
+        .await;
+    assert!(
+        m["pdq"].as_object().is_none_or(|o| o
+            .values()
+            .all(|v| v.as_array().is_some_and(|a| a.is_empty()))),
+        "{m}"
     );
     app.cleanup().await;
 }

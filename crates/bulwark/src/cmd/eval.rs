@@ -80,6 +80,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let mc = bulwark_eval::MultiConfig {
             copies_every: a.copies_every,
             extra_min_quality: a.extra_min_quality,
+            ..Default::default()
         };
         eprintln!(
             "bulwark: multi-hash evaluation of {} images (edits on every {}th) × {} edits",

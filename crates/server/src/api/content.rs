@@ -174,6 +174,20 @@ pub async fn insert_one(
     bank: &db::BankRow,
     c: &NewContent,
 ) -> Result<(i64, bool), ApiError> {
+    insert_one_with_extras(state, caller, bank, c, &[]).await
+}
+
+/// [`insert_one`] of a photo hashed from media, storing with it the extra
+/// PDQ hashes the server's configuration banks (`crate::extras`): the kinds
+/// of [`crate::media::Pool::bank_kinds`] among `extras`, at or above the
+/// bank's quality floor.
+pub async fn insert_one_with_extras(
+    state: &AppState,
+    caller: &Caller,
+    bank: &db::BankRow,
+    c: &NewContent,
+    extras: &[bulwark_pdq::KindHash],
+) -> Result<(i64, bool), ApiError> {
     for sig in c.signals.iter().filter(|s| s.signal_type == "pdq") {
         let usable = sig.value.parse::<bulwark_pdq::PdqHash>().is_ok_and(|h| {
             crate::catalog::pdq_usable(
@@ -198,6 +212,8 @@ pub async fn insert_one(
     let mut tx = s.pool.begin().await?;
     match db::insert_content(s, &mut tx, bank.id, &caller.key_id, c).await? {
         Some(id) => {
+            let banked = crate::extras::to_bank(extras, state.media.bank_kinds(), bank.min_quality);
+            crate::extras::insert(s, &mut tx, bank.id, id, &banked).await?;
             let detail = json!({
                 "kind": c.kind,
                 "signals": c.signals.iter().map(|s| format!("{} {}", s.signal_type, s.value)).collect::<Vec<_>>(),
@@ -234,12 +250,16 @@ pub async fn add(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Curator)?;
     let bank = bank_or_404(&state, &bank_name).await?;
+    let mut extras = Vec::new();
     let mut c = match upload {
         Upload::File { file, fields } => {
             let file = file
                 .ok_or_else(|| ApiError::bad_request("the multipart body has no `file` field"))?;
             let _slot = state.media.upload_slot().await?;
-            let hashed = state.media.hash(file).await?;
+            let hashed = state.media.hash_for_bank(file).await?;
+            if let Hashed::Photo { extras: e, .. } = &hashed {
+                extras.clone_from(e);
+            }
             let mut c = from_hashed(&hashed);
             c.note = fields.get("note").cloned();
             c.source = fields.get("source").cloned();
@@ -289,9 +309,16 @@ pub async fn add(
         return Err(ApiError::bad_request("source is over 1 KiB"));
     }
     c.note = c.note.filter(|n| !n.is_empty());
-    let (id, added) = insert_one(&state, &caller, &bank, &c).await?;
+    let (id, added) = insert_one_with_extras(&state, &caller, &bank, &c, &extras).await?;
     let mut j = load_json(&state, &bank, id).await?;
     j["duplicate"] = json!(!added);
+    if !extras.is_empty() {
+        let stored = crate::extras::of_content(&state.store, id).await?;
+        j["extra_hashes"] = stored
+            .into_iter()
+            .map(|(k, v)| json!({"hash_kind": k, "pdq": v}))
+            .collect();
+    }
     Ok((
         if added {
             StatusCode::CREATED

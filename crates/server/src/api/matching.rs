@@ -119,7 +119,7 @@ pub async fn match_hashed(
                 banks,
             )
             .await?;
-            m.extend(match_extras(state, extras, &m, banks));
+            m.extend(match_extras(state, (*pdq, *quality), extras, &m, banks));
             Ok(m)
         }
         Hashed::Video {
@@ -162,45 +162,61 @@ pub async fn match_hashed(
     }
 }
 
-/// Matches of an upload's extra PDQ hashes (the content region) that its
-/// full hash did not already find: each banked item once, through its closest
-/// extra, reported with `hash_kind`. Each extra passes the same quality floor
-/// as the full hash (`search_usable`, with the extra's own quality).
-fn match_extras(
+/// Matches of an upload's hashes through extra hashes, on either side, that
+/// its plain PDQ, MD5 and SHA-256 did not already find: the query's full
+/// hash and extras against banked full hashes and banked extras, under the
+/// "both sides" pairing rules (docs/DETECTION.md); each banked item once,
+/// through its closest pair, reported with `hash_kind` (the query's kind) and
+/// `bank_hash_kind` (the banked hash's). Each query hash passes the bank's
+/// quality floor with its own quality.
+pub fn match_extras(
     state: &AppState,
+    full: (bulwark_pdq::PdqHash, u32),
     extras: &[bulwark_pdq::KindHash],
     found: &[Value],
     banks: Option<&HashSet<String>>,
 ) -> Vec<Value> {
-    let key = |bank: &str, id: i64| (bank.to_string(), id);
-    let seen: HashSet<(String, i64)> = found
+    let seen: HashSet<(&str, i64)> = found
         .iter()
-        .filter_map(|j| Some(key(j["bank"].as_str()?, j["content_id"].as_i64()?)))
+        .filter_map(|j| Some((j["bank"].as_str()?, j["content_id"].as_i64()?)))
         .collect();
-    let mut best: std::collections::BTreeMap<(String, i64), (Hit, &bulwark_pdq::KindHash)> =
-        Default::default();
-    // Banks hold full-image hashes: only the query's whole-picture extras
-    // (the content region) can match them; crops of the query are not
-    // compared (docs/DETECTION.md, "query extras").
-    let usable = extras
-        .iter()
-        .filter(|e| bulwark_pdq::Pairing::QueryExtras.allows(e.kind, bulwark_pdq::HashKind::Full));
-    for e in usable {
-        for h in state.catalog.search_usable(&e.hash, Some(e.quality), banks) {
-            let k = key(&h.bank, h.content_id);
-            if seen.contains(&k) || best.get(&k).is_some_and(|(b, _)| b.distance <= h.distance) {
-                continue;
-            }
-            best.insert(k, (h, e));
-        }
-    }
-    best.into_values()
-        .map(|(h, e)| {
-            state.metrics.matched(&h.bank, 1);
-            state.metrics.matched_extra(&h.bank, e.kind);
-            let mut j = hit_json(&h, "pdq");
-            j["query_signal"] = json!(e.hash.to_string());
-            j["hash_kind"] = json!(e.kind.as_str());
+    let mut query = Vec::with_capacity(1 + extras.len());
+    query.push(bulwark_pdq::KindHash {
+        kind: bulwark_pdq::HashKind::Full,
+        hash: full.0,
+        quality: full.1,
+        rect: bulwark_pdq::Rect {
+            x: 0,
+            y: 0,
+            width: 0,
+            height: 0,
+        },
+    });
+    query.extend(
+        extras
+            .iter()
+            .filter(|e| e.kind != bulwark_pdq::HashKind::Full),
+    );
+    state
+        .catalog
+        .search_multi(&query, bulwark_pdq::Pairing::Both, banks)
+        .into_iter()
+        .filter(|m| !seen.contains(&(&*m.hit.bank, m.hit.content_id)))
+        .filter(|m| {
+            (m.query, m.bank_kind) != (bulwark_pdq::HashKind::Full, bulwark_pdq::HashKind::Full)
+        })
+        .map(|m| {
+            state.metrics.matched(&m.hit.bank, 1);
+            let label = if m.query == bulwark_pdq::HashKind::Full {
+                m.bank_kind
+            } else {
+                m.query
+            };
+            state.metrics.matched_extra(&m.hit.bank, label);
+            let mut j = hit_json(&m.hit, "pdq");
+            j["query_signal"] = json!(m.query_hash.to_string());
+            j["hash_kind"] = json!(m.query.as_str());
+            j["bank_hash_kind"] = json!(m.bank_kind.as_str());
             j
         })
         .collect()

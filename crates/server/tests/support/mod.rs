@@ -149,8 +149,15 @@ pub fn config(dir: &std::path::Path, database: Option<String>) -> Config {
 
 impl TestApp {
     pub async fn sqlite() -> TestApp {
+        TestApp::sqlite_with(|_| {}).await
+    }
+
+    /// [`TestApp::sqlite`] with the configuration changed by `f`.
+    pub async fn sqlite_with(f: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let service = Service::open(config(dir.path(), None)).await.unwrap();
+        let mut c = config(dir.path(), None);
+        f(&mut c);
+        let service = Service::open(c).await.unwrap();
         TestApp::finish(service, dir, None).await
     }
 

@@ -422,7 +422,12 @@ pub async fn content_add(
     let mut c = hashed.content;
     c.note = note;
     c.metadata = metadata.map(|m| Value::Object(m).to_string());
-    let (id, _) = v1content::insert_one(&state, &caller, &bank, &c).await?;
+    let extras = if hashed.hma.contains_key("pdq") {
+        hashed.extras.as_slice()
+    } else {
+        &[]
+    };
+    let (id, _) = v1content::insert_one_with_extras(&state, &caller, &bank, &c, extras).await?;
     Ok(Json(json!({"id": id, "signals": hashed.hma})))
 }
 

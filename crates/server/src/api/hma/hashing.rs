@@ -122,6 +122,8 @@ pub struct Hashes {
     pub quality: Option<u32>,
     /// The content to bank.
     pub content: NewContent,
+    /// A photo's extra PDQ hashes (banked with it; matched by `/m/lookup`).
+    pub extras: Vec<bulwark_pdq::KindHash>,
 }
 
 fn select(h: &mut Hashes, types: Option<&str>) -> Result<(), ApiError> {
@@ -158,12 +160,16 @@ pub async fn hash_bytes(
     let mut h = match kind {
         ContentKind::Photo => {
             let _slot = state.media.upload_slot().await?;
-            match state.media.hash(bytes).await? {
+            match state.media.hash_for_bank(bytes).await? {
                 hashed @ Hashed::Photo { pdq, quality, .. } => Hashes {
                     hma: BTreeMap::from([("pdq".to_string(), pdq.to_string())]),
                     signals: vec![Signal::Pdq(pdq)],
                     quality: Some(quality),
                     content: from_hashed(&hashed),
+                    extras: match hashed {
+                        Hashed::Photo { extras, .. } => extras,
+                        Hashed::Video { .. } => Vec::new(),
+                    },
                 },
                 Hashed::Video { .. } => {
                     return Err(ApiError::bad_media(
@@ -199,6 +205,7 @@ pub async fn hash_bytes(
                     ],
                     frames: Vec::new(),
                 },
+                extras: Vec::new(),
             }
         }
     };

@@ -149,6 +149,38 @@ async fn by_bank(
     coin: f64,
 ) -> Result<Map<String, Value>, ApiError> {
     let found = find(state, sig, quality, banks).await?;
+    answer(state, found, coin).await
+}
+
+/// The matches of an uploaded photo's PDQ hash and its extra hashes (the
+/// "both sides" pairing of `/v1/match`): extras add banked items the plain
+/// hash did not find.
+async fn find_with_extras(
+    state: &AppState,
+    pdq: &bulwark_pdq::PdqHash,
+    quality: u32,
+    extras: &[bulwark_pdq::KindHash],
+    banks: Option<&HashSet<String>>,
+) -> Result<Vec<Found>, ApiError> {
+    let mut found = find(state, &Signal::Pdq(*pdq), Some(quality), banks).await?;
+    let already: Vec<Value> = found
+        .iter()
+        .map(|(b, id, _)| json!({"bank": b, "content_id": id}))
+        .collect();
+    for j in crate::api::matching::match_extras(state, (*pdq, quality), extras, &already, banks) {
+        if let (Some(b), Some(id)) = (j["bank"].as_str(), j["content_id"].as_i64()) {
+            found.push((b.to_string(), id, j["distance"].as_i64().unwrap_or(0)));
+        }
+    }
+    Ok(found)
+}
+
+/// HMA's per-bank answer for these matches, after the banks' coin flips.
+async fn answer(
+    state: &AppState,
+    found: Vec<Found>,
+    coin: f64,
+) -> Result<Map<String, Value>, ApiError> {
     let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     if found.is_empty() {
         return Ok(Map::new());
@@ -268,7 +300,13 @@ pub async fn lookup_post(
     let h = hashing::hash_form(&state, form, q.types.as_deref()).await?;
     let mut out = Map::new();
     for s in &h.signals {
-        let m = by_bank(&state, s, h.quality, banks.as_ref(), c).await?;
+        let m = match (s, h.quality) {
+            (Signal::Pdq(pdq), Some(q)) if !h.extras.is_empty() => {
+                let found = find_with_extras(&state, pdq, q, &h.extras, banks.as_ref()).await?;
+                answer(&state, found, c).await?
+            }
+            _ => by_bank(&state, s, h.quality, banks.as_ref(), c).await?,
+        };
         out.insert(hma_type_name(s.signal_type()).into(), Value::Object(m));
     }
     Ok(Json(Value::Object(out)))
