@@ -198,6 +198,7 @@ impl Store {
         store.migrate().await?;
         crate::api::hma::migrate(&store).await?;
         crate::console::migrate(&store).await?;
+        crate::api::signals::migrate(&store).await?;
         // This database's identity, and the generation of its bulk loads: an
         // index snapshot is only reused on the same database and generation.
         for key in ["instance", "generation"] {
