@@ -218,6 +218,33 @@ async fn text_and_entity_banks(app: &TestApp) {
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {j}");
     }
+    // Text/entity signals added one item at a time, canonicalised.
+    let (s, c) = app
+        .post(
+            "/v1/banks/other/content",
+            json!({"signals": {"telegram_user": "@Fictional_Seller_0002", "phone": "+1 415 555 0177"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let (_, m) = app
+        .call(
+            Method::POST,
+            "/v1/match",
+            Some(&matcher),
+            Some(
+                json!({"signals": {"telegram_user": "fictional_seller_0002"}, "banks": ["other"]}),
+            ),
+        )
+        .await;
+    assert_eq!(m["matches"].as_array().unwrap().len(), 1, "{m}");
+    assert_eq!(m["matches"][0]["content_id"], c["id"]);
+    let (s, _) = app
+        .post(
+            "/v1/banks/other/content",
+            json!({"signals": {"phone": "12"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
     // A national number is read in the region given.
     let (_, m) = app
         .call(
