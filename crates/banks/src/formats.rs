@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Signal, SignalType};
+use crate::{AnySignal, Signal, SignalType, TextSignalType};
 
 /// A list format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,11 +20,11 @@ pub enum Format {
     JsonLines,
 }
 
-/// One record of a list.
+/// One record of a list; `Record` (of a media [`Signal`]) unless said otherwise.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Record {
+pub struct Record<S = Signal> {
     /// The signal.
-    pub signal: Signal,
+    pub signal: S,
     /// PDQ quality (0–100), where the list gives it.
     pub quality: Option<u32>,
     /// A free-text note.
@@ -33,9 +33,12 @@ pub struct Record {
     pub metadata: Option<serde_json::Value>,
 }
 
-impl Record {
+/// A record of a list that may hold text and entity signals as well as media hashes.
+pub type AnyRecord = Record<AnySignal>;
+
+impl<S> Record<S> {
     /// A record with only a signal.
-    pub fn new(signal: Signal) -> Record {
+    pub fn new(signal: S) -> Record<S> {
         Record {
             signal,
             quality: None,
@@ -124,9 +127,33 @@ impl Format {
         }
     }
 
-    /// Parses one line (without its line ending). `Ok(None)` for lines that
-    /// carry no record: blank lines, comments, a CSV header.
+    /// Parses one line (without its line ending) of a list of media hashes.
+    /// `Ok(None)` for lines that carry no record: blank lines, comments, a
+    /// CSV header. A text or entity signal is an error here: read such lists
+    /// with [`Format::parse_any_line`].
     pub fn parse_line(self, line: &str) -> Result<Option<Record>, String> {
+        let Some(r) = self.parse_any_line(line)? else {
+            return Ok(None);
+        };
+        match r.signal {
+            AnySignal::Media(signal) => Ok(Some(Record {
+                signal,
+                quality: r.quality,
+                note: r.note,
+                metadata: r.metadata,
+            })),
+            AnySignal::Text(t) => Err(format!(
+                "{} is a text signal; this list holds media hashes (pdq, md5, sha256)",
+                t.signal_type()
+            )),
+        }
+    }
+
+    /// Parses one line of a list that may also hold text and entity signals
+    /// (`text_hash HEX`, `phone +E164`, `url URL`, …; entity values are
+    /// canonicalised and checked as on extraction). `Ok(None)` as for
+    /// [`Format::parse_line`].
+    pub fn parse_any_line(self, line: &str) -> Result<Option<AnyRecord>, String> {
         let line = line.strip_suffix('\r').unwrap_or(line);
         let line = line.strip_prefix('\u{feff}').unwrap_or(line);
         if line.trim().is_empty() {
@@ -143,8 +170,7 @@ impl Format {
                     .ok_or("expected `TYPE VALUE`, e.g. `pdq <64 hex digits>`")?;
                 let rest = rest.trim_start();
                 let (value, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-                let ty: SignalType = ty.parse().map_err(|e| format!("{e}"))?;
-                let mut r = Record::new(ty.parse(value).map_err(|e| e.to_string())?);
+                let mut r = Record::new(AnySignal::parse(ty, value).map_err(|e| e.to_string())?);
                 r.metadata = te_opinion(rest.trim())?;
                 Ok(Some(r))
             }
@@ -152,8 +178,14 @@ impl Format {
                 let fields = split_csv(line)?;
                 let first = fields.first().map(|s| s.trim()).unwrap_or_default();
                 // `threatexchange dataset -P --csv`: signal_type,signal_str,collab,category,tags
-                if let (Ok(ty), Some(v)) = (first.parse::<SignalType>(), fields.get(1))
-                    && let Ok(signal) = ty.parse(v)
+                // A text type with a bad value is that value's error (a media
+                // type with a bad value may be a header: `pdq,quality`).
+                if let (Ok(ty), Some(v)) = (first.parse::<TextSignalType>(), fields.get(1)) {
+                    ty.parse(v).map_err(|e| e.to_string())?;
+                }
+                if let Some(v) = fields.get(1)
+                    && AnySignal::is_type_name(first)
+                    && let Ok(signal) = AnySignal::parse(first, v)
                 {
                     let mut m = serde_json::Map::new();
                     for (i, k) in [(2, "collab"), (3, "category")] {
@@ -177,7 +209,8 @@ impl Format {
                 {
                     return Ok(None);
                 }
-                let signal = SignalType::Pdq.parse(first).map_err(|e| e.to_string())?;
+                let signal =
+                    AnySignal::Media(SignalType::Pdq.parse(first).map_err(|e| e.to_string())?);
                 let quality = match fields.get(1).map(|s| s.trim()) {
                     None | Some("") => None,
                     Some(q) => Some(
@@ -201,17 +234,14 @@ impl Format {
             Format::JsonLines => {
                 let r: JsonRecord =
                     serde_json::from_str(line).map_err(|e| format!("invalid JSON record: {e}"))?;
-                let ty = match r.signal_type.as_deref() {
-                    None => SignalType::Pdq,
-                    Some(t) => t.parse().map_err(|e| format!("{e}"))?,
-                };
+                let ty = r.signal_type.as_deref().unwrap_or("pdq");
                 if let Some(m) = &r.metadata
                     && !m.is_object()
                 {
                     return Err("metadata must be a JSON object".into());
                 }
                 Ok(Some(Record {
-                    signal: ty.parse(&r.signal).map_err(|e| e.to_string())?,
+                    signal: AnySignal::parse(ty, &r.signal).map_err(|e| e.to_string())?,
                     quality: check_quality(r.quality)?,
                     note: r.note,
                     metadata: r.metadata,
@@ -223,22 +253,48 @@ impl Format {
     /// Writes one record as a line, with its `\n`. The CSV format holds PDQ
     /// hashes only: other signals are an `InvalidInput` error.
     pub fn write_record(self, r: &Record, out: &mut impl Write) -> io::Result<()> {
+        self.write_parts(
+            (r.signal.signal_type().name(), r.signal.value()),
+            r.signal.signal_type() == SignalType::Pdq,
+            (r.quality, r.note.as_deref(), r.metadata.as_ref()),
+            out,
+        )
+    }
+
+    /// Writes a record that may be a text or entity signal (`phone +E164`
+    /// in lines, `{"signal_type":"phone","signal":"+E164"}` in JSON lines).
+    /// The CSV format holds PDQ hashes only: other signals are an
+    /// `InvalidInput` error.
+    pub fn write_any_record(self, r: &AnyRecord, out: &mut impl Write) -> io::Result<()> {
+        self.write_parts(
+            (r.signal.type_name(), r.signal.value()),
+            matches!(r.signal, AnySignal::Media(Signal::Pdq(_))),
+            (r.quality, r.note.as_deref(), r.metadata.as_ref()),
+            out,
+        )
+    }
+
+    fn write_parts(
+        self,
+        (signal_type, value): (&'static str, String),
+        is_pdq: bool,
+        (quality, note, metadata): (Option<u32>, Option<&str>, Option<&serde_json::Value>),
+        out: &mut impl Write,
+    ) -> io::Result<()> {
         match self {
-            Format::Lines => writeln!(out, "{}", r.signal),
+            Format::Lines => writeln!(out, "{signal_type} {value}"),
             Format::Csv => {
-                if r.signal.signal_type() != SignalType::Pdq {
+                if !is_pdq {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
                         "the CSV list format holds PDQ hashes only",
                     ));
                 }
-                let q = r.quality.map(|q| q.to_string()).unwrap_or_default();
-                let note = csv_field(r.note.as_deref().unwrap_or(""));
-                write!(out, "{},{q},{note}", r.signal.value())?;
+                let q = quality.map(|q| q.to_string()).unwrap_or_default();
+                let note = csv_field(note.unwrap_or(""));
+                write!(out, "{value},{q},{note}")?;
                 // The columns after `note` that a CSV import kept.
-                let columns = r
-                    .metadata
-                    .as_ref()
+                let columns = metadata
                     .and_then(|m| m.get("columns"))
                     .and_then(|c| c.as_array());
                 for c in columns.into_iter().flatten() {
@@ -251,11 +307,11 @@ impl Format {
             }
             Format::JsonLines => {
                 let j = JsonRecordOut {
-                    signal_type: r.signal.signal_type().name(),
-                    signal: r.signal.value(),
-                    quality: r.quality,
-                    note: r.note.as_deref(),
-                    metadata: r.metadata.as_ref(),
+                    signal_type,
+                    signal: value,
+                    quality,
+                    note,
+                    metadata,
                 };
                 serde_json::to_writer(&mut *out, &j)?;
                 out.write_all(b"\n")
@@ -546,6 +602,92 @@ mod tests {
             r.metadata.unwrap()["columns"],
             serde_json::json!(["case-17", "x \"y\""])
         );
+    }
+
+    /// Text and entity signals in every format (fictional NANP 555-01xx
+    /// numbers, example.com), canonicalised on import.
+    #[test]
+    fn text_and_entity_signals_in_lists() {
+        let th = bulwark_signals::TextHash::of_text("Kittens for adoption, vaccinated").unwrap();
+        let lines = [
+            format!("text_hash {th}"),
+            "phone +14155550142 'Example NGO' POSITIVE_CLASS ads".to_string(),
+            "url https://Example.com/ad?id=7&utm_medium=x".to_string(),
+            "telegram_user @Fictional_Seller_0001".to_string(),
+            "domain listings.example.org".to_string(),
+        ];
+        let parsed: Vec<AnyRecord> = lines
+            .iter()
+            .map(|l| Format::Lines.parse_any_line(l).unwrap().unwrap())
+            .collect();
+        let shown: Vec<String> = parsed.iter().map(|r| r.signal.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                format!("text_hash {th}"),
+                "phone +14155550142".into(),
+                "url https://example.com/ad?id=7".into(),
+                "telegram_user fictional_seller_0001".into(),
+                "domain example.org".into(),
+            ]
+        );
+        assert_eq!(
+            parsed[1].metadata,
+            Some(
+                serde_json::json!({"collab": "Example NGO", "category": "POSITIVE_CLASS", "tags": ["ads"]})
+            )
+        );
+        // A media-only reader refuses them with a clear error, and still reads media.
+        let e = Format::Lines.parse_line(&lines[1]).unwrap_err();
+        assert!(e.contains("text signal"), "{e}");
+        assert!(
+            Format::Lines
+                .parse_any_line(&format!("pdq {H}"))
+                .unwrap()
+                .is_some()
+        );
+        // Bad values are errors in every format.
+        assert!(Format::Lines.parse_any_line("phone 12").is_err());
+        assert!(
+            Format::Csv
+                .parse_any_line("phone,12,c,POSITIVE_CLASS,")
+                .is_err()
+        );
+        assert!(
+            Format::JsonLines
+                .parse_any_line(r#"{"signal_type":"eth_address","signal":"0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}"#)
+                .is_err()
+        );
+        // threatexchange CSV and JSON lines.
+        let c = Format::Csv
+            .parse_any_line("phone,+1 415 555 0199,c,POSITIVE_CLASS,t")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.signal.to_string(), "phone +14155550199");
+        let j = Format::JsonLines
+            .parse_any_line(r#"{"signal_type":"url","signal":"http://EXAMPLE.net/x#y","note":"n"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(j.signal.value(), "http://example.net/x");
+        assert_eq!(j.note.as_deref(), Some("n"));
+        // Written and read back in lines and JSON lines; CSV holds PDQ only.
+        for r in parsed.iter().chain([&c, &j]) {
+            for f in [Format::Lines, Format::JsonLines] {
+                let mut out = Vec::new();
+                f.write_any_record(r, &mut out).unwrap();
+                let text = String::from_utf8(out).unwrap();
+                let back = f.parse_any_line(text.trim_end()).unwrap().unwrap();
+                assert_eq!(back.signal, r.signal, "{f:?}: {text}");
+            }
+            assert!(Format::Csv.write_any_record(r, &mut Vec::new()).is_err());
+        }
+        let pdq = Format::Csv
+            .parse_any_line(&format!("{H},80"))
+            .unwrap()
+            .unwrap();
+        let mut out = Vec::new();
+        Format::Csv.write_any_record(&pdq, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), format!("{H},80,\n"));
     }
 
     fn arb_record() -> impl Strategy<Value = Record> {

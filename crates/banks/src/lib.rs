@@ -1,6 +1,9 @@
 //! Signals (the hashes a bank holds) and the hash-list formats the field uses.
 //!
 //! - [`Signal`]: one PDQ, MD5 or SHA-256 value, parsed strictly.
+//! - [`TextSignal`] / [`AnySignal`]: the ad text hash and entity signals
+//!   (phone numbers, handles, invites, wallets, URLs, domains) of issue 18,
+//!   apart from `Signal` so that `Signal` stays `Copy`.
 //! - [`Format`]: the list formats Bulwark imports and exports, one record per
 //!   line so lists of any size stream: python-threatexchange's `pdq HASH`
 //!   lines, CSV `hash,quality,...`, and JSON lines.
@@ -9,8 +12,10 @@
 //! through [`Format::parse_line`] and [`Format::write_record`].
 
 mod formats;
+mod text;
 
-pub use formats::{Format, Record};
+pub use formats::{AnyRecord, Format, Record};
+pub use text::{AnySignal, TEXT_HASH_NAME, TextSignal, TextSignalType};
 
 use std::fmt;
 use std::str::FromStr;
@@ -132,6 +137,14 @@ pub enum SignalError {
     /// Not a signal type Bulwark knows.
     #[error("unknown signal type {0:?} (expected pdq, md5 or sha256)")]
     UnknownType(String),
+    /// Not a signal type of either kind (media or text).
+    #[error(
+        "unknown signal type {0:?} (expected pdq, md5, sha256, text_hash or an entity kind: phone, whatsapp_invite, telegram_user, telegram_invite, signal_link, signal_group, handle, btc_address, eth_address, tron_address, url, domain)"
+    )]
+    UnknownAnyType(String),
+    /// A text signal's value is not valid; the message says why.
+    #[error("{0}")]
+    Text(String),
     /// The value is not hex of the right length.
     #[error("{signal_type} value must be {expected} hex digits, got {got:?}")]
     Value {

@@ -319,6 +319,7 @@ impl Store {
             .await?;
         crate::api::imports::migrate(&store).await?;
         crate::extras::migrate(&store).await?;
+        crate::api::signals::migrate(&store).await?;
         // This database's identity, and the generation of its bulk loads: an
         // index snapshot is only reused on the same database and generation.
         for key in ["instance", "generation"] {

@@ -107,7 +107,8 @@ pub fn from_hashed(h: &Hashed) -> NewContent {
     }
 }
 
-/// Content to bank from signals given as `{"pdq": HEX, "md5": HEX, ...}`.
+/// Content to bank from signals given as `{"pdq": HEX, "md5": HEX, ...}`;
+/// text and entity signals too (`{"phone": "+1 415 555 0142"}`, canonicalised).
 pub fn from_signals(
     map: &serde_json::Map<String, Value>,
     quality: Option<u32>,
@@ -118,13 +119,28 @@ pub fn from_signals(
         ));
     }
     let mut by_type: HashMap<SignalType, String> = HashMap::new();
+    // Text and entity signals (issue 18), after the media ones in the dedup key.
+    let mut text: std::collections::BTreeMap<&'static str, String> = Default::default();
     for (k, v) in map {
-        let t: SignalType = k
-            .parse()
-            .map_err(|e| ApiError::bad_request(format!("{e}")))?;
         let v = v
             .as_str()
             .ok_or_else(|| ApiError::bad_request(format!("signal {k} must be a string")))?;
+        if let Some(tt) = super::signals::text_type(k) {
+            let s = tt
+                .parse(v)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            if text.insert(tt.name(), s.value()).is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "signal type {tt} given twice"
+                )));
+            }
+            continue;
+        }
+        let t: SignalType = k.parse().map_err(|_| {
+            ApiError::bad_request(
+                bulwark_banks::SignalError::UnknownAnyType(crate::error::snippet(k)).to_string(),
+            )
+        })?;
         let s = t
             .parse(v)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -144,6 +160,7 @@ pub fn from_signals(
     let dedup_key = types
         .iter()
         .map(|t| format!("{t}:{}", by_type[t]))
+        .chain(text.iter().map(|(t, v)| format!("{t}:{v}")))
         .collect::<Vec<_>>()
         .join("|");
     Ok(NewContent {
@@ -161,6 +178,11 @@ pub fn from_signals(
                     .then_some(quality.map(i64::from))
                     .flatten(),
             })
+            .chain(text.iter().map(|(t, v)| SignalRow {
+                signal_type: t.to_string(),
+                value: v.clone(),
+                quality: None,
+            }))
             .collect(),
         frames: Vec::new(),
     })

@@ -1,12 +1,14 @@
 //! List import and export: `/v1/banks/{bank}/import` and `/export`, in
 //! python-threatexchange's `pdq HASH` lines, CSV `hash,quality,note`, and JSON lines.
+//! Lists may hold text and entity signals too (`text_hash HEX`, `phone +E164`,
+//! `url URL`, …; see docs/SIGNALS.md); CSV carries PDQ hashes only.
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use bulwark_banks::{Format, Record, SignalType};
+use bulwark_banks::{AnyRecord, AnySignal, Format, Record, Signal};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -40,7 +42,7 @@ pub(super) fn format_of(f: Option<&str>) -> Result<Format, ApiError> {
 /// Parsed records of one batch, with their line numbers.
 #[derive(Default)]
 pub(super) struct Batch {
-    records: Vec<(usize, Record)>,
+    records: Vec<(usize, AnyRecord)>,
     lines: Option<(usize, usize)>,
 }
 
@@ -57,7 +59,7 @@ impl Batch {
         self.lines = Some((first, n));
         let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
         let text = text.strip_suffix('\r').unwrap_or(text);
-        if let Some(r) = format.parse_line(text)? {
+        if let Some(r) = format.parse_any_line(text)? {
             self.records.push((n, r));
         }
         Ok(())
@@ -85,12 +87,12 @@ impl Batch {
                 let sig = &r.signal;
                 NewContent {
                     kind: "signals",
-                    dedup_key: format!("{}:{}", sig.signal_type(), sig.value()),
+                    dedup_key: format!("{}:{}", sig.type_name(), sig.value()),
                     note: r.note.clone(),
                     metadata: r.metadata.as_ref().map(|m| m.to_string()),
                     source: source.map(str::to_string),
                     signals: vec![SignalRow {
-                        signal_type: sig.signal_type().name().to_string(),
+                        signal_type: sig.type_name().to_string(),
                         value: sig.value(),
                         quality: r.quality.map(i64::from),
                     }],
@@ -339,10 +341,10 @@ pub async fn export(
                     ) else {
                         continue;
                     };
-                    let Ok(sig) = t.parse::<SignalType>().and_then(|t| t.parse(&v)) else {
+                    let Ok(sig) = AnySignal::parse(&t, &v) else {
                         continue;
                     };
-                    if format == Format::Csv && sig.signal_type() != SignalType::Pdq {
+                    if format == Format::Csv && !matches!(sig, AnySignal::Media(Signal::Pdq(_))) {
                         continue;
                     }
                     let rec = Record {
@@ -359,7 +361,7 @@ pub async fn export(
                             .flatten()
                             .and_then(|m| serde_json::from_str(&m).ok()),
                     };
-                    let _ = format.write_record(&rec, &mut out);
+                    let _ = format.write_any_record(&rec, &mut out);
                 }
                 let done = rows.len() < 5000;
                 Some((Ok(bytes::Bytes::from(out)), (last, done, None)))

@@ -276,26 +276,48 @@ pub async fn match_(
                 .as_object()
                 .ok_or_else(|| ApiError::bad_request("expected a JSON object"))?;
             for k in obj.keys() {
-                if !["signals", "banks"].contains(&k.as_str()) {
+                if !["signals", "banks", "text", "region"].contains(&k.as_str()) {
                     return Err(ApiError::bad_request(format!("unknown field {k:?}")));
                 }
             }
             let banks = bank_filter(obj.get("banks"))?;
             unknown_banks(&state, banks.as_ref())?;
-            let map = obj
-                .get("signals")
-                .and_then(Value::as_object)
-                .ok_or_else(|| {
+            // Text signals (issue 18): `text` is analysed (text hash,
+            // entities, rules); entity types in `signals` match exactly.
+            let text = match obj.get("text") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(t)) if t.len() <= super::signals::MAX_TEXT => Some(t.as_str()),
+                Some(_) => {
+                    return Err(ApiError::bad_request(format!(
+                        "`text` must be a string of at most {} bytes",
+                        super::signals::MAX_TEXT
+                    )));
+                }
+            };
+            let opts = super::signals::options(obj.get("region"))?;
+            let empty = serde_json::Map::new();
+            let map = match obj.get("signals") {
+                None if text.is_some() => &empty,
+                v => v.and_then(Value::as_object).ok_or_else(|| {
                     ApiError::bad_request("`signals` must be an object like {\"pdq\": HEX}")
-                })?;
-            if map.is_empty() {
+                })?,
+            };
+            if map.is_empty() && text.is_none() {
                 return Err(ApiError::bad_request("no signals given"));
             }
             let mut signals = Vec::new();
+            let mut text_signals = Vec::new();
             for (k, v) in map {
-                let t: SignalType = k
-                    .parse()
-                    .map_err(|e| ApiError::bad_request(format!("{e}")))?;
+                // A media type, else a text/entity type (`text_hash`, `phone`, …).
+                let t: Result<SignalType, _> = match super::signals::text_type(k) {
+                    Some(tt) => Err(tt),
+                    None => Ok(k.parse().map_err(|_| {
+                        ApiError::bad_request(
+                            bulwark_banks::SignalError::UnknownAnyType(crate::error::snippet(k))
+                                .to_string(),
+                        )
+                    })?),
+                };
                 let values: Vec<&str> = match v {
                     Value::String(s) => vec![s.as_str()],
                     Value::Array(a) if a.len() <= 1000 => a
@@ -312,16 +334,32 @@ pub async fn match_(
                         )));
                     }
                 };
-                for v in values {
-                    signals.push(
-                        t.parse(v)
-                            .map_err(|e| ApiError::bad_request(e.to_string()))?,
-                    );
+                match t {
+                    Ok(t) => {
+                        for v in values {
+                            signals.push(
+                                t.parse(v)
+                                    .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                            );
+                        }
+                    }
+                    Err(tt) => super::signals::parse_text_signals(tt, &values, &mut text_signals)?,
                 }
             }
-            let matches = match_signals(&state, &signals, None, banks.as_ref()).await?;
+            let mut matches = match_signals(&state, &signals, None, banks.as_ref()).await?;
             crate::console::items::record_matches(&state, &caller.key_id, None, &matches).await;
-            Ok(Json(json!({ "matches": matches })))
+            if text.is_none() && text_signals.is_empty() {
+                return Ok(Json(json!({ "matches": matches })));
+            }
+            let (more, computed) =
+                super::signals::match_text(&state, text, &opts, &text_signals, banks.as_ref())
+                    .await?;
+            matches.extend(more);
+            let mut out = json!({ "matches": matches });
+            if text.is_some() {
+                out["text_signals"] = computed;
+            }
+            Ok(Json(out))
         }
     }
 }

@@ -10,6 +10,7 @@ mod matching;
 mod ops;
 mod providers;
 mod reports;
+pub mod signals;
 pub mod vouchers;
 
 use std::collections::HashMap;
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/vouchers", post(vouchers::submit))
         .route("/v1/accounts/{id}", get(vouchers::account))
         .merge(hma::routes())
+        .merge(signals::routes())
         .merge(crate::console::router())
         .fallback(|| async { ApiError::not_found("no such route (see /v1/openapi.json)") })
         .layer(DefaultBodyLimit::max(limit))

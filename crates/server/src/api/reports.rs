@@ -399,6 +399,20 @@ pub async fn submit(
     } else {
         "queued"
     };
+    // Text signals of the verified messages against every bank, and opened
+    // photos against the rescue banks (report intake is the only path that
+    // matches rescue banks; docs/SIGNALS.md).
+    let texts: Vec<(usize, String)> = contents
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| verified[*i].is_none())
+        .filter_map(|(i, c)| Some((i, String::from_utf8(c.as_ref()?.body.clone()).ok()?)))
+        .collect();
+    let photos: Vec<(usize, usize, &Value)> = outcomes
+        .iter()
+        .filter_map(|o| Some((o.msg, o.idx, o.hashes.as_ref()?)))
+        .collect();
+    let extra = super::signals::ReportSignals::compute(&state, &texts, &photos).await?;
     let s = &state.store;
     let mut tx = s.pool.begin().await?;
     let inserted = sqlx::query(&s.sql(
@@ -479,6 +493,7 @@ pub async fn submit(
     if let Some(r) = &reporter {
         insert_reporter(s, &mut tx, &caller, id, r, &report).await?;
     }
+    extra.store(s, &mut tx, id).await?;
     tx.commit().await?;
     let summary = json!({
         "id": id,
@@ -707,5 +722,6 @@ pub async fn get(
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
     j["reporters"] = Value::Array(reporters);
+    super::signals::add_to_report(&state, &caller, id, &mut j).await?;
     Ok(Json(j))
 }
