@@ -283,6 +283,7 @@ mod tests {
             &heic,
             &bulwark_pdq::Limits::default(),
             &bulwark_vpdq::Options::default(),
+            bulwark_pdq::KindSet::ALL,
         ) {
             Err(e) => e,
             Ok(_) => panic!("hashed a fake HEIC"),
