@@ -4,6 +4,8 @@
 //! before commit, so a later number can commit first); once the missing
 //! change commits, the floor moves past both.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use bulwark_server::catalog::Catalog;

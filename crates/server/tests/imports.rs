@@ -5,6 +5,8 @@
 //! `GET /v1/banks/{b}` answers counts that agree with a `COUNT(*)` of the
 //! tables after inserts, disables and deletes.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::HashSet;
