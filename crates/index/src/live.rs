@@ -1,5 +1,6 @@
 //! [`LiveIndex`]: an [`Index`] that takes inserts and removals while it serves.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -165,6 +166,37 @@ impl LiveIndex {
         }
         s.live -= n;
         n > 0
+    }
+
+    /// Removes every entry whose id is in `ids`, with one pass over the
+    /// append segment (calling [`LiveIndex::remove`] per id scans it once
+    /// per id); returns how many entries went.
+    pub fn remove_many(&self, ids: &[u64]) -> usize {
+        if ids.is_empty() {
+            return 0;
+        }
+        let set: HashSet<u64> = ids.iter().copied().collect();
+        let mut s = self.write();
+        let before = s.tail_meta.len();
+        let mut k = 0;
+        for i in 0..before {
+            if !set.contains(&s.tail_meta[i].1) {
+                s.tail_meta[k] = s.tail_meta[i];
+                s.tail_codes[k] = s.tail_codes[i];
+                k += 1;
+            }
+        }
+        s.tail_meta.truncate(k);
+        s.tail_codes.truncate(k);
+        let mut n = before - k;
+        for &id in &set {
+            n += s.tombstone(id);
+        }
+        if let Some(r) = s.removed_during_merge.as_mut() {
+            r.extend(set.iter().copied());
+        }
+        s.live -= n;
+        n
     }
 
     /// Every live entry within `radius` of `query`.

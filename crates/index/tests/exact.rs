@@ -147,6 +147,53 @@ fn live_index_interleaving_inserts_removes_and_merges() {
     }
 }
 
+/// `remove_many` removes exactly what one `remove` per id would, from the
+/// merged base and the append segment alike, ids absent or repeated included.
+#[test]
+fn remove_many_equals_removing_one_by_one() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let initial = dataset(&mut rng, 3000);
+    let (a, b) = (
+        LiveIndex::from_index(Index::build(&initial)),
+        LiveIndex::from_index(Index::build(&initial)),
+    );
+    let mut truth = initial.clone();
+    for i in 0..2000u64 {
+        let c = random_code(&mut rng);
+        let id = if i % 7 == 0 {
+            rng.gen_range(0..3000)
+        } else {
+            50_000 + i
+        };
+        a.insert(id, c);
+        b.insert(id, c);
+        truth.push((id, c));
+    }
+    for _ in 0..5 {
+        let mut ids: Vec<u64> = (0..300)
+            .map(|_| truth[rng.gen_range(0..truth.len())].0)
+            .collect();
+        ids.extend([9_999_999, ids[0]]);
+        let one_by_one: usize = ids
+            .iter()
+            .map(|&id| {
+                let before = a.len();
+                a.remove(id);
+                before - a.len()
+            })
+            .sum();
+        assert_eq!(b.remove_many(&ids), one_by_one);
+        truth.retain(|(i, _)| !ids.contains(i));
+        assert_eq!((a.len(), b.len()), (truth.len(), truth.len()));
+        for q in queries(&mut rng, &truth, 8) {
+            assert_eq!(
+                sorted(b.search(&q, 31)),
+                sorted(brute_force(&truth, &q, 31))
+            );
+        }
+    }
+}
+
 #[test]
 fn save_open_round_trip() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);

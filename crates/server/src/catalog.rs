@@ -601,7 +601,10 @@ impl Catalog {
         }
         let index = self.index();
         let mut st = self.state_mut();
-        // Drop what this node holds for each content, then add what is stored now.
+        // Drop what this node holds for each content, then add what is stored
+        // now. One removal pass for the chunk: per-id removals each scan the
+        // index's append segment, which made imports quadratic.
+        let mut gone = Vec::new();
         for &(cid, bank) in chunk {
             let bank = bank.or_else(|| {
                 rows.iter()
@@ -609,15 +612,14 @@ impl Catalog {
                     .and_then(|r| r.try_get("bank_id").ok())
             });
             if let Some(b) = bank {
-                index.remove(entry_id(false, b, cid));
-                index.remove(entry_id(true, b, cid));
-                for id in crate::extras::all_ids(b, cid) {
-                    index.remove(id);
-                }
+                gone.push(entry_id(false, b, cid));
+                gone.push(entry_id(true, b, cid));
+                gone.extend(crate::extras::all_ids(b, cid));
             }
             st.disabled.remove(&cid);
             st.videos.remove(&cid);
         }
+        index.remove_many(&gone);
         for r in &rows {
             let cid: i64 = r.try_get("id")?;
             let bank: i64 = r.try_get("bank_id")?;
