@@ -689,7 +689,18 @@ pub async fn insert_content(
         .execute(&mut *tx)
         .await?;
     }
-    for f in &c.frames {
+    insert_frames(store, tx, id, &c.frames).await?;
+    Ok(Some(id))
+}
+
+/// A video's frame hashes, for content `id`.
+async fn insert_frames(
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
+    id: i64,
+    frames: &[bulwark_vpdq::FrameHash],
+) -> Result<(), sqlx::Error> {
+    for f in frames {
         sqlx::query(&store.sql(
             "INSERT INTO video_frames (content_id, frame, quality, hash, ts) VALUES (?, ?, ?, ?, ?)",
         ))
@@ -701,7 +712,7 @@ pub async fn insert_content(
         .execute(&mut *tx)
         .await?;
     }
-    Ok(Some(id))
+    Ok(())
 }
 
 /// Rows per multi-row `INSERT` (9 parameters a content row: well under
@@ -792,18 +803,7 @@ pub async fn insert_contents(
         q.execute(&mut *tx).await?;
     }
     for &(id, c) in &new {
-        for f in &c.frames {
-            sqlx::query(&store.sql(
-                "INSERT INTO video_frames (content_id, frame, quality, hash, ts) VALUES (?, ?, ?, ?, ?)",
-            ))
-            .bind(id)
-            .bind(f.frame as i64)
-            .bind(f.quality as i64)
-            .bind(f.hash.to_string())
-            .bind(f.timestamp)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_frames(store, tx, id, &c.frames).await?;
     }
     let mut changes = Vec::with_capacity(new.len());
     for chunk in new.chunks(INSERT_CHUNK) {

@@ -137,6 +137,22 @@ async fn job_row(state: &AppState, id: &str) -> Result<Option<sqlx::any::AnyRow>
     )
 }
 
+/// The job a caller created with this `Idempotency-Key`.
+async fn job_by_idempotency_key(
+    state: &AppState,
+    created_by: &str,
+    key: &str,
+) -> Result<Option<sqlx::any::AnyRow>, ApiError> {
+    let s = &state.store;
+    Ok(sqlx::query(
+        &s.sql("SELECT * FROM import_jobs WHERE created_by = ? AND idempotency_key = ?"),
+    )
+    .bind(created_by)
+    .bind(key)
+    .fetch_optional(&s.pool)
+    .await?)
+}
+
 /// `POST /v1/banks/{bank}/imports`: spools the body and queues a job.
 pub async fn create(
     State(state): State<AppState>,
@@ -167,14 +183,7 @@ pub async fn create(
     };
     let s = &state.store;
     if let Some(key) = &idem {
-        let row = sqlx::query(
-            &s.sql("SELECT * FROM import_jobs WHERE created_by = ? AND idempotency_key = ?"),
-        )
-        .bind(&caller.key_id)
-        .bind(key)
-        .fetch_optional(&s.pool)
-        .await?;
-        if let Some(r) = row {
+        if let Some(r) = job_by_idempotency_key(&state, &caller.key_id, key).await? {
             // The body of a retried request is not read again.
             return Ok((StatusCode::OK, Json(job_json(&r, false)?)));
         }
@@ -212,13 +221,9 @@ pub async fn create(
     .rows_affected();
     if inserted == 0 {
         // A concurrent retry with the same key won the race.
-        let r = sqlx::query(
-            &s.sql("SELECT * FROM import_jobs WHERE created_by = ? AND idempotency_key = ?"),
-        )
-        .bind(&caller.key_id)
-        .bind(&idem)
-        .fetch_one(&s.pool)
-        .await?;
+        let r = job_by_idempotency_key(&state, &caller.key_id, idem.as_deref().unwrap_or(""))
+            .await?
+            .ok_or_else(|| ApiError::internal("an import job conflicted with none"))?;
         return Ok((StatusCode::OK, Json(job_json(&r, false)?)));
     }
     guard.0 = None;
@@ -460,16 +465,16 @@ async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
         return Ok(());
     }
     let bank_name: String = r.try_get("bank")?;
-    let Some(bank) = db::bank_by_name(s, &bank_name).await? else {
+    // A bank of the same name made since is not the job's bank.
+    let bank_id: i64 = r.try_get("bank_id")?;
+    let Some(bank) = db::bank_by_name(s, &bank_name)
+        .await?
+        .filter(|b| b.id == bank_id)
+    else {
         return Err(ApiError::not_found(format!(
             "bank {bank_name:?} was deleted during the import"
         )));
     };
-    if bank.id != r.try_get::<i64, _>("bank_id")? {
-        return Err(ApiError::not_found(format!(
-            "bank {bank_name:?} was deleted during the import"
-        )));
-    }
     let format = lists::format_of(Some(&r.try_get::<String, _>("format")?))?;
     let source: Option<String> = r.try_get("source")?;
     let actor: String = r.try_get("created_by")?;
