@@ -182,11 +182,11 @@ pub async fn create(
         }
     };
     let s = &state.store;
-    if let Some(key) = &idem {
-        if let Some(r) = job_by_idempotency_key(&state, &caller.key_id, key).await? {
-            // The body of a retried request is not read again.
-            return Ok((StatusCode::OK, Json(job_json(&r, false)?)));
-        }
+    if let Some(key) = &idem
+        && let Some(r) = job_by_idempotency_key(&state, &caller.key_id, key).await?
+    {
+        // The body of a retried request is not read again.
+        return Ok((StatusCode::OK, Json(job_json(&r, false)?)));
     }
     let id = db::random_hex();
     let dir = spool_dir(&state);
