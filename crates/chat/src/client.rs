@@ -530,6 +530,24 @@ impl Client {
         Ok(())
     }
 
+    /// Whether this device's voucher for `image` under the current pdata is
+    /// synthetic: with the pdata's small probability (decided by the
+    /// device's secret and the image's hash, so a repeat decides the same)
+    /// a voucher carries no real share, which is what keeps the server from
+    /// counting matches below the threshold. Only the device can know this;
+    /// tests use it to pick images that do count.
+    pub fn sends_synthetic_for(&mut self, image: &Attachment) -> anyhow::Result<bool> {
+        if self.pdata.is_none() {
+            self.refresh_pdata()?;
+        }
+        let p = self.pdata.as_ref().ok_or_else(|| anyhow!("no pdata"))?;
+        let account =
+            DeviceAccount::from_bytes(&Zeroizing::new(hex::decode(&self.state.voucher_account)?))?;
+        let img = bulwark_pdq::decode(&image.bytes, &bulwark_pdq::Limits::default())?;
+        let hash = bulwark_pdq::hash_image(&img, bulwark_pdq::Mode::default()).hash;
+        Ok(account.sends_synthetic_for(p, &hash))
+    }
+
     fn upload_key_packages(&mut self, n: usize) -> anyhow::Result<()> {
         let cwk = self.credential();
         let mut kps = Vec::new();
