@@ -114,6 +114,30 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
     }
 }
 
+/// An image's width and height from its header alone, without decoding the
+/// pixels: what a caller needs to budget memory before a decode (hashing
+/// costs about 11 bytes per pixel). `None` when the format is not one
+/// [`decode`] reads or the header does not parse (decoding will then say why).
+pub fn dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    match sniff(bytes)? {
+        Format::Jpeg => {
+            // libjpeg reads the header and stops; its fatal errors unwind (above).
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                let d = mozjpeg::Decompress::new_mem(bytes).ok()?;
+                let (w, h) = d.size();
+                Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?))
+            }))
+            .ok()
+            .flatten()
+        }
+        _ => image::ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .ok()?
+            .into_dimensions()
+            .ok(),
+    }
+}
+
 /// Decodes untrusted bytes within `limits`.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
     if bytes.is_empty() {

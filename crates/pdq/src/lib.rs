@@ -31,7 +31,7 @@ pub use crate::core::{
     DIHEDRAL_NAMES, DihedralHashes, Hashed, MIN_HASHABLE_DIM, hash_luma, hash_luma_dihedral,
     hash_rgb, hash_rgb_dihedral,
 };
-pub use crate::decode::{Format, Image, Limits, decode, encode_jpeg, sniff};
+pub use crate::decode::{Format, Image, Limits, decode, dimensions, encode_jpeg, sniff};
 pub use crate::hash::{ParseHashError, PdqHash};
 pub use crate::region::{
     CORNER_SHARE, EXTRA_HASH_SIDE, HashKind, KindHash, KindSet, MIN_EXTRA_DIM, MIN_REGION_SHARE,

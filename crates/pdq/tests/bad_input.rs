@@ -191,3 +191,96 @@ fn malformed_icc_segment_is_ignored_like_the_reference_does() {
     let b = decode(&bad, &Limits::default()).expect("with a bogus ICC chunk");
     assert_eq!(a, b);
 }
+
+/// `dimensions` reads the size from the header alone: it agrees with a full
+/// decode, works on a file cut right after its header, and is `None` (not a
+/// panic) for bytes that are not an image.
+#[test]
+fn dimensions_from_the_header_agree_with_decoding() {
+    for rel in [
+        "bridge-mods/aaa-orig.jpg",
+        "bridge-mods/square-128x128.jpg",
+        "misc-images/c.png",
+        "misc-images/small.jpg",
+        "reg-test-input/pen-and-coaster.png",
+    ] {
+        let bytes = conformance_image(rel);
+        let img = decode(&bytes, &Limits::default()).expect(rel);
+        assert_eq!(
+            bulwark_pdq::dimensions(&bytes),
+            Some((img.width, img.height)),
+            "{rel}"
+        );
+    }
+    // The lying header of a 20000×20000 PNG carrying one row: its claimed
+    // size, read without allocating the pixels.
+    let mut lying = png_bytes(20000, 1, png::ColorType::Rgb, png::BitDepth::Eight, |_| {
+        vec![7u8; 60000]
+    });
+    lying[20..24].copy_from_slice(&20000u32.to_be_bytes());
+    let crc = crc32(&lying[12..29]);
+    lying[29..33].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(bulwark_pdq::dimensions(&lying[..64]), Some((20000, 20000)));
+    let jpeg = conformance_image("bridge-mods/aaa-orig.jpg");
+    assert_eq!(bulwark_pdq::dimensions(&jpeg[..3]), None);
+    assert_eq!(bulwark_pdq::dimensions(b"plain text"), None);
+    assert_eq!(bulwark_pdq::dimensions(&[]), None);
+}
+
+/// TIFFs as ffmpeg writes them (PackBits by default, also LZW and Deflate)
+/// decode and hash like a PNG of the same frame: the pixels are the same
+/// RGB, so the hashes must be equal. Needs ffmpeg (skipped without it,
+/// except under `BULWARK_TEST_REQUIRE_ALL=1`).
+#[test]
+fn ffmpeg_written_tiffs_hash_like_the_same_frame_as_png() {
+    let have = std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var("BULWARK_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
+            "ffmpeg is required (BULWARK_TEST_REQUIRE_ALL=1) but not on PATH"
+        );
+        eprintln!("skipped: ffmpeg not on PATH");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, extra: &[&str]| {
+        let path = dir.path().join(name);
+        let mut args = vec![
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=1",
+            "-frames:v",
+            "1",
+            "-pix_fmt",
+            "rgb24",
+        ];
+        args.extend_from_slice(extra);
+        args.push(path.to_str().unwrap());
+        let st = std::process::Command::new("ffmpeg")
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ffmpeg {args:?}");
+        std::fs::read(path).unwrap()
+    };
+    let png = write("f.png", &[]);
+    let want = hash_bytes(&png, Mode::Full, &Limits::default()).unwrap();
+    for (name, extra) in [
+        ("packbits.tiff", &[][..]),
+        ("lzw.tiff", &["-compression_algo", "lzw"][..]),
+        ("deflate.tiff", &["-compression_algo", "deflate"][..]),
+        ("raw.tiff", &["-compression_algo", "raw"][..]),
+    ] {
+        let tiff = write(name, extra);
+        let got = hash_bytes(&tiff, Mode::Full, &Limits::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((got.hash, got.quality), (want.hash, want.quality), "{name}");
+    }
+}

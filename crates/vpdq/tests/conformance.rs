@@ -257,3 +257,56 @@ fn bad_input_gets_a_clear_error() {
         Err(Error::Timeout(_))
     ));
 }
+
+/// A video with one frame per hour (a slideshow, a time-lapse) is a video,
+/// not a damaged stream: every frame is hashed, at its true timestamp, and
+/// each hash equals the PDQ hash of that frame decoded on its own.
+#[test]
+fn one_frame_per_hour_is_a_video_not_damage() {
+    if !ffmpeg_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v = tmp_video(
+        dir.path(),
+        "hourly.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=rate=1/3600:size=160x120",
+            "-t",
+            "10800",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let frames = hash_video(&v, &Options::default()).expect("an hourly video hashes");
+    assert_eq!(
+        frames
+            .iter()
+            .map(|f| (f.frame, f.timestamp))
+            .collect::<Vec<_>>(),
+        [(0, 0.0), (1, 3600.0), (2, 7200.0)]
+    );
+    // The middle frame as a still, decoded by ffmpeg alone.
+    let still = dir.path().join("f1.png");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-noautorotate", "-i"])
+        .arg(&v)
+        .args(["-vf", "select=eq(n\\,1)", "-frames:v", "1"])
+        .args(["-sws_flags", "area", "-pix_fmt", "rgb24"])
+        .arg(&still)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success());
+    let want = bulwark_pdq::hash_bytes(
+        &std::fs::read(&still).expect("still"),
+        bulwark_pdq::Mode::Full,
+        &bulwark_pdq::Limits::default(),
+    )
+    .expect("still hashes");
+    assert_eq!(frames[1].hash, want.hash);
+}
