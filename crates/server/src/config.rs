@@ -24,6 +24,10 @@ pub struct Config {
     pub workers: usize,
     /// Uploads accepted at once (each holds at most `max_upload_bytes`); more wait.
     pub max_uploads_in_flight: usize,
+    /// Image pixels, in millions, decoded at once across the workers (hashing
+    /// holds about 11 bytes per pixel, so 64 is about 700 MB at the peak);
+    /// an image larger than this runs alone.
+    pub decode_megapixels: u32,
     /// How long an upload may wait for a worker before a 503.
     pub queue_timeout: Duration,
     /// How long one request may take, body included.
@@ -72,6 +76,7 @@ impl Default for Config {
             max_import_bytes: 4 << 30,
             workers,
             max_uploads_in_flight: 2 * workers + 2,
+            decode_megapixels: 64,
             queue_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(120),
             header_read_timeout: Duration::from_secs(15),
@@ -109,6 +114,8 @@ pub struct FileConfig {
     pub workers: Option<usize>,
     /// See [`Config::max_uploads_in_flight`].
     pub max_uploads_in_flight: Option<usize>,
+    /// See [`Config::decode_megapixels`].
+    pub decode_megapixels: Option<u32>,
     /// Seconds; see [`Config::queue_timeout`].
     pub queue_timeout_seconds: Option<f64>,
     /// Seconds; see [`Config::request_timeout`].
@@ -176,6 +183,10 @@ impl FileConfig {
         }
         if let Some(v) = self.max_uploads_in_flight {
             c.max_uploads_in_flight = v.max(1);
+        }
+        if let Some(v) = self.decode_megapixels {
+            anyhow::ensure!(v > 0, "decode_megapixels must be at least 1");
+            c.decode_megapixels = v;
         }
         if let Some(v) = self.queue_timeout_seconds {
             c.queue_timeout = secs(v, "queue_timeout_seconds")?;

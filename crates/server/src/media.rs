@@ -94,11 +94,16 @@ impl Hashed {
 }
 
 /// The decode pool: at most `workers` decodes at once, each on a blocking
-/// thread, and at most `uploads` request bodies held in memory.
+/// thread; at most `uploads` request bodies held in memory; and at most
+/// `megapixels` image pixels (in millions) decoding at once, so that a few
+/// huge images cannot take the memory that many small ones would share
+/// (hashing holds about 11 bytes per pixel: a 49-megapixel PNG ~540 MB).
 #[derive(Clone)]
 pub struct Pool {
     workers: Arc<Semaphore>,
     uploads: Arc<Semaphore>,
+    pixels: Arc<Semaphore>,
+    megapixels: u32,
     wait: Duration,
     limits: bulwark_pdq::Limits,
     video: bulwark_vpdq::Options,
@@ -116,6 +121,8 @@ impl Pool {
         Pool {
             workers: Arc::new(Semaphore::new(cfg.workers.max(1))),
             uploads: Arc::new(Semaphore::new(cfg.max_uploads_in_flight.max(1))),
+            pixels: Arc::new(Semaphore::new(cfg.decode_megapixels.max(1) as usize)),
+            megapixels: cfg.decode_megapixels.max(1),
             wait: cfg.queue_timeout,
             limits: bulwark_pdq::Limits::default(),
             video,
@@ -172,19 +179,69 @@ impl Pool {
         bytes: bytes::Bytes,
         kinds: bulwark_pdq::KindSet,
     ) -> Result<Hashed, ApiError> {
-        let permit = tokio::time::timeout(self.wait, Arc::clone(&self.workers).acquire_owned())
-            .await
-            .map_err(|_| ApiError::busy("every decoder is busy; retry later"))?
-            .map_err(ApiError::internal)?;
+        let slot = self.decode_slot(&bytes).await?;
         let limits = self.limits;
         let video = self.video.clone();
+        // The slot moves into the blocking task: a client that disconnects
+        // does not free it while the decode goes on.
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _slot = slot;
             hash_file(&bytes, &limits, &video, kinds)
         })
         .await
         .map_err(ApiError::internal)?
     }
+
+    /// What decoding `bytes` takes from the pixel budget, in megapixels
+    /// (rounded up; at least 1, at most the whole budget, so one image the
+    /// size limits allow can always run alone). Read from the header; an
+    /// image over the size limits, refused before its pixels are allocated,
+    /// and a video (whose frames are small) take 1.
+    pub fn pixel_cost(&self, bytes: &[u8]) -> u32 {
+        let Some((w, h)) = bulwark_pdq::dimensions(bytes) else {
+            return 1;
+        };
+        let px = u64::from(w) * u64::from(h);
+        if px > self.limits.max_pixels
+            || w > self.limits.max_dimension
+            || h > self.limits.max_dimension
+        {
+            return 1;
+        }
+        px.div_ceil(1_000_000).clamp(1, u64::from(self.megapixels)) as u32
+    }
+
+    /// Waits (up to the queue timeout) for the pixel budget `bytes` needs
+    /// and then for a worker; the budget is taken first, so a huge image
+    /// waiting for room never holds a worker that small images could use.
+    pub async fn decode_slot(&self, bytes: &[u8]) -> Result<DecodeSlot, ApiError> {
+        let cost = self.pixel_cost(bytes);
+        let (pixels, workers) = (Arc::clone(&self.pixels), Arc::clone(&self.workers));
+        let slot = async move {
+            let pixels = pixels
+                .acquire_many_owned(cost)
+                .await
+                .map_err(ApiError::internal)?;
+            let worker = workers.acquire_owned().await.map_err(ApiError::internal)?;
+            Ok::<_, ApiError>(DecodeSlot {
+                _pixels: pixels,
+                _worker: worker,
+            })
+        };
+        tokio::time::timeout(self.wait, slot).await.map_err(|_| {
+            ApiError::busy(format!(
+                "every decoder is busy (this image needs {cost} of the {} megapixels \
+                 decoded at once); retry later",
+                self.megapixels
+            ))
+        })?
+    }
+}
+
+/// A worker and the pixel budget one decode holds; both return when dropped.
+pub struct DecodeSlot {
+    _pixels: tokio::sync::OwnedSemaphorePermit,
+    _worker: tokio::sync::OwnedSemaphorePermit,
 }
 
 fn hash_file(
@@ -271,7 +328,6 @@ fn heif_brand(bytes: &[u8]) -> Option<&str> {
 mod tests {
     use super::*;
 
-    /// A video upload on a server without ffmpeg is a clear 422 that says to
     /// A HEIC still (an `ftyp` box like MP4's) gets an accurate message, not
     /// a video error from ffmpeg.
     #[test]
@@ -297,6 +353,7 @@ mod tests {
         assert!(!e.message.contains("/tmp"), "{}", e.message);
     }
 
+    /// A video upload on a server without ffmpeg is a clear 422 that says to
     /// install it; an image on the same server still hashes.
     #[test]
     fn video_without_ffmpeg_is_a_clear_422_and_images_still_work() {
@@ -329,5 +386,89 @@ mod tests {
             hash_file(&jpeg, &limits, &no_ffmpeg, bulwark_pdq::KindSet::ALL),
             Ok(Hashed::Photo { .. })
         ));
+    }
+
+    /// The bytes a PNG decoder reads before the pixels (signature, IHDR, the
+    /// start of IDAT) for a `w`×`h` 8-bit grey image: enough for
+    /// [`bulwark_pdq::dimensions`], nothing to decode.
+    fn png_head(w: u32, h: u32) -> Vec<u8> {
+        fn crc(data: &[u8]) -> u32 {
+            let mut c = 0xFFFF_FFFFu32;
+            for &b in data {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = if c & 1 == 1 {
+                        0xEDB8_8320 ^ (c >> 1)
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        }
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        out.extend_from_slice(&13u32.to_be_bytes());
+        out.extend_from_slice(&ihdr);
+        out.extend_from_slice(&crc(&ihdr).to_be_bytes());
+        out.extend_from_slice(&16u32.to_be_bytes());
+        out.extend_from_slice(b"IDAT");
+        out.extend_from_slice(&[0; 20]);
+        out
+    }
+
+    /// Two 49-megapixel images do not decode at once under a 64-megapixel
+    /// budget: the second waits (and gets a 503 when the wait runs out)
+    /// while small images still get through; it runs once the first is done.
+    #[tokio::test]
+    async fn the_pixel_budget_keeps_two_huge_images_apart() {
+        let cfg = crate::Config {
+            workers: 4,
+            decode_megapixels: 64,
+            queue_timeout: Duration::from_millis(300),
+            ..Default::default()
+        };
+        let pool = Pool::new(&cfg);
+        let huge = png_head(7000, 7000);
+        let small = png_head(640, 480);
+        assert_eq!(pool.pixel_cost(&huge), 49);
+        assert_eq!(pool.pixel_cost(&small), 1);
+        // Over the size limits: refused before allocation, so it costs 1.
+        assert_eq!(pool.pixel_cost(&png_head(20_001, 10)), 1);
+        assert_eq!(pool.pixel_cost(b"not an image"), 1);
+
+        let first = pool.decode_slot(&huge).await.expect("room for one");
+        let e = match pool.decode_slot(&huge).await {
+            Err(e) => e,
+            Ok(_) => panic!("a second 49-megapixel decode got room"),
+        };
+        assert_eq!(e.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            e.message.contains("49 of the 64 megapixels"),
+            "{}",
+            e.message
+        );
+        let smalls: Vec<_> =
+            futures_util::future::join_all((0..3).map(|_| pool.decode_slot(&small)))
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .expect("small images still decode");
+        drop(smalls);
+        drop(first);
+        pool.decode_slot(&huge).await.expect("room again");
+
+        // An image bigger than the whole budget runs alone rather than never.
+        let tight = Pool::new(&crate::Config {
+            decode_megapixels: 10,
+            ..cfg
+        });
+        assert_eq!(tight.pixel_cost(&huge), 10);
+        let alone = tight.decode_slot(&huge).await.expect("runs alone");
+        assert!(tight.decode_slot(&small).await.is_err());
+        drop(alone);
     }
 }
