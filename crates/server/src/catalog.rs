@@ -167,6 +167,7 @@ pub struct Catalog {
     loaded: AtomicBool,
     snapshot_path: std::sync::Mutex<Option<PathBuf>>,
     snapshot_seq: AtomicI64,
+    max_replay: AtomicI64,
     /// Time (ms) of the last successful poll.
     pub last_refresh_ms: AtomicI64,
 }
@@ -191,6 +192,7 @@ impl Catalog {
             loaded: AtomicBool::new(false),
             snapshot_path: std::sync::Mutex::new(None),
             snapshot_seq: AtomicI64::new(0),
+            max_replay: AtomicI64::new(MAX_REPLAY),
             last_refresh_ms: AtomicI64::new(0),
         }
     }
@@ -246,6 +248,12 @@ impl Catalog {
     /// Where this node keeps its index snapshot (none: always load from the store).
     pub fn set_snapshot_path(&self, path: PathBuf) {
         *self.snapshot_path.lock().unwrap_or_else(|e| e.into_inner()) = Some(path);
+    }
+
+    /// A snapshot further behind the store than `n` changes is not
+    /// replayed at load (default [`MAX_REPLAY`]).
+    pub fn set_max_replay(&self, n: i64) {
+        self.max_replay.store(n, Ordering::Relaxed);
     }
 
     fn snapshot_path(&self) -> Option<PathBuf> {
@@ -355,7 +363,7 @@ impl Catalog {
                 .fetch_one(&store.pool)
                 .await?
                 .try_get("n")?;
-        if backlog > MAX_REPLAY {
+        if backlog > self.max_replay.load(Ordering::Relaxed) {
             tracing::info!(
                 "index snapshot is {backlog} changes behind the store: loading from the store"
             );

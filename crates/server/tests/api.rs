@@ -1683,6 +1683,19 @@ async fn restart_from_snapshot_replays_later_changes(app: &TestApp) {
         (1..=5).map(|i| found(&fresh, i)).collect::<Vec<_>>(),
         [true, false, false, true, true]
     );
+    // A snapshot further behind than the replay cap (3 changes > 2) is not
+    // replayed: the index is read from the store, with the same answers.
+    let capped = bulwark_server::catalog::Catalog::new();
+    capped.set_snapshot_path(app.dir.path().join("index.snapshot"));
+    capped.set_max_replay(2);
+    assert!(
+        !capped.load(&st.store).await.unwrap(),
+        "a snapshot past the replay cap was replayed"
+    );
+    assert_eq!(
+        (1..=5).map(|i| found(&capped, i)).collect::<Vec<_>>(),
+        [true, false, false, true, true]
+    );
     // A bulk load around the change log makes the snapshot stale: it is not used.
     let bank = bulwark_server::db::bank_by_name(&st.store, "snap")
         .await

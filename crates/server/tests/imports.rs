@@ -340,8 +340,44 @@ async fn oversized_and_broken_uploads_leave_nothing(app: &TestApp) {
     );
 }
 
+/// A bank deleted while its job waits (and one made again under the same
+/// name) gets nothing from the job: the job fails saying why, its spool
+/// file goes, and the new bank stays empty.
+async fn a_bank_deleted_during_its_job_fails_the_job(app: &TestApp) {
+    make_bank(app, "gone").await;
+    let (s, job) = start_job(app, "gone", random_lines(6, 3000).join("\n"), None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let (s, j) = app
+        .call(Method::DELETE, "/v1/banks/gone", Some(&app.admin), None)
+        .await;
+    assert!(s.is_success(), "{s} {j}");
+    make_bank(app, "gone").await;
+    let worker = bulwark_server::api::imports::spawn_worker(app.service.state.clone());
+    let done = wait_done(app, &id).await;
+    worker.abort();
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        done["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deleted during the import"),
+        "{done}"
+    );
+    assert_eq!(table_counts(app, "gone").await, (0, 0));
+    assert_eq!(bank_counts(app, "gone").await, (0, 0));
+    assert_eq!(
+        std::fs::read_dir(app.dir.path().join("imports"))
+            .unwrap()
+            .count(),
+        0,
+        "the spool file was kept"
+    );
+}
+
 both_databases!(
     a_job_accounts_for_every_line,
+    a_bank_deleted_during_its_job_fails_the_job,
     jobs_are_cancelled_refused_and_audited,
     counters_follow_inserts_disables_and_deletes,
     interrupted_job_resumes_after_restart,
