@@ -252,6 +252,16 @@ pub async fn webhook_log(State(state): State<AppState>, reviewer: Reviewer) -> R
         Ok(r) => r,
         Err(e) => return pages::internal(&e),
     };
+    if let Err(e) = audit(
+        &state,
+        &reviewer.actor(),
+        "console.webhooks.view",
+        json!({"rows": rows.len()}),
+    )
+    .await
+    {
+        return pages::internal(&e);
+    }
     let body = html! {
         h1 { "Webhook deliveries" }
         table #deliveries {
@@ -323,9 +333,11 @@ pub async fn gather(state: &AppState, kind: &str, id: &str) -> anyhow::Result<Ev
                 .fetch_one(&s.pool)
                 .await?
                 .try_get("received_at")?;
-            for r in sqlx::query(
-                &s.sql("SELECT DISTINCT sender FROM report_messages WHERE report_id = ?"),
-            )
+            // Senders in the order they first appear in the reported messages.
+            for r in sqlx::query(&s.sql(
+                "SELECT sender FROM report_messages WHERE report_id = ? \
+                 GROUP BY sender ORDER BY MIN(idx)",
+            ))
             .bind(rid)
             .fetch_all(&s.pool)
             .await?
@@ -534,9 +546,12 @@ pub fn xml_escape(s: &str) -> String {
 }
 
 /// A CyberTipline report (`<report>` of the Reporting API) for a confirmed
-/// item: incident summary, reporter, the reported person's account ids and
-/// the files with their hashes (in `additionalInfo` of `fileDetails`-like
-/// `<file>` entries, since file bytes are uploaded separately).
+/// item: incident summary, reporter and the reported account. The Reporting
+/// API takes at most one `personOrUserReported` (the suspect; several only in
+/// a batched viral/meme report), so that is the item's first account; any
+/// further accounts (other senders in a reported conversation) are named in
+/// the report's `additionalInfo`. Files and their hashes follow separately
+/// (`/upload` and `fileDetails`). Element order is the XSD's.
 pub fn cybertip_xml(cfg: &super::ConsoleConfig, e: &Evidence) -> anyhow::Result<String> {
     let (category, _, confirmed_at) = e
         .confirmed
@@ -574,18 +589,29 @@ pub fn cybertip_xml(cfg: &super::ConsoleConfig, e: &Evidence) -> anyhow::Result<
         x(&cfg.reporter_email)
     ));
     o.push_str("    </reportingPerson>\n  </reporter>\n");
-    for a in &e.accounts {
+    if let Some(a) = e.accounts.first() {
         o.push_str("  <personOrUserReported>\n");
         o.push_str(&format!("    <espIdentifier>{}</espIdentifier>\n", x(a)));
         o.push_str(&format!("    <screenName>{}</screenName>\n", x(a)));
         o.push_str("  </personOrUserReported>\n");
+    }
+    if e.accounts.len() > 1 {
+        o.push_str(&format!(
+            "  <additionalInfo>{}</additionalInfo>\n",
+            x(&format!(
+                "Other accounts that sent the reported messages: {}",
+                e.accounts[1..].join(", ")
+            ))
+        ));
     }
     o.push_str("</report>\n");
     Ok(o)
 }
 
 /// The `fileDetails` document for one uploaded file (its hashes as
-/// `originalFileHash` elements).
+/// `originalFileHash` elements). `fileViewedByEsp` is `false`: the API means
+/// "viewed the entire contents of the file", and the console never shows a
+/// file, only a grey thumbnail of at most 320 px (or video frames).
 pub fn file_details_xml(report_id: &str, file_id: &str, f: &EvidenceFile) -> String {
     let x = xml_escape;
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<fileDetails>\n");
@@ -598,7 +624,7 @@ pub fn file_details_xml(report_id: &str, file_id: &str, f: &EvidenceFile) -> Str
         "  <originalFileName>{}</originalFileName>\n",
         x(&f.name)
     ));
-    o.push_str("  <fileViewedByEsp>true</fileViewedByEsp>\n");
+    o.push_str("  <fileViewedByEsp>false</fileViewedByEsp>\n");
     for (t, v) in [("MD5", &f.md5), ("SHA1", &f.sha1), ("PDQ", &f.pdq)] {
         if let Some(v) = v {
             o.push_str(&format!(
@@ -684,6 +710,17 @@ pub async fn cybertip_show(
         Ok(None) => return pages::error(StatusCode::NOT_FOUND, "No such report."),
         Err(e) => return pages::internal(&e),
     };
+    // A view of an item's report: audited, and not shown if it cannot be.
+    if let Err(e) = audit(
+        &state,
+        &reviewer.actor(),
+        "console.cybertip.view",
+        json!({"cybertip": id, "item": row.try_get::<String, _>("item").unwrap_or_default()}),
+    )
+    .await
+    {
+        return pages::internal(&e);
+    }
     let xml: String = row.try_get("xml").unwrap_or_default();
     let submitted: Option<i64> = row.try_get("submitted_at").ok().flatten();
     let ncmec: Option<String> = row.try_get("ncmec_report_id").ok().flatten();
