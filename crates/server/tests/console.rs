@@ -1708,6 +1708,40 @@ async fn decided_items_never_appear_and_next_skips_to_the_right_item() {
         assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
         let p = c.get(&l, "/console/queue?kind=account").await.text();
         assert!(!p.contains("acct-7"), "{p}");
+        // Dismissed, it is still flagged: a lead can still clear it (the one
+        // way to unflag), a reviewer cannot, and it cannot be dismissed again.
+        let resp = c
+            .post(
+                &l,
+                "/console/decide",
+                &[("item", "account:acct-7"), ("decision", "dismiss")],
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::CONFLICT);
+        let resp = c
+            .post(
+                &r,
+                "/console/decide",
+                &[("item", "account:acct-7"), ("decision", "clear")],
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::FORBIDDEN);
+        let resp = c
+            .post(
+                &l,
+                "/console/decide",
+                &[("item", "account:acct-7"), ("decision", "clear")],
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
+        let flagged: i64 = sqlx::query(&st.sql("SELECT flagged FROM psi_accounts WHERE account = ?"))
+            .bind("acct-7")
+            .fetch_one(&st.pool)
+            .await
+            .unwrap()
+            .try_get("flagged")
+            .unwrap();
+        assert_eq!(flagged, 0);
         c
     })
     .await;

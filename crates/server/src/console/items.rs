@@ -1401,13 +1401,17 @@ async fn decide_inner(
     };
     // Only an open item can be decided (a re-flagged account is open again
     // whatever was decided on its earlier flag); an escalated one by a lead.
-    let Some(open) = open_queue(state, &it.key()).await? else {
+    // One exception: a flagged account (`find_item` found it flagged) can
+    // always be cleared by a lead, also after a confirm or dismiss, since
+    // clearing is the one way to unflag it.
+    let open = open_queue(state, &it.key()).await?;
+    if open.is_none() && !(decision == "clear" && kind == "account") {
         return Ok(pages::error(
             StatusCode::CONFLICT,
             "This item was already decided.",
         ));
-    };
-    let escalated = open == "escalated";
+    }
+    let escalated = open.as_deref() == Some("escalated");
     if escalated && let Err(r) = reviewer.require(ConsoleRole::Lead) {
         return Ok(r);
     }
