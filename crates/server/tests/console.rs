@@ -1043,6 +1043,41 @@ async fn confirmed_items_become_cybertipline_reports_and_evidence_packages() {
                 && d.contains(&format!("\"item\":\"{item}\""))),
         "viewing a CyberTipline report is audited"
     );
+    // A match keeps no file: its report names no account and carries the
+    // upload's hashes in additionalInfo instead of a fileDetails.
+    let mid = seed_match(&c, "known", 3, 0).await;
+    let mitem = format!("match:{mid}");
+    let resp = c
+        .post(
+            &r,
+            "/console/decide",
+            &[
+                ("item", &mitem),
+                ("decision", "confirm"),
+                ("category", "csam"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
+    let resp = c.post(&l, "/console/cybertip", &[("item", &mitem)]).await;
+    assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
+    let mxml: String = sqlx::query(&st.sql("SELECT xml FROM console_cybertips WHERE item = ?"))
+        .bind(&mitem)
+        .fetch_one(&st.pool)
+        .await
+        .unwrap()
+        .try_get("xml")
+        .unwrap();
+    let mp = xml_paths(&mxml);
+    assert!(text_at(&mp, "report/personOrUserReported/espIdentifier").is_empty());
+    let pdq = format!("{:064x}", 1003);
+    assert_eq!(
+        text_at(&mp, "report/additionalInfo"),
+        [format!(
+            "Matched files not kept by the service, so not uploaded, with their hashes: match-{mid}-upload (PDQ {pdq})"
+        )]
+    );
+    validate_against_cybertip_xsd(&mxml, "report XML of a match");
     // The evidence package: the file, its hashes and the audit trail.
     let e = c.get(&l, &format!("/console/export/report/{rid}")).await;
     assert_eq!(e.status, StatusCode::OK);

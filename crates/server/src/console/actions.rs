@@ -550,8 +550,9 @@ pub fn xml_escape(s: &str) -> String {
 /// API takes at most one `personOrUserReported` (the suspect; several only in
 /// a batched viral/meme report), so that is the item's first account; any
 /// further accounts (other senders in a reported conversation) are named in
-/// the report's `additionalInfo`. Files and their hashes follow separately
-/// (`/upload` and `fileDetails`). Element order is the XSD's.
+/// the report's `additionalInfo`. Kept files and their hashes follow
+/// separately (`/upload` and `fileDetails`); the hashes of files the service
+/// did not keep are listed in `additionalInfo`. Element order is the XSD's.
 pub fn cybertip_xml(cfg: &super::ConsoleConfig, e: &Evidence) -> anyhow::Result<String> {
     let (category, _, confirmed_at) = e
         .confirmed
@@ -595,13 +596,43 @@ pub fn cybertip_xml(cfg: &super::ConsoleConfig, e: &Evidence) -> anyhow::Result<
         o.push_str(&format!("    <screenName>{}</screenName>\n", x(a)));
         o.push_str("  </personOrUserReported>\n");
     }
+    let mut info = Vec::new();
     if e.accounts.len() > 1 {
+        info.push(format!(
+            "Other accounts that sent the reported messages: {}",
+            e.accounts[1..].join(", ")
+        ));
+    }
+    // Files the service did not keep (a match keeps a thumbnail, an opened
+    // voucher a derivative) cannot be uploaded with fileDetails: their
+    // hashes go here, so the report still carries them.
+    let unsent: Vec<String> = e
+        .files
+        .iter()
+        .filter(|f| f.bytes.is_none())
+        .map(|f| {
+            let hashes: Vec<String> = [
+                ("MD5", &f.md5),
+                ("SHA1", &f.sha1),
+                ("SHA256", &f.sha256),
+                ("PDQ", &f.pdq),
+            ]
+            .into_iter()
+            .filter_map(|(t, v)| v.as_ref().map(|v| format!("{t} {v}")))
+            .collect();
+            format!("{} ({})", f.name, hashes.join(", "))
+        })
+        .collect();
+    if !unsent.is_empty() {
+        info.push(format!(
+            "Matched files not kept by the service, so not uploaded, with their hashes: {}",
+            unsent.join("; ")
+        ));
+    }
+    if !info.is_empty() {
         o.push_str(&format!(
             "  <additionalInfo>{}</additionalInfo>\n",
-            x(&format!(
-                "Other accounts that sent the reported messages: {}",
-                e.accounts[1..].join(", ")
-            ))
+            x(&info.join("\n"))
         ));
     }
     o.push_str("</report>\n");
