@@ -652,6 +652,7 @@ async fn decisions_send_signed_webhooks_with_retries_and_a_delivery_log() {
         assert_eq!(delivery, &got[0].2, "same delivery id on retries");
         let v: Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["decision"], "confirm");
+        assert_eq!(v["action"], "suspend_account_and_delete_content");
         assert_eq!(v["item"], format!("report:{rid}"));
         // A tampered body fails the check.
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"whsec-test").unwrap();
@@ -666,6 +667,13 @@ async fn decisions_send_signed_webhooks_with_retries_and_a_delivery_log() {
     let l = c.login("lena").await;
     let log = c.get(&l, "/console/webhooks").await.text();
     assert!(log.contains("delivered") && log.contains(&url));
+    assert!(
+        c.audit_actions()
+            .await
+            .iter()
+            .any(|(who, a, _)| who == "console:lena" && a == "console.webhooks.view"),
+        "viewing the delivery log is audited"
+    );
     assert_eq!(
         c.get(&s, "/console/webhooks").await.status,
         StatusCode::FORBIDDEN
@@ -757,6 +765,95 @@ fn text_at(p: &[(String, String)], path: &str) -> Vec<String> {
         .collect()
 }
 
+/// NCMEC's CyberTipline Reporting API schema, when one is at hand: the path
+/// in `BULWARK_CYBERTIP_XSD`, else `shared/ncmec/cybertipline.xsd` beside
+/// the repository (CI's layout). It is not in the repository: NCMEC gives
+/// its XSD to registered reporters and states no licence terms for copies
+/// (docs/CONSOLE.md, "The XSD").
+fn cybertip_xsd() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("BULWARK_CYBERTIP_XSD") {
+        let p = std::path::PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "BULWARK_CYBERTIP_XSD={} is not a file",
+            p.display()
+        );
+        return Some(p);
+    }
+    let beside = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/ncmec/cybertipline.xsd");
+    beside.is_file().then_some(beside)
+}
+
+/// Validates `xml` against the CyberTipline XSD with libxml2's `xmllint
+/// --schema`. Skips (with a message) when no XSD is at hand; with an XSD
+/// but no xmllint it skips too, and fails under `BULWARK_TEST_REQUIRE_ALL=1`
+/// (CI installs libxml2-utils). Returns whether it validated.
+fn validate_against_cybertip_xsd(xml: &str, what: &str) -> bool {
+    let Some(xsd) = cybertip_xsd() else {
+        eprintln!(
+            "not validating the {what} against NCMEC's XSD: none at hand (set BULWARK_CYBERTIP_XSD)"
+        );
+        return false;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("doc.xml");
+    std::fs::write(&file, xml).unwrap();
+    let out = match std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(&file)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(
+                std::env::var("BULWARK_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
+                "xmllint is required (BULWARK_TEST_REQUIRE_ALL=1) but could not run: {e} (apt-get install libxml2-utils)"
+            );
+            eprintln!("not validating the {what} against the XSD: xmllint is not installed ({e})");
+            return false;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "the {what} does not validate against {}:\n{}\n{xml}",
+        xsd.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
+/// Element paths in document order (every start tag), to check the order the
+/// Reporting API documentation gives for each element's children.
+fn element_order(xml: &str) -> Vec<String> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let (mut stack, mut out) = (Vec::<String>::new(), Vec::new());
+    loop {
+        match r.read_event().unwrap() {
+            Event::Start(e) => {
+                stack.push(String::from_utf8(e.name().as_ref().to_vec()).unwrap());
+                out.push(stack.join("/"));
+            }
+            Event::Empty(e) => {
+                out.push(format!(
+                    "{}/{}",
+                    stack.join("/"),
+                    String::from_utf8(e.name().as_ref().to_vec()).unwrap()
+                ));
+            }
+            Event::End(_) => {
+                stack.pop();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    out
+}
+
 type Calls = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
 /// A local mock of the CyberTipline Reporting API's documented responses.
@@ -802,6 +899,22 @@ async fn confirmed_items_become_cybertipline_reports_and_evidence_packages() {
     // An account name that would break naive XML.
     let sender = "eve<script>&\"x\"";
     let rid = c.seed_report(sender, "bob", &pen, "known").await;
+    // Two more messages in the reported chain: another sender, then the first again.
+    let st = &c.service.state.store;
+    for (idx, who) in [(1, "mallory"), (2, sender)] {
+        sqlx::query(&st.sql(
+            "INSERT INTO report_messages (report_id, idx, sender, conversation, accepted_at, content, \
+             key_id, verified, message_id, epoch, stamper) VALUES (?, ?, ?, 'group-1', 1, ?, 1, 1, ?, 5, 'stamper-1')",
+        ))
+        .bind(rid)
+        .bind(idx)
+        .bind(who)
+        .bind(bulwark_franking::content::Content::text("and this").to_bytes())
+        .bind(format!("m-{idx}"))
+        .execute(&st.pool)
+        .await
+        .unwrap();
+    }
     c.add("lena", ConsoleRole::Lead, false).await;
     c.add("rita", ConsoleRole::Reviewer, false).await;
     let (l, r) = (c.login("lena").await, c.login("rita").await);
@@ -851,10 +964,37 @@ async fn confirmed_items_become_cybertipline_reports_and_evidence_packages() {
         text_at(&p, "report/reporter/reportingPerson/email"),
         ["t&s@example.invalid"]
     );
+    // One suspect (the API takes at most one personOrUserReported): the
+    // first sender; the other sender is named in additionalInfo.
     assert_eq!(
         text_at(&p, "report/personOrUserReported/espIdentifier"),
         [sender]
     );
+    assert_eq!(
+        text_at(&p, "report/additionalInfo"),
+        ["Other accounts that sent the reported messages: mallory"]
+    );
+    // Children in the order the Reporting API documents (and its XSD's sequences).
+    assert_eq!(
+        element_order(&xml),
+        [
+            "report",
+            "report/incidentSummary",
+            "report/incidentSummary/incidentType",
+            "report/incidentSummary/incidentDateTime",
+            "report/incidentSummary/incidentDateTimeDescription",
+            "report/reporter",
+            "report/reporter/reportingPerson",
+            "report/reporter/reportingPerson/firstName",
+            "report/reporter/reportingPerson/lastName",
+            "report/reporter/reportingPerson/email",
+            "report/personOrUserReported",
+            "report/personOrUserReported/espIdentifier",
+            "report/personOrUserReported/screenName",
+            "report/additionalInfo",
+        ]
+    );
+    validate_against_cybertip_xsd(&xml, "report XML");
     // Submit to the mock: submit, upload, fileinfo, finish; the record keeps NCMEC's id.
     let page = resp.location();
     let tid = page.rsplit('/').next().unwrap();
@@ -868,6 +1008,22 @@ async fn confirmed_items_become_cybertipline_reports_and_evidence_packages() {
     let fp = xml_paths(&fileinfo);
     assert_eq!(text_at(&fp, "fileDetails/reportId"), ["4242"]);
     assert_eq!(text_at(&fp, "fileDetails/fileId"), ["f-1"]);
+    // The console never shows a whole file, so it never says it viewed one.
+    assert_eq!(text_at(&fp, "fileDetails/fileViewedByEsp"), ["false"]);
+    assert_eq!(
+        element_order(&fileinfo),
+        [
+            "fileDetails",
+            "fileDetails/reportId",
+            "fileDetails/fileId",
+            "fileDetails/originalFileName",
+            "fileDetails/fileViewedByEsp",
+            "fileDetails/originalFileHash",
+            "fileDetails/originalFileHash",
+            "fileDetails/originalFileHash",
+        ]
+    );
+    validate_against_cybertip_xsd(&fileinfo, "fileDetails XML");
     let hashes = text_at(&fp, "fileDetails/originalFileHash");
     assert!(hashes.contains(&hex::encode(md5::Md5::digest(&pen))));
     assert!(hashes.contains(&hex::encode(sha1::Sha1::digest(&pen))));
@@ -878,6 +1034,50 @@ async fn confirmed_items_become_cybertipline_reports_and_evidence_packages() {
     );
     let shown = c.get(&l, &format!("/console/cybertip/{tid}")).await.text();
     assert!(shown.contains("NCMEC report id 4242"));
+    assert!(
+        c.audit_actions()
+            .await
+            .iter()
+            .any(|(who, a, d)| who == "console:lena"
+                && a == "console.cybertip.view"
+                && d.contains(&format!("\"item\":\"{item}\""))),
+        "viewing a CyberTipline report is audited"
+    );
+    // A match keeps no file: its report names no account and carries the
+    // upload's hashes in additionalInfo instead of a fileDetails.
+    let mid = seed_match(&c, "known", 3, 0).await;
+    let mitem = format!("match:{mid}");
+    let resp = c
+        .post(
+            &r,
+            "/console/decide",
+            &[
+                ("item", &mitem),
+                ("decision", "confirm"),
+                ("category", "csam"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
+    let resp = c.post(&l, "/console/cybertip", &[("item", &mitem)]).await;
+    assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
+    let mxml: String = sqlx::query(&st.sql("SELECT xml FROM console_cybertips WHERE item = ?"))
+        .bind(&mitem)
+        .fetch_one(&st.pool)
+        .await
+        .unwrap()
+        .try_get("xml")
+        .unwrap();
+    let mp = xml_paths(&mxml);
+    assert!(text_at(&mp, "report/personOrUserReported/espIdentifier").is_empty());
+    let pdq = format!("{:064x}", 1003);
+    assert_eq!(
+        text_at(&mp, "report/additionalInfo"),
+        [format!(
+            "Matched files not kept by the service, so not uploaded, with their hashes: match-{mid}-upload (PDQ {pdq})"
+        )]
+    );
+    validate_against_cybertip_xsd(&mxml, "report XML of a match");
     // The evidence package: the file, its hashes and the audit trail.
     let e = c.get(&l, &format!("/console/export/report/{rid}")).await;
     assert_eq!(e.status, StatusCode::OK);
@@ -1306,6 +1506,13 @@ async fn the_dashboard_shows_false_positives_per_bank_and_threshold_and_time_to_
             d.contains(&format!("aria-label=\"4 decisions on {day}\"")),
             "{d}"
         );
+        assert!(
+            c.audit_actions()
+                .await
+                .iter()
+                .any(|(_, a, _)| a == "console.dashboard.view"),
+            "viewing the dashboard is audited"
+        );
         c
     })
     .await;
@@ -1364,6 +1571,252 @@ async fn queues_are_read_a_page_at_a_time_and_next_walks_them() {
         assert_eq!(r.location(), format!("/console/item/match/{}", ids[0]));
         let p1 = c.get(&s, "/console/queue?kind=match").await.text();
         assert!(p1.contains("Upload and API matches (51)"), "{p1}");
+        c
+    })
+    .await;
+}
+
+async fn decide_match(c: &Console, s: &Session, id: i64, d: &str) {
+    let item = format!("match:{id}");
+    let mut f = vec![("item", item.as_str()), ("decision", d)];
+    if d == "confirm" {
+        f.push(("category", "csam"));
+    }
+    let resp = c.post(s, "/console/decide", &f).await;
+    assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decided_items_never_appear_and_next_skips_to_the_right_item() {
+    on_both(no_tweak, |c| async move {
+        c.bank("known").await;
+        let mut ids = Vec::new();
+        for _ in 0..60 {
+            ids.push(seed_match(&c, "known", 3, 0).await);
+        }
+        c.add("rita", ConsoleRole::Reviewer, false).await;
+        c.add("lena", ConsoleRole::Lead, false).await;
+        let (r, l) = (c.login("rita").await, c.login("lena").await);
+        // The oldest 55 are decided (more than a page), the 57th escalated.
+        for (n, id) in ids[..55].iter().enumerate() {
+            decide_match(&c, &r, *id, if n % 2 == 0 { "dismiss" } else { "confirm" }).await;
+        }
+        decide_match(&c, &r, ids[56], "escalate").await;
+        let open = [ids[55], ids[57], ids[58], ids[59]];
+        let link = |id: i64| format!("href=\"/console/item/match/{id}\"");
+        let p = c.get(&r, "/console/queue?kind=match").await.text();
+        assert!(p.contains("Upload and API matches (4)"), "{p}");
+        assert_eq!(p.matches("class=\"item-link\"").count(), 4, "{p}");
+        for id in open {
+            assert!(p.contains(&link(id)), "{id} missing in {p}");
+        }
+        for id in ids[..55].iter().chain([&ids[56]]) {
+            assert!(!p.contains(&link(*id)), "decided {id} shown");
+        }
+        // What a page reads holds the open items only: decided ones are not
+        // there to step over.
+        let st = &c.service.state.store;
+        let mut rows: Vec<String> = sqlx::query(&st.sql(
+            "SELECT item FROM console_open WHERE queue = 'match' ORDER BY n",
+        ))
+        .fetch_all(&st.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get("item").unwrap())
+        .collect();
+        assert_eq!(
+            rows,
+            open.iter().map(|i| format!("match:{i}")).collect::<Vec<_>>()
+        );
+        rows = sqlx::query(&st.sql("SELECT item FROM console_open WHERE queue = 'escalated'"))
+            .fetch_all(&st.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get("item").unwrap())
+            .collect();
+        assert_eq!(rows, [format!("match:{}", ids[56])]);
+        if st.backend == bulwark_server::db::Backend::Sqlite {
+            // The page query is a search of the open items' index, not a scan.
+            for after in [false, true] {
+                let sql = format!(
+                    "EXPLAIN QUERY PLAN {}",
+                    bulwark_server::console::items::open_page_sql(after)
+                );
+                let mut q = sqlx::query(&sql).bind("match").bind(1_i64);
+                if after {
+                    q = q.bind(0_i64).bind("");
+                }
+                let plan: Vec<String> = q
+                    .bind(51_i64)
+                    .fetch_all(&st.pool)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|row| row.try_get::<String, _>("detail").unwrap())
+                    .collect();
+                assert!(
+                    plan.iter().any(|d| d.contains("console_open")
+                        && d.starts_with("SEARCH")
+                        && d.contains("INDEX console_open_queue")),
+                    "{plan:?}"
+                );
+                assert!(!plan.iter().any(|d| d.starts_with("SCAN")), "{plan:?}");
+            }
+        } else {
+            // PostgreSQL: the query can be answered by walking the index in
+            // its order with no sort (what the planner does on a large table;
+            // with four rows it prefers a scan, so the alternatives are off).
+            let mut conn = st.pool.acquire().await.unwrap();
+            for off in ["enable_seqscan", "enable_bitmapscan", "enable_sort"] {
+                sqlx::query(&format!("SET {off} = off"))
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+            }
+            for after in [false, true] {
+                let raw = format!(
+                    "EXPLAIN {}",
+                    bulwark_server::console::items::open_page_sql(after)
+                );
+                let sql = st.sql(&raw);
+                let mut q = sqlx::query(&sql).bind("match").bind(1_i64);
+                if after {
+                    q = q.bind(0_i64).bind("");
+                }
+                let plan: Vec<String> = q
+                    .bind(51_i64)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|row| row.try_get::<String, _>(0).unwrap())
+                    .collect();
+                assert!(
+                    plan.iter()
+                        .any(|d| d.contains("Index Scan using console_open_queue")),
+                    "{plan:?}"
+                );
+                assert!(
+                    !plan.iter().any(|d| d.contains("Seq Scan") || d.contains("Sort")),
+                    "{plan:?}"
+                );
+            }
+            sqlx::query("RESET ALL").execute(&mut *conn).await.unwrap();
+        }
+        // "next" after a decided item goes to the first open one after it;
+        // it skips the escalated one; after the last it starts over.
+        let next = |after: i64| format!("/console/next?kind=match&after=match:{after}");
+        let item = |id: i64| format!("/console/item/match/{id}");
+        assert_eq!(c.get(&r, &next(ids[0])).await.location(), item(ids[55]));
+        assert_eq!(c.get(&r, &next(ids[54])).await.location(), item(ids[55]));
+        assert_eq!(c.get(&r, &next(ids[55])).await.location(), item(ids[57]));
+        assert_eq!(c.get(&r, &next(ids[56])).await.location(), item(ids[57]));
+        assert_eq!(c.get(&r, &next(ids[59])).await.location(), item(ids[55]));
+        // Deciding one moves on to the next open one.
+        let resp = c
+            .post(
+                &r,
+                "/console/decide",
+                &[("item", &format!("match:{}", ids[57])), ("decision", "dismiss")],
+            )
+            .await;
+        assert_eq!(c.get(&r, &resp.location()).await.location(), item(ids[58]));
+        // A decided item cannot be decided again.
+        let resp = c
+            .post(
+                &r,
+                "/console/decide",
+                &[("item", &format!("match:{}", ids[3])), ("decision", "dismiss")],
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::CONFLICT);
+        // The escalated item: a lead's queue only, and gone once decided.
+        let p = c.get(&l, "/console/queue?kind=escalated").await.text();
+        assert!(p.contains(&link(ids[56])), "{p}");
+        let resp = c
+            .post(
+                &l,
+                "/console/decide",
+                &[("item", &format!("match:{}", ids[56])), ("decision", "dismiss")],
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
+        let p = c.get(&l, "/console/queue?kind=escalated").await.text();
+        assert!(p.contains("Nothing is waiting here."), "{p}");
+        // A cleared account that is flagged again is back in its queue and
+        // can be decided again.
+        c.seed_account("acct-7", "known").await;
+        let resp = c
+            .post(
+                &l,
+                "/console/decide",
+                &[("item", "account:acct-7"), ("decision", "clear")],
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
+        let p = c.get(&l, "/console/queue?kind=account").await.text();
+        assert!(!p.contains("acct-7"), "{p}");
+        // The flag upsert of the voucher path (api/vouchers.rs).
+        sqlx::query(&st.sql(
+            "INSERT INTO psi_accounts (account, state, flagged, updated_at, flagged_at) VALUES (?, ?, 1, ?, ?) \
+             ON CONFLICT (account) DO UPDATE SET flagged = 1, updated_at = excluded.updated_at, \
+             flagged_at = COALESCE(psi_accounts.flagged_at, excluded.flagged_at)",
+        ))
+        .bind("acct-7")
+        .bind(Vec::<u8>::new())
+        .bind(bulwark_server::db::now_ms())
+        .bind(bulwark_server::db::now_ms())
+        .execute(&st.pool)
+        .await
+        .unwrap();
+        let p = c.get(&l, "/console/queue?kind=account").await.text();
+        assert!(p.contains("href=\"/console/item/account/acct-7\""), "{p}");
+        let resp = c
+            .post(
+                &l,
+                "/console/decide",
+                &[("item", "account:acct-7"), ("decision", "dismiss")],
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
+        let p = c.get(&l, "/console/queue?kind=account").await.text();
+        assert!(!p.contains("acct-7"), "{p}");
+        // Dismissed, it is still flagged: a lead can still clear it (the one
+        // way to unflag), a reviewer cannot, and it cannot be dismissed again.
+        let resp = c
+            .post(
+                &l,
+                "/console/decide",
+                &[("item", "account:acct-7"), ("decision", "dismiss")],
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::CONFLICT);
+        let resp = c
+            .post(
+                &r,
+                "/console/decide",
+                &[("item", "account:acct-7"), ("decision", "clear")],
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::FORBIDDEN);
+        let resp = c
+            .post(
+                &l,
+                "/console/decide",
+                &[("item", "account:acct-7"), ("decision", "clear")],
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
+        let flagged: i64 = sqlx::query(&st.sql("SELECT flagged FROM psi_accounts WHERE account = ?"))
+            .bind("acct-7")
+            .fetch_one(&st.pool)
+            .await
+            .unwrap()
+            .try_get("flagged")
+            .unwrap();
+        assert_eq!(flagged, 0);
         c
     })
     .await;

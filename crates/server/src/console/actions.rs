@@ -252,6 +252,16 @@ pub async fn webhook_log(State(state): State<AppState>, reviewer: Reviewer) -> R
         Ok(r) => r,
         Err(e) => return pages::internal(&e),
     };
+    if let Err(e) = audit(
+        &state,
+        &reviewer.actor(),
+        "console.webhooks.view",
+        json!({"rows": rows.len()}),
+    )
+    .await
+    {
+        return pages::internal(&e);
+    }
     let body = html! {
         h1 { "Webhook deliveries" }
         table #deliveries {
@@ -323,9 +333,11 @@ pub async fn gather(state: &AppState, kind: &str, id: &str) -> anyhow::Result<Ev
                 .fetch_one(&s.pool)
                 .await?
                 .try_get("received_at")?;
-            for r in sqlx::query(
-                &s.sql("SELECT DISTINCT sender FROM report_messages WHERE report_id = ?"),
-            )
+            // Senders in the order they first appear in the reported messages.
+            for r in sqlx::query(&s.sql(
+                "SELECT sender FROM report_messages WHERE report_id = ? \
+                 GROUP BY sender ORDER BY MIN(idx)",
+            ))
             .bind(rid)
             .fetch_all(&s.pool)
             .await?
@@ -534,9 +546,13 @@ pub fn xml_escape(s: &str) -> String {
 }
 
 /// A CyberTipline report (`<report>` of the Reporting API) for a confirmed
-/// item: incident summary, reporter, the reported person's account ids and
-/// the files with their hashes (in `additionalInfo` of `fileDetails`-like
-/// `<file>` entries, since file bytes are uploaded separately).
+/// item: incident summary, reporter and the reported account. The Reporting
+/// API takes at most one `personOrUserReported` (the suspect; several only in
+/// a batched viral/meme report), so that is the item's first account; any
+/// further accounts (other senders in a reported conversation) are named in
+/// the report's `additionalInfo`. Kept files and their hashes follow
+/// separately (`/upload` and `fileDetails`); the hashes of files the service
+/// did not keep are listed in `additionalInfo`. Element order is the XSD's.
 pub fn cybertip_xml(cfg: &super::ConsoleConfig, e: &Evidence) -> anyhow::Result<String> {
     let (category, _, confirmed_at) = e
         .confirmed
@@ -574,18 +590,59 @@ pub fn cybertip_xml(cfg: &super::ConsoleConfig, e: &Evidence) -> anyhow::Result<
         x(&cfg.reporter_email)
     ));
     o.push_str("    </reportingPerson>\n  </reporter>\n");
-    for a in &e.accounts {
+    if let Some(a) = e.accounts.first() {
         o.push_str("  <personOrUserReported>\n");
         o.push_str(&format!("    <espIdentifier>{}</espIdentifier>\n", x(a)));
         o.push_str(&format!("    <screenName>{}</screenName>\n", x(a)));
         o.push_str("  </personOrUserReported>\n");
+    }
+    let mut info = Vec::new();
+    if e.accounts.len() > 1 {
+        info.push(format!(
+            "Other accounts that sent the reported messages: {}",
+            e.accounts[1..].join(", ")
+        ));
+    }
+    // Files the service did not keep (a match keeps a thumbnail, an opened
+    // voucher a derivative) cannot be uploaded with fileDetails: their
+    // hashes go here, so the report still carries them.
+    let unsent: Vec<String> = e
+        .files
+        .iter()
+        .filter(|f| f.bytes.is_none())
+        .map(|f| {
+            let hashes: Vec<String> = [
+                ("MD5", &f.md5),
+                ("SHA1", &f.sha1),
+                ("SHA256", &f.sha256),
+                ("PDQ", &f.pdq),
+            ]
+            .into_iter()
+            .filter_map(|(t, v)| v.as_ref().map(|v| format!("{t} {v}")))
+            .collect();
+            format!("{} ({})", f.name, hashes.join(", "))
+        })
+        .collect();
+    if !unsent.is_empty() {
+        info.push(format!(
+            "Matched files not kept by the service, so not uploaded, with their hashes: {}",
+            unsent.join("; ")
+        ));
+    }
+    if !info.is_empty() {
+        o.push_str(&format!(
+            "  <additionalInfo>{}</additionalInfo>\n",
+            x(&info.join("\n"))
+        ));
     }
     o.push_str("</report>\n");
     Ok(o)
 }
 
 /// The `fileDetails` document for one uploaded file (its hashes as
-/// `originalFileHash` elements).
+/// `originalFileHash` elements). `fileViewedByEsp` is `false`: the API means
+/// "viewed the entire contents of the file", and the console never shows a
+/// file, only a grey thumbnail of at most 320 px (or video frames).
 pub fn file_details_xml(report_id: &str, file_id: &str, f: &EvidenceFile) -> String {
     let x = xml_escape;
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<fileDetails>\n");
@@ -598,7 +655,7 @@ pub fn file_details_xml(report_id: &str, file_id: &str, f: &EvidenceFile) -> Str
         "  <originalFileName>{}</originalFileName>\n",
         x(&f.name)
     ));
-    o.push_str("  <fileViewedByEsp>true</fileViewedByEsp>\n");
+    o.push_str("  <fileViewedByEsp>false</fileViewedByEsp>\n");
     for (t, v) in [("MD5", &f.md5), ("SHA1", &f.sha1), ("PDQ", &f.pdq)] {
         if let Some(v) = v {
             o.push_str(&format!(
@@ -684,6 +741,17 @@ pub async fn cybertip_show(
         Ok(None) => return pages::error(StatusCode::NOT_FOUND, "No such report."),
         Err(e) => return pages::internal(&e),
     };
+    // A view of an item's report: audited, and not shown if it cannot be.
+    if let Err(e) = audit(
+        &state,
+        &reviewer.actor(),
+        "console.cybertip.view",
+        json!({"cybertip": id, "item": row.try_get::<String, _>("item").unwrap_or_default()}),
+    )
+    .await
+    {
+        return pages::internal(&e);
+    }
     let xml: String = row.try_get("xml").unwrap_or_default();
     let submitted: Option<i64> = row.try_get("submitted_at").ok().flatten();
     let ncmec: Option<String> = row.try_get("ncmec_report_id").ok().flatten();

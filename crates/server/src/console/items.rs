@@ -243,129 +243,117 @@ pub async fn latest_decision(state: &AppState, key: &str) -> anyhow::Result<Opti
     .transpose()?)
 }
 
-/// The SQL of a queue: `(from-and-where, sort key columns, order by)`. Its
-/// placeholders, in order: reviewer id, then the cursor's (n, n, s) or (n).
-fn queue_sql(queue: &str) -> Option<(&'static str, &'static str, &'static str)> {
-    // Open: no decision at all; not hidden by this reviewer. Both checks are
-    // index lookups per candidate row (`console_decisions (item, id)`,
-    // `console_hidden` primary key), and candidates are walked in index order.
-    Some(match queue {
-        "report" => (
-            "FROM reports r WHERE r.status = 'queued' \
-             AND NOT EXISTS (SELECT 1 FROM console_decisions d WHERE d.item = 'report:' || r.id) \
-             AND NOT EXISTS (SELECT 1 FROM console_hidden h WHERE h.reviewer_id = ? AND h.item = 'report:' || r.id)",
-            "r.id AS n, '' AS s, r.received_at AS t, 'report' AS kind, CAST(r.id AS TEXT) AS id",
-            "r.id",
-        ),
-        "match" => (
-            "FROM console_matches m WHERE 1 = 1 \
-             AND NOT EXISTS (SELECT 1 FROM console_decisions d WHERE d.item = 'match:' || m.id) \
-             AND NOT EXISTS (SELECT 1 FROM console_hidden h WHERE h.reviewer_id = ? AND h.item = 'match:' || m.id)",
-            "m.id AS n, '' AS s, m.at AS t, 'match' AS kind, CAST(m.id AS TEXT) AS id",
-            "m.id",
-        ),
-        "account" => (
-            "FROM psi_accounts a WHERE a.flagged = 1 \
-             AND NOT EXISTS (SELECT 1 FROM console_decisions d WHERE d.item = 'account:' || a.account) \
-             AND NOT EXISTS (SELECT 1 FROM console_hidden h WHERE h.reviewer_id = ? AND h.item = 'account:' || a.account)",
-            "COALESCE(a.flagged_at, a.updated_at) AS n, a.account AS s, COALESCE(a.flagged_at, a.updated_at) AS t, \
-             'account' AS kind, a.account AS id",
-            "COALESCE(a.flagged_at, a.updated_at), a.account",
-        ),
-        // Escalated: an `escalate` decision and no final one since.
-        "escalated" => (
-            "FROM console_decisions e WHERE e.decision = 'escalate' \
-             AND NOT EXISTS (SELECT 1 FROM console_decisions f WHERE f.item = e.item \
-                 AND f.decision IN ('confirm', 'dismiss', 'clear', 'add_to_bank')) \
-             AND NOT EXISTS (SELECT 1 FROM console_hidden h WHERE h.reviewer_id = ? AND h.item = e.item) \
-             AND e.id = (SELECT MIN(x.id) FROM console_decisions x WHERE x.item = e.item AND x.decision = 'escalate')",
-            "e.queued_at AS n, e.item AS s, e.queued_at AS t, '' AS kind, e.item AS id",
-            "e.queued_at, e.item",
-        ),
-        _ => return None,
-    })
+/// The queue an item is open in (`report`, `account`, `match` or
+/// `escalated`), if it is open: one primary-key lookup in `console_open`.
+pub async fn open_queue(state: &AppState, key: &str) -> anyhow::Result<Option<String>> {
+    let s = &state.store;
+    Ok(
+        sqlx::query(&s.sql("SELECT queue FROM console_open WHERE item = ?"))
+            .bind(key)
+            .fetch_optional(&s.pool)
+            .await?
+            .map(|r| r.try_get("queue"))
+            .transpose()?,
+    )
+}
+
+/// An open item's sort key in its queue (`console_open`), if it is open.
+async fn open_cursor(state: &AppState, key: &str) -> anyhow::Result<Option<Cursor>> {
+    let s = &state.store;
+    Ok(
+        sqlx::query(&s.sql("SELECT n, s FROM console_open WHERE item = ?"))
+            .bind(key)
+            .fetch_optional(&s.pool)
+            .await?
+            .map(|r| -> Result<Cursor, sqlx::Error> {
+                Ok(Cursor {
+                    n: r.try_get("n")?,
+                    s: r.try_get("s")?,
+                })
+            })
+            .transpose()?,
+    )
+}
+
+/// The open items of a queue that this reviewer has not hidden. Open items
+/// only are in `console_open` (see the console's migrations), so a page is
+/// one range of its `(queue, n, s)` index: decided items are never read.
+/// Only this reviewer's own hidden items are stepped over (a primary-key
+/// lookup in `console_hidden` each).
+const OPEN_FROM: &str = "FROM console_open o WHERE o.queue = ? \
+     AND NOT EXISTS (SELECT 1 FROM console_hidden h WHERE h.reviewer_id = ? AND h.item = o.item)";
+
+/// The SQL of a queue page (SQLite placeholders): queue, reviewer id, with
+/// `after` the cursor's n and s (a row-value comparison, a range of the
+/// index on both databases), then the limit.
+pub fn open_page_sql(after: bool) -> String {
+    let keyset = if after {
+        " AND (o.n, o.s) > (?, ?)"
+    } else {
+        ""
+    };
+    format!("SELECT o.item, o.n, o.s, o.t {OPEN_FROM}{keyset} ORDER BY o.n, o.s LIMIT ?")
+}
+
+fn is_queue(queue: &str) -> bool {
+    matches!(queue, "report" | "account" | "match" | "escalated")
 }
 
 /// One page of a queue for this reviewer, oldest first, after `after`:
-/// at most `limit` items, read with `LIMIT` (never the whole table).
+/// at most `limit` items with their sort keys, read with `LIMIT` from the
+/// open items' index (never a whole table, never a decided item).
 pub async fn open_page(
     state: &AppState,
     reviewer: &Reviewer,
     queue: &str,
     after: Option<&Cursor>,
     limit: i64,
-) -> anyhow::Result<Vec<Item>> {
-    if queue == "escalated" && reviewer.role < ConsoleRole::Lead {
+) -> anyhow::Result<Vec<(Item, Cursor)>> {
+    if (queue == "escalated" && reviewer.role < ConsoleRole::Lead) || !is_queue(queue) {
         return Ok(Vec::new());
     }
-    let Some((from, cols, order)) = queue_sql(queue) else {
-        return Ok(Vec::new());
-    };
-    let keyset = match (queue, after) {
-        (_, None) => String::new(),
-        ("account", Some(_)) => " AND (COALESCE(a.flagged_at, a.updated_at) > ? OR \
-             (COALESCE(a.flagged_at, a.updated_at) = ? AND a.account > ?))"
-            .into(),
-        ("escalated", Some(_)) => {
-            " AND (e.queued_at > ? OR (e.queued_at = ? AND e.item > ?))".into()
-        }
-        ("report", Some(_)) => " AND r.id > ?".into(),
-        (_, Some(_)) => " AND m.id > ?".into(),
-    };
     let s = &state.store;
-    let raw = format!("SELECT {cols} {from}{keyset} ORDER BY {order} LIMIT ?");
+    let raw = open_page_sql(after.is_some());
     let sql = s.sql(&raw);
-    let mut q = sqlx::query(&sql).bind(reviewer.id);
+    let mut q = sqlx::query(&sql).bind(queue).bind(reviewer.id);
     if let Some(c) = after {
-        q = q.bind(c.n);
-        if matches!(queue, "account" | "escalated") {
-            q = q.bind(c.n).bind(c.s.clone());
-        }
+        q = q.bind(c.n).bind(c.s.clone());
     }
     let rows = q.bind(limit.clamp(1, 500)).fetch_all(&s.pool).await?;
     let mut out = Vec::new();
     for r in rows {
-        let (kind, id): (String, String) = if queue == "escalated" {
-            let key: String = r.try_get("id")?;
-            match key.split_once(':') {
-                Some((k, i)) => (k.to_string(), i.to_string()),
-                None => continue,
-            }
-        } else {
-            (r.try_get("kind")?, r.try_get("id")?)
+        let key: String = r.try_get("item")?;
+        let cursor = Cursor {
+            n: r.try_get("n")?,
+            s: r.try_get("s")?,
         };
-        if let Some(mut it) = find_item(state, &kind, &id).await? {
+        let Some((kind, id)) = split_key(&key) else {
+            continue;
+        };
+        if let Some(mut it) = find_item(state, kind, id).await? {
             if queue == "escalated" {
                 it.queued_at = r.try_get("t")?;
             }
-            out.push(it);
+            out.push((it, cursor));
         }
     }
     Ok(out)
 }
 
 /// How many items wait in a queue for this reviewer, and since when the
-/// oldest has (one aggregate query).
+/// oldest has (one aggregate query over the queue's open items).
 pub async fn open_stats(
     state: &AppState,
     reviewer: &Reviewer,
     queue: &str,
 ) -> anyhow::Result<(i64, Option<i64>)> {
-    if queue == "escalated" && reviewer.role < ConsoleRole::Lead {
+    if (queue == "escalated" && reviewer.role < ConsoleRole::Lead) || !is_queue(queue) {
         return Ok((0, None));
     }
-    let Some((from, _, _)) = queue_sql(queue) else {
-        return Ok((0, None));
-    };
-    let t = match queue {
-        "report" => "r.received_at",
-        "match" => "m.at",
-        "account" => "COALESCE(a.flagged_at, a.updated_at)",
-        _ => "e.queued_at",
-    };
     let s = &state.store;
-    let raw = format!("SELECT COUNT(*) AS c, MIN({t}) AS oldest {from}");
+    let raw = format!("SELECT COUNT(*) AS c, MIN(o.t) AS oldest {OPEN_FROM}");
     let r = sqlx::query(&s.sql(&raw))
+        .bind(queue)
         .bind(reviewer.id)
         .fetch_one(&s.pool)
         .await?;
@@ -409,13 +397,15 @@ pub async fn queue(
         s: q.from_s.clone().unwrap_or_default(),
     });
     let run = async {
-        let mut items = open_page(&state, &reviewer, kind, from.as_ref(), PAGE_SIZE + 1).await?;
-        let more = items.len() as i64 > PAGE_SIZE;
-        items.truncate(PAGE_SIZE as usize);
+        let mut page = open_page(&state, &reviewer, kind, from.as_ref(), PAGE_SIZE + 1).await?;
+        let more = page.len() as i64 > PAGE_SIZE;
+        page.truncate(PAGE_SIZE as usize);
+        let last = page.last().map(|(_, c)| c.clone());
+        let items: Vec<Item> = page.into_iter().map(|(it, _)| it).collect();
         let (total, _) = open_stats(&state, &reviewer, kind).await?;
-        Ok::<_, anyhow::Error>((items, more, total))
+        Ok::<_, anyhow::Error>((items, more, total, last))
     };
-    let (items, more, total) = match run.await {
+    let (items, more, total, last) = match run.await {
         Ok(x) => x,
         Err(e) => return pages::internal(&e),
     };
@@ -427,16 +417,13 @@ pub async fn queue(
     )
     .await;
     let now = now_ms();
-    let next_page = more
-        .then(|| items.last().map(|l| cursor_of(kind, l)))
-        .flatten()
-        .map(|c| {
-            format!(
-                "/console/queue?kind={kind}&from_n={}&from_s={}",
-                c.n,
-                enc(&c.s)
-            )
-        });
+    let next_page = more.then_some(last).flatten().map(|c| {
+        format!(
+            "/console/queue?kind={kind}&from_n={}&from_s={}",
+            c.n,
+            enc(&c.s)
+        )
+    });
     let body = html! {
         h1 { (kind_title(kind)) " (" (total) ")" }
         @if items.is_empty() {
@@ -474,17 +461,29 @@ pub async fn next(
 ) -> Response {
     let kind = q.kind.as_deref().unwrap_or("report");
     let run = async {
+        // Where the current item sits in this queue: its open row's sort key
+        // when it is still open there, else (just decided, or escalated
+        // away) the key it had, from the item itself.
         let after = match q.after.as_deref().and_then(split_key) {
-            Some((k, id)) => find_item(&state, k, id)
-                .await?
-                .map(|it| cursor_of(kind, &it)),
+            Some((k, id)) => {
+                let key = format!("{k}:{id}");
+                match (
+                    open_queue(&state, &key).await?,
+                    open_cursor(&state, &key).await?,
+                ) {
+                    (Some(qn), Some(c)) if qn == kind => Some(c),
+                    _ => find_item(&state, k, id)
+                        .await?
+                        .map(|it| cursor_of(kind, &it)),
+                }
+            }
             None => None,
         };
         let mut next = open_page(&state, &reviewer, kind, after.as_ref(), 1).await?;
         if next.is_empty() && after.is_some() {
             next = open_page(&state, &reviewer, kind, None, 1).await?;
         }
-        Ok::<_, anyhow::Error>(next.into_iter().next())
+        Ok::<_, anyhow::Error>(next.into_iter().next().map(|(it, _)| it))
     };
     match run.await {
         Ok(Some(i)) => Redirect::to(&i.href()).into_response(),
@@ -1400,16 +1399,20 @@ async fn decide_inner(
         }
         _ => return Ok(pages::error(StatusCode::BAD_REQUEST, "Unknown decision.")),
     };
-    let latest = latest_decision(state, &it.key()).await?;
-    if latest.as_deref().is_some_and(|l| FINAL.contains(&l)) {
+    // Only an open item can be decided (a re-flagged account is open again
+    // whatever was decided on its earlier flag); an escalated one by a lead.
+    // One exception: a flagged account (`find_item` found it flagged) can
+    // always be cleared by a lead, also after a confirm or dismiss, since
+    // clearing is the one way to unflag it.
+    let open = open_queue(state, &it.key()).await?;
+    if open.is_none() && !(decision == "clear" && kind == "account") {
         return Ok(pages::error(
             StatusCode::CONFLICT,
             "This item was already decided.",
         ));
     }
-    if latest.as_deref() == Some("escalate")
-        && let Err(r) = reviewer.require(ConsoleRole::Lead)
-    {
+    let escalated = open.as_deref() == Some("escalated");
+    if escalated && let Err(r) = reviewer.require(ConsoleRole::Lead) {
         return Ok(r);
     }
     let mut effect = json!(null);
@@ -1497,6 +1500,23 @@ async fn decide_inner(
     .fetch_one(&mut *tx)
     .await?
     .try_get("id")?;
+    if FINAL.contains(&decision) {
+        sqlx::query(&s.sql("DELETE FROM console_open WHERE item = ?"))
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+    } else if decision == "escalate" {
+        // To the leads' queue, in the order of the time it was queued.
+        sqlx::query(&s.sql(
+            "UPDATE console_open SET queue = 'escalated', n = ?, s = item, t = ? \
+             WHERE item = ? AND queue <> 'escalated'",
+        ))
+        .bind(it.queued_at)
+        .bind(it.queued_at)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    }
     db::audit(
         s,
         &mut tx,
@@ -1516,11 +1536,7 @@ async fn decide_inner(
         "reviewer": reviewer.name, "at": rfc3339(now),
     });
     super::actions::enqueue_webhook(state, did, &event).await?;
-    let queue_kind = if latest.as_deref() == Some("escalate") {
-        "escalated"
-    } else {
-        kind
-    };
+    let queue_kind = if escalated { "escalated" } else { kind };
     Ok(Redirect::to(&format!("/console/next?kind={queue_kind}&after={key}")).into_response())
 }
 

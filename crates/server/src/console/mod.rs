@@ -168,13 +168,123 @@ CREATE INDEX console_decisions_kind ON console_decisions (decision, item);
 CREATE INDEX console_psi_flagged ON psi_accounts (flagged, flagged_at, account)
 ";
 
-/// The console's migrations, in order, versioned by `meta.console_schema`.
-const MIGRATIONS: &[&str] = &[CONSOLE_V1, CONSOLE_V2];
+/// The open items of every queue, so that a queue page or "next item" is one
+/// range of an index that holds open items only: decided items are never
+/// stepped over. `n`, `s` are the sort key (a report's or match's id and
+/// `''`; a flagged account's flag time and name; an escalated item's queue
+/// time and key), `t` the time it has waited since. Triggers on the sources
+/// add a row when an item enters its queue (a queued report, a recorded
+/// match, an account that becomes flagged, again after a clear) and remove it
+/// when the source row goes (or the account is unflagged); a final decision
+/// removes it and an escalation moves it to the `escalated` queue
+/// ([`items::decide`]). Filled here from the existing rows, with the rules
+/// the queues had before (an item with any decision is not in its kind's
+/// queue).
+const CONSOLE_V3: &str = "
+CREATE TABLE console_open (item TEXT PRIMARY KEY, queue TEXT NOT NULL, n BIGINT NOT NULL,
+  s TEXT NOT NULL, t BIGINT NOT NULL);
+CREATE INDEX console_open_queue ON console_open (queue, n, s);
+INSERT INTO console_open (item, queue, n, s, t)
+  SELECT 'report:' || r.id, 'report', r.id, '', r.received_at FROM reports r WHERE r.status = 'queued'
+  AND NOT EXISTS (SELECT 1 FROM console_decisions d WHERE d.item = 'report:' || r.id);
+INSERT INTO console_open (item, queue, n, s, t)
+  SELECT 'match:' || m.id, 'match', m.id, '', m.at FROM console_matches m
+  WHERE NOT EXISTS (SELECT 1 FROM console_decisions d WHERE d.item = 'match:' || m.id);
+INSERT INTO console_open (item, queue, n, s, t)
+  SELECT 'account:' || a.account, 'account', COALESCE(a.flagged_at, a.updated_at), a.account,
+    COALESCE(a.flagged_at, a.updated_at) FROM psi_accounts a WHERE a.flagged = 1
+  AND NOT EXISTS (SELECT 1 FROM console_decisions d WHERE d.item = 'account:' || a.account);
+INSERT INTO console_open (item, queue, n, s, t)
+  SELECT e.item, 'escalated', e.queued_at, e.item, e.queued_at FROM console_decisions e
+  WHERE e.decision = 'escalate'
+  AND e.id = (SELECT MIN(x.id) FROM console_decisions x WHERE x.item = e.item AND x.decision = 'escalate')
+  AND NOT EXISTS (SELECT 1 FROM console_decisions f WHERE f.item = e.item
+    AND f.decision IN ('confirm', 'dismiss', 'clear', 'add_to_bank'))
+  AND (e.item NOT LIKE 'account:%'
+    OR EXISTS (SELECT 1 FROM psi_accounts a WHERE a.flagged = 1 AND 'account:' || a.account = e.item))
+";
 
-/// Runs the console's pending migrations (called by [`Store::open`]).
+/// [`CONSOLE_V3`]'s triggers, SQLite's dialect.
+const CONSOLE_V3_SQLITE: &str = "
+CREATE TRIGGER console_open_report AFTER INSERT ON reports WHEN NEW.status = 'queued' BEGIN
+  INSERT OR IGNORE INTO console_open (item, queue, n, s, t)
+  VALUES ('report:' || NEW.id, 'report', NEW.id, '', NEW.received_at); END;
+CREATE TRIGGER console_close_report AFTER DELETE ON reports BEGIN
+  DELETE FROM console_open WHERE item = 'report:' || OLD.id; END;
+CREATE TRIGGER console_open_match AFTER INSERT ON console_matches BEGIN
+  INSERT OR IGNORE INTO console_open (item, queue, n, s, t)
+  VALUES ('match:' || NEW.id, 'match', NEW.id, '', NEW.at); END;
+CREATE TRIGGER console_close_match AFTER DELETE ON console_matches BEGIN
+  DELETE FROM console_open WHERE item = 'match:' || OLD.id; END;
+CREATE TRIGGER console_open_account AFTER INSERT ON psi_accounts WHEN NEW.flagged = 1 BEGIN
+  INSERT OR IGNORE INTO console_open (item, queue, n, s, t)
+  VALUES ('account:' || NEW.account, 'account', COALESCE(NEW.flagged_at, NEW.updated_at), NEW.account,
+    COALESCE(NEW.flagged_at, NEW.updated_at)); END;
+CREATE TRIGGER console_reopen_account AFTER UPDATE OF flagged ON psi_accounts
+  WHEN NEW.flagged = 1 AND OLD.flagged <> 1 BEGIN
+  INSERT OR IGNORE INTO console_open (item, queue, n, s, t)
+  VALUES ('account:' || NEW.account, 'account', COALESCE(NEW.flagged_at, NEW.updated_at), NEW.account,
+    COALESCE(NEW.flagged_at, NEW.updated_at)); END;
+CREATE TRIGGER console_unflag_account AFTER UPDATE OF flagged ON psi_accounts
+  WHEN NEW.flagged <> 1 AND OLD.flagged = 1 BEGIN
+  DELETE FROM console_open WHERE item = 'account:' || NEW.account; END;
+CREATE TRIGGER console_close_account AFTER DELETE ON psi_accounts BEGIN
+  DELETE FROM console_open WHERE item = 'account:' || OLD.account; END
+";
+
+/// [`CONSOLE_V3`]'s triggers, PostgreSQL's dialect.
+const CONSOLE_V3_POSTGRES: &str = "
+CREATE FUNCTION console_open_report() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    DELETE FROM console_open WHERE item = 'report:' || OLD.id;
+  ELSIF NEW.status = 'queued' THEN
+    INSERT INTO console_open (item, queue, n, s, t)
+    VALUES ('report:' || NEW.id, 'report', NEW.id, '', NEW.received_at) ON CONFLICT (item) DO NOTHING;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER console_open_report AFTER INSERT OR DELETE ON reports
+  FOR EACH ROW EXECUTE FUNCTION console_open_report();
+CREATE FUNCTION console_open_match() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    DELETE FROM console_open WHERE item = 'match:' || OLD.id;
+  ELSE
+    INSERT INTO console_open (item, queue, n, s, t)
+    VALUES ('match:' || NEW.id, 'match', NEW.id, '', NEW.at) ON CONFLICT (item) DO NOTHING;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER console_open_match AFTER INSERT OR DELETE ON console_matches
+  FOR EACH ROW EXECUTE FUNCTION console_open_match();
+CREATE FUNCTION console_open_account() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    DELETE FROM console_open WHERE item = 'account:' || OLD.account;
+  ELSIF NEW.flagged = 1 AND (TG_OP = 'INSERT' OR OLD.flagged <> 1) THEN
+    INSERT INTO console_open (item, queue, n, s, t)
+    VALUES ('account:' || NEW.account, 'account', COALESCE(NEW.flagged_at, NEW.updated_at), NEW.account,
+      COALESCE(NEW.flagged_at, NEW.updated_at)) ON CONFLICT (item) DO NOTHING;
+  ELSIF TG_OP = 'UPDATE' AND NEW.flagged <> 1 AND OLD.flagged = 1 THEN
+    DELETE FROM console_open WHERE item = 'account:' || NEW.account;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER console_open_account AFTER INSERT OR UPDATE OF flagged OR DELETE ON psi_accounts
+  FOR EACH ROW EXECUTE FUNCTION console_open_account()
+";
+
+/// Runs the console's pending migrations (called by [`Store::open`]),
+/// versioned by `meta.console_schema`.
 pub async fn migrate(store: &Store) -> anyhow::Result<()> {
+    let triggers = match store.backend {
+        crate::db::Backend::Sqlite => CONSOLE_V3_SQLITE,
+        crate::db::Backend::Postgres => CONSOLE_V3_POSTGRES,
+    };
+    let v3 = format!("{CONSOLE_V3};\n{triggers}");
     store
-        .migrate_module("console_schema", "console", MIGRATIONS)
+        .migrate_module("console_schema", "console", &[CONSOLE_V1, CONSOLE_V2, &v3])
         .await
 }
 

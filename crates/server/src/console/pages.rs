@@ -295,6 +295,13 @@ pub async fn dashboard(State(state): State<AppState>, reviewer: Reviewer) -> Res
 async fn dashboard_inner(state: &AppState, reviewer: &Reviewer) -> anyhow::Result<Page> {
     let now = now_ms();
     let f = figures(state, reviewer).await?;
+    super::accounts::audit(
+        state,
+        &reviewer.actor(),
+        "console.dashboard.view",
+        serde_json::json!({}),
+    )
+    .await?;
     let max_day = f.per_day.iter().copied().max().unwrap_or(0).max(1);
     // Cumulative: the rate a policy of "at most this distance" would have had.
     let cums: Vec<String> = f.per_band[..BANDS.len()]
