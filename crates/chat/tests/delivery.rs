@@ -1,6 +1,8 @@
-//! The delivery service on both of its databases: SQLite always, and
-//! PostgreSQL when `BULWARK_TEST_POSTGRES` is set (then the matcher and the
-//! delivery service share one PostgreSQL database). The same scenario on
+//! The delivery service on both of its databases: SQLite, and PostgreSQL
+//! (the server at `BULWARK_TEST_POSTGRES`, default the local one; skipped
+//! with a message when none answers, failed under
+//! `BULWARK_TEST_POSTGRES_REQUIRED=1` as in CI), where the matcher and the
+//! delivery service share one database. The same scenario on
 //! each: a group, a text and an image delivered and verified, a stamp the
 //! database holds altered and the message dropped, a report that verifies,
 //! acknowledged queues emptied, a removed member cut off, and no plaintext
@@ -187,7 +189,6 @@ fn delivery_on_sqlite() {
 #[test]
 fn delivery_on_postgres_sharing_the_matchers_database() {
     let Some((url, name)) = support::postgres_db("delivery") else {
-        eprintln!("SKIPPED: set BULWARK_TEST_POSTGRES to run the delivery service on PostgreSQL");
         return;
     };
     {

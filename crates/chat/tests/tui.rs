@@ -2,7 +2,8 @@
 //! ratatui's `TestBackend`, against a real matcher service and delivery
 //! service (as `e2e.rs` starts them). It shows alice's verified message and
 //! a message whose stamp the delivery service altered as dropped, reports
-//! the verified one (the report verifies at the matcher), sends a text with
+//! the verified one (the report verifies at the matcher and shows verified
+//! in the reviewer console), sends a text with
 //! an image attached by path (alice gets it intact, with a voucher sent),
 //! and fetches on a clock tick.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -147,6 +148,14 @@ fn bob_reads_verified_and_dropped_messages_reports_and_sends_an_image_from_the_u
     assert_eq!(m["attachments"].as_array().unwrap().len(), 1, "{got}");
     assert_eq!(got["reporters"][0]["account"], "bob", "{got}");
     assert_eq!(got["reporters"][0]["reason"], "spam", "{got}");
+    // The reviewer console shows it verified.
+    let page = support::console_page(&env, &format!("/console/item/report/{report_id}"));
+    assert!(
+        page.contains("verified: stamp MAC and commitment check"),
+        "{page}"
+    );
+    assert!(!page.contains("NOT verified"), "{page}");
+    assert!(page.contains("friends"), "{page}");
 
     // Attach a missing file: refused with the reason, nothing pending.
     let mut script = keys(&[Key::Tab, Key::Char('a')]);

@@ -58,6 +58,9 @@ fn key_frames_are_good_distinct_and_spread() {
 
 #[test]
 fn video_key_frames_are_vouchered_and_count_toward_the_threshold() {
+    if !support::have_ffmpeg() {
+        return;
+    }
     let env = support::start();
     let videos = support::conformance().join("vpdq/videos");
     let banked = videos.join("pattern-sd-grey-bar.mp4");

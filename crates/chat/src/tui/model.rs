@@ -675,6 +675,14 @@ mod tests {
             app.conversations[0].entries.last(),
             Some(Entry::Sent { vouchers: 1, attachments, .. }) if attachments.len() == 1
         ));
+        // One's own message cannot be reported.
+        app.on_key(Key::Esc);
+        app.on_key(Key::Tab);
+        assert!(matches!(app.cursor_entry(), Some(Entry::Sent { .. })));
+        assert_eq!(app.on_key(Key::Char('R')), None);
+        assert_eq!(app.mode, Mode::Normal);
+        assert!(app.status.as_ref().unwrap().1.contains("only received"));
+        app.on_key(Key::Char('i'));
         // Esc leaves compose; an empty draft sends nothing.
         app.on_key(Key::Enter);
         assert_eq!(app.status.as_ref().map(|s| s.0), Some(true));
