@@ -175,7 +175,8 @@ fn key_of(k: ratatui::crossterm::event::KeyEvent) -> Option<Key> {
 /// after every `poll` without a key.
 pub fn run_terminal(client: &mut Client, poll: Duration) -> anyhow::Result<()> {
     use ratatui::crossterm::event::{self, Event, KeyEventKind};
-    let mut terminal = ratatui::init();
+    let mut terminal = ratatui::try_init()
+        .map_err(|e| anyhow::anyhow!("the terminal UI needs a terminal: {e}"))?;
     let inputs = std::iter::from_fn(|| {
         loop {
             match event::poll(poll) {
