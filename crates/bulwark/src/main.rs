@@ -68,7 +68,7 @@ enum Command {
     /// Text and entity signals of ad text: extract, hash, fold, rules, eval.
     #[command(subcommand)]
     Signals(cmd::signals::Command),
-    /// The reference messenger (MLS): register, send, read, report, groups.
+    /// The reference messenger (MLS): terminal UI (the default), register, send, read, report, groups.
     Chat(cmd::chat::Args),
     /// The reference messenger's delivery service.
     #[command(subcommand)]

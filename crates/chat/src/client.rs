@@ -4,7 +4,8 @@
 //! (key-committing AES-256-GCM, [`bulwark_franking::attachment::seal`]) and
 //! its ciphertext uploaded; each image also gets a safety voucher against
 //! the verified pdata ([`bulwark_client::voucher::voucher_for_image_seen`]),
-//! signed by the device key; the content (text and attachment references)
+//! each video one per key frame ([`video_vouchers`]), signed by the device
+//! key; the content (text and attachment references)
 //! is franked ([`bulwark_client::franking::frank`]) and MLS-encrypted with
 //! the franking tag as authenticated data. The plain image hash never
 //! leaves the device.
@@ -49,6 +50,15 @@ use crate::wire::{
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 /// Key packages uploaded at registration and topped up after joins.
 pub const KEY_PACKAGES: usize = 10;
+/// Most vouchers for one video: frames sampled once a second by vPDQ, of
+/// PDQ quality at least [`VIDEO_MIN_QUALITY`], each further than the match
+/// radius from the others, spread over the video.
+pub const VIDEO_VOUCHERS: usize = 4;
+/// Frames of lower PDQ quality get no voucher (vPDQ's matching rule ignores
+/// them too).
+pub const VIDEO_MIN_QUALITY: u32 = 50;
+/// Most vouchers in one message (the delivery service's limit).
+pub const MAX_VOUCHERS: usize = crate::delivery::MAX_VOUCHERS;
 /// Past epochs whose keys are kept, so messages sent just before a commit
 /// still decrypt.
 const PAST_EPOCHS: usize = 5;
@@ -112,6 +122,32 @@ pub struct Message {
     stamp: StampJson,
 }
 
+#[cfg(test)]
+impl Message {
+    /// A message as if received and verified (UI tests).
+    pub(crate) fn for_test(
+        group: &str,
+        id: &str,
+        sender: &str,
+        device: &str,
+        text: &str,
+        stamp: StampJson,
+    ) -> Message {
+        Message {
+            id: id.into(),
+            group: group.into(),
+            sender: sender.into(),
+            sender_device: device.into(),
+            text: text.into(),
+            attachments: Vec::new(),
+            accepted_at: stamp.accepted_at,
+            envelope: String::new(),
+            tag: String::new(),
+            stamp,
+        }
+    }
+}
+
 /// An attachment that opened.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedAttachment {
@@ -162,6 +198,9 @@ pub struct Sent {
     pub voucher_bytes: Vec<usize>,
     /// Device time to hash each image and build and sign its voucher, µs.
     pub voucher_micros: Vec<u64>,
+    /// Device time per video: hash its frames (vPDQ), extract the chosen
+    /// frames' derivatives, build and sign their vouchers, µs.
+    pub video_micros: Vec<u64>,
     /// Bytes of each attachment ciphertext.
     pub attachment_bytes: Vec<usize>,
     /// The stamp the service gave.
@@ -201,6 +240,99 @@ impl Attachment {
         .to_string();
         Ok(Attachment { bytes, media_type })
     }
+}
+
+impl Attachment {
+    /// An image or a video: it gets safety vouchers.
+    pub fn is_media(&self) -> bool {
+        self.media_type.starts_with("image/") || self.media_type.starts_with("video/")
+    }
+}
+
+/// The frames of a video that get vouchers: vPDQ hashes one frame a second
+/// (ffmpeg in a subprocess), frames below [`VIDEO_MIN_QUALITY`] are
+/// skipped, then up to [`VIDEO_VOUCHERS`] frames spread over the video, each
+/// further than the match radius from those already chosen.
+pub fn video_key_frames(
+    frames: &[bulwark_vpdq::FrameHash],
+    radius: u32,
+) -> Vec<bulwark_vpdq::FrameHash> {
+    let mut distinct: Vec<bulwark_vpdq::FrameHash> = Vec::new();
+    for f in frames.iter().filter(|f| f.quality >= VIDEO_MIN_QUALITY) {
+        if distinct.iter().all(|d| d.hash.distance(&f.hash) > radius) {
+            distinct.push(*f);
+        }
+    }
+    if distinct.len() <= VIDEO_VOUCHERS {
+        return distinct;
+    }
+    (0..VIDEO_VOUCHERS)
+        .map(|i| distinct[i * distinct.len() / VIDEO_VOUCHERS])
+        .collect()
+}
+
+/// Safety vouchers for a video: each key frame's vPDQ hash (the hash the
+/// service computes for banked videos), with the grey derivative of that
+/// frame, through the same voucher path as an image (remembered in `seen`,
+/// so a near copy counts once toward the threshold). The plain hashes stay
+/// on the device.
+pub fn video_vouchers(
+    pdata: &Pdata,
+    account: &DeviceAccount,
+    seen: &mut SeenImages,
+    bytes: &[u8],
+) -> anyhow::Result<Vec<bulwark_client::voucher::Voucher>> {
+    let mut file = tempfile::NamedTempFile::new()?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    let mut opts = bulwark_vpdq::Options::default();
+    opts.every_seconds = Some(1.0);
+    opts.timeout = std::time::Duration::from_secs(120);
+    let frames = bulwark_vpdq::hash_video(file.path(), &opts).context("hashing the video")?;
+    let chosen = video_key_frames(&frames, u32::from(pdata.params().radius));
+    ensure!(
+        !chosen.is_empty(),
+        "the video has no frame of PDQ quality {VIDEO_MIN_QUALITY} or more to voucher"
+    );
+    let side = (f64::from(pdata.params().derivative_bytes).sqrt() as usize).clamp(1, 64);
+    let mut out = Vec::new();
+    for f in chosen {
+        let png = frame_png(&opts.ffmpeg, file.path(), f.timestamp)?;
+        let img = bulwark_pdq::decode(&png, &bulwark_pdq::Limits::default())
+            .map_err(|e| anyhow!("frame at {:.3} s: {e}", f.timestamp))?;
+        let derivative = bulwark_client::voucher::grey_derivative(&img, side);
+        let identity = seen.identity(pdata, &f.hash);
+        out.push(
+            account
+                .voucher_as(
+                    pdata,
+                    &f.hash,
+                    &identity,
+                    &derivative,
+                    &mut rand::rngs::OsRng,
+                )
+                .map_err(|e| anyhow!("voucher: {e}"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// One frame of a video as PNG, decoded by ffmpeg in a subprocess.
+fn frame_png(ffmpeg: &Path, video: &Path, at: f64) -> anyhow::Result<Vec<u8>> {
+    let out = std::process::Command::new(ffmpeg)
+        .args(["-nostdin", "-v", "error", "-noautorotate", "-ss"])
+        .arg(format!("{at:.3}"))
+        .arg("-i")
+        .arg(video)
+        .args(["-frames:v", "1", "-f", "image2pipe", "-c:v", "png", "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", ffmpeg.display()))?;
+    ensure!(
+        out.status.success() && !out.stdout.is_empty(),
+        "extracting the frame at {at:.3} s: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(out.stdout)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -777,20 +909,15 @@ impl Client {
         let mut g = self.load_group(group)?;
         let device_key = self.device_key()?;
         let need_vouchers = self.state.pdata_policy.providers.len() >= 2;
-        if need_vouchers
-            && self.pdata.is_none()
-            && attachments
-                .iter()
-                .any(|a| a.media_type.starts_with("image/"))
-        {
+        if need_vouchers && self.pdata.is_none() && attachments.iter().any(Attachment::is_media) {
             self.refresh_pdata()?;
         }
         let mut refs: Vec<AttachmentRef> = Vec::new();
         let mut vouchers = Vec::new();
         let (mut voucher_bytes, mut attachment_bytes) = (Vec::new(), Vec::new());
-        let mut voucher_micros = Vec::new();
+        let (mut voucher_micros, mut video_micros) = (Vec::new(), Vec::new());
         for a in attachments {
-            if a.media_type.starts_with("image/")
+            if a.is_media()
                 && let Some(p) = &self.pdata
             {
                 let t = std::time::Instant::now();
@@ -798,22 +925,37 @@ impl Client {
                     &self.state.voucher_account,
                 )?))?;
                 let mut seen = self.seen()?;
-                let v = bulwark_client::voucher::voucher_for_image_seen(
-                    p, &account, &mut seen, &a.bytes,
-                )?;
+                let made = if a.media_type.starts_with("video/") {
+                    video_vouchers(p, &account, &mut seen, &a.bytes)?
+                } else {
+                    vec![bulwark_client::voucher::voucher_for_image_seen(
+                        p, &account, &mut seen, &a.bytes,
+                    )?]
+                };
                 self.remember(&seen);
-                let bytes = v.to_bytes();
-                let sig = device_key.sign(&bulwark_psi::envelope::signing_input(
-                    &self.state.user,
-                    &self.state.device,
-                    &bytes,
-                ));
-                voucher_micros.push(t.elapsed().as_micros() as u64);
-                voucher_bytes.push(bytes.len());
-                vouchers.push(SignedVoucher {
-                    voucher: b64e(&bytes),
-                    signature: hex::encode(sig.to_bytes()),
-                });
+                ensure!(
+                    vouchers.len() + made.len() <= MAX_VOUCHERS,
+                    "a message carries at most {MAX_VOUCHERS} vouchers: send these attachments in several messages"
+                );
+                for v in made {
+                    let bytes = v.to_bytes();
+                    let sig = device_key.sign(&bulwark_psi::envelope::signing_input(
+                        &self.state.user,
+                        &self.state.device,
+                        &bytes,
+                    ));
+                    voucher_bytes.push(bytes.len());
+                    vouchers.push(SignedVoucher {
+                        voucher: b64e(&bytes),
+                        signature: hex::encode(sig.to_bytes()),
+                    });
+                }
+                let micros = t.elapsed().as_micros() as u64;
+                if a.media_type.starts_with("video/") {
+                    video_micros.push(micros);
+                } else {
+                    voucher_micros.push(micros);
+                }
             }
             let blob = random_id();
             let (r, ct) = bulwark_franking::attachment::seal(
@@ -872,6 +1014,7 @@ impl Client {
             mls_bytes: mls.len(),
             voucher_bytes,
             voucher_micros,
+            video_micros,
             attachment_bytes,
             stamp,
         })

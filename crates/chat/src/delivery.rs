@@ -1,7 +1,8 @@
 //! The delivery service: authenticated devices, key packages, commit and
 //! welcome fan-out, per-device message queues and a ciphertext attachment
-//! store, on SQLite (its own tables, versioned by `chat_schema` in its own
-//! `chat_meta` table).
+//! store, on SQLite or PostgreSQL (its own `chat_*` tables, versioned by
+//! `chat_schema` in its own `chat_meta` table; it may share the matcher's
+//! database or have its own).
 //!
 //! It sees ciphertext, metadata (who sends to which group, when) and
 //! franking tags — never message content, attachment keys or plain image
@@ -26,8 +27,9 @@ use base64::Engine as _;
 use rand::RngCore;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use sqlx::AnyPool;
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::any::AnyPoolOptions;
 
 use crate::http::Http;
 use crate::wire::{
@@ -44,6 +46,8 @@ pub const MAX_KEY_PACKAGES: i64 = 100;
 /// Most vouchers in one message.
 pub const MAX_VOUCHERS: usize = 10;
 
+/// The delivery service's tables: `{pk}` and `{blob}` take each backend's
+/// types; integers are BIGINT on both.
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS chat_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS chat_devices (
@@ -52,19 +56,19 @@ CREATE TABLE IF NOT EXISTS chat_devices (
     public_key TEXT NOT NULL,
     token_sha256 TEXT NOT NULL UNIQUE,
     matcher_key TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
+    created_at BIGINT NOT NULL,
     PRIMARY KEY (user_name, device)
 );
 CREATE TABLE IF NOT EXISTS chat_key_packages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {pk},
     user_name TEXT NOT NULL,
     device TEXT NOT NULL,
-    key_package BLOB NOT NULL
+    key_package {blob} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS chat_groups (
     group_id TEXT PRIMARY KEY,
-    epoch INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
+    epoch BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS chat_members (
     group_id TEXT NOT NULL,
@@ -73,42 +77,74 @@ CREATE TABLE IF NOT EXISTS chat_members (
     PRIMARY KEY (group_id, user_name, device)
 );
 CREATE TABLE IF NOT EXISTS chat_queue (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {pk},
     user_name TEXT NOT NULL,
     device TEXT NOT NULL,
     kind TEXT NOT NULL,
     group_id TEXT NOT NULL,
     from_user TEXT NOT NULL,
     from_device TEXT NOT NULL,
-    mls BLOB NOT NULL,
+    mls {blob} NOT NULL,
     message_id TEXT,
     tag TEXT,
     stamp TEXT,
-    created_at INTEGER NOT NULL
+    created_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chat_queue_device ON chat_queue (user_name, device, seq);
 CREATE TABLE IF NOT EXISTS chat_attachments (
     blob_id TEXT PRIMARY KEY,
-    ciphertext BLOB NOT NULL,
+    ciphertext {blob} NOT NULL,
     uploaded_by TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
+    created_at BIGINT NOT NULL
+)
 ";
 
 /// How the delivery service reaches the matcher service.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// SQLite database file.
-    pub database: std::path::PathBuf,
+    /// The database: `sqlite://FILE`, `postgres://...`, or a SQLite file path.
+    pub database: String,
     /// The matcher service (`bulwark serve`) base URL.
     pub matcher_url: String,
     /// A stamper-role API key of the matcher service.
     pub stamper_key: String,
 }
 
+/// The delivery service's database: SQLite or PostgreSQL through sqlx's
+/// `Any` driver, queries written once with `?` and numbered for PostgreSQL
+/// (as the matcher's `Store` does).
+#[derive(Clone)]
+pub struct Db {
+    /// The connection pool.
+    pub pool: AnyPool,
+    /// PostgreSQL (else SQLite).
+    pub postgres: bool,
+}
+
+impl Db {
+    /// `sql` with `?` numbered `$1, $2, ...` for PostgreSQL.
+    pub fn sql<'a>(&self, sql: &'a str) -> std::borrow::Cow<'a, str> {
+        if !self.postgres {
+            return std::borrow::Cow::Borrowed(sql);
+        }
+        let mut out = String::with_capacity(sql.len() + 16);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        std::borrow::Cow::Owned(out)
+    }
+}
+
 #[derive(Clone)]
 struct Ds {
-    pool: SqlitePool,
+    db: Db,
     matcher: Http,
     stamper_key: Arc<String>,
 }
@@ -191,10 +227,11 @@ async fn caller(ds: &Ds, headers: &HeaderMap) -> DsResult<Option<Caller>> {
         return Ok(None);
     };
     let row = sqlx::query(
-        "SELECT user_name, device, matcher_key FROM chat_devices WHERE token_sha256 = ?",
+        &ds.db
+            .sql("SELECT user_name, device, matcher_key FROM chat_devices WHERE token_sha256 = ?"),
     )
     .bind(token_hash(token.trim()))
-    .fetch_optional(&ds.pool)
+    .fetch_optional(&ds.db.pool)
     .await?;
     Ok(row.map(|r| Caller {
         user: r.get("user_name"),
@@ -212,32 +249,71 @@ async fn require(ds: &Ds, headers: &HeaderMap) -> DsResult<Caller> {
     })
 }
 
+/// The sqlx URL of a `--database` value: a URL as given, a bare path as a
+/// SQLite file (created if missing).
+pub fn database_url(database: &str) -> String {
+    if database.starts_with("sqlite:")
+        || database.starts_with("postgres:")
+        || database.starts_with("postgresql:")
+    {
+        database.to_string()
+    } else {
+        format!("sqlite://{database}?mode=rwc")
+    }
+}
+
 /// Opens (creating) the database and migrates it.
-pub async fn open_pool(path: &std::path::Path) -> anyhow::Result<SqlitePool> {
-    let opts = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-        .busy_timeout(std::time::Duration::from_secs(10));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(opts)
+pub async fn open_db(database: &str) -> anyhow::Result<Db> {
+    sqlx::any::install_default_drivers();
+    let url = database_url(database);
+    let postgres = !url.starts_with("sqlite:");
+    let pool = AnyPoolOptions::new()
+        .max_connections(if postgres { 8 } else { 4 })
+        .acquire_timeout(std::time::Duration::from_secs(30))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if !postgres {
+                    for p in ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 10000"] {
+                        sqlx::query(p).execute(&mut *conn).await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
         .await
-        .with_context(|| format!("opening {}", path.display()))?;
-    sqlx::raw_sql(SCHEMA_V1).execute(&pool).await?;
-    sqlx::query(
+        .with_context(|| format!("opening the delivery database {database}"))?;
+    let db = Db { pool, postgres };
+    let (pk, blob) = if postgres {
+        ("BIGSERIAL PRIMARY KEY", "BYTEA")
+    } else {
+        ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB")
+    };
+    let schema = SCHEMA_V1.replace("{pk}", pk).replace("{blob}", blob);
+    let mut tx = db.pool.begin().await?;
+    if postgres {
+        // Replicas starting together migrate one at a time.
+        sqlx::query("SELECT pg_advisory_xact_lock(7305549)")
+            .execute(&mut *tx)
+            .await?;
+    }
+    for stmt in schema.split(';').filter(|s| !s.trim().is_empty()) {
+        sqlx::query(stmt).execute(&mut *tx).await?;
+    }
+    sqlx::query(&db.sql(
         "INSERT INTO chat_meta (key, value) VALUES ('chat_schema', '1') ON CONFLICT (key) DO NOTHING",
-    )
-    .execute(&pool)
+    ))
+    .execute(&mut *tx)
     .await?;
-    Ok(pool)
+    tx.commit().await?;
+    Ok(db)
 }
 
 /// The delivery service's routes on an opened database.
 pub async fn router(config: &Config) -> anyhow::Result<Router> {
-    let pool = open_pool(&config.database).await?;
+    let db = open_db(&config.database).await?;
     let ds = Ds {
-        pool,
+        db,
         matcher: Http::new(&config.matcher_url),
         stamper_key: Arc::new(config.stamper_key.clone()),
     };
@@ -289,11 +365,14 @@ async fn register(
     hex::decode_to_slice(r.public_key.as_bytes(), &mut pk)
         .map_err(|_| bad("public_key must be 64 hex digits"))?;
     // A further device of an existing user is linked by one of its devices.
-    let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM chat_devices WHERE user_name = ?")
-        .bind(&r.user)
-        .fetch_one(&ds.pool)
-        .await?
-        .get("n");
+    let existing: i64 = sqlx::query(
+        &ds.db
+            .sql("SELECT COUNT(*) AS n FROM chat_devices WHERE user_name = ?"),
+    )
+    .bind(&r.user)
+    .fetch_one(&ds.db.pool)
+    .await?
+    .get("n");
     if existing > 0 {
         match caller(&ds, &headers).await? {
             Some(c) if c.user == r.user => {}
@@ -319,17 +398,15 @@ async fn register(
     let mut t = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut t);
     let token = hex::encode(t);
-    let inserted = sqlx::query(
-        "INSERT INTO chat_devices (user_name, device, public_key, token_sha256, matcher_key, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
+    let inserted = sqlx::query(&ds.db.sql("INSERT INTO chat_devices (user_name, device, public_key, token_sha256, matcher_key, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?)"))
     .bind(&r.user)
     .bind(&r.device)
     .bind(&r.public_key)
     .bind(token_hash(&token))
     .bind(&matcher_key)
     .bind(now_ms())
-    .execute(&ds.pool)
+    .execute(&ds.db.pool)
     .await;
     if inserted.is_err() {
         return Err(DsError(
@@ -350,11 +427,12 @@ async fn upload_key_packages(
 ) -> DsResult<Json<Value>> {
     let c = require(&ds, &headers).await?;
     let held: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM chat_key_packages WHERE user_name = ? AND device = ?",
+        &ds.db
+            .sql("SELECT COUNT(*) AS n FROM chat_key_packages WHERE user_name = ? AND device = ?"),
     )
     .bind(&c.user)
     .bind(&c.device)
-    .fetch_one(&ds.pool)
+    .fetch_one(&ds.db.pool)
     .await?
     .get("n");
     if held + u.key_packages.len() as i64 > MAX_KEY_PACKAGES {
@@ -364,13 +442,13 @@ async fn upload_key_packages(
     }
     for kp in &u.key_packages {
         let bytes = b64(kp, "key_packages")?;
-        sqlx::query(
+        sqlx::query(&ds.db.sql(
             "INSERT INTO chat_key_packages (user_name, device, key_package) VALUES (?, ?, ?)",
-        )
+        ))
         .bind(&c.user)
         .bind(&c.device)
         .bind(bytes)
-        .execute(&ds.pool)
+        .execute(&ds.db.pool)
         .await?;
     }
     Ok(Json(json!({"stored": u.key_packages.len()})))
@@ -384,12 +462,14 @@ async fn claim_key_packages(
     Path(user): Path<String>,
 ) -> DsResult<Json<Vec<ClaimedKeyPackage>>> {
     let c = require(&ds, &headers).await?;
-    let mut tx = ds.pool.begin().await?;
-    let devices =
-        sqlx::query("SELECT device FROM chat_devices WHERE user_name = ? ORDER BY device")
-            .bind(&user)
-            .fetch_all(&mut *tx)
-            .await?;
+    let mut tx = ds.db.pool.begin().await?;
+    let devices = sqlx::query(
+        &ds.db
+            .sql("SELECT device FROM chat_devices WHERE user_name = ? ORDER BY device"),
+    )
+    .bind(&user)
+    .fetch_all(&mut *tx)
+    .await?;
     if devices.is_empty() {
         return Err(DsError(StatusCode::NOT_FOUND, "no such user".into()));
     }
@@ -399,9 +479,7 @@ async fn claim_key_packages(
         if user == c.user && device == c.device {
             continue;
         }
-        let row = sqlx::query(
-            "SELECT id, key_package FROM chat_key_packages WHERE user_name = ? AND device = ? ORDER BY id LIMIT 1",
-        )
+        let row = sqlx::query(&ds.db.sql("SELECT id, key_package FROM chat_key_packages WHERE user_name = ? AND device = ? ORDER BY id LIMIT 1"))
         .bind(&user)
         .bind(&device)
         .fetch_optional(&mut *tx)
@@ -414,7 +492,7 @@ async fn claim_key_packages(
         };
         let id: i64 = row.get("id");
         let kp: Vec<u8> = row.get("key_package");
-        sqlx::query("DELETE FROM chat_key_packages WHERE id = ?")
+        sqlx::query(&ds.db.sql("DELETE FROM chat_key_packages WHERE id = ?"))
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -433,19 +511,22 @@ async fn list_devices(
     Path(user): Path<String>,
 ) -> DsResult<Json<Vec<String>>> {
     require(&ds, &headers).await?;
-    let rows = sqlx::query("SELECT device FROM chat_devices WHERE user_name = ? ORDER BY device")
-        .bind(&user)
-        .fetch_all(&ds.pool)
-        .await?;
+    let rows = sqlx::query(
+        &ds.db
+            .sql("SELECT device FROM chat_devices WHERE user_name = ? ORDER BY device"),
+    )
+    .bind(&user)
+    .fetch_all(&ds.db.pool)
+    .await?;
     Ok(Json(rows.iter().map(|r| r.get("device")).collect()))
 }
 
 async fn members(ds: &Ds, group: &str) -> DsResult<Vec<Member>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&ds.db.sql(
         "SELECT user_name, device FROM chat_members WHERE group_id = ? ORDER BY user_name, device",
-    )
+    ))
     .bind(group)
-    .fetch_all(&ds.pool)
+    .fetch_all(&ds.db.pool)
     .await?;
     Ok(rows
         .iter()
@@ -458,7 +539,8 @@ async fn members(ds: &Ds, group: &str) -> DsResult<Vec<Member>> {
 
 #[allow(clippy::too_many_arguments)]
 async fn enqueue(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    ds: &Ds,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     to: &Member,
     kind: &str,
     group: &str,
@@ -466,10 +548,8 @@ async fn enqueue(
     mls: &[u8],
     message: Option<(&str, &str, &str)>,
 ) -> DsResult<()> {
-    sqlx::query(
-        "INSERT INTO chat_queue (user_name, device, kind, group_id, from_user, from_device, mls, message_id, tag, stamp, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
+    sqlx::query(&ds.db.sql("INSERT INTO chat_queue (user_name, device, kind, group_id, from_user, from_device, mls, message_id, tag, stamp, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
     .bind(&to.user)
     .bind(&to.device)
     .bind(kind)
@@ -501,10 +581,13 @@ async fn commit(
         device: c.device.clone(),
     };
     let before = members(&ds, &group).await?;
-    let exists = sqlx::query("SELECT epoch FROM chat_groups WHERE group_id = ?")
-        .bind(&group)
-        .fetch_optional(&ds.pool)
-        .await?;
+    let exists = sqlx::query(
+        &ds.db
+            .sql("SELECT epoch FROM chat_groups WHERE group_id = ?"),
+    )
+    .bind(&group)
+    .fetch_optional(&ds.db.pool)
+    .await?;
     if exists.is_some() && !before.contains(&me) {
         return Err(forbidden("only a member of the group may commit to it"));
     }
@@ -521,24 +604,30 @@ async fn commit(
         .as_deref()
         .map(|w| b64(w, "welcome"))
         .transpose()?;
-    let mut tx = ds.pool.begin().await?;
+    let mut tx = ds.db.pool.begin().await?;
     if exists.is_none() {
-        sqlx::query("INSERT INTO chat_groups (group_id, epoch, created_at) VALUES (?, ?, ?)")
-            .bind(&group)
-            .bind(u.epoch as i64)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            &ds.db
+                .sql("INSERT INTO chat_groups (group_id, epoch, created_at) VALUES (?, ?, ?)"),
+        )
+        .bind(&group)
+        .bind(u.epoch as i64)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
     } else {
-        sqlx::query("UPDATE chat_groups SET epoch = ? WHERE group_id = ?")
-            .bind(u.epoch as i64)
-            .bind(&group)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            &ds.db
+                .sql("UPDATE chat_groups SET epoch = ? WHERE group_id = ?"),
+        )
+        .bind(u.epoch as i64)
+        .bind(&group)
+        .execute(&mut *tx)
+        .await?;
     }
     if let Some(commit) = &commit {
         for m in before.iter().filter(|m| **m != me) {
-            enqueue(&mut tx, m, "commit", &group, &c, commit, None).await?;
+            enqueue(&ds, &mut tx, m, "commit", &group, &c, commit, None).await?;
         }
     }
     if let Some(w) = &welcome {
@@ -547,20 +636,23 @@ async fn commit(
             .iter()
             .filter(|m| !before.contains(m) && **m != me)
         {
-            enqueue(&mut tx, m, "welcome", &group, &c, w, None).await?;
+            enqueue(&ds, &mut tx, m, "welcome", &group, &c, w, None).await?;
         }
     }
-    sqlx::query("DELETE FROM chat_members WHERE group_id = ?")
+    sqlx::query(&ds.db.sql("DELETE FROM chat_members WHERE group_id = ?"))
         .bind(&group)
         .execute(&mut *tx)
         .await?;
     for m in &u.members {
-        sqlx::query("INSERT INTO chat_members (group_id, user_name, device) VALUES (?, ?, ?)")
-            .bind(&group)
-            .bind(&m.user)
-            .bind(&m.device)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            &ds.db
+                .sql("INSERT INTO chat_members (group_id, user_name, device) VALUES (?, ?, ?)"),
+        )
+        .bind(&group)
+        .bind(&m.user)
+        .bind(&m.device)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(Json(json!({"epoch": u.epoch})))
@@ -623,9 +715,10 @@ async fn message(
         epoch: u.epoch,
     };
     let stamp_text = serde_json::to_string(&stamp).map_err(|e| bad(e.to_string()))?;
-    let mut tx = ds.pool.begin().await?;
+    let mut tx = ds.db.pool.begin().await?;
     for m in all.iter().filter(|m| **m != me) {
         enqueue(
+            &ds,
             &mut tx,
             m,
             "message",
@@ -642,13 +735,13 @@ async fn message(
 
 async fn queue(State(ds): State<Ds>, headers: HeaderMap) -> DsResult<Json<Vec<QueueItem>>> {
     let c = require(&ds, &headers).await?;
-    let rows = sqlx::query(
+    let rows = sqlx::query(&ds.db.sql(
         "SELECT seq, kind, group_id, from_user, from_device, mls, message_id, tag, stamp \
          FROM chat_queue WHERE user_name = ? AND device = ? ORDER BY seq LIMIT 500",
-    )
+    ))
     .bind(&c.user)
     .bind(&c.device)
-    .fetch_all(&ds.pool)
+    .fetch_all(&ds.db.pool)
     .await?;
     let mut out = Vec::new();
     for r in rows {
@@ -677,13 +770,16 @@ async fn ack(
     Json(a): Json<Ack>,
 ) -> DsResult<Json<Value>> {
     let c = require(&ds, &headers).await?;
-    let n = sqlx::query("DELETE FROM chat_queue WHERE user_name = ? AND device = ? AND seq <= ?")
-        .bind(&c.user)
-        .bind(&c.device)
-        .bind(a.upto)
-        .execute(&ds.pool)
-        .await?
-        .rows_affected();
+    let n = sqlx::query(
+        &ds.db
+            .sql("DELETE FROM chat_queue WHERE user_name = ? AND device = ? AND seq <= ?"),
+    )
+    .bind(&c.user)
+    .bind(&c.device)
+    .bind(a.upto)
+    .execute(&ds.db.pool)
+    .await?
+    .rows_affected();
     Ok(Json(json!({"deleted": n})))
 }
 
@@ -700,14 +796,12 @@ async fn put_attachment(
     if body.is_empty() || body.len() > MAX_ATTACHMENT {
         return Err(bad(format!("an attachment is 1–{MAX_ATTACHMENT} bytes")));
     }
-    let stored = sqlx::query(
-        "INSERT INTO chat_attachments (blob_id, ciphertext, uploaded_by, created_at) VALUES (?, ?, ?, ?)",
-    )
+    let stored = sqlx::query(&ds.db.sql("INSERT INTO chat_attachments (blob_id, ciphertext, uploaded_by, created_at) VALUES (?, ?, ?, ?)"))
     .bind(&id)
     .bind(body.as_ref())
     .bind(format!("{}/{}", c.user, c.device))
     .bind(now_ms())
-    .execute(&ds.pool)
+    .execute(&ds.db.pool)
     .await;
     if stored.is_err() {
         return Err(DsError(StatusCode::CONFLICT, "blob id taken".into()));
@@ -721,11 +815,14 @@ async fn get_attachment(
     Path(id): Path<String>,
 ) -> DsResult<Response> {
     require(&ds, &headers).await?;
-    let row = sqlx::query("SELECT ciphertext FROM chat_attachments WHERE blob_id = ?")
-        .bind(&id)
-        .fetch_optional(&ds.pool)
-        .await?
-        .ok_or_else(|| DsError(StatusCode::NOT_FOUND, "no such attachment".into()))?;
+    let row = sqlx::query(
+        &ds.db
+            .sql("SELECT ciphertext FROM chat_attachments WHERE blob_id = ?"),
+    )
+    .bind(&id)
+    .fetch_optional(&ds.db.pool)
+    .await?
+    .ok_or_else(|| DsError(StatusCode::NOT_FOUND, "no such attachment".into()))?;
     let ct: Vec<u8> = row.get("ciphertext");
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],

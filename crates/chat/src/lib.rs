@@ -3,18 +3,21 @@
 //!
 //! - [`client`]: one MLS client per device; 1:1s (two-user groups) and
 //!   groups, membership changes, several devices per user, committed
-//!   encrypted attachments; franks every message, vouchers every image,
+//!   encrypted attachments; franks every message, vouchers every image and
+//!   a video's key frames,
 //!   verifies every stamp, reports signed by the device.
-//! - [`delivery`]: the delivery service (axum + SQLite): authenticated
+//! - [`delivery`]: the delivery service (axum; SQLite or PostgreSQL): authenticated
 //!   devices, key packages, commit and welcome fan-out, per-device queues,
 //!   a ciphertext attachment store; stamps through the matcher's stamper
 //!   role and forwards vouchers.
+//! - [`tui`]: the terminal UI (ratatui) over a [`Client`].
 //!
 //! See `docs/MESSENGER.md` for the integration guide.
 
 pub mod client;
 pub mod delivery;
 pub mod http;
+pub mod tui;
 pub mod wire;
 
 pub use client::{Attachment, Client, Message, PdataPolicy, Received, Sent};

@@ -88,7 +88,7 @@ fn start() -> Env {
     });
     let ds = rt.block_on(async {
         let app = bulwark_chat::delivery::router(&bulwark_chat::delivery::Config {
-            database: ds_db.clone(),
+            database: ds_db.display().to_string(),
             matcher_url: matcher.clone(),
             stamper_key: stamper.clone(),
         })

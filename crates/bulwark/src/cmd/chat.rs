@@ -1,5 +1,6 @@
-//! `bulwark chat`: the reference messenger's scriptable client, and
-//! `bulwark delivery serve`: its delivery service.
+//! `bulwark chat`: the reference messenger's terminal UI (no subcommand, or
+//! `tui`) and scriptable client, and `bulwark delivery serve`: its delivery
+//! service.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,13 +13,21 @@ pub struct Args {
     /// The device's state directory (keys, MLS state, received messages).
     #[arg(long, env = "BULWARK_CHAT_DIR", default_value = ".bulwark-chat")]
     dir: PathBuf,
+    /// Without a subcommand: the terminal UI.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 /// Chat commands.
 #[derive(clap::Subcommand)]
 enum Command {
+    /// The terminal UI: conversations, messages with their stamp state and
+    /// dropped items, compose, attach, report (the default).
+    Tui {
+        /// Seconds between fetches of the queue.
+        #[arg(long, default_value_t = 2.0)]
+        poll: f64,
+    },
     /// Register this device (a new user, or with --link-token a further
     /// device of an existing user).
     Register {
@@ -121,9 +130,10 @@ pub enum DeliveryCommand {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: std::net::SocketAddr,
-        /// SQLite database file (created).
-        #[arg(long, default_value = "delivery.db")]
-        database: PathBuf,
+        /// The database: a SQLite file (created), `sqlite://FILE` or
+        /// `postgres://...` (it may be the matcher's own database).
+        #[arg(long, env = "BULWARK_DELIVERY_DATABASE", default_value = "delivery.db")]
+        database: String,
         /// Matcher service (`bulwark serve`) URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         matcher: String,
@@ -161,7 +171,15 @@ pub fn run_delivery(c: DeliveryCommand) -> anyhow::Result<ExitCode> {
 /// Runs `bulwark chat ...`.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let dir = a.dir;
-    match a.command {
+    match a.command.unwrap_or(Command::Tui { poll: 2.0 }) {
+        Command::Tui { poll } => {
+            anyhow::ensure!(
+                poll.is_finite() && poll > 0.0,
+                "--poll must be a positive number of seconds"
+            );
+            let mut c = Client::open(&dir)?;
+            bulwark_chat::tui::run_terminal(&mut c, std::time::Duration::from_secs_f64(poll))?;
+        }
         Command::Register {
             ds,
             matcher,
