@@ -139,7 +139,7 @@ pub enum SignalError {
     UnknownType(String),
     /// Not a signal type of either kind (media or text).
     #[error(
-        "unknown signal type {0:?} (expected pdq, md5, sha256, text_hash or an entity kind: phone, whatsapp_invite, telegram_user, telegram_invite, signal_link, signal_group, handle, btc_address, eth_address, tron_address, url, domain)"
+        "unknown signal type {0:?} (expected pdq, md5, sha256, text_hash or an entity kind: phone, whatsapp_invite, telegram_user, telegram_invite, signal_link, signal_group, handle, btc_address, eth_address, tron_address, xmr_address, url, domain)"
     )]
     UnknownAnyType(String),
     /// A text signal's value is not valid; the message says why.

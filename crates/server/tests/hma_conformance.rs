@@ -1947,6 +1947,56 @@ async fn follower_tracks_a_leader_bank_incrementally() {
     assert!(st["last_error"].is_string());
 }
 
+/// Issue 18: a leader bank's text and entity signals reach a follower (they
+/// used to stop the whole page with "unknown signal type").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_receives_text_and_entity_signals() {
+    let leader = Hma::start().await;
+    leader.create_bank("ADS").await;
+    // A fictional number (NANP 555-01xx) and a text hash.
+    let r = leader
+        .post(
+            "/c/bank/ADS/signal",
+            json!({"phone": "+1 415 555 0142", "note": "fictional"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let text_hash = "ff".repeat(32);
+    leader
+        .post("/c/bank/ADS/signal", json!({"text_hash": text_hash}))
+        .await;
+    leader
+        .post("/c/bank/ADS/signal", json!({"pdq": IMAGE1_PDQ}))
+        .await;
+    let leader_key = leader.key_with(Role::Curator).await;
+    let follower = Hma::start().await;
+    let r = follower
+        .post(
+            "/c/exchanges",
+            json!({"api": "bulwark", "bank": "ADS_COPY",
+        "api_json": {"url": leader.base, "remote_bank": "ADS", "key": leader_key}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let st = follower
+        .post_empty("/c/exchange/ADS_COPY/fetch")
+        .await
+        .json();
+    assert_eq!(st["last_fetch_succeeded"], true, "{st}");
+    assert_eq!(st["fetched_items"], 3, "{st}");
+    for q in [
+        "signal_type=phone&signal=%2B14155550142".to_string(),
+        format!("signal_type=text_hash&signal={text_hash}"),
+        format!("signal_type=pdq&signal={IMAGE1_PDQ}"),
+    ] {
+        let m = follower
+            .get(&format!("/m/lookup?{q}&bypass_coinflip=true"))
+            .await
+            .json();
+        assert!(m["ADS_COPY"].is_array(), "{q}: {m}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn threatexchange_file_exchange_imports_and_prunes() {
     let file = std::sync::Arc::new(std::sync::Mutex::new(format!(

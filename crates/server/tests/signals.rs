@@ -777,3 +777,185 @@ both_databases!(
     reported_message_text_is_matched,
     rescue_banks_reported_content_only,
 );
+
+/// The HMA surface: text and entity types are listed by `/c/signal_type` when
+/// `[hma] signal_types` names them (as HMA lists the types its configuration
+/// enables), and banked, looked up and compared through HMA's routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hma_surface_lists_and_looks_up_text_signals() {
+    let listed = [
+        "pdq",
+        "video_md5",
+        "text_hash",
+        "phone",
+        "url",
+        "xmr_address",
+    ];
+    let app = TestApp::sqlite_with(|c| {
+        c.hma.signal_types = listed.map(String::from).to_vec();
+    })
+    .await;
+    let matcher = app.key(Role::Matcher).await;
+    let (s, t) = app
+        .call(Method::GET, "/c/signal_type", Some(&matcher), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let names: Vec<&str> = t
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            assert_eq!(x["enabled_ratio"], 1.0);
+            x["name"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(names, listed);
+    let (_, ct) = app.get("/c/content_type").await;
+    assert!(
+        ct.as_array().unwrap().iter().any(|c| c["name"] == "text"),
+        "{ct}"
+    );
+
+    // Banking through HMA's curation route: canonicalised, checked.
+    let (s, j) = app.post("/c/banks", json!({"name": "ADS"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    let (s, p) = app
+        .post("/c/bank/ADS/signal", json!({"phone": "+1 (415) 555-0142"}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["signals"]["phone"], "+14155550142");
+    let phone_id = p["id"].as_i64().unwrap();
+    let ad_hash = TextHash::of_text(AD).unwrap();
+    let (s, h) = app
+        .post(
+            "/c/bank/ADS/signal",
+            json!({"text_hash": ad_hash.to_string()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{h}");
+    let hash_id = h["id"].as_i64().unwrap();
+    for bad in [json!({"phone": "12"}), json!({"fax": "1"})] {
+        let (s, e) = app.post("/c/bank/ADS/signal", bad.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {e}");
+        assert!(e["message"].is_string(), "HMA's error body: {e}");
+    }
+    let (_, c) = app
+        .get(&format!(
+            "/c/bank/ADS/content/{phone_id}?include_signals=true"
+        ))
+        .await;
+    assert_eq!(c["signals"]["phone"], "+14155550142", "{c}");
+
+    // Lookups: the phone however it is written; the re-post by its text hash
+    // at the distance the signals crate computes; another number nothing.
+    for written in ["%2B14155550142", "%2B1%20415%20555%200142"] {
+        let (s, m) = app
+            .call(
+                Method::GET,
+                &format!("/m/lookup?signal_type=phone&signal={written}&bypass_coinflip=true"),
+                Some(&matcher),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{m}");
+        assert_eq!(
+            m,
+            json!({"ADS": [{"bank_content_id": phone_id, "distance": "0"}]})
+        );
+    }
+    let repost = TextHash::of_text(REPOST).unwrap();
+    let d = ad_hash.distance(&repost);
+    assert!(d > 0 && d <= TEXT_HASH_RADIUS);
+    let (_, m) = app
+        .call(
+            Method::GET,
+            &format!("/m/lookup?signal_type=text_hash&signal={repost}&bypass_coinflip=true"),
+            Some(&matcher),
+            None,
+        )
+        .await;
+    assert_eq!(
+        m,
+        json!({"ADS": [{"bank_content_id": hash_id, "distance": d.to_string()}]})
+    );
+    let (_, m) = app
+        .call(
+            Method::GET,
+            &format!(
+                "/m/raw_lookup?signal_type=text_hash&signal={}&include_distance=true",
+                TextHash::of_text(OTHER_AD).unwrap()
+            ),
+            Some(&matcher),
+            None,
+        )
+        .await;
+    assert_eq!(m, json!({"matches": []}), "an unrelated ad");
+    let (_, m) = app
+        .call(
+            Method::GET,
+            "/m/raw_lookup?signal_type=phone&signal=%2B14155550142",
+            Some(&matcher),
+            None,
+        )
+        .await;
+    assert_eq!(m, json!({"matches": [phone_id]}));
+    let (_, m) = app
+        .call(
+            Method::GET,
+            "/m/lookup?signal_type=phone&signal=%2B14155550199&bypass_coinflip=true",
+            Some(&matcher),
+            None,
+        )
+        .await;
+    assert_eq!(m, json!({}));
+    let (s, e) = app
+        .call(
+            Method::GET,
+            "/m/lookup?signal_type=phone&signal=12",
+            Some(&matcher),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+
+    // Index status and compare for the listed text types.
+    let (_, idx) = app
+        .call(
+            Method::GET,
+            "/c/signal_type/index?signal_type=phone",
+            Some(&matcher),
+            None,
+        )
+        .await;
+    assert_eq!(idx["phone"]["db_size"], 1, "{idx}");
+    let (_, cmp) = app
+        .call(
+            Method::POST,
+            "/m/compare",
+            Some(&matcher),
+            Some(
+                json!({"text_hash": [ad_hash.to_string(), repost.to_string()],
+                        "phone": ["+1 415 555 0142", "+14155550142"]}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        cmp,
+        json!({"text_hash": [true, {"distance": d}], "phone": [true, {"distance": 0}]})
+    );
+    app.cleanup().await;
+
+    // HMA's default configuration lists HMA's default types only; lookups
+    // by a text type still answer (as sha256, Bulwark's own, does).
+    let plain = TestApp::sqlite().await;
+    let (_, t) = plain.get("/c/signal_type").await;
+    assert_eq!(
+        t,
+        json!([{"name": "pdq", "enabled_ratio": 1.0}, {"name": "video_md5", "enabled_ratio": 1.0}])
+    );
+    let (s, _) = plain
+        .get("/m/lookup?signal_type=phone&signal=%2B14155550142")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    plain.cleanup().await;
+}

@@ -15,6 +15,7 @@
 //! | `btc_address` | as written (base58) or lower case (bech32) | Base58Check (version 0x00/0x05, or testnet 0x6f/0xc4), or BIP-173 bech32 (witness v0) / BIP-350 bech32m (v1+) via the `bech32` crate |
 //! | `eth_address` | `0x` + 40 lower-case hex digits | EIP-55 mixed-case checksum (Keccak-256 from `sha3`) when the address is mixed case; all-lower/all-upper addresses carry no checksum and are kept, marked `checksum: false` |
 //! | `tron_address` | as written | Base58Check, version 0x41 |
+//! | `xmr_address` | as written | Monero base58 (`base58-monero` crate), a known network byte (main/test/stage net; standard, subaddress or integrated), and the 4-byte Keccak-256 checksum (`sha3`) |
 //! | `url` | WHATWG-parsed URL (`url` crate): lower-case host, IDNA → punycode, no fragment, no `utm_*`/`fbclid`/`gclid` | parses |
 //! | `domain` | the registrable domain of a URL's host (eTLD+1, Public Suffix List embedded by the `psl` crate) | the host has a public suffix |
 //!
@@ -56,6 +57,8 @@ pub enum EntityKind {
     EthAddress,
     /// A TRON address.
     TronAddress,
+    /// A Monero address (standard, subaddress or integrated).
+    XmrAddress,
     /// A URL.
     Url,
     /// A registrable domain.
@@ -64,7 +67,7 @@ pub enum EntityKind {
 
 impl EntityKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EntityKind; 12] = [
+    pub const ALL: [EntityKind; 13] = [
         EntityKind::Phone,
         EntityKind::WhatsappInvite,
         EntityKind::TelegramUser,
@@ -75,6 +78,7 @@ impl EntityKind {
         EntityKind::BtcAddress,
         EntityKind::EthAddress,
         EntityKind::TronAddress,
+        EntityKind::XmrAddress,
         EntityKind::Url,
         EntityKind::Domain,
     ];
@@ -92,6 +96,7 @@ impl EntityKind {
             EntityKind::BtcAddress => "btc_address",
             EntityKind::EthAddress => "eth_address",
             EntityKind::TronAddress => "tron_address",
+            EntityKind::XmrAddress => "xmr_address",
             EntityKind::Url => "url",
             EntityKind::Domain => "domain",
         }
@@ -123,6 +128,7 @@ impl EntityKind {
             EntityKind::BtcAddress => btc_address(v),
             EntityKind::EthAddress => eth_address(v).map(|(a, _)| a),
             EntityKind::TronAddress => tron_address(v),
+            EntityKind::XmrAddress => xmr_address(v).map(|a| a.address),
             EntityKind::Url => canonical_url(v).map(|(u, _)| u),
             EntityKind::Domain => registrable_domain(&v.to_ascii_lowercase()),
         };
@@ -233,6 +239,16 @@ fn eth_re() -> &'static Regex {
     re(&R, r"\b0x[0-9a-fA-F]{40}\b")
 }
 
+fn xmr_re() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    // 95 characters (69 bytes: standard and subaddress) or 106 (77 bytes:
+    // integrated), of Monero's base58 alphabet (Bitcoin's).
+    re(
+        &R,
+        r"\b[1-9A-HJ-NP-Za-km-z]{95}(?:[1-9A-HJ-NP-Za-km-z]{11})?\b",
+    )
+}
+
 fn tron_re() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
     re(&R, r"\bT[1-9A-HJ-NP-Za-km-z]{33}\b")
@@ -306,6 +322,73 @@ pub fn btc_address(s: &str) -> Option<String> {
 pub fn tron_address(s: &str) -> Option<String> {
     let raw = base58check(s)?;
     (raw.len() == 21 && raw[0] == 0x41).then(|| s.to_string())
+}
+
+/// What a Monero address holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XmrAddress {
+    /// The address as written (its canonical value).
+    pub address: String,
+    /// `mainnet`, `testnet` or `stagenet`.
+    pub network: &'static str,
+    /// `standard`, `subaddress` or `integrated`.
+    pub kind: &'static str,
+    /// The public spend key.
+    pub spend_key: [u8; 32],
+    /// The public view key.
+    pub view_key: [u8; 32],
+    /// The payment id of an integrated address.
+    pub payment_id: Option<[u8; 8]>,
+}
+
+/// A Monero address, checked: Monero's block base58 (decoded by the
+/// `base58-monero` crate), a network byte Monero defines
+/// (`cryptonote_config.h`: 18/42/19 main net, 53/63/54 test net, 24/36/25
+/// stage net — standard, subaddress, integrated), the length that byte
+/// calls for, and the checksum: the first 4 bytes of Keccak-256 (`sha3`) of
+/// everything before it.
+pub fn xmr_address(s: &str) -> Option<XmrAddress> {
+    if !(s.len() == 95 || s.len() == 106) {
+        return None;
+    }
+    let raw = base58_monero::decode(s).ok()?;
+    let (network, kind) = match raw.first()? {
+        18 => ("mainnet", "standard"),
+        42 => ("mainnet", "subaddress"),
+        19 => ("mainnet", "integrated"),
+        53 => ("testnet", "standard"),
+        63 => ("testnet", "subaddress"),
+        54 => ("testnet", "integrated"),
+        24 => ("stagenet", "standard"),
+        36 => ("stagenet", "subaddress"),
+        25 => ("stagenet", "integrated"),
+        _ => return None,
+    };
+    let want = if kind == "integrated" { 77 } else { 69 };
+    if raw.len() != want {
+        return None;
+    }
+    let (body, check) = raw.split_at(want - 4);
+    if Keccak256::digest(body)[..4] != *check {
+        return None;
+    }
+    let mut spend_key = [0u8; 32];
+    let mut view_key = [0u8; 32];
+    spend_key.copy_from_slice(&body[1..33]);
+    view_key.copy_from_slice(&body[33..65]);
+    let payment_id = (kind == "integrated").then(|| {
+        let mut p = [0u8; 8];
+        p.copy_from_slice(&body[65..73]);
+        p
+    });
+    Some(XmrAddress {
+        address: s.to_string(),
+        network,
+        kind,
+        spend_key,
+        view_key,
+        payment_id,
+    })
 }
 
 /// An Ethereum address: `(lower-case canonical, checksummed)`; `None` when it
@@ -523,6 +606,23 @@ pub fn extract(text: &str, opts: &ExtractOptions) -> Vec<Entity> {
                 Entity {
                     kind: EntityKind::BtcAddress,
                     value,
+                    span: m.range(),
+                    checksum: Some(true),
+                },
+            );
+        }
+    }
+    for m in xmr_re().find_iter(text) {
+        if overlaps(&taken, &m.range()) {
+            continue;
+        }
+        if let Some(a) = xmr_address(m.as_str()) {
+            taken.push(m.range());
+            push(
+                &mut out,
+                Entity {
+                    kind: EntityKind::XmrAddress,
+                    value: a.address,
                     span: m.range(),
                     checksum: Some(true),
                 },
@@ -798,6 +898,67 @@ mod tests {
         bad.pop();
         bad.push(if addr.ends_with('a') { 'b' } else { 'a' });
         assert_eq!(tron_address(&bad), None);
+    }
+
+    /// Published examples: monerodocs.org's standard-address and
+    /// integrated-address pages (the integrated one embeds the same keys),
+    /// and the Monero General Fund's donation address on getmonero.org.
+    const XMR_DOCS_STANDARD: &str = "4AdUndXHHZ6cfufTMvppY6JwXNouMBzSkbLYfpAV5Usx3skxNgYeYTRj5UzqtReoS44qo9mtmXCqY45DJ852K5Jv2684Rge";
+    const XMR_DOCS_INTEGRATED: &str = "4LL9oSLmtpccfufTMvppY6JwXNouMBzSkbLYfpAV5Usx3skxNgYeYTRj5UzqtReoS44qo9mtmXCqY45DJ852K5Jv2bYXZKKQePHES9khPK";
+    const XMR_GENERAL_FUND: &str = "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
+
+    #[test]
+    fn monero_published_addresses() {
+        let s = xmr_address(XMR_DOCS_STANDARD).unwrap();
+        assert_eq!(
+            (s.network, s.kind, s.payment_id),
+            ("mainnet", "standard", None)
+        );
+        let i = xmr_address(XMR_DOCS_INTEGRATED).unwrap();
+        assert_eq!((i.network, i.kind), ("mainnet", "integrated"));
+        assert!(i.payment_id.is_some());
+        assert_eq!(
+            (i.spend_key, i.view_key),
+            (s.spend_key, s.view_key),
+            "the docs' integrated address is built on the standard one's keys"
+        );
+        let g = xmr_address(XMR_GENERAL_FUND).unwrap();
+        assert_eq!((g.network, g.kind), ("mainnet", "standard"));
+        // In text, with the other wallets' extraction around it.
+        let t = format!("donate: {XMR_GENERAL_FUND}, or {XMR_DOCS_INTEGRATED}.");
+        assert_eq!(
+            one(&t, EntityKind::XmrAddress),
+            vec![
+                XMR_GENERAL_FUND.to_string(),
+                XMR_DOCS_INTEGRATED.to_string()
+            ]
+        );
+        assert!(one(&t, EntityKind::BtcAddress).is_empty());
+        assert!(one(&t, EntityKind::TronAddress).is_empty());
+        assert_eq!(
+            EntityKind::XmrAddress.canonicalize(&format!(" {XMR_DOCS_STANDARD} ")),
+            Ok(XMR_DOCS_STANDARD.to_string())
+        );
+    }
+
+    #[test]
+    fn monero_corrupted_addresses_fail_the_checksum() {
+        for good in [XMR_DOCS_STANDARD, XMR_DOCS_INTEGRATED, XMR_GENERAL_FUND] {
+            // Every single-character change in the body: the Keccak checksum
+            // (or the base58 block decoding) must refuse each.
+            for pos in [1, 10, 40, 80, good.len() - 12] {
+                let mut b = good.as_bytes().to_vec();
+                b[pos] = if b[pos] == b'2' { b'3' } else { b'2' };
+                let bad = String::from_utf8(b).unwrap();
+                assert_eq!(xmr_address(&bad), None, "{bad}");
+                assert!(EntityKind::XmrAddress.canonicalize(&bad).is_err());
+            }
+            // Truncated or extended.
+            assert_eq!(xmr_address(&good[..good.len() - 1]), None);
+            assert_eq!(xmr_address(&format!("{good}1")), None);
+        }
+        // A valid Bitcoin address is not a Monero one.
+        assert_eq!(xmr_address("1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"), None);
     }
 
     #[test]

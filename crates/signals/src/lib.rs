@@ -12,7 +12,7 @@
 //! - [`TextHash`]: a 256-bit near-duplicate hash of an ad (1-bit MinHash of
 //!   character 5-gram shingles), compared by Hamming distance like PDQ.
 //! - [`entities`]: phone numbers in E.164, WhatsApp/Telegram/Signal handles
-//!   and invite links, Bitcoin/Ethereum/TRON addresses with checksum
+//!   and invite links, Bitcoin/Ethereum/TRON/Monero addresses with checksum
 //!   validation, URLs and registrable domains.
 //! - [`rules`]: keyword/regex banks with a language, explaining which rule
 //!   matched which span.

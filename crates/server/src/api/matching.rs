@@ -354,6 +354,9 @@ pub async fn match_(
             let (more, computed) =
                 super::signals::match_text(&state, text, &opts, &text_signals, banks.as_ref())
                     .await?;
+            // Text, entity and rule matches go to the console's match queue
+            // by the same bank review policy, with their explanations.
+            crate::console::items::record_matches(&state, &caller.key_id, None, &more).await;
             matches.extend(more);
             let mut out = json!({ "matches": matches });
             if text.is_some() {

@@ -56,10 +56,17 @@ CREATE TABLE report_rescue_matches (report_id BIGINT NOT NULL REFERENCES reports
   msg_idx BIGINT NOT NULL, idx BIGINT NOT NULL, matches TEXT NOT NULL, PRIMARY KEY (report_id, msg_idx, idx));
 ";
 
+/// The explanation of a text/entity/rule match recorded for the console's
+/// match queue (crates/server/src/console/text.rs): only the matched excerpt.
+const V2: &str = "
+CREATE TABLE console_text_matches (match_id BIGINT PRIMARY KEY REFERENCES console_matches(id) ON DELETE CASCADE,
+  query_signal TEXT, explanation TEXT NOT NULL, review_only BIGINT NOT NULL)
+";
+
 /// Runs this module's migrations (`meta.signals_schema`).
 pub async fn migrate(store: &Store) -> anyhow::Result<()> {
     store
-        .migrate_module("signals_schema", "signals", &[V1])
+        .migrate_module("signals_schema", "signals", &[V1, V2])
         .await
 }
 

@@ -156,6 +156,7 @@ pub async fn find_item(state: &AppState, kind: &str, id: &str) -> anyhow::Result
                     &mut distances,
                 );
             }
+            super::text::report_banks(state, rid, &mut distances).await?;
             let reason: Option<String> = r.try_get("reason")?;
             (
                 format!(
@@ -616,6 +617,7 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
             for rr in &reporters {
                 accounts.push(rr.try_get("account")?);
             }
+            let text_facts = super::text::report_facts(state, id).await?;
             html! {
                 dl.facts {
                     dt { "Received" } dd { (rfc3339(r.try_get("received_at")?)) }
@@ -635,7 +637,7 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
                     tbody { @for (idx, sender, conv, at, ok, rej, st, text) in &msg_rows {
                         tr { td { (idx) } td { (sender) } td { (conv) } td { (rfc3339(*at)) }
                              td { @if *ok { "verified: stamp MAC and commitment check" } @else { "NOT verified: " (rej.clone().unwrap_or_default()) } }
-                             td { (st.clone().unwrap_or_default()) } td { (text) } }
+                             td { (st.clone().unwrap_or_default()) } td { (super::text::shown(text)) } }
                     } }
                 }
                 h3 { "Attachments" }
@@ -647,6 +649,7 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
                              td { (m.clone().unwrap_or_default()) } }
                     } }
                 }
+                (text_facts)
             }
         }
         "account" => {
@@ -727,6 +730,7 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
                     super::video::strip(state, &item.key(), "0", || async { Ok(None) }).await?;
                 push_strip(&mut media, &mut notes, "the uploaded video", strip);
             }
+            let text_facts = super::text::match_facts(state, id).await?;
             html! {
                 dl.facts {
                     dt { "Matched" } dd { (rfc3339(r.try_get("at")?)) }
@@ -741,6 +745,7 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
                     dt { "SHA-256" } dd.hash { (r.try_get::<Option<String>, _>("sha256")?.unwrap_or_default()) }
                     dt { "Why" } dd { "The bank's review policy queues matches at this distance or closer." }
                 }
+                (text_facts)
             }
         }
     };
@@ -1680,6 +1685,7 @@ async fn record_inner(
         .fetch_one(&s.pool)
         .await?
         .try_get("id")?;
+        super::text::record(s, id, m).await?;
         ids.push(id);
     }
     // A video: keep its frame strip (never the file).

@@ -17,6 +17,7 @@ pub mod actions;
 pub mod admin;
 pub mod items;
 pub mod pages;
+pub mod text;
 pub mod totp;
 pub mod video;
 

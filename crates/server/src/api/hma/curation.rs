@@ -468,7 +468,15 @@ async fn content_json(
     });
     if include_signals {
         let mut sigs = Map::new();
+        let listed = super::listed_types(state);
         for s in db::signals_of(&state.store, c.id).await? {
+            // A text/entity signal, when its type is listed (`[hma] signal_types`).
+            if let Some(t) = crate::api::signals::text_type(&s.signal_type)
+                && listed.contains(&super::AnyType::Text(t))
+            {
+                sigs.insert(t.name().to_string(), Value::String(s.value));
+                continue;
+            }
             if let Ok(t) = s.signal_type.parse::<bulwark_banks::SignalType>() {
                 // A photo is PDQ in HMA; its file MD5 is Bulwark's own.
                 let photo_md5 = c.kind == "photo" && t == bulwark_banks::SignalType::Md5;
@@ -655,16 +663,18 @@ pub async fn add_signal(
     }
     let mut echo = Map::new();
     for (k, v) in &m {
-        let t = super::parse_type(k).map_err(|_| {
+        let t = super::parse_any_type(k).map_err(|_| {
             ApiError::bad_request(format!("No such signal type {}", crate::error::snippet(k)))
         })?;
         let v = v
             .as_str()
             .ok_or_else(|| ApiError::bad_request(format!("Invalid {k} signal: not a string")))?;
-        let s = t
-            .parse(v)
-            .map_err(|e| ApiError::bad_request(format!("Invalid {k} signal: {e}")))?;
-        echo.insert(k.to_ascii_lowercase(), Value::String(s.value()));
+        let value = match t {
+            super::AnyType::Media(t) => t.parse(v).map(|s| s.value()),
+            super::AnyType::Text(t) => t.parse(v).map(|s| s.value()),
+        }
+        .map_err(|e| ApiError::bad_request(format!("Invalid {k} signal: {e}")))?;
+        echo.insert(k.to_ascii_lowercase(), Value::String(value));
     }
     let mut c = v1content::from_signals(&m, None)?;
     c.note = note;
@@ -672,13 +682,14 @@ pub async fn add_signal(
     Ok(Json(json!({"id": id, "signals": echo})))
 }
 
-/// `GET /c/signal_type`.
-pub async fn signal_types(caller: Caller) -> ApiResult<Json<Value>> {
+/// `GET /c/signal_type`: the types `[hma] signal_types` lists (HMA's
+/// default `pdq`, `video_md5`; text and entity types when configured).
+pub async fn signal_types(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Role::Matcher)?;
     Ok(Json(Value::Array(
-        HMA_SIGNAL_TYPES
+        super::listed_types(&state)
             .iter()
-            .map(|t| json!({"name": hma_type_name(*t), "enabled_ratio": 1.0}))
+            .map(|t| json!({"name": t.hma_name(), "enabled_ratio": 1.0}))
             .collect(),
     )))
 }
@@ -690,7 +701,7 @@ pub async fn signal_type_update(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Curator)?;
-    super::parse_type(&name)?;
+    super::parse_any_type(&name)?;
     Err(ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
         "not_implemented",
@@ -699,13 +710,10 @@ pub async fn signal_type_update(
 }
 
 /// Number of stored signals of a type, and the time (s) of the last change.
-pub async fn type_stats(
-    state: &AppState,
-    t: bulwark_banks::SignalType,
-) -> Result<(i64, i64), ApiError> {
+pub async fn type_stats(state: &AppState, t: super::AnyType) -> Result<(i64, i64), ApiError> {
     let s = &state.store;
     let n: i64 = sqlx::query(&s.sql("SELECT COUNT(*) AS n FROM signals WHERE signal_type = ?"))
-        .bind(t.name())
+        .bind(t.db_name())
         .fetch_one(&s.pool)
         .await?
         .try_get("n")?;
@@ -724,20 +732,18 @@ pub struct TypeQuery {
     signal_type: Option<String>,
 }
 
-/// The signal types a `signal_type=` query selects (400 if unknown).
-pub fn selected_types(q: Option<&str>) -> Result<Vec<bulwark_banks::SignalType>, ApiError> {
+/// The listed signal types a `signal_type=` query selects (400 if unknown).
+pub fn selected_types(state: &AppState, q: Option<&str>) -> Result<Vec<super::AnyType>, ApiError> {
+    let listed = super::listed_types(state);
     match q {
-        None => Ok(HMA_SIGNAL_TYPES.to_vec()),
+        None => Ok(listed),
         Some(n) => {
-            let t = HMA_SIGNAL_TYPES
-                .iter()
-                .find(|t| hma_type_name(**t) == n)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "No such signal type '{}'",
-                        crate::error::snippet(n)
-                    ))
-                })?;
+            let t = listed.iter().find(|t| t.hma_name() == n).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "No such signal type '{}'",
+                    crate::error::snippet(n)
+                ))
+            })?;
             Ok(vec![*t])
         }
     }
@@ -754,10 +760,10 @@ pub async fn signal_type_index(
     caller.require(Role::Matcher)?;
     let f = super::matching::freshness(&state).await?;
     let mut out = Map::new();
-    for t in selected_types(q.signal_type.as_deref())? {
+    for t in selected_types(&state, q.signal_type.as_deref())? {
         let (n, at) = type_stats(&state, t).await?;
         out.insert(
-            hma_type_name(t).into(),
+            t.hma_name().into(),
             json!({"db_size": n, "index_size": n, "index_out_of_date": f.stale,
                    "newest_db_item": at, "index_built_to": f.built_to}),
         );
@@ -765,11 +771,21 @@ pub async fn signal_type_index(
     Ok(Json(Value::Object(out)))
 }
 
-/// `GET /c/content_type`.
-pub async fn content_types(caller: Caller) -> ApiResult<Json<Value>> {
+/// `GET /c/content_type` (`text` too when a text/entity type is listed).
+pub async fn content_types(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Value>> {
     caller.require(Role::Matcher)?;
-    Ok(Json(json!([
-        {"name": "photo", "enabled": true},
-        {"name": "video", "enabled": true},
-    ])))
+    let mut out = vec![
+        json!({"name": "photo", "enabled": true}),
+        json!({"name": "video", "enabled": true}),
+    ];
+    if super::listed_types(&state)
+        .iter()
+        .any(|t| matches!(t, super::AnyType::Text(_)))
+    {
+        out.push(json!({"name": "text", "enabled": true}));
+    }
+    Ok(Json(Value::Array(out)))
 }

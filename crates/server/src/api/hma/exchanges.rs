@@ -843,6 +843,11 @@ fn new_content(e: &Exchange, it: &Item) -> NewContent {
             value: s.value(),
             quality: q.map(i64::from),
         })
+        .chain(it.text.iter().map(|t| SignalRow {
+            signal_type: t.signal_type().name().to_string(),
+            value: t.value(),
+            quality: None,
+        }))
         .collect();
     signals.sort_by(|a, b| (&a.signal_type, &a.value).cmp(&(&b.signal_type, &b.value)));
     signals.dedup_by(|a, b| a.signal_type == b.signal_type);
@@ -950,7 +955,7 @@ async fn apply(
             continue;
         }
         unmap(state, &caller, bank, &e.name, &it.key).await?;
-        if it.deleted || it.signals.is_empty() {
+        if it.deleted || (it.signals.is_empty() && it.text.is_empty()) {
             n += 1;
             continue;
         }

@@ -263,10 +263,46 @@ pub async fn lookup_get(
             "Either url or both signal and signal_type are required",
         ));
     };
+    if let Some(tt) = crate::api::signals::text_type(t) {
+        let found = find_text(&state, tt, sig, banks.as_ref()).await?;
+        return Ok(Json(Value::Object(answer(&state, found, c).await?)));
+    }
     let s = parse_signal(t, sig)?;
     Ok(Json(Value::Object(
         by_bank(&state, &s, None, banks.as_ref(), c).await?,
     )))
+}
+
+/// The matches of a text or entity signal (issue 18): entities by exact
+/// canonical value, a text hash within `TEXT_HASH_RADIUS`, as `/v1/match`.
+async fn find_text(
+    state: &AppState,
+    t: bulwark_banks::TextSignalType,
+    value: &str,
+    banks: Option<&HashSet<String>>,
+) -> Result<Vec<Found>, ApiError> {
+    index_ready(state)?;
+    let sig = t
+        .parse(value)
+        .map_err(|e| ApiError::bad_request(format!("invalid signal: {e}")))?;
+    let (hits, _) = crate::api::signals::match_text(
+        state,
+        None,
+        &bulwark_signals::ExtractOptions::default(),
+        std::slice::from_ref(&sig),
+        banks,
+    )
+    .await?;
+    Ok(hits
+        .iter()
+        .filter_map(|h| {
+            Some((
+                h["bank"].as_str()?.to_string(),
+                h["content_id"].as_i64()?,
+                h["distance"].as_i64().unwrap_or(0),
+            ))
+        })
+        .collect())
 }
 
 /// Query parameters.
@@ -332,10 +368,12 @@ pub async fn raw_lookup(
     let (Some(sig), Some(t)) = (q.signal.as_deref(), q.signal_type.as_deref()) else {
         return Err(ApiError::bad_request("signal and signal_type are required"));
     };
-    let s = parse_signal(t, sig)?;
     let banks = bank_set(q.banks.as_deref());
     let with_distance = parse_bool(q.include_distance.as_deref(), false)?;
-    let found = find(&state, &s, None, banks.as_ref()).await?;
+    let found = match crate::api::signals::text_type(t) {
+        Some(tt) => find_text(&state, tt, sig, banks.as_ref()).await?,
+        None => find(&state, &parse_signal(t, sig)?, None, banks.as_ref()).await?,
+    };
     let matches: Vec<Value> = found
         .iter()
         .map(|(_, id, d)| {
@@ -372,6 +410,10 @@ pub async fn compare(
                 "Comparison hash list length must be exactly 2",
             ));
         }
+        if let Some(tt) = crate::api::signals::text_type(k) {
+            out.insert(k.clone(), compare_text(tt, k, pair)?);
+            continue;
+        }
         let t = super::parse_type(k)?;
         let parse = |x: &Value| {
             x.as_str()
@@ -397,6 +439,33 @@ pub async fn compare(
     Ok(Json(Value::Object(out)))
 }
 
+/// `/m/compare` of two text/entity signals: a text hash matches within
+/// `TEXT_HASH_RADIUS`; entities when their canonical values are equal.
+fn compare_text(
+    t: bulwark_banks::TextSignalType,
+    k: &str,
+    pair: &[Value],
+) -> Result<Value, ApiError> {
+    let parse = |x: &Value| {
+        x.as_str()
+            .ok_or_else(|| ApiError::bad_request(format!("Invalid {k} hash: not a string")))
+            .and_then(|s| {
+                t.parse(s)
+                    .map_err(|e| ApiError::bad_request(format!("Invalid {k} hash: {e}")))
+            })
+    };
+    Ok(match (parse(&pair[0])?, parse(&pair[1])?) {
+        (bulwark_banks::TextSignal::TextHash(a), bulwark_banks::TextSignal::TextHash(b)) => {
+            let d = a.distance(&b);
+            json!([d <= bulwark_signals::TEXT_HASH_RADIUS, {"distance": d}])
+        }
+        (a, b) => {
+            let same = a == b;
+            json!([same, {"distance": u32::from(!same)}])
+        }
+    })
+}
+
 /// Query parameters.
 #[derive(Deserialize)]
 pub struct IndexQuery {
@@ -418,10 +487,10 @@ pub async fn index_status(
         -1
     };
     let mut out = Map::new();
-    for t in selected_types(q.signal_type.as_deref())? {
+    for t in selected_types(&state, q.signal_type.as_deref())? {
         let (n, _) = type_stats(&state, t).await?;
         out.insert(
-            hma_type_name(t).into(),
+            t.hma_name().into(),
             json!({"present": present, "built_to": built_to, "size": n}),
         );
     }

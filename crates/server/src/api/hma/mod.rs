@@ -57,6 +57,12 @@ pub struct HmaConfig {
     pub fetch_allow_loopback: bool,
     /// How often the exchange scheduler looks for exchanges due to fetch.
     pub exchange_poll: Duration,
+    /// The signal types `/c/signal_type` lists, by HMA name, as HMA lists
+    /// the types its configuration enables (`SIGNAL_TYPES` in HMA's
+    /// settings). Default: HMA's default, `pdq` and `video_md5`. Text and
+    /// entity types (issue 18: `text_hash`, `phone`, `url`, …) are listed
+    /// when named here; lookups accept them either way.
+    pub signal_types: Vec<String>,
 }
 
 impl Default for HmaConfig {
@@ -68,6 +74,10 @@ impl Default for HmaConfig {
             fetch_max_redirects: 3,
             fetch_allow_loopback: false,
             exchange_poll: Duration::from_secs(30),
+            signal_types: HMA_SIGNAL_TYPES
+                .iter()
+                .map(|t| hma_type_name(*t).to_string())
+                .collect(),
         }
     }
 }
@@ -86,6 +96,8 @@ pub struct HmaFileConfig {
     pub fetch_max_redirects: Option<usize>,
     /// Seconds; see [`HmaConfig::exchange_poll`].
     pub exchange_poll_seconds: Option<f64>,
+    /// See [`HmaConfig::signal_types`].
+    pub signal_types: Option<Vec<String>>,
 }
 
 impl HmaFileConfig {
@@ -119,6 +131,23 @@ impl HmaFileConfig {
         }
         if let Some(v) = self.exchange_poll_seconds {
             c.exchange_poll = secs(v, "exchange_poll_seconds")?;
+        }
+        if let Some(types) = self.signal_types {
+            let mut seen = std::collections::HashSet::new();
+            for t in &types {
+                let parsed = parse_any_type(t).map_err(|_| {
+                    anyhow::anyhow!(
+                        "hma.signal_types: unknown signal type {t:?} (pdq, video_md5, sha256, text_hash or an entity kind)"
+                    )
+                })?;
+                anyhow::ensure!(
+                    parsed.hma_name() == t,
+                    "hma.signal_types: write {t:?} as {:?}",
+                    parsed.hma_name()
+                );
+                anyhow::ensure!(seen.insert(t.clone()), "hma.signal_types: {t:?} twice");
+            }
+            c.signal_types = types;
         }
         Ok(())
     }
@@ -253,6 +282,52 @@ pub fn parse_type(name: &str) -> Result<SignalType, ApiError> {
             crate::error::snippet(name)
         ))
     })
+}
+
+/// A signal type on the HMA surface: a media type, or a text or entity
+/// type of issue 18 (`text_hash`, `phone`, `url`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnyType {
+    /// PDQ, MD5, SHA-256.
+    Media(SignalType),
+    /// A text hash or an entity kind.
+    Text(bulwark_banks::TextSignalType),
+}
+
+impl AnyType {
+    /// Its HMA name (`video_md5` for MD5; a text type's own name).
+    pub fn hma_name(self) -> &'static str {
+        match self {
+            AnyType::Media(t) => hma_type_name(t),
+            AnyType::Text(t) => t.name(),
+        }
+    }
+    /// Its name in the `signals` table.
+    pub fn db_name(self) -> &'static str {
+        match self {
+            AnyType::Media(t) => t.name(),
+            AnyType::Text(t) => t.name(),
+        }
+    }
+}
+
+/// Parses any signal type name the HMA surface accepts, with HMA's error.
+pub fn parse_any_type(name: &str) -> Result<AnyType, ApiError> {
+    match crate::api::signals::text_type(name) {
+        Some(t) => Ok(AnyType::Text(t)),
+        None => parse_type(name).map(AnyType::Media),
+    }
+}
+
+/// The types `/c/signal_type` lists (`[hma] signal_types`), in that order.
+pub fn listed_types(state: &AppState) -> Vec<AnyType> {
+    state
+        .config
+        .hma
+        .signal_types
+        .iter()
+        .filter_map(|n| parse_any_type(n).ok())
+        .collect()
 }
 
 /// Parses a signal of an HMA type name.

@@ -225,6 +225,8 @@ pub struct Item {
     pub key: String,
     /// Its signals, with PDQ quality where known.
     pub signals: Vec<(Signal, Option<u32>)>,
+    /// Its text and entity signals (issue 18; from a Bulwark leader only).
+    pub text: Vec<bulwark_banks::TextSignal>,
     /// A note.
     pub note: Option<String>,
     /// Metadata (kept under `json` of HMA's metadata).
@@ -238,6 +240,7 @@ impl Item {
         Item {
             key,
             signals,
+            text: Vec::new(),
             note: None,
             metadata: None,
             deleted: false,
@@ -248,6 +251,7 @@ impl Item {
         Item {
             key,
             signals: Vec::new(),
+            text: Vec::new(),
             note: None,
             metadata: None,
             deleted: true,
@@ -497,18 +501,25 @@ pub fn parse_bulwark_changes(v: &Value) -> Result<(Vec<Item>, i64, bool), String
             continue;
         }
         let mut signals = Vec::new();
+        let mut text = Vec::new();
         for s in c["signals"].as_array().map_or(&[][..], Vec::as_slice) {
             let (Some(t), Some(v)) = (s["signal_type"].as_str(), s["value"].as_str()) else {
                 return Err("a signal without signal_type or value".into());
             };
+            // A text or entity signal (issue 18), checked as on import.
+            if let Some(tt) = crate::api::signals::text_type(t) {
+                text.push(tt.parse(v).map_err(|e| e.to_string())?);
+                continue;
+            }
             let t: SignalType = t.parse().map_err(|e| format!("{e}"))?;
             let q = s["quality"].as_u64().and_then(|q| u32::try_from(q).ok());
             signals.push((t.parse(v).map_err(|e| e.to_string())?, q));
         }
         let mut it = Item::of(key, signals);
+        it.text = text;
         it.note = c["note"].as_str().map(str::to_string);
         it.metadata = c.get("metadata").filter(|m| m.is_object()).cloned();
-        if it.signals.is_empty() {
+        if it.signals.is_empty() && it.text.is_empty() {
             it.deleted = true;
         }
         items.push(it);

@@ -1,0 +1,280 @@
+//! Text and entity matches in the console (issue 18): what matched and why.
+//!
+//! A queue item that came from a text or entity match — an upload/API match
+//! recorded from `POST /v1/match` with `text` or entity signals, or a
+//! verified report whose messages' text matched a bank at intake — shows
+//! each match's bank, signal (entity kind, text hash or rule), normalised
+//! value, the part of the text it was found in, and the explanation (exact
+//! canonical value; distance within the radius; rule id, description and
+//! language, review only).
+//!
+//! Text from messages and ads is shown safely: escaped by the template
+//! (never markup), never turned into links (URLs stay text, nothing has an
+//! `href` but the console's own), isolated from the page's direction
+//! (`<bdi>`, so right-to-left text cannot reorder the table around it), and
+//! invisible or direction-changing characters (bidi overrides and isolates,
+//! zero-width spaces, control characters) are shown as visible `[U+202E]`
+//! markers instead of acting on the display.
+//!
+//! Kept apart from `items.rs`: that file only calls [`record`],
+//! [`match_facts`], [`report_facts`], [`report_banks`] and [`shown`].
+//! Rescue photo matches are not shown here: console reviewers are not the
+//! designated rescue reviewers (docs/SIGNALS.md, rescue policy).
+
+use std::collections::BTreeMap;
+
+use maud::{Markup, html};
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::AppState;
+use crate::db::Store;
+
+/// Longest excerpt of text kept with a recorded match (characters).
+pub const EXCERPT_CHARS: usize = 200;
+
+/// Whether a character is invisible or changes the display direction (and
+/// so is shown as a `[U+XXXX]` marker). Zero-width joiner and non-joiner
+/// are kept: they are ordinary in Persian/Kurdish script and emoji.
+fn hidden_char(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c,
+            '\u{00AD}'                      // soft hyphen
+            | '\u{034F}'                    // combining grapheme joiner
+            | '\u{061C}'                    // Arabic letter mark
+            | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' // Hangul fillers
+            | '\u{180E}'                    // Mongolian vowel separator
+            | '\u{200B}'                    // zero-width space
+            | '\u{200E}' | '\u{200F}'       // LRM, RLM
+            | '\u{2028}' | '\u{2029}'       // line/paragraph separator
+            | '\u{202A}'..='\u{202E}'       // embeddings and overrides
+            | '\u{2060}'..='\u{2064}'       // word joiner, invisible operators
+            | '\u{2066}'..='\u{206F}'       // isolates, deprecated formats
+            | '\u{FEFF}'                    // zero-width no-break space
+            | '\u{FFF9}'..='\u{FFFB}'       // interlinear annotation
+            | '\u{E0000}'..='\u{E007F}') // tags
+}
+
+/// Text from a message or an ad, shown safely: escaped, not linked,
+/// direction-isolated, with invisible characters made visible.
+pub fn shown(s: &str) -> Markup {
+    let mut parts: Vec<(bool, String)> = Vec::new();
+    for c in s.chars() {
+        let hidden = hidden_char(c);
+        let piece = if hidden {
+            format!("[U+{:04X}]", c as u32)
+        } else {
+            c.to_string()
+        };
+        match parts.last_mut() {
+            Some((h, t)) if *h == hidden && !hidden => t.push_str(&piece),
+            _ => parts.push((hidden, piece)),
+        }
+    }
+    html! {
+        bdi.untrusted-text dir="auto" translate="no" {
+            @for (hidden, t) in &parts {
+                @if *hidden { span.hidden-char title="invisible or direction-changing character" { (t) } }
+                @else { (t) }
+            }
+        }
+    }
+}
+
+const TEXT_MATCH_TABLE: &str = "console_text_matches";
+
+/// Keeps the explanation of a recorded text/entity/rule match (its excerpt
+/// cut to [`EXCERPT_CHARS`]); nothing for a media match.
+pub async fn record(s: &Store, match_id: i64, m: &Value) -> anyhow::Result<()> {
+    let Some(e) = m.get("explanation").filter(|e| e.is_object()) else {
+        return Ok(());
+    };
+    let mut e = e.clone();
+    if let Some(t) = e["text"].as_str() {
+        e["text"] = Value::String(t.chars().take(EXCERPT_CHARS).collect());
+    }
+    let q = m["query_signal"]
+        .as_str()
+        .map(|q| q.chars().take(2048).collect::<String>());
+    sqlx::query(&s.sql(&format!(
+        "INSERT INTO {TEXT_MATCH_TABLE} (match_id, query_signal, explanation, review_only) VALUES (?, ?, ?, ?)"
+    )))
+    .bind(match_id)
+    .bind(q)
+    .bind(e.to_string())
+    .bind(i64::from(m["review_only"].as_bool().unwrap_or(false)))
+    .execute(&s.pool)
+    .await?;
+    Ok(())
+}
+
+/// What a signal type is, in words.
+fn signal_words(t: &str) -> String {
+    match t {
+        "text_hash" => "text hash (near-duplicate ad)".into(),
+        "rule" => "keyword/regex rule".into(),
+        "" => "unknown".into(),
+        k if k.parse::<bulwark_signals::EntityKind>().is_ok() => format!("entity: {k}"),
+        k => k.into(),
+    }
+}
+
+/// One match (the `/v1/match` or report `matches` shape) as a table row:
+/// bank, signal, normalised value, where in the text, why.
+fn match_row(m: &Value) -> Markup {
+    let e = &m["explanation"];
+    let t = m["signal_type"].as_str().unwrap_or("");
+    let span = e["span"]
+        .as_array()
+        .filter(|s| s.len() == 2)
+        .map(|s| format!("bytes {}–{}", s[0], s[1]));
+    let content = m["content_id"].as_i64().filter(|c| *c > 0);
+    let value = match t {
+        "rule" => e["rule"].as_str().unwrap_or(""),
+        _ => e["value"]
+            .as_str()
+            .or(m["query_signal"].as_str())
+            .unwrap_or(""),
+    };
+    html! {
+        tr.text-match data-signal=(t) {
+            td { (m["bank"].as_str().unwrap_or("")) }
+            td { (signal_words(t)) }
+            td.hash { (shown(value)) }
+            td {
+                @if let Some(x) = e["text"].as_str() { (shown(x)) }
+                @else if t == "text_hash" { "the whole text" }
+                @if let Some(s) = &span { br; span.small { (s) } }
+            }
+            td {
+                @match t {
+                    "text_hash" => {
+                        "Near-duplicate of banked ad " (content.unwrap_or(0)) ": Hamming distance "
+                        (m["distance"].as_i64().unwrap_or(0)) " ≤ radius " (e["radius"].as_i64().unwrap_or(0))
+                        " bits (estimated shingle Jaccard similarity "
+                        (format!("{:.2}", e["jaccard_estimate"].as_f64().unwrap_or(0.0))) ")."
+                    }
+                    "rule" => {
+                        "Rule " code { (e["rule"].as_str().unwrap_or("")) }
+                        @if let Some(d) = e["description"].as_str().filter(|d| !d.is_empty()) { " (" (d) ")" }
+                        " of the bank's " (e["language"].as_str().unwrap_or("?")) " rules matched this span. "
+                        strong { "Review only" } ": Bulwark takes no action on rule matches."
+                    }
+                    _ => {
+                        "The " (e["entity"].as_str().unwrap_or(t)) " in the text, normalised, equals banked content "
+                        (content.unwrap_or(0)) " exactly."
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn matches_table(matches: &[&Value]) -> Markup {
+    html! {
+        table.text-matches {
+            thead { tr { th { "Bank" } th { "Signal" } th { "Normalised value" } th { "In the text" } th { "Why" } } }
+            tbody { @for m in matches { (match_row(m)) } }
+        }
+    }
+}
+
+/// The text/entity part of a recorded match's page (empty for a media match).
+pub async fn match_facts(state: &AppState, match_id: i64) -> anyhow::Result<Markup> {
+    let s = &state.store;
+    let Some(r) = sqlx::query(&s.sql(&format!(
+        "SELECT t.query_signal, t.explanation, t.review_only, m.bank, m.content_id, m.signal_type, m.distance \
+         FROM {TEXT_MATCH_TABLE} t JOIN console_matches m ON m.id = t.match_id WHERE t.match_id = ?"
+    )))
+    .bind(match_id)
+    .fetch_optional(&s.pool)
+    .await?
+    else {
+        return Ok(html! {});
+    };
+    let m = serde_json::json!({
+        "bank": r.try_get::<String, _>("bank")?,
+        "content_id": r.try_get::<i64, _>("content_id")?,
+        "signal_type": r.try_get::<String, _>("signal_type")?,
+        "distance": r.try_get::<i64, _>("distance")?,
+        "query_signal": r.try_get::<Option<String>, _>("query_signal")?,
+        "review_only": r.try_get::<i64, _>("review_only")? != 0,
+        "explanation": serde_json::from_str::<Value>(&r.try_get::<String, _>("explanation")?)?,
+    });
+    Ok(html! {
+        h3 #text-match-h { "What matched in the text" }
+        p.hint { "Only the matched part of the query text is kept (at most " (EXCERPT_CHARS)
+            " characters), never the whole text. Text is shown as text: nothing in it is a link." }
+        (matches_table(&[&m]))
+    })
+}
+
+/// A report's stored text signals: per message, its matches and entities.
+async fn report_rows(state: &AppState, report_id: i64) -> anyhow::Result<Vec<(i64, Value, Value)>> {
+    let s = &state.store;
+    let mut out = Vec::new();
+    for r in sqlx::query(&s.sql(
+        "SELECT msg_idx, signals, matches FROM report_text_signals WHERE report_id = ? ORDER BY msg_idx",
+    ))
+    .bind(report_id)
+    .fetch_all(&s.pool)
+    .await?
+    {
+        let parse = |c: &str| -> anyhow::Result<Value> {
+            Ok(serde_json::from_str(&r.try_get::<String, _>(c)?).unwrap_or(Value::Null))
+        };
+        out.push((r.try_get("msg_idx")?, parse("signals")?, parse("matches")?));
+    }
+    Ok(out)
+}
+
+/// Adds the banks a report's message text matched (smallest distance; rule
+/// matches count as 0) to an item's banks.
+pub async fn report_banks(
+    state: &AppState,
+    report_id: i64,
+    into: &mut BTreeMap<String, i64>,
+) -> anyhow::Result<()> {
+    for (_, _, matches) in report_rows(state, report_id).await? {
+        for m in matches.as_array().into_iter().flatten() {
+            if let Some(b) = m["bank"].as_str() {
+                let d = m["distance"].as_i64().unwrap_or(0);
+                let e = into.entry(b.to_string()).or_insert(d);
+                *e = (*e).min(d);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The text-signal part of a report's page: per message, what matched and
+/// why, and the entities found in it.
+pub async fn report_facts(state: &AppState, report_id: i64) -> anyhow::Result<Markup> {
+    let rows = report_rows(state, report_id).await?;
+    if rows.is_empty() {
+        return Ok(html! {});
+    }
+    Ok(html! {
+        h3 #text-signals-h { "Text and entity matches (message text)" }
+        p.hint { "Computed when the report arrived: each verified message's text was hashed, its phone numbers, \
+            handles, invite links, wallets and URLs extracted and normalised, and all matched against every bank. \
+            Rule matches are for review only. Text is shown as text: nothing in it is a link." }
+        @for (idx, signals, matches) in &rows {
+            @let list: Vec<&Value> = matches.as_array().into_iter().flatten().collect();
+            @let entities: Vec<&Value> = signals["entities"].as_array().into_iter().flatten().collect();
+            section.text-signals data-message=(idx) {
+                h4 { "Message " (idx) }
+                @if list.is_empty() { p { "No bank matched this message's text." } }
+                @else { (matches_table(&list)) }
+                @if !entities.is_empty() {
+                    p.small { "Entities found: "
+                        @for (n, e) in entities.iter().enumerate() {
+                            @if n > 0 { ", " }
+                            (e["kind"].as_str().unwrap_or("")) " " span.hash { (shown(e["value"].as_str().unwrap_or(""))) }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}

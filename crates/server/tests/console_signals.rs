@@ -1,0 +1,287 @@
+//! The reviewer console shows text and entity matches (issue 18): an item
+//! that came from a text/entity/rule match — through `POST /v1/match` or a
+//! reported message's text — shows the bank, the signal, the normalised
+//! value, where in the text it was found and why; text is shown escaped,
+//! never as a link, with direction-changing characters made visible. On
+//! SQLite and (when it is there) PostgreSQL.
+//!
+//! All data is synthetic and fictitious: a phone number from the NANP range
+//! reserved for fiction (555-0100…0199), example.com, a benign pet ad.
+
+#![allow(clippy::unwrap_used)]
+
+mod console_fixtures;
+mod support;
+
+use axum::http::{Method, StatusCode};
+use bulwark_server::console::accounts::ConsoleRole;
+use console_fixtures::*;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+async fn on_both<F, Fut>(f: F)
+where
+    F: Fn(Console) -> Fut,
+    Fut: std::future::Future<Output = Console>,
+{
+    let c = Console::open(false, |_| {}).await.unwrap();
+    f(c).await.cleanup().await;
+    match Console::open(true, |_| {}).await {
+        Some(c) => f(c).await.cleanup().await,
+        None => {
+            assert!(
+                std::env::var("BULWARK_TEST_POSTGRES_REQUIRED").as_deref() != Ok("1"),
+                "PostgreSQL is required but not reachable"
+            );
+            eprintln!("skipping the PostgreSQL run: no server at 127.0.0.1:5432");
+        }
+    }
+}
+
+/// A fictitious ad with markup and a right-to-left override in it, a
+/// phone number written loosely and a URL.
+const AD: &str = "Adorable <b>kitten</b>\u{202E}gnp.exe for adoption. \
+Call +1 (415) 555-0142 or see https://example.com/ads/7 today";
+
+/// Every `href` of a page: only the console's own pages and anchors.
+fn foreign_links(html: &str) -> Vec<String> {
+    html.match_indices("href=\"")
+        .map(|(i, _)| {
+            let rest = &html[i + 6..];
+            rest[..rest.find('"').unwrap()].to_string()
+        })
+        .filter(|h| !(h.starts_with("/console") || h.starts_with('#')))
+        .collect()
+}
+
+/// The page without its `<span …>`/`</span>` tags (the visible markers of
+/// invisible characters are spans).
+fn unspanned(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(i) = rest
+        .find("<span")
+        .into_iter()
+        .chain(rest.find("</span>"))
+        .min()
+    {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('>').unwrap();
+        rest = &rest[i + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What every page showing the ad's text must do with it.
+fn shown_safely(html: &str) {
+    assert!(
+        !html.contains("<b>kitten"),
+        "markup from the text is escaped"
+    );
+    assert!(
+        !html.contains('\u{202E}'),
+        "the right-to-left override is not in the page"
+    );
+    assert_eq!(
+        foreign_links(html),
+        Vec::<String>::new(),
+        "no link but the console's"
+    );
+}
+
+async fn bank_with_text_signals(c: &Console) {
+    c.bank("ads").await;
+    let (s, j) = c
+        .api(
+            Method::POST,
+            "/v1/banks/ads/content",
+            Some(json!({"signals": {"phone": "+1 415 555 0142"}})),
+        )
+        .await;
+    assert!(s.is_success(), "{j}");
+    let (s, j) = c
+        .api(
+            Method::POST,
+            "/v1/banks/ads/content",
+            Some(json!({"signals": {"url": "HTTPS://EXAMPLE.com/ads/7#x"}})),
+        )
+        .await;
+    assert!(s.is_success(), "{j}");
+    let (s, j) = c
+        .api(
+            Method::PUT,
+            "/v1/banks/ads/rules",
+            Some(json!({"language": "en", "rules": [
+                {"id": "tagged-file", "pattern": "<b>kitten</b>\\x{202E}\\S+", "raw": true,
+                 "description": "markup then a reversed file name"}
+            ]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_and_entity_matches_show_what_matched_and_why() {
+    on_both(|c| async move {
+        bank_with_text_signals(&c).await;
+        let st = &c.service.state.store;
+        bulwark_server::console::items::set_review_policy(st, "ads", Some(60))
+            .await
+            .unwrap();
+        let (s, m) = c
+            .api(Method::POST, "/v1/match", Some(json!({"text": AD})))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{m}");
+        let mut types: Vec<&str> = m["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["signal_type"].as_str().unwrap())
+            .collect();
+        types.sort_unstable();
+        assert_eq!(types, ["phone", "rule", "url"], "{m}");
+
+        // Each is queued under the bank's review policy.
+        let rows = sqlx::query("SELECT id, signal_type FROM console_matches ORDER BY id")
+            .fetch_all(&st.pool)
+            .await
+            .unwrap();
+        let ids: Vec<(i64, String)> = rows
+            .iter()
+            .map(|r| (r.try_get("id").unwrap(), r.try_get("signal_type").unwrap()))
+            .collect();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        // Only the matched excerpts are kept, never the rest of the text.
+        for r in sqlx::query("SELECT explanation, query_signal FROM console_text_matches")
+            .fetch_all(&st.pool)
+            .await
+            .unwrap()
+        {
+            let e: String = r.try_get("explanation").unwrap();
+            assert!(!e.contains("Adorable") && !e.contains("today"), "{e}");
+        }
+
+        c.add("rita", ConsoleRole::Reviewer, false).await;
+        let s = c.login("rita").await;
+        let q = c.get(&s, "/console/queue?kind=match").await.text();
+        assert!(q.contains("phone") && q.contains("rule"), "{q}");
+        for (id, t) in &ids {
+            let page = c.get(&s, &format!("/console/item/match/{id}")).await;
+            assert_eq!(page.status, StatusCode::OK);
+            let html = page.text();
+            assert!(html.contains("What matched in the text"), "{html}");
+            assert!(html.contains("<td>ads</td>"), "the bank: {html}");
+            shown_safely(&html);
+            match t.as_str() {
+                "phone" => {
+                    assert!(html.contains("entity: phone"), "{html}");
+                    assert!(html.contains("+14155550142"), "normalised (E.164): {html}");
+                    assert!(html.contains("+1 (415) 555-0142"), "as written: {html}");
+                    assert!(html.contains("exactly"), "{html}");
+                }
+                "url" => {
+                    assert!(html.contains("entity: url"), "{html}");
+                    // The canonical URL and the text's, as text.
+                    assert!(html.contains("https://example.com/ads/7"), "{html}");
+                }
+                "rule" => {
+                    assert!(html.contains("tagged-file"), "{html}");
+                    assert!(html.contains("markup then a reversed file name"), "{html}");
+                    assert!(html.contains("Review only"), "{html}");
+                    assert!(
+                        html.contains("&lt;b&gt;kitten&lt;/b&gt;"),
+                        "the excerpt, escaped: {html}"
+                    );
+                    assert!(
+                        unspanned(&html).contains("&lt;b&gt;kitten&lt;/b&gt;[U+202E]gnp.exe"),
+                        "the override as a visible marker: {html}"
+                    );
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+        c
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_whose_text_matched_shows_its_matches() {
+    on_both(|c| async move {
+        bank_with_text_signals(&c).await;
+        c.bank("known").await;
+        let st = &c.service.state.store;
+        let id = c
+            .seed_report(
+                "fictional_sender",
+                "fictional_reporter",
+                &image(PEN),
+                "known",
+            )
+            .await;
+        // The message's text is the ad, matched by the report path's own code.
+        sqlx::query(&st.sql("UPDATE report_messages SET content = ? WHERE report_id = ?"))
+            .bind(bulwark_franking::content::Content::text(AD).to_bytes())
+            .bind(id)
+            .execute(&st.pool)
+            .await
+            .unwrap();
+        let state = &c.service.state;
+        let sig = bulwark_server::api::signals::ReportSignals::compute(
+            state,
+            &[(0, AD.to_string())],
+            &[],
+        )
+        .await
+        .unwrap();
+        let mut conn = st.pool.acquire().await.unwrap();
+        sig.store(st, &mut conn, id).await.unwrap();
+        drop(conn);
+
+        c.add("rita", ConsoleRole::Reviewer, false).await;
+        let s = c.login("rita").await;
+        let q = c.get(&s, "/console/queue?kind=report").await.text();
+        assert!(q.contains("banks: ads, known"), "the text's bank too: {q}");
+        let html = c
+            .get(&s, &format!("/console/item/report/{id}"))
+            .await
+            .text();
+        assert!(html.contains("Text and entity matches"), "{html}");
+        shown_safely(&html);
+        let plain = unspanned(&html);
+        let section = &plain[plain.find("id=\"text-signals-h\"").unwrap()..];
+        for want in [
+            "entity: phone",
+            "+14155550142",
+            "+1 (415) 555-0142",
+            "entity: url",
+            "https://example.com/ads/7",
+            "tagged-file",
+            "Review only",
+            "&lt;b&gt;kitten&lt;/b&gt;[U+202E]",
+            // The entities found, with the domain that matched nothing.
+            "domain",
+            "example.com",
+        ] {
+            assert!(section.contains(want), "{want}: {section}");
+        }
+        // The message itself, in the report chain: escaped, override visible.
+        assert!(
+            plain.contains("Adorable &lt;b&gt;kitten&lt;/b&gt;[U+202E]gnp.exe"),
+            "{html}"
+        );
+        let matched: Value = serde_json::from_str(
+            &sqlx::query("SELECT matches FROM report_text_signals")
+                .fetch_one(&st.pool)
+                .await
+                .unwrap()
+                .try_get::<String, _>("matches")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(matched.as_array().unwrap().len(), 3, "{matched}");
+        c
+    })
+    .await;
+}
