@@ -195,6 +195,14 @@ def test_errors_are_exceptions_with_the_service_message(server, tmp_path):
         with pytest.raises(ApiError) as e:
             c.cancel_import("no-such-job")
         assert e.value.status == 404
+        # A job id or bank name is one path segment: one from elsewhere cannot reach another route.
+        with pytest.raises(ApiError) as e:
+            c.cancel_import("../banks/imp_err")
+        assert (e.value.status, e.value.code) == (404, "not_found") and "import job" in e.value.message
+        with pytest.raises(ApiError) as e:
+            c.delete_bank("../banks/imp_err")  # unencoded, this would be DELETE /v1/banks/imp_err
+        assert e.value.status == 404
+        assert c.get_bank("imp_err").name == "imp_err"
         with pytest.raises(TypeError, match="path, a binary file, bytes"):
             c.start_import("imp_err", 42)  # type: ignore[arg-type]
         with pytest.raises(FileNotFoundError):

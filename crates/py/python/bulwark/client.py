@@ -35,6 +35,7 @@ import os
 import stat
 import time
 import typing as t
+import urllib.parse
 from dataclasses import dataclass, field
 
 import httpx
@@ -343,7 +344,7 @@ def _import_request(
     headers = up.headers()
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key
-    return f"/v1/banks/{bank}/imports", _q(format=format, source=source), headers
+    return f"/v1/banks/{_seg(bank)}/imports", _q(format=format, source=source), headers
 
 
 def _upload_timeout(base: httpx.Timeout) -> httpx.Timeout:
@@ -358,7 +359,7 @@ ExportDest = t.Union[str, os.PathLike[str], t.BinaryIO]
 
 
 def _export_request(bank: str, format: str, include_disabled: bool) -> t.Tuple[str, t.Dict[str, t.Any]]:
-    return f"/v1/banks/{bank}/export", _q(format=format, include_disabled=include_disabled or None)
+    return f"/v1/banks/{_seg(bank)}/export", _q(format=format, include_disabled=include_disabled or None)
 
 
 def _open_dest(dest: ExportDest) -> t.Tuple[t.BinaryIO, bool]:
@@ -367,8 +368,13 @@ def _open_dest(dest: ExportDest) -> t.Tuple[t.BinaryIO, bool]:
     return dest, False
 
 
+def _seg(name: str) -> str:
+    """One path segment: a name with ``/`` or ``?`` in it cannot reach another route."""
+    return urllib.parse.quote(name, safe="")
+
+
 def _job_of(job: t.Union[ImportJob, str]) -> str:
-    return job.id if isinstance(job, ImportJob) else job
+    return _seg(job.id if isinstance(job, ImportJob) else job)
 
 
 @dataclass
@@ -593,15 +599,15 @@ class _Endpoints:
 
     @_endpoint
     def get_bank(self, name: str) -> _Req[Bank]:
-        return _Req("GET", f"/v1/banks/{name}", _j(lambda j: _from(Bank, j)))
+        return _Req("GET", f"/v1/banks/{_seg(name)}", _j(lambda j: _from(Bank, j)))
 
     @_endpoint
     def update_bank(self, /, name: str, **patch: t.Any) -> _Req[Bank]:
-        return _Req("PATCH", f"/v1/banks/{name}", _j(lambda j: _from(Bank, j)), json=patch)
+        return _Req("PATCH", f"/v1/banks/{_seg(name)}", _j(lambda j: _from(Bank, j)), json=patch)
 
     @_endpoint
     def delete_bank(self, name: str) -> _Req[t.Dict[str, t.Any]]:
-        return _Req("DELETE", f"/v1/banks/{name}", _j(_obj))
+        return _Req("DELETE", f"/v1/banks/{_seg(name)}", _j(_obj))
 
     # ---- content
     @_endpoint
@@ -620,7 +626,7 @@ class _Endpoints:
         return (
             _Req(
                 "POST",
-                f"/v1/banks/{bank}/content",
+                f"/v1/banks/{_seg(bank)}/content",
                 _j(Content.from_json),
                 files={"file": _file(file, filename)},
                 data=data,
@@ -640,14 +646,14 @@ class _Endpoints:
     ) -> _Req[Content]:
         """Adds content known only by its hashes, e.g. ``{"pdq": HEX}``."""
         body = _drop_none(signals=dict(signals), quality=quality, note=note, metadata=metadata, source=source)
-        return _Req("POST", f"/v1/banks/{bank}/content", _j(Content.from_json), json=body)
+        return _Req("POST", f"/v1/banks/{_seg(bank)}/content", _j(Content.from_json), json=body)
 
     @_endpoint
     def list_content(self, bank: str, *, after: t.Optional[int] = None, limit: t.Optional[int] = None) -> _Req[Page[Content]]:
         return (
             _Req(
                 "GET",
-                f"/v1/banks/{bank}/content",
+                f"/v1/banks/{_seg(bank)}/content",
                 _j(lambda j: Page([Content.from_json(c) for c in j["items"]], j.get("next_after"))),
                 params=_q(after=after, limit=limit),
             )
@@ -655,15 +661,15 @@ class _Endpoints:
 
     @_endpoint
     def get_content(self, bank: str, id: int) -> _Req[Content]:
-        return _Req("GET", f"/v1/banks/{bank}/content/{id}", _j(Content.from_json))
+        return _Req("GET", f"/v1/banks/{_seg(bank)}/content/{_seg(str(id))}", _j(Content.from_json))
 
     @_endpoint
     def update_content(self, /, bank: str, id: int, **patch: t.Any) -> _Req[Content]:
-        return _Req("PATCH", f"/v1/banks/{bank}/content/{id}", _j(Content.from_json), json=patch)
+        return _Req("PATCH", f"/v1/banks/{_seg(bank)}/content/{_seg(str(id))}", _j(Content.from_json), json=patch)
 
     @_endpoint
     def delete_content(self, bank: str, id: int) -> _Req[t.Dict[str, t.Any]]:
-        return _Req("DELETE", f"/v1/banks/{bank}/content/{id}", _j(_obj))
+        return _Req("DELETE", f"/v1/banks/{_seg(bank)}/content/{_seg(str(id))}", _j(_obj))
 
     # ---- import / export
     @_endpoint
@@ -675,7 +681,7 @@ class _Endpoints:
         return (
             _Req(
                 "POST",
-                f"/v1/banks/{bank}/import",
+                f"/v1/banks/{_seg(bank)}/import",
                 _j(lambda j: _from(ImportResult, j)),
                 params=_q(format=format, source=source),
                 content=body,
@@ -689,7 +695,7 @@ class _Endpoints:
         return (
             _Req(
                 "GET",
-                f"/v1/banks/{bank}/export",
+                f"/v1/banks/{_seg(bank)}/export",
                 lambda r: r.text,
                 params=_q(format=format, include_disabled=include_disabled or None),
             )
@@ -801,7 +807,7 @@ class _Endpoints:
 
     @_endpoint
     def get_report(self, id: int) -> _Req[Report]:
-        return _Req("GET", f"/v1/reports/{id}", _j(lambda j: _from(Report, j)))
+        return _Req("GET", f"/v1/reports/{_seg(str(id))}", _j(lambda j: _from(Report, j)))
 
     # ---- safety vouchers
     @_endpoint
@@ -851,7 +857,7 @@ class _Endpoints:
 
     @_endpoint
     def account_status(self, account: str) -> _Req[AccountStatus]:
-        return _Req("GET", f"/v1/accounts/{account}", _j(lambda j: _from(AccountStatus, j)))
+        return _Req("GET", f"/v1/accounts/{_seg(account)}", _j(lambda j: _from(AccountStatus, j)))
 
 
 def _kwargs(req: _Req[t.Any]) -> t.Dict[str, t.Any]:
