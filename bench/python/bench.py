@@ -8,8 +8,10 @@ Usage (a release wheel installed; shared/ beside the clone or BULWARK_CONFORMANC
 
 PDQ: a ~1024x768 and a 12 MP JPEG (quality 90) made from a benign conformance
 photo, as `bulwark bench hash` does; per image *including decode*: Bulwark's
-`hash_bytes` against PIL decode + `pdqhash.compute` (Meta's C++ core), median
-of runs on one thread, then Bulwark's `hash_bytes_many` on every core.
+`hash_bytes` against PIL decode + `pdqhash.compute` (Meta's C++ core), run
+alternately on one thread (medians, the median of the paired ratios and the
+ratio of the fastest runs),
+then Bulwark's `hash_bytes_many` on every core.
 Index: clustered random codes, queries at radius 31; Bulwark's `Index`
 against faiss `IndexBinaryMultiHash` as HMA configures it (16x16, nflip 0),
 exact by pigeonhole (nflip 1) and `IndexBinaryFlat`, one thread each (faiss
@@ -37,14 +39,20 @@ def conformance() -> pathlib.Path:
     return pathlib.Path(env) if env else pathlib.Path(__file__).resolve().parents[3] / "shared" / "conformance"
 
 
-def median_ms(f, runs: int) -> float:
-    f()  # warm up
-    ts = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts) * 1000
+def paired_ms(fa, fb, runs: int):
+    """Runs a and b alternately (a first on even runs, b first on odd), so
+    a loaded machine's changing load falls on both alike: the median of each
+    in ms, the median of the per-pair ratios b/a, and the ratio of the
+    fastest runs (the runs the machine's other load disturbed least)."""
+    fa(), fb()  # warm up
+    ta, tb = [], []
+    for i in range(runs):
+        for f, ts in ((fa, ta), (fb, tb)) if i % 2 == 0 else ((fb, tb), (fa, ta)):
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+    ratios = [b / a for a, b in zip(ta, tb)]
+    return statistics.median(ta) * 1000, statistics.median(tb) * 1000, statistics.median(ratios), min(tb) / min(ta)
 
 
 def pdqhash_hex(data: bytes):
@@ -55,8 +63,8 @@ def pdqhash_hex(data: bytes):
 
 def bench_pdq(runs: int) -> None:
     src = Image.open(conformance() / "pdq/images/bridge-mods/aaa-orig.jpg").convert("RGB")
-    print("| image | Bulwark `hash_bytes` | PIL + `pdqhash.compute` | ratio | bit-exact | Bulwark `hash_bytes_many`, all cores |")
-    print("| --- | ---: | ---: | ---: | --- | ---: |")
+    print("| image | Bulwark `hash_bytes` | PIL + `pdqhash.compute` | ratio of medians | median of paired ratios | ratio of fastest runs | bit-exact | Bulwark `hash_bytes_many`, all cores |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
     for w, h in ((1024, 768), (4000, 3000)):
         buf = io.BytesIO()
         src.resize((w, h), Image.BICUBIC).save(buf, "JPEG", quality=90)
@@ -64,14 +72,17 @@ def bench_pdq(runs: int) -> None:
         ours = bulwark.hash_bytes(data)
         theirs = pdqhash_hex(data)
         n = runs if w < 2000 else max(3, runs // 5)
-        a = median_ms(lambda: bulwark.hash_bytes(data), n)
-        b = median_ms(lambda: pdqhash.compute(np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))), n)
+        a, b, paired, fastest = paired_ms(
+            lambda: bulwark.hash_bytes(data),
+            lambda: pdqhash.compute(np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))),
+            n,
+        )
         batch = [data] * (4 * (os.cpu_count() or 1) * (8 if w < 2000 else 1))
         t = time.perf_counter()
         bulwark.hash_bytes_many(batch)
         rate = len(batch) / (time.perf_counter() - t)
         exact = (ours.hash, ours.quality) == theirs
-        print(f"| {w}x{h} | {a:.2f} ms | {b:.2f} ms | **{b / a:.1f}x** | {exact} | {rate:.1f} images/s |")
+        print(f"| {w}x{h} | {a:.2f} ms | {b:.2f} ms | **{b / a:.1f}x** | {paired:.1f}x | {fastest:.1f}x | {exact} | {rate:.1f} images/s |")
 
 
 def clustered(rng, n: int, centres: int, flips: int) -> np.ndarray:
@@ -131,5 +142,7 @@ if __name__ == "__main__":
     a = ap.parse_args()
     print(f"bulwark {bulwark.__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
           f"pdqhash {getattr(pdqhash, '__version__', '?')}, faiss {faiss.__version__}, {os.cpu_count()} cores\n")
+    print("load average at start: %.2f %.2f %.2f\n" % os.getloadavg())
     bench_pdq(a.runs)
     bench_index(a.codes, a.queries, a.radius)
+    print("\nload average at end: %.2f %.2f %.2f" % os.getloadavg())

@@ -12,6 +12,14 @@ server's error code and message.
         r = c.match(file=open("query.jpg", "rb").read())
         for m in r.matches:
             print(m.bank, m.content_id, m.distance)
+
+Large lists go in as import jobs, streamed from disk (never read into
+memory), then followed to the end:
+
+        job = c.start_import("org_a", "ncmec.txt", source="ncmec-2026-11",
+                             idempotency_key="ncmec-2026-11")
+        job = c.wait_import(job, progress=lambda j: print(j.lines, j.status))
+        print(job.added, job.duplicates, job.rejected_count, job.rejected[:3])
 """
 
 from __future__ import annotations
@@ -20,8 +28,14 @@ import base64
 import dataclasses
 import functools
 import inspect
+import asyncio
+import collections.abc
 import json
+import os
+import stat
+import time
 import typing as t
+import urllib.parse
 from dataclasses import dataclass, field
 
 import httpx
@@ -33,12 +47,17 @@ __all__ = [
     "Bank",
     "Client",
     "Content",
+    "ExportDest",
     "Hashes",
+    "ImportJob",
+    "ImportJobError",
     "ImportResult",
+    "ImportSource",
     "Match",
     "MatchResult",
     "Page",
     "PdataRelease",
+    "RejectedLine",
     "Report",
     "ReportReceipt",
     "Signal",
@@ -140,6 +159,222 @@ class ImportResult:
     rejected_count: int = 0
     rejected: t.List[t.Any] = field(default_factory=list)
     raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class RejectedLine:
+    """A list line the service refused: its 1-based number and why."""
+
+    line: int
+    error: str
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class ImportJob:
+    """An import job (``POST /v1/banks/{bank}/imports``) and its progress.
+
+    ``lines`` counts every line read so far (blank and comment lines too);
+    each one is added, a duplicate, rejected, or skipped as blank/comment.
+    ``rejected`` holds the first 1,000 rejected lines; the service sends
+    them only for one job (:meth:`Client.get_import`,
+    :meth:`Client.wait_import`, :meth:`Client.cancel_import`), not in
+    :meth:`Client.list_imports`. ``reused`` is true when
+    :meth:`Client.start_import` got back the job an earlier request with the
+    same ``idempotency_key`` created (the body was not read again)."""
+
+    id: str
+    bank: str
+    status: str
+    format: str = "lines"
+    source: t.Optional[str] = None
+    bytes_total: int = 0
+    bytes_done: int = 0
+    lines: int = 0
+    added: int = 0
+    duplicates: int = 0
+    rejected_count: int = 0
+    rejected: t.List[RejectedLine] = field(default_factory=list)
+    error: t.Optional[str] = None
+    created_at: str = ""
+    updated_at: str = ""
+    finished_at: t.Optional[str] = None
+    seconds: float = 0.0
+    reused: bool = False
+    raw: t.Dict[str, t.Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, d: t.Mapping[str, t.Any], *, reused: bool = False) -> "ImportJob":
+        j = _from(cls, d)
+        j.rejected = [_from(RejectedLine, r) for r in d.get("rejected") or []]
+        j.reused = reused
+        return j
+
+    @property
+    def finished(self) -> bool:
+        """Done, failed or cancelled: the job will not change any more."""
+        return self.status in ("done", "failed", "cancelled")
+
+    @property
+    def fraction(self) -> float:
+        """Bytes of the list imported so far, from 0.0 to 1.0."""
+        if self.bytes_total <= 0:
+            return 1.0 if self.finished else 0.0
+        return min(1.0, self.bytes_done / self.bytes_total)
+
+
+class ImportJobError(Exception):
+    """:meth:`Client.wait_import` found the job ``failed`` or ``cancelled``;
+    ``job`` is its final state (what was committed before stays in the bank)."""
+
+    def __init__(self, job: ImportJob) -> None:
+        why = f": {job.error}" if job.error else ""
+        super().__init__(
+            f"import job {job.id} into {job.bank} {job.status} after {job.lines} lines "
+            f"({job.added} added, {job.duplicates} duplicates, {job.rejected_count} rejected){why}"
+        )
+        self.job = job
+
+
+#: What :meth:`Client.start_import` uploads: a path (``str`` or
+#: ``os.PathLike``; the file is streamed), a binary file object (streamed
+#: from its position), the list itself as ``bytes``, or an iterable of
+#: ``bytes`` chunks (:class:`AsyncClient` also takes an async iterable).
+ImportSource = t.Union[
+    str, os.PathLike[str], bytes, bytearray, memoryview, t.BinaryIO, t.Iterable[bytes]
+]
+
+#: Called as the upload goes: bytes sent so far and the total (``None``
+#: when unknown, e.g. for an iterable).
+UploadProgress = t.Callable[[int, t.Optional[int]], None]
+
+_CHUNK = 1 << 20
+
+
+class _Upload:
+    """A list to stream: its length when known, read in 1 MiB chunks."""
+
+    def __init__(self, data: t.Any, progress: t.Optional[UploadProgress]) -> None:
+        self.progress = progress
+        self.sent = 0
+        self.length: t.Optional[int] = None
+        self.file: t.Optional[t.BinaryIO] = None
+        self.owned = False
+        self.buffer: t.Optional[memoryview] = None
+        self.chunks: t.Any = None
+        if isinstance(data, (str, os.PathLike)):
+            self.file = open(data, "rb")
+            self.owned = True
+            self.length = os.fstat(self.file.fileno()).st_size
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            self.buffer = memoryview(data).cast("B")
+            self.length = len(self.buffer)
+        elif hasattr(data, "read"):
+            self.file = data
+            try:
+                st = os.fstat(data.fileno())
+                if stat.S_ISREG(st.st_mode):
+                    self.length = st.st_size - data.tell()
+            except (AttributeError, OSError, ValueError):
+                pass
+        elif isinstance(data, (collections.abc.Iterable, collections.abc.AsyncIterable)):
+            self.chunks = data
+        else:
+            raise TypeError(
+                f"an import needs a path, a binary file, bytes or an iterable of bytes, not {type(data).__name__}"
+            )
+
+    def headers(self) -> t.Dict[str, str]:
+        h = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.length is not None:
+            h["Content-Length"] = str(self.length)
+        return h
+
+    def _count(self, chunk: t.Any) -> bytes:
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError(f"an import's chunks must be bytes, not {type(chunk).__name__}")
+        b = bytes(chunk)
+        self.sent += len(b)
+        if self.progress is not None:
+            self.progress(self.sent, self.length)
+        return b
+
+    def _buffer_chunks(self) -> t.Iterator[bytes]:
+        assert self.buffer is not None
+        for i in range(0, len(self.buffer), _CHUNK):
+            yield self.buffer[i : i + _CHUNK].tobytes()
+
+    def __iter__(self) -> t.Iterator[bytes]:
+        if self.file is not None:
+            while chunk := self.file.read(_CHUNK):
+                yield self._count(chunk)
+        elif self.buffer is not None:
+            for chunk in self._buffer_chunks():
+                yield self._count(chunk)
+        elif isinstance(self.chunks, collections.abc.Iterable):
+            for chunk in self.chunks:
+                yield self._count(chunk)
+        else:
+            raise TypeError("an async iterable needs the AsyncClient")
+
+    async def __aiter__(self) -> t.AsyncIterator[bytes]:
+        if self.file is not None:
+            loop = asyncio.get_running_loop()
+            f = self.file
+            while chunk := await loop.run_in_executor(None, f.read, _CHUNK):
+                yield self._count(chunk)
+        elif self.buffer is not None:
+            for chunk in self._buffer_chunks():
+                yield self._count(chunk)
+        elif isinstance(self.chunks, collections.abc.AsyncIterable):
+            async for chunk in self.chunks:
+                yield self._count(chunk)
+        else:
+            for chunk in self.chunks:
+                yield self._count(chunk)
+
+    def close(self) -> None:
+        if self.owned and self.file is not None:
+            self.file.close()
+
+
+def _import_request(
+    bank: str, format: str, source: t.Optional[str], idempotency_key: t.Optional[str], up: _Upload
+) -> t.Tuple[str, t.Dict[str, t.Any], t.Dict[str, str]]:
+    headers = up.headers()
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    return f"/v1/banks/{_seg(bank)}/imports", _q(format=format, source=source), headers
+
+
+def _upload_timeout(base: httpx.Timeout) -> httpx.Timeout:
+    # The answer comes once the service has synced the whole list to disk,
+    # which for a list of gigabytes takes longer than a usual read timeout.
+    read = None if base.read is None else max(base.read, 600.0)
+    return httpx.Timeout(connect=base.connect, read=read, write=base.write, pool=base.pool)
+
+
+#: Where :meth:`Client.export_to` writes: a path or a binary file object.
+ExportDest = t.Union[str, os.PathLike[str], t.BinaryIO]
+
+
+def _export_request(bank: str, format: str, include_disabled: bool) -> t.Tuple[str, t.Dict[str, t.Any]]:
+    return f"/v1/banks/{_seg(bank)}/export", _q(format=format, include_disabled=include_disabled or None)
+
+
+def _open_dest(dest: ExportDest) -> t.Tuple[t.BinaryIO, bool]:
+    if isinstance(dest, (str, os.PathLike)):
+        return open(dest, "wb"), True
+    return dest, False
+
+
+def _seg(name: str) -> str:
+    """One path segment: a name with ``/`` or ``?`` in it cannot reach another route."""
+    return urllib.parse.quote(name, safe="")
+
+
+def _job_of(job: t.Union[ImportJob, str]) -> str:
+    return _seg(job.id if isinstance(job, ImportJob) else job)
 
 
 @dataclass
@@ -364,15 +599,15 @@ class _Endpoints:
 
     @_endpoint
     def get_bank(self, name: str) -> _Req[Bank]:
-        return _Req("GET", f"/v1/banks/{name}", _j(lambda j: _from(Bank, j)))
+        return _Req("GET", f"/v1/banks/{_seg(name)}", _j(lambda j: _from(Bank, j)))
 
     @_endpoint
     def update_bank(self, /, name: str, **patch: t.Any) -> _Req[Bank]:
-        return _Req("PATCH", f"/v1/banks/{name}", _j(lambda j: _from(Bank, j)), json=patch)
+        return _Req("PATCH", f"/v1/banks/{_seg(name)}", _j(lambda j: _from(Bank, j)), json=patch)
 
     @_endpoint
     def delete_bank(self, name: str) -> _Req[t.Dict[str, t.Any]]:
-        return _Req("DELETE", f"/v1/banks/{name}", _j(_obj))
+        return _Req("DELETE", f"/v1/banks/{_seg(name)}", _j(_obj))
 
     # ---- content
     @_endpoint
@@ -391,7 +626,7 @@ class _Endpoints:
         return (
             _Req(
                 "POST",
-                f"/v1/banks/{bank}/content",
+                f"/v1/banks/{_seg(bank)}/content",
                 _j(Content.from_json),
                 files={"file": _file(file, filename)},
                 data=data,
@@ -411,14 +646,14 @@ class _Endpoints:
     ) -> _Req[Content]:
         """Adds content known only by its hashes, e.g. ``{"pdq": HEX}``."""
         body = _drop_none(signals=dict(signals), quality=quality, note=note, metadata=metadata, source=source)
-        return _Req("POST", f"/v1/banks/{bank}/content", _j(Content.from_json), json=body)
+        return _Req("POST", f"/v1/banks/{_seg(bank)}/content", _j(Content.from_json), json=body)
 
     @_endpoint
     def list_content(self, bank: str, *, after: t.Optional[int] = None, limit: t.Optional[int] = None) -> _Req[Page[Content]]:
         return (
             _Req(
                 "GET",
-                f"/v1/banks/{bank}/content",
+                f"/v1/banks/{_seg(bank)}/content",
                 _j(lambda j: Page([Content.from_json(c) for c in j["items"]], j.get("next_after"))),
                 params=_q(after=after, limit=limit),
             )
@@ -426,15 +661,15 @@ class _Endpoints:
 
     @_endpoint
     def get_content(self, bank: str, id: int) -> _Req[Content]:
-        return _Req("GET", f"/v1/banks/{bank}/content/{id}", _j(Content.from_json))
+        return _Req("GET", f"/v1/banks/{_seg(bank)}/content/{_seg(str(id))}", _j(Content.from_json))
 
     @_endpoint
     def update_content(self, /, bank: str, id: int, **patch: t.Any) -> _Req[Content]:
-        return _Req("PATCH", f"/v1/banks/{bank}/content/{id}", _j(Content.from_json), json=patch)
+        return _Req("PATCH", f"/v1/banks/{_seg(bank)}/content/{_seg(str(id))}", _j(Content.from_json), json=patch)
 
     @_endpoint
     def delete_content(self, bank: str, id: int) -> _Req[t.Dict[str, t.Any]]:
-        return _Req("DELETE", f"/v1/banks/{bank}/content/{id}", _j(_obj))
+        return _Req("DELETE", f"/v1/banks/{_seg(bank)}/content/{_seg(str(id))}", _j(_obj))
 
     # ---- import / export
     @_endpoint
@@ -446,7 +681,7 @@ class _Endpoints:
         return (
             _Req(
                 "POST",
-                f"/v1/banks/{bank}/import",
+                f"/v1/banks/{_seg(bank)}/import",
                 _j(lambda j: _from(ImportResult, j)),
                 params=_q(format=format, source=source),
                 content=body,
@@ -460,11 +695,34 @@ class _Endpoints:
         return (
             _Req(
                 "GET",
-                f"/v1/banks/{bank}/export",
+                f"/v1/banks/{_seg(bank)}/export",
                 lambda r: r.text,
                 params=_q(format=format, include_disabled=include_disabled or None),
             )
         )
+
+    @_endpoint
+    def get_import(self, job: t.Union[ImportJob, str]) -> _Req[ImportJob]:
+        """An import job's progress, with its first 1,000 rejected lines."""
+        return _Req("GET", f"/v1/imports/{_job_of(job)}", _j(ImportJob.from_json))
+
+    @_endpoint
+    def list_imports(self, *, bank: t.Optional[str] = None, limit: t.Optional[int] = None) -> _Req[t.List[ImportJob]]:
+        """Recent import jobs, newest first (``limit`` 1 to 500, default 50)."""
+        return (
+            _Req(
+                "GET",
+                "/v1/imports",
+                _j(lambda j: [ImportJob.from_json(x) for x in j["imports"]]),
+                params=_q(bank=bank, limit=limit),
+            )
+        )
+
+    @_endpoint
+    def cancel_import(self, job: t.Union[ImportJob, str]) -> _Req[ImportJob]:
+        """Cancels a queued or running job; batches already committed stay.
+        A job that has already finished raises :class:`ApiError` (409)."""
+        return _Req("DELETE", f"/v1/imports/{_job_of(job)}", _j(ImportJob.from_json))
 
     # ---- hashing and matching
     @_endpoint
@@ -549,7 +807,7 @@ class _Endpoints:
 
     @_endpoint
     def get_report(self, id: int) -> _Req[Report]:
-        return _Req("GET", f"/v1/reports/{id}", _j(lambda j: _from(Report, j)))
+        return _Req("GET", f"/v1/reports/{_seg(str(id))}", _j(lambda j: _from(Report, j)))
 
     # ---- safety vouchers
     @_endpoint
@@ -599,7 +857,7 @@ class _Endpoints:
 
     @_endpoint
     def account_status(self, account: str) -> _Req[AccountStatus]:
-        return _Req("GET", f"/v1/accounts/{account}", _j(lambda j: _from(AccountStatus, j)))
+        return _Req("GET", f"/v1/accounts/{_seg(account)}", _j(lambda j: _from(AccountStatus, j)))
 
 
 def _kwargs(req: _Req[t.Any]) -> t.Dict[str, t.Any]:
@@ -622,6 +880,79 @@ class Client(_Endpoints):
     def _run(self, req: _Req[T]) -> T:
         return req.parse(_check(self._http.request(req.method, req.path, **_kwargs(req))))
 
+    def start_import(
+        self,
+        bank: str,
+        data: ImportSource,
+        *,
+        format: str = "lines",
+        source: t.Optional[str] = None,
+        idempotency_key: t.Optional[str] = None,
+        progress: t.Optional[UploadProgress] = None,
+    ) -> ImportJob:
+        """Starts an import job (``POST /v1/banks/{bank}/imports``): streams
+        the list in 1 MiB chunks and returns the queued job once the service
+        has it on disk. Follow it with :meth:`wait_import`. With an
+        ``idempotency_key``, a retry returns the first job (``reused``)."""
+        up = _Upload(data, progress)
+        try:
+            path, params, headers = _import_request(bank, format, source, idempotency_key, up)
+            r = self._http.request(
+                "POST", path, params=params, headers=headers, content=iter(up), timeout=_upload_timeout(self._http.timeout)
+            )
+        finally:
+            up.close()
+        return ImportJob.from_json(_check(r).json(), reused=r.status_code == 200)
+
+    def wait_import(
+        self,
+        job: t.Union[ImportJob, str],
+        *,
+        progress: t.Optional[t.Callable[[ImportJob], None]] = None,
+        poll: float = 0.5,
+        timeout: t.Optional[float] = None,
+        check: bool = True,
+    ) -> ImportJob:
+        """Polls the job every ``poll`` seconds until it is done, failed or
+        cancelled, calling ``progress`` with each state seen (the last one
+        included), and returns the final state with its rejected lines.
+        With ``check`` (the default) a failed or cancelled job raises
+        :class:`ImportJobError`; past ``timeout`` seconds, ``TimeoutError``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            j = self.get_import(job)
+            if progress is not None:
+                progress(j)
+            if j.finished:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"import job {j.id} is still {j.status} after {timeout} s")
+            time.sleep(poll)
+        if check and j.status != "done":
+            raise ImportJobError(j)
+        return j
+
+    def export_to(
+        self, bank: str, dest: ExportDest, *, format: str = "lines", include_disabled: bool = False
+    ) -> int:
+        """Streams the bank as a hash list into a file (a path or a binary
+        file object), never holding it whole in memory; the bytes written."""
+        path, params = _export_request(bank, format, include_disabled)
+        with self._http.stream("GET", path, params=params) as r:
+            if not r.is_success:
+                r.read()
+                _check(r)
+            f, owned = _open_dest(dest)
+            try:
+                n = 0
+                for chunk in r.iter_bytes(_CHUNK):
+                    f.write(chunk)
+                    n += len(chunk)
+            finally:
+                if owned:
+                    f.close()
+        return n
+
     def close(self) -> None:
         self._http.close()
 
@@ -642,6 +973,77 @@ class AsyncClient(_Endpoints):
 
     async def _run(self, req: _Req[T]) -> T:
         return req.parse(_check(await self._http.request(req.method, req.path, **_kwargs(req))))
+
+    async def start_import(
+        self,
+        bank: str,
+        data: t.Union[ImportSource, t.AsyncIterable[bytes]],
+        *,
+        format: str = "lines",
+        source: t.Optional[str] = None,
+        idempotency_key: t.Optional[str] = None,
+        progress: t.Optional[UploadProgress] = None,
+    ) -> ImportJob:
+        """:meth:`Client.start_import`; files are read in a worker thread."""
+        up = _Upload(data, progress)
+        try:
+            path, params, headers = _import_request(bank, format, source, idempotency_key, up)
+            r = await self._http.request(
+                "POST",
+                path,
+                params=params,
+                headers=headers,
+                content=up.__aiter__(),
+                timeout=_upload_timeout(self._http.timeout),
+            )
+        finally:
+            up.close()
+        return ImportJob.from_json(_check(r).json(), reused=r.status_code == 200)
+
+    async def wait_import(
+        self,
+        job: t.Union[ImportJob, str],
+        *,
+        progress: t.Optional[t.Callable[[ImportJob], None]] = None,
+        poll: float = 0.5,
+        timeout: t.Optional[float] = None,
+        check: bool = True,
+    ) -> ImportJob:
+        """:meth:`Client.wait_import`, sleeping with ``asyncio.sleep``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            j = await self.get_import(job)
+            if progress is not None:
+                progress(j)
+            if j.finished:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"import job {j.id} is still {j.status} after {timeout} s")
+            await asyncio.sleep(poll)
+        if check and j.status != "done":
+            raise ImportJobError(j)
+        return j
+
+    async def export_to(
+        self, bank: str, dest: ExportDest, *, format: str = "lines", include_disabled: bool = False
+    ) -> int:
+        """:meth:`Client.export_to`; the file is written in a worker thread."""
+        path, params = _export_request(bank, format, include_disabled)
+        loop = asyncio.get_running_loop()
+        async with self._http.stream("GET", path, params=params) as r:
+            if not r.is_success:
+                await r.aread()
+                _check(r)
+            f, owned = await loop.run_in_executor(None, _open_dest, dest)
+            try:
+                n = 0
+                async for chunk in r.aiter_bytes(_CHUNK):
+                    await loop.run_in_executor(None, f.write, chunk)
+                    n += len(chunk)
+            finally:
+                if owned:
+                    f.close()
+        return n
 
     async def aclose(self) -> None:
         await self._http.aclose()

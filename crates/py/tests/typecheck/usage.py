@@ -5,6 +5,7 @@ fails the check if the stubs or annotations drift to another type or to
 
 from __future__ import annotations
 
+import pathlib
 import typing as t
 
 from typing_extensions import assert_type
@@ -21,10 +22,13 @@ from bulwark.client import (
     Client,
     Content,
     Hashes,
+    ImportJob,
+    ImportJobError,
     ImportResult,
     MatchResult,
     Page,
     PdataRelease,
+    RejectedLine,
     Report,
     ReportReceipt,
     StampResult,
@@ -137,6 +141,8 @@ def errors() -> None:
     except ApiError as e:
         assert_type(e.status, int)
         assert_type(e.code, str)
+    except ImportJobError as e:
+        assert_type(e.job, ImportJob)
 
 
 def sync_client(url: str, key: str, img: bytes) -> None:
@@ -149,6 +155,23 @@ def sync_client(url: str, key: str, img: bytes) -> None:
         assert_type(c.list_content("b", limit=1), Page[Content])
         assert_type(c.import_list("b", "pdq " + "00" * 32), ImportResult)
         assert_type(c.export_list("b", format="jsonl"), str)
+        with open("list.txt", "rb") as f:
+            assert_type(c.start_import("b", f, format="csv", idempotency_key="k"), ImportJob)
+        progress: t.Callable[[int, t.Optional[int]], None] = lambda sent, total: None
+        job = c.start_import("b", pathlib.Path("list.txt"), source="s", progress=progress)
+        assert_type(c.start_import("b", "list.txt"), ImportJob)
+        assert_type(c.start_import("b", iter([b"pdq ", b"00" * 32])), ImportJob)
+        assert_type(job.reused, bool)
+        done = c.wait_import(job, progress=lambda j: print(j.lines, j.fraction), poll=0.1, timeout=60.0)
+        assert_type(done, ImportJob)
+        assert_type(done.rejected, t.List[RejectedLine])
+        assert_type(done.rejected[0].line, int)
+        assert_type(done.finished, bool)
+        assert_type(c.wait_import(job.id, check=False).error, t.Optional[str])
+        assert_type(c.get_import(job), ImportJob)
+        assert_type(c.list_imports(bank="b", limit=10), t.List[ImportJob])
+        assert_type(c.cancel_import(job.id), ImportJob)
+        assert_type(c.export_to("b", pathlib.Path("out.txt"), format="csv"), int)
         assert_type(c.hash(img), Hashes)
         assert_type(c.match(file=img), MatchResult)
         assert_type(c.match(signals={"pdq": ["00" * 32]}, banks=["b"]).matches[0].distance, t.Optional[int])
@@ -176,6 +199,19 @@ async def async_client(url: str, key: str, img: bytes) -> None:
         assert_type(await c.list_content("b"), Page[Content])
         assert_type(await c.import_list("b", "pdq " + "00" * 32, format="lines"), ImportResult)
         assert_type(await c.export_list("b"), str)
+
+        async def chunks() -> t.AsyncIterator[bytes]:
+            yield b"pdq " + b"00" * 32
+
+        job = await c.start_import("b", chunks(), idempotency_key="k")
+        assert_type(job, ImportJob)
+        assert_type(await c.start_import("b", b"pdq " + b"00" * 32), ImportJob)
+        assert_type(await c.wait_import(job, progress=lambda j: None), ImportJob)
+        assert_type(await c.get_import(job.id), ImportJob)
+        assert_type(await c.list_imports(), t.List[ImportJob])
+        assert_type(c.cancel_import(job), t.Awaitable[ImportJob])
+        with open("out.txt", "wb") as f:
+            assert_type(await c.export_to("b", f, include_disabled=True), int)
         assert_type(await c.match(signals={"pdq": "00" * 32}), MatchResult)
         assert_type(await c.get_report(1), Report)
         assert_type(await c.pdata(), bytes)
