@@ -356,45 +356,92 @@ impl Store {
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
+        self.run_migrations(7305542, Versions::Schema, "the database schema", MIGRATIONS)
+            .await
+    }
+
+    /// Applies the pending `migrations` in order, each in its own
+    /// transaction together with the version it reaches, recorded where
+    /// `at` says. PostgreSQL replicas starting together take advisory lock
+    /// `lock` and migrate one at a time. A store at a version newer than
+    /// `migrations` knows is refused: an older binary does not run on it.
+    async fn run_migrations(
+        &self,
+        lock: i64,
+        at: Versions<'_>,
+        what: &str,
+        migrations: &[&str],
+    ) -> anyhow::Result<()> {
         let mut conn = self.pool.acquire().await?;
         if self.backend == Backend::Postgres {
-            // Replicas starting together migrate one at a time.
-            sqlx::query("SELECT pg_advisory_lock(7305542)")
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(lock)
                 .execute(&mut *conn)
                 .await?;
         }
         let result = async {
-            sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
-                .execute(&mut *conn)
-                .await?;
-            let current: i64 =
-                sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version")
-                    .fetch_one(&mut *conn)
-                    .await?
-                    .try_get("v")?;
+            let current: i64 = match at {
+                Versions::Schema => {
+                    sqlx::query(
+                        "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
+                    )
+                    .execute(&mut *conn)
+                    .await?;
+                    sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version")
+                        .fetch_one(&mut *conn)
+                        .await?
+                        .try_get("v")?
+                }
+                Versions::Meta(key) => {
+                    sqlx::query(&self.sql("SELECT value FROM meta WHERE key = ?"))
+                        .bind(key)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                        .map(|r| r.try_get::<String, _>("value"))
+                        .transpose()?
+                        .map_or(Ok(0), |v| v.parse::<i64>())
+                        .map_err(|e| anyhow::anyhow!("meta.{key}: {e}"))?
+                }
+            };
             anyhow::ensure!(
-                current as usize <= MIGRATIONS.len(),
-                "the database has schema version {current}, newer than this binary knows ({}); \
+                current as usize <= migrations.len(),
+                "{what} is at version {current}, newer than this binary knows ({}); \
                  run a newer bulwark",
-                MIGRATIONS.len()
+                migrations.len()
             );
-            for (i, m) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            for (i, m) in migrations.iter().enumerate().skip(current as usize) {
+                let version = i as i64 + 1;
                 let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
                 for stmt in split_statements(&self.render(m)) {
                     sqlx::query(&stmt).execute(&mut *tx).await?;
                 }
-                sqlx::query(&self.sql("INSERT INTO schema_version (version) VALUES (?)"))
-                    .bind(i as i64 + 1)
-                    .execute(&mut *tx)
-                    .await?;
+                match at {
+                    Versions::Schema => {
+                        sqlx::query(&self.sql("INSERT INTO schema_version (version) VALUES (?)"))
+                            .bind(version)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Versions::Meta(key) => {
+                        sqlx::query(&self.sql(
+                            "INSERT INTO meta (key, value) VALUES (?, ?) \
+                             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        ))
+                        .bind(key)
+                        .bind(version.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
                 tx.commit().await?;
-                tracing::info!("database migrated to schema version {}", i + 1);
+                tracing::info!("{what} migrated to version {version}");
             }
             Ok(())
         }
         .await;
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_unlock(7305542)")
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(lock)
                 .execute(&mut *conn)
                 .await?;
         }
@@ -424,51 +471,23 @@ impl Store {
         what: &str,
         migrations: &[&str],
     ) -> anyhow::Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_lock(7305543)")
-                .execute(&mut *conn)
-                .await?;
-        }
-        let result = async {
-            let current: i64 = sqlx::query(&self.sql("SELECT value FROM meta WHERE key = ?"))
-                .bind(key)
-                .fetch_optional(&mut *conn)
-                .await?
-                .map(|r| r.try_get::<String, _>("value"))
-                .transpose()?
-                .map_or(Ok(0), |v| v.parse::<i64>())
-                .map_err(|e| anyhow::anyhow!("meta.{key}: {e}"))?;
-            anyhow::ensure!(
-                current as usize <= migrations.len(),
-                "the {what} tables have version {current}, newer than this binary knows"
-            );
-            for (i, m) in migrations.iter().enumerate().skip(current as usize) {
-                let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
-                for stmt in split_statements(&self.render(m)) {
-                    sqlx::query(&stmt).execute(&mut *tx).await?;
-                }
-                sqlx::query(&self.sql(
-                    "INSERT INTO meta (key, value) VALUES (?, ?) \
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                ))
-                .bind(key)
-                .bind((i + 1).to_string())
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                tracing::info!("{what} tables migrated to version {}", i + 1);
-            }
-            Ok(())
-        }
-        .await;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_unlock(7305543)")
-                .execute(&mut *conn)
-                .await?;
-        }
-        result
+        self.run_migrations(
+            7305543,
+            Versions::Meta(key),
+            &format!("the {what} tables"),
+            migrations,
+        )
+        .await
     }
+}
+
+/// Where [`Store::run_migrations`] keeps the version a set of migrations reached.
+#[derive(Clone, Copy)]
+enum Versions<'a> {
+    /// The service's own schema: rows of `schema_version`.
+    Schema,
+    /// A feature module's tables: `meta.{key}`.
+    Meta(&'a str),
 }
 
 /// A bank as stored.

@@ -1216,6 +1216,7 @@ both_databases!(
     text_limits_uniform_401_and_bounded_metrics,
     vouchers_open_only_above_the_threshold,
     restart_from_snapshot_replays_later_changes,
+    an_older_binary_refuses_a_newer_schema,
     verified_report_with_a_matching_attachment,
     forged_reports_are_rejected_and_recorded,
     videos_bank_and_match_after_reencoding,
@@ -1639,6 +1640,58 @@ mod reports {
 use reports::{
     forged_reports_are_rejected_and_recorded, verified_report_with_a_matching_attachment,
 };
+
+/// A binary older than the store refuses to start on it, for the service's
+/// schema and for a feature module's tables alike, and says what to do;
+/// nothing is written. The same store at its own version opens again.
+async fn an_older_binary_refuses_a_newer_schema(app: &TestApp) {
+    let st = &app.service.state;
+    let s = &st.store;
+    let reopen = || async {
+        let mut c = support::config(app.dir.path(), st.config.database.clone());
+        c.bootstrap_admin = false;
+        bulwark_server::Service::open(c).await
+    };
+    sqlx::query("INSERT INTO schema_version (version) VALUES (9999)")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let e = reopen().await.err().expect("opened a newer schema");
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("version 9999") && msg.contains("newer than this binary"),
+        "{msg}"
+    );
+    sqlx::query("DELETE FROM schema_version WHERE version = 9999")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let row = sqlx::query(&s.sql("SELECT value FROM meta WHERE key = ?"))
+        .bind("counts")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    let counts: String = sqlx::Row::get(&row, "value");
+    sqlx::query(&s.sql("UPDATE meta SET value = '9999' WHERE key = ?"))
+        .bind("counts")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let e = reopen().await.err().expect("opened newer module tables");
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("bank counter") && msg.contains("newer than this binary"),
+        "{msg}"
+    );
+    sqlx::query(&s.sql("UPDATE meta SET value = ? WHERE key = ?"))
+        .bind(&counts)
+        .bind("counts")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let again = reopen().await.expect("the store at its own version opens");
+    again.state.store.pool.close().await;
+}
 
 /// A restart from the index snapshot sees every change made after it.
 async fn restart_from_snapshot_replays_later_changes(app: &TestApp) {
@@ -2083,7 +2136,8 @@ mod vouchers {
         let (_, a) = app.get("/v1/accounts/acct-3").await;
         assert_eq!(a["status"], "not flagged", "{a}");
         // The third distinct match crosses it: exactly the matched set opens.
-        send(app, &d1, &pdata, &dev, &real[2]).await;
+        let (s, j) = send(app, &d1, &pdata, &dev, &real[2]).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{j}");
         let (_, a) = app.get("/v1/accounts/acct-1").await;
         assert_eq!(a["status"], "flagged", "{a}");
         let mut got: Vec<i64> = a["matches"]
