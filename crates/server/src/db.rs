@@ -336,6 +336,18 @@ impl Store {
         Ok(store)
     }
 
+    /// Begins a transaction that writes. On SQLite it takes the write lock
+    /// at once (`BEGIN IMMEDIATE`, waiting up to the busy timeout): a
+    /// deferred transaction that reads and then writes fails at once with
+    /// "database is locked" when another connection committed in between,
+    /// which an import committing every 2,000 lines makes common.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// `sql` with `?` numbered `$1, $2, ...` for PostgreSQL.
     pub fn sql<'a>(&self, sql: &'a str) -> Cow<'a, str> {
         if self.backend == Backend::Sqlite {
@@ -979,7 +991,7 @@ pub async fn bulk_insert_pdq(
     source: &str,
     hashes: &[bulwark_pdq::PdqHash],
 ) -> Result<(), sqlx::Error> {
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.begin().await?;
     let first: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 AS n FROM content")
         .fetch_one(&mut *tx)
         .await?

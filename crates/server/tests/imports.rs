@@ -375,8 +375,54 @@ async fn a_bank_deleted_during_its_job_fails_the_job(app: &TestApp) {
     );
 }
 
+/// Bank writes made while an import commits batch after batch succeed: on
+/// SQLite a transaction that read before another connection's commit and
+/// then wrote failed at once with "database is locked" (a 500 on bank
+/// delete, seen in CI) until write transactions took the lock up front.
+async fn writes_during_an_import_do_not_fail(app: &TestApp) {
+    make_bank(app, "busy").await;
+    let (_, job) = start_job(app, "busy", random_lines(8, 60_000).join("\n"), None).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let worker = bulwark_server::api::imports::spawn_worker(app.service.state.clone());
+    let mut rounds = 0;
+    loop {
+        let (_, j) = app.get(&format!("/v1/imports/{id}")).await;
+        if j["status"] != "queued" && j["status"] != "running" {
+            break;
+        }
+        let name = format!("side{rounds}");
+        make_bank(app, &name).await;
+        let (s, j) = app
+            .post(
+                &format!("/v1/banks/{name}/content"),
+                json!({"signals": {"pdq": random_lines(100 + rounds, 1)[0][4..]}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "round {rounds}: {j}");
+        let (s, j) = app
+            .call(
+                Method::DELETE,
+                &format!("/v1/banks/{name}"),
+                Some(&app.admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "round {rounds}: {j}");
+        rounds += 1;
+    }
+    worker.abort();
+    let done = wait_done(app, &id).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["added"], 60_000);
+    assert!(
+        rounds > 0,
+        "the import ended before any write ran beside it"
+    );
+}
+
 both_databases!(
     a_job_accounts_for_every_line,
+    writes_during_an_import_do_not_fail,
     a_bank_deleted_during_its_job_fails_the_job,
     jobs_are_cancelled_refused_and_audited,
     counters_follow_inserts_disables_and_deletes,

@@ -89,7 +89,7 @@ pub async fn create(
     check_min_quality(min_quality)?;
     check_texts(b.description.as_deref(), b.provider.as_deref())?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let now = now_ms();
     let row = sqlx::query(&s.sql(
         "INSERT INTO banks (name, threshold, enabled, description, provider, created_at, updated_at, min_quality) \
@@ -171,7 +171,7 @@ pub async fn update(
         p.provider.as_ref().and_then(|p| p.as_deref()),
     )?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let row = sqlx::query(&s.sql("SELECT * FROM banks WHERE name = ?"))
         .bind(&name)
         .fetch_optional(&mut *tx)
@@ -230,7 +230,7 @@ pub async fn delete(
     caller.require(Role::Curator)?;
     let bank = bank_or_404(&state, &name).await?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let n: i64 = sqlx::query(&s.sql("SELECT COUNT(*) AS n FROM content WHERE bank_id = ?"))
         .bind(bank.id)
         .fetch_one(&mut *tx)

@@ -231,7 +231,7 @@ pub async fn insert_one_with_extras(
         }
     }
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     match db::insert_content(s, &mut tx, bank.id, &caller.key_id, c).await? {
         Some(id) => {
             let banked = crate::extras::to_bank(extras, state.media.bank_kinds(), bank.min_quality);
@@ -476,7 +476,7 @@ pub async fn update(
     caller.require(Role::Curator)?;
     let bank = bank_or_404(&state, &bank_name).await?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let row = sqlx::query(&s.sql("SELECT * FROM content WHERE id = ? AND bank_id = ?"))
         .bind(id)
         .bind(bank.id)
@@ -548,7 +548,7 @@ pub async fn delete(
     caller.require(Role::Curator)?;
     let bank = bank_or_404(&state, &bank_name).await?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let signals = db::signals_of(s, id).await?;
     let done = sqlx::query(&s.sql("DELETE FROM content WHERE id = ? AND bank_id = ?"))
         .bind(id)

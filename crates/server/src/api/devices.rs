@@ -71,7 +71,7 @@ pub async fn enrol(
     check_id("device", &e.device)?;
     let pk = parse_public_key(&e.public_key)?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let exists =
         sqlx::query(&s.sql("SELECT revoked_at FROM devices WHERE account = ? AND device = ?"))
             .bind(&e.account)
@@ -132,7 +132,7 @@ pub async fn revoke(
         caller.require(Role::Admin)?;
     }
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let row =
         sqlx::query(&s.sql(
             "SELECT key_id FROM devices WHERE account = ? AND device = ? AND revoked_at IS NULL",

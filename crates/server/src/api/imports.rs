@@ -227,7 +227,7 @@ pub async fn create(
         return Ok((StatusCode::OK, Json(job_json(&r, false)?)));
     }
     guard.0 = None;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     db::audit(
         s,
         &mut tx,
@@ -343,7 +343,7 @@ pub async fn cancel(
     let r = job_row(&state, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no import job {id:?}")))?;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let n = sqlx::query(&s.sql(
         "UPDATE import_jobs SET status = ?, updated_at = ?, finished_at = ? \
          WHERE id = ? AND status IN (?, ?)",
@@ -531,7 +531,7 @@ async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
             }
         }
         let at_end = batch.len() < JOB_BATCH;
-        let mut tx = s.pool.begin().await?;
+        let mut tx = s.begin().await?;
         let (a, d, changes) = batch
             .commit(s, &mut tx, &bank, &actor, source.as_deref(), format)
             .await?;

@@ -165,7 +165,7 @@ impl Import<'_> {
             return Ok(());
         }
         let s = &self.state.store;
-        let mut tx = s.pool.begin().await?;
+        let mut tx = s.begin().await?;
         let (added, duplicates, changes) = batch
             .commit(
                 s,

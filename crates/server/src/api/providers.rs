@@ -65,7 +65,7 @@ pub async fn enrol(
     }
     let key = parse_key(&p.public_key)?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let done = sqlx::query(&s.sql(
         "INSERT INTO providers (name, public_key, enrolled_at, enrolled_by) VALUES (?, ?, ?, ?) \
          ON CONFLICT DO NOTHING",
@@ -130,7 +130,7 @@ pub async fn revoke(
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Admin)?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let done = sqlx::query(
         &s.sql("UPDATE providers SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL"),
     )
@@ -222,7 +222,7 @@ pub async fn sign(
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| ApiError::bad_request("signature must be 128 hex digits"))?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let row = sqlx::query(&s.sql(&format!(
         "SELECT root, pdata, published_at, min_providers FROM pdata_releases WHERE id = ?{}",
         if s.backend == db::Backend::Postgres {

@@ -191,7 +191,7 @@ pub async fn rotate(State(state): State<AppState>, caller: Caller) -> ApiResult<
     let s = &state.store;
     let mut k = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(k.as_mut());
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let id: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 AS n FROM franking_keys")
         .fetch_one(&mut *tx)
         .await?
@@ -414,7 +414,7 @@ pub async fn submit(
         .collect();
     let extra = super::signals::ReportSignals::compute(&state, &texts, &photos).await?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let inserted = sqlx::query(&s.sql(
         "INSERT INTO reports (received_at, submitted_by, status, reason, text, rejection, message_key) \
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",

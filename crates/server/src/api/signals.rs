@@ -378,7 +378,7 @@ pub async fn rules_put(
     };
     RuleBank::new(spec.clone()).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     sqlx::query(&s.sql(
         "INSERT INTO rule_banks (bank_id, language, spec, updated_at, updated_by) VALUES (?, ?, ?, ?, ?) \
          ON CONFLICT (bank_id) DO UPDATE SET language = excluded.language, spec = excluded.spec, \
@@ -437,7 +437,7 @@ pub async fn rules_delete(
     caller.require(Role::Curator)?;
     let b = bank_or_404(&state, &bank).await?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let n = sqlx::query(&s.sql("DELETE FROM rule_banks WHERE bank_id = ?"))
         .bind(b.id)
         .execute(&mut *tx)
@@ -522,7 +522,7 @@ pub async fn rescue_create(
         ));
     }
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let r = sqlx::query(&s.sql(
         "INSERT INTO rescue_banks (name, description, provider, threshold, created_at, created_by) \
          VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
@@ -645,7 +645,7 @@ pub async fn rescue_add(
             quality.unwrap_or(0)
         )));
     }
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let r = sqlx::query(&s.sql(
         "INSERT INTO rescue_photos (bank_id, pdq, quality, note, added_by, created_at) \
          VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (bank_id, pdq) DO NOTHING RETURNING id",
@@ -714,7 +714,7 @@ pub async fn reviewer_grant(
             r.key_id
         )));
     }
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     sqlx::query(&s.sql(
         "INSERT INTO rescue_reviewers (key_id, granted_by, granted_at) VALUES (?, ?, ?) \
          ON CONFLICT (key_id) DO NOTHING",
@@ -746,7 +746,7 @@ pub async fn reviewer_revoke(
 ) -> ApiResult<StatusCode> {
     caller.require(Role::Admin)?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let n = sqlx::query(&s.sql("DELETE FROM rescue_reviewers WHERE key_id = ?"))
         .bind(&key_id)
         .execute(&mut *tx)

@@ -300,7 +300,7 @@ pub async fn build(
         "derivative_bytes": params.derivative_bytes, "min_providers": min_providers,
         "epoch": epoch,
     });
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let id: i64 = sqlx::query(&s.sql(
         "INSERT INTO pdata_releases (root, params, pdata, entries, entry_count, created_at, created_by, \
          epoch, min_providers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -544,7 +544,7 @@ pub async fn process_pending(state: &AppState, batch: i64) -> Result<usize, ApiE
         let release_id: i64 = row.try_get("release_id")?;
         let bytes: Vec<u8> = row.try_get("voucher")?;
         let release = current(state).await?;
-        let mut tx = s.pool.begin().await?;
+        let mut tx = s.begin().await?;
         let took = sqlx::query(&s.sql("DELETE FROM psi_pending WHERE id = ?"))
             .bind(id)
             .execute(&mut *tx)
@@ -708,7 +708,7 @@ pub async fn clear_account(
     note: Option<String>,
 ) -> Result<(), ApiError> {
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let done = sqlx::query(&s.sql(
         "UPDATE psi_accounts SET flagged = 0, cleared_at = ?, cleared_by = ? WHERE account = ? AND flagged = 1",
     ))

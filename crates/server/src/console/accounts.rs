@@ -230,7 +230,7 @@ pub async fn add_reviewer_as(
     } else {
         (None, None)
     };
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.begin().await?;
     sqlx::query(&store.sql(
         "INSERT INTO console_reviewers (name, password, role, totp, failed, locked_until, created_at) \
          VALUES (?, ?, ?, ?, 0, NULL, ?)",

@@ -235,7 +235,7 @@ async fn change(
     };
     let id: i64 = row.try_get("id")?;
     let old_role: String = row.try_get("role")?;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let (what, detail) = match action {
         "role" => {
             let Ok(role) = field(form, "role").parse::<ConsoleRole>() else {

@@ -1287,7 +1287,7 @@ pub async fn reveal(
         }
         let s = &state.store;
         let now = now_ms();
-        let mut tx = s.pool.begin().await?;
+        let mut tx = s.begin().await?;
         sqlx::query(&s.sql(
             "INSERT INTO console_reveals (reviewer_id, item, media, day, at) VALUES (?, ?, ?, ?, ?)",
         ))
@@ -1453,7 +1453,7 @@ async fn decide_inner(
                     device: None,
                 };
                 let s = &state.store;
-                let mut tx = s.pool.begin().await?;
+                let mut tx = s.begin().await?;
                 let c = db::NewContent {
                     kind: "signals",
                     dedup_key: format!("pdq:{h}"),
@@ -1488,7 +1488,7 @@ async fn decide_inner(
     }
     let s = &state.store;
     let now = now_ms();
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let did: i64 = sqlx::query(&s.sql(
         "INSERT INTO console_decisions (item, decision, category, note, banks, reviewer, at, queued_at, distances) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",

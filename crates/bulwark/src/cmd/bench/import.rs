@@ -108,7 +108,7 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
     let mut done = 0;
     while done < a.reference_lines {
-        let mut tx = st.store.pool.begin().await?;
+        let mut tx = st.store.begin().await?;
         for _ in 0..1000.min(a.reference_lines - done) {
             let h = hex32(&mut rng);
             let c = NewContent {

@@ -141,7 +141,7 @@ pub async fn create_bank(
 ) -> Result<BankRow, ApiError> {
     check_bank_name(name)?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let now = now_ms();
     let row = sqlx::query(&s.sql(
         "INSERT INTO banks (name, threshold, enabled, description, provider, created_at, updated_at, min_quality) \
@@ -221,7 +221,7 @@ pub async fn bank_update(
     };
     let ratio = ratio_from(m)?;
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     if let Some(n) = new_name.as_ref().filter(|n| **n != bank.name) {
         let taken = sqlx::query(&s.sql("SELECT id FROM banks WHERE name = ?"))
             .bind(n)
@@ -274,7 +274,7 @@ pub async fn delete_bank(
     bank: &BankRow,
 ) -> Result<i64, ApiError> {
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let n: i64 = sqlx::query(&s.sql("SELECT COUNT(*) AS n FROM content WHERE bank_id = ?"))
         .bind(bank.id)
         .fetch_one(&mut *tx)
@@ -579,7 +579,7 @@ pub async fn content_update(
         c.note = check_note(m.get("note"))?;
     }
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     sqlx::query(&s.sql(
         "UPDATE content SET enabled = ?, disabled_until = ?, note = ?, updated_at = ? WHERE id = ?",
     ))
@@ -623,7 +623,7 @@ pub async fn delete_content(
     id: i64,
 ) -> Result<u64, ApiError> {
     let s = &state.store;
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.begin().await?;
     let done = sqlx::query(&s.sql("DELETE FROM content WHERE id = ? AND bank_id = ?"))
         .bind(id)
         .bind(bank.id)
