@@ -186,6 +186,12 @@ async fn text_and_entity_matches_show_what_matched_and_why() {
                     assert!(html.contains("https://example.com/ads/7"), "{html}");
                 }
                 "rule" => {
+                    // A rule has no distance: the title does not pretend one.
+                    assert!(
+                        html.contains(&format!("Match {id}: bank ads, rule")),
+                        "{html}"
+                    );
+                    assert!(!html.contains("rule distance"), "{html}");
                     assert!(html.contains("tagged-file"), "{html}");
                     assert!(html.contains("markup then a reversed file name"), "{html}");
                     assert!(html.contains("Review only"), "{html}");

@@ -211,10 +211,13 @@ pub async fn find_item(state: &AppState, kind: &str, id: &str) -> anyhow::Result
             let t: String = r.try_get("signal_type")?;
             let d: i64 = r.try_get("distance")?;
             distances.insert(bank.clone(), d);
-            (
-                format!("Match {mid}: bank {bank}, {t} distance {d}"),
-                r.try_get::<i64, _>("at")?,
-            )
+            // A rule match has no distance: say what matched instead.
+            let title = if t == "rule" {
+                format!("Match {mid}: bank {bank}, rule")
+            } else {
+                format!("Match {mid}: bank {bank}, {t} distance {d}")
+            };
+            (title, r.try_get::<i64, _>("at")?)
         }
         _ => return Ok(None),
     };
