@@ -13,7 +13,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use bulwark_chat::{Attachment, Client, PdataPolicy};
+use bulwark_chat::{Attachment, PdataPolicy};
 
 enum Backend {
     Sqlite(PathBuf),
@@ -101,19 +101,7 @@ fn scenario(env: &support::Env, backend: &Backend) {
         providers: support::release(env, 3),
         allow_threshold: Some(3),
     };
-    let dev = |user: &str| {
-        let mut c = Client::register(
-            &env.root.join(user),
-            &env.ds,
-            &env.matcher,
-            user,
-            "phone",
-            None,
-        )
-        .unwrap();
-        c.set_pdata_policy(policy.clone()).unwrap();
-        c
-    };
+    let dev = |user: &str| support::phone(env, &policy, user);
     let mut alice = dev("alice");
     let mut bob = dev("bob");
     let mut carol = dev("carol");

@@ -4,7 +4,7 @@
 //! threshold, a verified report, and forged or re-targeted reports refused.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bulwark_chat::http::Http;
@@ -12,251 +12,21 @@ use bulwark_chat::{Attachment, Client, PdataPolicy};
 use ed25519_dalek::Signer as _;
 use serde_json::{Value, json};
 
-struct Env {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    matcher: String,
-    ds: String,
-    admin: String,
-    stamper: String,
-    server_dir: PathBuf,
-    ds_db: PathBuf,
-    _rt: tokio::runtime::Runtime,
-}
+mod support;
 
-fn conformance() -> PathBuf {
-    std::env::var("BULWARK_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-        })
-}
-
-fn images() -> Vec<PathBuf> {
-    let root = conformance().join("pdq/images");
-    let mut out = Vec::new();
-    let mut stack = vec![root];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x != "md") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn start() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    let server_dir = root.join("server");
-    let ds_db = root.join("delivery.db");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (matcher, admin, stamper) = rt.block_on(async {
-        let config = bulwark_server::Config {
-            data_dir: server_dir.clone(),
-            max_upload_bytes: 8 << 20,
-            workers: 2,
-            ..bulwark_server::Config::default()
-        };
-        let svc = bulwark_server::Service::open(config).await.unwrap();
-        let admin = std::fs::read_to_string(svc.admin_key_file.clone().unwrap())
-            .unwrap()
-            .trim()
-            .to_string();
-        let stamper = bulwark_server::auth::create_key(
-            &svc.state.store,
-            bulwark_server::auth::Role::Stamper,
-            "delivery",
-        )
-        .await
-        .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        bulwark_server::api::vouchers::spawn_worker(svc.state.clone());
-        let router = svc.router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        (url, admin, stamper.key.to_string())
-    });
-    let ds = rt.block_on(async {
-        let app = bulwark_chat::delivery::router(&bulwark_chat::delivery::Config {
-            database: ds_db.display().to_string(),
-            matcher_url: matcher.clone(),
-            stamper_key: stamper.clone(),
-        })
-        .await
-        .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
-    });
-    Env {
-        _dir: dir,
-        root,
-        matcher,
-        ds,
-        admin,
-        stamper,
-        server_dir,
-        ds_db,
-        _rt: rt,
-    }
-}
-
-fn upload(m: &Http, admin: &str, bank: &str, file: &Path) {
-    let b = "chatE2eBoundary";
-    let mut body =
-        format!("--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n")
-            .into_bytes();
-    body.extend(std::fs::read(file).unwrap());
-    body.extend(format!("\r\n--{b}--\r\n").into_bytes());
-    let ctype = format!("multipart/form-data; boundary={b}");
-    let r = m
-        .call(
-            "POST",
-            &format!("/v1/banks/{bank}/content"),
-            Some(admin),
-            Some((&ctype, &body)),
-        )
-        .unwrap();
-    assert!(r.status < 300, "{}", String::from_utf8_lossy(&r.body));
-}
+use support::{
+    Env, account_status, bank_file, banks, contains, db_bytes, images, release, sqlite_count,
+    sqlite_exec, start,
+};
 
 /// Two providers' banks with `banked`, a release at threshold 3 signed by
 /// both; returns the providers' public keys.
 fn publish_pdata(env: &Env, banked: &[PathBuf]) -> Vec<String> {
-    let m = Http::new(&env.matcher);
-    for (bank, provider) in [("org_a", "a"), ("org_b", "b")] {
-        m.post_json(
-            "/v1/banks",
-            Some(&env.admin),
-            &json!({"name": bank, "provider": provider}),
-        )
-        .unwrap()
-        .ok("bank", &[201])
-        .unwrap();
-        for img in banked {
-            upload(&m, &env.admin, bank, img);
-        }
+    banks(env);
+    for img in banked {
+        bank_file(env, img);
     }
-    let rel = m
-        .post_json(
-            "/v1/pdata/build",
-            Some(&env.admin),
-            &json!({"profile": "compact", "threshold": 3}),
-        )
-        .unwrap()
-        .json("build", &[201])
-        .unwrap();
-    let release = rel["release"].as_i64().unwrap();
-    let mut pins = Vec::new();
-    for name in ["org_a", "org_b"] {
-        let k = bulwark_psi::ProviderKey::generate(&mut rand::rngs::OsRng);
-        m.post_json(
-            "/v1/providers",
-            Some(&env.admin),
-            &json!({"name": name, "public_key": k.public().to_string()}),
-        )
-        .unwrap()
-        .ok("provider", &[201])
-        .unwrap();
-        let r = m
-            .call("GET", &format!("/v1/pdata/releases/{release}"), None, None)
-            .unwrap();
-        r.ok("release", &[200]).unwrap();
-        let root = r.header("x-bulwark-pdata-root").unwrap().to_string();
-        let p = bulwark_client::voucher::load_pdata_with_policy(
-            &r.body,
-            &root,
-            &bulwark_client::voucher::Policy::default().allow_threshold(1),
-        )
-        .unwrap();
-        let sig = k.sign(&p);
-        m.post_json(
-            &format!("/v1/pdata/releases/{release}/signatures"),
-            None,
-            &json!({"public_key": sig.key.to_string(), "signature": hex::encode(sig.signature)}),
-        )
-        .unwrap()
-        .ok("sign", &[200])
-        .unwrap();
-        pins.push(k.public().to_string());
-    }
-    pins
-}
-
-fn account_status(env: &Env, account: &str) -> Value {
-    Http::new(&env.matcher)
-        .call(
-            "GET",
-            &format!("/v1/accounts/{account}"),
-            Some(&env.admin),
-            None,
-        )
-        .unwrap()
-        .json("account", &[200])
-        .unwrap()
-}
-
-/// Every file of a SQLite database (main, WAL), concatenated.
-fn db_bytes(db: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    for suffix in ["", "-wal"] {
-        if let Ok(b) = std::fs::read(format!("{}{suffix}", db.display())) {
-            out.extend(b);
-        }
-    }
-    out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn sqlite_count(db: &Path, sql: &str) -> i64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::Row;
-        let opts = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(db)
-            .read_only(true);
-        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-        let n: i64 = sqlx::query(sql).fetch_one(&pool).await.unwrap().get(0);
-        pool.close().await;
-        n
-    })
-}
-
-fn sqlite_exec(db: &Path, sql: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let opts = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(db)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-        let n = sqlx::query(sql)
-            .execute(&pool)
-            .await
-            .unwrap()
-            .rows_affected();
-        assert!(n > 0, "{sql}");
-        pool.close().await;
-    })
+    release(env, 3)
 }
 
 /// Re-signs a report JSON as `account/device` with `key`.

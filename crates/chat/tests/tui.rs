@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use bulwark_chat::http::Http;
 use bulwark_chat::tui::{self, Input, Key};
-use bulwark_chat::{Attachment, Client, PdataPolicy};
+use bulwark_chat::{Attachment, PdataPolicy};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -54,19 +54,7 @@ fn bob_reads_verified_and_dropped_messages_reports_and_sends_an_image_from_the_u
         providers: support::release(&env, 3),
         allow_threshold: Some(3),
     };
-    let dev = |user: &str| {
-        let mut c = Client::register(
-            &env.root.join(user),
-            &env.ds,
-            &env.matcher,
-            user,
-            "phone",
-            None,
-        )
-        .unwrap();
-        c.set_pdata_policy(policy.clone()).unwrap();
-        c
-    };
+    let dev = |user: &str| support::phone(&env, &policy, user);
     let mut alice = dev("alice");
     let mut bob = dev("bob");
     alice.create_group("friends", &["bob"]).unwrap();

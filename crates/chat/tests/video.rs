@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use bulwark_chat::client::{VIDEO_VOUCHERS, video_key_frames};
-use bulwark_chat::{Attachment, Client, PdataPolicy};
+use bulwark_chat::{Attachment, PdataPolicy};
 
 fn frames(path: &std::path::Path) -> Vec<bulwark_vpdq::FrameHash> {
     let mut opts = bulwark_vpdq::Options::default();
@@ -77,19 +77,7 @@ fn video_key_frames_are_vouchered_and_count_toward_the_threshold() {
         providers: support::release(&env, 1),
         allow_threshold: Some(1),
     };
-    let dev = |user: &str| {
-        let mut c = Client::register(
-            &env.root.join(user),
-            &env.ds,
-            &env.matcher,
-            user,
-            "phone",
-            None,
-        )
-        .unwrap();
-        c.set_pdata_policy(policy.clone()).unwrap();
-        c
-    };
+    let dev = |user: &str| support::phone(&env, &policy, user);
     let mut alice = dev("alice");
     let mut bob = dev("bob");
     alice.create_group("walks", &["bob"]).unwrap();

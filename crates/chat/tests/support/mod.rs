@@ -241,6 +241,22 @@ pub fn release(env: &Env, threshold: u16) -> Vec<String> {
     pins
 }
 
+/// Registers `user`'s device "phone" with the delivery service, checking
+/// pdata against `policy`.
+pub fn phone(env: &Env, policy: &bulwark_chat::PdataPolicy, user: &str) -> bulwark_chat::Client {
+    let mut c = bulwark_chat::Client::register(
+        &env.root.join(user),
+        &env.ds,
+        &env.matcher,
+        user,
+        "phone",
+        None,
+    )
+    .unwrap();
+    c.set_pdata_policy(policy.clone()).unwrap();
+    c
+}
+
 /// The matcher's view of an account (curator role).
 pub fn account_status(env: &Env, account: &str) -> Value {
     Http::new(&env.matcher)
