@@ -341,11 +341,25 @@ impl Store {
     /// deferred transaction that reads and then writes fails at once with
     /// "database is locked" when another connection committed in between,
     /// which an import committing every 2,000 lines makes common.
+    ///
+    /// The BEGIN runs in a task of its own, so that a caller cancelled while
+    /// waiting (a client that went away, an aborted job) cannot cancel it
+    /// half-way: a BEGIN that the connection ran but whose `Transaction` was
+    /// never handed out has no one to roll it back, and the pooled
+    /// connection kept SQLite's write lock until the process ended — every
+    /// later write failed with "database is locked"
+    /// (`begin_survives_a_cancelled_caller`). Here the task finishes, and
+    /// dropping its `Transaction` rolls back.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        }
+        let (pool, backend) = (self.pool.clone(), self.backend);
+        tokio::spawn(async move {
+            match backend {
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => pool.begin().await,
+            }
+        })
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("beginning a transaction: {e}")))?
     }
 
     /// `sql` with `?` numbered `$1, $2, ...` for PostgreSQL.
@@ -1062,5 +1076,34 @@ mod tests {
                 .collect();
             assert_eq!(split_statements(m), plain);
         }
+    }
+
+    /// A caller dropped while its BEGIN was under way (a client gone, a job
+    /// aborted) must not leave a pooled connection inside a transaction
+    /// holding SQLite's write lock. Cancels `begin` at many points, then
+    /// writes: before the fix this waited out the busy timeout and failed
+    /// with "database is locked".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn begin_survives_a_cancelled_caller() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = super::Store::open(&url).await.expect("open");
+        for k in 0..400u64 {
+            let attempt =
+                tokio::time::timeout(std::time::Duration::from_micros(k % 200), store.begin());
+            drop(attempt.await);
+        }
+        let write = async {
+            let mut tx = store.begin().await?;
+            sqlx::query("INSERT INTO meta (key, value) VALUES ('probe', 'x')")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        };
+        let done = tokio::time::timeout(std::time::Duration::from_secs(8), write).await;
+        assert!(
+            matches!(done, Ok(Ok(()))),
+            "a write after cancelled BEGINs: {done:?}"
+        );
     }
 }
