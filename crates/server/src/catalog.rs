@@ -168,6 +168,8 @@ pub struct Catalog {
     snapshot_path: std::sync::Mutex<Option<PathBuf>>,
     snapshot_seq: AtomicI64,
     max_replay: AtomicI64,
+    /// Held while changes are applied (see [`Catalog::lock_apply`]).
+    apply_lock: tokio::sync::Mutex<()>,
     /// Time (ms) of the last successful poll.
     pub last_refresh_ms: AtomicI64,
 }
@@ -193,6 +195,7 @@ impl Catalog {
             snapshot_path: std::sync::Mutex::new(None),
             snapshot_seq: AtomicI64::new(0),
             max_replay: AtomicI64::new(MAX_REPLAY),
+            apply_lock: tokio::sync::Mutex::new(()),
             last_refresh_ms: AtomicI64::new(0),
         }
     }
@@ -522,10 +525,61 @@ impl Catalog {
         Ok(())
     }
 
+    /// Serialises applying changes to this node's index. Each apply reads
+    /// the database only once the previous apply is done, so when two writers
+    /// change the same content the last apply to run reads the state both
+    /// left and the index cannot keep the older one. A writer that indexes
+    /// what it wrote from memory ([`Catalog::apply_fresh`]) takes this before
+    /// it commits, so any later change to those rows is applied after it.
+    pub async fn lock_apply(&self) -> ApplyGuard<'_> {
+        ApplyGuard {
+            _held: self.apply_lock.lock().await,
+        }
+    }
+
     /// Applies changes (from a local write, or read from the `changes` table).
     /// Idempotent: re-reads the current state of every bank and content named.
     pub async fn apply(
         &self,
+        store: &Store,
+        changes: &[(i64, Option<i64>, Option<i64>)],
+    ) -> anyhow::Result<()> {
+        let guard = self.lock_apply().await;
+        self.apply_locked(&guard, store, changes).await
+    }
+
+    /// Indexes content that the caller has just inserted and committed while
+    /// holding `_guard` (taken before the commit): new rows, enabled, with
+    /// plain signals only (no video frames, no extra hashes), each with its
+    /// PDQ hash if it has one. Nothing is re-read from the database: for a
+    /// list import this was most of the time per line. `changes` are the
+    /// change rows written for them.
+    pub fn apply_fresh(
+        &self,
+        _guard: &ApplyGuard<'_>,
+        changes: &[(i64, Option<i64>, Option<i64>)],
+        fresh: &[(i64, i64, PdqHash)],
+    ) {
+        let index = self.index();
+        for &(bank, cid, h) in fresh {
+            index.insert(entry_id(false, bank, cid), *h.as_bytes());
+        }
+        self.mark_seen(changes);
+    }
+
+    fn mark_seen(&self, changes: &[(i64, Option<i64>, Option<i64>)]) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for &(seq, _, _) in changes {
+            if seq > seen.floor {
+                seen.above.insert(seq);
+            }
+        }
+        advance(&mut seen);
+    }
+
+    async fn apply_locked(
+        &self,
+        _guard: &ApplyGuard<'_>,
         store: &Store,
         changes: &[(i64, Option<i64>, Option<i64>)],
     ) -> anyhow::Result<()> {
@@ -563,15 +617,7 @@ impl Catalog {
         for chunk in contents.chunks(500) {
             self.reload_contents(store, chunk).await?;
         }
-        {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            for &(seq, _, _) in changes {
-                if seq > seen.floor {
-                    seen.above.insert(seq);
-                }
-            }
-            advance(&mut seen);
-        }
+        self.mark_seen(changes);
         if rebuild {
             self.load_full(store).await?;
         }
@@ -936,6 +982,11 @@ impl Catalog {
             })
             .collect()
     }
+}
+
+/// Proof that [`Catalog::lock_apply`] is held.
+pub struct ApplyGuard<'a> {
+    _held: tokio::sync::MutexGuard<'a, ()>,
 }
 
 fn advance(seen: &mut Seen) {

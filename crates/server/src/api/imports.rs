@@ -532,11 +532,11 @@ async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
         }
         let at_end = batch.len() < JOB_BATCH;
         let mut tx = s.begin().await?;
-        let (a, d, changes) = batch
-            .commit(s, &mut tx, &bank, &actor, source.as_deref(), format)
+        let written = batch
+            .write(s, &mut tx, &bank, &actor, source.as_deref(), format)
             .await?;
-        added += a as i64;
-        duplicates += d as i64;
+        added += written.added as i64;
+        duplicates += written.duplicates as i64;
         let mut q = String::from(
             "UPDATE import_jobs SET bytes_done = ?, lines = ?, added = ?, duplicates = ?, \
              rejected_count = ?, updated_at = ?",
@@ -568,12 +568,7 @@ async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
             let _ = tokio::fs::remove_file(&spool).await;
             return Ok(());
         }
-        tx.commit().await?;
-        state
-            .catalog
-            .apply(s, &changes)
-            .await
-            .map_err(ApiError::internal)?;
+        written.commit(state, tx).await?;
         if at_end {
             break;
         }

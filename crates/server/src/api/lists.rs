@@ -66,9 +66,8 @@ impl Batch {
     }
 
     /// Writes the batch in `tx` (content, signals, changes and one audit
-    /// row); the caller commits, then applies the changes to the catalog.
-    /// Returns (added, duplicates, changes).
-    pub(super) async fn commit(
+    /// row); the caller commits it with [`Written::commit`].
+    pub(super) async fn write(
         self,
         s: &crate::db::Store,
         tx: &mut sqlx::AnyConnection,
@@ -76,9 +75,9 @@ impl Batch {
         actor: &str,
         source: Option<&str>,
         format: Format,
-    ) -> Result<(u64, u64, Vec<(i64, Option<i64>, Option<i64>)>), ApiError> {
+    ) -> Result<Written, ApiError> {
         let Some((first, last)) = self.lines else {
-            return Ok((0, 0, Vec::new()));
+            return Ok(Written::default());
         };
         let items: Vec<NewContent> = self
             .records
@@ -103,6 +102,14 @@ impl Batch {
         let (ids, changes) = db::insert_contents(s, &mut *tx, bank.id, actor, &items).await?;
         let added = ids.iter().filter(|i| i.is_some()).count() as u64;
         let duplicates = ids.len() as u64 - added;
+        let fresh = ids
+            .iter()
+            .zip(&self.records)
+            .filter_map(|(id, (_, r))| match (id, &r.signal) {
+                (Some(id), AnySignal::Media(Signal::Pdq(h))) => Some((bank.id, *id, *h)),
+                _ => None,
+            })
+            .collect();
         if !items.is_empty() {
             let detail = json!({
                 "source": source,
@@ -121,7 +128,42 @@ impl Batch {
             )
             .await?;
         }
-        Ok((added, duplicates, changes))
+        Ok(Written {
+            added,
+            duplicates,
+            changes,
+            fresh,
+        })
+    }
+}
+
+/// A batch written in a transaction, not yet committed.
+#[derive(Default)]
+pub(super) struct Written {
+    pub(super) added: u64,
+    pub(super) duplicates: u64,
+    changes: Vec<(i64, Option<i64>, Option<i64>)>,
+    /// (bank, content, hash) of each new content with a PDQ hash.
+    fresh: Vec<(i64, i64, bulwark_pdq::PdqHash)>,
+}
+
+impl Written {
+    /// Commits `tx` and indexes the new content from memory (every row is
+    /// new, enabled and has plain signals only: see
+    /// [`crate::catalog::Catalog::apply_fresh`]). The catalog's apply lock
+    /// is held across the commit so that a later change to these rows is
+    /// applied after this.
+    pub(super) async fn commit(
+        self,
+        state: &AppState,
+        tx: sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<(), ApiError> {
+        let guard = state.catalog.lock_apply().await;
+        tx.commit().await?;
+        state
+            .catalog
+            .apply_fresh(&guard, &self.changes, &self.fresh);
+        Ok(())
     }
 }
 
@@ -166,8 +208,8 @@ impl Import<'_> {
         }
         let s = &self.state.store;
         let mut tx = s.begin().await?;
-        let (added, duplicates, changes) = batch
-            .commit(
+        let written = batch
+            .write(
                 s,
                 &mut tx,
                 self.bank,
@@ -176,15 +218,9 @@ impl Import<'_> {
                 self.format,
             )
             .await?;
-        tx.commit().await?;
-        self.added += added;
-        self.duplicates += duplicates;
-        self.state
-            .catalog
-            .apply(s, &changes)
-            .await
-            .map_err(ApiError::internal)?;
-        Ok(())
+        self.added += written.added;
+        self.duplicates += written.duplicates;
+        written.commit(self.state, tx).await
     }
 }
 
