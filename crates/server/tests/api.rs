@@ -2231,3 +2231,53 @@ mod vouchers {
 }
 use std::collections::HashMap;
 use vouchers::vouchers_open_only_above_the_threshold;
+/// The response-shape checker itself finds each kind of mismatch.
+#[test]
+fn openapi_checker_catches_wrong_shapes() {
+    use support::openapi::mismatch;
+    let doc = serde_json::json!({
+        "paths": {"/v1/things/{id}": {"get": {"responses": {
+            "200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/T"}}}},
+            "404": {"$ref": "#/components/responses/E"}
+        }}}},
+        "components": {
+            "schemas": {"T": {"type": "object", "required": ["n"], "properties": {
+                "n": {"type": "integer", "minimum": 0},
+                "k": {"type": ["string", "null"], "enum": ["a", null]},
+                "xs": {"type": "array", "items": {"type": "string"}}
+            }}},
+            "responses": {"E": {"content": {"application/json": {"schema": {"type": "object"}}}}}
+        }
+    });
+    let get = |status: u16, body: &str| {
+        mismatch(
+            &doc,
+            &Method::GET,
+            "/v1/things/7?x=1",
+            status,
+            Some("application/json"),
+            body.as_bytes(),
+        )
+    };
+    assert_eq!(get(200, r#"{"n": 1, "k": null, "xs": ["a"]}"#), Ok(()));
+    assert_eq!(get(404, r#"{"anything": 1}"#), Ok(()));
+    for (status, body, why) in [
+        (200, r#"{"k": "a"}"#, "required field \"n\""),
+        (200, r#"{"n": -1}"#, "minimum"),
+        (200, r#"{"n": 1.5}"#, "expected type"),
+        (200, r#"{"n": 1, "k": "b"}"#, "not one of"),
+        (200, r#"{"n": 1, "xs": [1]}"#, "$.xs[0]"),
+        (200, r#"{"n": 1, "z": 1}"#, "$.z: not a documented field"),
+        (201, r#"{"n": 1}"#, "status 201 is not documented"),
+    ] {
+        let e = get(status, body).expect_err(body);
+        assert!(e.contains(why), "{body}: {e}");
+    }
+    let post = mismatch(&doc, &Method::POST, "/v1/things/7", 200, None, b"");
+    assert!(post.is_err_and(|e| e.contains("POST is not documented")));
+    assert_eq!(
+        mismatch(&doc, &Method::GET, "/v1/other", 404, None, b""),
+        Ok(())
+    );
+    assert!(mismatch(&doc, &Method::GET, "/v1/other", 200, None, b"").is_err());
+}

@@ -15,6 +15,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+pub mod openapi;
+
 pub struct TestApp {
     pub service: Service,
     pub router: Router,
@@ -219,10 +221,25 @@ impl TestApp {
             .to_string()
     }
 
+    /// Sends a request through the router; a `/v1` response is checked
+    /// against openapi.json ([`openapi::check`]).
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value, String) {
+        let (method, uri) = (req.method().clone(), req.uri().to_string());
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        openapi::check(
+            &method,
+            &uri,
+            status.as_u16(),
+            content_type.as_deref(),
+            &bytes,
+        );
         let text = String::from_utf8_lossy(&bytes).to_string();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, json, text)
