@@ -388,6 +388,91 @@ async fn rule_banks_explain_for_reviewers(app: &TestApp) {
         ],
         "{m}"
     );
+    // A bank's language decides which texts its rules run on: an Arabic
+    // bank whose price rule would match the English text does not run on
+    // it, unless the caller declares the text Arabic; the English bank does
+    // not run on Arabic-script text, nor on text declared Italian.
+    let (s, _) = app.post("/v1/banks", json!({"name": "pets-ar"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, j) = app
+        .call(
+            Method::PUT,
+            "/v1/banks/pets-ar/rules",
+            Some(&curator),
+            Some(json!({"language": "ar", "rules": [
+                RuleSpec::keyword("cat", "قطة"),
+                {"id": "price-any", "pattern": r"\d+ EUR", "raw": true},
+            ]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    let rules_of = |m: &Value| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = of_type(&m["matches"], "rule")
+            .iter()
+            .map(|r| {
+                (
+                    r["bank"].as_str().unwrap().to_string(),
+                    r["explanation"]["rule"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let arabic = "قِطَّـة للتبني، 40 يورو";
+    let pair = |b: &str, r: &str| (b.to_string(), r.to_string());
+    for (body, want) in [
+        (
+            json!({"text": text}),
+            vec![pair("pets-en", "kitten"), pair("pets-en", "price")],
+        ),
+        (
+            json!({"text": text, "language": "ar"}),
+            vec![pair("pets-ar", "price-any")],
+        ),
+        (
+            json!({"text": text, "language": ["it", "en-GB"]}),
+            vec![pair("pets-en", "kitten"), pair("pets-en", "price")],
+        ),
+        (json!({"text": text, "language": "it"}), vec![]),
+        (json!({"text": arabic}), vec![pair("pets-ar", "cat")]),
+    ] {
+        let (s, m) = app
+            .call(
+                Method::POST,
+                "/v1/match",
+                Some(&matcher),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}: {m}");
+        assert_eq!(rules_of(&m), want, "{body}: {m}");
+    }
+    for bad in [
+        json!(5),
+        json!("e n"),
+        json!([""]),
+        Value::Array(vec![json!("en"); 17]),
+    ] {
+        let (s, e) = app
+            .call(
+                Method::POST,
+                "/v1/match",
+                Some(&matcher),
+                Some(json!({"text": text, "language": bad})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {e}");
+    }
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            "/v1/banks/pets-ar/rules",
+            Some(&curator),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
     // Rules of a bank not asked for do not run; deleted rules neither.
     let (_, m) = app
         .call(

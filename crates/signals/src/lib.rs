@@ -34,11 +34,13 @@
 pub mod corpus;
 pub mod entities;
 pub mod eval;
+pub mod index;
 pub mod normalize;
 pub mod rules;
 pub mod texthash;
 
 pub use entities::{Entity, EntityKind, ExtractOptions, extract};
+pub use index::{IndexParams, TextHashIndex, voucher_open_probability};
 pub use normalize::{Folded, fold};
 pub use rules::{RuleBank, RuleBankSpec, RuleMatch, RuleSpec};
 pub use texthash::{TEXT_HASH_RADIUS, TextHash};
