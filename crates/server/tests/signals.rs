@@ -255,6 +255,66 @@ async fn text_and_entity_banks(app: &TestApp) {
         )
         .await;
     assert_eq!(of_type(&m["matches"], "phone").len(), 1, "{m}");
+    // The text-hash index follows writes: a text hash added to a bank
+    // matches at once; after its item is deleted it no longer does (the
+    // index is rebuilt on a removal), and one added after that matches.
+    let third = "Wooden bookshelf, five shelves, light oak, assembled, collect from the flat";
+    let th = TextHash::of_text(third).unwrap();
+    let lookup =
+        |banks: &'static str| json!({"signals": {"text_hash": th.to_string()}, "banks": [banks]});
+    app.post("/v1/banks", json!({"name": "shelves"})).await;
+    let (s, c1) = app
+        .post(
+            "/v1/banks/shelves/content",
+            json!({"signals": {"text_hash": th.to_string()}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c1}");
+    let (_, m) = app
+        .call(
+            Method::POST,
+            "/v1/match",
+            Some(&matcher),
+            Some(lookup("shelves")),
+        )
+        .await;
+    assert_eq!(of_type(&m["matches"], "text_hash").len(), 1, "{m}");
+    assert_eq!(m["matches"][0]["content_id"], c1["id"]);
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/banks/shelves/content/{}", c1["id"]),
+            Some(&app.admin.clone()),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{s}");
+    let (_, m) = app
+        .call(
+            Method::POST,
+            "/v1/match",
+            Some(&matcher),
+            Some(lookup("shelves")),
+        )
+        .await;
+    assert_eq!(m["matches"], json!([]), "deleted: {m}");
+    let (_, c2) = app
+        .post(
+            "/v1/banks/shelves/content",
+            json!({"signals": {"text_hash": th.to_string()}}),
+        )
+        .await;
+    let (_, m) = app
+        .call(
+            Method::POST,
+            "/v1/match",
+            Some(&matcher),
+            Some(lookup("shelves")),
+        )
+        .await;
+    assert_eq!(m["matches"].as_array().unwrap().len(), 1, "{m}");
+    assert_eq!(m["matches"][0]["content_id"], c2["id"]);
+    assert_eq!(m["matches"][0]["distance"], 0);
     // A disabled bank matches nothing.
     let (s, _) = app
         .call(
