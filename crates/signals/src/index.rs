@@ -152,6 +152,9 @@ fn dist(a: &Words, b: &Words) -> u32 {
         + (a[3] ^ b[3]).count_ones()
 }
 
+/// Fewest entries put into tables; below, searches scan.
+pub const MIN_TABLED: usize = 4096;
+
 /// One table: entries grouped by key (counting sort), `offsets[k]..offsets[k + 1]`.
 #[derive(Debug, Clone, Default)]
 struct Table {
@@ -253,14 +256,22 @@ impl TextHashIndex {
         );
         self.hashes.push(words(hash));
         self.ids.push(id);
-        if self.hashes.len() - self.indexed > (self.indexed / 8).max(4096) {
+        if self.hashes.len() - self.indexed > (self.indexed / 8).max(MIN_TABLED) {
             self.rebuild();
         }
     }
 
-    /// Puts every entry into the tables (the tail becomes empty).
+    /// Puts every entry into the tables (the tail becomes empty) — unless
+    /// there are at most [`MIN_TABLED`] entries: those stay in the tail (a
+    /// scan of 4,096 hashes is faster than allocating the tables' offsets,
+    /// 2^bits × 4 bytes each).
     pub fn rebuild(&mut self) {
         let n = self.hashes.len();
+        if n <= MIN_TABLED {
+            self.tables = vec![Table::default(); self.params.tables as usize];
+            self.indexed = 0;
+            return;
+        }
         let buckets = 1usize << self.params.bits;
         let mut keys = vec![0u32; n];
         for t in 0..self.tables.len() {
