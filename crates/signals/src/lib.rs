@@ -11,6 +11,9 @@
 //!   and Kurdish letter variants and digits), with a map back to source spans.
 //! - [`TextHash`]: a 256-bit near-duplicate hash of an ad (1-bit MinHash of
 //!   character 5-gram shingles), compared by Hamming distance like PDQ.
+//! - [`index`]: [`TextHashIndex`], bit-sampling LSH over banked text hashes
+//!   (answers a radius query without scanning the bank; tested against the
+//!   scan).
 //! - [`entities`]: phone numbers in E.164, WhatsApp/Telegram/Signal handles
 //!   and invite links, Bitcoin/Ethereum/TRON/Monero addresses with checksum
 //!   validation, URLs and registrable domains.
