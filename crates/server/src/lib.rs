@@ -43,6 +43,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Private matching: the current pdata release.
     pub releases: Arc<api::vouchers::Releases>,
+    /// The index of banked text hashes (issue 18).
+    pub text_index: Arc<api::signals::TextIndexCache>,
     /// The key-encryption key for secrets stored in the database.
     pub kek: Arc<secrets::Kek>,
 }
@@ -101,6 +103,7 @@ impl Service {
             metrics: Arc::new(metrics::Metrics::default()),
             config: Arc::new(config),
             releases: Arc::new(api::vouchers::Releases::default()),
+            text_index: Arc::default(),
             kek,
         };
         Ok(Service {

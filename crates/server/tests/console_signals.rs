@@ -291,3 +291,174 @@ async fn a_report_whose_text_matched_shows_its_matches() {
     })
     .await;
 }
+
+/// The evidence package and the CyberTipline report of a confirmed report
+/// carry the text and entity matches of its messages: the package every
+/// match (bank, signal, normalised value, message, span, why; rule matches
+/// marked review-only), the report's `additionalInfo` the entity values and
+/// the text hash's distance — not bank names, not rule matches — and the
+/// report XML keeps its structure (one `additionalInfo`, well-formed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_matches_go_into_the_evidence_package_and_cybertip_report() {
+    on_both(|c| async move {
+        bank_with_text_signals(&c).await;
+        // The banked ad: the same ad posted earlier with another price line.
+        let banked_ad = "Adorable kitten for adoption, vaccinated and litter trained. \
+                         Call +1 (415) 555-0199, 40 EUR";
+        let posted = "Adorable kitten for adoption!! vaccinated and litter trained 🐱 \
+                      Call +1 (415) 555-0142, 30 EUR";
+        let h = bulwark_signals::TextHash::of_text(banked_ad).unwrap();
+        let want_d = h.distance(&bulwark_signals::TextHash::of_text(posted).unwrap());
+        assert!(want_d <= bulwark_signals::TEXT_HASH_RADIUS, "{want_d}");
+        let (s, j) = c
+            .api(
+                Method::POST,
+                "/v1/banks/ads/content",
+                Some(json!({"signals": {"text_hash": h.to_string()}})),
+            )
+            .await;
+        assert!(s.is_success(), "{j}");
+        c.bank("known").await;
+        let st = &c.service.state.store;
+        let id = c
+            .seed_report(
+                "fictional_sender",
+                "fictional_reporter",
+                &image(PEN),
+                "known",
+            )
+            .await;
+        let state = &c.service.state;
+        let sig = bulwark_server::api::signals::ReportSignals::compute(
+            state,
+            &[(0, AD.to_string()), (1, posted.to_string())],
+            &[],
+        )
+        .await
+        .unwrap();
+        let mut conn = st.pool.acquire().await.unwrap();
+        sig.store(st, &mut conn, id).await.unwrap();
+        drop(conn);
+
+        c.add("lena", ConsoleRole::Lead, false).await;
+        c.add("rita", ConsoleRole::Reviewer, false).await;
+        let (l, r) = (c.login("lena").await, c.login("rita").await);
+        let item = format!("report:{id}");
+        c.post(
+            &r,
+            "/console/decide",
+            &[
+                ("item", &item),
+                ("decision", "confirm"),
+                ("category", "csam"),
+            ],
+        )
+        .await;
+
+        // The evidence package.
+        let e = c.get(&l, &format!("/console/export/report/{id}")).await;
+        assert_eq!(e.status, StatusCode::OK);
+        let v: Value = serde_json::from_slice(&e.body).unwrap();
+        let tm = v["text_matches"].as_array().unwrap();
+        let find = |msg: i64, t: &str| {
+            tm.iter()
+                .find(|m| m["message"] == msg && m["signal_type"] == t)
+                .unwrap_or_else(|| panic!("{msg} {t}: {tm:?}"))
+        };
+        let phone = find(0, "phone");
+        assert_eq!(phone["value"], "+14155550142");
+        assert_eq!(phone["bank"], "ads");
+        let span = phone["span"].as_array().unwrap();
+        let (a, b) = (
+            span[0].as_u64().unwrap() as usize,
+            span[1].as_u64().unwrap() as usize,
+        );
+        assert_eq!(
+            &AD[a..b],
+            "+1 (415) 555-0142",
+            "the span points into the text"
+        );
+        assert_eq!(find(0, "url")["value"], "https://example.com/ads/7");
+        let rule = find(0, "rule");
+        assert_eq!(rule["value"], "tagged-file");
+        assert_eq!(rule["review_only"], true);
+        assert_eq!(rule["language"], "en");
+        let th = find(1, "text_hash");
+        assert_eq!(
+            th["distance"], want_d,
+            "the distance bulwark-signals computes"
+        );
+        assert_eq!(th["review_only"], false);
+        assert_eq!(find(1, "phone")["value"], "+14155550142");
+        // Only the match facts: no excerpt of the messages.
+        assert!(!serde_json::to_string(tm).unwrap().contains("Adorable"));
+
+        // The CyberTipline report.
+        let resp = c.post(&l, "/console/cybertip", &[("item", &item)]).await;
+        assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
+        let xml: String = sqlx::query("SELECT xml FROM console_cybertips")
+            .fetch_one(&st.pool)
+            .await
+            .unwrap()
+            .try_get("xml")
+            .unwrap();
+        assert_eq!(xml.matches("<additionalInfo>").count(), 1, "{xml}");
+        let info =
+            &xml[xml.find("<additionalInfo>").unwrap()..xml.find("</additionalInfo>").unwrap()];
+        for want in [
+            "phone +14155550142 in message 0 (exact match",
+            "url https://example.com/ads/7 in message 0",
+            "phone +14155550142 in message 1",
+            &format!("near-duplicate ad text in message 1 (text hash {}", {
+                bulwark_signals::TextHash::of_text(posted).unwrap()
+            }),
+            &format!("Hamming distance {want_d} of 256 bits"),
+        ] {
+            assert!(info.contains(want), "{want}: {info}");
+        }
+        assert!(
+            !info.contains("tagged-file") && !info.contains("review"),
+            "{info}"
+        );
+        // Same elements, in the same order, as a report without text
+        // matches: the text only adds to additionalInfo.
+        let tags: Vec<&str> = xml
+            .split('<')
+            .skip(1)
+            .filter(|t| !t.starts_with('/') && !t.starts_with('?'))
+            .map(|t| t.split([' ', '>']).next().unwrap())
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                "report",
+                "incidentSummary",
+                "incidentType",
+                "incidentDateTime",
+                "incidentDateTimeDescription",
+                "reporter",
+                "reportingPerson",
+                "firstName",
+                "lastName",
+                "email",
+                "personOrUserReported",
+                "espIdentifier",
+                "screenName",
+                "additionalInfo",
+            ]
+        );
+        // Well-formed (xmllint, when installed).
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("r.xml");
+        std::fs::write(&f, &xml).unwrap();
+        if let Ok(o) = std::process::Command::new("xmllint")
+            .arg("--noout")
+            .arg(&f)
+            .output()
+        {
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        c
+    })
+    .await;
+}

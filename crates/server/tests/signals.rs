@@ -255,6 +255,66 @@ async fn text_and_entity_banks(app: &TestApp) {
         )
         .await;
     assert_eq!(of_type(&m["matches"], "phone").len(), 1, "{m}");
+    // The text-hash index follows writes: a text hash added to a bank
+    // matches at once; after its item is deleted it no longer does (the
+    // index is rebuilt on a removal), and one added after that matches.
+    let third = "Wooden bookshelf, five shelves, light oak, assembled, collect from the flat";
+    let th = TextHash::of_text(third).unwrap();
+    let lookup =
+        |banks: &'static str| json!({"signals": {"text_hash": th.to_string()}, "banks": [banks]});
+    app.post("/v1/banks", json!({"name": "shelves"})).await;
+    let (s, c1) = app
+        .post(
+            "/v1/banks/shelves/content",
+            json!({"signals": {"text_hash": th.to_string()}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c1}");
+    let (_, m) = app
+        .call(
+            Method::POST,
+            "/v1/match",
+            Some(&matcher),
+            Some(lookup("shelves")),
+        )
+        .await;
+    assert_eq!(of_type(&m["matches"], "text_hash").len(), 1, "{m}");
+    assert_eq!(m["matches"][0]["content_id"], c1["id"]);
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/banks/shelves/content/{}", c1["id"]),
+            Some(&app.admin.clone()),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{s}");
+    let (_, m) = app
+        .call(
+            Method::POST,
+            "/v1/match",
+            Some(&matcher),
+            Some(lookup("shelves")),
+        )
+        .await;
+    assert_eq!(m["matches"], json!([]), "deleted: {m}");
+    let (_, c2) = app
+        .post(
+            "/v1/banks/shelves/content",
+            json!({"signals": {"text_hash": th.to_string()}}),
+        )
+        .await;
+    let (_, m) = app
+        .call(
+            Method::POST,
+            "/v1/match",
+            Some(&matcher),
+            Some(lookup("shelves")),
+        )
+        .await;
+    assert_eq!(m["matches"].as_array().unwrap().len(), 1, "{m}");
+    assert_eq!(m["matches"][0]["content_id"], c2["id"]);
+    assert_eq!(m["matches"][0]["distance"], 0);
     // A disabled bank matches nothing.
     let (s, _) = app
         .call(
@@ -388,6 +448,91 @@ async fn rule_banks_explain_for_reviewers(app: &TestApp) {
         ],
         "{m}"
     );
+    // A bank's language decides which texts its rules run on: an Arabic
+    // bank whose price rule would match the English text does not run on
+    // it, unless the caller declares the text Arabic; the English bank does
+    // not run on Arabic-script text, nor on text declared Italian.
+    let (s, _) = app.post("/v1/banks", json!({"name": "pets-ar"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, j) = app
+        .call(
+            Method::PUT,
+            "/v1/banks/pets-ar/rules",
+            Some(&curator),
+            Some(json!({"language": "ar", "rules": [
+                RuleSpec::keyword("cat", "قطة"),
+                {"id": "price-any", "pattern": r"\d+ EUR", "raw": true},
+            ]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    let rules_of = |m: &Value| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = of_type(&m["matches"], "rule")
+            .iter()
+            .map(|r| {
+                (
+                    r["bank"].as_str().unwrap().to_string(),
+                    r["explanation"]["rule"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let arabic = "قِطَّـة للتبني، 40 يورو";
+    let pair = |b: &str, r: &str| (b.to_string(), r.to_string());
+    for (body, want) in [
+        (
+            json!({"text": text}),
+            vec![pair("pets-en", "kitten"), pair("pets-en", "price")],
+        ),
+        (
+            json!({"text": text, "language": "ar"}),
+            vec![pair("pets-ar", "price-any")],
+        ),
+        (
+            json!({"text": text, "language": ["it", "en-GB"]}),
+            vec![pair("pets-en", "kitten"), pair("pets-en", "price")],
+        ),
+        (json!({"text": text, "language": "it"}), vec![]),
+        (json!({"text": arabic}), vec![pair("pets-ar", "cat")]),
+    ] {
+        let (s, m) = app
+            .call(
+                Method::POST,
+                "/v1/match",
+                Some(&matcher),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}: {m}");
+        assert_eq!(rules_of(&m), want, "{body}: {m}");
+    }
+    for bad in [
+        json!(5),
+        json!("e n"),
+        json!([""]),
+        Value::Array(vec![json!("en"); 17]),
+    ] {
+        let (s, e) = app
+            .call(
+                Method::POST,
+                "/v1/match",
+                Some(&matcher),
+                Some(json!({"text": text, "language": bad})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {e}");
+    }
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            "/v1/banks/pets-ar/rules",
+            Some(&curator),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
     // Rules of a bank not asked for do not run; deleted rules neither.
     let (_, m) = app
         .call(

@@ -180,6 +180,10 @@ pub struct ExtractOptions {
     /// (CLDR id such as `US`, `GB`, `IT`, `IQ`); `None` reads only
     /// international numbers.
     pub default_region: Option<phonenumber::country::Id>,
+    /// The text's declared languages (BCP 47 tags), which choose the rule
+    /// banks that run on it ([`crate::RuleBank::applies_to`]); empty: chosen
+    /// by the scripts in the text.
+    pub languages: Vec<String>,
 }
 
 impl ExtractOptions {
@@ -190,6 +194,7 @@ impl ExtractOptions {
         )?;
         Ok(ExtractOptions {
             default_region: Some(id),
+            languages: Vec::new(),
         })
     }
 }

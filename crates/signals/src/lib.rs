@@ -11,6 +11,9 @@
 //!   and Kurdish letter variants and digits), with a map back to source spans.
 //! - [`TextHash`]: a 256-bit near-duplicate hash of an ad (1-bit MinHash of
 //!   character 5-gram shingles), compared by Hamming distance like PDQ.
+//! - [`index`]: [`TextHashIndex`], bit-sampling LSH over banked text hashes
+//!   (answers a radius query without scanning the bank; tested against the
+//!   scan).
 //! - [`entities`]: phone numbers in E.164, WhatsApp/Telegram/Signal handles
 //!   and invite links, Bitcoin/Ethereum/TRON/Monero addresses with checksum
 //!   validation, URLs and registrable domains.
@@ -34,11 +37,13 @@
 pub mod corpus;
 pub mod entities;
 pub mod eval;
+pub mod index;
 pub mod normalize;
 pub mod rules;
 pub mod texthash;
 
 pub use entities::{Entity, EntityKind, ExtractOptions, extract};
+pub use index::{IndexParams, TextHashIndex, voucher_open_probability};
 pub use normalize::{Folded, fold};
 pub use rules::{RuleBank, RuleBankSpec, RuleMatch, RuleSpec};
 pub use texthash::{TEXT_HASH_RADIUS, TextHash};

@@ -175,6 +175,110 @@ impl RuleBank {
     }
 }
 
+/// The writing system a rule bank's language is written in, which decides
+/// which texts its rules run on when the text's language is not declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// Latin letters (after folding: look-alikes and accents become ASCII).
+    Latin,
+    /// Arabic script (Arabic, Persian, Sorani, Urdu…).
+    Arabic,
+    /// Cyrillic.
+    Cyrillic,
+    /// Greek.
+    Greek,
+    /// Any text: `mul`, `und`, `*`, a macrolanguage written in several
+    /// scripts (`ku`, `sr`), or a language this table does not know.
+    Any,
+}
+
+impl Script {
+    /// The script of a BCP 47 tag: its script subtag (`ku-Arab`, `ku-Latn`)
+    /// when it has one, else its primary language's usual script.
+    pub fn of_language(tag: &str) -> Script {
+        let lower = tag.trim().to_ascii_lowercase();
+        let mut parts = lower.split(['-', '_']);
+        let primary = parts.next().unwrap_or("");
+        for p in parts {
+            match p {
+                "latn" => return Script::Latin,
+                "arab" => return Script::Arabic,
+                "cyrl" => return Script::Cyrillic,
+                "grek" => return Script::Greek,
+                _ => {}
+            }
+        }
+        match primary {
+            "ar" | "fa" | "ur" | "ps" | "ckb" | "sdh" | "sd" | "ug" | "prs" => Script::Arabic,
+            "en" | "it" | "fr" | "es" | "de" | "pt" | "nl" | "ro" | "pl" | "cs" | "sk" | "hu"
+            | "sv" | "da" | "no" | "nb" | "fi" | "et" | "lv" | "lt" | "sl" | "hr" | "bs" | "sq"
+            | "tr" | "az" | "kmr" | "ha" | "so" | "sw" | "yo" | "ig" | "tl" | "id" | "ms"
+            | "vi" | "ti" | "om" | "wo" | "ff" | "ca" | "eu" | "ga" | "mt" => Script::Latin,
+            "ru" | "uk" | "be" | "bg" | "mk" | "kk" | "ky" | "tg" | "mn" => Script::Cyrillic,
+            "el" => Script::Greek,
+            _ => Script::Any,
+        }
+    }
+
+    /// Whether `c` is a letter of this script (`Any`: every character).
+    pub fn has(self, c: char) -> bool {
+        let u = c as u32;
+        match self {
+            Script::Latin => {
+                c.is_ascii_alphabetic() || (0xC0..=0x24F).contains(&u) && c.is_alphabetic()
+            }
+            Script::Arabic => {
+                matches!(u, 0x0620..=0x064A | 0x066E..=0x06D3 | 0x06D5 | 0x06EE..=0x06FF
+                    | 0x0750..=0x077F | 0x08A0..=0x08FF | 0xFB50..=0xFDFF | 0xFE70..=0xFEFF)
+            }
+            Script::Cyrillic => (0x400..=0x52F).contains(&u),
+            Script::Greek => (0x370..=0x3FF).contains(&u) && c.is_alphabetic(),
+            Script::Any => true,
+        }
+    }
+}
+
+/// The primary subtag, lower case (`ckb` of `ckb-IQ`).
+fn primary(tag: &str) -> String {
+    tag.trim()
+        .split(['-', '_'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// Whether a bank in language `bank` applies to a text declared as `text`:
+/// the same primary language, or the Kurdish macrolanguage `ku` and one of
+/// its members (Kurmanji `kmr`, Sorani `ckb`, Southern `sdh`).
+fn same_language(bank: &str, text: &str) -> bool {
+    let (b, t) = (primary(bank), primary(text));
+    let kurdish = |x: &str| matches!(x, "ku" | "kmr" | "ckb" | "sdh");
+    b == t || (kurdish(&b) && kurdish(&t) && (b == "ku" || t == "ku"))
+}
+
+impl RuleBank {
+    /// Whether this bank's rules run on a text. A bank in `mul`, `und` or
+    /// `*` runs on every text. Otherwise, when the text's languages are
+    /// declared (`declared`, BCP 47 tags, e.g. by the caller of
+    /// `/v1/match`), it runs when one has the bank's primary language
+    /// (`en-GB` text, `en` bank; `ku` and its members meet). When none is
+    /// declared it runs when the *folded* text has a letter of the bank's
+    /// [`Script`] — so an English bank runs on English written in Cyrillic
+    /// look-alikes (folding made them Latin), not on a text entirely in
+    /// Arabic script, and an Arabic or Sorani bank not on a Latin-only text.
+    pub fn applies_to(&self, folded: &Folded, declared: &[String]) -> bool {
+        let lang = &self.spec.language;
+        if matches!(primary(lang).as_str(), "mul" | "und" | "*") {
+            return true;
+        }
+        if !declared.is_empty() {
+            return declared.iter().any(|d| same_language(lang, d));
+        }
+        let script = Script::of_language(lang);
+        folded.text.chars().any(|c| script.has(c))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +353,61 @@ mod tests {
         spec.rules.pop();
         spec.language = " ".into();
         assert!(RuleBank::new(spec).is_err());
+    }
+
+    fn bank_in(language: &str) -> RuleBank {
+        RuleBank::new(RuleBankSpec {
+            name: format!("b-{language}"),
+            language: language.into(),
+            rules: vec![RuleSpec::keyword("k", "x")],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_banks_language_decides_which_texts_it_runs_on() {
+        let en = bank_in("en");
+        let ar = bank_in("ar");
+        let ckb = bank_in("ckb");
+        let kmr = bank_in("kmr");
+        let ku_arab = bank_in("ku-Arab");
+        let ku = bank_in("ku");
+        let mul = bank_in("mul");
+        let latin = fold("Kitten for adoption, vaccinated");
+        let cyr_lookalike = fold("Кіttеn fоr аdорtіоn"); // Cyrillic look-alikes
+        let arabic = fold("قطة للتبني، ملقحة");
+        let sorani = fold("پشیلە بۆ بەخێوکردن");
+        let mixed = fold("قطة kitten");
+        let none: &[String] = &[];
+        // Undeclared: by the script of the folded text.
+        assert!(en.applies_to(&latin, none));
+        assert!(en.applies_to(&cyr_lookalike, none), "folding made it Latin");
+        assert!(!en.applies_to(&arabic, none));
+        assert!(!ar.applies_to(&latin, none));
+        assert!(ar.applies_to(&arabic, none) && ckb.applies_to(&sorani, none));
+        assert!(!ckb.applies_to(&latin, none) && kmr.applies_to(&latin, none));
+        assert!(!kmr.applies_to(&sorani, none));
+        assert!(ku_arab.applies_to(&sorani, none) && !ku_arab.applies_to(&latin, none));
+        assert!(en.applies_to(&mixed, none) && ar.applies_to(&mixed, none));
+        // `ku` alone is written in two scripts; `mul` is every language.
+        assert!(ku.applies_to(&latin, none) && ku.applies_to(&sorani, none));
+        assert!(mul.applies_to(&arabic, none) && mul.applies_to(&latin, none));
+        // Declared: by language, whatever the script.
+        let d = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(en.applies_to(&arabic, &d(&["en-GB"])));
+        assert!(!en.applies_to(&latin, &d(&["it"])));
+        assert!(bank_in("IT").applies_to(&latin, &d(&["it", "en"])));
+        assert!(ckb.applies_to(&latin, &d(&["ku"])) && ku.applies_to(&arabic, &d(&["kmr"])));
+        assert!(
+            !ckb.applies_to(&sorani, &d(&["kmr"])),
+            "two members of ku differ"
+        );
+        assert!(!ar.applies_to(&arabic, &d(&["fa"])));
+        assert!(mul.applies_to(&arabic, &d(&["fa"])));
+        // Script table spot checks.
+        assert_eq!(Script::of_language("ckb-IQ"), Script::Arabic);
+        assert_eq!(Script::of_language("sr"), Script::Any);
+        assert_eq!(Script::of_language("sr-Cyrl"), Script::Cyrillic);
+        assert_eq!(Script::of_language("xx"), Script::Any);
     }
 }

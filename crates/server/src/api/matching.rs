@@ -276,7 +276,7 @@ pub async fn match_(
                 .as_object()
                 .ok_or_else(|| ApiError::bad_request("expected a JSON object"))?;
             for k in obj.keys() {
-                if !["signals", "banks", "text", "region"].contains(&k.as_str()) {
+                if !["signals", "banks", "text", "region", "language"].contains(&k.as_str()) {
                     return Err(ApiError::bad_request(format!("unknown field {k:?}")));
                 }
             }
@@ -294,7 +294,7 @@ pub async fn match_(
                     )));
                 }
             };
-            let opts = super::signals::options(obj.get("region"))?;
+            let opts = super::signals::options(obj.get("region"), obj.get("language"))?;
             let empty = serde_json::Map::new();
             let map = match obj.get("signals") {
                 None if text.is_some() => &empty,

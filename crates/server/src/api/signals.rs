@@ -4,7 +4,7 @@
 //!   table, `kind = signals` content), imported and exported in the list
 //!   formats (`phone +E164`, `text_hash HEX`, …). Entities match exactly by
 //!   canonical value; text hashes by Hamming distance ≤ [`TEXT_HASH_RADIUS`]
-//!   (a scan of the banked text hashes: there is no index for them yet).
+//!   (through [`TextIndexCache`]: an LSH index over the banked text hashes).
 //! - Keyword/regex rules: a bank may carry a rule set with a language
 //!   (`PUT /v1/banks/{bank}/rules`). Rule matches explain which rule matched
 //!   which span, for reviewers: they are marked `review_only` and nothing
@@ -28,7 +28,9 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bulwark_banks::{AnySignal, TextSignal, TextSignalType};
 use bulwark_pdq::PdqHash;
-use bulwark_signals::{ExtractOptions, RuleBank, RuleBankSpec, RuleSpec, TextHash};
+use bulwark_signals::{
+    ExtractOptions, IndexParams, RuleBank, RuleBankSpec, RuleSpec, TextHash, TextHashIndex,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -221,27 +223,18 @@ pub async fn match_text(
         }
     }
     if !hashes.is_empty() {
-        // A scan of the banked text hashes (no index for them yet).
-        let rows = sqlx::query(
-            &st.sql("SELECT bank_id, content_id, value FROM signals WHERE signal_type = ?"),
-        )
-        .bind(bulwark_banks::TEXT_HASH_NAME)
-        .fetch_all(&st.pool)
-        .await?;
+        // Through the text-hash index (LSH over the banked text hashes).
         let mut best: BTreeMap<(i64, i64), (u32, TextHash)> = BTreeMap::new();
-        for r in &rows {
-            let v: String = r.try_get("value")?;
-            let Ok(banked) = v.parse::<TextHash>() else {
-                continue;
-            };
-            for q in &hashes {
-                let d = q.distance(&banked);
-                let key = (r.try_get("bank_id")?, r.try_get("content_id")?);
-                if d <= TEXT_HASH_RADIUS && best.get(&key).is_none_or(|(b, _)| d < *b) {
+        let cached = state.text_index.current(st).await?;
+        for q in &hashes {
+            for (entry, d) in cached.index.search(q, TEXT_HASH_RADIUS) {
+                let key = cached.refs[entry as usize];
+                if best.get(&key).is_none_or(|(b, _)| d < *b) {
                     best.insert(key, (d, *q));
                 }
             }
         }
+        drop(cached);
         let by_content: BTreeMap<i64, (u32, TextHash)> =
             best.iter().map(|((_, c), v)| (*c, *v)).collect();
         for h in state
@@ -266,15 +259,18 @@ pub async fn match_text(
         }
     }
     if let Some(t) = text {
-        out.extend(rule_matches(state, t, banks).await?);
+        out.extend(rule_matches(state, t, &opts.languages, banks).await?);
     }
     Ok((out, computed))
 }
 
-/// The rule matches of every enabled bank with rules (within `banks`).
+/// The rule matches of every enabled bank with rules (within `banks`) whose
+/// language applies to the text ([`RuleBank::applies_to`]: the declared
+/// `languages`, else the text's scripts).
 async fn rule_matches(
     state: &AppState,
     text: &str,
+    languages: &[String],
     banks: Option<&HashSet<String>>,
 ) -> Result<Vec<Value>, ApiError> {
     let st = &state.store;
@@ -299,6 +295,9 @@ async fn rule_matches(
                 continue;
             }
         };
+        if !bank.applies_to(&folded, languages) {
+            continue;
+        }
         for m in bank.explain_folded(text, &folded) {
             out.push(json!({
                 "bank": name,
@@ -318,6 +317,139 @@ async fn rule_matches(
     Ok(out)
 }
 
+/// The banked text hashes in a [`TextHashIndex`], kept in memory and brought
+/// up to date before a search whenever the `changes` log moved: rows added
+/// since (by `signals.id`) are inserted; when the count shows rows were also
+/// removed, the index is rebuilt from the store. Between writes a search
+/// costs one indexed `MAX(seq)` query and the index lookup.
+#[derive(Default)]
+pub struct TextIndexCache {
+    inner: tokio::sync::RwLock<CachedTextIndex>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+/// A loaded text-hash index.
+pub struct CachedTextIndex {
+    /// The `changes` sequence number it was loaded at (`None`: never loaded).
+    seq: Option<i64>,
+    /// Largest `signals.id` loaded.
+    max_id: i64,
+    /// `text_hash` rows read (some may not parse).
+    rows: i64,
+    /// The index; entry ids are positions in `refs`.
+    pub index: TextHashIndex,
+    /// Per entry: (bank id, content id).
+    pub refs: Vec<(i64, i64)>,
+}
+
+impl Default for CachedTextIndex {
+    fn default() -> Self {
+        CachedTextIndex {
+            seq: None,
+            max_id: 0,
+            rows: 0,
+            index: TextHashIndex::new(IndexParams::DEFAULT),
+            refs: Vec::new(),
+        }
+    }
+}
+
+type TextRows = (Vec<(TextHash, (i64, i64))>, i64, i64);
+
+/// The banked text hashes with `signals.id > from`: parsed entries, rows
+/// read, largest id.
+async fn text_rows(st: &Store, from: i64) -> Result<TextRows, ApiError> {
+    let rows = sqlx::query(&st.sql(
+        "SELECT id, bank_id, content_id, value FROM signals WHERE signal_type = ? AND id > ? ORDER BY id",
+    ))
+    .bind(bulwark_banks::TEXT_HASH_NAME)
+    .bind(from)
+    .fetch_all(&st.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut top = from;
+    for r in &rows {
+        top = top.max(r.try_get::<i64, _>("id")?);
+        if let Ok(h) = r.try_get::<String, _>("value")?.parse::<TextHash>() {
+            out.push((h, (r.try_get("bank_id")?, r.try_get("content_id")?)));
+        }
+    }
+    Ok((out, rows.len() as i64, top))
+}
+
+impl TextIndexCache {
+    /// The index, current as of the latest change in the store.
+    pub async fn current(
+        &self,
+        st: &Store,
+    ) -> Result<tokio::sync::RwLockReadGuard<'_, CachedTextIndex>, ApiError> {
+        let seq = latest_change(st).await?;
+        {
+            let r = self.inner.read().await;
+            if r.seq == Some(seq) {
+                return Ok(r);
+            }
+        }
+        let _one = self.refresh.lock().await;
+        let seq = latest_change(st).await?;
+        let (loaded_seq, rows_loaded, max_id) = {
+            let r = self.inner.read().await;
+            (r.seq, r.rows, r.max_id)
+        };
+        if loaded_seq != Some(seq) {
+            let total: i64 =
+                sqlx::query(&st.sql("SELECT COUNT(*) AS n FROM signals WHERE signal_type = ?"))
+                    .bind(bulwark_banks::TEXT_HASH_NAME)
+                    .fetch_one(&st.pool)
+                    .await?
+                    .try_get("n")?;
+            // Rows are only added since the last load when the rows above
+            // its largest id make up the new count.
+            let mut append = loaded_seq.is_some();
+            let mut got = if append {
+                text_rows(st, max_id).await?
+            } else {
+                (Vec::new(), 0, 0)
+            };
+            if append && rows_loaded + got.1 != total {
+                append = false;
+            }
+            if !append {
+                got = text_rows(st, 0).await?;
+            }
+            let (entries, n_rows, top) = got;
+            let mut w = self.inner.write().await;
+            if append {
+                for (h, key) in entries {
+                    let e = w.refs.len() as u64;
+                    w.index.insert(&h, e);
+                    w.refs.push(key);
+                }
+                w.rows += n_rows;
+            } else {
+                w.index = TextHashIndex::build(
+                    IndexParams::DEFAULT,
+                    entries.iter().enumerate().map(|(e, (h, _))| (*h, e as u64)),
+                );
+                w.refs = entries.into_iter().map(|(_, k)| k).collect();
+                w.rows = n_rows;
+            }
+            w.max_id = top;
+            w.seq = Some(seq);
+        }
+        Ok(self.inner.read().await)
+    }
+}
+
+async fn latest_change(st: &Store) -> Result<i64, ApiError> {
+    Ok(
+        sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM changes")
+            .fetch_one(&st.pool)
+            .await?
+            .try_get("s")?,
+    )
+}
+
 /// Parses the text/entity part of a `/v1/match` `signals` object entry.
 pub fn parse_text_signals(
     t: TextSignalType,
@@ -333,17 +465,49 @@ pub fn parse_text_signals(
     Ok(())
 }
 
-/// Extraction options from a request's `region` (CLDR id such as `GB`).
-pub fn options(region: Option<&Value>) -> Result<ExtractOptions, ApiError> {
-    match region {
-        None | Some(Value::Null) => Ok(ExtractOptions::default()),
+/// Analysis options from a request's `region` (CLDR id such as `GB`: how
+/// national phone numbers are read) and `language` (a BCP 47 tag or a list:
+/// the text's languages, which choose the rule banks that run on it; absent,
+/// the text's scripts choose, see [`RuleBank::applies_to`]).
+pub fn options(
+    region: Option<&Value>,
+    language: Option<&Value>,
+) -> Result<ExtractOptions, ApiError> {
+    let mut o = match region {
+        None | Some(Value::Null) => ExtractOptions::default(),
         Some(Value::String(r)) => {
-            ExtractOptions::with_region(r).map_err(|e| ApiError::bad_request(e.to_string()))
+            ExtractOptions::with_region(r).map_err(|e| ApiError::bad_request(e.to_string()))?
         }
-        Some(_) => Err(ApiError::bad_request(
-            "`region` must be a region id such as \"GB\"",
-        )),
-    }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`region` must be a region id such as \"GB\"",
+            ));
+        }
+    };
+    let bad = || {
+        ApiError::bad_request(
+            "`language` must be a BCP 47 tag such as \"en\" or \"ckb\", or a list of at most 16",
+        )
+    };
+    let tag = |v: &Value| -> Result<String, ApiError> {
+        v.as_str()
+            .map(str::trim)
+            .filter(|t| {
+                !t.is_empty()
+                    && t.len() <= 35
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            })
+            .map(str::to_string)
+            .ok_or_else(bad)
+    };
+    o.languages = match language {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v @ Value::String(_)) => vec![tag(v)?],
+        Some(Value::Array(a)) if a.len() <= 16 => a.iter().map(tag).collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad()),
+    };
+    Ok(o)
 }
 
 /// Largest text `/v1/match` analyses.

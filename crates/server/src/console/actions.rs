@@ -313,6 +313,8 @@ pub struct Evidence {
     pub files: Vec<EvidenceFile>,
     /// The confirming decision: category, reviewer, time.
     pub confirmed: Option<(String, String, i64)>,
+    /// Text/entity/rule matches ([`super::text::export_matches`]).
+    pub text_matches: Vec<Value>,
 }
 
 fn sha1_hex(b: &[u8]) -> String {
@@ -434,12 +436,14 @@ pub async fn gather(state: &AppState, kind: &str, id: &str) -> anyhow::Result<Ev
         Ok((r.try_get::<Option<String>, _>("category")?.unwrap_or_default(), r.try_get("reviewer")?, r.try_get("at")?))
     })
     .transpose()?;
+    let text_matches = super::text::export_matches(state, kind, id).await?;
     Ok(Evidence {
         item: key,
         accounts,
         at,
         files,
         confirmed,
+        text_matches,
     })
 }
 
@@ -510,6 +514,7 @@ pub async fn evidence(
                 "md5": f.md5, "sha1": f.sha1, "sha256": f.sha256, "pdq": f.pdq,
                 "content_base64": f.bytes.as_ref().map(|b| b64.encode(b)),
             })).collect::<Vec<_>>(),
+            "text_matches": e.text_matches,
             "decisions": decisions,
             "audit_trail": trail,
         });
@@ -629,6 +634,7 @@ pub fn cybertip_xml(cfg: &super::ConsoleConfig, e: &Evidence) -> anyhow::Result<
             unsent.join("; ")
         ));
     }
+    info.extend(super::text::cybertip_line(&e.text_matches));
     if !info.is_empty() {
         o.push_str(&format!(
             "  <additionalInfo>{}</additionalInfo>\n",
