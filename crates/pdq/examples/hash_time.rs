@@ -10,7 +10,10 @@
 //! or one image (made into a 1024×768 and a 4000×3000 JPEG). `--python` names
 //! an interpreter with `pdqhash`, `numpy` and `pillow` (default `python3`;
 //! `--python none` skips the reference). `--once` decodes and hashes each
-//! file once and exits (for `valgrind --tool=callgrind`). `--keep DIR` writes
+//! file once and exits (for `valgrind --tool=callgrind`). `--cpu` times each
+//! side by its thread's CPU time instead of wall time (both sides: Linux's
+//! schedstat here, Python's `time.thread_time` there), which a loaded machine
+//! disturbs less. `--keep DIR` writes
 //! the JPEGs to DIR and keeps them; `--as-is` takes the files under a SOURCE
 //! directory as they are (JPEGs made by an earlier `--keep`).
 
@@ -29,12 +32,13 @@ import numpy as np
 from PIL import Image
 import pdqhash
 runs = int(sys.argv[1])
+clock = time.thread_time if sys.argv[2] == "cpu" else time.perf_counter
 for line in sys.stdin:
     path = line.strip()
     dec, core = [], []
     for _ in range(runs):
-        t = time.perf_counter(); a = np.asarray(Image.open(path).convert("RGB")); dec.append(time.perf_counter() - t)
-        t = time.perf_counter(); v, q = pdqhash.compute(a); core.append(time.perf_counter() - t)
+        t = clock(); a = np.asarray(Image.open(path).convert("RGB")); dec.append(clock() - t)
+        t = clock(); v, q = pdqhash.compute(a); core.append(clock() - t)
     bits = "".join(str(int(b)) for b in v)
     h = "".join("%x" % int(bits[i:i + 4], 2) for i in range(0, 256, 4))
     dec.sort(); core.sort()
@@ -46,13 +50,31 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn time_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+/// This thread's time on a CPU so far, in ms (Linux's schedstat): unlike
+/// wall time, it leaves out the time other processes held the CPU.
+fn cpu_ms() -> f64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+    let ns: u64 = s
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("schedstat");
+    ns as f64 / 1e6
+}
+
+fn time_ms(runs: usize, cpu: bool, mut f: impl FnMut()) -> f64 {
     median(
         (0..runs)
             .map(|_| {
-                let s = Instant::now();
-                f();
-                s.elapsed().as_secs_f64() * 1e3
+                if cpu {
+                    let s = cpu_ms();
+                    f();
+                    cpu_ms() - s
+                } else {
+                    let s = Instant::now();
+                    f();
+                    s.elapsed().as_secs_f64() * 1e3
+                }
             })
             .collect(),
     )
@@ -78,7 +100,7 @@ fn main() {
     let mut take = |flag: &str| -> Option<String> {
         let i = args.iter().position(|a| a == flag)?;
         args.remove(i);
-        if flag == "--once" || flag == "--as-is" {
+        if flag == "--once" || flag == "--as-is" || flag == "--cpu" {
             Some(String::new())
         } else {
             Some(args.remove(i))
@@ -91,6 +113,7 @@ fn main() {
         (a.parse().expect("width"), b.parse().expect("height"))
     });
     let once = take("--once").is_some();
+    let cpu = take("--cpu").is_some();
     let as_is = take("--as-is").is_some();
     let keep = take("--keep").map(PathBuf::from);
     let source = PathBuf::from(args.first().expect("usage: hash_time [flags] SOURCE [N]"));
@@ -165,6 +188,7 @@ fn main() {
             .arg("-c")
             .arg(REFERENCE_SCRIPT)
             .arg(runs.to_string())
+            .arg(if cpu { "cpu" } else { "wall" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -182,13 +206,13 @@ fn main() {
     for f in &files {
         let bytes = std::fs::read(f).expect("read");
         let img = bulwark_pdq::decode(&bytes, &limits).expect("decode");
-        let dec = time_ms(runs, || {
+        let dec = time_ms(runs, cpu, || {
             std::hint::black_box(bulwark_pdq::decode(&bytes, &limits).ok());
         });
-        let hash = time_ms(runs, || {
+        let hash = time_ms(runs, cpu, || {
             std::hint::black_box(bulwark_pdq::hash_image(&img, Mode::Full));
         });
-        let total = time_ms(runs, || {
+        let total = time_ms(runs, cpu, || {
             std::hint::black_box(bulwark_pdq::hash_bytes(&bytes, Mode::Full, &limits).ok());
         });
         let ours = bulwark_pdq::hash_image(&img, Mode::Full);

@@ -148,8 +148,8 @@ fn luma_plane(px: Pixels<'_>, n: usize) -> Vec<f32> {
     let px = px.first(n);
     let mut out = vec![0f32; n];
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (detected at run time just above).
+    if avx2() {
+        // SAFETY: `avx2()` is true only where runtime detection saw AVX2.
         #[allow(unsafe_code)]
         unsafe {
             crate::simd::luma_plane(px, &mut out);
@@ -192,6 +192,18 @@ fn dct_of(
     Some((dct64_to_16(&small), quality))
 }
 
+/// Whether the AVX2 kernels run: the CPU has AVX2 and the environment
+/// variable `BULWARK_PDQ_SCALAR` is unset (set, it forces the portable path,
+/// e.g. to run the conformance tests on it).
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    static AVX2: OnceLock<bool> = OnceLock::new();
+    *AVX2.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::env::var_os("BULWARK_PDQ_SCALAR").is_none()
+    })
+}
+
 /// Rows per strip: eight rows' running sums advance as one vector.
 const S: usize = 8;
 
@@ -200,8 +212,8 @@ const S: usize = 8;
 /// AVX2 kernels where the CPU has them. Same bits either way.
 fn downscale(px: Pixels<'_>, w: usize, h: usize) -> [[f32; 64]; 64] {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (detected at run time just above).
+    if avx2() {
+        // SAFETY: `avx2()` is true only where runtime detection saw AVX2.
         #[allow(unsafe_code)]
         let small = unsafe { downscale_avx2(px, w, h) };
         return small;
@@ -453,54 +465,42 @@ impl SecondRowPass {
 #[inline(always)]
 fn filter_strip(strip: &[f32], out: &mut [f32], len: usize, w: usize) {
     let (p1, p2, p3, p4) = phases(len, w);
+    let half = (w + 2) / 2;
+    let (v, _) = strip[..len * S].as_chunks::<S>();
+    let (o, _) = out[..len * S].as_chunks_mut::<S>();
+    let (o2, rest) = o.split_at_mut(p2);
+    let (o3, o4) = rest.split_at_mut(p3);
     let mut sum = [0f32; S];
-    let (mut li, mut ri, mut oi) = (0usize, 0usize, 0usize);
-    let mut cur = 0u32;
-    for _ in 0..p1 {
-        let x = &strip[ri * S..ri * S + S];
+    // Phase 1: accumulate only.
+    for x in &v[..p1] {
         for k in 0..S {
             sum[k] += x[k];
         }
-        cur += 1;
-        ri += 1;
     }
-    for _ in 0..p2 {
-        cur += 1;
-        let c = cur as f32;
-        let x = &strip[ri * S..ri * S + S];
-        let o = &mut out[oi * S..oi * S + S];
+    // Phase 2: grow; the window holds `half + i` values at step i.
+    for (i, (x, o)) in v[p1..p1 + p2].iter().zip(o2).enumerate() {
+        let c = (half + i) as f32;
         for k in 0..S {
             sum[k] += x[k];
             o[k] = sum[k] / c;
         }
-        ri += 1;
-        oi += 1;
     }
-    let c = cur as f32;
-    for _ in 0..p3 {
-        let x = &strip[ri * S..ri * S + S];
-        let y = &strip[li * S..li * S + S];
-        let o = &mut out[oi * S..oi * S + S];
+    // Phase 3: slide a full window.
+    let c = w as f32;
+    for ((x, y), o) in v[w..len].iter().zip(&v[..p3]).zip(o3) {
         for k in 0..S {
             sum[k] += x[k];
             sum[k] -= y[k];
             o[k] = sum[k] / c;
         }
-        li += 1;
-        ri += 1;
-        oi += 1;
     }
-    for _ in 0..p4 {
-        cur -= 1;
-        let c = cur as f32;
-        let y = &strip[li * S..li * S + S];
-        let o = &mut out[oi * S..oi * S + S];
+    // Phase 4: shrink.
+    for (t, (y, o)) in v[p3..p3 + p4].iter().zip(o4).enumerate() {
+        let c = (w - t - 1) as f32;
         for k in 0..S {
             sum[k] -= y[k];
             o[k] = sum[k] / c;
         }
-        li += 1;
-        oi += 1;
     }
 }
 
@@ -516,50 +516,55 @@ fn filter_strip_sampled(
 ) {
     let (p1, p2, p3, p4) = phases(len, w);
     let half = (w + 2) / 2;
-    let at = |i: usize| -> &[f32] { &strip[i * S..i * S + S] };
+    let (v, _) = strip[..len * S].as_chunks::<S>();
+    let out = &mut out[..S * 64];
     let mut sum = [0f32; S];
+    // The next sample's position (usize::MAX once all 64 are written).
     let mut next = 0usize;
-    let mut emit = |sum: &[f32; S], oi: usize, cur: usize, next: &mut usize| {
+    let mut at = samples[0];
+    let mut emit = |sum: &[f32; S], c: f32, oi: usize, next: &mut usize, at: &mut usize| {
         while *next < 64 && samples[*next] == oi {
-            let c = cur as f32;
             for k in 0..S {
                 out[k * 64 + *next] = sum[k] / c;
             }
             *next += 1;
         }
+        *at = if *next < 64 {
+            samples[*next]
+        } else {
+            usize::MAX
+        };
     };
-    let (mut li, mut ri, mut oi) = (0usize, 0usize, 0usize);
-    for _ in 0..p1 {
-        for (s, &x) in sum.iter_mut().zip(at(ri)) {
-            *s += x;
+    for x in &v[..p1] {
+        for k in 0..S {
+            sum[k] += x[k];
         }
-        ri += 1;
     }
-    for _ in 0..p2 {
-        for (s, &x) in sum.iter_mut().zip(at(ri)) {
-            *s += x;
+    for (i, x) in v[p1..p1 + p2].iter().enumerate() {
+        for k in 0..S {
+            sum[k] += x[k];
         }
-        emit(&sum, oi, half + oi, &mut next);
-        ri += 1;
-        oi += 1;
+        if i == at {
+            emit(&sum, (half + i) as f32, i, &mut next, &mut at);
+        }
     }
-    for _ in 0..p3 {
-        for ((s, &x), &y) in sum.iter_mut().zip(at(ri)).zip(at(li)) {
-            *s += x;
-            *s -= y;
+    let c = w as f32;
+    for (i, (x, y)) in v[w..len].iter().zip(&v[..p3]).enumerate() {
+        for k in 0..S {
+            sum[k] += x[k];
+            sum[k] -= y[k];
         }
-        emit(&sum, oi, w, &mut next);
-        li += 1;
-        ri += 1;
-        oi += 1;
+        if p2 + i == at {
+            emit(&sum, c, p2 + i, &mut next, &mut at);
+        }
     }
-    for t in 0..p4 {
-        for (s, &y) in sum.iter_mut().zip(at(li)) {
-            *s -= y;
+    for (t, y) in v[p3..p3 + p4].iter().enumerate() {
+        for k in 0..S {
+            sum[k] -= y[k];
         }
-        emit(&sum, oi, w - t - 1, &mut next);
-        li += 1;
-        oi += 1;
+        if p2 + p3 + t == at {
+            emit(&sum, (w - t - 1) as f32, p2 + p3 + t, &mut next, &mut at);
+        }
     }
 }
 
