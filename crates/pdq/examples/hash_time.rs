@@ -11,9 +11,9 @@
 //! an interpreter with `pdqhash`, `numpy` and `pillow` (default `python3`;
 //! `--python none` skips the reference). `--once` decodes and hashes each
 //! file once and exits (for `valgrind --tool=callgrind`). `--cpu` times each
-//! side by its thread's CPU time instead of wall time (both sides: Linux's
-//! schedstat here, Python's `time.thread_time` there), which a loaded machine
-//! disturbs less. `--keep DIR` writes
+//! side by its thread's CPU time instead of wall time (both sides read
+//! `CLOCK_THREAD_CPUTIME_ID`; Python's `time.thread_time`), which a loaded
+//! machine disturbs less. `--keep DIR` writes
 //! the JPEGs to DIR and keeps them; `--as-is` takes the files under a SOURCE
 //! directory as they are (JPEGs made by an earlier `--keep`).
 
@@ -50,16 +50,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// This thread's time on a CPU so far, in ms (Linux's schedstat): unlike
-/// wall time, it leaves out the time other processes held the CPU.
+/// This thread's time on a CPU so far, in ms (`CLOCK_THREAD_CPUTIME_ID`, as
+/// Python's `time.thread_time`): unlike wall time, it leaves out the time
+/// other processes held the CPU.
 fn cpu_ms() -> f64 {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
-    let ns: u64 = s
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("schedstat");
-    ns as f64 / 1e6
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
 fn time_ms(runs: usize, cpu: bool, mut f: impl FnMut()) -> f64 {

@@ -403,7 +403,7 @@ impl<'a> FirstRowPass<'a> {
             let slot = self.produced % self.cap;
             if self.produced + S <= self.h {
                 fill_strip::<AVX>(self.px, w, self.produced, &mut self.strip);
-                filter_strip(&self.strip, &mut self.done, w, self.wr);
+                filter_strip::<AVX>(&self.strip, &mut self.done, w, self.wr);
                 strip_to_rows::<AVX>(&self.done, w, &mut self.ring[slot * w..(slot + S) * w]);
                 self.produced += S;
             } else {
@@ -463,7 +463,20 @@ impl SecondRowPass {
 /// The reference's running-sum box filter along a strip of `len` positions,
 /// eight independent lanes (eight image rows) per position.
 #[inline(always)]
-fn filter_strip(strip: &[f32], out: &mut [f32], len: usize, w: usize) {
+fn filter_strip<const AVX: bool>(strip: &[f32], out: &mut [f32], len: usize, w: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX {
+        // SAFETY: as in `fill_strip`.
+        #[allow(unsafe_code)]
+        unsafe {
+            crate::simd::filter_strip(strip, out, len, w);
+        }
+        return;
+    }
+    filter_strip_scalar(strip, out, len, w);
+}
+
+fn filter_strip_scalar(strip: &[f32], out: &mut [f32], len: usize, w: usize) {
     let (p1, p2, p3, p4) = phases(len, w);
     let half = (w + 2) / 2;
     let (v, _) = strip[..len * S].as_chunks::<S>();
@@ -576,7 +589,7 @@ fn jarosz_window(old: usize, new: usize) -> usize {
 /// The four phases of the reference's running-sum box filter, for a vector of
 /// `len` elements and window `w`: (accumulate only, grow+write, slide+write,
 /// shrink+write) repetition counts.
-fn phases(len: usize, w: usize) -> (usize, usize, usize, usize) {
+pub(crate) fn phases(len: usize, w: usize) -> (usize, usize, usize, usize) {
     let half = (w + 2) / 2;
     (half - 1, w - half + 1, len - w, half - 1)
 }
@@ -1095,6 +1108,21 @@ mod tests {
                     assert_eq!(back, back2);
                     let direct: Vec<f32> = (r0 * cols..(r0 + S) * cols).map(|i| px.at(i)).collect();
                     assert_eq!(back, direct, "strip round trip");
+                }
+                for w in [1, 2, 3, 8, cols.div_ceil(128), cols] {
+                    if w > cols {
+                        continue;
+                    }
+                    let mut strip = vec![0f32; cols * S];
+                    fill_strip_scalar(px, cols, 0, &mut strip);
+                    let (mut a, mut b) = (vec![0f32; cols * S], vec![1f32; cols * S]);
+                    filter_strip_scalar(&strip, &mut a, cols, w);
+                    // SAFETY: AVX2 detected above.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        crate::simd::filter_strip(&strip, &mut b, cols, w);
+                    }
+                    assert_eq!(a, b, "filter_strip {cols} w{w}");
                 }
                 let n = rows * cols;
                 let scalar: Vec<f32> = (0..n).map(|i| px.at(i)).collect();

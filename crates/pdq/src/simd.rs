@@ -11,12 +11,12 @@
 
 use std::arch::x86_64::{
     __m256, __m256i, _mm_loadl_epi64, _mm_loadu_si128, _mm256_add_ps, _mm256_cvtepi32_ps,
-    _mm256_cvtepu8_epi32, _mm256_loadu_ps, _mm256_mul_ps, _mm256_permute2f128_ps, _mm256_set_m128i,
-    _mm256_set1_ps, _mm256_setr_epi8, _mm256_setzero_ps, _mm256_shuffle_epi8, _mm256_shuffle_ps,
-    _mm256_storeu_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+    _mm256_cvtepu8_epi32, _mm256_div_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_permute2f128_ps,
+    _mm256_set_m128i, _mm256_set1_ps, _mm256_setr_epi8, _mm256_setzero_ps, _mm256_shuffle_epi8,
+    _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_sub_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
 };
 
-use crate::core::{LUMA_B, LUMA_G, LUMA_R, Pixels};
+use crate::core::{LUMA_B, LUMA_G, LUMA_R, Pixels, phases};
 
 const S: usize = 8;
 
@@ -195,5 +195,51 @@ pub(crate) fn luma_plane(px: Pixels<'_>, out: &mut [f32]) {
     }
     for (j, o) in out.iter_mut().enumerate().skip(i) {
         *o = px.at(j);
+    }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn load(x: &[f32; 8]) -> __m256 {
+    // SAFETY: `x` is 8 floats; the unaligned load reads exactly those.
+    unsafe { _mm256_loadu_ps(x.as_ptr()) }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn store(o: &mut [f32; 8], v: __m256) {
+    // SAFETY: `o` is 8 floats; the unaligned store writes exactly those.
+    unsafe { _mm256_storeu_ps(o.as_mut_ptr(), v) }
+}
+
+/// `core::filter_strip` with its eight lanes in one register: the same
+/// adds, subtracts and divides, lane by lane, in the same order.
+#[target_feature(enable = "avx2")]
+pub(crate) fn filter_strip(strip: &[f32], out: &mut [f32], len: usize, w: usize) {
+    let (p1, p2, p3, p4) = phases(len, w);
+    let half = (w + 2) / 2;
+    let (v, _) = strip[..len * S].as_chunks::<S>();
+    let (o, _) = out[..len * S].as_chunks_mut::<S>();
+    let (o2, rest) = o.split_at_mut(p2);
+    let (o3, o4) = rest.split_at_mut(p3);
+    let mut sum = _mm256_setzero_ps();
+    for x in &v[..p1] {
+        sum = _mm256_add_ps(sum, load(x));
+    }
+    for (i, (x, o)) in v[p1..p1 + p2].iter().zip(o2).enumerate() {
+        let c = _mm256_set1_ps((half + i) as f32);
+        sum = _mm256_add_ps(sum, load(x));
+        store(o, _mm256_div_ps(sum, c));
+    }
+    let c = _mm256_set1_ps(w as f32);
+    for ((x, y), o) in v[w..len].iter().zip(&v[..p3]).zip(o3) {
+        sum = _mm256_add_ps(sum, load(x));
+        sum = _mm256_sub_ps(sum, load(y));
+        store(o, _mm256_div_ps(sum, c));
+    }
+    for (t, (y, o)) in v[p3..p3 + p4].iter().zip(o4).enumerate() {
+        let c = _mm256_set1_ps((w - t - 1) as f32);
+        sum = _mm256_sub_ps(sum, load(y));
+        store(o, _mm256_div_ps(sum, c));
     }
 }
