@@ -2,14 +2,31 @@
 //! several sets of kinds on the same decoded pixels, per image resized to
 //! 1024×768, one thread.
 //!
-//! `cargo run --release -p bulwark-pdq --example multi_time -- DIR [N]`
+//! `cargo run --release -p bulwark-pdq --example multi_time -- [--cpu] DIR [N]`
 //! (the first N images under DIR, sorted by path; default 100).
 
 use std::time::Instant;
 
+/// This thread's CPU time in seconds (`CLOCK_THREAD_CPUTIME_ID`).
+fn cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let dir = args.next().expect("usage: multi_time DIR [N]");
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // --cpu: time by this thread's CPU time (less disturbed by other load).
+    let cpu = args.iter().any(|a| a == "--cpu");
+    args.retain(|a| a != "--cpu");
+    let mut args = args.into_iter();
+    let dir = args.next().expect("usage: multi_time [--cpu] DIR [N]");
     let n: usize = args.next().map_or(100, |s| s.parse().expect("N"));
     let mut files = Vec::new();
     let mut stack = vec![std::path::PathBuf::from(dir)];
@@ -63,6 +80,11 @@ fn main() {
         let time = |f: &dyn Fn()| {
             let mut t: Vec<f64> = (0..7)
                 .map(|_| {
+                    if cpu {
+                        let s = cpu_s();
+                        f();
+                        return cpu_s() - s;
+                    }
                     let s = Instant::now();
                     f();
                     s.elapsed().as_secs_f64()

@@ -16,13 +16,17 @@
 //! ```
 //!
 //! See docs/PDQ.md for the algorithm, the modes and how each format is handled.
-#![forbid(unsafe_code)]
+// `unsafe` only in the AVX2 kernels (`simd`) and the calls into them, each
+// after runtime feature detection; the workspace denies it everywhere else.
 #![deny(missing_docs)]
 
 mod core;
 mod decode;
 mod hash;
 mod region;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod simd;
 
 use std::fmt;
 use std::str::FromStr;
