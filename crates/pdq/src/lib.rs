@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod confidence;
 mod core;
 mod decode;
 mod hash;
@@ -27,6 +28,9 @@ mod region;
 use std::fmt;
 use std::str::FromStr;
 
+pub use crate::confidence::{
+    Confident, hash_image_confidence, hash_luma_confidence, hash_rgb_confidence,
+};
 pub use crate::core::{
     DIHEDRAL_NAMES, DihedralHashes, Hashed, MIN_HASHABLE_DIM, hash_luma, hash_luma_dihedral,
     hash_rgb, hash_rgb_dihedral,
