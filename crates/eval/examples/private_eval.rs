@@ -64,8 +64,14 @@ fn lsh_tables(positions: &[Vec<u8>], probes: usize, copy: &Item, bank_hash: &Pdq
         .enumerate()
         .filter(|(l, pos)| {
             let want = lsh::sub_key(bank_hash, *l as u16, pos);
-            lsh::probe_keys(&copy.value.hash, &copy.value.margins, *l as u16, pos, probes)
-                .contains(&want)
+            lsh::probe_keys(
+                &copy.value.hash,
+                &copy.value.margins,
+                *l as u16,
+                pos,
+                probes,
+            )
+            .contains(&want)
         })
         .count()
 }
@@ -112,6 +118,10 @@ fn model_fc(
     let k = u32::from(p.bits_per_table);
     let probes = usize::from(p.probes);
     let (l, m) = (usize::from(p.tables), usize::from(p.min_tables));
+    // probe_hit for every distance and flip count, once.
+    let hit: Vec<[f64; 4]> = (0..=256u32)
+        .map(|d| std::array::from_fn(|f| probe_hit(d, k, f as u32, beta)))
+        .collect();
     let total: f64 = innocents
         .par_iter()
         .map(|a| {
@@ -133,7 +143,12 @@ fn model_fc(
                 let d = a.value.hash.distance(b);
                 let q: Vec<f64> = flips
                     .iter()
-                    .map(|fs| fs.iter().map(|&f| probe_hit(d, k, f, beta)).sum::<f64>().min(1.0))
+                    .map(|fs| {
+                        fs.iter()
+                            .map(|&f| hit[d as usize][f as usize])
+                            .sum::<f64>()
+                            .min(1.0)
+                    })
                     .collect();
                 for (acc, qi) in q_mean.iter_mut().zip(&q) {
                     *acc += qi / bank.len() as f64;
@@ -224,7 +239,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|o| (o.original as u64, o.value.hash))
         .collect();
     let bank_hashes: Vec<PdqHash> = bank.iter().map(|b| b.1).collect();
-    let orig_hash = |o: usize| originals.iter().find(|i| i.original == o).map(|i| i.value.hash);
+    let orig_hash = |o: usize| {
+        originals
+            .iter()
+            .find(|i| i.original == o)
+            .map(|i| i.value.hash)
+    };
     // Copies of banked originals (not the identity), and innocents: the
     // other half and its edits, unless within the radius of a banked hash
     // (a cross-half near-duplicate is not innocent).
@@ -237,10 +257,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .items
         .iter()
         .filter(|i| i.original % 2 == 1)
-        .filter(|i| bank_hashes.iter().all(|b| b.distance(&i.value.hash) > RADIUS))
+        .filter(|i| {
+            bank_hashes
+                .iter()
+                .all(|b| b.distance(&i.value.hash) > RADIUS)
+        })
         .collect();
-    let innocent_originals: Vec<&Item> =
-        innocents.iter().copied().filter(|i| i.transform == 0).collect();
+    let innocent_originals: Vec<&Item> = innocents
+        .iter()
+        .copied()
+        .filter(|i| i.transform == 0)
+        .collect();
     let beta = measure_beta(&innocent_originals, &bank_hashes);
     println!(
         "corpus: {} originals ({} banked), {} copies of banked originals, {} innocent images ({} originals), β = {beta:.2}",
@@ -274,22 +301,56 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             params: Params::default(),
         },
         Profile {
-            name: "multiprobe (v3)",
+            name: "multiprobe (v3: 6 × 40 bits, 1 to open, 5 probes)",
             params: Params::multiprobe(),
         },
     ];
 
     if sweep {
-        println!("\nLSH-only sweep (no cryptography; 3 pdata seeds; recall vs plain; modelled fc/img at 10⁶):");
-        println!("| k | L | m | probes | resize | jpeg | crop 1% | crop 2% | fc/img (model) | pairs |");
+        println!(
+            "\nLSH-only sweep (no cryptography; 3 pdata seeds; recall vs plain; modelled fc/img at 10⁶):"
+        );
+        println!(
+            "| k | L | m | probes | resize | jpeg | crop 1% | crop 2% | fc/img (model) | pairs |"
+        );
         println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        let mut cands = vec![(32u8, 6u16, 2u16, 1u8)];
-        for k in [32u8, 34, 36, 38, 40] {
-            for p in [2u8, 3, 4, 5] {
-                cands.push((k, 6, 2, p));
-            }
+        let mut cands: Vec<(u8, u16, u16, u8)> = vec![
+            (32, 6, 2, 1),
+            (32, 6, 2, 5),
+            (36, 6, 2, 5),
+            (36, 8, 2, 4),
+            (32, 8, 3, 2),
+            (44, 6, 1, 4),
+            (38, 6, 1, 5),
+            (40, 6, 1, 5),
+            (42, 6, 1, 5),
+            (40, 8, 1, 4),
+            (40, 4, 1, 8),
+            (48, 6, 1, 8),
+        ];
+        if let Ok(spec) = std::env::var("PRIVATE_EVAL_SWEEP") {
+            // "k,L,m,probes;…" replaces the built-in list.
+            cands = spec
+                .split(';')
+                .filter_map(|c| {
+                    let v: Vec<u16> = c.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+                    (v.len() == 4).then(|| (v[0] as u8, v[1], v[2], v[3] as u8))
+                })
+                .collect();
         }
         for (k, l, m, p) in cands {
+            let ok = Params {
+                bits_per_table: k,
+                tables: l,
+                min_tables: m,
+                probes: p,
+                ..Params::default()
+            }
+            .validate();
+            if let Err(e) = ok {
+                println!("| {k} | {l} | {m} | {p} | {e} |");
+                continue;
+            }
             let params = Params {
                 bits_per_table: k,
                 tables: l,
@@ -329,9 +390,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    println!("\nThrough real vouchers (device → wire → AccountState::ingest), recall relative to plain PDQ at {RADIUS}:");
+    if std::env::var_os("PRIVATE_EVAL_SWEEP_ONLY").is_some() {
+        return Ok(());
+    }
     println!(
-        "| profile | resize | jpeg | crop 1% | crop 2% | false candidates / innocent image | fc/img modelled at 10⁶ | device ms / voucher | bytes / voucher | server ms / voucher |"
+        "\nThrough real vouchers (device → wire → AccountState::ingest), recall relative to plain PDQ at {RADIUS}:"
+    );
+    println!(
+        "| profile | resize | jpeg | crop 1% | crop 2% | false candidates / innocent image | fc/img modelled at 10⁶ | device ms / voucher (2 threads) | bytes / voucher | server ms / voucher (2 threads) |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for prof in &profiles {
@@ -368,7 +434,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let t1 = Instant::now();
                     let parsed = Voucher::from_bytes(&wire).expect("parses");
                     let mut state = AccountState::for_epoch(server_pdata.release().epoch);
-                    state.ingest(&keys, &server_pdata, &parsed).expect("ingests");
+                    state
+                        .ingest(&keys, &server_pdata, &parsed)
+                        .expect("ingests");
                     let srv = t1.elapsed().as_secs_f64() * 1e6;
                     let g = group_of(names[c.transform]).unwrap_or(usize::MAX);
                     (g, state.len() == 1, dev, srv, wire.len())
@@ -402,13 +470,52 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let dev = all.iter().map(|x| x.2).sum::<f64>() / n / 1000.0;
         let srv = all.iter().map(|x| x.3).sum::<f64>() / n / 1000.0;
         let bytes = all.iter().map(|x| x.4).max().unwrap_or(0);
-        assert!(all.iter().all(|x| x.4 == bytes), "every voucher has one size");
+        assert!(
+            all.iter().all(|x| x.4 == bytes),
+            "every voucher has one size"
+        );
         row.push_str(&format!(
             " {:.2e} ({fcs}/{}) | {modelled:.2e} | {dev:.2} | {bytes} | {srv:.2} |",
             fcs as f64 / f.len().max(1) as f64,
             f.len()
         ));
         println!("{row}");
+    }
+    // Device time, one thread, the profiles interleaved on the same images.
+    {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let keys = ServerKeys::generate(&mut rng);
+        let account = DeviceAccount::generate(&mut rng);
+        let pdatas: Vec<Pdata> = profiles
+            .iter()
+            .map(|p| Pdata::build(&keys, &p.params, &bank, &mut rng).map(|x| x.0))
+            .collect::<Result<_, _>>()?;
+        let mut total = vec![0.0f64; profiles.len()];
+        let sample: Vec<&Item> = copies.iter().step_by(40).copied().collect();
+        for c in &sample {
+            for (i, p) in pdatas.iter().enumerate() {
+                let t = Instant::now();
+                let v = account.voucher_probing(
+                    p,
+                    &c.value.hash,
+                    Some(&c.value.margins),
+                    &c.value.hash,
+                    &[0u8; 1024],
+                    &mut rng,
+                )?;
+                total[i] += t.elapsed().as_secs_f64();
+                std::hint::black_box(v);
+            }
+        }
+        println!();
+        for (p, t) in profiles.iter().zip(total) {
+            println!(
+                "device, one thread, {} vouchers: {}: {:.2} ms per voucher",
+                sample.len(),
+                p.name,
+                t * 1000.0 / sample.len() as f64
+            );
+        }
     }
     // The device's extra cost: PDQ with margins vs the plain hash.
     let sample: Vec<_> = images.iter().take(40).collect();

@@ -205,7 +205,11 @@ mod tests {
     fn hashing_matches_plain_pdq_and_resumes_from_the_cache() {
         let dir = tempfile::tempdir().expect("tempdir");
         let img = image::RgbImage::from_fn(160, 120, |x, y| {
-            image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x * y) % 256) as u8])
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 5 % 256) as u8,
+                ((x * y) % 256) as u8,
+            ])
         });
         let path = dir.path().join("a.png");
         img.save(&path).expect("png");
@@ -218,7 +222,12 @@ mod tests {
         let a = hash_corpus(&[path.clone()], &cfg, set.clone(), Some(&cache), &|| {}).expect("a");
         assert_eq!(a.items.len(), 3);
         // The hash is plain PDQ of the edited pixels.
-        let edited = set[1].apply(&img, cfg.seed ^ u64::from_str_radix(&a.originals[0].1[..16], 16).unwrap()).expect("edit");
+        let edited = set[1]
+            .apply(
+                &img,
+                cfg.seed ^ u64::from_str_radix(&a.originals[0].1[..16], 16).unwrap(),
+            )
+            .expect("edit");
         let plain = bulwark_pdq::hash_rgb(edited.as_raw(), 80, 60).hash;
         assert_eq!(a.items[1].value.hash, plain);
         let b = hash_corpus(&[path], &cfg, set, Some(&cache), &|| {}).expect("b");
@@ -226,7 +235,10 @@ mod tests {
             assert_eq!(x.value.hash, y.value.hash);
             assert_eq!(x.value.margins, y.value.margins);
         }
-        let lines = std::fs::read_to_string(&cache).expect("cache").lines().count();
+        let lines = std::fs::read_to_string(&cache)
+            .expect("cache")
+            .lines()
+            .count();
         assert_eq!(lines, 3, "the second run read the cache");
     }
 }

@@ -211,7 +211,10 @@ mod tests {
             bits: js.iter().fold(exact.bits, |b, &j| b ^ 1 << (7 - j)),
         };
         // Scores: {3}=1, {6}=4, {0}=9, {3,6}=5 → order {3}, {6}, {3,6}, {0}.
-        assert_eq!(keys, vec![exact, flip(&[3]), flip(&[6]), flip(&[3, 6]), flip(&[0])]);
+        assert_eq!(
+            keys,
+            vec![exact, flip(&[3]), flip(&[6]), flip(&[3, 6]), flip(&[0])]
+        );
         // Independently: the probe {3, 6} is the sub-key of the hash with
         // PDQ bits 9 and 18 flipped.
         let flip_bit = |h: PdqHash, p: usize| -> PdqHash {

@@ -162,7 +162,9 @@ impl Voucher {
         if group != want
             || group % 2 != 0
             || (version == VOUCHER_VERSION_PROBES && group < 4)
-            || xs.chunks(group).any(|c| c.len() != group || c[0] != c[group - 1])
+            || xs
+                .chunks(group)
+                .any(|c| c.len() != group || c[0] != c[group - 1])
             || xs.windows(group + 1).any(|w| w[0] == w[group])
         {
             return Err(Rejection::Malformed(
