@@ -219,7 +219,14 @@ mod tests {
             .collect();
         let cache = dir.path().join("cache.tsv");
         let cfg = Config::default();
-        let a = hash_corpus(&[path.clone()], &cfg, set.clone(), Some(&cache), &|| {}).expect("a");
+        let a = hash_corpus(
+            std::slice::from_ref(&path),
+            &cfg,
+            set.clone(),
+            Some(&cache),
+            &|| {},
+        )
+        .expect("a");
         assert_eq!(a.items.len(), 3);
         // The hash is plain PDQ of the edited pixels.
         let edited = set[1]

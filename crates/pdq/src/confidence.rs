@@ -166,7 +166,9 @@ fn sample_index(o: usize, n: usize) -> usize {
     ((o as f64 + 0.5) * n as f64 / 64.0) as usize
 }
 
-/// The reference's gradient-sum quality metric on the 64×64 downsample.
+/// The reference's gradient-sum quality metric on the 64×64 downsample
+/// (indexed as the reference writes it).
+#[allow(clippy::needless_range_loop)]
 fn quality(a: &[[f32; 64]; 64]) -> u32 {
     let step = |u: f32, v: f32| -> i64 {
         let d = ((u - v) * 100.0) / 255.0;
