@@ -138,13 +138,16 @@ pub fn voucher_for_image_seen(
     image: &[u8],
 ) -> Result<Voucher, Error> {
     let img = bulwark_pdq::decode(image, &bulwark_pdq::Limits::default())?;
-    let hashed = bulwark_pdq::hash_image(&img, bulwark_pdq::Mode::default());
+    // The hash with each bit's margin from the median (bit-exact with
+    // `hash_image`): multi-probe profiles flip the least confident bits.
+    let hashed = bulwark_pdq::hash_image_confidence(&img);
     let side = (f64::from(pdata.params().derivative_bytes)).sqrt() as usize;
     let derivative = grey_derivative(&img, side.clamp(1, 64));
     let identity = seen.identity(pdata, &hashed.hash);
-    Ok(account.voucher_as(
+    Ok(account.voucher_probing(
         pdata,
         &hashed.hash,
+        Some(&hashed.margins),
         &identity,
         &derivative,
         &mut rand::rngs::OsRng,

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod multi;
+pub mod private;
 pub mod report;
 pub mod transforms;
 

@@ -20,6 +20,7 @@
 // after runtime feature detection; the workspace denies it everywhere else.
 #![deny(missing_docs)]
 
+mod confidence;
 mod core;
 mod decode;
 mod hash;
@@ -31,6 +32,9 @@ mod simd;
 use std::fmt;
 use std::str::FromStr;
 
+pub use crate::confidence::{
+    Confident, hash_image_confidence, hash_luma_confidence, hash_rgb_confidence,
+};
 pub use crate::core::{
     DIHEDRAL_NAMES, DihedralHashes, Hashed, MIN_HASHABLE_DIM, hash_luma, hash_luma_dihedral,
     hash_rgb, hash_rgb_dihedral,

@@ -215,6 +215,25 @@ impl DeviceAccount {
         derivative: &[u8],
         rng: &mut R,
     ) -> Result<Voucher, VoucherError> {
+        self.voucher_probing(pdata, hash, None, identity, derivative, rng)
+    }
+
+    /// [`DeviceAccount::voucher_as`] with the PDQ hash's per-bit `margins`
+    /// (`bulwark_pdq::hash_rgb_confidence`): under a multi-probe profile
+    /// (`probes` > 1) each table's probes flip its least confident bits
+    /// (`lsh::probe_keys`). Without margins ([`DeviceAccount::voucher`],
+    /// [`DeviceAccount::voucher_as`]) every bit counts as equally confident:
+    /// the voucher has the same shape but the probes are arbitrary. With one
+    /// probe per table the margins are not used.
+    pub fn voucher_probing<R: RngCore + CryptoRng>(
+        &self,
+        pdata: &Pdata,
+        hash: &PdqHash,
+        margins: Option<&[f32; 256]>,
+        identity: &PdqHash,
+        derivative: &[u8],
+        rng: &mut R,
+    ) -> Result<Voucher, VoucherError> {
         let params = pdata.params();
         let max = usize::from(params.derivative_bytes);
         if derivative.len() > max {
@@ -260,12 +279,16 @@ impl DeviceAccount {
 
         let l_point = pdata.public;
         let g = RISTRETTO_BASEPOINT_POINT;
-        let tables = usize::from(params.tables);
-        let mut pairs: Vec<Pair> = Vec::with_capacity(2 * tables);
+        let mut pairs: Vec<Pair> = Vec::with_capacity(params.pairs());
         // The real pairs are always computed, so making a synthetic voucher
         // takes as long as a real one (its timing does not tell).
-        let mut blind = Vec::with_capacity(2 * tables);
-        for key in pdata.sub_keys(hash) {
+        let mut blind = Vec::with_capacity(params.pairs());
+        let keys = if params.probes > 1 {
+            pdata.probe_keys(hash, margins.unwrap_or(&[1.0; 256]))
+        } else {
+            pdata.sub_keys(hash)
+        };
+        for key in keys {
             let h = hash_to_group(&[pdata.seed(), &key.to_bytes()]);
             let slots = pdata.slots_of(key);
             for (j, slot) in slots.into_iter().enumerate() {
@@ -289,12 +312,13 @@ impl DeviceAccount {
             pairs.clear();
             let open = synthetic_open_tables(pdata, rng);
             for (table, &opens) in open.iter().enumerate() {
+                let group = 2 * usize::from(params.probes);
                 let j_open = if opens {
-                    Some(rng.gen_range(0..2))
+                    Some(rng.gen_range(0..group))
                 } else {
                     None
                 };
-                for j in 0..2 {
+                for j in 0..group {
                     if j_open == Some(j) {
                         let beta = Scalar::random(rng);
                         let q = &beta * RISTRETTO_BASEPOINT_TABLE;

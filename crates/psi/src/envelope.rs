@@ -25,7 +25,7 @@ pub fn check_shape(v: &Voucher, pdata: &Pdata) -> Result<(), Rejection> {
         return Err(Rejection::WrongPdata);
     }
     let params = pdata.params();
-    if v.pairs.len() != 2 * usize::from(params.tables) {
+    if v.pairs.len() != params.pairs() || v.group() != 2 * usize::from(params.probes) {
         return Err(Rejection::Malformed("pair count differs from the pdata's"));
     }
     if v.payload.len() != crate::server::payload_len(params) {

@@ -1,16 +1,22 @@
 //! Server keys, the blinded tables ("pdata"), their Merkle root, and the
 //! server's plain lookup table.
 //!
-//! # Format (version 2, all integers big-endian)
+//! # Format (versions 2 and 3, all integers big-endian)
 //!
 //! ```text
 //! header:  "BWPD" | u16 version | u16 tables | u8 bits_per_table | u16 threshold
 //!          | u16 max_synthetic | u16 radius | u16 derivative_bytes | u16 min_tables
+//!          | [version 3 only: u8 probes]
 //!          | u64 synthetic_probability (IEEE-754 bits) | u64 epoch | u16 min_providers
 //!          | u64 bank entries | [32] L = α·G | [32] seed
 //!          | tables × (u32 cuckoo salt | u32 slots)
 //! body:    for each table, slots × [32] compressed ristretto255 points
 //! ```
+//!
+//! Parameters with one probe per table (no multi-probe) are written as
+//! version 2, byte for byte as before; multi-probe parameters as version 3.
+//! A version 3 header with `probes` = 1 is refused, so each parameter set has
+//! exactly one encoding.
 //!
 //! # Merkle root
 //!
@@ -45,6 +51,9 @@ pub const PDATA_MAGIC: &[u8; 4] = b"BWPD";
 /// The pdata format version this crate writes and reads (2: the header
 /// carries the epoch, the provider quorum and the bank size).
 pub const PDATA_VERSION: u16 = 2;
+/// The pdata format version of multi-probe parameters (`probes` > 1): the
+/// header carries the probe count.
+pub const PDATA_VERSION_PROBES: u16 = 3;
 /// Points per Merkle leaf.
 pub const CHUNK_POINTS: usize = 1024;
 /// Largest pdata accepted: 1 GiB.
@@ -427,9 +436,14 @@ impl Pdata {
     /// The header as serialised (what [`Pdata::header_digest`] hashes).
     pub(crate) fn header_bytes(&self) -> Vec<u8> {
         let p = &self.params;
-        let mut v = Vec::with_capacity(HEADER_FIXED + 8 * self.tables.len());
+        let mut v = Vec::with_capacity(HEADER_FIXED + 1 + 8 * self.tables.len());
         v.extend_from_slice(PDATA_MAGIC);
-        v.extend_from_slice(&PDATA_VERSION.to_be_bytes());
+        let version = if p.probes > 1 {
+            PDATA_VERSION_PROBES
+        } else {
+            PDATA_VERSION
+        };
+        v.extend_from_slice(&version.to_be_bytes());
         v.extend_from_slice(&p.tables.to_be_bytes());
         v.push(p.bits_per_table);
         v.extend_from_slice(&p.threshold.to_be_bytes());
@@ -437,6 +451,9 @@ impl Pdata {
         v.extend_from_slice(&p.radius.to_be_bytes());
         v.extend_from_slice(&p.derivative_bytes.to_be_bytes());
         v.extend_from_slice(&p.min_tables.to_be_bytes());
+        if p.probes > 1 {
+            v.push(p.probes);
+        }
         v.extend_from_slice(&p.synthetic_probability.to_bits().to_be_bytes());
         v.extend_from_slice(&self.release.epoch.to_be_bytes());
         v.extend_from_slice(&self.release.min_providers.to_be_bytes());
@@ -559,6 +576,7 @@ impl Pdata {
     /// The size of [`Pdata::to_bytes`].
     pub fn byte_len(&self) -> usize {
         HEADER_FIXED
+            + usize::from(self.params.probes > 1)
             + 8 * self.tables.len()
             + 32 * self.tables.iter().map(|t| t.points.len()).sum::<usize>()
     }
@@ -569,6 +587,17 @@ impl Pdata {
             .iter()
             .enumerate()
             .map(|(l, pos)| lsh::sub_key(hash, l as u16, pos))
+            .collect()
+    }
+
+    /// Multi-probe: for every table, the `probes` sub-keys a device sends for
+    /// `hash` with per-bit `margins` (`lsh::probe_keys`), table by table.
+    pub fn probe_keys(&self, hash: &PdqHash, margins: &[f32; 256]) -> Vec<SubKey> {
+        let probes = usize::from(self.params.probes.max(1));
+        self.positions
+            .iter()
+            .enumerate()
+            .flat_map(|(l, pos)| lsh::probe_keys(hash, margins, l as u16, pos, probes))
             .collect()
     }
 
@@ -606,18 +635,37 @@ impl PdataIn {
             return Err(PdataError::Malformed("not pdata (magic is not BWPD)"));
         }
         let version = r.u16("version").map_err(m)?;
-        if version != PDATA_VERSION {
+        if version != PDATA_VERSION && version != PDATA_VERSION_PROBES {
             return Err(PdataError::UnsupportedVersion(version));
         }
+        let tables = r.u16("tables").map_err(m)?;
+        let bits_per_table = r.u8("bits per table").map_err(m)?;
+        let threshold = r.u16("threshold").map_err(m)?;
+        let max_synthetic = r.u16("max synthetic").map_err(m)?;
+        let radius = r.u16("radius").map_err(m)?;
+        let derivative_bytes = r.u16("derivative bytes").map_err(m)?;
+        let min_tables = r.u16("min tables").map_err(m)?;
+        let probes = if version == PDATA_VERSION_PROBES {
+            let p = r.u8("probes").map_err(m)?;
+            if p < 2 {
+                return Err(PdataError::Malformed(
+                    "a version 3 header needs at least 2 probes",
+                ));
+            }
+            p
+        } else {
+            1
+        };
         let params = Params {
-            tables: r.u16("tables").map_err(m)?,
-            bits_per_table: r.u8("bits per table").map_err(m)?,
-            threshold: r.u16("threshold").map_err(m)?,
-            max_synthetic: r.u16("max synthetic").map_err(m)?,
-            radius: r.u16("radius").map_err(m)?,
-            derivative_bytes: r.u16("derivative bytes").map_err(m)?,
-            min_tables: r.u16("min tables").map_err(m)?,
+            tables,
+            bits_per_table,
+            threshold,
+            max_synthetic,
+            radius,
+            derivative_bytes,
+            min_tables,
             synthetic_probability: f64::from_bits(r.u64("synthetic probability").map_err(m)?),
+            probes,
         };
         params.validate()?;
         let release = Release {
@@ -704,6 +752,7 @@ pub struct Candidate {
 #[derive(Clone, Debug)]
 pub struct ServerTable {
     positions: Vec<Vec<u8>>,
+    probes: u8,
     radius: u32,
     entries: Vec<(u64, PdqHash)>,
     map: HashMap<SubKey, Vec<u32>>,
@@ -721,6 +770,7 @@ impl ServerTable {
         }
         ServerTable {
             positions: pdata.positions.clone(),
+            probes: pdata.params.probes,
             radius: u32::from(pdata.params.radius),
             entries: entries.to_vec(),
             map,
@@ -728,9 +778,30 @@ impl ServerTable {
     }
 
     /// Every bank entry sharing a sub-key with `hash` (the LSH candidates),
-    /// with its true distance, nearest first, each entry once.
+    /// with its true distance, nearest first, each entry once. With
+    /// multi-probe, every entry whose sub-key in some table is at most
+    /// [`lsh::MAX_PROBE_FLIPS`] bits from `hash`'s (a superset of what any
+    /// probe could have matched; the server does not know the device's
+    /// margins), by a scan of the bank.
     pub fn candidates(&self, hash: &PdqHash) -> Vec<Candidate> {
         let mut seen = BTreeSet::new();
+        if self.probes > 1 {
+            let keys: Vec<SubKey> = self
+                .positions
+                .iter()
+                .enumerate()
+                .map(|(l, pos)| lsh::sub_key(hash, l as u16, pos))
+                .collect();
+            for (i, (_, h)) in self.entries.iter().enumerate() {
+                let near = self.positions.iter().zip(&keys).any(|(pos, k)| {
+                    let e = lsh::sub_key(h, k.table, pos);
+                    (e.bits ^ k.bits).count_ones() as usize <= lsh::MAX_PROBE_FLIPS
+                });
+                if near {
+                    seen.insert(i as u32);
+                }
+            }
+        }
         for (l, pos) in self.positions.iter().enumerate() {
             if let Some(ix) = self.map.get(&lsh::sub_key(hash, l as u16, pos)) {
                 seen.extend(ix.iter().copied());

@@ -300,7 +300,7 @@ impl AccountState {
         if self.epoch.is_some_and(|e| e != epoch) {
             return Err(Rejection::WrongEpoch);
         }
-        if v.pairs.len() != 2 * usize::from(params.tables) {
+        if v.pairs.len() != params.pairs() || v.group() != 2 * usize::from(params.probes) {
             return Err(Rejection::Malformed("pair count differs from the pdata's"));
         }
         if v.payload.len() != payload_len(params) {

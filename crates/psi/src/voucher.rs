@@ -16,7 +16,8 @@
 //! shares rebuild the key (see `crate::server`).
 //!
 //! Parsing checks everything that can be checked without α: the sizes, that
-//! every x is nonzero and appears exactly twice, that every Q is a canonical
+//! every x is nonzero and appears exactly twice (version 3, multi-probe: the
+//! same even number ≥ 4 of times for every x), that every Q is a canonical
 //! ristretto255 encoding.
 //!
 //! Every voucher made against one pdata has the same length, real or
@@ -30,6 +31,9 @@ use crate::wire::Reader;
 
 /// The voucher format version (2: unauthenticated pairs, share x in the clear).
 pub const VOUCHER_VERSION: u16 = 2;
+/// The version of multi-probe vouchers: the same layout, but each table's
+/// share x appears 2·probes times (probes ≥ 2) instead of twice.
+pub const VOUCHER_VERSION_PROBES: u16 = 3;
 /// Largest voucher accepted (bytes).
 pub const MAX_VOUCHER_BYTES: usize = 64 * 1024;
 const MAGIC: &[u8; 4] = b"BWPV";
@@ -81,7 +85,7 @@ impl Voucher {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.byte_len());
         v.extend_from_slice(MAGIC);
-        v.extend_from_slice(&VOUCHER_VERSION.to_be_bytes());
+        v.extend_from_slice(&self.version().to_be_bytes());
         v.extend_from_slice(&self.root.0);
         v.extend_from_slice(&(self.pairs.len() as u16).to_be_bytes());
         for p in &self.pairs {
@@ -92,6 +96,20 @@ impl Voucher {
         v.extend_from_slice(&(self.payload.len() as u32).to_be_bytes());
         v.extend_from_slice(&self.payload);
         v
+    }
+
+    /// Pairs per share x (2·probes).
+    pub(crate) fn group(&self) -> usize {
+        let x0 = self.pairs.first().map(|p| p.x);
+        self.pairs.iter().filter(|p| Some(p.x) == x0).count()
+    }
+
+    fn version(&self) -> u16 {
+        if self.group() > 2 {
+            VOUCHER_VERSION_PROBES
+        } else {
+            VOUCHER_VERSION
+        }
     }
 
     /// The size of [`Voucher::to_bytes`].
@@ -110,7 +128,8 @@ impl Voucher {
         if &r.array::<4>("magic").map_err(m)? != MAGIC {
             return Err(Rejection::Malformed("not a voucher (magic is not BWPV)"));
         }
-        if r.u16("version").map_err(m)? != VOUCHER_VERSION {
+        let version = r.u16("version").map_err(m)?;
+        if version != VOUCHER_VERSION && version != VOUCHER_VERSION_PROBES {
             return Err(Rejection::Malformed("unsupported voucher version"));
         }
         let root = Root(r.array("root").map_err(m)?);
@@ -138,9 +157,18 @@ impl Voucher {
         }
         let mut xs: Vec<u16> = pairs.iter().map(|p| p.x).collect();
         xs.sort_unstable();
-        if xs.chunks(2).any(|c| c[0] != c[1]) || xs.windows(3).any(|w| w[0] == w[2]) {
+        let group = xs.iter().take_while(|&&x| x == xs[0]).count();
+        let want = if version == VOUCHER_VERSION { 2 } else { group };
+        if group != want
+            || group % 2 != 0
+            || (version == VOUCHER_VERSION_PROBES && group < 4)
+            || xs
+                .chunks(group)
+                .any(|c| c.len() != group || c[0] != c[group - 1])
+            || xs.windows(group + 1).any(|w| w[0] == w[group])
+        {
             return Err(Rejection::Malformed(
-                "every share x must appear exactly twice",
+                "every share x must appear exactly twice (version 3: the same even number of times, at least 4)",
             ));
         }
         let len = r.u32("payload length").map_err(m)? as usize;

@@ -42,6 +42,7 @@ fn generate() -> Generated {
         max_synthetic: 2,
         synthetic_probability: 0.0,
         radius: 31,
+        probes: 1,
         derivative_bytes: 16,
     };
     let bank = [
@@ -142,4 +143,73 @@ fn version_1_files_are_refused_with_a_clear_error() {
     // Keys and accounts kept their format.
     ServerKeys::from_bytes(&read("v1_kat_server_key.bin")).expect("v1 key loads");
     DeviceAccount::from_bytes(&read("v1_kat_account.bin")).expect("v1 account loads");
+}
+
+/// Multi-probe (pdata and voucher version 3): a committed pdata, voucher and
+/// state (`kat3_*`) keep loading and opening together, and the same seeded
+/// inputs (hash, per-bit margins) keep producing the same bytes. Regenerate
+/// with `BULWARK_REGENERATE_KATS=1` only for a deliberate format change.
+#[test]
+fn multiprobe_files_still_load_and_inputs_give_the_same_bytes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(20261201);
+    let keys = ServerKeys::generate(&mut rng);
+    let params = Params {
+        tables: 2,
+        min_tables: 1,
+        bits_per_table: 8,
+        threshold: 1,
+        max_synthetic: 2,
+        synthetic_probability: 0.0,
+        radius: 31,
+        probes: 3,
+        derivative_bytes: 16,
+    };
+    let bank = [
+        (7u64, PdqHash::from_bytes([0x11; 32])),
+        (8u64, PdqHash::from_bytes([0x22; 32])),
+    ];
+    let (pdata, _) = Pdata::build(&keys, &params, &bank, &mut rng).expect("builds");
+    let account = DeviceAccount::generate(&mut rng);
+    let margins: [f32; 256] = std::array::from_fn(|i| (i * 37 % 256) as f32);
+    let v = account
+        .voucher_probing(
+            &pdata,
+            &bank[0].1,
+            Some(&margins),
+            &bank[0].1,
+            b"benign grey",
+            &mut rng,
+        )
+        .expect("voucher");
+    let mut state = AccountState::new();
+    state.ingest(&keys, &pdata, &v).expect("ingests");
+    assert_eq!(state.len(), 1);
+    let files = [
+        ("kat3_server_key.bin", keys.to_bytes().to_vec()),
+        ("kat3_pdata.bin", pdata.to_bytes()),
+        ("kat3_voucher.bin", v.to_bytes()),
+        ("kat3_state.bin", state.to_bytes()),
+    ];
+    if std::env::var_os("BULWARK_REGENERATE_KATS").is_some() {
+        for (name, bytes) in &files {
+            std::fs::write(data(name), bytes).expect("write");
+        }
+        std::fs::write(data("kat3_pdata_root.hex"), format!("{}\n", pdata.root())).expect("write");
+    }
+    let read = |n: &str| std::fs::read(data(n)).expect("committed known answer");
+    let root: Root = std::fs::read_to_string(data("kat3_pdata_root.hex"))
+        .expect("root")
+        .parse()
+        .expect("hex");
+    let k = ServerKeys::from_bytes(&read("kat3_server_key.bin")).expect("key loads");
+    let p = Pdata::from_bytes(&read("kat3_pdata.bin"), &root).expect("pdata verifies");
+    assert_eq!(p.params(), &params);
+    let old = Voucher::from_bytes(&read("kat3_voucher.bin")).expect("voucher parses");
+    let mut s = AccountState::new();
+    s.ingest(&k, &p, &old).expect("old voucher ingests");
+    assert_eq!(s.to_bytes(), read("kat3_state.bin"));
+    for (name, bytes) in &files {
+        assert_eq!(&read(name), bytes, "{name} drifted");
+    }
+    assert_eq!(pdata.root(), root);
 }

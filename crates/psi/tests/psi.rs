@@ -23,6 +23,7 @@ fn params() -> Params {
         max_synthetic: 8,
         synthetic_probability: 0.0,
         radius: 31,
+        probes: 1,
         derivative_bytes: 64,
     }
 }

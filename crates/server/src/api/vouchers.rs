@@ -195,7 +195,8 @@ fn decode_entries(b: &[u8]) -> Result<Vec<(u64, PdqHash)>, String> {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct BuildRequest {
-    /// `default` (6 tables, 2 must agree) or `compact` (3 tables, any one).
+    /// `default` (6 tables, 2 must agree), `compact` (3 tables, any one) or
+    /// `multiprobe` (6 tables, 2 must agree, several probes per table).
     profile: Option<String>,
     /// Independent providers a hash must come from and that must sign the
     /// root (default 2; less than 2 is refused).
@@ -221,9 +222,10 @@ pub async fn build(
     let mut params = match req.profile.as_deref() {
         None | Some("default") => Params::default(),
         Some("compact") => Params::compact(),
+        Some("multiprobe") => Params::multiprobe(),
         Some(p) => {
             return Err(ApiError::bad_request(format!(
-                "unknown profile {p:?} (default or compact)"
+                "unknown profile {p:?} (default, compact or multiprobe)"
             )));
         }
     };
@@ -294,7 +296,7 @@ pub async fn build(
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let root = pdata.root().to_string();
     let params_json = json!({
-        "tables": params.tables, "min_tables": params.min_tables, "bits_per_table": params.bits_per_table,
+        "tables": params.tables, "min_tables": params.min_tables, "bits_per_table": params.bits_per_table, "probes": params.probes,
         "threshold": params.threshold, "max_synthetic": params.max_synthetic,
         "synthetic_probability": params.synthetic_probability, "radius": params.radius,
         "derivative_bytes": params.derivative_bytes, "min_providers": min_providers,
@@ -366,7 +368,7 @@ pub async fn root(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({
         "release": r.id, "root": r.root.to_string(), "entries": r.entry_count, "bytes": r.bytes.len(),
         "created_at": rfc3339(r.created_at),
-        "params": {"tables": p.tables, "min_tables": p.min_tables, "bits_per_table": p.bits_per_table,
+        "params": {"tables": p.tables, "min_tables": p.min_tables, "bits_per_table": p.bits_per_table, "probes": p.probes,
             "threshold": p.threshold, "synthetic_probability": p.synthetic_probability, "radius": p.radius},
     })))
 }
