@@ -24,6 +24,10 @@ pub mod vpdq;
 /// feature to build with.
 #[derive(clap::Args)]
 #[command(disable_help_flag = true)]
+#[cfg_attr(
+    all(feature = "chat", feature = "eval", feature = "bench"),
+    allow(dead_code)
+)]
 pub struct Disabled {
     /// Ignored.
     #[arg(num_args = 0.., trailing_var_arg = true, allow_hyphen_values = true)]
@@ -31,6 +35,10 @@ pub struct Disabled {
 }
 
 /// The error for a command this binary was built without.
+#[cfg_attr(
+    all(feature = "chat", feature = "eval", feature = "bench"),
+    allow(dead_code)
+)]
 pub fn disabled(command: &str, feature: &str) -> anyhow::Result<std::process::ExitCode> {
     anyhow::bail!(
         "`bulwark {command}` is not in this build: build with the `{feature}` cargo feature \
