@@ -16,6 +16,7 @@ mod cmd;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The allocator this binary was built with, for benchmark reports.
+#[cfg(feature = "bench")]
 pub(crate) const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
     "mimalloc"
 } else {
@@ -45,7 +46,11 @@ enum Command {
     #[command(subcommand)]
     Index(cmd::index::Command),
     /// Measure detection quality of PDQ on a folder of benign images.
+    #[cfg(feature = "eval")]
     Eval(cmd::eval::Args),
+    /// Measure detection quality [not in this build: the `eval` feature].
+    #[cfg(not(feature = "eval"))]
+    Eval(cmd::Disabled),
     /// vPDQ video hashing and matching.
     #[command(subcommand)]
     Vpdq(cmd::vpdq::Command),
@@ -69,16 +74,24 @@ enum Command {
     #[command(subcommand)]
     Signals(cmd::signals::Command),
     /// The reference messenger (MLS): terminal UI (the default), register, send, read, report, groups.
+    #[cfg(feature = "chat")]
     Chat(cmd::chat::Args),
+    /// The reference messenger (MLS) [not in this build: the `chat` feature].
+    #[cfg(not(feature = "chat"))]
+    Chat(cmd::Disabled),
     /// The reference messenger's delivery service.
     #[command(subcommand)]
-    Delivery(cmd::chat::DeliveryCommand),
+    Delivery(cmd::delivery::Command),
     /// The reviewer console: reviewer accounts.
     #[command(subcommand)]
     Console(cmd::console::Command),
     /// Benchmarks against the named references.
+    #[cfg(feature = "bench")]
     #[command(subcommand)]
     Bench(cmd::bench::Command),
+    /// Benchmarks [not in this build: the `bench` feature].
+    #[cfg(not(feature = "bench"))]
+    Bench(cmd::Disabled),
 }
 
 fn main() -> ExitCode {
@@ -87,7 +100,10 @@ fn main() -> ExitCode {
         Command::Hash(a) => cmd::hash::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Index(c) => cmd::index::run(c),
+        #[cfg(feature = "eval")]
         Command::Eval(a) => cmd::eval::run(a),
+        #[cfg(not(feature = "eval"))]
+        Command::Eval(_) => cmd::disabled("eval", "eval"),
         Command::Vpdq(c) => cmd::vpdq::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Keys(c) => cmd::keys::run(c),
@@ -95,11 +111,17 @@ fn main() -> ExitCode {
         Command::Device(c) => cmd::device::run(c),
         Command::Pdata(c) => cmd::device::run_pdata(c),
         Command::Providers(c) => cmd::device::run_providers(c),
+        #[cfg(feature = "bench")]
         Command::Bench(c) => cmd::bench::run(c),
+        #[cfg(not(feature = "bench"))]
+        Command::Bench(_) => cmd::disabled("bench", "bench"),
         Command::Console(c) => cmd::console::run(c),
         Command::Signals(c) => cmd::signals::run(c),
+        #[cfg(feature = "chat")]
         Command::Chat(a) => cmd::chat::run(a),
-        Command::Delivery(c) => cmd::chat::run_delivery(c),
+        #[cfg(not(feature = "chat"))]
+        Command::Chat(_) => cmd::disabled("chat", "chat"),
+        Command::Delivery(c) => cmd::delivery::run(c),
     };
     match result {
         Ok(code) => code,

@@ -13,11 +13,18 @@
 //! - [`tui`]: the terminal UI (ratatui) over a [`Client`].
 //!
 //! See `docs/MESSENGER.md` for the integration guide.
+//!
+//! [`client`] and [`tui`] need the `mls` feature (on by default); without
+//! it the crate is [`delivery`], [`wire`] and [`http`], which builds much
+//! faster (no openmls, no ratatui).
 
+#[cfg(feature = "mls")]
 pub mod client;
 pub mod delivery;
 pub mod http;
+#[cfg(feature = "mls")]
 pub mod tui;
 pub mod wire;
 
+#[cfg(feature = "mls")]
 pub use client::{Attachment, Client, Message, PdataPolicy, Received, Sent};

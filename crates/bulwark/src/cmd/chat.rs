@@ -1,6 +1,6 @@
 //! `bulwark chat`: the reference messenger's terminal UI (no subcommand, or
-//! `tui`) and scriptable client, and `bulwark delivery serve`: its delivery
-//! service.
+//! `tui`) and scriptable client (the `chat` feature). Its delivery service is
+//! `bulwark delivery serve` (cmd/delivery.rs).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -120,52 +120,6 @@ enum GroupCommand {
     },
     /// List this device's groups and their members.
     List,
-}
-
-/// `bulwark delivery` commands.
-#[derive(clap::Subcommand)]
-pub enum DeliveryCommand {
-    /// Run the delivery service.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8090")]
-        listen: std::net::SocketAddr,
-        /// The database: a SQLite file (created), `sqlite://FILE` or
-        /// `postgres://...` (it may be the matcher's own database).
-        #[arg(long, env = "BULWARK_DELIVERY_DATABASE", default_value = "delivery.db")]
-        database: String,
-        /// Matcher service (`bulwark serve`) URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        matcher: String,
-        /// A stamper-role API key of the matcher service.
-        #[arg(
-            long = "stamper-key",
-            env = "BULWARK_STAMPER_KEY",
-            hide_env_values = true
-        )]
-        stamper_key: String,
-    },
-}
-
-/// Runs `bulwark delivery ...`.
-pub fn run_delivery(c: DeliveryCommand) -> anyhow::Result<ExitCode> {
-    let DeliveryCommand::Serve {
-        listen,
-        database,
-        matcher,
-        stamper_key,
-    } = c;
-    let rt = tokio::runtime::Runtime::new()?;
-    eprintln!("bulwark: delivery service on http://{listen}, matcher {matcher}");
-    rt.block_on(bulwark_chat::delivery::serve(
-        bulwark_chat::delivery::Config {
-            database,
-            matcher_url: matcher,
-            stamper_key,
-        },
-        listen,
-    ))?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `bulwark chat ...`.
