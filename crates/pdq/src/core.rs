@@ -162,12 +162,12 @@ fn luma_plane(px: Pixels<'_>, n: usize) -> Vec<f32> {
     out
 }
 
-type Dct16 = [[f32; 16]; 16];
+pub(crate) type Dct16 = [[f32; 16]; 16];
 
 /// Downscale, quality and DCT. `skip_blur_at_64` mirrors the reference's plain
 /// hashing path, which copies a 64×64 input straight through; its dihedral
 /// path always filters.
-fn dct_of(
+pub(crate) fn dct_of(
     px: Pixels<'_>,
     width: usize,
     height: usize,
@@ -847,18 +847,21 @@ fn dct64_to_16(a: &[[f32; 64]; 64]) -> Dct16 {
 }
 
 /// Bit (i·16 + j) is set where coefficient (i, j) exceeds the median.
-fn bits(d: &Dct16) -> PdqHash {
+/// The 256 coefficients row by row, and their median as the reference takes
+/// it: its Torben median returns the 128th smallest of 256 values (the lower
+/// median), an exact order statistic.
+pub(crate) fn flat_and_median(d: &Dct16) -> ([f32; 256], f32) {
     let mut flat = [0f32; 256];
     for (i, row) in d.iter().enumerate() {
         flat[i * 16..i * 16 + 16].copy_from_slice(row);
     }
-    let median = {
-        // The reference's Torben median returns the 128th smallest of 256
-        // values (the lower median): an exact order statistic.
-        let mut s = flat;
-        let (_, m, _) = s.select_nth_unstable_by(127, f32::total_cmp);
-        *m
-    };
+    let mut s = flat;
+    let (_, m, _) = s.select_nth_unstable_by(127, f32::total_cmp);
+    (flat, *m)
+}
+
+fn bits(d: &Dct16) -> PdqHash {
+    let (flat, median) = flat_and_median(d);
     let mut h = PdqHash::ZERO;
     for (k, &v) in flat.iter().enumerate() {
         if v > median {
