@@ -51,8 +51,13 @@ fn upload(port: u16, key: &str, bank: &str, file: &Path) -> u16 {
 }
 
 fn images() -> Vec<PathBuf> {
-    let root =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/pdq/images");
+    // BULWARK_CONFORMANCE_DIR, as the other conformance tests, else shared/ beside the checkout.
+    let root = std::env::var_os("BULWARK_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        })
+        .join("pdq/images");
     let mut out = Vec::new();
     let mut stack = vec![root];
     while let Some(d) = stack.pop() {

@@ -22,6 +22,7 @@ use zeroize::Zeroizing;
 use crate::AppState;
 use crate::db::{Store, now_ms, rfc3339};
 use crate::error::ApiError;
+use crate::secrets::write_secret_file;
 
 /// What a key may do. Matcher, curator and admin are ranked: each can do what
 /// the ones below it can. Stamper and device stand apart: no other role
@@ -378,22 +379,4 @@ pub async fn bootstrap_admin(
     let path = data_dir.join("admin.key");
     write_secret_file(&path, key.key.as_bytes())?;
     Ok(Some(path))
-}
-
-pub(crate) fn write_secret_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-    f.write_all(bytes)?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    Ok(())
 }

@@ -250,6 +250,19 @@ impl FileConfig {
 }
 
 impl Config {
+    /// The decode pool's share of the settings.
+    pub fn pool_options(&self) -> crate::media::PoolOptions {
+        crate::media::PoolOptions {
+            workers: self.workers,
+            max_uploads_in_flight: self.max_uploads_in_flight,
+            decode_megapixels: self.decode_megapixels,
+            queue_timeout: self.queue_timeout,
+            video_every_seconds: self.video_every_seconds,
+            video_timeout: self.video_timeout,
+            extra_hashes: self.extra_hashes,
+        }
+    }
+
     /// The database URL: the configured one, or SQLite in the data directory.
     pub fn database_url(&self) -> String {
         match &self.database {

@@ -7,16 +7,15 @@
 
 pub mod api;
 pub mod auth;
-pub mod catalog;
 pub mod config;
 pub mod console;
-pub mod db;
 pub mod error;
-pub mod extras;
 pub mod listen;
-pub mod media;
-pub mod metrics;
-pub mod secrets;
+
+// The layers under HTTP, under the names handlers use: the store (all SQL,
+// the schema) and the service's state and operations (no axum).
+pub use bulwark_service::{catalog, extras, media, metrics, secrets};
+pub use bulwark_store as db;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,7 +95,7 @@ impl Service {
             });
         }
         let state = AppState {
-            media: media::Pool::new(&config),
+            media: media::Pool::new(&config.pool_options()),
             store,
             catalog,
             keys: Arc::new(auth::KeyCache::new()),

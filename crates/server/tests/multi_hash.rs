@@ -1,6 +1,6 @@
 //! `/v1/hash` and `/v1/match` with extra hashes (bulwark_pdq::MultiHash): a
 //! captioned, letterboxed or cropped copy of a banked image is found through
-//! the extras of the query and of the bank (crates/server/src/extras.rs),
+//! the extras of the query and of the bank (crates/service/src/extras.rs),
 //! which the plain full-image hash cannot do.
 
 #![allow(clippy::unwrap_used)]

@@ -14,18 +14,15 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use bulwark_service::devices::{check_id, parse_public_key};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use super::JsonBody;
 use crate::AppState;
 use crate::auth::{self, Caller, Role};
-use crate::db::{self, now_ms, rfc3339};
+use crate::db::{self, devices, rfc3339};
 use crate::error::{ApiError, ApiResult, snippet};
-
-/// Longest account or device id.
-pub const MAX_ID_BYTES: usize = 256;
 
 /// The body of `POST /v1/devices`.
 #[derive(Deserialize)]
@@ -34,30 +31,6 @@ pub struct Enrol {
     account: String,
     device: String,
     public_key: String,
-}
-
-fn check_id(what: &str, v: &str) -> Result<(), ApiError> {
-    if v.is_empty() || v.len() > MAX_ID_BYTES || v.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "{what} must be 1–{MAX_ID_BYTES} bytes without control characters"
-        )));
-    }
-    Ok(())
-}
-
-/// An Ed25519 public key from 64 hex digits, refusing small-order keys.
-pub(crate) fn parse_public_key(hexed: &str) -> Result<ed25519_dalek::VerifyingKey, ApiError> {
-    let mut b = [0u8; 32];
-    hex::decode_to_slice(hexed.as_bytes(), &mut b)
-        .map_err(|_| ApiError::bad_request("public_key must be 64 hex digits (Ed25519)"))?;
-    let k = ed25519_dalek::VerifyingKey::from_bytes(&b)
-        .map_err(|_| ApiError::bad_request("public_key is not an Ed25519 public key"))?;
-    if k.is_weak() {
-        return Err(ApiError::bad_request(
-            "public_key is a weak (small-order) Ed25519 key",
-        ));
-    }
-    Ok(k)
 }
 
 /// `POST /v1/devices` (stamper).
@@ -72,13 +45,7 @@ pub async fn enrol(
     let pk = parse_public_key(&e.public_key)?;
     let s = &state.store;
     let mut tx = s.begin().await?;
-    let exists =
-        sqlx::query(&s.sql("SELECT revoked_at FROM devices WHERE account = ? AND device = ?"))
-            .bind(&e.account)
-            .bind(&e.device)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if exists.is_some() {
+    if devices::exists(s, &mut tx, &e.account, &e.device).await? {
         return Err(ApiError::conflict(format!(
             "device {:?} of account {:?} is already enrolled (a revoked device id is not reused)",
             snippet(&e.device),
@@ -94,16 +61,15 @@ pub async fn enrol(
     )
     .await
     .map_err(ApiError::internal)?;
-    sqlx::query(&s.sql(
-        "INSERT INTO devices (account, device, public_key, key_id, enrolled_at, enrolled_by) VALUES (?, ?, ?, ?, ?, ?)",
-    ))
-    .bind(&e.account)
-    .bind(&e.device)
-    .bind(hex::encode(pk.to_bytes()))
-    .bind(&key.id)
-    .bind(now_ms())
-    .bind(&caller.key_id)
-    .execute(&mut *tx)
+    devices::insert(
+        s,
+        &mut tx,
+        &e.account,
+        &e.device,
+        &hex::encode(pk.to_bytes()),
+        &key.id,
+        &caller.key_id,
+    )
     .await?;
     db::audit(
         s,
@@ -133,28 +99,9 @@ pub async fn revoke(
     }
     let s = &state.store;
     let mut tx = s.begin().await?;
-    let row =
-        sqlx::query(&s.sql(
-            "SELECT key_id FROM devices WHERE account = ? AND device = ? AND revoked_at IS NULL",
-        ))
-        .bind(&account)
-        .bind(&device)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such enrolled device"))?;
-    let key_id: String = row.try_get("key_id")?;
-    let now = now_ms();
-    sqlx::query(&s.sql("UPDATE devices SET revoked_at = ? WHERE account = ? AND device = ?"))
-        .bind(now)
-        .bind(&account)
-        .bind(&device)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(&s.sql("UPDATE api_keys SET revoked_at = ? WHERE id = ?"))
-        .bind(now)
-        .bind(&key_id)
-        .execute(&mut *tx)
-        .await?;
+    if !devices::revoke(s, &mut tx, &account, &device).await? {
+        return Err(ApiError::not_found("no such enrolled device"));
+    }
     db::audit(
         s,
         &mut tx,
@@ -176,24 +123,18 @@ pub async fn list(
     Path(account): Path<String>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Admin)?;
-    let s = &state.store;
-    let rows = sqlx::query(&s.sql(
-        "SELECT device, public_key, enrolled_at, revoked_at FROM devices WHERE account = ? ORDER BY device",
-    ))
-    .bind(&account)
-    .fetch_all(&s.pool)
-    .await?;
-    let items = rows
-        .iter()
-        .map(|r| {
-            Ok(json!({
-                "device": r.try_get::<String, _>("device")?,
-                "public_key": r.try_get::<String, _>("public_key")?,
-                "enrolled_at": rfc3339(r.try_get("enrolled_at")?),
-                "revoked_at": r.try_get::<Option<i64>, _>("revoked_at")?.map(rfc3339),
-            }))
+    let items: Vec<Value> = devices::of_account(&state.store, &account)
+        .await?
+        .into_iter()
+        .map(|d| {
+            json!({
+                "device": d.device,
+                "public_key": d.public_key,
+                "enrolled_at": rfc3339(d.enrolled_at),
+                "revoked_at": d.revoked_at.map(rfc3339),
+            })
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .collect();
     Ok(Json(json!({"account": account, "devices": items})))
 }
 
@@ -203,19 +144,5 @@ pub async fn public_key(
     account: &str,
     device: &str,
 ) -> Result<Option<ed25519_dalek::VerifyingKey>, ApiError> {
-    let s = &state.store;
-    let Some(row) = sqlx::query(&s.sql(
-        "SELECT public_key FROM devices WHERE account = ? AND device = ? AND revoked_at IS NULL",
-    ))
-    .bind(account)
-    .bind(device)
-    .fetch_optional(&s.pool)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let hexed: String = row.try_get("public_key")?;
-    parse_public_key(&hexed)
-        .map(Some)
-        .map_err(|_| ApiError::internal("a stored device key does not parse"))
+    Ok(bulwark_service::devices::public_key(&state.store, account, device).await?)
 }

@@ -33,28 +33,8 @@ use super::bank_or_404;
 use super::lists::{self, Batch};
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::db::{self, Store, now_ms, rfc3339};
+use crate::db::{self, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
-
-/// The jobs table (module `imports` in `meta`).
-const MIGRATIONS: &[&str] = &["
-CREATE TABLE import_jobs (id TEXT PRIMARY KEY, bank_id BIGINT NOT NULL, bank TEXT NOT NULL,
-  format TEXT NOT NULL, source TEXT, status TEXT NOT NULL, spool TEXT NOT NULL,
-  idempotency_key TEXT, created_by TEXT NOT NULL, bytes_total BIGINT NOT NULL,
-  bytes_done BIGINT NOT NULL, lines BIGINT NOT NULL, added BIGINT NOT NULL,
-  duplicates BIGINT NOT NULL, rejected_count BIGINT NOT NULL, rejected TEXT NOT NULL,
-  error TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, finished_at BIGINT);
-CREATE UNIQUE INDEX import_jobs_idempotency ON import_jobs (created_by, idempotency_key);
-CREATE INDEX import_jobs_status ON import_jobs (status, created_at);
-CREATE INDEX import_jobs_bank ON import_jobs (bank, created_at)
-"];
-
-/// Creates the jobs table.
-pub async fn migrate(store: &Store) -> anyhow::Result<()> {
-    store
-        .migrate_module("imports", "import job", MIGRATIONS)
-        .await
-}
 
 /// Lines per committed batch: large enough for multi-row inserts to pay off,
 /// small enough that a batch holds SQLite's write lock for tens of

@@ -270,55 +270,36 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 /// change row).
 pub async fn commit_bank_change(
     state: &AppState,
-    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    tx: sqlx::Transaction<'_, sqlx::Any>,
     caller: &crate::auth::Caller,
     action: &str,
     bank: (i64, &str),
     content: Option<i64>,
     detail: serde_json::Value,
 ) -> Result<(), ApiError> {
-    let s = &state.store;
-    crate::db::audit(
-        s,
-        &mut tx,
+    Ok(bulwark_service::banks::commit_change(
+        &state.store,
+        &state.catalog,
+        tx,
         &caller.key_id,
-        action,
-        Some(bank.1),
-        content,
-        detail,
+        bulwark_service::banks::Change {
+            action,
+            bank,
+            content,
+            detail,
+        },
     )
-    .await?;
-    let seq = crate::db::change(s, &mut tx, Some(bank.0), content).await?;
-    tx.commit().await?;
-    state
-        .catalog
-        .apply(s, &[(seq, Some(bank.0), content)])
-        .await
-        .map_err(ApiError::internal)
+    .await?)
 }
 
 /// Checks a bank name: 1–64 of `A–Z a–z 0–9 _ -`.
 pub fn valid_bank_name(name: &str) -> Result<(), ApiError> {
-    if !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "bank name {:?} must be 1–64 characters of A–Z, a–z, 0–9, _ and -",
-            name.chars().take(80).collect::<String>()
-        )))
-    }
+    Ok(bulwark_service::banks::valid_name(name)?)
 }
 
 /// A bank by name, or 404.
 pub async fn bank_or_404(state: &AppState, name: &str) -> Result<crate::db::BankRow, ApiError> {
-    crate::db::bank_by_name(&state.store, name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no bank named {name:?}")))
+    Ok(bulwark_service::banks::by_name(&state.store, name).await?)
 }
 
 /// Parses a `banks` restriction: a comma-separated list or a JSON array.

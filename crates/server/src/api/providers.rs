@@ -48,7 +48,9 @@ pub struct NewProvider {
 }
 
 fn parse_key(hexed: &str) -> Result<ProviderPublic, ApiError> {
-    super::devices::parse_public_key(hexed).map(|k| ProviderPublic(k.to_bytes()))
+    Ok(ProviderPublic(
+        bulwark_service::devices::parse_public_key(hexed)?.to_bytes(),
+    ))
 }
 
 /// `POST /v1/providers` (admin).

@@ -19,101 +19,22 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use bulwark_franking::Keyring;
 use bulwark_franking::content::Content;
 use bulwark_franking::wire::ReportIn;
-use bulwark_franking::{Context, FrankingTag, Keyring, MessageInfo};
-use rand::RngCore;
+use bulwark_service::franking;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
-use zeroize::Zeroizing;
 
 use super::JsonBody;
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::db::{self, now_ms, rfc3339};
+use crate::db::{self, reports, rfc3339};
 use crate::error::{ApiError, ApiResult};
 
-const SIGNING_KEY_NAME: &str = "franking_signing_key";
-
-fn franking_key_name(id: i64) -> String {
-    format!("franking_key_{id}")
-}
-
-/// The stamp signing key (creating it on first use); its public half is
-/// published at `GET /v1/franking/keys`.
-async fn signing_key(state: &AppState) -> Result<ed25519_dalek::SigningKey, ApiError> {
-    let s = &state.store;
-    if db::meta(s, SIGNING_KEY_NAME).await?.is_none() {
-        let mut k = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(k.as_mut());
-        sqlx::query(
-            &s.sql("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"),
-        )
-        .bind(SIGNING_KEY_NAME)
-        .bind(state.kek.seal(SIGNING_KEY_NAME, k.as_ref()))
-        .execute(&s.pool)
-        .await?;
-    }
-    // Another replica may have won the race: use what is stored.
-    let stored = db::meta(s, SIGNING_KEY_NAME)
-        .await?
-        .ok_or_else(|| ApiError::internal("stamp signing key vanished"))?;
-    let bytes = state
-        .kek
-        .open(SIGNING_KEY_NAME, &stored)
-        .map_err(ApiError::internal)?;
-    let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
-        bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| ApiError::internal("stamp signing key is not 32 bytes"))?,
-    );
-    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
-}
-
-/// The franking keys (creating the first on an empty table), with the
-/// signing key.
+/// The franking keys with the signing key ([`bulwark_service::franking::keyring`]).
 pub async fn keyring(state: &AppState) -> Result<Keyring, ApiError> {
-    let s = &state.store;
-    let load = || async {
-        sqlx::query("SELECT id, secret FROM franking_keys WHERE retired_at IS NULL ORDER BY id")
-            .fetch_all(&s.pool)
-            .await
-    };
-    let mut rows = load().await?;
-    if rows.is_empty() {
-        let mut k = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(k.as_mut());
-        // Replicas racing here agree: the first insert wins, the rest read it.
-        sqlx::query(&s.sql(
-            "INSERT INTO franking_keys (id, secret, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING",
-        ))
-        .bind(state.kek.seal(&franking_key_name(1), k.as_ref()))
-        .bind(now_ms())
-        .execute(&s.pool)
-        .await?;
-        rows = load().await?;
-    }
-    let mut keys = Vec::new();
-    for r in &rows {
-        let id: i64 = r.try_get("id")?;
-        let stored: String = r.try_get("secret")?;
-        let secret = state
-            .kek
-            .open(&franking_key_name(id), &stored)
-            .map_err(ApiError::internal)?;
-        let k: [u8; 32] = secret
-            .as_slice()
-            .try_into()
-            .map_err(|_| ApiError::internal(format!("franking key {id} is not 32 bytes")))?;
-        keys.push((id as u32, k));
-    }
-    let ring = Keyring::from_keys(keys.iter().copied());
-    for (_, k) in &mut keys {
-        zeroize::Zeroize::zeroize(k);
-    }
-    Ok(ring.with_signing_key(signing_key(state).await?))
+    Ok(franking::keyring(&state.store, &state.kek).await?)
 }
 
 /// The body of `POST /v1/franking/stamp`: what the delivery service's
@@ -142,42 +63,32 @@ pub async fn stamp(
     let mut tag = [0u8; 32];
     hex::decode_to_slice(r.tag.as_bytes(), &mut tag)
         .map_err(|_| ApiError::bad_request("tag must be 64 hex digits"))?;
-    let ctx = Context {
-        info: MessageInfo {
+    let st = franking::stamp(
+        &state.store,
+        &state.kek,
+        &caller.key_id,
+        franking::StampRequest {
+            tag,
             sender: r.sender,
             conversation: r.conversation,
             message_id: r.message_id,
+            epoch: r.epoch,
+            recipients: r.recipients,
         },
-        epoch: r.epoch,
-        recipients: r.recipients,
-        accepted_at: (now_ms() / 1000) as u64,
-        stamper: caller.key_id.clone(),
-    };
-    ctx.validate().map_err(|_| {
-        ApiError::bad_request(format!(
-            "sender, conversation, message_id and each recipient must be 1–{} bytes, at most {} recipients",
-            bulwark_franking::MAX_ID_BYTES,
-            bulwark_franking::MAX_RECIPIENTS
-        ))
-    })?;
-    let ring = keyring(&state).await?;
-    let tag = FrankingTag(tag);
-    let st = ring.stamp(&tag, &ctx);
-    let sig = ring
-        .sign(&tag, &ctx)
-        .ok_or_else(|| ApiError::internal("no stamp signing key"))?;
+    )
+    .await?;
     Ok(Json(json!({
         "key_id": st.key_id,
         "mac": hex::encode(st.mac),
-        "signature": hex::encode(sig.to_bytes()),
-        "accepted_at": ctx.accepted_at,
-        "stamper": ctx.stamper,
+        "signature": hex::encode(st.signature),
+        "accepted_at": st.accepted_at,
+        "stamper": st.stamper,
     })))
 }
 
 /// `GET /v1/franking/keys` (public): the stamp signing key receivers check.
 pub async fn keys(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let k = signing_key(&state).await?;
+    let k = franking::signing_key(&state.store, &state.kek).await?;
     Ok(Json(json!({
         "algorithm": "ed25519",
         "public_key": hex::encode(k.verifying_key().to_bytes()),
@@ -187,32 +98,7 @@ pub async fn keys(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 /// `POST /v1/franking/rotate` (admin): a new stamping key; old keys still verify.
 pub async fn rotate(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Role::Admin)?;
-    keyring(&state).await?;
-    let s = &state.store;
-    let mut k = Zeroizing::new([0u8; 32]);
-    rand::rngs::OsRng.fill_bytes(k.as_mut());
-    let mut tx = s.begin().await?;
-    let id: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 AS n FROM franking_keys")
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("n")?;
-    sqlx::query(&s.sql("INSERT INTO franking_keys (id, secret, created_at) VALUES (?, ?, ?)"))
-        .bind(id)
-        .bind(state.kek.seal(&franking_key_name(id), k.as_ref()))
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-    db::audit(
-        s,
-        &mut tx,
-        &caller.key_id,
-        "franking.rotate",
-        None,
-        None,
-        json!({"key_id": id}),
-    )
-    .await?;
-    tx.commit().await?;
+    let id = franking::rotate(&state.store, &state.kek, &caller.key_id).await?;
     Ok(Json(json!({"key_id": id})))
 }
 
@@ -415,21 +301,21 @@ pub async fn submit(
     let extra = super::signals::ReportSignals::compute(&state, &texts, &photos).await?;
     let s = &state.store;
     let mut tx = s.begin().await?;
-    let inserted = sqlx::query(&s.sql(
-        "INSERT INTO reports (received_at, submitted_by, status, reason, text, rejection, message_key) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    ))
-    .bind(now_ms())
-    .bind(&caller.key_id)
-    .bind(status)
-    .bind(&report.reason)
-    .bind(&report.text)
-    .bind(&rejection)
-    .bind(rejection.is_none().then_some(&message_key))
-    .fetch_one(&mut *tx)
+    let inserted = reports::insert(
+        s,
+        &mut tx,
+        &reports::NewReport {
+            submitted_by: &caller.key_id,
+            status,
+            reason: report.reason.as_deref(),
+            text: report.text.as_deref(),
+            rejection: rejection.as_deref(),
+            message_key: rejection.is_none().then_some(message_key.as_str()),
+        },
+    )
     .await;
     let id = match inserted {
-        Ok(row) => row.try_get::<i64, _>("id")?,
+        Ok(id) => id,
         // A concurrent submission of the same message won: join it.
         Err(_) if rejection.is_none() => {
             drop(tx);
@@ -449,46 +335,40 @@ pub async fn submit(
     };
     for (i, m) in report.messages.iter().enumerate() {
         let c = &m.context;
-        sqlx::query(&s.sql(
-            "INSERT INTO report_messages (report_id, idx, sender, conversation, accepted_at, content, key_id, \
-             verified, rejection, message_id, epoch, recipients, stamper) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(id)
-        .bind(i as i64)
-        .bind(&c.info.sender)
-        .bind(&c.info.conversation)
-        .bind(c.accepted_at as i64)
-        .bind(m.content.clone())
-        .bind(m.stamp.key_id as i64)
-        .bind(verified[i].is_none() as i64)
-        .bind(&verified[i])
-        .bind(&c.info.message_id)
-        .bind(c.epoch as i64)
-        .bind(serde_json::to_string(&c.recipients).unwrap_or_default())
-        .bind(&c.stamper)
-        .execute(&mut *tx)
-        .await?;
+        let row = reports::MessageRow {
+            idx: i as i64,
+            sender: c.info.sender.clone(),
+            conversation: c.info.conversation.clone(),
+            accepted_at: c.accepted_at as i64,
+            content: m.content.clone(),
+            key_id: i64::from(m.stamp.key_id),
+            verified: verified[i].is_none(),
+            rejection: verified[i].clone(),
+            message_id: Some(c.info.message_id.clone()),
+            epoch: Some(c.epoch as i64),
+            recipients: Some(serde_json::to_string(&c.recipients).unwrap_or_default()),
+            stamper: Some(c.stamper.clone()),
+        };
+        reports::insert_message(s, &mut tx, id, &row).await?;
     }
     for o in &outcomes {
-        sqlx::query(&s.sql(
-            "INSERT INTO report_attachments (report_id, msg_idx, idx, blob_id, media_type, size, ciphertext_sha256, \
-             status, error, hashes, matches, plaintext) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(id)
-        .bind(o.msg as i64)
-        .bind(o.idx as i64)
-        .bind(&o.blob_id)
-        .bind(&o.media_type)
-        .bind(o.size as i64)
-        .bind(&o.ciphertext_sha256)
-        .bind(o.status)
-        .bind(&o.error)
-        .bind(o.hashes.as_ref().map(|h| h.to_string()))
-        .bind(o.matches.as_ref().map(|m| Value::Array(m.clone()).to_string()))
-        .bind(o.plaintext.clone())
-        .execute(&mut *tx)
-        .await?;
+        let row = reports::AttachmentRow {
+            msg_idx: o.msg as i64,
+            idx: o.idx as i64,
+            blob_id: o.blob_id.clone(),
+            media_type: o.media_type.clone(),
+            size: o.size as i64,
+            ciphertext_sha256: o.ciphertext_sha256.clone(),
+            status: o.status.to_string(),
+            error: o.error.clone(),
+            hashes: o.hashes.as_ref().map(|h| h.to_string()),
+            matches: o
+                .matches
+                .as_ref()
+                .map(|m| Value::Array(m.clone()).to_string()),
+            plaintext: o.plaintext.clone(),
+        };
+        reports::insert_attachment(s, &mut tx, id, &row).await?;
     }
     if let Some(r) = &reporter {
         insert_reporter(s, &mut tx, &caller, id, r, &report).await?;
@@ -515,15 +395,7 @@ pub async fn submit(
 }
 
 async fn existing_report(state: &AppState, message_key: &str) -> Result<Option<i64>, ApiError> {
-    let s = &state.store;
-    Ok(
-        sqlx::query(&s.sql("SELECT id FROM reports WHERE message_key = ?"))
-            .bind(message_key)
-            .fetch_optional(&s.pool)
-            .await?
-            .map(|r| r.try_get::<i64, _>("id"))
-            .transpose()?,
-    )
+    Ok(reports::by_message_key(&state.store, message_key).await?)
 }
 
 async fn insert_reporter(
@@ -534,19 +406,19 @@ async fn insert_reporter(
     r: &CheckedReporter,
     report: &ReportIn,
 ) -> Result<(), ApiError> {
-    sqlx::query(&s.sql(
-        "INSERT INTO report_reporters (report_id, account, device, signature, submitted_by, reason, text, at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (report_id, account) DO NOTHING",
-    ))
-    .bind(id)
-    .bind(&r.account)
-    .bind(&r.device)
-    .bind(&r.signature)
-    .bind(&caller.key_id)
-    .bind(&report.reason)
-    .bind(&report.text)
-    .bind(now_ms())
-    .execute(&mut *conn)
+    reports::insert_reporter(
+        s,
+        conn,
+        id,
+        &reports::NewReporter {
+            account: &r.account,
+            device: &r.device,
+            signature: &r.signature,
+            submitted_by: &caller.key_id,
+            reason: report.reason.as_deref(),
+            text: report.text.as_deref(),
+        },
+    )
     .await?;
     Ok(())
 }
@@ -584,16 +456,16 @@ pub struct ReportQuery {
     limit: Option<i64>,
 }
 
-fn report_json(r: &sqlx::any::AnyRow) -> Result<Value, sqlx::Error> {
-    Ok(json!({
-        "id": r.try_get::<i64, _>("id")?,
-        "received_at": rfc3339(r.try_get("received_at")?),
-        "submitted_by": r.try_get::<String, _>("submitted_by")?,
-        "status": r.try_get::<String, _>("status")?,
-        "reason": r.try_get::<Option<String>, _>("reason")?,
-        "text": r.try_get::<Option<String>, _>("text")?,
-        "rejection": r.try_get::<Option<String>, _>("rejection")?,
-    }))
+fn report_json(r: &reports::ReportRow) -> Value {
+    json!({
+        "id": r.id,
+        "received_at": rfc3339(r.received_at),
+        "submitted_by": r.submitted_by,
+        "status": r.status,
+        "reason": r.reason,
+        "text": r.text,
+        "rejection": r.rejection,
+    })
 }
 
 /// `GET /v1/reports`: newest last, by status.
@@ -603,34 +475,18 @@ pub async fn list(
     Query(q): Query<ReportQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Curator)?;
-    let s = &state.store;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = match &q.status {
-        Some(st) => {
-            sqlx::query(
-                &s.sql("SELECT * FROM reports WHERE status = ? AND id > ? ORDER BY id LIMIT ?"),
-            )
-            .bind(st)
-            .bind(q.after.unwrap_or(0))
-            .bind(limit)
-            .fetch_all(&s.pool)
-            .await?
-        }
-        None => {
-            sqlx::query(&s.sql("SELECT * FROM reports WHERE id > ? ORDER BY id LIMIT ?"))
-                .bind(q.after.unwrap_or(0))
-                .bind(limit)
-                .fetch_all(&s.pool)
-                .await?
-        }
-    };
-    let items = rows
-        .iter()
-        .map(report_json)
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = (items.len() as i64 == limit)
-        .then(|| items.last().and_then(|r| r["id"].as_i64()))
+    let rows = reports::list(
+        &state.store,
+        q.status.as_deref(),
+        q.after.unwrap_or(0),
+        limit,
+    )
+    .await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id))
         .flatten();
+    let items: Vec<Value> = rows.iter().map(report_json).collect();
     Ok(Json(json!({"items": items, "next_after": next})))
 }
 
@@ -642,85 +498,67 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Curator)?;
     let s = &state.store;
-    let row = sqlx::query(&s.sql("SELECT * FROM reports WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(&s.pool)
+    let row = reports::get(s, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no report {id}")))?;
-    let mut j = report_json(&row)?;
-    let msgs =
-        sqlx::query(&s.sql("SELECT * FROM report_messages WHERE report_id = ? ORDER BY idx"))
-            .bind(id)
-            .fetch_all(&s.pool)
-            .await?;
-    let atts = sqlx::query(&s.sql(
-        "SELECT msg_idx, idx, blob_id, media_type, size, ciphertext_sha256, status, error, hashes, matches \
-         FROM report_attachments WHERE report_id = ? ORDER BY msg_idx, idx",
-    ))
-    .bind(id)
-    .fetch_all(&s.pool)
-    .await?;
+    let mut j = report_json(&row);
+    let msgs = reports::messages(s, id).await?;
+    let atts = reports::attachments(s, id).await?;
+    let parse = |t: &Option<String>| -> Value {
+        t.as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(Value::Null)
+    };
     let mut messages = Vec::new();
     for m in &msgs {
-        let idx: i64 = m.try_get("idx")?;
-        let content: Vec<u8> = m.try_get("content")?;
         let attachments: Vec<Value> = atts
             .iter()
-            .filter(|a| a.try_get::<i64, _>("msg_idx").ok() == Some(idx))
+            .filter(|a| a.msg_idx == m.idx)
             .map(|a| {
-                let parse = |c: &str| -> Result<Value, sqlx::Error> {
-                    Ok(a.try_get::<Option<String>, _>(c)?
-                        .and_then(|t| serde_json::from_str(&t).ok())
-                        .unwrap_or(Value::Null))
-                };
-                Ok(json!({
-                    "index": a.try_get::<i64, _>("idx")?,
-                    "blob_id": a.try_get::<String, _>("blob_id")?,
-                    "media_type": a.try_get::<String, _>("media_type")?,
-                    "size": a.try_get::<i64, _>("size")?,
-                    "ciphertext_sha256": a.try_get::<String, _>("ciphertext_sha256")?,
-                    "status": a.try_get::<String, _>("status")?,
-                    "error": a.try_get::<Option<String>, _>("error")?,
-                    "hashes": parse("hashes")?,
-                    "matches": parse("matches")?,
-                }))
+                json!({
+                    "index": a.idx,
+                    "blob_id": a.blob_id,
+                    "media_type": a.media_type,
+                    "size": a.size,
+                    "ciphertext_sha256": a.ciphertext_sha256,
+                    "status": a.status,
+                    "error": a.error,
+                    "hashes": parse(&a.hashes),
+                    "matches": parse(&a.matches),
+                })
             })
-            .collect::<Result<_, sqlx::Error>>()?;
+            .collect();
         messages.push(json!({
-            "index": idx,
-            "sender": m.try_get::<String, _>("sender")?,
-            "conversation": m.try_get::<String, _>("conversation")?,
-            "message_id": m.try_get::<Option<String>, _>("message_id")?,
-            "epoch": m.try_get::<Option<i64>, _>("epoch")?,
-            "recipients": m.try_get::<Option<String>, _>("recipients")?
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok()),
-            "stamper": m.try_get::<Option<String>, _>("stamper")?,
-            "accepted_at": rfc3339(m.try_get::<i64, _>("accepted_at")? * 1000),
-            "verified": m.try_get::<i64, _>("verified")? != 0,
-            "rejection": m.try_get::<Option<String>, _>("rejection")?,
-            "key_id": m.try_get::<i64, _>("key_id")?,
-            "content_base64": base64::engine::general_purpose::STANDARD.encode(&content),
-            "content_text": Content::parse(&content).ok().and_then(|c| String::from_utf8(c.body).ok()),
+            "index": m.idx,
+            "sender": m.sender,
+            "conversation": m.conversation,
+            "message_id": m.message_id,
+            "epoch": m.epoch,
+            "recipients": m.recipients.as_deref()
+                .and_then(|t| serde_json::from_str::<Value>(t).ok()),
+            "stamper": m.stamper,
+            "accepted_at": rfc3339(m.accepted_at * 1000),
+            "verified": m.verified,
+            "rejection": m.rejection,
+            "key_id": m.key_id,
+            "content_base64": base64::engine::general_purpose::STANDARD.encode(&m.content),
+            "content_text": Content::parse(&m.content).ok().and_then(|c| String::from_utf8(c.body).ok()),
             "attachments": attachments,
         }));
     }
     j["messages"] = Value::Array(messages);
-    let reporters = sqlx::query(&s.sql(
-        "SELECT account, device, at, reason FROM report_reporters WHERE report_id = ? ORDER BY at, account",
-    ))
-    .bind(id)
-    .fetch_all(&s.pool)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(json!({
-            "account": r.try_get::<String, _>("account")?,
-            "device": r.try_get::<String, _>("device")?,
-            "at": rfc3339(r.try_get::<i64, _>("at")?),
-            "reason": r.try_get::<Option<String>, _>("reason")?,
-        }))
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let reporters: Vec<Value> = reports::reporters(s, id)
+        .await?
+        .iter()
+        .map(|r| {
+            json!({
+                "account": r.account,
+                "device": r.device,
+                "at": rfc3339(r.at),
+                "reason": r.reason,
+            })
+        })
+        .collect();
     j["reporters"] = Value::Array(reporters);
     super::signals::add_to_report(&state, &caller, id, &mut j).await?;
     Ok(Json(j))

@@ -43,35 +43,6 @@ use crate::error::{ApiError, ApiResult};
 
 pub use bulwark_signals::TEXT_HASH_RADIUS;
 
-const V1: &str = "
-CREATE TABLE rule_banks (bank_id BIGINT PRIMARY KEY REFERENCES banks(id) ON DELETE CASCADE,
-  language TEXT NOT NULL, spec TEXT NOT NULL, updated_at BIGINT NOT NULL, updated_by TEXT NOT NULL);
-CREATE TABLE rescue_banks (id {pk}, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL,
-  provider TEXT, threshold BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL);
-CREATE TABLE rescue_photos (id {pk}, bank_id BIGINT NOT NULL REFERENCES rescue_banks(id) ON DELETE CASCADE,
-  pdq TEXT NOT NULL, quality BIGINT, note TEXT, added_by TEXT NOT NULL, created_at BIGINT NOT NULL,
-  UNIQUE (bank_id, pdq));
-CREATE TABLE rescue_reviewers (key_id TEXT PRIMARY KEY, granted_by TEXT NOT NULL, granted_at BIGINT NOT NULL);
-CREATE TABLE report_text_signals (report_id BIGINT NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
-  msg_idx BIGINT NOT NULL, signals TEXT NOT NULL, matches TEXT NOT NULL, PRIMARY KEY (report_id, msg_idx));
-CREATE TABLE report_rescue_matches (report_id BIGINT NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
-  msg_idx BIGINT NOT NULL, idx BIGINT NOT NULL, matches TEXT NOT NULL, PRIMARY KEY (report_id, msg_idx, idx));
-";
-
-/// The explanation of a text/entity/rule match recorded for the console's
-/// match queue (crates/server/src/console/text.rs): only the matched excerpt.
-const V2: &str = "
-CREATE TABLE console_text_matches (match_id BIGINT PRIMARY KEY REFERENCES console_matches(id) ON DELETE CASCADE,
-  query_signal TEXT, explanation TEXT NOT NULL, review_only BIGINT NOT NULL)
-";
-
-/// Runs this module's migrations (`meta.signals_schema`).
-pub async fn migrate(store: &Store) -> anyhow::Result<()> {
-    store
-        .migrate_module("signals_schema", "signals", &[V1, V2])
-        .await
-}
-
 /// The routes of this module.
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -1432,8 +1432,8 @@ async fn decide_inner(
                     "Only a flagged account can be cleared.",
                 ));
             }
-            crate::api::vouchers::clear_account(
-                state,
+            bulwark_service::vouchers::clear_account(
+                &state.store,
                 &reviewer.actor(),
                 id,
                 note.map(str::to_string),

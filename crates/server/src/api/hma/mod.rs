@@ -20,7 +20,6 @@ pub mod exchanges;
 pub mod fetch;
 pub mod hashing;
 pub mod matching;
-pub mod schema;
 pub mod sources;
 
 use std::time::Duration;
@@ -34,8 +33,6 @@ use axum::routing::{get, post, put};
 use bulwark_banks::{Signal, SignalType};
 use serde::Deserialize;
 use serde_json::Value;
-
-pub use schema::migrate;
 
 use crate::AppState;
 use crate::error::ApiError;

@@ -13,23 +13,7 @@ use std::collections::HashSet;
 use bulwark_pdq::{HashKind, KindHash, KindSet, PdqHash};
 use sqlx::Row;
 
-use crate::db::Store;
-
-/// Version 1: one row per banked extra hash of a photo.
-const EXTRAS_V1: &str = "
-CREATE TABLE IF NOT EXISTS pdq_extras (content_id BIGINT NOT NULL REFERENCES content(id) ON DELETE CASCADE,
-  bank_id BIGINT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, quality BIGINT NOT NULL,
-  PRIMARY KEY (content_id, kind))
-";
-
-const MIGRATIONS: &[&str] = &[EXTRAS_V1];
-
-/// Runs the extras' pending migrations (called by [`Store::open`]).
-pub async fn migrate(store: &Store) -> anyhow::Result<()> {
-    store
-        .migrate_module("extras_schema", "extra hashes", MIGRATIONS)
-        .await
-}
+use bulwark_store::Store;
 
 /// Marks an index entry as an extra hash.
 pub const EXTRA_BIT: u64 = 1 << 63;

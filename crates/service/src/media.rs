@@ -7,7 +7,7 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use crate::error::{Error, Kind};
 
 /// What an upload hashed to.
 #[derive(Debug, Clone)]
@@ -107,13 +107,32 @@ pub struct Pool {
     wait: Duration,
     limits: bulwark_pdq::Limits,
     video: bulwark_vpdq::Options,
-    /// Extra kinds banks store ([`crate::Config::extra_hashes`]).
+    /// Extra kinds banks store ([`PoolOptions::extra_hashes`]).
     bank_kinds: bulwark_pdq::KindSet,
+}
+
+/// What a [`Pool`] allows (the service's settings: bulwark-server's `Config`).
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Decodes at once, each on a blocking thread.
+    pub workers: usize,
+    /// Request bodies held in memory at once.
+    pub max_uploads_in_flight: usize,
+    /// Image pixels, in millions, decoding at once.
+    pub decode_megapixels: u32,
+    /// How long a request waits for room before a 503.
+    pub queue_timeout: Duration,
+    /// Seconds between sampled video frames (0: every frame).
+    pub video_every_seconds: f64,
+    /// The longest one video may take to decode.
+    pub video_timeout: Duration,
+    /// Extra kinds banks store.
+    pub extra_hashes: bulwark_pdq::KindSet,
 }
 
 impl Pool {
     /// A pool.
-    pub fn new(cfg: &crate::Config) -> Pool {
+    pub fn new(cfg: &PoolOptions) -> Pool {
         let mut video = bulwark_vpdq::Options::default();
         video.every_seconds = (cfg.video_every_seconds > 0.0).then_some(cfg.video_every_seconds);
         video.timeout = cfg.video_timeout;
@@ -148,23 +167,23 @@ impl Pool {
     }
 
     /// Waits for room to hold one more upload.
-    pub async fn upload_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    pub async fn upload_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
         tokio::time::timeout(self.wait, Arc::clone(&self.uploads).acquire_owned())
             .await
-            .map_err(|_| ApiError::busy("too many uploads in progress; retry later"))?
-            .map_err(ApiError::internal)
+            .map_err(|_| Error::busy("too many uploads in progress; retry later"))?
+            .map_err(Error::internal)
     }
 
     /// Hashes an uploaded file (image or video) in the pool, with the extra
     /// hashes matching needs ([`Pool::query_kinds`]).
-    pub async fn hash(&self, bytes: bytes::Bytes) -> Result<Hashed, ApiError> {
+    pub async fn hash(&self, bytes: bytes::Bytes) -> Result<Hashed, Error> {
         self.hash_kinds(bytes, self.query_kinds()).await
     }
 
     /// [`Pool::hash`] of a file to bank: also the extras banks store (and
     /// those a query needs, so one hash serves a caller that both banks and
     /// matches, as HMA's hashing path does).
-    pub async fn hash_for_bank(&self, bytes: bytes::Bytes) -> Result<Hashed, ApiError> {
+    pub async fn hash_for_bank(&self, bytes: bytes::Bytes) -> Result<Hashed, Error> {
         let kinds = self
             .bank_kinds
             .iter()
@@ -178,7 +197,7 @@ impl Pool {
         &self,
         bytes: bytes::Bytes,
         kinds: bulwark_pdq::KindSet,
-    ) -> Result<Hashed, ApiError> {
+    ) -> Result<Hashed, Error> {
         let slot = self.decode_slot(&bytes).await?;
         let limits = self.limits;
         let video = self.video.clone();
@@ -189,7 +208,7 @@ impl Pool {
             hash_file(&bytes, &limits, &video, kinds)
         })
         .await
-        .map_err(ApiError::internal)?
+        .map_err(Error::internal)?
     }
 
     /// What decoding `bytes` takes from the pixel budget, in megapixels
@@ -214,22 +233,22 @@ impl Pool {
     /// Waits (up to the queue timeout) for the pixel budget `bytes` needs
     /// and then for a worker; the budget is taken first, so a huge image
     /// waiting for room never holds a worker that small images could use.
-    pub async fn decode_slot(&self, bytes: &[u8]) -> Result<DecodeSlot, ApiError> {
+    pub async fn decode_slot(&self, bytes: &[u8]) -> Result<DecodeSlot, Error> {
         let cost = self.pixel_cost(bytes);
         let (pixels, workers) = (Arc::clone(&self.pixels), Arc::clone(&self.workers));
         let slot = async move {
             let pixels = pixels
                 .acquire_many_owned(cost)
                 .await
-                .map_err(ApiError::internal)?;
-            let worker = workers.acquire_owned().await.map_err(ApiError::internal)?;
-            Ok::<_, ApiError>(DecodeSlot {
+                .map_err(Error::internal)?;
+            let worker = workers.acquire_owned().await.map_err(Error::internal)?;
+            Ok::<_, Error>(DecodeSlot {
                 _pixels: pixels,
                 _worker: worker,
             })
         };
         tokio::time::timeout(self.wait, slot).await.map_err(|_| {
-            ApiError::busy(format!(
+            Error::busy(format!(
                 "every decoder is busy (this image needs {cost} of the {} megapixels \
                  decoded at once); retry later",
                 self.megapixels
@@ -249,9 +268,9 @@ fn hash_file(
     limits: &bulwark_pdq::Limits,
     video: &bulwark_vpdq::Options,
     kinds: bulwark_pdq::KindSet,
-) -> Result<Hashed, ApiError> {
+) -> Result<Hashed, Error> {
     if bytes.is_empty() {
-        return Err(ApiError::bad_media("the uploaded file is empty"));
+        return Err(Error::bad_media("the uploaded file is empty"));
     }
     let md5: [u8; 16] = Md5::digest(bytes).into();
     let sha256: [u8; 32] = Sha256::digest(bytes).into();
@@ -259,12 +278,10 @@ fn hash_file(
         let m =
             bulwark_pdq::MultiHash::of_bytes(bytes, bulwark_pdq::Mode::default(), limits, kinds)
                 .map_err(|e| match e {
-                    bulwark_pdq::Error::LimitExceeded(_) => ApiError::new(
-                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                        "too_large",
-                        e.to_string(),
-                    ),
-                    e => ApiError::bad_media(format!("cannot hash this image: {e}")),
+                    bulwark_pdq::Error::LimitExceeded(_) => {
+                        Error::new(Kind::TooLarge, "too_large", e.to_string())
+                    }
+                    e => Error::bad_media(format!("cannot hash this image: {e}")),
                 })?;
         let h = m.full();
         return Ok(Hashed::Photo {
@@ -276,7 +293,7 @@ fn hash_file(
         });
     }
     if let Some(brand) = heif_brand(bytes) {
-        return Err(ApiError::bad_media(format!(
+        return Err(Error::bad_media(format!(
             "HEIC/HEIF/AVIF images (brand {brand:?}) are not supported: convert to JPEG or PNG \
              first (e.g. `heif-convert in.heic out.jpg`)"
         )));
@@ -284,8 +301,8 @@ fn hash_file(
     if bulwark_vpdq::sniff(&bytes[..bytes.len().min(4096)]) {
         let frames = bulwark_vpdq::hash_video_bytes(bytes, video).map_err(|e| match e {
             // Images need nothing installed; video needs ffmpeg on the server.
-            bulwark_vpdq::Error::ToolMissing { tool, .. } => ApiError::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            bulwark_vpdq::Error::ToolMissing { tool, .. } => Error::new(
+                Kind::Unprocessable,
                 "video_unsupported",
                 format!(
                     "this server cannot hash videos: {tool} is not installed; \
@@ -293,10 +310,10 @@ fn hash_file(
                          restart it (images work without it)"
                 ),
             ),
-            e => ApiError::bad_media(format!("cannot hash this video: {e}")),
+            e => Error::bad_media(format!("cannot hash this video: {e}")),
         })?;
         if frames.is_empty() {
-            return Err(ApiError::bad_media("the video has no frames"));
+            return Err(Error::bad_media("the video has no frames"));
         }
         return Ok(Hashed::Video {
             frames,
@@ -304,7 +321,7 @@ fn hash_file(
             sha256,
         });
     }
-    Err(ApiError::bad_media(
+    Err(Error::bad_media(
         "not an image or video Bulwark can read (JPEG, PNG, GIF, WebP, BMP, TIFF; MP4, MOV, WebM, MKV, AVI)",
     ))
 }
@@ -370,7 +387,7 @@ mod tests {
             Err(e) => e,
             Ok(_) => panic!("hashed a video without ffmpeg"),
         };
-        assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.kind, Kind::Unprocessable);
         assert_eq!(e.code, "video_unsupported");
         assert!(e.message.contains("install ffmpeg"), "{}", e.message);
 
@@ -425,11 +442,14 @@ mod tests {
     /// while small images still get through; it runs once the first is done.
     #[tokio::test]
     async fn the_pixel_budget_keeps_two_huge_images_apart() {
-        let cfg = crate::Config {
+        let cfg = PoolOptions {
             workers: 4,
+            max_uploads_in_flight: 10,
             decode_megapixels: 64,
             queue_timeout: Duration::from_millis(300),
-            ..Default::default()
+            video_every_seconds: 1.0,
+            video_timeout: Duration::from_secs(60),
+            extra_hashes: bulwark_pdq::KindSet::BANK_DEFAULT,
         };
         let pool = Pool::new(&cfg);
         let huge = png_head(7000, 7000);
@@ -445,7 +465,7 @@ mod tests {
             Err(e) => e,
             Ok(_) => panic!("a second 49-megapixel decode got room"),
         };
-        assert_eq!(e.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.kind, Kind::Busy);
         assert!(
             e.message.contains("49 of the 64 megapixels"),
             "{}",
@@ -462,7 +482,7 @@ mod tests {
         pool.decode_slot(&huge).await.expect("room again");
 
         // An image bigger than the whole budget runs alone rather than never.
-        let tight = Pool::new(&crate::Config {
+        let tight = Pool::new(&PoolOptions {
             decode_megapixels: 10,
             ..cfg
         });

@@ -10,6 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub mod banks;
+pub mod devices;
+pub mod psi;
+pub mod reports;
+mod schema;
+
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -64,168 +70,6 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
         .map_or(0, |d| d.as_millis() as i64))
 }
 
-const SCHEMA_V1: &str = "
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE api_keys (id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, role TEXT NOT NULL,
-  name TEXT NOT NULL, created_at BIGINT NOT NULL, revoked_at BIGINT);
-CREATE TABLE banks (id {pk}, name TEXT NOT NULL UNIQUE, threshold BIGINT NOT NULL,
-  enabled BIGINT NOT NULL, description TEXT NOT NULL, provider TEXT,
-  created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
-CREATE TABLE content (id {pk}, bank_id BIGINT NOT NULL REFERENCES banks(id) ON DELETE CASCADE,
-  kind TEXT NOT NULL, dedup_key TEXT NOT NULL, note TEXT, metadata TEXT, enabled BIGINT NOT NULL,
-  disabled_until BIGINT, added_by TEXT NOT NULL, source TEXT, created_at BIGINT NOT NULL,
-  updated_at BIGINT NOT NULL, UNIQUE (bank_id, dedup_key));
-CREATE TABLE signals (id {pk}, content_id BIGINT NOT NULL REFERENCES content(id) ON DELETE CASCADE,
-  bank_id BIGINT NOT NULL, signal_type TEXT NOT NULL, value TEXT NOT NULL, quality BIGINT);
-CREATE INDEX signals_content ON signals (content_id);
-CREATE INDEX signals_value ON signals (signal_type, value);
-CREATE TABLE video_frames (content_id BIGINT NOT NULL REFERENCES content(id) ON DELETE CASCADE,
-  frame BIGINT NOT NULL, quality BIGINT NOT NULL, hash TEXT NOT NULL, ts {real} NOT NULL,
-  PRIMARY KEY (content_id, frame));
-CREATE TABLE changes (seq {pk}, bank_id BIGINT, content_id BIGINT, at BIGINT NOT NULL);
-CREATE TABLE audit (id {pk}, at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-  bank TEXT, content_id BIGINT, detail TEXT NOT NULL);
-CREATE INDEX audit_bank ON audit (bank, id);
-";
-
-const SCHEMA_V2: &str = "
-CREATE TABLE franking_keys (id BIGINT PRIMARY KEY, secret TEXT NOT NULL, created_at BIGINT NOT NULL,
-  retired_at BIGINT);
-CREATE TABLE reports (id {pk}, received_at BIGINT NOT NULL, submitted_by TEXT NOT NULL,
-  status TEXT NOT NULL, reason TEXT, text TEXT, rejection TEXT);
-CREATE INDEX reports_status ON reports (status, id);
-CREATE TABLE report_messages (report_id BIGINT NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
-  idx BIGINT NOT NULL, sender TEXT NOT NULL, conversation TEXT NOT NULL, accepted_at BIGINT NOT NULL,
-  content {blob} NOT NULL, key_id BIGINT NOT NULL, verified BIGINT NOT NULL, rejection TEXT,
-  PRIMARY KEY (report_id, idx));
-CREATE TABLE report_attachments (report_id BIGINT NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
-  msg_idx BIGINT NOT NULL, idx BIGINT NOT NULL, blob_id TEXT NOT NULL, media_type TEXT NOT NULL,
-  size BIGINT NOT NULL, ciphertext_sha256 TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
-  hashes TEXT, matches TEXT, plaintext {blob}, PRIMARY KEY (report_id, msg_idx, idx));
-";
-
-const SCHEMA_V3: &str = "
-CREATE TABLE pdata_releases (id {pk}, root TEXT NOT NULL, params TEXT NOT NULL, pdata {blob} NOT NULL,
-  entries {blob} NOT NULL, entry_count BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL);
-CREATE TABLE psi_accounts (account TEXT PRIMARY KEY, state {blob} NOT NULL, flagged BIGINT NOT NULL,
-  updated_at BIGINT NOT NULL);
-CREATE TABLE psi_opened (account TEXT NOT NULL, content_id BIGINT NOT NULL, distance BIGINT NOT NULL,
-  hash TEXT NOT NULL, derivative {blob} NOT NULL, opened_at BIGINT NOT NULL);
-CREATE INDEX psi_opened_account ON psi_opened (account);
-";
-
-/// Trust: device keys and enrolled devices, report reporters and
-/// de-duplication, the full stamped context of reported messages, vouchers
-/// queued for the opening worker, per-epoch account states, sticky flags,
-/// per-bank quality floors, enrolled providers, their signatures on
-/// releases and the public log of signed roots.
-const SCHEMA_V4: &str = "
-ALTER TABLE api_keys ADD COLUMN account TEXT;
-ALTER TABLE api_keys ADD COLUMN device TEXT;
-CREATE TABLE devices (account TEXT NOT NULL, device TEXT NOT NULL, public_key TEXT NOT NULL,
-  key_id TEXT NOT NULL, enrolled_at BIGINT NOT NULL, enrolled_by TEXT NOT NULL, revoked_at BIGINT,
-  PRIMARY KEY (account, device));
-ALTER TABLE reports ADD COLUMN message_key TEXT;
-CREATE UNIQUE INDEX reports_message_key ON reports (message_key);
-CREATE TABLE report_reporters (report_id BIGINT NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
-  account TEXT NOT NULL, device TEXT NOT NULL, signature TEXT NOT NULL, submitted_by TEXT NOT NULL,
-  reason TEXT, text TEXT, at BIGINT NOT NULL, PRIMARY KEY (report_id, account));
-ALTER TABLE report_messages ADD COLUMN message_id TEXT;
-ALTER TABLE report_messages ADD COLUMN epoch BIGINT;
-ALTER TABLE report_messages ADD COLUMN recipients TEXT;
-ALTER TABLE report_messages ADD COLUMN stamper TEXT;
-CREATE TABLE psi_pending (id {pk}, account TEXT NOT NULL, device TEXT NOT NULL, release_id BIGINT NOT NULL,
-  voucher {blob} NOT NULL, received_at BIGINT NOT NULL);
-CREATE TABLE psi_states (account TEXT NOT NULL, release_id BIGINT NOT NULL, state {blob} NOT NULL,
-  entries BIGINT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (account, release_id));
-ALTER TABLE psi_accounts ADD COLUMN flagged_at BIGINT;
-ALTER TABLE psi_accounts ADD COLUMN cleared_at BIGINT;
-ALTER TABLE psi_accounts ADD COLUMN cleared_by TEXT;
-ALTER TABLE psi_opened ADD COLUMN release_id BIGINT;
-ALTER TABLE banks ADD COLUMN min_quality BIGINT NOT NULL DEFAULT 50;
-CREATE TABLE providers (name TEXT PRIMARY KEY, public_key TEXT NOT NULL UNIQUE, enrolled_at BIGINT NOT NULL,
-  enrolled_by TEXT NOT NULL, revoked_at BIGINT);
-ALTER TABLE pdata_releases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE pdata_releases ADD COLUMN min_providers BIGINT NOT NULL DEFAULT 2;
-ALTER TABLE pdata_releases ADD COLUMN published_at BIGINT;
-ALTER TABLE pdata_releases ADD COLUMN signed_root {blob};
-ALTER TABLE pdata_releases ADD COLUMN log_index BIGINT;
-CREATE TABLE pdata_signatures (release_id BIGINT NOT NULL REFERENCES pdata_releases(id) ON DELETE CASCADE,
-  public_key TEXT NOT NULL, signature TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (release_id, public_key));
-CREATE TABLE pdata_log (idx BIGINT PRIMARY KEY, release_id BIGINT NOT NULL, leaf {blob} NOT NULL, at BIGINT NOT NULL);
-";
-
-/// The migrations, in order; each runs once, in a transaction.
-/// Per-bank content counters, kept by triggers so that every write path
-/// (API, imports, HMA, exchanges, the console) keeps them right and reading
-/// a bank never scans its content. SQLite: row triggers (in-process, cheap);
-/// PostgreSQL: statement triggers over transition tables (one upsert per
-/// statement, so a 500-row insert costs one counter update).
-const COUNTS_SQLITE: &[&str] = &["
-CREATE TABLE bank_counts (bank_id BIGINT PRIMARY KEY REFERENCES banks(id) ON DELETE CASCADE,
-  content BIGINT NOT NULL, disabled BIGINT NOT NULL);
-INSERT INTO bank_counts (bank_id, content, disabled)
-  SELECT b.id, (SELECT COUNT(*) FROM content c WHERE c.bank_id = b.id),
-    (SELECT COUNT(*) FROM content c WHERE c.bank_id = b.id AND c.enabled = 0) FROM banks b;
-CREATE TRIGGER bank_counts_insert AFTER INSERT ON content BEGIN
-  INSERT INTO bank_counts (bank_id, content, disabled)
-    VALUES (NEW.bank_id, 1, CASE WHEN NEW.enabled = 0 THEN 1 ELSE 0 END)
-    ON CONFLICT (bank_id) DO UPDATE SET content = content + 1,
-      disabled = disabled + excluded.disabled;
-END;
-CREATE TRIGGER bank_counts_delete AFTER DELETE ON content BEGIN
-  UPDATE bank_counts SET content = content - 1,
-    disabled = disabled - CASE WHEN OLD.enabled = 0 THEN 1 ELSE 0 END
-    WHERE bank_id = OLD.bank_id;
-END;
-CREATE TRIGGER bank_counts_update AFTER UPDATE OF enabled ON content
-  WHEN (OLD.enabled = 0) <> (NEW.enabled = 0) BEGIN
-  UPDATE bank_counts SET disabled = disabled + CASE WHEN NEW.enabled = 0 THEN 1 ELSE -1 END
-    WHERE bank_id = NEW.bank_id;
-END;
-"];
-
-/// See [`COUNTS_SQLITE`].
-const COUNTS_POSTGRES: &[&str] = &["
-CREATE TABLE bank_counts (bank_id BIGINT PRIMARY KEY REFERENCES banks(id) ON DELETE CASCADE,
-  content BIGINT NOT NULL, disabled BIGINT NOT NULL);
-INSERT INTO bank_counts (bank_id, content, disabled)
-  SELECT b.id, (SELECT COUNT(*) FROM content c WHERE c.bank_id = b.id),
-    (SELECT COUNT(*) FROM content c WHERE c.bank_id = b.id AND c.enabled = 0) FROM banks b;
-CREATE FUNCTION bulwark_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO bank_counts (bank_id, content, disabled)
-    SELECT bank_id, COUNT(*), COUNT(*) FILTER (WHERE enabled = 0) FROM new_rows GROUP BY bank_id
-    ON CONFLICT (bank_id) DO UPDATE SET content = bank_counts.content + excluded.content,
-      disabled = bank_counts.disabled + excluded.disabled;
-  RETURN NULL;
-END $$;
-CREATE FUNCTION bulwark_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  UPDATE bank_counts b SET content = b.content - d.n, disabled = b.disabled - d.off
-    FROM (SELECT bank_id, COUNT(*) AS n, COUNT(*) FILTER (WHERE enabled = 0) AS off
-          FROM old_rows GROUP BY bank_id) d
-    WHERE b.bank_id = d.bank_id;
-  RETURN NULL;
-END $$;
-CREATE FUNCTION bulwark_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  UPDATE bank_counts b SET disabled = b.disabled + d.delta
-    FROM (SELECT n.bank_id,
-            SUM(CASE WHEN n.enabled = 0 THEN 1 ELSE 0 END - CASE WHEN o.enabled = 0 THEN 1 ELSE 0 END) AS delta
-          FROM new_rows n JOIN old_rows o ON o.id = n.id GROUP BY n.bank_id) d
-    WHERE b.bank_id = d.bank_id AND d.delta <> 0;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER bank_counts_insert AFTER INSERT ON content REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION bulwark_counts_insert();
-CREATE TRIGGER bank_counts_delete AFTER DELETE ON content REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION bulwark_counts_delete();
-CREATE TRIGGER bank_counts_update AFTER UPDATE ON content
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION bulwark_counts_update();
-"];
-
 /// Splits a migration into statements at `;`, keeping PostgreSQL `$$`
 /// bodies and SQLite trigger bodies (`BEGIN ... END`) whole.
 fn split_statements(sql: &str) -> Vec<String> {
@@ -267,8 +111,6 @@ pub async fn bank_counts(store: &Store, bank_id: i64) -> Result<(i64, i64), sqlx
     }
 }
 
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
-
 impl Store {
     /// Connects and runs pending migrations.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
@@ -308,18 +150,13 @@ impl Store {
             .map_err(|e| anyhow::anyhow!("connecting to the database: {e}"))?;
         let store = Store { pool, backend };
         store.migrate().await?;
-        crate::api::hma::migrate(&store).await?;
-        crate::console::migrate(&store).await?;
-        let counts = match store.backend {
-            Backend::Sqlite => COUNTS_SQLITE,
-            Backend::Postgres => COUNTS_POSTGRES,
-        };
-        store
-            .migrate_module("counts", "bank counter", counts)
-            .await?;
-        crate::api::imports::migrate(&store).await?;
-        crate::extras::migrate(&store).await?;
-        crate::api::signals::migrate(&store).await?;
+        for module in schema::MODULES {
+            let versions = (module.versions)(store.backend);
+            let versions: Vec<&str> = versions.iter().map(|v| v.as_ref()).collect();
+            store
+                .migrate_module(module.key, module.what, &versions)
+                .await?;
+        }
         // This database's identity, and the generation of its bulk loads: an
         // index snapshot is only reused on the same database and generation.
         for key in ["instance", "generation"] {
@@ -382,8 +219,13 @@ impl Store {
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
-        self.run_migrations(7305542, Versions::Schema, "the database schema", MIGRATIONS)
-            .await
+        self.run_migrations(
+            7305542,
+            Versions::Schema,
+            "the database schema",
+            schema::CORE,
+        )
+        .await
     }
 
     /// Applies the pending `migrations` in order, each in its own
@@ -997,7 +839,7 @@ pub async fn audit_list(
 
 /// Loads PDQ hashes into a bank in bulk, 1,000 rows a statement, in one
 /// transaction, for benchmarks and offline loading. It writes no audit or
-/// change rows: running nodes must reload ([`crate::catalog::Catalog::load`]).
+/// change rows: running nodes must reload (`Catalog::load` in bulwark-service).
 /// The hashes must be distinct and new to the bank.
 pub async fn bulk_insert_pdq(
     store: &Store,
@@ -1068,7 +910,7 @@ mod tests {
         assert!(got[2].starts_with("CREATE FUNCTION") && got[2].ends_with("$$"));
         assert_eq!(got[3], "CREATE INDEX i ON a (x)");
         // Every service migration splits exactly as a plain split would.
-        for m in super::MIGRATIONS {
+        for m in super::schema::CORE {
             let plain: Vec<&str> = m
                 .split(';')
                 .map(str::trim)

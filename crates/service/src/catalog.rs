@@ -20,7 +20,7 @@ use bulwark_vpdq::{FrameHash, MatchRule};
 use futures_util::TryStreamExt;
 use sqlx::Row;
 
-use crate::db::{self, BankRow, Store, now_ms};
+use bulwark_store::{self as db, BankRow, Store, now_ms};
 
 const FRAME_BIT: u64 = 1 << 62;
 const CONTENT_BITS: u32 = 40;

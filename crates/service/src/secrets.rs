@@ -74,7 +74,7 @@ impl Kek {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && file.is_none() => {
                 let k = Kek::generate();
                 let hexed = Zeroizing::new(hex::encode(k.0.as_ref()));
-                crate::auth::write_secret_file(&path, hexed.as_bytes())?;
+                write_secret_file(&path, hexed.as_bytes())?;
                 tracing::info!(
                     "created the key-encryption key {} (keep it apart from database backups)",
                     path.display()
@@ -145,6 +145,25 @@ impl Kek {
                 .map_err(|_| bad())?,
         ))
     }
+}
+
+/// Writes a secret to `path`, readable by its owner only (0600), synced.
+pub fn write_secret_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    f.write_all(bytes)?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    Ok(())
 }
 
 #[cfg(test)]

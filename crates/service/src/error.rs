@@ -1,0 +1,111 @@
+//! The service's errors: what went wrong in terms a caller can act on,
+//! without HTTP. The HTTP layer (bulwark-server's `ApiError`) maps each
+//! [`Kind`] to a status and answers `{"error": {"code", "message"}}`.
+
+/// What kind of failure, which decides the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The request is malformed or asks for something invalid (400).
+    BadRequest,
+    /// The caller may not do this (403).
+    Forbidden,
+    /// The named thing does not exist (404).
+    NotFound,
+    /// It conflicts with the current state (409).
+    Conflict,
+    /// Over a size or pixel limit (413).
+    TooLarge,
+    /// Not media this service can hash, or a valid request it cannot
+    /// process (422).
+    Unprocessable,
+    /// Too many requests from one client; slow down (429).
+    RateLimited,
+    /// Too much work in flight; retry later (503).
+    Busy,
+    /// A fault of the service; the detail is logged, not returned (500).
+    Internal,
+}
+
+/// A failure of a service operation.
+#[derive(Debug)]
+pub struct Error {
+    /// The kind, which decides the HTTP status.
+    pub kind: Kind,
+    /// A stable machine-readable code, e.g. `not_found`, `bad_media`.
+    pub code: &'static str,
+    /// What a person can act on.
+    pub message: String,
+}
+
+/// The result of a service operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error.
+    pub fn new(kind: Kind, code: &'static str, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `bad_request`.
+    pub fn bad_request(message: impl Into<String>) -> Error {
+        Error::new(Kind::BadRequest, "bad_request", message)
+    }
+
+    /// `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Error {
+        Error::new(Kind::NotFound, "not_found", message)
+    }
+
+    /// `conflict`.
+    pub fn conflict(message: impl Into<String>) -> Error {
+        Error::new(Kind::Conflict, "conflict", message)
+    }
+
+    /// `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Error {
+        Error::new(Kind::Forbidden, "forbidden", message)
+    }
+
+    /// `too_large`.
+    pub fn too_large(message: impl Into<String>) -> Error {
+        Error::new(Kind::TooLarge, "too_large", message)
+    }
+
+    /// `bad_media`: not media Bulwark can hash.
+    pub fn bad_media(message: impl Into<String>) -> Error {
+        Error::new(Kind::Unprocessable, "bad_media", message)
+    }
+
+    /// `busy`.
+    pub fn busy(message: impl Into<String>) -> Error {
+        Error::new(Kind::Busy, "busy", message)
+    }
+
+    /// `internal`; the detail goes to the log, not to the caller.
+    pub fn internal(err: impl std::fmt::Display) -> Error {
+        tracing::error!("internal error: {err}");
+        Error::new(
+            Kind::Internal,
+            "internal",
+            "internal error (see the server log)",
+        )
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::internal(format!("database: {e}"))
+    }
+}

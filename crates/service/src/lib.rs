@@ -1,0 +1,20 @@
+//! Bulwark's matcher service without HTTP: the in-memory matching state
+//! over the store ([`catalog`]), banked extra hashes ([`extras`]), the
+//! decode pool that hashes uploads ([`media`]), secrets sealed under the
+//! key-encryption key ([`secrets`]) and the service's counters
+//! ([`metrics`]), enrolled devices ([`devices`]) and private matching
+//! ([`vouchers`]). Nothing here imports axum: `bulwark-server` is the HTTP
+//! layer over these operations, and they are tested without it.
+
+pub mod banks;
+pub mod catalog;
+pub mod devices;
+pub mod error;
+pub mod extras;
+pub mod franking;
+pub mod media;
+pub mod metrics;
+pub mod secrets;
+pub mod vouchers;
+
+pub use error::{Error, Kind, Result};

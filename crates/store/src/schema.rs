@@ -1,0 +1,218 @@
+//! The whole schema in one place, in the order it is applied.
+//!
+//! The SQL is in `crates/store/schema/*.sql`, one file per version, written
+//! once for both backends: `{pk}`, `{real}` and `{blob}` become each
+//! backend's column types ([`Store::render`](crate::Store)), and a file
+//! named `*.sqlite.sql` / `*.postgres.sql` holds what only one dialect can
+//! say (triggers). Each version runs once, in a transaction; a store at a
+//! version newer than this binary knows is refused.
+//!
+//! The service's core tables are versioned by rows of `schema_version`;
+//! each feature's tables by `meta.<key>`, apart, so that a feature's
+//! migrations never renumber another's. Keys, versions and texts are part
+//! of every existing database: a change is a new version at the end, never
+//! an edit of an old one (`migrations_are_append_only` checks the texts of
+//! the versions shipped so far).
+
+use std::borrow::Cow;
+
+use crate::Backend;
+
+/// The core tables (`schema_version`): banks, content and signals, the
+/// change log replicas follow, audit, API keys, pdata releases, franking
+/// and reports, and (version 4) trust: device keys and enrolled devices,
+/// report reporters and de-duplication, the full stamped context of
+/// reported messages, vouchers queued for the opening worker, per-epoch
+/// account states, sticky flags, per-bank quality floors, enrolled
+/// providers, their signatures on releases and the public log of signed
+/// roots.
+pub(crate) const CORE: &[&str] = &[
+    include_str!("../schema/core_v1.sql"),
+    include_str!("../schema/core_v2.sql"),
+    include_str!("../schema/core_v3.sql"),
+    include_str!("../schema/core_v4.sql"),
+];
+
+/// A feature's tables, versioned by `meta.<key>`.
+pub(crate) struct Module {
+    /// The `meta` key holding the version reached.
+    pub key: &'static str,
+    /// What the tables are, for messages ("the {what} tables").
+    pub what: &'static str,
+    /// The versions, in order, in this backend's dialect.
+    pub versions: fn(Backend) -> Vec<Cow<'static, str>>,
+}
+
+/// The feature modules, in the order [`Store::open`](crate::Store::open)
+/// applies them (later ones reference earlier tables).
+pub(crate) const MODULES: &[Module] = &[
+    // Per-bank matching ratios, exchanges, their fetch status and
+    // checkpoints, exchange API credentials (sealed), and the follower's map
+    // of a leader's content ids to local ones.
+    Module {
+        key: "hma_schema",
+        what: "HMA",
+        versions: |_| vec![include_str!("../schema/hma_v1.sql").into()],
+    },
+    // The reviewer console. v2: video frame strips (extracted once, kept as
+    // grey PNGs), the distance of each decided item per bank (false-positive
+    // rate per threshold), indexes that keep queue pages and the dashboard
+    // from reading whole tables. v3: the open items of every queue, so that a
+    // queue page or "next item" is one range of an index that holds open
+    // items only. `n`, `s` are the sort key (a report's or match's id and
+    // `''`; a flagged account's flag time and name; an escalated item's queue
+    // time and key), `t` the time it has waited since. Triggers on the
+    // sources add a row when an item enters its queue (a queued report, a
+    // recorded match, an account that becomes flagged, again after a clear)
+    // and remove it when the source row goes (or the account is unflagged); a
+    // final decision removes it and an escalation moves it to the `escalated`
+    // queue. Filled from the existing rows, with the rules the queues had
+    // before (an item with any decision is not in its kind's queue).
+    Module {
+        key: "console_schema",
+        what: "console",
+        versions: |backend| {
+            let triggers = match backend {
+                Backend::Sqlite => include_str!("../schema/console_v3_triggers.sqlite.sql"),
+                Backend::Postgres => include_str!("../schema/console_v3_triggers.postgres.sql"),
+            };
+            vec![
+                include_str!("../schema/console_v1.sql").into(),
+                include_str!("../schema/console_v2.sql").into(),
+                format!("{};\n{triggers}", include_str!("../schema/console_v3.sql")).into(),
+            ]
+        },
+    },
+    // Per-bank content counters, kept by triggers so that every write path
+    // (API, imports, HMA, exchanges, the console) keeps them right and
+    // reading a bank never scans its content. SQLite: row triggers
+    // (in-process, cheap); PostgreSQL: statement triggers over transition
+    // tables (one upsert per statement, so a 500-row insert costs one
+    // counter update).
+    Module {
+        key: "counts",
+        what: "bank counter",
+        versions: |backend| {
+            vec![
+                match backend {
+                    Backend::Sqlite => include_str!("../schema/counts_v1.sqlite.sql"),
+                    Backend::Postgres => include_str!("../schema/counts_v1.postgres.sql"),
+                }
+                .into(),
+            ]
+        },
+    },
+    // Import jobs.
+    Module {
+        key: "imports",
+        what: "import job",
+        versions: |_| vec![include_str!("../schema/imports_v1.sql").into()],
+    },
+    // One row per banked extra hash of a photo (content-region and crop
+    // hashes, with their kind).
+    Module {
+        key: "extras_schema",
+        what: "extra hashes",
+        versions: |_| vec![include_str!("../schema/extras_v1.sql").into()],
+    },
+    // Trafficking signals: rule banks, rescue-photo banks and their
+    // reviewers, a report's text signals and rescue matches; v2: the
+    // explanation of a text/entity/rule match recorded for the console's
+    // match queue (only the matched excerpt).
+    Module {
+        key: "signals_schema",
+        what: "signals",
+        versions: |_| {
+            vec![
+                include_str!("../schema/signals_v1.sql").into(),
+                include_str!("../schema/signals_v2.sql").into(),
+            ]
+        },
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    fn digest(text: &str) -> String {
+        hex::encode(&Sha256::digest(text.as_bytes())[..8])
+    }
+
+    /// Shipped versions never change: a database that ran one is not
+    /// migrated again, so an edit would give new stores a schema old ones
+    /// lack. The digests are those of the texts as they shipped (before
+    /// they moved here from the modules that own the tables); a new version
+    /// is appended with its digest.
+    #[test]
+    fn migrations_are_append_only() {
+        let core: Vec<String> = CORE.iter().map(|m| digest(m)).collect();
+        assert_eq!(
+            core,
+            [
+                "053ed9243e7d9ee2",
+                "ca0dfbddc469e5cd",
+                "ebf2b5082c69f10c",
+                "bef97cc2cba21167"
+            ]
+        );
+        let shipped: &[(&str, Backend, &[&str])] = &[
+            ("hma_schema", Backend::Sqlite, &["c752b36b7a865d39"]),
+            (
+                "console_schema",
+                Backend::Sqlite,
+                &["4b36db5ef23a1121", "3c7d1c8240345868", "0ab43a8ed00a1811"],
+            ),
+            (
+                "console_schema",
+                Backend::Postgres,
+                &["4b36db5ef23a1121", "3c7d1c8240345868", "45550f43ef5b2112"],
+            ),
+            ("counts", Backend::Sqlite, &["f51e69e891597afc"]),
+            ("counts", Backend::Postgres, &["b0dc5c00f9dd3b4b"]),
+            ("imports", Backend::Sqlite, &["6ecd9895e0347add"]),
+            ("extras_schema", Backend::Sqlite, &["141d5053d2bd2a0a"]),
+            (
+                "signals_schema",
+                Backend::Sqlite,
+                &["f1ef6369cf3f603d", "e5acf65e2446b311"],
+            ),
+        ];
+        for (key, backend, digests) in shipped {
+            let module = MODULES
+                .iter()
+                .find(|m| m.key == *key)
+                .unwrap_or_else(|| panic!("module {key} is gone"));
+            let have: Vec<String> = (module.versions)(*backend)
+                .iter()
+                .map(|v| digest(v))
+                .collect();
+            assert!(
+                have.len() >= digests.len() && have[..digests.len()] == digests[..],
+                "{key} ({backend:?}): shipped {digests:?}, now {have:?}"
+            );
+        }
+        // Every module runs the same number of versions on both backends.
+        for m in MODULES {
+            assert_eq!(
+                (m.versions)(Backend::Sqlite).len(),
+                (m.versions)(Backend::Postgres).len(),
+                "{}",
+                m.key
+            );
+        }
+        let order: Vec<&str> = MODULES.iter().map(|m| m.key).collect();
+        assert_eq!(
+            order,
+            [
+                "hma_schema",
+                "console_schema",
+                "counts",
+                "imports",
+                "extras_schema",
+                "signals_schema"
+            ]
+        );
+    }
+}
