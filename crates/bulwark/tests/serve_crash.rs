@@ -1,8 +1,9 @@
 //! Every write the service acknowledged survives `kill -9`.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+
+use bulwark_client::http::Http;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,21 +41,21 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
     child
 }
 
-/// One HTTP/1.1 request; the status and body, or None when the connection failed.
+/// One request; the status and body, or None when the connection failed.
 fn http(port: u16, method: &str, path: &str, key: &str, body: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let client = Http::with_timeout(
+        &format!("http://127.0.0.1:{port}"),
+        Some(Duration::from_secs(10)),
     );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.get(9..12)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
+    let r = client
+        .call(
+            method,
+            path,
+            Some(key),
+            Some(("application/json", body.as_bytes())),
+        )
+        .ok()?;
+    Some((r.status, String::from_utf8_lossy(&r.body).into_owned()))
 }
 
 #[test]

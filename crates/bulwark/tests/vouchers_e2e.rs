@@ -4,32 +4,23 @@
 //! it is over the threshold.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use bulwark_client::http::Http;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bulwark"))
 }
 
 fn http(port: u16, method: &str, path: &str, key: &str, ctype: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    (
-        text[9..12].parse().unwrap(),
-        text.split_once("\r\n\r\n").unwrap().1.to_string(),
-    )
+    let r = Http::new(&format!("http://127.0.0.1:{port}"))
+        .call(method, path, Some(key), Some((ctype, body)))
+        .unwrap();
+    (r.status, String::from_utf8_lossy(&r.body).into_owned())
 }
 
 fn upload(port: u16, key: &str, bank: &str, file: &Path) -> u16 {
@@ -138,6 +129,17 @@ fn vouchers_flag_an_account_only_above_the_threshold() {
             201
         );
     }
+    // The client sends PATCH as PATCH (it once went out as a POST: 405).
+    let (s, j) = http(
+        port,
+        "PATCH",
+        "/v1/banks/org_a",
+        &admin,
+        "application/json",
+        br#"{"description":"provider a's list"}"#,
+    );
+    assert_eq!(s, 200, "{j}");
+    assert!(j.contains("provider a's list"), "{j}");
     let imgs = images();
     // Distinct images only: the bridge-mods and misc-images/modes files are
     // all copies of one bridge photo (PDQ distance ≤ 12), which a device

@@ -15,13 +15,14 @@
 //! See `docs/MESSENGER.md` for the integration guide.
 //!
 //! [`client`] and [`tui`] need the `mls` feature (on by default); without
-//! it the crate is [`delivery`], [`wire`] and [`http`], which builds much
+//! it the crate is [`delivery`] and [`wire`] (with [`http`]), which builds much
 //! faster (no openmls, no ratatui).
 
 #[cfg(feature = "mls")]
 pub mod client;
 pub mod delivery;
-pub mod http;
+/// The HTTP client ([`bulwark_client::http`]), under the name this crate used.
+pub use bulwark_client::http;
 #[cfg(feature = "mls")]
 pub mod tui;
 pub mod wire;

@@ -3,4 +3,6 @@
 //! an image attachment and build its safety voucher ([`voucher`]).
 
 pub mod franking;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod voucher;

@@ -1,5 +1,8 @@
-//! A small blocking HTTP client (ureq) shared by the messenger client and
-//! the delivery service's calls to the matcher service.
+//! The one HTTP client of Bulwark's tools (feature `http`): a small
+//! blocking client (ureq) for the matcher service's API, used by the CLI
+//! (`bulwark import`, `device`, `keys`…), the messenger client, the delivery
+//! service's calls to the matcher, and the end-to-end tests that run the
+//! `bulwark` binary.
 
 use std::time::Duration;
 
@@ -109,11 +112,11 @@ impl Http {
                 }
                 r.call()
             }
-            _ => {
-                let mut r = if method == "PUT" {
-                    self.agent.put(&url)
-                } else {
-                    self.agent.post(&url)
+            "POST" | "PUT" | "PATCH" => {
+                let mut r = match method {
+                    "PUT" => self.agent.put(&url),
+                    "PATCH" => self.agent.patch(&url),
+                    _ => self.agent.post(&url),
                 };
                 if let Some(a) = &auth {
                     r = r.header("Authorization", a);
@@ -121,6 +124,8 @@ impl Http {
                 let (ctype, bytes) = body.unwrap_or(("application/json", b""));
                 r.content_type(ctype).send(bytes)
             }
+            // Before, anything else went out as a POST.
+            other => anyhow::bail!("unsupported HTTP method {other:?}"),
         };
         let mut resp = resp.with_context(|| format!("{method} {url}"))?;
         let status = resp.status().as_u16();
