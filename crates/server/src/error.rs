@@ -71,6 +71,7 @@ impl From<bulwark_service::Error> for ApiError {
         use bulwark_service::Kind;
         let status = match e.kind {
             Kind::BadRequest => StatusCode::BAD_REQUEST,
+            Kind::Unauthorized => StatusCode::UNAUTHORIZED,
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Conflict => StatusCode::CONFLICT,
@@ -101,20 +102,10 @@ impl From<axum::extract::multipart::MultipartError> for ApiError {
     }
 }
 
-/// Longest input excerpt an error message quotes.
-pub const SNIPPET_CHARS: usize = 40;
+pub use bulwark_service::error::{SNIPPET_CHARS, snippet};
+
 /// Longest error message sent to a client.
 pub const MAX_MESSAGE_CHARS: usize = 300;
-
-/// At most [`SNIPPET_CHARS`] characters of client input, for quoting in an
-/// error message (longer input is cut with "…").
-pub fn snippet(s: &str) -> String {
-    let mut out: String = s.chars().take(SNIPPET_CHARS).collect();
-    if s.chars().nth(SNIPPET_CHARS).is_some() {
-        out.push('…');
-    }
-    out
-}
 
 /// What a client sees of a message: server temporary paths replaced, and at
 /// most [`MAX_MESSAGE_CHARS`] characters (parsers quote input; this bounds

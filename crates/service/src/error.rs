@@ -7,6 +7,8 @@
 pub enum Kind {
     /// The request is malformed or asks for something invalid (400).
     BadRequest,
+    /// No valid credentials (401).
+    Unauthorized,
     /// The caller may not do this (403).
     Forbidden,
     /// The named thing does not exist (404).
@@ -108,4 +110,17 @@ impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         Error::internal(format!("database: {e}"))
     }
+}
+
+/// Longest input excerpt an error message quotes.
+pub const SNIPPET_CHARS: usize = 40;
+
+/// At most [`SNIPPET_CHARS`] characters of client input, for quoting in an
+/// error message (longer input is cut with "…").
+pub fn snippet(s: &str) -> String {
+    let mut out: String = s.chars().take(SNIPPET_CHARS).collect();
+    if s.chars().nth(SNIPPET_CHARS).is_some() {
+        out.push('…');
+    }
+    out
 }

@@ -2,7 +2,7 @@
 //! over the store ([`catalog`]), banked extra hashes ([`extras`]), the
 //! decode pool that hashes uploads ([`media`]), secrets sealed under the
 //! key-encryption key ([`secrets`]) and the service's counters
-//! ([`metrics`]), enrolled devices ([`devices`]) and private matching
+//! ([`metrics`]), API keys and roles ([`keys`]), enrolled devices ([`devices`]) and private matching
 //! ([`vouchers`]). Nothing here imports axum: `bulwark-server` is the HTTP
 //! layer over these operations, and they are tested without it.
 
@@ -12,6 +12,7 @@ pub mod devices;
 pub mod error;
 pub mod extras;
 pub mod franking;
+pub mod keys;
 pub mod media;
 pub mod metrics;
 pub mod secrets;

@@ -12,6 +12,7 @@ use sqlx::{AnyPool, Row};
 
 pub mod banks;
 pub mod devices;
+pub mod keys;
 pub mod psi;
 pub mod reports;
 mod schema;
