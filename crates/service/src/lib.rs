@@ -13,6 +13,7 @@ pub mod error;
 pub mod extras;
 pub mod franking;
 pub mod keys;
+pub mod matching;
 pub mod media;
 pub mod metrics;
 pub mod secrets;

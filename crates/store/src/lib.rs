@@ -796,6 +796,25 @@ pub async fn bank_by_name(store: &Store, name: &str) -> Result<Option<BankRow>, 
         .transpose()
 }
 
+/// The (bank, content) pairs holding a signal of `signal_type` with exactly
+/// `value` (MD5, SHA-256 and other exact types).
+pub async fn exact_holders(
+    store: &Store,
+    signal_type: &str,
+    value: &str,
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    sqlx::query(
+        &store.sql("SELECT bank_id, content_id FROM signals WHERE signal_type = ? AND value = ?"),
+    )
+    .bind(signal_type)
+    .bind(value)
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("bank_id")?, r.try_get("content_id")?)))
+    .collect()
+}
+
 /// Audit entries after `after`, oldest first.
 pub async fn audit_list(
     store: &Store,

@@ -5,13 +5,12 @@ use std::collections::HashSet;
 use axum::Json;
 use axum::extract::State;
 use bulwark_banks::{Signal, SignalType};
+use bulwark_service::matching::{Match, Matcher};
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use super::{Upload, bank_filter};
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::catalog::Hit;
 use crate::error::{ApiError, ApiResult};
 use crate::media::Hashed;
 
@@ -33,142 +32,45 @@ pub async fn hash(
     Ok(Json(state.media.hash(file).await?.to_json()))
 }
 
-fn hit_json(h: &Hit, signal_type: &str) -> Value {
-    let mut j = json!({
-        "bank": &*h.bank,
-        "content_id": h.content_id,
-        "signal_type": signal_type,
-        "distance": h.distance,
-    });
-    if h.video_frame {
-        j["video_frame"] = json!(true);
+/// The service's matcher over this node's state.
+fn matcher(state: &AppState) -> Matcher<'_> {
+    Matcher {
+        store: &state.store,
+        catalog: &state.catalog,
+        metrics: &state.metrics,
     }
-    j
 }
 
-/// Exact matches of an MD5 or SHA-256 value.
-pub async fn exact(
-    state: &AppState,
-    s: &Signal,
-    banks: Option<&HashSet<String>>,
-) -> Result<Vec<Hit>, ApiError> {
-    let st = &state.store;
-    let rows = sqlx::query(
-        &st.sql("SELECT bank_id, content_id FROM signals WHERE signal_type = ? AND value = ?"),
-    )
-    .bind(s.signal_type().name())
-    .bind(s.value())
-    .fetch_all(&st.pool)
-    .await?;
-    let hits = rows
-        .iter()
-        .map(|r| Ok((r.try_get("bank_id")?, r.try_get("content_id")?)))
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    Ok(state.catalog.filter_exact(hits, banks))
+fn to_json(matches: Vec<Match>) -> Vec<Value> {
+    matches
+        .into_iter()
+        .map(|m| serde_json::to_value(m).unwrap_or_default())
+        .collect()
 }
 
-/// Every match of the given signals; `pdq_quality` is the quality of the PDQ
-/// signals when known (an upload's), checked against each bank's floor.
+/// Every match of the given signals ([`Matcher::signals`]), as JSON.
 pub async fn match_signals(
     state: &AppState,
     signals: &[Signal],
     pdq_quality: Option<u32>,
     banks: Option<&HashSet<String>>,
 ) -> Result<Vec<Value>, ApiError> {
-    let mut out = Vec::new();
-    for s in signals {
-        let hits = match s {
-            Signal::Pdq(h) => state.catalog.search_usable(h, pdq_quality, banks),
-            other => exact(state, other, banks).await?,
-        };
-        for h in &hits {
-            state.metrics.matched(&h.bank, 1);
-        }
-        out.extend(hits.iter().map(|h| {
-            let mut j = hit_json(h, s.signal_type().name());
-            j["query_signal"] = json!(s.value());
-            j
-        }));
-    }
-    Ok(out)
+    Ok(to_json(
+        matcher(state).signals(signals, pdq_quality, banks).await?,
+    ))
 }
 
-/// Every match of an uploaded file's hashes: PDQ, MD5 and SHA-256 for an
-/// image; MD5, SHA-256 and the vPDQ rule over its frames for a video.
+/// Every match of an uploaded file's hashes ([`Matcher::hashed`]), as JSON.
 pub async fn match_hashed(
     state: &AppState,
     hashed: &Hashed,
     banks: Option<&HashSet<String>>,
 ) -> Result<Vec<Value>, ApiError> {
-    match hashed {
-        Hashed::Photo {
-            pdq,
-            quality,
-            md5,
-            sha256,
-            extras,
-        } => {
-            let mut m = match_signals(
-                state,
-                &[
-                    Signal::Pdq(*pdq),
-                    Signal::Md5(*md5),
-                    Signal::Sha256(*sha256),
-                ],
-                Some(*quality),
-                banks,
-            )
-            .await?;
-            m.extend(match_extras(state, (*pdq, *quality), extras, &m, banks));
-            Ok(m)
-        }
-        Hashed::Video {
-            frames,
-            md5,
-            sha256,
-        } => {
-            let mut m = match_signals(
-                state,
-                &[Signal::Md5(*md5), Signal::Sha256(*sha256)],
-                None,
-                banks,
-            )
-            .await?;
-            // The vPDQ rule compares every frame pair (rayon inside): a
-            // blocking thread, not the async runtime.
-            let (catalog, frames, only) = (
-                std::sync::Arc::clone(&state.catalog),
-                frames.clone(),
-                banks.cloned(),
-            );
-            let hits = tokio::task::spawn_blocking(move || {
-                let rule = bulwark_vpdq::MatchRule::default();
-                catalog.match_video(&frames, &rule, only.as_ref())
-            })
-            .await
-            .map_err(ApiError::internal)?;
-            for v in hits {
-                state.metrics.matched(&v.bank, 1);
-                m.push(json!({
-                    "bank": &*v.bank,
-                    "content_id": v.content_id,
-                    "signal_type": "vpdq",
-                    "query_percent": v.query_percent,
-                    "compared_percent": v.compared_percent,
-                }));
-            }
-            Ok(m)
-        }
-    }
+    Ok(to_json(matcher(state).hashed(hashed, banks).await?))
 }
 
-/// Matches of an upload's hashes through extra hashes, on either side, that
-/// its plain PDQ, MD5 and SHA-256 did not already find: the query's full
-/// hash and extras against banked full hashes and banked extras, under the
-/// "both sides" pairing rules (docs/DETECTION.md); each banked item once,
-/// through its closest pair, reported with `hash_kind` (the query's kind) and
-/// `bank_hash_kind` (the banked hash's). Each query hash passes the bank's
-/// quality floor with its own quality.
+/// Matches through extra hashes that `found` does not hold
+/// ([`Matcher::extras`]), as JSON.
 pub fn match_extras(
     state: &AppState,
     full: (bulwark_pdq::PdqHash, u32),
@@ -180,46 +82,7 @@ pub fn match_extras(
         .iter()
         .filter_map(|j| Some((j["bank"].as_str()?, j["content_id"].as_i64()?)))
         .collect();
-    let mut query = Vec::with_capacity(1 + extras.len());
-    query.push(bulwark_pdq::KindHash {
-        kind: bulwark_pdq::HashKind::Full,
-        hash: full.0,
-        quality: full.1,
-        rect: bulwark_pdq::Rect {
-            x: 0,
-            y: 0,
-            width: 0,
-            height: 0,
-        },
-    });
-    query.extend(
-        extras
-            .iter()
-            .filter(|e| e.kind != bulwark_pdq::HashKind::Full),
-    );
-    state
-        .catalog
-        .search_multi(&query, bulwark_pdq::Pairing::Both, banks)
-        .into_iter()
-        .filter(|m| !seen.contains(&(&*m.hit.bank, m.hit.content_id)))
-        .filter(|m| {
-            (m.query, m.bank_kind) != (bulwark_pdq::HashKind::Full, bulwark_pdq::HashKind::Full)
-        })
-        .map(|m| {
-            state.metrics.matched(&m.hit.bank, 1);
-            let label = if m.query == bulwark_pdq::HashKind::Full {
-                m.bank_kind
-            } else {
-                m.query
-            };
-            state.metrics.matched_extra(&m.hit.bank, label);
-            let mut j = hit_json(&m.hit, "pdq");
-            j["query_signal"] = json!(m.query_hash.to_string());
-            j["hash_kind"] = json!(m.query.as_str());
-            j["bank_hash_kind"] = json!(m.bank_kind.as_str());
-            j
-        })
-        .collect()
+    to_json(matcher(state).extras(full, extras, &seen, banks))
 }
 
 fn unknown_banks(state: &AppState, banks: Option<&HashSet<String>>) -> Result<(), ApiError> {
