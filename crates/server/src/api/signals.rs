@@ -535,19 +535,26 @@ async fn text_rows_of(
             .map(i64::to_string)
             .collect::<Vec<_>>()
             .join(",");
+        // `signal_type || ''` keeps the planner on `signals_content` (the
+        // `(signal_type, value)` index would visit every banked text hash).
         let rows = sqlx::query(&st.sql(&format!(
-            "SELECT bank_id, content_id, value FROM signals WHERE content_id IN ({list}) AND signal_type = ? ORDER BY id"
+            "SELECT id, bank_id, content_id, value FROM signals WHERE content_id IN ({list}) AND signal_type || '' = ?"
         )))
         .bind(bulwark_banks::TEXT_HASH_NAME)
         .fetch_all(&st.pool)
         .await?;
         for r in &rows {
             if let Ok(h) = r.try_get::<String, _>("value")?.parse::<TextHash>() {
-                out.push((h, (r.try_get("bank_id")?, r.try_get("content_id")?)));
+                out.push((
+                    r.try_get::<i64, _>("id")?,
+                    h,
+                    (r.try_get("bank_id")?, r.try_get("content_id")?),
+                ));
             }
         }
     }
-    Ok(out)
+    out.sort_unstable_by_key(|e| e.0);
+    Ok(out.into_iter().map(|(_, h, k)| (h, k)).collect())
 }
 
 impl TextIndexCache {
