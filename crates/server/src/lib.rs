@@ -105,6 +105,11 @@ impl Service {
             text_index: Arc::default(),
             kek,
         };
+        // The text-hash index's one full read, off the request path.
+        let warm = state.clone();
+        tokio::spawn(async move {
+            warm.text_index.warm(&warm.store, &warm.catalog).await;
+        });
         Ok(Service {
             state,
             admin_key_file,
@@ -131,6 +136,7 @@ impl Service {
                     Ok(n) => tracing::debug!("applied {n} changes from other replicas"),
                     Err(e) => tracing::warn!("refreshing from the database failed: {e:#}"),
                 }
+                state.text_index.compact().await;
                 let c = &state.catalog;
                 let behind = c.applied_seq() - c.snapshot_seq();
                 let due = (behind > 0 && last_snapshot.elapsed() > SNAPSHOT_EVERY)

@@ -1997,6 +1997,217 @@ async fn follower_receives_text_and_entity_signals() {
     }
 }
 
+/// A fictitious benign ad (issue 18: benign text only) and a re-post of it.
+const AD: &str = "Sweet tabby kitten looking for a loving home, vaccinated and litter trained, call 020 7946 0123";
+const AD_REPOST: &str = "Sweet tabby kitten looking for a loving home! vaccinated and litter trained. New price, call 020 7946 0999";
+
+/// Issue 18: the exchanges' text and entity signal types map to Bulwark's
+/// (python-threatexchange `url`/`raw_text`, StopNCII `URL`/`Text`, a
+/// Bulwark leader's own names); types Bulwark does not hold are skipped
+/// and counted by their remote name, not an error. Checked on the response
+/// shapes of each source; the text hash against `bulwark-signals` itself.
+#[test]
+fn exchange_signal_types_map_to_bulwark_types() {
+    use bulwark_server::api::hma::sources::{
+        self, Mapped, parse_bulwark_changes, parse_stopncii, parse_te_file,
+    };
+    use bulwark_signals::TextHash;
+    let ad_hash = TextHash::of_text(AD).unwrap();
+    let url = |v: &str| {
+        bulwark_banks::TextSignalType::Entity(bulwark_signals::EntityKind::Url)
+            .parse(v)
+            .unwrap()
+    };
+
+    // The mapping table.
+    assert_eq!(
+        sources::map_signal("raw_text", AD).unwrap(),
+        Some(Mapped::Text(bulwark_banks::TextSignal::TextHash(ad_hash)))
+    );
+    assert_eq!(
+        sources::map_signal("Text", AD).unwrap(),
+        sources::map_signal("raw_text", AD).unwrap()
+    );
+    assert_eq!(
+        sources::map_signal("URL", "HTTPS://Example.com/a?utm_source=x").unwrap(),
+        Some(Mapped::Text(url("https://example.com/a?utm_source=x")))
+    );
+    assert!(matches!(
+        sources::map_signal("ImagePDQ", IMAGE1_PDQ).unwrap(),
+        Some(Mapped::Media(_))
+    ));
+    for unknown in [
+        "url_md5",
+        "trend_query",
+        "pdq_ocr",
+        "VideoTMK",
+        "Unknown",
+        "sha1",
+    ] {
+        assert_eq!(
+            sources::map_signal(unknown, "x").unwrap(),
+            None,
+            "{unknown}"
+        );
+    }
+    assert!(
+        sources::map_signal("raw_text", "123 456 !!").is_err(),
+        "no words: no hash"
+    );
+    assert!(
+        sources::map_signal("url", "http://[bad").is_err(),
+        "known type, bad value"
+    );
+
+    // python-threatexchange `dataset -P --csv`: the text is one quoted field.
+    let csv = format!(
+        "signal_type,signal_str,collab,category,tags\n\
+         raw_text,\"{}\",Ads Collab,POSITIVE_CLASS,pets\n\
+         url,https://shop.example.com/listing?id=7&utm_campaign=z,Ads Collab,POSITIVE_CLASS,\n\
+         url_md5,0123456789abcdef0123456789abcdef,Ads Collab,POSITIVE_CLASS,\n\
+         trend_query,\"{{\"\"and\"\": [\"\"kitten\"\"]}}\",Ads Collab,POSITIVE_CLASS,\n\
+         pdq,{IMAGE1_PDQ},Ads Collab,POSITIVE_CLASS,\n",
+        AD.replace('"', "\"\"")
+    );
+    let (items, rejected, skipped) = parse_te_file(&csv);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(
+        skipped,
+        [("trend_query".to_string(), 1), ("url_md5".to_string(), 1)]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert_eq!(
+        items[0].text,
+        vec![bulwark_banks::TextSignal::TextHash(ad_hash)]
+    );
+    assert_eq!(
+        items[0].metadata.as_ref().unwrap()["opinions"][0]["collab"],
+        "Ads Collab"
+    );
+    assert_eq!(
+        items[1].text,
+        vec![url("https://shop.example.com/listing?id=7")]
+    );
+    assert_eq!(items[2].signals.len(), 1);
+    // The lines form: raw_text cannot be told from its opinion columns.
+    let (items, rejected, skipped) = parse_te_file(&format!(
+        "raw_text {AD} 'A' POSITIVE_CLASS\nurl https://example.org/x 'A' POSITIVE_CLASS\nurl_md5 0123456789abcdef0123456789abcdef 'A' POSITIVE_CLASS\nurl http://[bad 'A' POSITIVE_CLASS\n"
+    ));
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        rejected.len(),
+        1,
+        "a known type with a bad value is rejected"
+    );
+    assert_eq!(rejected[0].0, 4);
+    assert_eq!(skipped.get("raw_text (lines form)"), Some(&1));
+    assert_eq!(skipped.get("url_md5"), Some(&1));
+
+    // StopNCII `FetchHashes`: URL and Text records are held, TMK is not.
+    let body = json!({
+        "count": 4, "hasMoreRecords": false, "nextSetTimestamp": 1_700_000_900,
+        "hashRecords": [
+            {"lastModtimestamp": 1, "signalType": "URL", "hashValue": "https://Example.net/p",
+             "caseNumbers": {"c1": "Active"}},
+            {"lastModtimestamp": 2, "signalType": "Text", "hashValue": AD, "caseNumbers": {"c2": "Active"}},
+            {"lastModtimestamp": 3, "signalType": "VideoTMK", "hashValue": "abc", "caseNumbers": {}},
+            {"lastModtimestamp": 4, "signalType": "Text", "hashValue": AD, "caseNumbers": {"c3": "Withdrawn"}}
+        ]
+    });
+    let (items, _, _, skipped) = parse_stopncii(&body.to_string()).unwrap();
+    assert_eq!(skipped.get("VideoTMK"), Some(&1));
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].text, vec![url("https://example.net/p")]);
+    assert_eq!(
+        items[1].text,
+        vec![bulwark_banks::TextSignal::TextHash(ad_hash)]
+    );
+    assert!(
+        items[2].deleted && items[2].key == items[1].key,
+        "withdrawn Text removes the same item"
+    );
+
+    // A Bulwark leader's change feed: a type this node does not know is
+    // skipped (it used to fail the whole page).
+    let page = json!({"next_after": 9, "more": false, "changes": [
+        {"content_id": 5, "enabled": true, "signals": [
+            {"signal_type": "phone", "value": "+1 415 555 0142"},
+            {"signal_type": "video_tmk_pdqf", "value": "00ff"},
+            {"signal_type": "text_hash", "value": ad_hash.to_string()}]},
+        {"content_id": 6, "enabled": true, "signals": [
+            {"signal_type": "future_type", "value": "x"}]}
+    ]});
+    let (items, next, more, skipped) = parse_bulwark_changes(&page).unwrap();
+    assert_eq!((next, more), (9, false));
+    assert_eq!(items[0].text.len(), 2);
+    assert_eq!(items[0].text[0].value(), "+14155550142");
+    assert!(items[1].deleted, "nothing Bulwark holds: nothing to bank");
+    assert_eq!(
+        skipped,
+        [
+            ("future_type".to_string(), 1),
+            ("video_tmk_pdqf".to_string(), 1)
+        ]
+        .into_iter()
+        .collect()
+    );
+}
+
+/// Issue 18, end to end: a python-threatexchange CSV file with text and
+/// entity signals banks them (a re-post of the ad matches through the text
+/// hash, the URL by its canonical form), and the status counts the skipped
+/// types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threatexchange_file_exchange_carries_text_and_entity_signals() {
+    let file = format!(
+        "signal_type,signal_str,collab,category,tags\n\
+         raw_text,\"{AD}\",Ads Collab,POSITIVE_CLASS,\n\
+         url,https://shop.example.com/listing?id=7,Ads Collab,POSITIVE_CLASS,\n\
+         url_md5,0123456789abcdef0123456789abcdef,Ads Collab,POSITIVE_CLASS,\n"
+    );
+    let app = Router::new().route(
+        "/dataset.csv",
+        get(move || {
+            let t = file.clone();
+            async move { t }
+        }),
+    );
+    let base = serve(app).await;
+    let h = Hma::start().await;
+    let r = h.post("/c/exchanges", json!({"api": "threatexchange_file", "bank": "TE_ADS", "api_json": {"url": format!("{base}/dataset.csv")}})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let st = h.post_empty("/c/exchange/TE_ADS/fetch").await.json();
+    assert_eq!(st["last_fetch_succeeded"], true, "{st}");
+    assert_eq!(st["fetched_items"], 2, "{st}");
+    assert_eq!(st["skipped_signals"], json!({"url_md5": 1}), "{st}");
+    let repost = bulwark_signals::TextHash::of_text(AD_REPOST).unwrap();
+    let d = repost.distance(&bulwark_signals::TextHash::of_text(AD).unwrap());
+    assert!(
+        d <= bulwark_signals::TEXT_HASH_RADIUS,
+        "the re-post is within the radius ({d})"
+    );
+    let m = h
+        .get(&format!(
+            "/m/lookup?signal_type=text_hash&signal={repost}&bypass_coinflip=true"
+        ))
+        .await
+        .json();
+    assert!(m["TE_ADS"].is_array(), "{m}");
+    let m = h
+        .get(&format!(
+            "/m/lookup?signal_type=url&signal={}&bypass_coinflip=true",
+            urlencode("https://SHOP.example.com/listing?id=7&utm_source=feed")
+        ))
+        .await
+        .json();
+    assert!(m["TE_ADS"].is_array(), "{m}");
+    // Fetched again unchanged: the counts are the file's, not summed.
+    let st = h.post_empty("/c/exchange/TE_ADS/fetch").await.json();
+    assert_eq!(st["skipped_signals"], json!({"url_md5": 1}), "{st}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn threatexchange_file_exchange_imports_and_prunes() {
     let file = std::sync::Arc::new(std::sync::Mutex::new(format!(

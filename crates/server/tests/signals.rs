@@ -256,8 +256,9 @@ async fn text_and_entity_banks(app: &TestApp) {
         .await;
     assert_eq!(of_type(&m["matches"], "phone").len(), 1, "{m}");
     // The text-hash index follows writes: a text hash added to a bank
-    // matches at once; after its item is deleted it no longer does (the
-    // index is rebuilt on a removal), and one added after that matches.
+    // matches at once; after its item is deleted it no longer does (its
+    // entries are marked dead, nothing is rebuilt), and one added after
+    // that matches.
     let third = "Wooden bookshelf, five shelves, light oak, assembled, collect from the flat";
     let th = TextHash::of_text(third).unwrap();
     let lookup =
@@ -916,9 +917,99 @@ async fn rescue_banks_reported_content_only(app: &TestApp) {
     assert!(g.get("rescue_matches").is_none(), "{g}");
 }
 
+/// Compiled rule banks are cached by the bank's rule version: an edited
+/// bank takes effect on the next match, also when the rules are deleted
+/// and set again at once (the version is never reused), and other banks'
+/// cached rules are unaffected.
+async fn edited_rule_banks_take_effect(app: &TestApp) {
+    for b in ["edit-en", "steady-en"] {
+        let (s, _) = app.post("/v1/banks", json!({"name": b})).await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let curator = app.key(Role::Curator).await;
+    let matcher = app.key(Role::Matcher).await;
+    let put = |bank: &'static str, word: &'static str| {
+        let body = json!({"language": "en", "rules": [RuleSpec::keyword(word, word)]});
+        let (app, curator) = (app, curator.clone());
+        async move {
+            let (s, j) = app
+                .call(
+                    Method::PUT,
+                    &format!("/v1/banks/{bank}/rules"),
+                    Some(&curator),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{j}");
+        }
+    };
+    let rules_hit = |text: &'static str| {
+        let (app, matcher) = (app, matcher.clone());
+        async move {
+            let (s, m) = app
+                .call(
+                    Method::POST,
+                    "/v1/match",
+                    Some(&matcher),
+                    Some(json!({"text": text, "language": "en"})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{m}");
+            let mut got: Vec<(String, String)> = of_type(&m["matches"], "rule")
+                .iter()
+                .map(|r| {
+                    (
+                        r["bank"].as_str().unwrap().to_string(),
+                        r["explanation"]["rule"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            got.sort();
+            got
+        }
+    };
+    let pair = |b: &str, r: &str| (b.to_string(), r.to_string());
+    put("edit-en", "kitten").await;
+    put("steady-en", "sofa").await;
+    let text = "A kitten and a puppy, also a parrot and a sofa";
+    assert_eq!(
+        rules_hit(text).await,
+        vec![pair("edit-en", "kitten"), pair("steady-en", "sofa")]
+    );
+    // Edited twice in a row (within the same millisecond, likely): the last
+    // edit is what runs.
+    put("edit-en", "puppy").await;
+    put("edit-en", "parrot").await;
+    assert_eq!(
+        rules_hit(text).await,
+        vec![pair("edit-en", "parrot"), pair("steady-en", "sofa")]
+    );
+    // Deleted and set again at once: not the rules cached before.
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            "/v1/banks/edit-en/rules",
+            Some(&curator),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    put("edit-en", "kitten").await;
+    assert_eq!(
+        rules_hit(text).await,
+        vec![pair("edit-en", "kitten"), pair("steady-en", "sofa")]
+    );
+    // The same again (cached now) gives the same answer.
+    assert_eq!(
+        rules_hit(text).await,
+        vec![pair("edit-en", "kitten"), pair("steady-en", "sofa")]
+    );
+}
+
 both_databases!(
     text_and_entity_banks,
     rule_banks_explain_for_reviewers,
+    edited_rule_banks_take_effect,
     reported_message_text_is_matched,
     rescue_banks_reported_content_only,
 );
@@ -1103,4 +1194,83 @@ async fn hma_surface_lists_and_looks_up_text_signals() {
         .await;
     assert_eq!(s, StatusCode::OK);
     plain.cleanup().await;
+}
+
+/// Figures for docs/SIGNALS.md (not run by default: it banks 10^6 random
+/// text hashes directly in SQLite): the text-hash index's first load at
+/// start (the aggregated read and the build), and what following a removal
+/// and an addition costs afterwards (no rebuild, no count).
+/// `BULWARK_TEXT_FIGURES_N=1000000 cargo test --features bulwark/full --test signals -- --ignored text_index_start_figures --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn text_index_start_figures() {
+    use bulwark_server::api::signals::TextIndexCache;
+    use sqlx::Row;
+    let n: i64 = std::env::var("BULWARK_TEXT_FIGURES_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let app = TestApp::sqlite().await;
+    let (s, _) = app.post("/v1/banks", json!({"name": "bulk"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let st = &app.service.state.store;
+    let t = std::time::Instant::now();
+    for sql in [
+        format!(
+            "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < {n}) \
+             INSERT INTO content (bank_id, kind, dedup_key, enabled, added_by, created_at, updated_at) \
+             SELECT (SELECT id FROM banks WHERE name = 'bulk'), 'signals', 'k' || i, 1, 'figures', 0, 0 FROM k"
+        ),
+        "INSERT INTO signals (content_id, bank_id, signal_type, value) \
+         SELECT id, bank_id, 'text_hash', lower(hex(randomblob(32))) FROM content WHERE added_by = 'figures'"
+            .to_string(),
+    ] {
+        sqlx::query(&sql).execute(&st.pool).await.unwrap();
+    }
+    eprintln!(
+        "inserted {n} text hashes in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let cache = TextIndexCache::default();
+    let catalog = &app.service.state.catalog;
+    let t = std::time::Instant::now();
+    let len = cache.current(st, catalog).await.unwrap().len();
+    eprintln!(
+        "first load (read + build): {len} entries in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(len as i64, n);
+    // A removal and an addition through the service, then the next search.
+    let (_, c) = app
+        .post(
+            "/v1/banks/bulk/content",
+            json!({"signals": {"text_hash": "ab".repeat(32)}}),
+        )
+        .await;
+    let victim: i64 = sqlx::query("SELECT MIN(id) AS i FROM content WHERE added_by = 'figures'")
+        .fetch_one(&st.pool)
+        .await
+        .unwrap()
+        .try_get("i")
+        .unwrap();
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/banks/bulk/content/{victim}"),
+            Some(&app.admin.clone()),
+            None,
+        )
+        .await;
+    assert!(s.is_success());
+    let t = std::time::Instant::now();
+    let len = cache.current(st, catalog).await.unwrap().len();
+    eprintln!(
+        "after one removal and one addition: {len} live entries, brought up to date in {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(len as i64, n);
+    assert!(c["id"].is_i64());
+    let t = std::time::Instant::now();
+    let _ = cache.current(st, catalog).await.unwrap();
+    eprintln!("unchanged: {:.2} ms", t.elapsed().as_secs_f64() * 1e3);
 }

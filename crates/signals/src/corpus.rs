@@ -59,6 +59,11 @@ impl Lang {
     fn arabic_script(self) -> bool {
         matches!(self, Lang::Ar | Lang::Ckb)
     }
+
+    /// Whether the language is written in Arabic script (else Latin).
+    pub fn is_arabic_script_lang(self) -> bool {
+        self.arabic_script()
+    }
 }
 
 /// One contact detail planted in an ad, as canonical value and as written.

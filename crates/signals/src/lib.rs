@@ -19,6 +19,8 @@
 //!   validation, URLs and registrable domains.
 //! - [`rules`]: keyword/regex banks with a language, explaining which rule
 //!   matched which span.
+//! - [`lang`]: which language a text is in, per script (whatlang, with a
+//!   documented rule for Sorani and Kurmanji), for choosing rule banks.
 //! - [`corpus`]: a seeded generator of clearly fictitious classified ads and
 //!   their re-posts, for evaluation on benign text.
 //!
@@ -38,12 +40,14 @@ pub mod corpus;
 pub mod entities;
 pub mod eval;
 pub mod index;
+pub mod lang;
 pub mod normalize;
 pub mod rules;
 pub mod texthash;
 
 pub use entities::{Entity, EntityKind, ExtractOptions, extract};
 pub use index::{IndexParams, TextHashIndex, voucher_open_probability};
+pub use lang::Languages;
 pub use normalize::{Folded, fold};
 pub use rules::{RuleBank, RuleBankSpec, RuleMatch, RuleSpec};
 pub use texthash::{TEXT_HASH_RADIUS, TextHash};

@@ -15,6 +15,7 @@ use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::lang::Languages;
 use crate::normalize::{Folded, fold};
 
 /// One rule as written in a bank file.
@@ -213,7 +214,8 @@ impl Script {
             "en" | "it" | "fr" | "es" | "de" | "pt" | "nl" | "ro" | "pl" | "cs" | "sk" | "hu"
             | "sv" | "da" | "no" | "nb" | "fi" | "et" | "lv" | "lt" | "sl" | "hr" | "bs" | "sq"
             | "tr" | "az" | "kmr" | "ha" | "so" | "sw" | "yo" | "ig" | "tl" | "id" | "ms"
-            | "vi" | "ti" | "om" | "wo" | "ff" | "ca" | "eu" | "ga" | "mt" => Script::Latin,
+            | "vi" | "ti" | "om" | "wo" | "ff" | "ca" | "eu" | "ga" | "mt" | "la" | "eo" | "af"
+            | "zu" | "ak" | "sn" | "uz" | "tk" | "jv" | "cy" => Script::Latin,
             "ru" | "uk" | "be" | "bg" | "mk" | "kk" | "ky" | "tg" | "mn" => Script::Cyrillic,
             "el" => Script::Greek,
             _ => Script::Any,
@@ -267,6 +269,18 @@ impl RuleBank {
     /// look-alikes (folding made them Latin), not on a text entirely in
     /// Arabic script, and an Arabic or Sorani bank not on a Latin-only text.
     pub fn applies_to(&self, folded: &Folded, declared: &[String]) -> bool {
+        self.applies(folded, declared, &Languages::default())
+    }
+
+    /// [`applies_to`](Self::applies_to), with the text's languages
+    /// identified ([`Languages::of`] the original text): when none is
+    /// declared and the folded text has letters of the bank's script, the
+    /// bank runs unless the language identified for that script is a
+    /// different one — so an `it` bank does not run on an English ad, nor an
+    /// `ar` bank on a Sorani one. With no reliable answer for the script, or
+    /// a bank language the detector cannot name ([`crate::lang::can_name`]),
+    /// the script alone decides.
+    pub fn applies(&self, folded: &Folded, declared: &[String], detected: &Languages) -> bool {
         let lang = &self.spec.language;
         if matches!(primary(lang).as_str(), "mul" | "und" | "*") {
             return true;
@@ -275,7 +289,17 @@ impl RuleBank {
             return declared.iter().any(|d| same_language(lang, d));
         }
         let script = Script::of_language(lang);
-        folded.text.chars().any(|c| script.has(c))
+        if !folded.text.chars().any(|c| script.has(c)) {
+            return false;
+        }
+        let bank = primary(lang);
+        match detected.of_script(script) {
+            // `ku` (Kurdish): the detector names its members.
+            Some(d) if crate::lang::can_name(&bank) || bank == "ku" => {
+                same_language(lang, d.language)
+            }
+            _ => true,
+        }
     }
 }
 

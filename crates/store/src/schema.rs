@@ -118,7 +118,8 @@ pub(crate) const MODULES: &[Module] = &[
     // Trafficking signals: rule banks, rescue-photo banks and their
     // reviewers, a report's text signals and rescue matches; v2: the
     // explanation of a text/entity/rule match recorded for the console's
-    // match queue (only the matched excerpt).
+    // match queue (only the matched excerpt); v3: a version per rule bank,
+    // bumped by every PUT, that compiled rule banks are cached by.
     Module {
         key: "signals_schema",
         what: "signals",
@@ -126,6 +127,7 @@ pub(crate) const MODULES: &[Module] = &[
             vec![
                 include_str!("../schema/signals_v1.sql").into(),
                 include_str!("../schema/signals_v2.sql").into(),
+                include_str!("../schema/signals_v3.sql").into(),
             ]
         },
     },
@@ -176,7 +178,7 @@ mod tests {
             (
                 "signals_schema",
                 Backend::Sqlite,
-                &["f1ef6369cf3f603d", "e5acf65e2446b311"],
+                &["f1ef6369cf3f603d", "e5acf65e2446b311", "fd3eae25b9933371"],
             ),
         ];
         for (key, backend, digests) in shipped {

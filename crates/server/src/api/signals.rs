@@ -21,6 +21,7 @@
 //!   designated (`POST /v1/rescue/reviewers`) see those matches.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -196,10 +197,12 @@ pub async fn match_text(
     if !hashes.is_empty() {
         // Through the text-hash index (LSH over the banked text hashes).
         let mut best: BTreeMap<(i64, i64), (u32, TextHash)> = BTreeMap::new();
-        let cached = state.text_index.current(st).await?;
+        let cached = state.text_index.current(st, &state.catalog).await?;
         for q in &hashes {
             for (entry, d) in cached.index.search(q, TEXT_HASH_RADIUS) {
-                let key = cached.refs[entry as usize];
+                let Some(key) = cached.refs[entry as usize] else {
+                    continue;
+                };
                 if best.get(&key).is_none_or(|(b, _)| d < *b) {
                     best.insert(key, (d, *q));
                 }
@@ -235,9 +238,82 @@ pub async fn match_text(
     Ok((out, computed))
 }
 
+/// Compiled rule banks by bank id, each with the `rule_banks.version` it
+/// was compiled from: a query compiles a bank's rules only when its
+/// version changed (a `PUT` on any replica bumps it).
+#[derive(Default)]
+pub struct RuleCache(std::sync::RwLock<std::collections::HashMap<i64, (i64, Arc<RuleBank>)>>);
+
+impl RuleCache {
+    fn get(&self, bank: i64, version: i64) -> Option<Arc<RuleBank>> {
+        let m = self.0.read().unwrap_or_else(|e| e.into_inner());
+        m.get(&bank)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, b)| Arc::clone(b))
+    }
+
+    fn put(&self, bank: i64, version: i64, rules: Arc<RuleBank>) {
+        let mut m = self.0.write().unwrap_or_else(|e| e.into_inner());
+        m.insert(bank, (version, rules));
+    }
+
+    fn keep_only(&self, banks: &HashSet<i64>) {
+        let mut m = self.0.write().unwrap_or_else(|e| e.into_inner());
+        m.retain(|b, _| banks.contains(b));
+    }
+
+    /// Banks compiled and cached (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The compiled rules of a bank at `version`: cached, or read and
+    /// compiled (`None`: the bank has no rules now, or they do not compile).
+    async fn rules_of(
+        &self,
+        st: &Store,
+        bank: i64,
+        name: &str,
+        version: i64,
+    ) -> Result<Option<Arc<RuleBank>>, ApiError> {
+        if let Some(b) = self.get(bank, version) {
+            return Ok(Some(b));
+        }
+        let Some(r) =
+            sqlx::query(&st.sql("SELECT spec, version FROM rule_banks WHERE bank_id = ?"))
+                .bind(bank)
+                .fetch_optional(&st.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let spec: RuleBankSpec =
+            serde_json::from_str(&r.try_get::<String, _>("spec")?).map_err(ApiError::internal)?;
+        let version: i64 = r.try_get("version")?;
+        match RuleBank::new(spec) {
+            Ok(b) => {
+                let b = Arc::new(b);
+                self.put(bank, version, Arc::clone(&b));
+                Ok(Some(b))
+            }
+            Err(e) => {
+                tracing::error!("rules of bank {name}: {e}");
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// The rule matches of every enabled bank with rules (within `banks`) whose
-/// language applies to the text ([`RuleBank::applies_to`]: the declared
-/// `languages`, else the text's scripts).
+/// language applies to the text ([`RuleBank::applies`]: the declared
+/// `languages`, else the text's scripts and the languages identified in
+/// them). Compiled rule sets come from
+/// [`RuleCache`].
 async fn rule_matches(
     state: &AppState,
     text: &str,
@@ -246,27 +322,35 @@ async fn rule_matches(
 ) -> Result<Vec<Value>, ApiError> {
     let st = &state.store;
     let rows = sqlx::query(
-        "SELECT b.name, b.enabled, r.spec FROM rule_banks r JOIN banks b ON b.id = r.bank_id ORDER BY b.name",
+        "SELECT b.id, b.name, b.enabled, r.version FROM rule_banks r JOIN banks b ON b.id = r.bank_id ORDER BY b.name",
     )
     .fetch_all(&st.pool)
     .await?;
     let folded = bulwark_signals::fold(text);
+    // The text's languages per script, when the caller did not declare them.
+    let detected = if languages.is_empty() && !rows.is_empty() {
+        bulwark_signals::Languages::of(text)
+    } else {
+        bulwark_signals::Languages::default()
+    };
     let mut out = Vec::new();
+    let mut present = HashSet::new();
     for r in &rows {
+        let id: i64 = r.try_get("id")?;
+        present.insert(id);
         let name: String = r.try_get("name")?;
         if r.try_get::<i64, _>("enabled")? == 0 || banks.is_some_and(|b| !b.contains(&name)) {
             continue;
         }
-        let spec: RuleBankSpec =
-            serde_json::from_str(&r.try_get::<String, _>("spec")?).map_err(ApiError::internal)?;
-        let bank = match RuleBank::new(spec) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!("rules of bank {name}: {e}");
-                continue;
-            }
+        let Some(bank) = state
+            .text_index
+            .rules
+            .rules_of(st, id, &name, r.try_get("version")?)
+            .await?
+        else {
+            continue;
         };
-        if !bank.applies_to(&folded, languages) {
+        if !bank.applies(&folded, languages, &detected) {
             continue;
         }
         for m in bank.explain_folded(text, &folded) {
@@ -285,67 +369,159 @@ async fn rule_matches(
             }));
         }
     }
+    state.text_index.rules.keep_only(&present);
     Ok(out)
 }
 
 /// The banked text hashes in a [`TextHashIndex`], kept in memory and brought
-/// up to date before a search whenever the `changes` log moved: rows added
-/// since (by `signals.id`) are inserted; when the count shows rows were also
-/// removed, the index is rebuilt from the store. Between writes a search
-/// costs one indexed `MAX(seq)` query and the index lookup.
+/// up to date before a search by following the `changes` log, as the
+/// catalog does for PDQ: for each change not applied yet, the content's
+/// entries are marked dead and its `text_hash` rows re-read by
+/// `content_id` (an index lookup), a deleted bank's entries are marked dead
+/// in memory. Between writes a search costs one `MAX(seq)` lookup on the
+/// primary key and the index lookup; no request counts or scans the
+/// `signals` table. The one full read is the first load, which
+/// [`TextIndexCache::warm`] does at start (requests wait for it without a
+/// connection). Dead entries are dropped by [`TextIndexCache::compact`]
+/// from the refresh loop, off the request path.
 #[derive(Default)]
 pub struct TextIndexCache {
     inner: tokio::sync::RwLock<CachedTextIndex>,
     refresh: tokio::sync::Mutex<()>,
+    /// Compiled rule banks (kept here, beside the text index, so that the
+    /// service state gains no field).
+    pub rules: RuleCache,
 }
 
 /// A loaded text-hash index.
 pub struct CachedTextIndex {
-    /// The `changes` sequence number it was loaded at (`None`: never loaded).
-    seq: Option<i64>,
-    /// Largest `signals.id` loaded.
-    max_id: i64,
-    /// `text_hash` rows read (some may not parse).
-    rows: i64,
+    /// Every change ≤ `floor` is applied (`None`: never loaded).
+    floor: Option<i64>,
+    /// Changes above `floor` applied already (a gap below them is open).
+    above: std::collections::BTreeSet<i64>,
     /// The index; entry ids are positions in `refs`.
     pub index: TextHashIndex,
-    /// Per entry: (bank id, content id).
-    pub refs: Vec<(i64, i64)>,
+    /// Per entry: (bank id, content id); `None` once removed.
+    pub refs: Vec<Option<(i64, i64)>>,
+    /// Entries in `index` whose `refs` is `None`.
+    dead: usize,
 }
 
 impl Default for CachedTextIndex {
     fn default() -> Self {
         CachedTextIndex {
-            seq: None,
-            max_id: 0,
-            rows: 0,
+            floor: None,
+            above: std::collections::BTreeSet::new(),
             index: TextHashIndex::new(IndexParams::DEFAULT),
             refs: Vec::new(),
+            dead: 0,
         }
     }
 }
 
-type TextRows = (Vec<(TextHash, (i64, i64))>, i64, i64);
-
-/// The banked text hashes with `signals.id > from`: parsed entries, rows
-/// read, largest id.
-async fn text_rows(st: &Store, from: i64) -> Result<TextRows, ApiError> {
-    let rows = sqlx::query(&st.sql(
-        "SELECT id, bank_id, content_id, value FROM signals WHERE signal_type = ? AND id > ? ORDER BY id",
-    ))
-    .bind(bulwark_banks::TEXT_HASH_NAME)
-    .bind(from)
-    .fetch_all(&st.pool)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    let mut top = from;
-    for r in &rows {
-        top = top.max(r.try_get::<i64, _>("id")?);
-        if let Ok(h) = r.try_get::<String, _>("value")?.parse::<TextHash>() {
-            out.push((h, (r.try_get("bank_id")?, r.try_get("content_id")?)));
+impl CachedTextIndex {
+    /// Marks dead every live entry whose content or bank is in the sets.
+    fn kill(&mut self, contents: &HashSet<i64>, banks: &HashSet<i64>) {
+        if contents.is_empty() && banks.is_empty() {
+            return;
+        }
+        for r in &mut self.refs {
+            if r.is_some_and(|(b, c)| contents.contains(&c) || banks.contains(&b)) {
+                *r = None;
+                self.dead += 1;
+            }
         }
     }
-    Ok((out, rows.len() as i64, top))
+
+    fn add(&mut self, entries: Vec<(TextHash, (i64, i64))>) {
+        for (h, key) in entries {
+            let e = self.refs.len() as u64;
+            self.index.insert(&h, e);
+            self.refs.push(Some(key));
+        }
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> usize {
+        self.index.len() - self.dead
+    }
+
+    /// Whether no entry is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Every banked text hash, read as the catalog reads PDQ hashes at load:
+/// one aggregated text per 100,000 rows, in primary-key order.
+async fn all_text_rows(st: &Store) -> Result<Vec<(TextHash, (i64, i64))>, ApiError> {
+    let agg = match st.backend {
+        db::Backend::Sqlite => "group_concat",
+        db::Backend::Postgres => "string_agg",
+    };
+    let sql = st
+        .sql(&format!(
+            "SELECT MAX(id) AS last, {agg}(CAST(content_id AS TEXT) || ',' || CAST(bank_id AS TEXT) || ',' || value, ';') AS data \
+             FROM (SELECT id, content_id, bank_id, value FROM signals WHERE id > ? AND signal_type || '' = '{}' ORDER BY id LIMIT 100000) t",
+            bulwark_banks::TEXT_HASH_NAME
+        ))
+        .into_owned();
+    let mut out = Vec::new();
+    let mut after = 0i64;
+    loop {
+        let row = sqlx::query(&sql).bind(after).fetch_one(&st.pool).await?;
+        let Some(last) = row.try_get::<Option<i64>, _>("last")? else {
+            break;
+        };
+        after = last;
+        let data: String = row.try_get("data")?;
+        for rec in data.split(';') {
+            let mut f = rec.splitn(3, ',');
+            let (Some(c), Some(b), Some(v)) = (f.next(), f.next(), f.next()) else {
+                return Err(ApiError::internal("malformed aggregated text_hash row"));
+            };
+            let (Ok(c), Ok(b), Ok(h)) = (c.parse(), b.parse(), v.parse::<TextHash>()) else {
+                continue;
+            };
+            out.push((h, (b, c)));
+        }
+    }
+    Ok(out)
+}
+
+/// The banked text hashes of some content (by the `signals_content` index).
+async fn text_rows_of(
+    st: &Store,
+    contents: &[i64],
+) -> Result<Vec<(TextHash, (i64, i64))>, ApiError> {
+    let mut out = Vec::new();
+    for chunk in contents.chunks(500) {
+        // Ids are integers formatted here: no injection.
+        let list = chunk
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        // `signal_type || ''` keeps the planner on `signals_content` (the
+        // `(signal_type, value)` index would visit every banked text hash).
+        let rows = sqlx::query(&st.sql(&format!(
+            "SELECT id, bank_id, content_id, value FROM signals WHERE content_id IN ({list}) AND signal_type || '' = ?"
+        )))
+        .bind(bulwark_banks::TEXT_HASH_NAME)
+        .fetch_all(&st.pool)
+        .await?;
+        for r in &rows {
+            if let Ok(h) = r.try_get::<String, _>("value")?.parse::<TextHash>() {
+                out.push((
+                    r.try_get::<i64, _>("id")?,
+                    h,
+                    (r.try_get("bank_id")?, r.try_get("content_id")?),
+                ));
+            }
+        }
+    }
+    out.sort_unstable_by_key(|e| e.0);
+    Ok(out.into_iter().map(|(_, h, k)| (h, k)).collect())
 }
 
 impl TextIndexCache {
@@ -353,62 +529,163 @@ impl TextIndexCache {
     pub async fn current(
         &self,
         st: &Store,
+        catalog: &crate::catalog::Catalog,
     ) -> Result<tokio::sync::RwLockReadGuard<'_, CachedTextIndex>, ApiError> {
-        let seq = latest_change(st).await?;
+        let top = latest_change(st).await?;
         {
             let r = self.inner.read().await;
-            if r.seq == Some(seq) {
+            if r.floor.is_some_and(|f| f >= top) {
                 return Ok(r);
             }
         }
         let _one = self.refresh.lock().await;
-        let seq = latest_change(st).await?;
-        let (loaded_seq, rows_loaded, max_id) = {
-            let r = self.inner.read().await;
-            (r.seq, r.rows, r.max_id)
-        };
-        if loaded_seq != Some(seq) {
-            let total: i64 =
-                sqlx::query(&st.sql("SELECT COUNT(*) AS n FROM signals WHERE signal_type = ?"))
-                    .bind(bulwark_banks::TEXT_HASH_NAME)
-                    .fetch_one(&st.pool)
-                    .await?
-                    .try_get("n")?;
-            // Rows are only added since the last load when the rows above
-            // its largest id make up the new count.
-            let mut append = loaded_seq.is_some();
-            let mut got = if append {
-                text_rows(st, max_id).await?
-            } else {
-                (Vec::new(), 0, 0)
-            };
-            if append && rows_loaded + got.1 != total {
-                append = false;
+        let floor = self.inner.read().await.floor;
+        match floor {
+            None => {
+                // Changes after this are replayed next time (idempotently:
+                // a content's entries are replaced). Below the catalog's
+                // floor no change can still commit.
+                let top = latest_change(st).await?.min(catalog.applied_seq().max(0));
+                let entries = all_text_rows(st).await?;
+                let refs: Vec<Option<(i64, i64)>> = entries.iter().map(|(_, k)| Some(*k)).collect();
+                let index = tokio::task::spawn_blocking(move || {
+                    TextHashIndex::build(
+                        IndexParams::DEFAULT,
+                        entries.iter().enumerate().map(|(e, (h, _))| (*h, e as u64)),
+                    )
+                })
+                .await
+                .map_err(ApiError::internal)?;
+                let mut w = self.inner.write().await;
+                *w = CachedTextIndex {
+                    floor: Some(top),
+                    above: std::collections::BTreeSet::new(),
+                    index,
+                    refs,
+                    dead: 0,
+                };
             }
-            if !append {
-                got = text_rows(st, 0).await?;
-            }
-            let (entries, n_rows, top) = got;
-            let mut w = self.inner.write().await;
-            if append {
-                for (h, key) in entries {
-                    let e = w.refs.len() as u64;
-                    w.index.insert(&h, e);
-                    w.refs.push(key);
-                }
-                w.rows += n_rows;
-            } else {
-                w.index = TextHashIndex::build(
-                    IndexParams::DEFAULT,
-                    entries.iter().enumerate().map(|(e, (h, _))| (*h, e as u64)),
-                );
-                w.refs = entries.into_iter().map(|(_, k)| k).collect();
-                w.rows = n_rows;
-            }
-            w.max_id = top;
-            w.seq = Some(seq);
+            Some(floor) => self.follow(st, catalog, floor).await?,
         }
         Ok(self.inner.read().await)
+    }
+
+    /// Applies the changes above `floor` not applied yet.
+    async fn follow(
+        &self,
+        st: &Store,
+        catalog: &crate::catalog::Catalog,
+        floor: i64,
+    ) -> Result<(), ApiError> {
+        // Read first: every change ≤ the catalog's floor that exists is
+        // visible to the reads below; the others never will be.
+        let settled = catalog.applied_seq();
+        let done = self.inner.read().await.above.clone();
+        let mut after = floor;
+        let mut seqs = Vec::new();
+        let (mut contents, mut banks) = (Vec::new(), Vec::new());
+        loop {
+            let rows = sqlx::query(&st.sql(
+                "SELECT seq, bank_id, content_id FROM changes WHERE seq > ? ORDER BY seq LIMIT 20000",
+            ))
+            .bind(after)
+            .fetch_all(&st.pool)
+            .await?;
+            for r in &rows {
+                let seq: i64 = r.try_get("seq")?;
+                after = seq;
+                if done.contains(&seq) {
+                    continue;
+                }
+                seqs.push(seq);
+                match (
+                    r.try_get::<Option<i64>, _>("bank_id")?,
+                    r.try_get::<Option<i64>, _>("content_id")?,
+                ) {
+                    (_, Some(c)) => contents.push(c),
+                    (Some(b), None) => banks.push(b),
+                    (None, None) => {}
+                }
+            }
+            if rows.len() < 20_000 {
+                break;
+            }
+        }
+        contents.sort_unstable();
+        contents.dedup();
+        banks.sort_unstable();
+        banks.dedup();
+        // Banks that no longer exist (ids are never reused).
+        let mut gone_banks = HashSet::new();
+        for b in banks {
+            let exists = sqlx::query(&st.sql("SELECT id FROM banks WHERE id = ?"))
+                .bind(b)
+                .fetch_optional(&st.pool)
+                .await?
+                .is_some();
+            if !exists {
+                gone_banks.insert(b);
+            }
+        }
+        let fresh = text_rows_of(st, &contents).await?;
+        let mut w = self.inner.write().await;
+        w.kill(&contents.into_iter().collect::<HashSet<i64>>(), &gone_banks);
+        w.add(fresh);
+        w.above.extend(seqs);
+        let mut f = floor;
+        while w.above.remove(&(f + 1)) {
+            f += 1;
+        }
+        // A gap the catalog has passed is a change that never committed.
+        if settled > f {
+            f = settled;
+            w.above.retain(|s| *s > settled);
+            while w.above.remove(&(f + 1)) {
+                f += 1;
+            }
+        }
+        w.floor = Some(f);
+        Ok(())
+    }
+
+    /// Loads the index now (at start, so that no request does the full read).
+    pub async fn warm(&self, st: &Store, catalog: &crate::catalog::Catalog) {
+        let started = std::time::Instant::now();
+        match self.current(st, catalog).await {
+            Ok(c) => tracing::info!(
+                "text-hash index loaded: {} entries in {:.2} s",
+                c.len(),
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => tracing::warn!("loading the text-hash index failed: {}", e.message),
+        }
+    }
+
+    /// Drops dead entries once they are over a quarter of the index (and
+    /// over 4,096): the tables are rebuilt from the live entries on a
+    /// blocking thread while searches go on, then swapped in. Called from
+    /// the refresh loop.
+    pub async fn compact(&self) {
+        let _one = self.refresh.lock().await;
+        let live = {
+            let r = self.inner.read().await;
+            if r.dead <= (r.index.len() / 4).max(4096) {
+                return;
+            }
+            r.index
+                .entries()
+                .filter(|(_, e)| r.refs[*e as usize].is_some())
+                .collect::<Vec<_>>()
+        };
+        let Ok(index) =
+            tokio::task::spawn_blocking(move || TextHashIndex::build(IndexParams::DEFAULT, live))
+                .await
+        else {
+            return;
+        };
+        let mut w = self.inner.write().await;
+        w.index = index;
+        w.dead = 0;
     }
 }
 
@@ -439,7 +716,8 @@ pub fn parse_text_signals(
 /// Analysis options from a request's `region` (CLDR id such as `GB`: how
 /// national phone numbers are read) and `language` (a BCP 47 tag or a list:
 /// the text's languages, which choose the rule banks that run on it; absent,
-/// the text's scripts choose, see [`RuleBank::applies_to`]).
+/// the text's scripts and the languages identified in them choose, see
+/// [`RuleBank::applies`]).
 pub fn options(
     region: Option<&Value>,
     language: Option<&Value>,
@@ -515,15 +793,19 @@ pub async fn rules_put(
     let s = &state.store;
     let mut tx = s.begin().await?;
     sqlx::query(&s.sql(
-        "INSERT INTO rule_banks (bank_id, language, spec, updated_at, updated_by) VALUES (?, ?, ?, ?, ?) \
+        "INSERT INTO rule_banks (bank_id, language, spec, updated_at, updated_by, version) VALUES (?, ?, ?, ?, ?, ?) \
          ON CONFLICT (bank_id) DO UPDATE SET language = excluded.language, spec = excluded.spec, \
-         updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+         updated_at = excluded.updated_at, updated_by = excluded.updated_by, \
+         version = CASE WHEN rule_banks.version + 1 > excluded.version THEN rule_banks.version + 1 ELSE excluded.version END",
     ))
     .bind(b.id)
     .bind(&spec.language)
     .bind(serde_json::to_string(&spec).map_err(ApiError::internal)?)
     .bind(now_ms())
     .bind(&caller.key_id)
+    // Strictly increasing per bank and never below the write's time (ms):
+    // rules deleted and set again do not reuse a version a cache holds.
+    .bind(now_ms())
     .execute(&mut *tx)
     .await?;
     db::audit(

@@ -385,6 +385,11 @@ async fn status_json(state: &AppState, name: &str) -> Result<Value, ApiError> {
         "up_to_date": r.try_get::<i64, _>("up_to_date")? != 0,
         "fetched_items": r.try_get::<i64, _>("fetched_items")?,
         "last_error": r.try_get::<Option<String>, _>("last_error")?,
+        "skipped_signals": r
+            .try_get::<Option<String>, _>("checkpoint")?
+            .and_then(|c| serde_json::from_str::<Value>(&c).ok())
+            .and_then(|c| c.get("skipped").cloned())
+            .unwrap_or_else(|| json!({})),
     }))
 }
 
@@ -558,6 +563,8 @@ struct Page {
     more: bool,
     /// The items are the whole remote list: mapped items not in it go.
     full: bool,
+    /// Signals of types Bulwark does not hold, skipped on this page.
+    skipped: sources::Skipped,
 }
 
 fn config_str<'a>(e: &'a Exchange, k: &str) -> Result<&'a str, String> {
@@ -594,6 +601,7 @@ async fn next_page(state: &AppState, e: &Exchange, checkpoint: &Value) -> Result
             checkpoint_ts: now,
             more: false,
             full: false,
+            skipped: sources::Skipped::new(),
         }),
         Api::Sample => Ok(Page {
             items: sources::sample_items(),
@@ -601,6 +609,7 @@ async fn next_page(state: &AppState, e: &Exchange, checkpoint: &Value) -> Result
             checkpoint_ts: now,
             more: false,
             full: true,
+            skipped: sources::Skipped::new(),
         }),
         Api::TeFile => {
             let text = get_text(&policy, config_str(e, "url")?, Vec::new()).await?;
@@ -613,9 +622,10 @@ async fn next_page(state: &AppState, e: &Exchange, checkpoint: &Value) -> Result
                     checkpoint_ts: now,
                     more: false,
                     full: false,
+                    skipped: sources::Skipped::new(),
                 });
             }
-            let (items, rejected) = sources::parse_te_file(&text);
+            let (items, rejected, skipped) = sources::parse_te_file(&text);
             if !rejected.is_empty() {
                 tracing::warn!(
                     "exchange {}: {} lines rejected (first: line {}: {})",
@@ -631,6 +641,7 @@ async fn next_page(state: &AppState, e: &Exchange, checkpoint: &Value) -> Result
                 checkpoint_ts: now,
                 more: false,
                 full: true,
+                skipped,
             })
         }
         Api::Bulwark => {
@@ -661,13 +672,14 @@ async fn next_page(state: &AppState, e: &Exchange, checkpoint: &Value) -> Result
             .await?;
             let v: Value = serde_json::from_str(&text)
                 .map_err(|e| format!("the leader answered invalid JSON: {e}"))?;
-            let (items, next, more) = sources::parse_bulwark_changes(&v)?;
+            let (items, next, more, skipped) = sources::parse_bulwark_changes(&v)?;
             Ok(Page {
                 items,
                 checkpoint: json!({"after": next}),
                 checkpoint_ts: now,
                 more,
                 full: false,
+                skipped,
             })
         }
         Api::Ncmec => {
@@ -750,11 +762,12 @@ async fn next_page(state: &AppState, e: &Exchange, checkpoint: &Value) -> Result
                         checkpoint_ts: from,
                         more: true,
                         full: false,
+                        skipped: sources::Skipped::new(),
                     });
                 }
                 Err(err) => return Err(err),
             };
-            let (mut items, next, _max_ts) = sources::parse_ncmec(&xml)?;
+            let (mut items, next, _max_ts, skipped) = sources::parse_ncmec(&xml)?;
             if let Some(only) = e.config.get("only_esp_ids").and_then(Value::as_array) {
                 let only: HashSet<String> = only.iter().map(Value::to_string).collect();
                 items.retain(|it| {
@@ -774,6 +787,7 @@ async fn next_page(state: &AppState, e: &Exchange, checkpoint: &Value) -> Result
                 checkpoint_ts,
                 more: !next.is_empty(),
                 full: false,
+                skipped,
             })
         }
         Api::StopNcii => {
@@ -817,7 +831,7 @@ async fn next_page(state: &AppState, e: &Exchange, checkpoint: &Value) -> Result
                 ),
             ];
             let body = get_text(&policy, u.as_str(), headers).await?;
-            let (items, token, next_ts) = sources::parse_stopncii(&body)?;
+            let (items, token, next_ts, skipped) = sources::parse_stopncii(&body)?;
             let more = token.is_some();
             let cp = match token {
                 Some(t) => json!({"ts": start, "page": t}),
@@ -829,6 +843,7 @@ async fn next_page(state: &AppState, e: &Exchange, checkpoint: &Value) -> Result
                 checkpoint_ts: next_ts,
                 more,
                 full: false,
+                skipped,
             })
         }
     }
@@ -982,6 +997,30 @@ async fn apply(
     Ok(n)
 }
 
+/// The page's checkpoint carrying `skipped`: the counts of signals skipped
+/// for their type ([`sources::map_signal`]) over every fetch so far, by the
+/// remote's type name (shown by the status route as `skipped_signals`). A
+/// page that is the whole remote list (`full`) replaces the counts.
+fn with_skipped(mut next: Value, previous: &Value, page: &sources::Skipped, full: bool) -> Value {
+    let mut total: sources::Skipped = if full {
+        sources::Skipped::new()
+    } else {
+        previous
+            .get("skipped")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    };
+    for (k, n) in page {
+        *total.entry(k.clone()).or_default() += n;
+    }
+    if let Value::Object(m) = &mut next
+        && !total.is_empty()
+    {
+        m.insert("skipped".into(), json!(total));
+    }
+    next
+}
+
 /// NCMEC ranges end this many seconds before now (as python-threatexchange's
 /// client: entries stamped at the very end of a range may not all be
 /// listed yet).
@@ -1049,7 +1088,14 @@ pub async fn run(state: &AppState, e: &Exchange) -> Result<(), ApiError> {
                     }
                 }
             }
-            checkpoint = page.checkpoint;
+            checkpoint = with_skipped(page.checkpoint, &checkpoint, &page.skipped, page.full);
+            if !page.skipped.is_empty() {
+                tracing::info!(
+                    "exchange {}: skipped signals of types Bulwark does not hold: {:?}",
+                    e.name,
+                    page.skipped
+                );
+            }
             sqlx::query(&s.sql(
                 "UPDATE hma_exchange_status SET checkpoint = ?, checkpoint_ts = ?, \
                  fetched_items = fetched_items + ?, up_to_date = ? WHERE name = ?",

@@ -14,6 +14,14 @@
 //!   and `x-functions-key` headers, paged by `nextPageToken`, checkpointed by
 //!   `nextSetTimestamp`).
 //!
+//! Signal types are mapped to Bulwark's by [`map_signal`]: media hashes,
+//! and the text and entity types where the exchange has one
+//! (python-threatexchange's `url` and `raw_text`, StopNCII's `URL` and
+//! `Text`, and every Bulwark name from a Bulwark leader or a Bulwark-written
+//! file). A type Bulwark does not hold (`url_md5`, `trend_query`,
+//! `VideoTMK`, NCMEC's SHA-1, …) is skipped and counted by its remote name
+//! ([`Skipped`]), never an error; a known type with a bad value is.
+//!
 //! The NCMEC and StopNCII clients are written against the request and
 //! response shapes their documentation publishes (as python-threatexchange's
 //! clients use them) and tested with fixtures written from those shapes: the
@@ -21,8 +29,71 @@
 //! `tests/hma_conformance.rs`. They have not been run against the live
 //! services (no network here).
 
-use bulwark_banks::{Format, Signal, SignalType};
+use std::collections::BTreeMap;
+
+use bulwark_banks::{AnySignal, Format, Signal, SignalType, TextSignal};
 use serde_json::{Map, Value, json};
+
+/// Signals of types Bulwark does not hold, skipped, counted by the name
+/// the exchange gave the type.
+pub type Skipped = BTreeMap<String, u64>;
+
+fn skip(skipped: &mut Skipped, type_name: &str) {
+    *skipped
+        .entry(type_name.chars().take(40).collect())
+        .or_default() += 1;
+}
+
+/// python-threatexchange's `RawTextSignal` name (StopNCII's `Text` maps to it).
+pub const RAW_TEXT: &str = "raw_text";
+
+/// A remote signal as Bulwark holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mapped {
+    /// PDQ, MD5, SHA-256.
+    Media(Signal),
+    /// A text hash or an entity.
+    Text(TextSignal),
+}
+
+/// Maps one remote signal, by the type name its exchange uses, to
+/// Bulwark's types. `Ok(None)`: a type Bulwark does not hold (to be skipped
+/// and counted); `Err`: a type it holds with a value that does not parse.
+///
+/// | remote name | source | Bulwark type |
+/// | --- | --- | --- |
+/// | `pdq`, `video_md5`, `photo_md5`, `md5`, `sha256` | python-threatexchange, Bulwark | `pdq`, `md5`, `sha256` |
+/// | `ImagePDQ`, `VideoMD5` | StopNCII | `pdq`, `md5` |
+/// | `url` (`URLSignal`) | python-threatexchange, Bulwark | `url` (canonicalised WHATWG URL) |
+/// | `URL` | StopNCII | `url` |
+/// | `raw_text` (`RawTextSignal`), `Text` | python-threatexchange, StopNCII | `text_hash` of the text |
+/// | `text_hash`, `phone`, `telegram_user`, `btc_address`, `domain`, … | Bulwark | the same type |
+///
+/// `raw_text` is the text itself (python-threatexchange matches it by edit
+/// distance); Bulwark banks its near-duplicate hash, so re-posts of the
+/// text match as any banked ad does. A text without words (only numbers,
+/// emoji or punctuation) has no hash and is an error.
+pub fn map_signal(type_name: &str, value: &str) -> Result<Option<Mapped>, String> {
+    let name = match type_name.trim() {
+        "ImagePDQ" => "pdq",
+        "VideoMD5" => "md5",
+        "URL" => "url",
+        "Text" => RAW_TEXT,
+        other => other,
+    };
+    if name == RAW_TEXT {
+        return bulwark_signals::TextHash::of_text(value)
+            .map(|h| Some(Mapped::Text(TextSignal::TextHash(h))))
+            .ok_or_else(|| "raw_text: the text has no words to hash".to_string());
+    }
+    if !AnySignal::is_type_name(name) {
+        return Ok(None);
+    }
+    match AnySignal::parse(name, value).map_err(|e| e.to_string())? {
+        AnySignal::Media(s) => Ok(Some(Mapped::Media(s))),
+        AnySignal::Text(t) => Ok(Some(Mapped::Text(t))),
+    }
+}
 
 /// An exchange API type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,6 +318,17 @@ impl Item {
         }
     }
 
+    fn mapped(key: String, m: Mapped, quality: Option<u32>) -> Item {
+        match m {
+            Mapped::Media(s) => Item::of(key, vec![(s, quality)]),
+            Mapped::Text(t) => {
+                let mut it = Item::of(key, Vec::new());
+                it.text.push(t);
+                it
+            }
+        }
+    }
+
     fn gone(key: String) -> Item {
         Item {
             key,
@@ -305,8 +387,14 @@ pub fn sample_items() -> Vec<Item> {
 
 /// Parses a python-threatexchange file (`dataset -P` lines, or its
 /// `--csv`); the same signal from several collaborations is one item.
-/// Returns the items and the rejected lines (1-based, with why).
-pub fn parse_te_file(text: &str) -> (Vec<Item>, Vec<(usize, String)>) {
+/// Returns the items, the rejected lines (1-based, with why) and the
+/// signals skipped for their type ([`map_signal`]).
+///
+/// `raw_text` is read from the CSV form, where the text is one quoted
+/// field; in the lines form its text cannot be told from the opinion
+/// columns that follow, so such a line is skipped (counted as
+/// `raw_text (lines form)`).
+pub fn parse_te_file(text: &str) -> (Vec<Item>, Vec<(usize, String)>, Skipped) {
     let csv = text.lines().next().is_some_and(|l| {
         l.trim_start_matches('\u{feff}')
             .starts_with("signal_type,signal_str")
@@ -315,11 +403,34 @@ pub fn parse_te_file(text: &str) -> (Vec<Item>, Vec<(usize, String)>) {
     let mut items: Vec<Item> = Vec::new();
     let mut index = std::collections::HashMap::new();
     let mut rejected = Vec::new();
+    let mut skipped = Skipped::new();
     for (i, line) in text.lines().enumerate() {
-        match format.parse_line(line) {
+        let parsed = match te_line_type(line, csv) {
+            Some(TeType::Unknown(t)) => {
+                skip(&mut skipped, &t);
+                continue;
+            }
+            Some(TeType::RawTextLines) => {
+                skip(&mut skipped, "raw_text (lines form)");
+                continue;
+            }
+            Some(TeType::RawTextCsv { text, rest }) => match map_signal(RAW_TEXT, &text) {
+                Ok(Some(Mapped::Text(t))) => {
+                    format.parse_any_line(&format!("{},{}{rest}", t.signal_type(), t.value()))
+                }
+                Ok(_) => Err("raw_text did not map to a text hash".to_string()),
+                Err(e) => Err(e),
+            },
+            None => format.parse_any_line(line),
+        };
+        match parsed {
             Ok(None) => {}
             Ok(Some(r)) => {
-                let key = r.signal.to_string().replace(' ', ":");
+                let (key, m) = match r.signal {
+                    AnySignal::Media(s) => (s.to_string(), Mapped::Media(s)),
+                    AnySignal::Text(t) => (t.to_string(), Mapped::Text(t)),
+                };
+                let key = key.replace(' ', ":");
                 let opinion = r.metadata.clone().unwrap_or_else(|| json!({}));
                 match index.get(&key) {
                     Some(&at) => {
@@ -332,7 +443,7 @@ pub fn parse_te_file(text: &str) -> (Vec<Item>, Vec<(usize, String)>) {
                     }
                     None => {
                         index.insert(key.clone(), items.len());
-                        let mut it = Item::of(key, vec![(r.signal, r.quality)]);
+                        let mut it = Item::mapped(key, m, r.quality);
                         it.metadata = Some(json!({ "opinions": [opinion] }));
                         items.push(it);
                     }
@@ -341,12 +452,90 @@ pub fn parse_te_file(text: &str) -> (Vec<Item>, Vec<(usize, String)>) {
             Err(e) => rejected.push((i + 1, e)),
         }
     }
-    (items, rejected)
+    (items, rejected, skipped)
+}
+
+/// What the type column of a threatexchange file line needs beyond
+/// [`Format::parse_any_line`].
+enum TeType {
+    /// A type Bulwark does not hold (its name).
+    Unknown(String),
+    /// `raw_text` in the lines form (ambiguous).
+    RawTextLines,
+    /// `raw_text` in the CSV form: the text, and the line after its field.
+    RawTextCsv { text: String, rest: String },
+}
+
+fn te_line_type(line: &str, csv: bool) -> Option<TeType> {
+    let line = line.trim_start_matches('\u{feff}').trim_end_matches('\r');
+    let t = line.trim_start();
+    if t.is_empty() || t.starts_with('#') {
+        return None;
+    }
+    let ty = if csv {
+        t.split(',').next().unwrap_or("").trim()
+    } else {
+        t.split(char::is_whitespace).next().unwrap_or("")
+    };
+    if ty == RAW_TEXT {
+        if !csv {
+            return Some(TeType::RawTextLines);
+        }
+        let after_type = &t[t.find(',').map_or(t.len(), |i| i + 1)..];
+        let (text, rest) = csv_field(after_type);
+        return Some(TeType::RawTextCsv {
+            text,
+            rest: rest.to_string(),
+        });
+    }
+    // A CSV header, or a PDQ CSV row (`hash,quality,…`) in a file without the
+    // threatexchange header: the list parser decides.
+    let header = ["signal_type", "hash", "pdq"].contains(&ty);
+    let has_value = if csv {
+        t.contains(',')
+    } else {
+        t.split_whitespace().nth(1).is_some()
+    };
+    let looks_like_type = ty.starts_with(|c: char| c.is_ascii_alphabetic())
+        && ty.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !ty.chars().all(|c| c.is_ascii_hexdigit());
+    if AnySignal::is_type_name(ty) || header || !has_value || !looks_like_type {
+        return None;
+    }
+    Some(TeType::Unknown(ty.to_string()))
+}
+
+/// The first field of a CSV line (RFC 4180 quoting) and what follows it
+/// (from its separating comma, or empty).
+fn csv_field(s: &str) -> (String, &str) {
+    let Some(body) = s.strip_prefix('"') else {
+        return match s.find(',') {
+            Some(i) => (s[..i].to_string(), &s[i..]),
+            None => (s.to_string(), ""),
+        };
+    };
+    let mut out = String::new();
+    let mut chars = body.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '"' {
+            if chars.peek().map(|&(_, n)| n) == Some('"') {
+                out.push('"');
+                chars.next();
+            } else {
+                let rest = &body[i + 1..];
+                return (out, rest.find(',').map_or("", |j| &rest[j..]));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    (out, "")
 }
 
 /// One page of NCMEC's `GET /v2/entries`: its items, the `next` path (empty
-/// at the end) and the `maxTimestamp` seen (Unix seconds).
-pub fn parse_ncmec(xml: &str) -> Result<(Vec<Item>, String, Option<i64>), String> {
+/// at the end), the `maxTimestamp` seen (Unix seconds), and the
+/// fingerprints skipped for their type (SHA-1, PhotoDNA, …).
+pub fn parse_ncmec(xml: &str) -> Result<(Vec<Item>, String, Option<i64>, Skipped), String> {
     let doc =
         roxmltree::Document::parse(xml).map_err(|e| format!("NCMEC answered invalid XML: {e}"))?;
     let root = doc.root_element();
@@ -358,6 +547,7 @@ pub fn parse_ncmec(xml: &str) -> Result<(Vec<Item>, String, Option<i64>), String
     }
     let mut items = Vec::new();
     let mut max_ts = None;
+    let mut skipped = Skipped::new();
     for group in root.children().filter(|n| n.is_element()) {
         let gname = group.tag_name().name();
         if gname != "images" && gname != "videos" {
@@ -396,7 +586,11 @@ pub fn parse_ncmec(xml: &str) -> Result<(Vec<Item>, String, Option<i64>), String
                             let t = match h.tag_name().name() {
                                 "md5" => SignalType::Md5,
                                 "pdq" => SignalType::Pdq,
-                                _ => continue, // SHA-1, PhotoDNA, TMK: not Bulwark's
+                                // SHA-1, PhotoDNA, TMK: not Bulwark's
+                                other => {
+                                    skip(&mut skipped, other);
+                                    continue;
+                                }
                             };
                             if let Some(Ok(s)) = h.text().map(|v| t.parse(v)) {
                                 signals.push((s, None));
@@ -428,12 +622,14 @@ pub fn parse_ncmec(xml: &str) -> Result<(Vec<Item>, String, Option<i64>), String
         .unwrap_or("")
         .trim()
         .to_string();
-    Ok((items, next, max_ts))
+    Ok((items, next, max_ts, skipped))
 }
 
 /// One page of StopNCII's `FetchHashes`: its items, the next page token
-/// (when `hasMoreRecords`) and `nextSetTimestamp`.
-pub fn parse_stopncii(body: &str) -> Result<(Vec<Item>, Option<String>, i64), String> {
+/// (when `hasMoreRecords`), `nextSetTimestamp`, and the records skipped
+/// for their type. `ImagePDQ`, `VideoMD5`, `URL` and `Text` are held
+/// ([`map_signal`]); `VideoTMK` and `Unknown` are not.
+pub fn parse_stopncii(body: &str) -> Result<(Vec<Item>, Option<String>, i64, Skipped), String> {
     let v: Value =
         serde_json::from_str(body).map_err(|e| format!("StopNCII answered invalid JSON: {e}"))?;
     let next_ts = v["nextSetTimestamp"]
@@ -445,17 +641,21 @@ pub fn parse_stopncii(body: &str) -> Result<(Vec<Item>, Option<String>, i64), St
         .filter(|t| more && !t.is_empty())
         .map(str::to_string);
     let mut items = Vec::new();
+    let mut skipped = Skipped::new();
     for r in v["hashRecords"].as_array().map_or(&[][..], Vec::as_slice) {
         let (Some(st), Some(hv)) = (r["signalType"].as_str(), r["hashValue"].as_str()) else {
             return Err("a StopNCII hash record without signalType or hashValue".into());
         };
-        let t = match st {
-            "ImagePDQ" => SignalType::Pdq,
-            "VideoMD5" => SignalType::Md5,
-            _ => continue, // TMK, text, URLs: not Bulwark's
-        };
+        if !matches!(st, "ImagePDQ" | "VideoMD5" | "URL" | "Text") {
+            skip(&mut skipped, st);
+            continue;
+        }
         // A record replaces the earlier one of the same type and hash.
-        let key = format!("{st}:{}", hv.trim().to_ascii_lowercase());
+        let key = if matches!(st, "ImagePDQ" | "VideoMD5") {
+            format!("{st}:{}", hv.trim().to_ascii_lowercase())
+        } else {
+            format!("{st}:{}", hv.trim())
+        };
         let gone = |v: &Value| matches!(v.as_str(), Some("Withdrawn" | "Deleted"));
         // The aggregate status, or every case withdrawn, or a CSP's feedback
         // saying so: StopNCII's client is to delete the hash.
@@ -469,8 +669,10 @@ pub fn parse_stopncii(body: &str) -> Result<(Vec<Item>, Option<String>, i64), St
             items.push(Item::gone(key));
             continue;
         }
-        let s = t.parse(hv).map_err(|e| format!("StopNCII record: {e}"))?;
-        let mut it = Item::of(key, vec![(s, None)]);
+        let m = map_signal(st, hv)
+            .map_err(|e| format!("StopNCII record: {e}"))?
+            .ok_or("StopNCII record of an unmapped type")?;
+        let mut it = Item::mapped(key, m, None);
         it.metadata = Some(json!({
             "hash_status": r["hashStatus"],
             "case_numbers": r["caseNumbers"],
@@ -478,16 +680,19 @@ pub fn parse_stopncii(body: &str) -> Result<(Vec<Item>, Option<String>, i64), St
         }));
         items.push(it);
     }
-    Ok((items, token, next_ts))
+    Ok((items, token, next_ts, skipped))
 }
 
-/// One change of a Bulwark leader's `/v1/banks/<bank>/changes` page.
-pub fn parse_bulwark_changes(v: &Value) -> Result<(Vec<Item>, i64, bool), String> {
+/// One change of a Bulwark leader's `/v1/banks/<bank>/changes` page: the
+/// items, `next_after`, `more`, and the signals skipped for a type this
+/// node does not know (a newer leader's).
+pub fn parse_bulwark_changes(v: &Value) -> Result<(Vec<Item>, i64, bool, Skipped), String> {
     let next = v["next_after"]
         .as_i64()
         .ok_or("the leader's answer has no next_after")?;
     let more = v["more"].as_bool().unwrap_or(false);
     let mut items = Vec::new();
+    let mut skipped = Skipped::new();
     for c in v["changes"]
         .as_array()
         .ok_or("the leader's answer has no changes")?
@@ -506,14 +711,15 @@ pub fn parse_bulwark_changes(v: &Value) -> Result<(Vec<Item>, i64, bool), String
             let (Some(t), Some(v)) = (s["signal_type"].as_str(), s["value"].as_str()) else {
                 return Err("a signal without signal_type or value".into());
             };
-            // A text or entity signal (issue 18), checked as on import.
-            if let Some(tt) = crate::api::signals::text_type(t) {
-                text.push(tt.parse(v).map_err(|e| e.to_string())?);
-                continue;
+            // Media, text or entity signals (issue 18), checked as on import.
+            match map_signal(t, v)? {
+                Some(Mapped::Media(m)) => {
+                    let q = s["quality"].as_u64().and_then(|q| u32::try_from(q).ok());
+                    signals.push((m, q));
+                }
+                Some(Mapped::Text(x)) => text.push(x),
+                None => skip(&mut skipped, t),
             }
-            let t: SignalType = t.parse().map_err(|e| format!("{e}"))?;
-            let q = s["quality"].as_u64().and_then(|q| u32::try_from(q).ok());
-            signals.push((t.parse(v).map_err(|e| e.to_string())?, q));
         }
         let mut it = Item::of(key, signals);
         it.text = text;
@@ -524,7 +730,7 @@ pub fn parse_bulwark_changes(v: &Value) -> Result<(Vec<Item>, i64, bool), String
         }
         items.push(it);
     }
-    Ok((items, next, more))
+    Ok((items, next, more, skipped))
 }
 
 #[cfg(test)]
@@ -574,7 +780,8 @@ mod tests {
   <paging><next>/v2/entries?from=2024-03-01T00%3A00%3A00.000Z&amp;to=2024-03-02T00%3A00%3A00.000Z&amp;start=1001&amp;size=1000&amp;max=2000</next></paging>
 </queryResult>"#
         );
-        let (items, next, max_ts) = parse_ncmec(&xml).unwrap();
+        let (items, next, max_ts, skipped) = parse_ncmec(&xml).unwrap();
+        assert_eq!(skipped.get("sha1"), Some(&2), "SHA-1 skipped and counted");
         assert_eq!(items.len(), 4);
         assert_eq!(items[0].key, "7-img-1");
         assert_eq!(items[0].signals.len(), 2, "MD5 and PDQ; SHA-1 skipped");
@@ -585,7 +792,7 @@ mod tests {
         assert_eq!(items[3].signals[0].0.signal_type(), SignalType::Md5);
         assert!(next.starts_with("/v2/entries?from=") && next.contains("&start=1001"));
         assert_eq!(max_ts, Some(1_709_290_800));
-        let (items, next, _) = parse_ncmec(
+        let (items, next, _, _) = parse_ncmec(
             r#"<queryResult xmlns="https://hashsharing.ncmec.org/hashsharing/v2"><images count="0"/><videos count="0"/></queryResult>"#,
         )
         .unwrap();
@@ -617,7 +824,8 @@ mod tests {
             ]
         })
         .to_string();
-        let (items, token, ts) = parse_stopncii(&body).unwrap();
+        let (items, token, ts, skipped) = parse_stopncii(&body).unwrap();
+        assert_eq!(skipped.get("VideoTMK"), Some(&1));
         assert_eq!(token.as_deref(), Some("page-2"));
         assert_eq!(ts, 1_700_000_500);
         assert_eq!(items.len(), 4, "TMK skipped");
@@ -643,8 +851,9 @@ mod tests {
             "pdq {PDQ} 'Collab A' POSITIVE_CLASS t1\npdq {PDQ} 'Collab B' DISPUTED\nurl https://example.com 'A' POSITIVE_CLASS\n\nvideo_md5 {} 'A' POSITIVE_CLASS\n",
             "ab".repeat(16)
         );
-        let (items, rejected) = parse_te_file(&text);
-        assert_eq!(items.len(), 2);
+        let (items, rejected, skipped) = parse_te_file(&text);
+        assert_eq!(items.len(), 3, "pdq, url (an entity now), video_md5");
+        assert!(skipped.is_empty());
         assert_eq!(
             items[0].metadata.as_ref().unwrap()["opinions"]
                 .as_array()
@@ -652,12 +861,11 @@ mod tests {
                 .len(),
             2
         );
-        assert_eq!(rejected.len(), 1);
-        assert_eq!(rejected[0].0, 3);
+        assert!(rejected.is_empty(), "{rejected:?}");
         let csv = format!(
             "signal_type,signal_str,collab,category,tags\npdq,{PDQ},Collab A,POSITIVE_CLASS,t1 t2\n"
         );
-        let (items, rejected) = parse_te_file(&csv);
+        let (items, rejected, _) = parse_te_file(&csv);
         assert_eq!((items.len(), rejected.len()), (1, 0));
     }
 
