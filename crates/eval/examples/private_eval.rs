@@ -241,6 +241,9 @@ fn measure_beta(innocents: &[&Item], bank: &[PdqHash]) -> f64 {
     (low as f64 / 64.0) / (all as f64 / 256.0)
 }
 
+/// Bank entries: (content id, hash).
+type Bank = Vec<(u64, PdqHash)>;
+
 /// A voucher as the server sees it once opened: how many of its pairs open
 /// in each agreeing table (descending; `opened_pairs_per_table`).
 type Signature = Vec<usize>;
@@ -424,7 +427,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect()
     };
     // (entries, variants) for a pdata with v variants per banked image.
-    let split_of = |v: usize| -> (Vec<(u64, PdqHash)>, Vec<(u64, PdqHash)>) {
+    let split_of = |v: usize| -> (Bank, Bank) {
         bank_of(v)
             .into_iter()
             .partition(|(o, h)| entries[*o as usize][0] == *h)
