@@ -446,7 +446,9 @@ fn is_synthetic(k: &[u8; 32], p: f64, hash: &PdqHash) -> bool {
 /// d ∈ 1..=8 would keep (redrawn until at least m): the count of a false
 /// candidate or of an exact copy tells it from a synthetic voucher by a
 /// likelihood ratio of at most 3 (measured in
-/// `opened_vouchers_agreeing_table_counts_bound_the_likelihood_ratio`).
+/// `opened_vouchers_agreeing_table_counts_bound_the_likelihood_ratio`). With
+/// multi-probe the last third opens m + 1 ..= L − 1 random tables instead
+/// (measured in docs/PRIVATE-MATCHING.md, "The table-count attack").
 ///
 /// Also returns whether the voucher plays a copy (the last two thirds), whose
 /// tables may open more than one pair each (see `synthetic_extra_pairs`).
@@ -468,6 +470,24 @@ fn synthetic_open_tables<R: RngCore>(pdata: &Pdata, rng: &mut R) -> (Vec<bool>, 
         }
         1 => return (vec![true; l], true),
         _ => {}
+    }
+    if pdata.params().probes > 1 && m + 1 < l {
+        // Probing copies agree in any number of tables between m and L
+        // about evenly (resized copies) or in few (crops) — far more often
+        // in L − 1 or L − 2 tables than a probe-free copy 1..8 bits away
+        // (measured with `private_eval`): open m + 1 ..= L − 1 random
+        // tables, each count equally likely.
+        let c = rng.gen_range(m + 1..l);
+        let mut open = vec![false; l];
+        let mut n = 0;
+        while n < c {
+            let t = rng.gen_range(0..l);
+            if !open[t] {
+                open[t] = true;
+                n += 1;
+            }
+        }
+        return (open, true);
     }
     loop {
         let d = rng.gen_range(1..=SYNTHETIC_SIM_MAX_DISTANCE);

@@ -473,7 +473,7 @@ fn multiprobe_table_counts_tell_synthetic_from_real_by_a_bounded_ratio() {
     };
     for (profile, extra) in [(Params::multiprobe(), 0.0), (Params::expanded(), 0.15)] {
         assert_eq!(small(profile).synthetic_extra_pair(), extra);
-        let n = 150;
+        let n = 300;
         let mut synth = world(
             40,
             Params {
