@@ -21,7 +21,10 @@ use std::time::Instant;
 use bulwark_eval::private::{ConfidentCorpus, Item, hash_corpus};
 use bulwark_eval::{Config, find_images, transforms};
 use bulwark_pdq::PdqHash;
-use bulwark_psi::{AccountState, DeviceAccount, Params, Pdata, ServerKeys, Voucher, lsh};
+use bulwark_psi::{
+    AccountState, DeviceAccount, Params, Pdata, Release, ServerKeys, Voucher, lsh,
+    opened_pairs_per_table,
+};
 use rand::SeedableRng;
 use rayon::prelude::*;
 
@@ -56,22 +59,36 @@ fn group_of(name: &str) -> Option<usize> {
     GROUPS.iter().position(|(_, p)| name.starts_with(p))
 }
 
-/// Does `copy` open against `bank_hash` at the LSH level (the same sub-keys the
-/// device sends, no cryptography): at least m tables where a probe agrees.
-fn lsh_tables(positions: &[Vec<u8>], probes: usize, copy: &Item, bank_hash: &PdqHash) -> usize {
+/// In how many tables `copy` agrees with one banked image at the LSH level
+/// (the same sub-keys the device sends, no cryptography): tables where some
+/// probe equals the sub-key of one of the image's bank entries (its hash and
+/// any bank-side variants, which only the first `variant_tables` tables hold).
+fn lsh_tables(
+    positions: &[Vec<u8>],
+    probes: usize,
+    copy: &Item,
+    entries: &[PdqHash],
+    variant_tables: usize,
+) -> usize {
     positions
         .iter()
         .enumerate()
         .filter(|(l, pos)| {
-            let want = lsh::sub_key(bank_hash, *l as u16, pos);
-            lsh::probe_keys(
+            let probe = lsh::probe_keys(
                 &copy.value.hash,
                 &copy.value.margins,
                 *l as u16,
                 pos,
                 probes,
-            )
-            .contains(&want)
+            );
+            let n = if *l < variant_tables {
+                entries.len()
+            } else {
+                1
+            };
+            entries[..n]
+                .iter()
+                .any(|e| probe.contains(&lsh::sub_key(e, *l as u16, pos)))
         })
         .count()
 }
@@ -97,22 +114,31 @@ fn probe_hit(d: u32, k: u32, f: u32, beta: f64) -> f64 {
 }
 
 struct Profile {
-    name: &'static str,
+    name: String,
     params: Params,
+    /// Bank-side variants per banked image (the first n of `bank_variants`).
+    variants: usize,
+    /// How many tables (the first) hold the variants' sub-keys.
+    variant_tables: u16,
 }
 
-/// Modelled false candidates per innocent image against a bank of 10⁶
-/// unrelated photos distributed like the banked half of the corpus: per
-/// table, the chance some probe equals an entry's sub-key given their
-/// distance and the probe's flip count (hypergeometric, with β for
-/// low-margin bits differing more often), then P(≥ m tables) assuming
-/// independent tables; the larger of that and the expected number of single
-/// entries agreeing on m tables (as `psi`'s `lsh_params` example does).
+/// Modelled false candidates per innocent image against a bank of
+/// [`BANK_MODEL`] photos distributed like `bank` (the banked half of the
+/// corpus; each photo's entries: its hash and any bank-side variants, which
+/// only the first `variant_tables` tables hold): per
+/// table and photo, the chance some probe equals one of the photo's distinct
+/// sub-keys in that table (entries whose sub-key repeats an earlier entry's
+/// count once: the pdata holds it once) given their distance and the probe's
+/// flip count (hypergeometric, with β for low-margin bits differing more
+/// often; summed over probes and entries, a union bound), then P(≥ m tables)
+/// assuming independent tables; the larger of that and the expected number of
+/// single photos agreeing on m tables (as `psi`'s `lsh_params` example does).
 fn model_fc(
     p: &Params,
     positions: &[Vec<u8>],
     innocents: &[&Item],
-    bank: &[PdqHash],
+    bank: &[Vec<PdqHash>],
+    variant_tables: usize,
     beta: f64,
 ) -> f64 {
     let k = u32::from(p.bits_per_table);
@@ -121,6 +147,23 @@ fn model_fc(
     // probe_hit for every distance and flip count, once.
     let hit: Vec<[f64; 4]> = (0..=256u32)
         .map(|d| std::array::from_fn(|f| probe_hit(d, k, f as u32, beta)))
+        .collect();
+    // Which entries of each photo bring a new sub-key to each table.
+    let fresh: Vec<Vec<Vec<bool>>> = bank
+        .iter()
+        .map(|es| {
+            positions
+                .iter()
+                .enumerate()
+                .map(|(t, pos)| {
+                    let keys: Vec<lsh::SubKey> =
+                        es.iter().map(|e| lsh::sub_key(e, t as u16, pos)).collect();
+                    (0..keys.len())
+                        .map(|i| (i == 0 || t < variant_tables) && !keys[..i].contains(&keys[i]))
+                        .collect()
+                })
+                .collect()
+        })
         .collect();
     let total: f64 = innocents
         .par_iter()
@@ -139,17 +182,19 @@ fn model_fc(
                 .collect();
             let mut q_mean = vec![0.0; l];
             let mut single = 0.0;
-            for b in bank {
-                let d = a.value.hash.distance(b);
-                let q: Vec<f64> = flips
-                    .iter()
-                    .map(|fs| {
-                        fs.iter()
-                            .map(|&f| hit[d as usize][f as usize])
-                            .sum::<f64>()
-                            .min(1.0)
-                    })
-                    .collect();
+            for (es, fresh) in bank.iter().zip(&fresh) {
+                let mut q = vec![0.0f64; l];
+                for (i, e) in es.iter().enumerate() {
+                    let d = a.value.hash.distance(e) as usize;
+                    for (t, fs) in flips.iter().enumerate() {
+                        if fresh[t][i] {
+                            q[t] += fs.iter().map(|&f| hit[d][f as usize]).sum::<f64>();
+                        }
+                    }
+                }
+                for qi in q.iter_mut() {
+                    *qi = qi.min(1.0);
+                }
                 for (acc, qi) in q_mean.iter_mut().zip(&q) {
                     *acc += qi / bank.len() as f64;
                 }
@@ -196,6 +241,111 @@ fn measure_beta(innocents: &[&Item], bank: &[PdqHash]) -> f64 {
     (low as f64 / 64.0) / (all as f64 / 256.0)
 }
 
+/// Bank entries: (content id, hash).
+type Bank = Vec<(u64, PdqHash)>;
+
+/// A voucher as the server sees it once opened: how many of its pairs open
+/// in each agreeing table (descending; `opened_pairs_per_table`).
+type Signature = Vec<usize>;
+
+/// The table-count attack: for each class of real opened vouchers, how well
+/// the server tells them from synthetic ones by what an opened voucher shows.
+/// Prints, per class, the total variation distance between the two
+/// distributions (a best test's accuracy at equal priors is 0.5 + TV/2), the
+/// likelihood ratio real : synthetic of the class's commonest signature, and
+/// the share of real vouchers whose signature no synthetic voucher showed.
+fn leak_report(
+    profile: &str,
+    real: &[(String, Signature)],
+    synthetic: &[Signature],
+    key: &dyn Fn(&Signature) -> String,
+) {
+    use std::collections::BTreeMap;
+    let dist = |v: &mut dyn Iterator<Item = &Signature>| {
+        let mut m: BTreeMap<String, f64> = BTreeMap::new();
+        let mut n = 0.0;
+        for s in v {
+            *m.entry(key(s)).or_default() += 1.0;
+            n += 1.0;
+        }
+        for x in m.values_mut() {
+            *x /= n;
+        }
+        (m, n as usize)
+    };
+    let (syn, ns) = dist(&mut synthetic.iter());
+    let mut classes: Vec<&str> = real.iter().map(|r| r.0.as_str()).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    println!(
+        "  {profile}: synthetic ({ns} vouchers): {}",
+        syn.iter()
+            .map(|(k, p)| format!("{k} {p:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for c in classes {
+        let (r, nr) = dist(&mut real.iter().filter(|x| x.0 == c).map(|x| &x.1));
+        let keys: std::collections::BTreeSet<&String> = r.keys().chain(syn.keys()).collect();
+        let tv = 0.5
+            * keys
+                .iter()
+                .map(|k| (r.get(*k).unwrap_or(&0.0) - syn.get(*k).unwrap_or(&0.0)).abs())
+                .sum::<f64>();
+        let (mode, pm) = r
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(k, p)| (k.clone(), *p))
+            .unwrap_or_default();
+        let ps = syn.get(&mode).copied().unwrap_or(0.0);
+        let never: f64 = r
+            .iter()
+            .filter(|(k, _)| !syn.contains_key(*k))
+            .map(|(_, p)| p)
+            .sum();
+        let lr = if ps > 0.0 {
+            format!("{:.2}", pm / ps)
+        } else {
+            "∞".into()
+        };
+        println!(
+            "    {c} ({nr} opened): TV {tv:.3}; commonest {mode} ({pm:.3}, synthetic {ps:.3}): LR {lr}; never synthetic {never:.3}; {}",
+            r.iter()
+                .map(|(k, p)| format!("{k} {p:.3}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
+
+fn env_list<T: std::str::FromStr>(name: &str, default: &str) -> Vec<T> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter_map(|x| x.trim().parse().ok())
+        .collect()
+}
+
+/// "k,L,m,probes[,variants[,variant tables]];…" (variants in every table
+/// unless said).
+fn parse_candidates(spec: &str) -> Vec<(u8, u16, u16, u8, usize, u16)> {
+    spec.split(';')
+        .filter_map(|c| {
+            let v: Vec<u16> = c.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+            (4..=6).contains(&v.len()).then(|| {
+                (
+                    v[0] as u8,
+                    v[1],
+                    v[2],
+                    v[3] as u8,
+                    v.get(4).copied().unwrap_or(0) as usize,
+                    v.get(5).copied().unwrap_or(v[1]),
+                )
+            })
+        })
+        .collect()
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [dir, cache, rest @ ..] = args.as_slice() else {
@@ -203,9 +353,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let every: usize = rest.first().map_or(Ok(1), |s| s.parse())?;
     let sweep = rest.iter().any(|s| s == "sweep");
+    // Bank-side variants: centred crops of each banked original at these
+    // fractions per edge (not the 1 % and 2 % the copies are cropped by).
+    // "crop:F" = centred crop of F per edge, "resize:S" = resize by S.
+    let bank_variants: Vec<String> =
+        env_list("PRIVATE_EVAL_BANK_VARIANTS", "crop:0.015,resize:0.3");
     let mut set = transforms::standard_set();
     set.retain(|t| EDITS.contains(&t.name.as_str()));
     assert_eq!(set[0].name, "identity");
+    let n_edits = set.len();
+    for v in &bank_variants {
+        let (kind, x) = v.split_once(':').ok_or("variant: crop:F or resize:S")?;
+        let x: f32 = x.parse()?;
+        set.push(match kind {
+            "crop" => transforms::centred_crop(x),
+            "resize" => transforms::resize(x),
+            _ => return Err(format!("unknown bank variant {v}").into()),
+        });
+    }
     let images: Vec<_> = find_images(std::path::Path::new(dir))?
         .into_iter()
         .step_by(every.max(1))
@@ -233,30 +398,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let names: Vec<&str> = corpus.transforms.iter().map(|t| t.name.as_str()).collect();
     let originals: Vec<&Item> = corpus.items.iter().filter(|i| i.transform == 0).collect();
-    let bank: Vec<(u64, PdqHash)> = originals
-        .iter()
-        .filter(|o| o.original % 2 == 0)
-        .map(|o| (o.original as u64, o.value.hash))
-        .collect();
-    let bank_hashes: Vec<PdqHash> = bank.iter().map(|b| b.1).collect();
-    let orig_hash = |o: usize| {
+    // entries[o] = the original's hash, then its bank-side variants in order.
+    let mut entries: Vec<Vec<PdqHash>> = vec![Vec::new(); corpus.originals.len()];
+    for i in &corpus.items {
+        if i.transform == 0 {
+            entries[i.original].insert(0, i.value.hash);
+        } else if i.transform >= n_edits {
+            entries[i.original].push(i.value.hash);
+        }
+    }
+    let entries_of = |o: usize, v: usize| -> &[PdqHash] { &entries[o][..=v] };
+    let bank_of = |v: usize| -> Vec<(u64, PdqHash)> {
         originals
             .iter()
-            .find(|i| i.original == o)
-            .map(|i| i.value.hash)
+            .filter(|o| o.original % 2 == 0)
+            .flat_map(|o| {
+                entries_of(o.original, v)
+                    .iter()
+                    .map(|h| (o.original as u64, *h))
+            })
+            .collect()
     };
-    // Copies of banked originals (not the identity), and innocents: the
-    // other half and its edits, unless within the radius of a banked hash
-    // (a cross-half near-duplicate is not innocent).
+    let groups_of = |v: usize| -> Vec<Vec<PdqHash>> {
+        originals
+            .iter()
+            .filter(|o| o.original % 2 == 0)
+            .map(|o| entries_of(o.original, v).to_vec())
+            .collect()
+    };
+    // (entries, variants) for a pdata with v variants per banked image.
+    let split_of = |v: usize| -> (Bank, Bank) {
+        bank_of(v)
+            .into_iter()
+            .partition(|(o, h)| entries[*o as usize][0] == *h)
+    };
+    let bank = bank_of(0);
+    let bank_hashes: Vec<PdqHash> = bank.iter().map(|b| b.1).collect();
+    let orig_hash = |o: usize| entries[o][0];
+    // Copies of banked originals (not the identity, not the bank variants),
+    // and innocents: the other half and its edits, unless within the radius
+    // of a banked hash (a cross-half near-duplicate is not innocent).
     let copies: Vec<&Item> = corpus
         .items
         .iter()
-        .filter(|i| i.original % 2 == 0 && i.transform != 0)
+        .filter(|i| i.original % 2 == 0 && i.transform != 0 && i.transform < n_edits)
+        .collect();
+    let exact: Vec<&Item> = originals
+        .iter()
+        .copied()
+        .filter(|o| o.original % 2 == 0)
         .collect();
     let innocents: Vec<&Item> = corpus
         .items
         .iter()
-        .filter(|i| i.original % 2 == 1)
+        .filter(|i| i.original % 2 == 1 && i.transform < n_edits)
         .filter(|i| {
             bank_hashes
                 .iter()
@@ -270,17 +465,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let beta = measure_beta(&innocent_originals, &bank_hashes);
     println!(
-        "corpus: {} originals ({} banked), {} copies of banked originals, {} innocent images ({} originals), β = {beta:.2}",
+        "corpus: {} originals ({} banked), {} copies of banked originals, {} innocent images ({} originals), β = {beta:.2}; bank-side variants (in order): {:?}",
         originals.len(),
         bank.len(),
         copies.len(),
         innocents.len(),
-        innocent_originals.len()
+        innocent_originals.len(),
+        bank_variants
     );
+    for v in 1..=bank_variants.len() {
+        let b = bank_of(v);
+        let near = innocents
+            .iter()
+            .filter(|i| b.iter().any(|e| e.1.distance(&i.value.hash) <= RADIUS))
+            .count();
+        println!(
+            "  innocent images within {RADIUS} of a bank entry with {v} variant(s): {near} (plain PDQ false matches the variants add)"
+        );
+    }
     // Plain PDQ at radius 31 per group.
     let within: Vec<bool> = copies
         .iter()
-        .map(|c| orig_hash(c.original).is_some_and(|h| h.distance(&c.value.hash) <= RADIUS))
+        .map(|c| orig_hash(c.original).distance(&c.value.hash) <= RADIUS)
         .collect();
     print!("plain PDQ recall at {RADIUS}:");
     for (g, (gname, _)) in GROUPS.iter().enumerate() {
@@ -295,62 +501,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!();
 
-    let profiles = vec![
+    let mut profiles = vec![
         Profile {
-            name: "default (v2: 6 × 32 bits, 2 to open, 1 probe)",
+            name: "default (v2: 6 × 32 bits, 2 to open, 1 probe)".into(),
             params: Params::default(),
+            variants: 0,
+            variant_tables: 0,
         },
         Profile {
-            name: "multiprobe (v3: 6 × 40 bits, 1 to open, 5 probes)",
+            name: "multiprobe (v3: 6 × 40 bits, 1 to open, 5 probes)".into(),
             params: Params::multiprobe(),
+            variants: 0,
+            variant_tables: 0,
+        },
+        Profile {
+            name:
+                "expanded (v3: 6 × 44 bits, 1 to open, 5 probes; bank: + crop 1.5 %, resize 0.3×)"
+                    .into(),
+            params: Params::expanded(),
+            variants: 2,
+            variant_tables: 6,
         },
     ];
+    if let Ok(spec) = std::env::var("PRIVATE_EVAL_PROFILES") {
+        // Extra profiles, "k,L,m,probes,variants;…".
+        for (k, l, m, p, v, vt) in parse_candidates(&spec) {
+            profiles.push(Profile {
+                name: format!(
+                    "{l} × {k} bits, {m} to open, {p} probes, {v} bank crop variant(s) in {vt} tables"
+                ),
+                params: Params {
+                    bits_per_table: k,
+                    tables: l,
+                    min_tables: m,
+                    probes: p,
+                    ..Params::default()
+                },
+                variants: v.min(bank_variants.len()),
+                variant_tables: vt,
+            });
+        }
+    }
 
     if sweep {
         println!(
-            "\nLSH-only sweep (no cryptography; 3 pdata seeds; recall vs plain; modelled fc/img at 10⁶):"
+            "\nLSH-only sweep (no cryptography; 3 pdata seeds; recall vs plain; modelled fc/img at 10⁶ banked images):"
         );
         println!(
-            "| k | L | m | probes | resize | jpeg | crop 1% | crop 2% | fc/img (model) | pairs |"
+            "| k | L | m | probes | bank variants (tables) | resize | jpeg | crop 1% | crop 2% | fc/img (model) | pairs |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        let mut cands: Vec<(u8, u16, u16, u8)> = vec![
-            (32, 6, 2, 1),
-            (32, 6, 2, 5),
-            (36, 6, 2, 5),
-            (36, 8, 2, 4),
-            (32, 8, 3, 2),
-            (44, 6, 1, 4),
-            (38, 6, 1, 5),
-            (40, 6, 1, 5),
-            (42, 6, 1, 5),
-            (40, 8, 1, 4),
-            (40, 4, 1, 8),
-            (48, 6, 1, 8),
-        ];
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let mut cands = parse_candidates(
+            "32,6,2,1;40,6,1,5;41,7,1,4;40,6,1,5,1;41,6,1,5,1;41,7,1,4,1;41,6,1,5,1,4;41,7,1,4,1,4;40,6,1,5,2;42,6,1,5,2;43,6,1,5,2;44,6,1,5,2;44,7,1,4,2;46,6,1,5,2;48,6,1,8,2",
+        );
         if let Ok(spec) = std::env::var("PRIVATE_EVAL_SWEEP") {
-            // "k,L,m,probes;…" replaces the built-in list.
-            cands = spec
-                .split(';')
-                .filter_map(|c| {
-                    let v: Vec<u16> = c.split(',').filter_map(|x| x.trim().parse().ok()).collect();
-                    (v.len() == 4).then(|| (v[0] as u8, v[1], v[2], v[3] as u8))
-                })
-                .collect();
+            cands = parse_candidates(&spec);
         }
-        for (k, l, m, p) in cands {
-            let ok = Params {
-                bits_per_table: k,
-                tables: l,
-                min_tables: m,
-                probes: p,
-                ..Params::default()
-            }
-            .validate();
-            if let Err(e) = ok {
-                println!("| {k} | {l} | {m} | {p} | {e} |");
-                continue;
-            }
+        for (k, l, m, p, v, vt) in cands {
             let params = Params {
                 bits_per_table: k,
                 tables: l,
@@ -358,6 +565,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 probes: p,
                 ..Params::default()
             };
+            if let Err(e) = params.validate() {
+                println!("| {k} | {l} | {m} | {p} | {v} ({vt}) | {e} |");
+                continue;
+            }
+            let v = v.min(bank_variants.len());
+            let bank_v = groups_of(v);
             let mut rec = [0.0f64; 4];
             let mut fc = 0.0;
             for s in 0..3u8 {
@@ -368,8 +581,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .filter(|(_, w)| **w)
                     .filter_map(|(c, _)| {
                         let g = group_of(names[c.transform])?;
-                        let o = orig_hash(c.original)?;
-                        Some((g, lsh_tables(&pos, usize::from(p), c, &o) >= usize::from(m)))
+                        let e = entries_of(c.original, v);
+                        let n = lsh_tables(&pos, usize::from(p), c, e, usize::from(vt));
+                        Some((g, n >= usize::from(m)))
                     })
                     .collect();
                 for (g, r) in rec.iter_mut().enumerate() {
@@ -377,10 +591,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let y = hits.iter().filter(|h| h.0 == g && h.1).count();
                     *r += y as f64 / n.max(1) as f64 / 3.0;
                 }
-                fc += model_fc(&params, &pos, &innocent_originals, &bank_hashes, beta) / 3.0;
+                fc += model_fc(
+                    &params,
+                    &pos,
+                    &innocent_originals,
+                    &bank_v,
+                    usize::from(vt),
+                    beta,
+                ) / 3.0;
             }
             println!(
-                "| {k} | {l} | {m} | {p} | {:.3} | {:.3} | {:.3} | {:.3} | {fc:.2e} | {} |",
+                "| {k} | {l} | {m} | {p} | {v} ({vt}) | {:.3} | {:.3} | {:.3} | {:.3} | {fc:.2e} | {} |",
                 rec[0],
                 rec[1],
                 rec[2],
@@ -397,9 +618,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "\nThrough real vouchers (device → wire → AccountState::ingest), recall relative to plain PDQ at {RADIUS}:"
     );
     println!(
-        "| profile | resize | jpeg | crop 1% | crop 2% | false candidates / innocent image | fc/img modelled at 10⁶ | device ms / voucher (2 threads) | bytes / voucher | server ms / voucher (2 threads) |"
+        "| profile | resize | jpeg | crop 1% | crop 2% | false candidates / innocent image | fc/img modelled at 10⁶ | device ms / voucher (2 threads) | bytes / voucher | server ms / voucher (2 threads) | pdata bytes / banked image |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let n_synthetic: usize = std::env::var("PRIVATE_EVAL_SYNTHETIC")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1200);
+    let mut leaks = Vec::new();
     for prof in &profiles {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(42);
         let keys = ServerKeys::generate(&mut rng);
@@ -407,12 +633,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             synthetic_probability: 0.0, // measure the LSH path, not the noise
             ..prof.params
         };
-        let (server_pdata, _table) = Pdata::build(&keys, &params, &bank, &mut rng)?;
-        let device_pdata = Pdata::from_bytes(&server_pdata.to_bytes(), &server_pdata.root())?;
+        let (bank_e, bank_x) = split_of(prof.variants);
+        let (server_pdata, _table) = Pdata::build_with_variants(
+            &keys,
+            &params,
+            Release::default(),
+            &bank_e,
+            &bank_x,
+            prof.variant_tables,
+            &mut rng,
+        )?;
         let account = DeviceAccount::generate(&mut rng);
         let derivative = [0u8; 1024];
-        // (group or innocent, opened, device µs, server µs, bytes)
-        let run = |items: &[&Item], seed: u64| -> Vec<(usize, bool, f64, f64, usize)> {
+        // (group or innocent, opened, device µs, server µs, bytes, signature)
+        type Run = (usize, bool, f64, f64, usize, Signature);
+        let run = |pdata: &Pdata, items: &[&Item], seed: u64| -> Vec<Run> {
+            let dev_pdata = Pdata::from_bytes(&pdata.to_bytes(), &pdata.root()).expect("loads");
             items
                 .par_iter()
                 .enumerate()
@@ -421,7 +657,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let t0 = Instant::now();
                     let v = account
                         .voucher_probing(
-                            &device_pdata,
+                            &dev_pdata,
                             &c.value.hash,
                             Some(&c.value.margins),
                             &c.value.hash,
@@ -433,13 +669,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let dev = t0.elapsed().as_secs_f64() * 1e6;
                     let t1 = Instant::now();
                     let parsed = Voucher::from_bytes(&wire).expect("parses");
-                    let mut state = AccountState::for_epoch(server_pdata.release().epoch);
-                    state
-                        .ingest(&keys, &server_pdata, &parsed)
-                        .expect("ingests");
+                    let mut state = AccountState::for_epoch(pdata.release().epoch);
+                    state.ingest(&keys, pdata, &parsed).expect("ingests");
                     let srv = t1.elapsed().as_secs_f64() * 1e6;
-                    let g = group_of(names[c.transform]).unwrap_or(usize::MAX);
-                    (g, state.len() == 1, dev, srv, wire.len())
+                    let opened = state.len() == 1;
+                    // What the server can see of an opened voucher (the attack).
+                    let sig = if opened {
+                        opened_pairs_per_table(&keys, pdata, &parsed)
+                    } else {
+                        Vec::new()
+                    };
+                    let g = if c.transform == 0 {
+                        GROUPS.len()
+                    } else {
+                        group_of(names[c.transform]).unwrap_or(usize::MAX)
+                    };
+                    (g, opened, dev, srv, wire.len(), sig)
                 })
                 .collect()
         };
@@ -449,8 +694,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .filter(|(_, w)| **w)
             .map(|(c, _)| *c)
             .collect();
-        let r = run(&within_copies, 1);
-        let f = run(&innocents, 2);
+        let r = run(&server_pdata, &within_copies, 1);
+        let f = run(&server_pdata, &innocents, 2);
+        let e = run(&server_pdata, &exact, 3);
         let mut row = format!("| {} |", prof.name);
         for g in 0..GROUPS.len() {
             let n = r.iter().filter(|x| x.0 == g).count();
@@ -460,12 +706,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let fcs = f.iter().filter(|x| x.1).count();
         let modelled = model_fc(
             &params,
-            device_pdata.positions(),
+            server_pdata.positions(),
             &innocent_originals,
-            &bank_hashes,
+            &groups_of(prof.variants),
+            usize::from(prof.variant_tables),
             beta,
         );
-        let all: Vec<&(usize, bool, f64, f64, usize)> = r.iter().chain(&f).collect();
+        let all: Vec<&Run> = r.iter().chain(&f).collect();
         let n = all.len() as f64;
         let dev = all.iter().map(|x| x.2).sum::<f64>() / n / 1000.0;
         let srv = all.iter().map(|x| x.3).sum::<f64>() / n / 1000.0;
@@ -475,11 +722,67 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "every voucher has one size"
         );
         row.push_str(&format!(
-            " {:.2e} ({fcs}/{}) | {modelled:.2e} | {dev:.2} | {bytes} | {srv:.2} |",
+            " {:.2e} ({fcs}/{}) | {modelled:.2e} | {dev:.2} | {bytes} | {srv:.2} | {:.0} |",
             fcs as f64 / f.len().max(1) as f64,
-            f.len()
+            f.len(),
+            server_pdata.byte_len() as f64 / exact.len() as f64
         ));
         println!("{row}");
+        // Synthetic vouchers against the same bank and parameters.
+        let syn_params = Params {
+            synthetic_probability: 1.0,
+            ..prof.params
+        };
+        let (syn_pdata, _) = Pdata::build_with_variants(
+            &keys,
+            &syn_params,
+            Release::default(),
+            &bank_e,
+            &bank_x,
+            prof.variant_tables,
+            &mut rng,
+        )?;
+        let sample: Vec<&Item> = innocents
+            .iter()
+            .copied()
+            .cycle()
+            .take(n_synthetic)
+            .collect();
+        let s = run(&syn_pdata, &sample, 4);
+        assert!(s.iter().all(|x| x.1), "synthetic vouchers always open");
+        assert!(
+            s.iter().all(|x| x.4 == bytes),
+            "synthetic vouchers have the real ones' size"
+        );
+        let class = |g: usize| match g {
+            g if g < GROUPS.len() => GROUPS[g].0.to_string(),
+            g if g == GROUPS.len() => "exact copy".to_string(),
+            _ => "false candidate".to_string(),
+        };
+        let real: Vec<(String, Signature)> = r
+            .iter()
+            .chain(&e)
+            .filter(|x| x.1)
+            .map(|x| (class(x.0), x.5.clone()))
+            .chain(
+                f.iter()
+                    .filter(|x| x.1)
+                    .map(|x| ("false candidate".to_string(), x.5.clone())),
+            )
+            .collect();
+        let syn: Vec<Signature> = s.into_iter().map(|x| x.5).collect();
+        leaks.push((prof.name.clone(), real, syn));
+    }
+    println!(
+        "\nTable-count attack (the server sees, per opened voucher, the tables that agree; by agreeing-table count only, then by opened pairs per table):"
+    );
+    for (name, real, syn) in &leaks {
+        leak_report(name, real, syn, &|s: &Signature| {
+            format!("{} tables", s.len())
+        });
+    }
+    for (name, real, syn) in &leaks {
+        leak_report(name, real, syn, &|s: &Signature| format!("{s:?}"));
     }
     // Device time, one thread, the profiles interleaved on the same images.
     {
@@ -488,7 +791,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let account = DeviceAccount::generate(&mut rng);
         let pdatas: Vec<Pdata> = profiles
             .iter()
-            .map(|p| Pdata::build(&keys, &p.params, &bank, &mut rng).map(|x| x.0))
+            .map(|p| {
+                let (e, x) = split_of(p.variants);
+                Pdata::build_with_variants(
+                    &keys,
+                    &p.params,
+                    Release::default(),
+                    &e,
+                    &x,
+                    p.variant_tables,
+                    &mut rng,
+                )
+                .map(|x| x.0)
+            })
             .collect::<Result<_, _>>()?;
         let mut total = vec![0.0f64; profiles.len()];
         let sample: Vec<&Item> = copies.iter().step_by(40).copied().collect();

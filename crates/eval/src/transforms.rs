@@ -58,6 +58,31 @@ fn t(family: &'static str, name: String, params: String, kind: Kind) -> Transfor
     }
 }
 
+/// A centred crop of `fraction` of each side, off each edge (0.015 = 1.5 %),
+/// named `crop-{percent:.1}pct`: the bank-side crop variants of the private
+/// path's evaluation (`examples/private_eval.rs`) use fractions that are not
+/// in [`standard_set`], so they are not the edits they are measured on.
+pub fn centred_crop(fraction: f32) -> Transform {
+    t(
+        "crop",
+        format!("crop-{:.1}pct", fraction * 100.0),
+        format!("{}% off each edge", fraction * 100.0),
+        Kind::Crop(fraction),
+    )
+}
+
+/// A resize by `scale` (triangle filter), named `resize-{scale:.2}`, as the
+/// standard set's resizes: for bank-side variants at scales the standard set
+/// does not use.
+pub fn resize(scale: f32) -> Transform {
+    t(
+        "resize",
+        format!("resize-{scale:.2}"),
+        format!("scale {scale}× (triangle filter)"),
+        Kind::Resize(scale),
+    )
+}
+
 /// The fixed set the report uses, in report order.
 pub fn standard_set() -> Vec<Transform> {
     let mut v = vec![t(

@@ -310,16 +310,27 @@ impl DeviceAccount {
         }
         if synthetic {
             pairs.clear();
-            let open = synthetic_open_tables(pdata, rng);
+            let (open, copy_like) = synthetic_open_tables(pdata, rng);
             for (table, &opens) in open.iter().enumerate() {
                 let group = 2 * usize::from(params.probes);
-                let j_open = if opens {
-                    Some(rng.gen_range(0..group))
-                } else {
-                    None
-                };
-                for j in 0..group {
-                    if j_open == Some(j) {
+                let mut open_pairs = vec![false; group];
+                if opens {
+                    let n = 1 + if copy_like {
+                        synthetic_extra_pairs(params, rng)
+                    } else {
+                        0
+                    };
+                    let mut placed = 0;
+                    while placed < n {
+                        let j = rng.gen_range(0..group);
+                        if !open_pairs[j] {
+                            open_pairs[j] = true;
+                            placed += 1;
+                        }
+                    }
+                }
+                for &opens_here in &open_pairs {
+                    if opens_here {
                         let beta = Scalar::random(rng);
                         let q = &beta * RISTRETTO_BASEPOINT_TABLE;
                         let s = beta * l_point;
@@ -435,8 +446,13 @@ fn is_synthetic(k: &[u8; 32], p: f64, hash: &PdqHash) -> bool {
 /// d ∈ 1..=8 would keep (redrawn until at least m): the count of a false
 /// candidate or of an exact copy tells it from a synthetic voucher by a
 /// likelihood ratio of at most 3 (measured in
-/// `opened_vouchers_agreeing_table_counts_bound_the_likelihood_ratio`).
-fn synthetic_open_tables<R: RngCore>(pdata: &Pdata, rng: &mut R) -> Vec<bool> {
+/// `opened_vouchers_agreeing_table_counts_bound_the_likelihood_ratio`). With
+/// multi-probe the last third opens m + 1 ..= L − 1 random tables instead
+/// (measured in docs/PRIVATE-MATCHING.md, "The table-count attack").
+///
+/// Also returns whether the voucher plays a copy (the last two thirds), whose
+/// tables may open more than one pair each (see `synthetic_extra_pairs`).
+fn synthetic_open_tables<R: RngCore>(pdata: &Pdata, rng: &mut R) -> (Vec<bool>, bool) {
     let l = usize::from(pdata.params().tables);
     let m = usize::from(pdata.params().min_tables);
     match rng.gen_range(0..3u8) {
@@ -450,10 +466,28 @@ fn synthetic_open_tables<R: RngCore>(pdata: &Pdata, rng: &mut R) -> Vec<bool> {
                     n += 1;
                 }
             }
-            return open;
+            return (open, false);
         }
-        1 => return vec![true; l],
+        1 => return (vec![true; l], true),
         _ => {}
+    }
+    if pdata.params().probes > 1 && m + 1 < l {
+        // Probing copies agree in any number of tables between m and L
+        // about evenly (resized copies) or in few (crops) — far more often
+        // in L − 1 or L − 2 tables than a probe-free copy 1..8 bits away
+        // (measured with `private_eval`): open m + 1 ..= L − 1 random
+        // tables, each count equally likely.
+        let c = rng.gen_range(m + 1..l);
+        let mut open = vec![false; l];
+        let mut n = 0;
+        while n < c {
+            let t = rng.gen_range(0..l);
+            if !open[t] {
+                open[t] = true;
+                n += 1;
+            }
+        }
+        return (open, true);
     }
     loop {
         let d = rng.gen_range(1..=SYNTHETIC_SIM_MAX_DISTANCE);
@@ -472,9 +506,27 @@ fn synthetic_open_tables<R: RngCore>(pdata: &Pdata, rng: &mut R) -> Vec<bool> {
             .map(|pos| pos.iter().all(|&p| !flipped[usize::from(p)]))
             .collect();
         if open.iter().filter(|&&o| o).count() >= m {
-            return open;
+            return (open, true);
         }
     }
+}
+
+/// How many more pairs than one an opened table of a synthetic voucher that
+/// plays a copy opens. With multi-probe a real table opens one pair per probe
+/// that equals a pdata sub-key, and the server sees how many pairs of each
+/// agreeing table carry the key's share once the voucher opens. With
+/// bank-side variants (the expanded profile) a copy's probes often hit both
+/// an image's sub-key and a variant's: on the corpus, exact copies opened two
+/// pairs in ≈ 15 % of their tables (`private_eval`). So each further pair
+/// opens with probability [`Params::synthetic_extra_pair`] (0 but for the
+/// expanded profile), at most `probes` pairs in all.
+fn synthetic_extra_pairs<R: RngCore>(params: &crate::Params, rng: &mut R) -> usize {
+    let q = params.synthetic_extra_pair();
+    let mut n = 0;
+    while q > 0.0 && n + 1 < usize::from(params.probes) && rng.gen_bool(q) {
+        n += 1;
+    }
+    n
 }
 
 /// A pair: x in the clear, Q, and y's uniform 64-byte encoding under the pad

@@ -81,13 +81,20 @@ pub use crate::pdata::{
     Pdata, PdataIn, PublicKey, Release, Root, ServerKeys, ServerTable, slots_for,
 };
 pub use crate::provider::{ProviderKey, ProviderPublic, RootSignature, SignedRoot};
-pub use crate::server::{AccountState, MAX_ENTRIES, Opened, StateError, agreeing_tables};
+pub use crate::server::{
+    AccountState, MAX_ENTRIES, Opened, StateError, agreeing_tables, opened_pairs_per_table,
+};
 pub use crate::voucher::{MAX_VOUCHER_BYTES, VOUCHER_VERSION, VOUCHER_VERSION_PROBES, Voucher};
 
 /// Bits per table of [`Params::multiprobe`].
 const PROBE_K: u8 = 40;
 /// Sub-keys per table of [`Params::multiprobe`].
 const PROBE_P: u8 = 5;
+/// Bits per table of [`Params::expanded`].
+const EXPANDED_K: u8 = 44;
+/// [`Params::synthetic_extra_pair`] of the expanded profile: fitted to the
+/// tables with two open pairs of real exact copies on the corpus (≈ 15 %).
+const EXPANDED_EXTRA_PAIR: f64 = 0.15;
 
 /// Most candidate keys the server may try per voucher (see
 /// [`Params::opening_trials`]).
@@ -182,6 +189,44 @@ impl Params {
             bits_per_table: PROBE_K,
             probes: PROBE_P,
             ..Params::default()
+        }
+    }
+
+    /// The expanded profile: [`Params::multiprobe`]'s 6 tables, 5 probes and
+    /// one table to open, at 44 bits per table, for a pdata built with
+    /// bank-side variants ([`Pdata::build_with_variants`]: for each banked
+    /// image, the PDQ hashes of a centred crop of 1.5 % off each edge and of a
+    /// 0.3× resize, in every table). The longer key pays for the variants'
+    /// false candidates. Devices and vouchers are those of multi-probe
+    /// (version 3, 7,690 bytes); on the corpus, through real vouchers, it keeps
+    /// ≥ 90 % of plain PDQ's recall under resizing and 1 % crops. See
+    /// docs/PRIVATE-MATCHING.md ("Multi-probe").
+    pub fn expanded() -> Params {
+        Params {
+            bits_per_table: EXPANDED_K,
+            ..Params::multiprobe()
+        }
+    }
+
+    /// For synthetic vouchers: the chance that an opened table of one that
+    /// plays a copy opens one more pair (see docs/PRIVATE-MATCHING.md, "What
+    /// the server sees of an opened voucher"). 0.15 for a pdata with the
+    /// expanded profile's tables (6 × 44 bits, 1 to open, 5 probes), whose
+    /// bank-side variants make a real copy's probes open two pairs of a table
+    /// that often; 0 otherwise (a real table then opens one pair, unless two
+    /// banked images are near-duplicates).
+    pub fn synthetic_extra_pair(&self) -> f64 {
+        let e = Params::expanded();
+        if (
+            self.tables,
+            self.min_tables,
+            self.bits_per_table,
+            self.probes,
+        ) == (e.tables, e.min_tables, e.bits_per_table, e.probes)
+        {
+            EXPANDED_EXTRA_PAIR
+        } else {
+            0.0
         }
     }
 
@@ -306,6 +351,11 @@ impl Profile {
         Profile::of("multiprobe", &Params::multiprobe())
     }
 
+    /// The profile of [`Params::expanded`] (t ≥ 30, p ≥ 0.001).
+    pub fn expanded() -> Profile {
+        Profile::of("expanded", &Params::expanded())
+    }
+
     fn of(name: &'static str, p: &Params) -> Profile {
         Profile {
             name,
@@ -354,7 +404,7 @@ pub struct Policy {
 }
 
 impl Default for Policy {
-    /// The default, compact and multi-probe profiles, two providers, no key pinned yet
+    /// The default, compact, multi-probe and expanded profiles, two providers, no key pinned yet
     /// (pin them with [`Policy::pin`]: until then no root verifies).
     fn default() -> Self {
         Policy {
@@ -362,6 +412,7 @@ impl Default for Policy {
                 Profile::default_profile(),
                 Profile::compact(),
                 Profile::multiprobe(),
+                Profile::expanded(),
             ],
             providers: Vec::new(),
             min_providers: 2,

@@ -253,6 +253,37 @@ pub fn agreeing_tables(keys: &ServerKeys, pdata: &Pdata, v: &Voucher) -> usize {
         .count()
 }
 
+/// Everything [`agreeing_tables`] sees, and one thing more: for each agreeing
+/// table, how many of its pairs carry a share on the rebuilt key polynomial
+/// (with multi-probe, several probes of one table can each match a bank
+/// sub-key). Counts in descending order; empty if the voucher does not open.
+/// For tests and audits of what an opened voucher shows the server.
+pub fn opened_pairs_per_table(keys: &ServerKeys, pdata: &Pdata, v: &Voucher) -> Vec<usize> {
+    if !v.root.ct_eq(&pdata.root()) {
+        return Vec::new();
+    }
+    let Ok(shares) = candidate_shares(keys, v) else {
+        return Vec::new();
+    };
+    let m = usize::from(pdata.params().min_tables);
+    let Some((_, basis)) = find_key(&shares, m, &v.payload) else {
+        return Vec::new();
+    };
+    let mut xs: Vec<u16> = shares.iter().map(|s| s.0).collect();
+    xs.sort_unstable();
+    xs.dedup();
+    let mut out: Vec<usize> = xs
+        .iter()
+        .map(|x| {
+            let at = lagrange(&basis, Scalar::from(*x));
+            shares.iter().filter(|s| s.0 == *x && s.1 == at).count()
+        })
+        .filter(|&n| n > 0)
+        .collect();
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    out
+}
+
 impl AccountState {
     /// An empty state.
     pub fn new() -> AccountState {
