@@ -571,14 +571,20 @@ impl Catalog {
     /// rows), the rows are re-read as [`Catalog::apply`] does; otherwise
     /// every later change is applied after this one and re-reads them.
     /// Whatever was applied before the commit could not see these rows.
+    /// A caller may instead hold the lock across its commit (`held`, taken
+    /// before `mark`): then nothing is applied in between.
     pub async fn apply_fresh(
         &self,
+        held: Option<ApplyGuard<'_>>,
         store: &Store,
         mark: u64,
         changes: &[(i64, Option<i64>, Option<i64>)],
         fresh: &[(i64, i64, PdqHash)],
     ) -> anyhow::Result<()> {
-        let guard = self.lock_apply().await;
+        let guard = match held {
+            Some(g) => g,
+            None => self.lock_apply().await,
+        };
         if changes.is_empty() {
             return Ok(());
         }
