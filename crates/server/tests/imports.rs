@@ -420,7 +420,65 @@ async fn writes_during_an_import_do_not_fail(app: &TestApp) {
     );
 }
 
+/// An import indexes its new rows from memory after its commit
+/// (`Catalog::apply_fresh`), without holding the apply lock across the
+/// commit. A write to those rows applied in between (here a delete) must
+/// win: then the rows are re-read from the store, the truth. The control
+/// shows what indexing from memory alone would leave (a deleted item that
+/// still matches).
+async fn a_write_applied_before_an_imports_index_update_wins(app: &TestApp) {
+    make_bank(app, "ov").await;
+    let hex = random_lines(21, 1)[0][4..].to_string();
+    let (s, j) = app
+        .post("/v1/banks/ov/content", json!({"signals": {"pdq": hex}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    let id = j["id"].as_i64().unwrap();
+    let state = &app.service.state;
+    let cat = &state.catalog;
+    let bank = bulwark_server::db::bank_by_name(&state.store, "ov")
+        .await
+        .unwrap()
+        .unwrap();
+    let h: bulwark_pdq::PdqHash = hex.parse().unwrap();
+    let hits = || {
+        cat.search(&h, None)
+            .iter()
+            .filter(|x| x.content_id == id)
+            .count()
+    };
+    assert_eq!(hits(), 1);
+    // The importer's mark, taken before its commit; then a delete is
+    // committed and applied before the importer takes the apply lock.
+    let mark = cat.apply_mark();
+    let (s, j) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/banks/ov/content/{id}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    assert_eq!(hits(), 0);
+    let change = [(1, Some(bank.id), Some(id))];
+    let fresh = [(bank.id, id, h)];
+    cat.apply_fresh(None, &state.store, mark, &change, &fresh)
+        .await
+        .unwrap();
+    assert_eq!(hits(), 0, "the delete applied in between wins");
+    // Control: with nothing applied since the mark, the row is indexed
+    // from memory as given.
+    cat.apply_fresh(None, &state.store, cat.apply_mark(), &change, &fresh)
+        .await
+        .unwrap();
+    assert_eq!(hits(), 1, "indexed from memory");
+    cat.apply(&state.store, &change).await.unwrap();
+    assert_eq!(hits(), 0, "re-read from the store");
+}
+
 both_databases!(
+    a_write_applied_before_an_imports_index_update_wins,
     a_job_accounts_for_every_line,
     writes_during_an_import_do_not_fail,
     a_bank_deleted_during_its_job_fails_the_job,

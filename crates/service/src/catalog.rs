@@ -147,6 +147,8 @@ struct Seen {
     /// Every sequence number ≤ floor is applied (or was a gap given up on).
     floor: i64,
     above: BTreeSet<i64>,
+    /// Applies and loads so far (see [`Catalog::apply_mark`]).
+    applies: u64,
     /// When the oldest open gap was first noticed.
     gap_since: Option<Instant>,
 }
@@ -336,6 +338,7 @@ impl Catalog {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             seen.floor = floor;
             seen.above.retain(|s| *s > floor);
+            seen.applies += 1;
         }
         self.loaded.store(true, Ordering::Release);
         self.last_refresh_ms.store(now_ms(), Ordering::Release);
@@ -421,6 +424,12 @@ impl Catalog {
         let started = Instant::now();
         // Read before the index: changes after these are replayed at load.
         let seq = self.applied_seq();
+        // Import batches commit without a sync of their own (SQLite
+        // `synchronous = NORMAL`, `api::imports`): a synced write makes every
+        // change up to `seq` durable before the snapshot records it.
+        sqlx::query("UPDATE meta SET value = value WHERE key = 'instance'")
+            .execute(&store.pool)
+            .await?;
         let instance = db::meta(store, "instance").await?.unwrap_or_default();
         let generation = db::meta(store, "generation").await?.unwrap_or_default();
         let live = self.index();
@@ -529,8 +538,8 @@ impl Catalog {
     /// the database only once the previous apply is done, so when two writers
     /// change the same content the last apply to run reads the state both
     /// left and the index cannot keep the older one. A writer that indexes
-    /// what it wrote from memory ([`Catalog::apply_fresh`]) takes this before
-    /// it commits, so any later change to those rows is applied after it.
+    /// what it wrote from memory ([`Catalog::apply_fresh`]) takes this after
+    /// its commit and re-reads its rows if a later change got here first.
     pub async fn lock_apply(&self) -> ApplyGuard<'_> {
         ApplyGuard {
             _held: self.apply_lock.lock().await,
@@ -548,27 +557,57 @@ impl Catalog {
         self.apply_locked(&guard, store, changes).await
     }
 
-    /// Indexes content that the caller has just inserted and committed while
-    /// holding `_guard` (taken before the commit): new rows, enabled, with
-    /// plain signals only (no video frames, no extra hashes), each with its
-    /// PDQ hash if it has one. Nothing is re-read from the database: for a
-    /// list import this was most of the time per line. `changes` are the
-    /// change rows written for them.
-    pub fn apply_fresh(
+    /// Indexes content that the caller has just inserted and committed: new
+    /// rows, enabled, with plain signals only (no video frames, no extra
+    /// hashes), each with its PDQ hash if it has one. Nothing is re-read from
+    /// the database: for a list import this was most of the time per line.
+    /// `changes` are the change rows written for them.
+    ///
+    /// The caller takes `mark` ([`Catalog::apply_mark`]) before its commit
+    /// and does not hold the apply lock across the commit (single writes
+    /// would wait for it). So that a later change to these rows still wins:
+    /// if anything was applied or loaded since `mark` (a write to the new
+    /// rows right after the commit, the refresh loop reading these change
+    /// rows), the rows are re-read as [`Catalog::apply`] does; otherwise
+    /// every later change is applied after this one and re-reads them.
+    /// Whatever was applied before the commit could not see these rows.
+    /// A caller may instead hold the lock across its commit (`held`, taken
+    /// before `mark`): then nothing is applied in between.
+    pub async fn apply_fresh(
         &self,
-        _guard: &ApplyGuard<'_>,
+        held: Option<ApplyGuard<'_>>,
+        store: &Store,
+        mark: u64,
         changes: &[(i64, Option<i64>, Option<i64>)],
         fresh: &[(i64, i64, PdqHash)],
-    ) {
+    ) -> anyhow::Result<()> {
+        let guard = match held {
+            Some(g) => g,
+            None => self.lock_apply().await,
+        };
+        if changes.is_empty() {
+            return Ok(());
+        }
+        if self.apply_mark() != mark {
+            return self.apply_locked(&guard, store, changes).await;
+        }
         let index = self.index();
         for &(bank, cid, h) in fresh {
             index.insert(entry_id(false, bank, cid), *h.as_bytes());
         }
         self.mark_seen(changes);
+        Ok(())
+    }
+
+    /// Changes how often anything is applied to (or loaded into) the index;
+    /// see [`Catalog::apply_fresh`].
+    pub fn apply_mark(&self) -> u64 {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).applies
     }
 
     fn mark_seen(&self, changes: &[(i64, Option<i64>, Option<i64>)]) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.applies += 1;
         for &(seq, _, _) in changes {
             if seq > seen.floor {
                 seen.above.insert(seq);

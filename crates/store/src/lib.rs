@@ -5,6 +5,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -33,6 +35,10 @@ pub struct Store {
     pub pool: AnyPool,
     /// The backend.
     pub backend: Backend,
+    /// Callers of [`Store::begin`] waiting for their transaction to start:
+    /// background bulk writers (import jobs) let them go first
+    /// ([`Store::writers_waiting`]).
+    waiting: Arc<AtomicUsize>,
 }
 
 /// 16 random bytes, hex.
@@ -149,7 +155,11 @@ impl Store {
             .connect(url)
             .await
             .map_err(|e| anyhow::anyhow!("connecting to the database: {e}"))?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            waiting: Arc::new(AtomicUsize::new(0)),
+        };
         store.migrate().await?;
         for module in schema::MODULES {
             let versions = (module.versions)(store.backend);
@@ -188,16 +198,29 @@ impl Store {
     /// later write failed with "database is locked"
     /// (`begin_survives_a_cancelled_caller`). Here the task finishes, and
     /// dropping its `Transaction` rolls back.
+    ///
+    /// While it waits it counts in [`Store::writers_waiting`].
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         let (pool, backend) = (self.pool.clone(), self.backend);
+        let waiting = Arc::clone(&self.waiting);
+        waiting.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
-            match backend {
+            let tx = match backend {
                 Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
                 Backend::Postgres => pool.begin().await,
-            }
+            };
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            tx
         })
         .await
         .map_err(|e| sqlx::Error::Protocol(format!("beginning a transaction: {e}")))?
+    }
+
+    /// How many [`Store::begin`] callers are waiting for their transaction
+    /// (on SQLite: for the write lock). A bulk writer checks this between its
+    /// transactions and lets them go first.
+    pub fn writers_waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
     }
 
     /// `sql` with `?` numbered `$1, $2, ...` for PostgreSQL.

@@ -25,8 +25,8 @@ use axum::http::{HeaderMap, StatusCode};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
-use tokio::io::{AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+use sqlx::{Connection, Row};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 use super::bank_or_404;
@@ -479,40 +479,45 @@ async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
     .execute(&s.pool)
     .await?;
 
-    let mut file = tokio::fs::File::open(&spool)
-        .await
-        .map_err(|e| ApiError::internal(format!("opening {spool}: {e}")))?;
-    file.seek(SeekFrom::Start(offset))
-        .await
-        .map_err(|e| ApiError::internal(format!("reading {spool}: {e}")))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut line = Vec::with_capacity(256);
-    loop {
-        let mut batch = Batch::default();
-        let mut new_rejected = false;
-        while batch.len() < JOB_BATCH {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .await
-                .map_err(|e| ApiError::internal(format!("reading {spool}: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            offset += n as u64;
-            lines += 1;
-            let text = line.strip_suffix(b"\n").unwrap_or(&line);
-            if let Err(e) = batch.line(format, lines, text) {
-                rejected_count += 1;
-                if rejected.len() < MAX_REJECTED_LISTED {
-                    rejected.push(json!({"line": lines, "error": e}));
-                    new_rejected = true;
-                }
+    let mut conn = import_connection(s).await?;
+    // Reading and parsing run on a blocking thread, a batch or two ahead of
+    // the writes.
+    let (batches, mut parsed) = tokio::sync::mpsc::channel(2);
+    {
+        let spool = spool.clone();
+        tokio::task::spawn_blocking(move || read_batches(&spool, offset, lines, format, batches));
+    }
+    while let Some(next) = parsed.recv().await {
+        let next = next.map_err(ApiError::internal)?;
+        offset = next.offset;
+        lines = next.lines;
+        let new_rejected = !next.rejected.is_empty() && rejected.len() < MAX_REJECTED_LISTED;
+        for (n, e) in next.rejected {
+            rejected_count += 1;
+            if rejected.len() < MAX_REJECTED_LISTED {
+                rejected.push(json!({"line": n, "error": e}));
             }
         }
-        let at_end = batch.len() < JOB_BATCH;
-        let mut tx = s.begin().await?;
-        let written = batch
+        yield_to_writers(s).await;
+        // The batch's transaction, on the job's connection: on SQLite, its
+        // `BEGIN IMMEDIATE` is retried every millisecond (see
+        // `import_connection`).
+        let waited = std::time::Instant::now();
+        let mut tx = loop {
+            let begun = match s.backend {
+                db::Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await,
+                db::Backend::Postgres => conn.begin().await,
+            };
+            match begun {
+                Ok(tx) => break tx,
+                Err(e) if is_busy(&e) && waited.elapsed() < LOCK_PATIENCE => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let written = next
+            .batch
             .write(s, &mut tx, &bank, &actor, source.as_deref(), format)
             .await?;
         added += written.added as i64;
@@ -549,15 +554,134 @@ async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
             return Ok(());
         }
         written.commit(state, tx).await?;
-        if at_end {
+        if next.at_end {
             break;
         }
-        // Let single writes waiting for the database go first.
-        tokio::task::yield_now().await;
     }
+    let _ = conn.close().await;
     finish(state, id, DONE, None).await?;
     tracing::info!(
         "import job {id}: {lines} lines, {added} added, {duplicates} duplicates, {rejected_count} rejected"
     );
     Ok(())
+}
+
+/// Lines of the spool file parsed into a batch, with where reading stopped.
+struct Parsed {
+    batch: Batch,
+    /// Byte offset just after the batch's last line.
+    offset: u64,
+    /// Number of the batch's last line (lines read so far).
+    lines: usize,
+    /// Rejected lines of the batch: (number, why).
+    rejected: Vec<(usize, String)>,
+    /// The file ends with this batch.
+    at_end: bool,
+}
+
+/// Reads the spool file from `offset` (after line `lines`) and sends it on
+/// in batches of [`JOB_BATCH`] records, until the end of the file or until
+/// the receiver is gone (the job stopped). Runs on a blocking thread.
+fn read_batches(
+    spool: &str,
+    mut offset: u64,
+    mut lines: usize,
+    format: bulwark_banks::Format,
+    out: tokio::sync::mpsc::Sender<Result<Parsed, String>>,
+) {
+    use std::io::{BufRead, Seek};
+    let opened = std::fs::File::open(spool).and_then(|mut f| {
+        f.seek(SeekFrom::Start(offset))?;
+        Ok(f)
+    });
+    let mut reader = match opened {
+        Ok(f) => std::io::BufReader::with_capacity(1 << 20, f),
+        Err(e) => {
+            let _ = out.blocking_send(Err(format!("reading {spool}: {e}")));
+            return;
+        }
+    };
+    let mut line = Vec::with_capacity(256);
+    loop {
+        let mut p = Parsed {
+            batch: Batch::default(),
+            offset,
+            lines,
+            rejected: Vec::new(),
+            at_end: false,
+        };
+        while p.batch.len() < JOB_BATCH {
+            line.clear();
+            let n = match reader.read_until(b'\n', &mut line) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = out.blocking_send(Err(format!("reading {spool}: {e}")));
+                    return;
+                }
+            };
+            if n == 0 {
+                p.at_end = true;
+                break;
+            }
+            offset += n as u64;
+            lines += 1;
+            let text = line.strip_suffix(b"\n").unwrap_or(&line);
+            if let Err(e) = p.batch.line(format, lines, text) {
+                p.rejected.push((lines, e));
+            }
+        }
+        (p.offset, p.lines) = (offset, lines);
+        let at_end = p.at_end;
+        if out.blocking_send(Ok(p)).is_err() || at_end {
+            return;
+        }
+    }
+}
+
+/// Longest an import batch waits for single writes queued before it.
+const MAX_YIELD: Duration = Duration::from_millis(200);
+
+/// Lets writers waiting for a transaction ([`Store::writers_waiting`]) start
+/// theirs before the next import batch takes SQLite's write lock.
+async fn yield_to_writers(s: &Store) {
+    let t = std::time::Instant::now();
+    while s.writers_waiting() > 0 && t.elapsed() < MAX_YIELD {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The job's own connection, out of the pool (it is closed, not returned,
+/// so its settings stay with it). On SQLite:
+///
+/// - `synchronous = NORMAL`: a batch's commit is not synced on its own; it
+///   is on disk at the next synced commit (any single write, the job's end)
+///   or WAL checkpoint. A process crash (`kill -9`) loses nothing; a power
+///   cut may lose the last batches, and with them their checkpoint, so the
+///   job resumes before them (the WAL keeps commits in order). The index
+///   snapshot syncs before it records a change sequence
+///   ([`crate::catalog::Catalog::save_snapshot`]).
+/// - `busy_timeout = 0`: its `BEGIN IMMEDIATE` is retried every millisecond
+///   (`run`) instead of SQLite's backing-off sleeps (up to 100 ms
+///   each), so that a batch starts as soon as a single write is done.
+/// - a 64 MiB page cache: the content and signal indexes take random keys.
+async fn import_connection(s: &Store) -> Result<sqlx::AnyConnection, ApiError> {
+    let mut conn = s.pool.acquire().await?.detach();
+    if s.backend == db::Backend::Sqlite {
+        for p in [
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA busy_timeout = 0",
+            "PRAGMA cache_size = -65536",
+        ] {
+            sqlx::query(p).execute(&mut conn).await?;
+        }
+    }
+    Ok(conn)
+}
+
+/// Longest a batch waits for SQLite's write lock.
+const LOCK_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Whether SQLite answered "database is locked" (`SQLITE_BUSY`).
+fn is_busy(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("5"))
 }

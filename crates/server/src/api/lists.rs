@@ -150,20 +150,29 @@ pub(super) struct Written {
 impl Written {
     /// Commits `tx` and indexes the new content from memory (every row is
     /// new, enabled and has plain signals only: see
-    /// [`crate::catalog::Catalog::apply_fresh`]). The catalog's apply lock
-    /// is held across the commit so that a later change to these rows is
-    /// applied after this.
+    /// [`crate::catalog::Catalog::apply_fresh`], which keeps a later change
+    /// to these rows applied after this; on PostgreSQL the catalog's apply
+    /// lock is held across the commit).
     pub(super) async fn commit(
         self,
         state: &AppState,
         tx: sqlx::Transaction<'_, sqlx::Any>,
     ) -> Result<(), ApiError> {
-        let guard = state.catalog.lock_apply().await;
+        // On PostgreSQL other writers commit during this commit (no write
+        // lock), so an apply after it would nearly always find something
+        // applied since the mark and re-read the batch: hold the lock across
+        // the commit there. On SQLite, writers wait for this commit anyway.
+        let held = match state.store.backend {
+            crate::db::Backend::Postgres => Some(state.catalog.lock_apply().await),
+            crate::db::Backend::Sqlite => None,
+        };
+        let mark = state.catalog.apply_mark();
         tx.commit().await?;
         state
             .catalog
-            .apply_fresh(&guard, &self.changes, &self.fresh);
-        Ok(())
+            .apply_fresh(held, &state.store, mark, &self.changes, &self.fresh)
+            .await
+            .map_err(ApiError::internal)
     }
 }
 

@@ -153,27 +153,22 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
     let worker = bulwark_server::api::imports::spawn_worker(st.clone());
     let base = format!("http://127.0.0.1:{port}");
 
-    // Single writes all along.
+    // Single writes alone first (what the disk gives a write), then all
+    // along the import.
+    let (alone, alone_errors) = {
+        let (base, key, single) = (base.clone(), key.clone(), single.clone());
+        let every = Duration::from_millis(a.write_every_ms);
+        tokio::task::spawn_blocking(move || {
+            single_writes(&base, &key, &single, every, 9, None, |n| n >= 100)
+        })
+        .await??
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (stop, base, key, single) = (stop.clone(), base.clone(), key.clone(), single.clone());
         let every = Duration::from_millis(a.write_every_ms);
-        tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<f64>, usize)> {
-            let http = Http::new(&base);
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
-            let (mut ms, mut errors) = (Vec::new(), 0);
-            while !stop.load(Ordering::Relaxed) {
-                let body = json!({"signals": {"pdq": hex32(&mut rng)}});
-                let t = Instant::now();
-                let r =
-                    http.post_json(&format!("/v1/banks/{single}/content"), Some(&key), &body)?;
-                ms.push(t.elapsed().as_secs_f64() * 1e3);
-                if r.status != 201 && r.status != 200 {
-                    errors += 1;
-                }
-                std::thread::sleep(every);
-            }
-            Ok((ms, errors))
+        tokio::task::spawn_blocking(move || {
+            single_writes(&base, &key, &single, every, 8, Some(&stop), |_| false)
         })
     };
 
@@ -209,6 +204,9 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
     };
     stop.store(true, Ordering::Relaxed);
     let (mut ms, errors) = writer.await??;
+    let errors = errors + alone_errors;
+    let mut alone = alone;
+    alone.sort_by(f64::total_cmp);
     worker.abort();
     anyhow::ensure!(job["status"] == "done", "the import did not finish: {job}");
     let added = job["added"].as_u64().unwrap_or(0);
@@ -232,6 +230,7 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
             json!({"backend": backend, "lines": a.lines, "upload_s": upload_s, "import_s": import_s,
                 "lines_per_s": rate, "reference_lines_per_s": ref_rate, "ratio": rate / ref_rate,
                 "single_writes": ms.len(), "single_write_errors": errors,
+                "alone_p50_ms": pct(&alone, 0.5), "alone_p99_ms": pct(&alone, 0.99),
                 "single_write_p50_ms": pct(&ms, 0.5), "single_write_p99_ms": pct(&ms, 0.99),
                 "single_write_max_ms": ms.last().copied().unwrap_or(f64::NAN), "machine": machine})
         );
@@ -239,14 +238,46 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
         println!(
             "{backend}: {} lines  upload {upload_s:.1} s  import {import_s:.1} s = {rate:.0} lines/s \
              (per-row reference {ref_rate:.0} lines/s, {:.1}x)  single writes during the import: {} \
-             ({errors} errors) p50 {:.1} ms p99 {:.1} ms max {:.1} ms  [{machine}]",
+             ({errors} errors) p50 {:.1} ms p99 {:.1} ms max {:.1} ms (alone, before it: {} writes, \
+             p50 {:.1} ms p99 {:.1} ms)  [{machine}]",
             a.lines,
             rate / ref_rate,
             ms.len(),
             pct(&ms, 0.5),
             pct(&ms, 0.99),
             ms.last().copied().unwrap_or(f64::NAN),
+            alone.len(),
+            pct(&alone, 0.5),
+            pct(&alone, 0.99),
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds one item at a time to bank `single` (`POST /v1/banks/{single}/content`),
+/// `every` apart, until `stop` is set or `enough(count)`; each one's time in
+/// milliseconds, and how many failed.
+fn single_writes(
+    base: &str,
+    key: &str,
+    single: &str,
+    every: Duration,
+    seed: u64,
+    stop: Option<&AtomicBool>,
+    enough: impl Fn(usize) -> bool,
+) -> anyhow::Result<(Vec<f64>, usize)> {
+    let http = Http::new(base);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let (mut ms, mut errors) = (Vec::new(), 0);
+    while !stop.is_some_and(|s| s.load(Ordering::Relaxed)) && !enough(ms.len()) {
+        let body = json!({"signals": {"pdq": hex32(&mut rng)}});
+        let t = Instant::now();
+        let r = http.post_json(&format!("/v1/banks/{single}/content"), Some(key), &body)?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        if r.status != 201 && r.status != 200 {
+            errors += 1;
+        }
+        std::thread::sleep(every);
+    }
+    Ok((ms, errors))
 }
