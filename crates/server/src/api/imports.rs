@@ -33,7 +33,7 @@ use super::bank_or_404;
 use super::lists::{self, Batch};
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::db::{self, now_ms, rfc3339};
+use crate::db::{self, Store, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 
 /// Lines per committed batch: large enough for multi-row inserts to pay off,
