@@ -11,6 +11,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub mod banks;
+pub mod console;
 pub mod devices;
 pub mod psi;
 pub mod reports;
