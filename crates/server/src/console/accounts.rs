@@ -435,8 +435,7 @@ pub async fn logout(
     }
     if let Some(token) = cookie_value(&headers, COOKIE_NAME) {
         let s = &state.store;
-        if let Err(e) = store::delete_session(s, &sha256_hex(token)).await
-        {
+        if let Err(e) = store::delete_session(s, &sha256_hex(token)).await {
             return pages::internal(&e);
         }
     }

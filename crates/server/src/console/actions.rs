@@ -26,8 +26,8 @@ use sha2::{Digest, Sha256};
 
 use super::accounts::{ConsoleRole, Reviewer, audit};
 use super::pages::{self, Page};
-use crate::db::console::actions as store;
 use crate::AppState;
+use crate::db::console::actions as store;
 use crate::db::{now_ms, rfc3339};
 
 /// The signature of a webhook body at time `ts` (Unix seconds): `v1=HEX`.

@@ -225,7 +225,8 @@ pub async fn open_page(
     if (queue == "escalated" && reviewer.role < ConsoleRole::Lead) || !is_queue(queue) {
         return Ok(Vec::new());
     }
-    let rows = store::open_page(&state.store, queue, reviewer.id, after, limit.clamp(1, 500)).await?;
+    let rows =
+        store::open_page(&state.store, queue, reviewer.id, after, limit.clamp(1, 500)).await?;
     let mut out = Vec::new();
     for r in rows {
         let (key, cursor) = (r.item, r.cursor);
@@ -553,8 +554,7 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
                 });
             }
             // A video upload: its frame strip, kept when the match was recorded.
-            if r.thumb.is_none() && p.is_none() && r.md5.is_some()
-            {
+            if r.thumb.is_none() && p.is_none() && r.md5.is_some() {
                 let strip =
                     super::video::strip(state, &item.key(), "0", || async { Ok(None) }).await?;
                 push_strip(&mut media, &mut notes, "the uploaded video", strip);
@@ -689,15 +689,12 @@ async fn revealed(
     reviewer: &Reviewer,
     item: &str,
 ) -> anyhow::Result<HashSet<String>> {
-    Ok(store::revealed(
-        &state.store,
-        reviewer.id,
-        item,
-        super::day_of(now_ms()),
+    Ok(
+        store::revealed(&state.store, reviewer.id, item, super::day_of(now_ms()))
+            .await?
+            .into_iter()
+            .collect(),
     )
-    .await?
-    .into_iter()
-    .collect())
 }
 
 /// Reveals this reviewer has used today.
@@ -874,8 +871,13 @@ async fn load_media(
             let (mi, ai) = media
                 .split_once('-')
                 .ok_or_else(|| anyhow::anyhow!("bad media id"))?;
-            store::attachment_plaintext(s, id.parse::<i64>()?, mi.parse::<i64>()?, ai.parse::<i64>()?)
-                .await?
+            store::attachment_plaintext(
+                s,
+                id.parse::<i64>()?,
+                mi.parse::<i64>()?,
+                ai.parse::<i64>()?,
+            )
+            .await?
         }
         "account" => {
             let n: usize = media.parse()?;

@@ -29,8 +29,8 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use crate::AppState;
-use crate::db::console::text as store;
 use crate::db::Store;
+use crate::db::console::text as store;
 
 /// Longest excerpt of text kept with a recorded match (characters).
 pub const EXCERPT_CHARS: usize = 200;

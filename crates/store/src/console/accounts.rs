@@ -118,10 +118,12 @@ pub async fn credentials(store: &Store, name: &str) -> Result<Option<Credentials
 
 /// A successful sign-in: no failed ones in a row, no lockout.
 pub async fn login_ok(store: &Store, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(&store.sql("UPDATE console_reviewers SET failed = 0, locked_until = NULL WHERE id = ?"))
-        .bind(id)
-        .execute(&store.pool)
-        .await?;
+    sqlx::query(
+        &store.sql("UPDATE console_reviewers SET failed = 0, locked_until = NULL WHERE id = ?"),
+    )
+    .bind(id)
+    .execute(&store.pool)
+    .await?;
     Ok(())
 }
 

@@ -210,9 +210,11 @@ pub async fn report_attachments(
 
 /// When an account was flagged (or last updated) (ms).
 pub async fn account_flagged_at(store: &Store, account: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query(&store.sql(
-        "SELECT COALESCE(flagged_at, updated_at) AS t FROM psi_accounts WHERE account = ?",
-    ))
+    sqlx::query(
+        &store.sql(
+            "SELECT COALESCE(flagged_at, updated_at) AS t FROM psi_accounts WHERE account = ?",
+        ),
+    )
     .bind(account)
     .fetch_one(&store.pool)
     .await?
@@ -297,9 +299,10 @@ pub struct TrailRow {
 
 /// The audit entries whose detail is like `needle`, oldest first.
 pub async fn audit_trail(store: &Store, needle: &str) -> Result<Vec<TrailRow>, sqlx::Error> {
-    sqlx::query(&store.sql(
-        "SELECT id, at, actor, action, detail FROM audit WHERE detail LIKE ? ORDER BY id",
-    ))
+    sqlx::query(
+        &store
+            .sql("SELECT id, at, actor, action, detail FROM audit WHERE detail LIKE ? ORDER BY id"),
+    )
     .bind(needle)
     .fetch_all(&store.pool)
     .await?

@@ -81,10 +81,12 @@ pub async fn unlock(
     tx: &mut sqlx::AnyConnection,
     id: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(&store.sql("UPDATE console_reviewers SET failed = 0, locked_until = NULL WHERE id = ?"))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        &store.sql("UPDATE console_reviewers SET failed = 0, locked_until = NULL WHERE id = ?"),
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

@@ -66,9 +66,11 @@ pub async fn flagged_account(
     store: &Store,
     account: &str,
 ) -> Result<Option<AccountTimes>, sqlx::Error> {
-    sqlx::query(&store.sql(
-        "SELECT flagged_at, updated_at FROM psi_accounts WHERE account = ? AND flagged = 1",
-    ))
+    sqlx::query(
+        &store.sql(
+            "SELECT flagged_at, updated_at FROM psi_accounts WHERE account = ? AND flagged = 1",
+        ),
+    )
     .bind(account)
     .fetch_optional(&store.pool)
     .await?
@@ -140,7 +142,8 @@ pub async fn match_summary(store: &Store, id: i64) -> Result<Option<MatchSummary
 /// An item's latest decision (its rows only, by the `(item, id)` index).
 pub async fn latest_decision(store: &Store, item: &str) -> Result<Option<String>, sqlx::Error> {
     sqlx::query(
-        &store.sql("SELECT decision FROM console_decisions WHERE item = ? ORDER BY id DESC LIMIT 1"),
+        &store
+            .sql("SELECT decision FROM console_decisions WHERE item = ? ORDER BY id DESC LIMIT 1"),
     )
     .bind(item)
     .fetch_optional(&store.pool)
@@ -533,7 +536,9 @@ pub async fn recent_match_pdqs(
     limit: i64,
 ) -> Result<Vec<(i64, String)>, sqlx::Error> {
     sqlx::query(
-        &store.sql("SELECT id, pdq FROM console_matches WHERE pdq IS NOT NULL ORDER BY id DESC LIMIT ?"),
+        &store.sql(
+            "SELECT id, pdq FROM console_matches WHERE pdq IS NOT NULL ORDER BY id DESC LIMIT ?",
+        ),
     )
     .bind(limit)
     .fetch_all(&store.pool)
@@ -629,7 +634,9 @@ pub async fn revealed(
     day: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query(
-        &store.sql("SELECT media FROM console_reveals WHERE reviewer_id = ? AND item = ? AND day = ?"),
+        &store.sql(
+            "SELECT media FROM console_reveals WHERE reviewer_id = ? AND item = ? AND day = ?",
+        ),
     )
     .bind(reviewer_id)
     .bind(item)
@@ -689,13 +696,15 @@ pub async fn history(store: &Store, needle: &str) -> Result<Vec<HistoryRow>, sql
 /// The visual derivatives opened from an account's vouchers, in the order
 /// they were opened.
 pub async fn derivatives(store: &Store, account: &str) -> Result<Vec<Vec<u8>>, sqlx::Error> {
-    sqlx::query(&store.sql("SELECT derivative FROM psi_opened WHERE account = ? ORDER BY opened_at"))
-        .bind(account)
-        .fetch_all(&store.pool)
-        .await?
-        .iter()
-        .map(|r| r.try_get("derivative"))
-        .collect()
+    sqlx::query(
+        &store.sql("SELECT derivative FROM psi_opened WHERE account = ? ORDER BY opened_at"),
+    )
+    .bind(account)
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(|r| r.try_get("derivative"))
+    .collect()
 }
 
 /// A recorded match's thumbnail, if it has one.
