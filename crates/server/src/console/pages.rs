@@ -262,7 +262,7 @@ pub async fn figures(state: &AppState, reviewer: &Reviewer) -> anyhow::Result<Fi
         let dist: Option<i64> = r
             .distances
             .as_deref()
-            .and_then(|j| serde_json::from_str::<std::collections::BTreeMap<String, i64>>(&j).ok())
+            .and_then(|j| serde_json::from_str::<std::collections::BTreeMap<String, i64>>(j).ok())
             .and_then(|m| m.values().copied().min());
         let band = dist
             .and_then(|d| {
