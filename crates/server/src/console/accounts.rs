@@ -20,11 +20,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use subtle::ConstantTimeEq;
 
 use super::pages::{self, Page};
 use crate::AppState;
+use crate::db::console::accounts as store;
 use crate::db::{self, Store, now_ms};
 use crate::secrets::Kek;
 
@@ -140,28 +140,17 @@ impl FromRequestParts<AppState> for Reviewer {
             return Err(to_login());
         };
         let s = &state.store;
-        let row = sqlx::query(&s.sql(
-            "SELECT r.id, r.name, r.role, s.csrf, s.created_at FROM console_sessions s \
-             JOIN console_reviewers r ON r.id = s.reviewer_id \
-             WHERE s.token_sha256 = ? AND s.expires_at > ? AND r.disabled_at IS NULL",
-        ))
-        .bind(sha256_hex(token))
-        .bind(now_ms())
-        .fetch_optional(&s.pool)
-        .await
-        .map_err(|e| pages::internal(&e))?;
+        let row = store::session(s, &sha256_hex(token), now_ms())
+            .await
+            .map_err(|e| pages::internal(&e))?;
         let Some(r) = row else { return Err(to_login()) };
-        let get = || -> Result<Reviewer, sqlx::Error> {
-            let role: String = r.try_get("role")?;
-            Ok(Reviewer {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                role: role.parse().unwrap_or(ConsoleRole::Reviewer),
-                csrf: r.try_get("csrf")?,
-                since: r.try_get("created_at")?,
-            })
-        };
-        get().map_err(|e| pages::internal(&e))
+        Ok(Reviewer {
+            id: r.id,
+            name: r.name,
+            role: r.role.parse().unwrap_or(ConsoleRole::Reviewer),
+            csrf: r.csrf,
+            since: r.created_at,
+        })
     }
 }
 
@@ -231,16 +220,16 @@ pub async fn add_reviewer_as(
         (None, None)
     };
     let mut tx = store.begin().await?;
-    sqlx::query(&store.sql(
-        "INSERT INTO console_reviewers (name, password, role, totp, failed, locked_until, created_at) \
-         VALUES (?, ?, ?, ?, 0, NULL, ?)",
-    ))
-    .bind(name)
-    .bind(hashed)
-    .bind(role.name())
-    .bind(sealed)
-    .bind(now_ms())
-    .execute(&mut *tx)
+    store::insert_reviewer(
+        store,
+        &mut tx,
+        &store::NewReviewer {
+            name,
+            password: &hashed,
+            role: role.name(),
+            totp: sealed.as_deref(),
+        },
+    )
     .await
     .map_err(|e| anyhow::anyhow!("adding reviewer {name:?}: {e}"))?;
     db::audit(
@@ -341,13 +330,7 @@ async fn check_login(
     let s = &state.store;
     let cfg = &state.config.console;
     let now = now_ms();
-    let row = sqlx::query(&s.sql(
-        "SELECT id, password, totp, failed, locked_until FROM console_reviewers \
-         WHERE name = ? AND disabled_at IS NULL",
-    ))
-    .bind(name)
-    .fetch_optional(&s.pool)
-    .await?;
+    let row = store::credentials(s, name).await?;
     let Some(row) = row else {
         // Spend the same work as for a real account.
         let pw = password.to_string();
@@ -364,13 +347,12 @@ async fn check_login(
         .await?;
         return Ok(None);
     };
-    let id: i64 = row.try_get("id")?;
-    let locked_until: Option<i64> = row.try_get("locked_until")?;
-    let locked = locked_until.is_some_and(|t| t > now);
-    let stored: String = row.try_get("password")?;
+    let id = row.id;
+    let locked = row.locked_until.is_some_and(|t| t > now);
+    let stored = row.password;
     let pw = password.to_string();
     let mut ok = tokio::task::spawn_blocking(move || password_ok(&stored, &pw)).await?;
-    if let Some(sealed) = row.try_get::<Option<String>, _>("totp")? {
+    if let Some(sealed) = row.totp {
         let secret = state
             .kek
             .open(&format!("console-totp:{name}"), &sealed)
@@ -379,25 +361,13 @@ async fn check_login(
         ok &= super::totp::verify(&secret, code, t);
     }
     if ok && !locked {
-        sqlx::query(
-            &s.sql("UPDATE console_reviewers SET failed = 0, locked_until = NULL WHERE id = ?"),
-        )
-        .bind(id)
-        .execute(&s.pool)
-        .await?;
+        store::login_ok(s, id).await?;
         return Ok(Some(id));
     }
-    let failed: i64 = row.try_get::<i64, _>("failed")? + 1;
+    let failed = row.failed + 1;
     let lock = (failed >= i64::from(cfg.max_failed_logins.max(1)))
         .then(|| now + (cfg.lockout_minutes * 60_000) as i64);
-    sqlx::query(&s.sql(
-        "UPDATE console_reviewers SET failed = ?, locked_until = COALESCE(?, locked_until) WHERE id = ?",
-    ))
-    .bind(if lock.is_some() { 0 } else { failed })
-    .bind(lock)
-    .bind(id)
-    .execute(&s.pool)
-    .await?;
+    store::login_failed(s, id, if lock.is_some() { 0 } else { failed }, lock).await?;
     let action = if locked {
         "console.login.locked"
     } else if lock.is_some() {
@@ -421,16 +391,14 @@ async fn start_session(state: &AppState, id: i64, name: &str) -> Response {
     let now = now_ms();
     let life = state.config.console.session();
     let s = &state.store;
-    let r = sqlx::query(&s.sql(
-        "INSERT INTO console_sessions (token_sha256, reviewer_id, csrf, created_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?)",
-    ))
-    .bind(sha256_hex(&token))
-    .bind(id)
-    .bind(&csrf)
-    .bind(now)
-    .bind(now + life.as_millis() as i64)
-    .execute(&s.pool)
+    let r = store::insert_session(
+        s,
+        &sha256_hex(&token),
+        id,
+        &csrf,
+        now,
+        now + life.as_millis() as i64,
+    )
     .await;
     if let Err(e) = r {
         return pages::internal(&e);
@@ -467,11 +435,7 @@ pub async fn logout(
     }
     if let Some(token) = cookie_value(&headers, COOKIE_NAME) {
         let s = &state.store;
-        if let Err(e) = sqlx::query(&s.sql("DELETE FROM console_sessions WHERE token_sha256 = ?"))
-            .bind(sha256_hex(token))
-            .execute(&s.pool)
-            .await
-        {
+        if let Err(e) = store::delete_session(s, &sha256_hex(token)).await {
             return pages::internal(&e);
         }
     }

@@ -23,11 +23,11 @@ use maud::html;
 use md5::Md5;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use super::accounts::{ConsoleRole, Reviewer, audit};
 use super::pages::{self, Page};
 use crate::AppState;
+use crate::db::console::actions as store;
 use crate::db::{now_ms, rfc3339};
 
 /// The signature of a webhook body at time `ts` (Unix seconds): `v1=HEX`.
@@ -129,17 +129,7 @@ pub async fn enqueue_webhook(
         return Ok(());
     };
     let s = &state.store;
-    let id: i64 = sqlx::query(&s.sql(
-        "INSERT INTO console_webhooks (decision_id, url, body, status, attempts, created_at) \
-         VALUES (?, ?, ?, 'pending', 0, ?) RETURNING id",
-    ))
-    .bind(decision_id)
-    .bind(url)
-    .bind(event.to_string())
-    .bind(now_ms())
-    .fetch_one(&s.pool)
-    .await?
-    .try_get("id")?;
+    let id = store::insert_webhook(s, decision_id, &url, &event.to_string()).await?;
     let st = state.clone();
     tokio::spawn(async move { deliver(st, id).await });
     Ok(())
@@ -152,21 +142,14 @@ pub async fn deliver(state: AppState, id: i64) {
     let s = &state.store;
     let secret = cfg.webhook_secret.clone().unwrap_or_default();
     loop {
-        let row = sqlx::query(
-            &s.sql("SELECT url, body, attempts, status FROM console_webhooks WHERE id = ?"),
-        )
-        .bind(id)
-        .fetch_optional(&s.pool)
-        .await;
-        let Ok(Some(row)) = row else { return };
-        let (url, body, attempts, status): (String, String, i64, String) = match (
-            row.try_get("url"),
-            row.try_get("body"),
-            row.try_get("attempts"),
-            row.try_get("status"),
-        ) {
-            (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
-            _ => return,
+        let Ok(Some(store::WebhookRow {
+            url,
+            body,
+            attempts,
+            status,
+        })) = store::webhook(s, id).await
+        else {
+            return;
         };
         if status != "pending" {
             return;
@@ -203,17 +186,17 @@ pub async fn deliver(state: AppState, id: i64) {
         } else {
             "pending"
         };
-        let _ = sqlx::query(&s.sql(
-            "UPDATE console_webhooks SET attempts = ?, status = ?, last_status = ?, last_error = ?, \
-             delivered_at = ? WHERE id = ?",
-        ))
-        .bind(attempts)
-        .bind(new_status)
-        .bind(code)
-        .bind(err)
-        .bind(ok.then(now_ms))
-        .bind(id)
-        .execute(&s.pool)
+        let _ = store::record_attempt(
+            s,
+            id,
+            &store::Attempt {
+                attempts,
+                status: new_status,
+                last_status: code,
+                last_error: err,
+                delivered_at: ok.then(now_ms),
+            },
+        )
         .await;
         if new_status != "pending" {
             return;
@@ -227,11 +210,7 @@ pub async fn deliver(state: AppState, id: i64) {
 
 /// Starts delivering every pending webhook (after a restart).
 pub async fn resume_pending(state: &AppState) -> anyhow::Result<()> {
-    for r in sqlx::query("SELECT id FROM console_webhooks WHERE status = 'pending'")
-        .fetch_all(&state.store.pool)
-        .await?
-    {
-        let id: i64 = r.try_get("id")?;
+    for id in store::pending_webhooks(&state.store).await? {
         tokio::spawn(deliver(state.clone(), id));
     }
     Ok(())
@@ -242,13 +221,7 @@ pub async fn webhook_log(State(state): State<AppState>, reviewer: Reviewer) -> R
     if let Err(r) = reviewer.require(ConsoleRole::Lead) {
         return r;
     }
-    let rows = match sqlx::query(
-        "SELECT id, decision_id, url, status, attempts, last_status, last_error, created_at, delivered_at \
-         FROM console_webhooks ORDER BY id DESC LIMIT 200",
-    )
-    .fetch_all(&state.store.pool)
-    .await
-    {
+    let rows = match store::delivery_log(&state.store).await {
         Ok(r) => r,
         Err(e) => return pages::internal(&e),
     };
@@ -268,14 +241,14 @@ pub async fn webhook_log(State(state): State<AppState>, reviewer: Reviewer) -> R
             thead { tr { th { "#" } th { "Decision" } th { "URL" } th { "Status" } th { "Attempts" } th { "Last answer" } th { "Created" } } }
             tbody { @for r in &rows {
                 tr {
-                    td { (r.try_get::<i64, _>("id").unwrap_or_default()) }
-                    td { (r.try_get::<i64, _>("decision_id").unwrap_or_default()) }
-                    td { (r.try_get::<String, _>("url").unwrap_or_default()) }
-                    td { (r.try_get::<String, _>("status").unwrap_or_default()) }
-                    td { (r.try_get::<i64, _>("attempts").unwrap_or_default()) }
-                    td { (r.try_get::<Option<i64>, _>("last_status").ok().flatten().map(|c| c.to_string())
-                          .or(r.try_get::<Option<String>, _>("last_error").ok().flatten()).unwrap_or_default()) }
-                    td { (rfc3339(r.try_get::<i64, _>("created_at").unwrap_or_default())) }
+                    td { (r.id) }
+                    td { (r.decision_id) }
+                    td { (r.url) }
+                    td { (r.status) }
+                    td { (r.attempts) }
+                    td { (r.last_status.map(|c| c.to_string())
+                          .or(r.last_error.clone()).unwrap_or_default()) }
+                    td { (rfc3339(r.created_at)) }
                 }
             } }
         }
@@ -330,39 +303,19 @@ pub async fn gather(state: &AppState, kind: &str, id: &str) -> anyhow::Result<Ev
     match kind {
         "report" => {
             let rid: i64 = id.parse()?;
-            at = sqlx::query(&s.sql("SELECT received_at FROM reports WHERE id = ?"))
-                .bind(rid)
-                .fetch_one(&s.pool)
-                .await?
-                .try_get("received_at")?;
+            at = store::report_received_at(s, rid).await?;
             // Senders in the order they first appear in the reported messages.
-            for r in sqlx::query(&s.sql(
-                "SELECT sender FROM report_messages WHERE report_id = ? \
-                 GROUP BY sender ORDER BY MIN(idx)",
-            ))
-            .bind(rid)
-            .fetch_all(&s.pool)
-            .await?
-            {
-                accounts.push(r.try_get("sender")?);
-            }
-            for a in sqlx::query(&s.sql(
-                "SELECT msg_idx, idx, media_type, hashes, plaintext FROM report_attachments \
-                 WHERE report_id = ? ORDER BY msg_idx, idx",
-            ))
-            .bind(rid)
-            .fetch_all(&s.pool)
-            .await?
-            {
+            accounts.extend(store::report_senders(s, rid).await?);
+            for a in store::report_attachments(s, rid).await? {
                 let h: Value = a
-                    .try_get::<Option<String>, _>("hashes")?
+                    .hashes
                     .and_then(|h| serde_json::from_str(&h).ok())
                     .unwrap_or(Value::Null);
-                let bytes: Option<Vec<u8>> = a.try_get("plaintext")?;
-                let (mi, ai): (i64, i64) = (a.try_get("msg_idx")?, a.try_get("idx")?);
+                let bytes = a.plaintext;
+                let (mi, ai) = (a.msg_idx, a.idx);
                 files.push(EvidenceFile {
                     name: format!("report-{rid}-message-{mi}-attachment-{ai}"),
-                    media_type: a.try_get("media_type")?,
+                    media_type: a.media_type,
                     md5: bytes
                         .as_ref()
                         .map(|b| hex::encode(Md5::digest(b)))
@@ -379,22 +332,8 @@ pub async fn gather(state: &AppState, kind: &str, id: &str) -> anyhow::Result<Ev
         }
         "account" => {
             accounts.push(id.to_string());
-            at = sqlx::query(&s.sql(
-                "SELECT COALESCE(flagged_at, updated_at) AS t FROM psi_accounts WHERE account = ?",
-            ))
-            .bind(id)
-            .fetch_one(&s.pool)
-            .await?
-            .try_get("t")?;
-            for (n, o) in sqlx::query(
-                &s.sql("SELECT hash FROM psi_opened WHERE account = ? ORDER BY opened_at"),
-            )
-            .bind(id)
-            .fetch_all(&s.pool)
-            .await?
-            .iter()
-            .enumerate()
-            {
+            at = store::account_flagged_at(s, id).await?;
+            for (n, hash) in store::opened_hashes(s, id).await?.into_iter().enumerate() {
                 files.push(EvidenceFile {
                     name: format!("account-{id}-voucher-{n}"),
                     media_type: "image/*".into(),
@@ -402,40 +341,26 @@ pub async fn gather(state: &AppState, kind: &str, id: &str) -> anyhow::Result<Ev
                     md5: None,
                     sha1: None,
                     sha256: None,
-                    pdq: Some(o.try_get("hash")?),
+                    pdq: Some(hash),
                 });
             }
         }
         _ => {
-            let r = sqlx::query(
-                &s.sql("SELECT at, actor, pdq, md5, sha256 FROM console_matches WHERE id = ?"),
-            )
-            .bind(id.parse::<i64>()?)
-            .fetch_one(&s.pool)
-            .await?;
-            at = r.try_get("at")?;
+            let r = store::match_evidence(s, id.parse::<i64>()?).await?;
+            at = r.at;
             files.push(EvidenceFile {
                 name: format!("match-{id}-upload"),
                 media_type: "image/*".into(),
                 bytes: None,
-                md5: r.try_get("md5")?,
+                md5: r.md5,
                 sha1: None,
-                sha256: r.try_get("sha256")?,
-                pdq: r.try_get("pdq")?,
+                sha256: r.sha256,
+                pdq: r.pdq,
             });
         }
     }
     let key = format!("{kind}:{id}");
-    let confirmed = sqlx::query(&s.sql(
-        "SELECT category, reviewer, at FROM console_decisions WHERE item = ? AND decision = 'confirm' ORDER BY id DESC",
-    ))
-    .bind(&key)
-    .fetch_optional(&s.pool)
-    .await?
-    .map(|r| -> Result<_, sqlx::Error> {
-        Ok((r.try_get::<Option<String>, _>("category")?.unwrap_or_default(), r.try_get("reviewer")?, r.try_get("at")?))
-    })
-    .transpose()?;
+    let confirmed = store::confirmation(s, &key).await?;
     let text_matches = super::text::export_matches(state, kind, id).await?;
     Ok(Evidence {
         item: key,
@@ -472,34 +397,26 @@ pub async fn evidence(
         .await?;
         let s = &state.store;
         let needle = format!("%\"item\":{}%", serde_json::to_string(&e.item)?);
-        let trail: Vec<Value> = sqlx::query(&s.sql(
-            "SELECT id, at, actor, action, detail FROM audit WHERE detail LIKE ? ORDER BY id",
-        ))
-        .bind(needle)
-        .fetch_all(&s.pool)
-        .await?
-        .iter()
-        .map(|r| -> Result<Value, sqlx::Error> {
-            let d: String = r.try_get("detail")?;
-            Ok(json!({"id": r.try_get::<i64, _>("id")?, "at": rfc3339(r.try_get("at")?),
-                "actor": r.try_get::<String, _>("actor")?, "action": r.try_get::<String, _>("action")?,
-                "detail": serde_json::from_str::<Value>(&d).unwrap_or(Value::String(d))}))
-        })
-        .collect::<Result<_, _>>()?;
-        let decisions: Vec<Value> = sqlx::query(&s.sql(
-            "SELECT decision, category, note, reviewer, at FROM console_decisions WHERE item = ? ORDER BY id",
-        ))
-        .bind(&e.item)
-        .fetch_all(&s.pool)
-        .await?
-        .iter()
-        .map(|r| -> Result<Value, sqlx::Error> {
-            Ok(json!({"decision": r.try_get::<String, _>("decision")?,
-                "category": r.try_get::<Option<String>, _>("category")?,
-                "note": r.try_get::<Option<String>, _>("note")?,
-                "reviewer": r.try_get::<String, _>("reviewer")?, "at": rfc3339(r.try_get("at")?)}))
-        })
-        .collect::<Result<_, _>>()?;
+        let trail: Vec<Value> = store::audit_trail(s, &needle)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let d = r.detail;
+                json!({"id": r.id, "at": rfc3339(r.at),
+                "actor": r.actor, "action": r.action,
+                "detail": serde_json::from_str::<Value>(&d).unwrap_or(Value::String(d))})
+            })
+            .collect();
+        let decisions: Vec<Value> = store::decisions_of(s, &e.item)
+            .await?
+            .into_iter()
+            .map(|r| {
+                json!({"decision": r.decision,
+                "category": r.category,
+                "note": r.note,
+                "reviewer": r.reviewer, "at": rfc3339(r.at)})
+            })
+            .collect();
         let b64 = base64::engine::general_purpose::STANDARD;
         let doc = json!({
             "format": "bulwark-evidence/1",
@@ -706,16 +623,7 @@ pub async fn cybertip_build(
             }
         };
         let s = &state.store;
-        let tid: i64 = sqlx::query(&s.sql(
-            "INSERT INTO console_cybertips (item, xml, created_by, created_at) VALUES (?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(&key)
-        .bind(&xml)
-        .bind(&reviewer.name)
-        .bind(now_ms())
-        .fetch_one(&s.pool)
-        .await?
-        .try_get("id")?;
+        let tid = store::insert_cybertip(s, &key, &xml, &reviewer.name).await?;
         audit(
             &state,
             &reviewer.actor(),
@@ -738,11 +646,7 @@ pub async fn cybertip_show(
         return r;
     }
     let s = &state.store;
-    let row = match sqlx::query(&s.sql("SELECT * FROM console_cybertips WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(&s.pool)
-        .await
-    {
+    let row = match store::cybertip(s, id).await {
         Ok(Some(r)) => r,
         Ok(None) => return pages::error(StatusCode::NOT_FOUND, "No such report."),
         Err(e) => return pages::internal(&e),
@@ -752,18 +656,18 @@ pub async fn cybertip_show(
         &state,
         &reviewer.actor(),
         "console.cybertip.view",
-        json!({"cybertip": id, "item": row.try_get::<String, _>("item").unwrap_or_default()}),
+        json!({"cybertip": id, "item": &row.item}),
     )
     .await
     {
         return pages::internal(&e);
     }
-    let xml: String = row.try_get("xml").unwrap_or_default();
-    let submitted: Option<i64> = row.try_get("submitted_at").ok().flatten();
-    let ncmec: Option<String> = row.try_get("ncmec_report_id").ok().flatten();
+    let xml = &row.xml;
+    let submitted = row.submitted_at;
+    let ncmec = row.ncmec_report_id.clone();
     let body = html! {
         h1 { "CyberTipline report " (id) }
-        p { "Item: " (row.try_get::<String, _>("item").unwrap_or_default()) }
+        p { "Item: " (row.item) }
         @if let Some(t) = submitted {
             p #submitted role="status" { "Submitted " (rfc3339(t)) "; NCMEC report id " (ncmec.unwrap_or_default()) }
         } @else if state.config.console.cybertip_url.is_some() {
@@ -799,12 +703,7 @@ pub async fn submit_cybertip(state: &AppState, tid: i64) -> anyhow::Result<Strin
         .ok_or_else(|| anyhow::anyhow!("no console.cybertip_url configured"))?;
     let base = base.trim_end_matches('/').to_string();
     let s = &state.store;
-    let row = sqlx::query(&s.sql("SELECT item, xml FROM console_cybertips WHERE id = ?"))
-        .bind(tid)
-        .fetch_one(&s.pool)
-        .await?;
-    let item: String = row.try_get("item")?;
-    let xml: String = row.try_get("xml")?;
+    let (item, xml) = store::cybertip_xml(s, tid).await?;
     let t = Duration::from_secs(60);
     let ct = |v: &str| vec![("content-type", v.to_string())];
     let check = |what: &str, status: u16, body: &[u8]| -> anyhow::Result<String> {
@@ -877,15 +776,7 @@ pub async fn submit_cybertip(state: &AppState, tid: i64) -> anyhow::Result<Strin
     )
     .await?;
     let text = check("finish", st, &body)?;
-    sqlx::query(&s.sql(
-        "UPDATE console_cybertips SET submitted_at = ?, ncmec_report_id = ?, response = ? WHERE id = ?",
-    ))
-    .bind(now_ms())
-    .bind(&report_id)
-    .bind(&text)
-    .bind(tid)
-    .execute(&s.pool)
-    .await?;
+    store::cybertip_submitted(s, tid, &report_id, &text).await?;
     Ok(report_id)
 }
 

@@ -11,11 +11,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde_json::json;
-use sqlx::Row;
 
 use super::accounts::{ConsoleRole, Reviewer, add_reviewer_as, audit};
 use super::pages::{self, Page};
 use crate::AppState;
+use crate::db::console::admin as store;
 use crate::db::{now_ms, rfc3339};
 
 const ROLES: [ConsoleRole; 3] = [ConsoleRole::Reviewer, ConsoleRole::Lead, ConsoleRole::Admin];
@@ -38,19 +38,11 @@ async fn page_inner(
 ) -> anyhow::Result<Page> {
     let s = &state.store;
     audit(state, &reviewer.actor(), "console.admin.view", json!({})).await?;
-    let rows = sqlx::query(
-        "SELECT name, role, totp, failed, locked_until, created_at, disabled_at \
-         FROM console_reviewers ORDER BY name LIMIT 1000",
-    )
-    .fetch_all(&s.pool)
-    .await?;
-    let policies: HashMap<String, i64> =
-        sqlx::query("SELECT bank, max_distance FROM console_policy")
-            .fetch_all(&s.pool)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("bank")?, r.try_get("max_distance")?)))
-            .collect::<Result<_, sqlx::Error>>()?;
+    let rows = store::reviewers(s).await?;
+    let policies: HashMap<String, i64> = crate::db::console::items::policies(s)
+        .await?
+        .into_iter()
+        .collect();
     let banks = crate::db::banks(s).await?;
     let now = now_ms();
     let csrf = &reviewer.csrf;
@@ -63,22 +55,22 @@ async fn page_inner(
                 thead { tr { th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "TOTP" }
                     th scope="col" { "Sign-in" } th scope="col" { "Created" } th scope="col" { "Actions" } } }
                 tbody { @for r in &rows {
-                    @let name = r.try_get::<String, _>("name")?;
-                    @let role = r.try_get::<String, _>("role")?;
-                    @let locked = r.try_get::<Option<i64>, _>("locked_until")?.filter(|t| *t > now);
-                    @let disabled = r.try_get::<Option<i64>, _>("disabled_at")?;
-                    @let failed = r.try_get::<i64, _>("failed")?;
+                    @let name = r.name.as_str();
+                    @let role = r.role.as_str();
+                    @let locked = r.locked_until.filter(|t| *t > now);
+                    @let disabled = r.disabled_at;
+                    @let failed = r.failed;
                     tr id={"reviewer-" (name)} {
                         th scope="row" { (name) }
                         td { (role) }
-                        td { @if r.try_get::<Option<String>, _>("totp")?.is_some() { "enrolled" } @else { "no" } }
+                        td { @if r.totp { "enrolled" } @else { "no" } }
                         td {
                             @if let Some(d) = disabled { "disabled " (rfc3339(d)) }
                             @else if let Some(t) = locked { "locked until " (rfc3339(t)) }
                             @else if failed > 0 { (failed) " failed" }
                             @else { "ok" }
                         }
-                        td { (rfc3339(r.try_get("created_at")?)) }
+                        td { (rfc3339(r.created_at)) }
                         td {
                             @if name != reviewer.name {
                                 form.inline method="post" action="/console/admin/reviewer" {
@@ -226,60 +218,32 @@ async fn change(
             "You cannot change your own account here; ask another admin.",
         ));
     }
-    let Some(row) = sqlx::query(&s.sql("SELECT id, role FROM console_reviewers WHERE name = ?"))
-        .bind(name)
-        .fetch_optional(&s.pool)
-        .await?
-    else {
+    let Some((id, old_role)) = store::reviewer_by_name(s, name).await? else {
         return Ok(pages::error(StatusCode::NOT_FOUND, "No such reviewer."));
     };
-    let id: i64 = row.try_get("id")?;
-    let old_role: String = row.try_get("role")?;
     let mut tx = s.begin().await?;
     let (what, detail) = match action {
         "role" => {
             let Ok(role) = field(form, "role").parse::<ConsoleRole>() else {
                 return bad("Unknown role.");
             };
-            sqlx::query(&s.sql("UPDATE console_reviewers SET role = ? WHERE id = ?"))
-                .bind(role.name())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            store::set_role(s, &mut tx, id, role.name()).await?;
             (
                 "console.reviewer.role",
                 json!({"reviewer": name, "from": old_role, "to": role.name()}),
             )
         }
         "unlock" => {
-            sqlx::query(
-                &s.sql("UPDATE console_reviewers SET failed = 0, locked_until = NULL WHERE id = ?"),
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            store::unlock(s, &mut tx, id).await?;
             ("console.reviewer.unlock", json!({"reviewer": name}))
         }
         "disable" => {
-            sqlx::query(&s.sql("UPDATE console_reviewers SET disabled_at = ? WHERE id = ?"))
-                .bind(now_ms())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
             // Signed out everywhere at once.
-            sqlx::query(&s.sql("DELETE FROM console_sessions WHERE reviewer_id = ?"))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            store::disable(s, &mut tx, id).await?;
             ("console.reviewer.disable", json!({"reviewer": name}))
         }
         "enable" => {
-            sqlx::query(&s.sql(
-                "UPDATE console_reviewers SET disabled_at = NULL, failed = 0, locked_until = NULL WHERE id = ?",
-            ))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            store::enable(s, &mut tx, id).await?;
             ("console.reviewer.enable", json!({"reviewer": name}))
         }
         _ => return bad("Unknown action."),

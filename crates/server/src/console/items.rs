@@ -8,11 +8,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use super::accounts::{ConsoleRole, Reviewer, audit};
 use super::pages::{self, Page, age};
 use crate::AppState;
+use crate::db::console::items as store;
 use crate::db::{self, now_ms, rfc3339};
 
 /// Largest side, in pixels, of a thumbnail before it is revealed.
@@ -97,15 +97,7 @@ pub const SIMILAR_SCAN: i64 = 2000;
 /// Items shown on one queue page.
 pub const PAGE_SIZE: i64 = 50;
 
-/// Where a queue page starts: after the item with this sort key.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Cursor {
-    /// The number part: a report's or match's id; a flagged account's or an
-    /// escalated item's queue time.
-    pub n: i64,
-    /// The text part: a flagged account's name; an escalated item's key.
-    pub s: String,
-}
+pub use crate::db::console::items::{Cursor, open_page_sql};
 
 /// An item's sort key in a queue (`kind`, or `escalated`).
 pub fn cursor_of(queue: &str, it: &Item) -> Cursor {
@@ -135,81 +127,47 @@ pub async fn find_item(state: &AppState, kind: &str, id: &str) -> anyhow::Result
             let Ok(rid) = id.parse::<i64>() else {
                 return Ok(None);
             };
-            let Some(r) =
-                sqlx::query(&s.sql(
-                    "SELECT received_at, reason FROM reports WHERE id = ? AND status = 'queued'",
-                ))
-                .bind(rid)
-                .fetch_optional(&s.pool)
-                .await?
-            else {
+            let Some((received_at, reason)) = store::queued_report(s, rid).await? else {
                 return Ok(None);
             };
-            for a in
-                sqlx::query(&s.sql("SELECT matches FROM report_attachments WHERE report_id = ?"))
-                    .bind(rid)
-                    .fetch_all(&s.pool)
-                    .await?
-            {
-                distances_of_matches(
-                    a.try_get::<Option<String>, _>("matches")?.as_deref(),
-                    &mut distances,
-                );
+            for matches in store::attachment_matches(s, rid).await? {
+                distances_of_matches(matches.as_deref(), &mut distances);
             }
             super::text::report_banks(state, rid, &mut distances).await?;
-            let reason: Option<String> = r.try_get("reason")?;
             (
                 format!(
                     "Report {rid}: {}",
                     reason.unwrap_or_else(|| "no reason".into())
                 ),
-                r.try_get::<i64, _>("received_at")?,
+                received_at,
             )
         }
         "account" => {
-            let Some(r) = sqlx::query(&s.sql(
-                "SELECT flagged_at, updated_at FROM psi_accounts WHERE account = ? AND flagged = 1",
-            ))
-            .bind(id)
-            .fetch_optional(&s.pool)
-            .await?
-            else {
+            let Some(r) = store::flagged_account(s, id).await? else {
                 return Ok(None);
             };
-            for o in sqlx::query(&s.sql(
-                "SELECT b.name, o.distance FROM psi_opened o JOIN content c ON c.id = o.content_id \
-                 JOIN banks b ON b.id = c.bank_id WHERE o.account = ?",
-            ))
-            .bind(id)
-            .fetch_all(&s.pool)
-            .await?
-            {
-                let d: i64 = o.try_get("distance")?;
-                let e = distances.entry(o.try_get("name")?).or_insert(d);
+            for (name, d) in store::opened_distances(s, id).await? {
+                let e = distances.entry(name).or_insert(d);
                 *e = (*e).min(d);
             }
-            let at: Option<i64> = r.try_get("flagged_at")?;
             (
                 format!("Account {id} crossed the voucher threshold"),
-                at.unwrap_or(r.try_get("updated_at")?),
+                r.flagged_at.unwrap_or(r.updated_at),
             )
         }
         "match" => {
             let Ok(mid) = id.parse::<i64>() else {
                 return Ok(None);
             };
-            let Some(r) = sqlx::query(
-                &s.sql("SELECT at, bank, distance, signal_type FROM console_matches WHERE id = ?"),
-            )
-            .bind(mid)
-            .fetch_optional(&s.pool)
-            .await?
+            let Some(store::MatchSummary {
+                at,
+                bank,
+                distance: d,
+                signal_type: t,
+            }) = store::match_summary(s, mid).await?
             else {
                 return Ok(None);
             };
-            let bank: String = r.try_get("bank")?;
-            let t: String = r.try_get("signal_type")?;
-            let d: i64 = r.try_get("distance")?;
             distances.insert(bank.clone(), d);
             // A rule match has no distance: say what matched instead.
             let title = if t == "rule" {
@@ -217,7 +175,7 @@ pub async fn find_item(state: &AppState, kind: &str, id: &str) -> anyhow::Result
             } else {
                 format!("Match {mid}: bank {bank}, {t} distance {d}")
             };
-            (title, r.try_get::<i64, _>("at")?)
+            (title, at)
         }
         _ => return Ok(None),
     };
@@ -236,67 +194,18 @@ pub async fn find_item(state: &AppState, kind: &str, id: &str) -> anyhow::Result
 
 /// An item's latest decision (its rows only, by the `(item, id)` index).
 pub async fn latest_decision(state: &AppState, key: &str) -> anyhow::Result<Option<String>> {
-    let s = &state.store;
-    Ok(sqlx::query(
-        &s.sql("SELECT decision FROM console_decisions WHERE item = ? ORDER BY id DESC LIMIT 1"),
-    )
-    .bind(key)
-    .fetch_optional(&s.pool)
-    .await?
-    .map(|r| r.try_get("decision"))
-    .transpose()?)
+    Ok(store::latest_decision(&state.store, key).await?)
 }
 
 /// The queue an item is open in (`report`, `account`, `match` or
 /// `escalated`), if it is open: one primary-key lookup in `console_open`.
 pub async fn open_queue(state: &AppState, key: &str) -> anyhow::Result<Option<String>> {
-    let s = &state.store;
-    Ok(
-        sqlx::query(&s.sql("SELECT queue FROM console_open WHERE item = ?"))
-            .bind(key)
-            .fetch_optional(&s.pool)
-            .await?
-            .map(|r| r.try_get("queue"))
-            .transpose()?,
-    )
+    Ok(store::open_queue(&state.store, key).await?)
 }
 
 /// An open item's sort key in its queue (`console_open`), if it is open.
 async fn open_cursor(state: &AppState, key: &str) -> anyhow::Result<Option<Cursor>> {
-    let s = &state.store;
-    Ok(
-        sqlx::query(&s.sql("SELECT n, s FROM console_open WHERE item = ?"))
-            .bind(key)
-            .fetch_optional(&s.pool)
-            .await?
-            .map(|r| -> Result<Cursor, sqlx::Error> {
-                Ok(Cursor {
-                    n: r.try_get("n")?,
-                    s: r.try_get("s")?,
-                })
-            })
-            .transpose()?,
-    )
-}
-
-/// The open items of a queue that this reviewer has not hidden. Open items
-/// only are in `console_open` (see the console's migrations), so a page is
-/// one range of its `(queue, n, s)` index: decided items are never read.
-/// Only this reviewer's own hidden items are stepped over (a primary-key
-/// lookup in `console_hidden` each).
-const OPEN_FROM: &str = "FROM console_open o WHERE o.queue = ? \
-     AND NOT EXISTS (SELECT 1 FROM console_hidden h WHERE h.reviewer_id = ? AND h.item = o.item)";
-
-/// The SQL of a queue page (SQLite placeholders): queue, reviewer id, with
-/// `after` the cursor's n and s (a row-value comparison, a range of the
-/// index on both databases), then the limit.
-pub fn open_page_sql(after: bool) -> String {
-    let keyset = if after {
-        " AND (o.n, o.s) > (?, ?)"
-    } else {
-        ""
-    };
-    format!("SELECT o.item, o.n, o.s, o.t {OPEN_FROM}{keyset} ORDER BY o.n, o.s LIMIT ?")
+    Ok(store::open_cursor(&state.store, key).await?)
 }
 
 fn is_queue(queue: &str) -> bool {
@@ -316,27 +225,17 @@ pub async fn open_page(
     if (queue == "escalated" && reviewer.role < ConsoleRole::Lead) || !is_queue(queue) {
         return Ok(Vec::new());
     }
-    let s = &state.store;
-    let raw = open_page_sql(after.is_some());
-    let sql = s.sql(&raw);
-    let mut q = sqlx::query(&sql).bind(queue).bind(reviewer.id);
-    if let Some(c) = after {
-        q = q.bind(c.n).bind(c.s.clone());
-    }
-    let rows = q.bind(limit.clamp(1, 500)).fetch_all(&s.pool).await?;
+    let rows =
+        store::open_page(&state.store, queue, reviewer.id, after, limit.clamp(1, 500)).await?;
     let mut out = Vec::new();
     for r in rows {
-        let key: String = r.try_get("item")?;
-        let cursor = Cursor {
-            n: r.try_get("n")?,
-            s: r.try_get("s")?,
-        };
+        let (key, cursor) = (r.item, r.cursor);
         let Some((kind, id)) = split_key(&key) else {
             continue;
         };
         if let Some(mut it) = find_item(state, kind, id).await? {
             if queue == "escalated" {
-                it.queued_at = r.try_get("t")?;
+                it.queued_at = r.t;
             }
             out.push((it, cursor));
         }
@@ -354,14 +253,7 @@ pub async fn open_stats(
     if (queue == "escalated" && reviewer.role < ConsoleRole::Lead) || !is_queue(queue) {
         return Ok((0, None));
     }
-    let s = &state.store;
-    let raw = format!("SELECT COUNT(*) AS c, MIN(o.t) AS oldest {OPEN_FROM}");
-    let r = sqlx::query(&s.sql(&raw))
-        .bind(queue)
-        .bind(reviewer.id)
-        .fetch_one(&s.pool)
-        .await?;
-    Ok((r.try_get("c")?, r.try_get("oldest")?))
+    Ok(store::open_stats(&state.store, queue, reviewer.id).await?)
 }
 
 /// `?kind=` (and for pages, `from_n`/`from_s`; for next, `after=kind:id`).
@@ -524,114 +416,71 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
     let facts = match item.kind {
         "report" => {
             let id: i64 = item.id.parse()?;
-            let r = sqlx::query(
-                &s.sql("SELECT received_at, submitted_by, reason, text FROM reports WHERE id = ?"),
-            )
-            .bind(id)
-            .fetch_one(&s.pool)
-            .await?;
-            let msgs = sqlx::query(&s.sql(
-                "SELECT idx, sender, conversation, accepted_at, content, verified, rejection, \
-                 message_id, epoch, stamper FROM report_messages WHERE report_id = ? ORDER BY idx",
-            ))
-            .bind(id)
-            .fetch_all(&s.pool)
-            .await?;
-            let reporters = sqlx::query(&s.sql(
-                "SELECT account, device, reason, at FROM report_reporters WHERE report_id = ? ORDER BY at",
-            ))
-            .bind(id)
-            .fetch_all(&s.pool)
-            .await?;
-            let atts = sqlx::query(&s.sql(
-                "SELECT msg_idx, idx, media_type, size, status, hashes, matches, \
-                 CAST(CASE WHEN plaintext IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_plain FROM report_attachments WHERE report_id = ? \
-                 ORDER BY msg_idx, idx",
-            ))
-            .bind(id)
-            .fetch_all(&s.pool)
-            .await?;
+            let r = store::report(s, id).await?;
+            let msgs = store::report_messages(s, id).await?;
+            let reporters = store::report_reporters(s, id).await?;
+            let atts = store::report_attachments(s, id).await?;
             let mut msg_rows = Vec::new();
-            for m in &msgs {
-                let content: Vec<u8> = m.try_get("content")?;
-                let text = bulwark_franking::content::Content::parse(&content)
+            for m in msgs {
+                let text = bulwark_franking::content::Content::parse(&m.content)
                     .ok()
                     .and_then(|c| String::from_utf8(c.body).ok())
                     .unwrap_or_default();
-                let sender: String = m.try_get("sender")?;
-                accounts.push(sender.clone());
+                accounts.push(m.sender.clone());
                 msg_rows.push((
-                    m.try_get::<i64, _>("idx")?,
-                    sender,
-                    m.try_get::<String, _>("conversation")?,
-                    m.try_get::<i64, _>("accepted_at")?,
-                    m.try_get::<i64, _>("verified")? != 0,
-                    m.try_get::<Option<String>, _>("rejection")?,
-                    m.try_get::<Option<String>, _>("stamper")?,
+                    m.idx,
+                    m.sender,
+                    m.conversation,
+                    m.accepted_at,
+                    m.verified,
+                    m.rejection,
+                    m.stamper,
                     text,
                 ));
             }
             let mut att_rows = Vec::new();
-            for a in &atts {
-                let (mi, ai): (i64, i64) = (a.try_get("msg_idx")?, a.try_get("idx")?);
+            for a in atts {
+                let (mi, ai) = (a.msg_idx, a.idx);
                 let hashes: Value = a
-                    .try_get::<Option<String>, _>("hashes")?
+                    .hashes
                     .and_then(|h| serde_json::from_str(&h).ok())
                     .unwrap_or(Value::Null);
                 if let Some(p) = hashes["pdq"].as_str() {
                     pdq.push(p.to_string());
                 }
-                let has_plain: i64 = a.try_get::<Option<i64>, _>("has_plain")?.unwrap_or(0);
-                let mt: String = a.try_get("media_type")?;
-                if has_plain != 0 && hashes["kind"] == "photo" {
+                let has_plain = a.has_plain;
+                let mt = a.media_type;
+                if has_plain && hashes["kind"] == "photo" {
                     media.push(Media {
                         id: format!("{mi}-{ai}"),
                         label: format!("attachment {ai} of message {mi} ({mt})"),
                     });
                 }
-                if has_plain != 0 && hashes["kind"] == "video" {
+                if has_plain && hashes["kind"] == "video" {
                     let what = format!("video attachment {ai} of message {mi}");
                     let strip = super::video::strip(state, &item.key(), &format!("{mi}-{ai}"), move || async move {
-                        Ok(sqlx::query(&s.sql(
-                            "SELECT plaintext FROM report_attachments WHERE report_id = ? AND msg_idx = ? AND idx = ?",
-                        ))
-                        .bind(id)
-                        .bind(mi)
-                        .bind(ai)
-                        .fetch_optional(&s.pool)
-                        .await?
-                        .map(|r| r.try_get::<Option<Vec<u8>>, _>("plaintext"))
-                        .transpose()?
-                        .flatten())
+                        Ok(store::attachment_plaintext(s, id, mi, ai).await?)
                     })
                     .await?;
                     push_strip(&mut media, &mut notes, &what, strip);
                 }
-                let matches: Option<String> = a.try_get("matches")?;
-                att_rows.push((
-                    mi,
-                    ai,
-                    mt,
-                    a.try_get::<String, _>("status")?,
-                    hashes,
-                    matches,
-                ));
+                att_rows.push((mi, ai, mt, a.status, hashes, a.matches));
             }
             for rr in &reporters {
-                accounts.push(rr.try_get("account")?);
+                accounts.push(rr.account.clone());
             }
             let text_facts = super::text::report_facts(state, id).await?;
             html! {
                 dl.facts {
-                    dt { "Received" } dd { (rfc3339(r.try_get("received_at")?)) }
-                    dt { "Submitted by key" } dd { (r.try_get::<String, _>("submitted_by")?) }
-                    dt { "Reason" } dd { (r.try_get::<Option<String>, _>("reason")?.unwrap_or_default()) }
-                    dt { "Reporter's text" } dd { (r.try_get::<Option<String>, _>("text")?.unwrap_or_default()) }
+                    dt { "Received" } dd { (rfc3339(r.received_at)) }
+                    dt { "Submitted by key" } dd { (r.submitted_by) }
+                    dt { "Reason" } dd { (r.reason.unwrap_or_default()) }
+                    dt { "Reporter's text" } dd { (r.text.unwrap_or_default()) }
                 }
                 h3 { "Reporters" }
                 ul { @for rr in &reporters {
-                    li { (rr.try_get::<String, _>("account")?) " on device " (rr.try_get::<String, _>("device")?)
-                         " at " (rfc3339(rr.try_get("at")?)) " (signature verified on receipt)" }
+                    li { (rr.account) " on device " (rr.device)
+                         " at " (rfc3339(rr.at)) " (signature verified on receipt)" }
                 } }
                 h3 { "Report chain (franking verification)" }
                 table {
@@ -658,42 +507,28 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
         "account" => {
             let a = &item.id;
             accounts.push(a.clone());
-            let r = sqlx::query(
-                &s.sql("SELECT flagged_at, updated_at FROM psi_accounts WHERE account = ?"),
-            )
-            .bind(a)
-            .fetch_one(&s.pool)
-            .await?;
-            let opened = sqlx::query(&s.sql(
-                "SELECT o.content_id, o.distance, o.hash, o.opened_at, o.release_id, b.name AS bank, \
-                 b.provider FROM psi_opened o LEFT JOIN content c ON c.id = o.content_id \
-                 LEFT JOIN banks b ON b.id = c.bank_id WHERE o.account = ? ORDER BY o.opened_at",
-            ))
-            .bind(a)
-            .fetch_all(&s.pool)
-            .await?;
+            let r = store::account(s, a).await?;
+            let opened = store::opened(s, a).await?;
             let mut rows = Vec::new();
-            for (n, o) in opened.iter().enumerate() {
-                let h: String = o.try_get("hash")?;
-                pdq.push(h.clone());
+            for (n, o) in opened.into_iter().enumerate() {
+                pdq.push(o.hash.clone());
                 media.push(Media {
                     id: n.to_string(),
                     label: format!("visual derivative {n} (low-resolution grey, from the voucher)"),
                 });
                 rows.push((
-                    o.try_get::<Option<String>, _>("bank")?.unwrap_or_default(),
-                    o.try_get::<Option<String>, _>("provider")?
-                        .unwrap_or_default(),
-                    o.try_get::<i64, _>("content_id")?,
-                    o.try_get::<i64, _>("distance")?,
-                    h,
-                    o.try_get::<Option<i64>, _>("release_id")?,
-                    o.try_get::<i64, _>("opened_at")?,
+                    o.bank.unwrap_or_default(),
+                    o.provider.unwrap_or_default(),
+                    o.content_id,
+                    o.distance,
+                    o.hash,
+                    o.release_id,
+                    o.opened_at,
                 ));
             }
             html! {
                 dl.facts {
-                    dt { "Flagged" } dd { (r.try_get::<Option<i64>, _>("flagged_at")?.map(rfc3339).unwrap_or_default()) }
+                    dt { "Flagged" } dd { (r.flagged_at.map(rfc3339).unwrap_or_default()) }
                     dt { "Why" } dd { "Enough of this account's safety vouchers matched banked hashes to cross the threshold and open them." }
                 }
                 h3 { "Opened vouchers" }
@@ -708,27 +543,18 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
         }
         _ => {
             let id: i64 = item.id.parse()?;
-            let r = sqlx::query(&s.sql(
-                "SELECT m.*, b.provider, b.threshold FROM console_matches m \
-                 LEFT JOIN banks b ON b.name = m.bank WHERE m.id = ?",
-            ))
-            .bind(id)
-            .fetch_one(&s.pool)
-            .await?;
-            let p: Option<String> = r.try_get("pdq")?;
+            let r = store::match_detail(s, id).await?;
+            let p = r.pdq.clone();
             pdq.extend(p.clone());
-            let actor: String = r.try_get("actor")?;
-            if r.try_get::<Option<Vec<u8>>, _>("thumb")?.is_some() {
+            let actor = &r.actor;
+            if r.thumb.is_some() {
                 media.push(Media {
                     id: "0".into(),
                     label: "the uploaded file (kept only as a thumbnail)".into(),
                 });
             }
             // A video upload: its frame strip, kept when the match was recorded.
-            if r.try_get::<Option<Vec<u8>>, _>("thumb")?.is_none()
-                && p.is_none()
-                && r.try_get::<Option<String>, _>("md5")?.is_some()
-            {
+            if r.thumb.is_none() && p.is_none() && r.md5.is_some() {
                 let strip =
                     super::video::strip(state, &item.key(), "0", || async { Ok(None) }).await?;
                 push_strip(&mut media, &mut notes, "the uploaded video", strip);
@@ -736,16 +562,16 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
             let text_facts = super::text::match_facts(state, id).await?;
             html! {
                 dl.facts {
-                    dt { "Matched" } dd { (rfc3339(r.try_get("at")?)) }
+                    dt { "Matched" } dd { (rfc3339(r.at)) }
                     dt { "By API key" } dd { (actor) }
-                    dt { "Bank" } dd { (r.try_get::<String, _>("bank")?) " (provider: "
-                        (r.try_get::<Option<String>, _>("provider")?.unwrap_or_else(|| "none".into()))
-                        ", threshold " (r.try_get::<Option<i64>, _>("threshold")?.unwrap_or_default()) ")" }
-                    dt { "Banked content" } dd { (r.try_get::<i64, _>("content_id")?) }
-                    dt { "Signal" } dd { (r.try_get::<String, _>("signal_type")?) ", distance " (r.try_get::<i64, _>("distance")?) }
+                    dt { "Bank" } dd { (r.bank) " (provider: "
+                        (r.provider.clone().unwrap_or_else(|| "none".into()))
+                        ", threshold " (r.threshold.unwrap_or_default()) ")" }
+                    dt { "Banked content" } dd { (r.content_id) }
+                    dt { "Signal" } dd { (r.signal_type) ", distance " (r.distance) }
                     dt { "PDQ" } dd.hash { (p.unwrap_or_default()) }
-                    dt { "MD5" } dd.hash { (r.try_get::<Option<String>, _>("md5")?.unwrap_or_default()) }
-                    dt { "SHA-256" } dd.hash { (r.try_get::<Option<String>, _>("sha256")?.unwrap_or_default()) }
+                    dt { "MD5" } dd.hash { (r.md5.clone().unwrap_or_default()) }
+                    dt { "SHA-256" } dd.hash { (r.sha256.clone().unwrap_or_default()) }
                     dt { "Why" } dd { "The bank's review policy queues matches at this distance or closer." }
                 }
                 (text_facts)
@@ -804,24 +630,11 @@ async fn similar(state: &AppState, d: &Detail) -> anyhow::Result<Vec<(String, St
     // Near hashes among the most recent rows of each source (bounded: an item
     // page never reads a whole table); exact PDQ matches of recorded matches
     // at any age by their index.
-    let mut recent =
-        sqlx::query(&s.sql(
-            "SELECT id, pdq FROM console_matches WHERE pdq IS NOT NULL ORDER BY id DESC LIMIT ?",
-        ))
-        .bind(SIMILAR_SCAN)
-        .fetch_all(&s.pool)
-        .await?;
+    let mut recent = store::recent_match_pdqs(s, SIMILAR_SCAN).await?;
     for h in d.pdq.iter().take(16) {
-        recent.extend(
-            sqlx::query(&s.sql("SELECT id, pdq FROM console_matches WHERE pdq = ? LIMIT 50"))
-                .bind(h)
-                .fetch_all(&s.pool)
-                .await?,
-        );
+        recent.extend(store::matches_with_pdq(s, h).await?);
     }
-    for r in recent {
-        let p: String = r.try_get("pdq")?;
-        let id: i64 = r.try_get("id")?;
+    for (id, p) in recent {
         if let Some(dist) = near(&p) {
             out.push((
                 format!("match:{id}"),
@@ -830,16 +643,7 @@ async fn similar(state: &AppState, d: &Detail) -> anyhow::Result<Vec<(String, St
             ));
         }
     }
-    for r in sqlx::query(&s.sql(
-        "SELECT report_id, hashes FROM report_attachments WHERE hashes IS NOT NULL \
-         ORDER BY report_id DESC LIMIT ?",
-    ))
-    .bind(SIMILAR_SCAN)
-    .fetch_all(&s.pool)
-    .await?
-    {
-        let h: String = r.try_get("hashes")?;
-        let id: i64 = r.try_get("report_id")?;
+    for (id, h) in store::recent_attachment_hashes(s, SIMILAR_SCAN).await? {
         let v: Value = serde_json::from_str(&h).unwrap_or(Value::Null);
         if let Some(dist) = v["pdq"].as_str().and_then(near) {
             out.push((
@@ -849,16 +653,8 @@ async fn similar(state: &AppState, d: &Detail) -> anyhow::Result<Vec<(String, St
             ));
         }
     }
-    for r in sqlx::query(&s.sql(
-        "SELECT o.account, o.hash FROM psi_opened o JOIN psi_accounts a ON a.account = o.account \
-         WHERE a.flagged = 1 ORDER BY COALESCE(a.flagged_at, a.updated_at) DESC LIMIT ?",
-    ))
-    .bind(SIMILAR_SCAN)
-    .fetch_all(&s.pool)
-    .await?
-    {
-        let a: String = r.try_get("account")?;
-        if let Some(dist) = near(&r.try_get::<String, _>("hash")?) {
+    for (a, hash) in store::recent_flagged_hashes(s, SIMILAR_SCAN).await? {
+        if let Some(dist) = near(&hash) {
             out.push((
                 format!("account:{a}"),
                 format!("/console/item/account/{a}"),
@@ -867,30 +663,14 @@ async fn similar(state: &AppState, d: &Detail) -> anyhow::Result<Vec<(String, St
         }
     }
     for a in &d.accounts {
-        for r in sqlx::query(&s.sql(
-            "SELECT report_id FROM (SELECT DISTINCT report_id FROM report_messages WHERE sender = ? \
-             UNION SELECT DISTINCT report_id FROM report_reporters WHERE account = ?) x \
-             ORDER BY report_id DESC LIMIT ?",
-        ))
-        .bind(a)
-        .bind(a)
-        .bind(SIMILAR_SCAN)
-        .fetch_all(&s.pool)
-        .await?
-        {
-            let id: i64 = r.try_get("report_id")?;
+        for id in store::reports_of_account(s, a, SIMILAR_SCAN).await? {
             out.push((
                 format!("report:{id}"),
                 format!("/console/item/report/{id}"),
                 format!("same account {a}"),
             ));
         }
-        if sqlx::query(&s.sql("SELECT 1 AS x FROM psi_accounts WHERE account = ?"))
-            .bind(a)
-            .fetch_optional(&s.pool)
-            .await?
-            .is_some()
-        {
+        if store::account_known(s, a).await? {
             out.push((
                 format!("account:{a}"),
                 format!("/console/item/account/{a}"),
@@ -909,50 +689,29 @@ async fn revealed(
     reviewer: &Reviewer,
     item: &str,
 ) -> anyhow::Result<HashSet<String>> {
-    let s = &state.store;
-    Ok(sqlx::query(
-        &s.sql("SELECT media FROM console_reveals WHERE reviewer_id = ? AND item = ? AND day = ?"),
+    Ok(
+        store::revealed(&state.store, reviewer.id, item, super::day_of(now_ms()))
+            .await?
+            .into_iter()
+            .collect(),
     )
-    .bind(reviewer.id)
-    .bind(item)
-    .bind(super::day_of(now_ms()))
-    .fetch_all(&s.pool)
-    .await?
-    .iter()
-    .map(|r| r.try_get("media"))
-    .collect::<Result<_, _>>()?)
 }
 
 /// Reveals this reviewer has used today.
 pub async fn reveals_today(state: &AppState, reviewer: &Reviewer) -> anyhow::Result<i64> {
-    let s = &state.store;
-    Ok(sqlx::query(
-        &s.sql("SELECT COUNT(*) AS n FROM console_reveals WHERE reviewer_id = ? AND day = ?"),
-    )
-    .bind(reviewer.id)
-    .bind(super::day_of(now_ms()))
-    .fetch_one(&s.pool)
-    .await?
-    .try_get("n")?)
+    Ok(store::reveals_on(&state.store, reviewer.id, super::day_of(now_ms())).await?)
 }
 
 async fn history(
     state: &AppState,
     key: &str,
 ) -> anyhow::Result<Vec<(i64, String, String, String)>> {
-    let s = &state.store;
     let needle = format!("%\"item\":{}%", serde_json::to_string(key)?);
-    let mut out = Vec::new();
-    for r in sqlx::query(&s.sql(
-        "SELECT at, actor, action, detail FROM audit WHERE action LIKE 'console.%' AND detail LIKE ? ORDER BY id",
-    ))
-    .bind(needle)
-    .fetch_all(&s.pool)
-    .await?
-    {
-        out.push((r.try_get("at")?, r.try_get("actor")?, r.try_get("action")?, r.try_get("detail")?));
-    }
-    Ok(out)
+    Ok(store::history(&state.store, &needle)
+        .await?
+        .into_iter()
+        .map(|r| (r.at, r.actor, r.action, r.detail))
+        .collect())
 }
 
 /// `GET /console/item/{kind}/{id}`: why it is here, its media (blurred),
@@ -1112,30 +871,20 @@ async fn load_media(
             let (mi, ai) = media
                 .split_once('-')
                 .ok_or_else(|| anyhow::anyhow!("bad media id"))?;
-            sqlx::query(&s.sql(
-                "SELECT plaintext FROM report_attachments WHERE report_id = ? AND msg_idx = ? AND idx = ?",
-            ))
-            .bind(id.parse::<i64>()?)
-            .bind(mi.parse::<i64>()?)
-            .bind(ai.parse::<i64>()?)
-            .fetch_optional(&s.pool)
+            store::attachment_plaintext(
+                s,
+                id.parse::<i64>()?,
+                mi.parse::<i64>()?,
+                ai.parse::<i64>()?,
+            )
             .await?
-            .map(|r| r.try_get::<Option<Vec<u8>>, _>("plaintext"))
-            .transpose()?
-            .flatten()
         }
         "account" => {
             let n: usize = media.parse()?;
-            let rows = sqlx::query(
-                &s.sql("SELECT derivative FROM psi_opened WHERE account = ? ORDER BY opened_at"),
-            )
-            .bind(id)
-            .fetch_all(&s.pool)
-            .await?;
-            let Some(r) = rows.get(n) else {
+            let rows = store::derivatives(s, id).await?;
+            let Some(d) = rows.get(n) else {
                 return Ok(None);
             };
-            let d: Vec<u8> = r.try_get("derivative")?;
             // A 32×32 8-bit grey derivative (padded).
             if d.len() < 1024 {
                 return Ok(None);
@@ -1147,13 +896,7 @@ async fn load_media(
                 pixels: d[..1024].to_vec(),
             }));
         }
-        "match" => sqlx::query(&s.sql("SELECT thumb FROM console_matches WHERE id = ?"))
-            .bind(id.parse::<i64>()?)
-            .fetch_optional(&s.pool)
-            .await?
-            .map(|r| r.try_get::<Option<Vec<u8>>, _>("thumb"))
-            .transpose()?
-            .flatten(),
+        "match" => store::match_thumb(s, id.parse::<i64>()?).await?,
         _ => None,
     };
     let Some(bytes) = bytes else { return Ok(None) };
@@ -1291,16 +1034,7 @@ pub async fn reveal(
         let s = &state.store;
         let now = now_ms();
         let mut tx = s.begin().await?;
-        sqlx::query(&s.sql(
-            "INSERT INTO console_reveals (reviewer_id, item, media, day, at) VALUES (?, ?, ?, ?, ?)",
-        ))
-        .bind(reviewer.id)
-        .bind(key)
-        .bind(media)
-        .bind(super::day_of(now))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        store::insert_reveal(s, &mut tx, reviewer.id, key, media, super::day_of(now), now).await?;
         db::audit(
             s,
             &mut tx,
@@ -1332,14 +1066,7 @@ pub async fn hide(
     };
     let s = &state.store;
     let run = async {
-        sqlx::query(&s.sql(
-            "INSERT INTO console_hidden (reviewer_id, item, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-        ))
-        .bind(reviewer.id)
-        .bind(key)
-        .bind(now_ms())
-        .execute(&s.pool)
-        .await?;
+        store::hide(s, reviewer.id, key).await?;
         audit(
             &state,
             &reviewer.actor(),
@@ -1492,38 +1219,27 @@ async fn decide_inner(
     let s = &state.store;
     let now = now_ms();
     let mut tx = s.begin().await?;
-    let did: i64 = sqlx::query(&s.sql(
-        "INSERT INTO console_decisions (item, decision, category, note, banks, reviewer, at, queued_at, distances) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    ))
-    .bind(key)
-    .bind(decision)
-    .bind(category)
-    .bind(note)
-    .bind(it.banks.join(","))
-    .bind(&reviewer.name)
-    .bind(now)
-    .bind(it.queued_at)
-    .bind(serde_json::to_string(&it.distances)?)
-    .fetch_one(&mut *tx)
-    .await?
-    .try_get("id")?;
+    let did = store::insert_decision(
+        s,
+        &mut tx,
+        &store::NewDecision {
+            item: key,
+            decision,
+            category,
+            note,
+            banks: it.banks.join(","),
+            reviewer: &reviewer.name,
+            at: now,
+            queued_at: it.queued_at,
+            distances: serde_json::to_string(&it.distances)?,
+        },
+    )
+    .await?;
     if FINAL.contains(&decision) {
-        sqlx::query(&s.sql("DELETE FROM console_open WHERE item = ?"))
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
+        store::close(s, &mut tx, key).await?;
     } else if decision == "escalate" {
         // To the leads' queue, in the order of the time it was queued.
-        sqlx::query(&s.sql(
-            "UPDATE console_open SET queue = 'escalated', n = ?, s = item, t = ? \
-             WHERE item = ? AND queue <> 'escalated'",
-        ))
-        .bind(it.queued_at)
-        .bind(it.queued_at)
-        .bind(key)
-        .execute(&mut *tx)
-        .await?;
+        store::escalate(s, &mut tx, key, it.queued_at).await?;
     }
     db::audit(
         s,
@@ -1598,17 +1314,7 @@ pub async fn set_review_policy(
         max_distance.is_none_or(|d| (0..=256).contains(&d)),
         "max_distance is 0–256"
     );
-    sqlx::query(&store.sql("DELETE FROM console_policy WHERE bank = ?"))
-        .bind(bank)
-        .execute(&store.pool)
-        .await?;
-    if let Some(d) = max_distance {
-        sqlx::query(&store.sql("INSERT INTO console_policy (bank, max_distance) VALUES (?, ?)"))
-            .bind(bank)
-            .bind(d)
-            .execute(&store.pool)
-            .await?;
-    }
+    store::set_policy(store, bank, max_distance).await?;
     Ok(())
 }
 
@@ -1636,13 +1342,7 @@ async fn record_inner(
     matches: &[Value],
 ) -> anyhow::Result<()> {
     let s = &state.store;
-    let policies: HashMap<String, i64> =
-        sqlx::query("SELECT bank, max_distance FROM console_policy")
-            .fetch_all(&s.pool)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("bank")?, r.try_get("max_distance")?)))
-            .collect::<Result<_, sqlx::Error>>()?;
+    let policies: HashMap<String, i64> = store::policies(s).await?.into_iter().collect();
     let chosen: Vec<&Value> = matches
         .iter()
         .filter(|m| {
@@ -1671,23 +1371,22 @@ async fn record_inner(
     let now = now_ms();
     let mut ids = Vec::new();
     for m in chosen {
-        let id: i64 = sqlx::query(&s.sql(
-            "INSERT INTO console_matches (at, actor, bank, content_id, signal_type, distance, pdq, md5, sha256, thumb) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(now)
-        .bind(actor)
-        .bind(m["bank"].as_str().unwrap_or(""))
-        .bind(m["content_id"].as_i64().unwrap_or(0))
-        .bind(m["signal_type"].as_str().unwrap_or(""))
-        .bind(m["distance"].as_i64().unwrap_or(0))
-        .bind(summary["pdq"].as_str())
-        .bind(summary["md5"].as_str())
-        .bind(summary["sha256"].as_str())
-        .bind(thumb.clone())
-        .fetch_one(&s.pool)
-        .await?
-        .try_get("id")?;
+        let id = store::insert_match(
+            s,
+            &store::NewMatch {
+                at: now,
+                actor,
+                bank: m["bank"].as_str().unwrap_or(""),
+                content_id: m["content_id"].as_i64().unwrap_or(0),
+                signal_type: m["signal_type"].as_str().unwrap_or(""),
+                distance: m["distance"].as_i64().unwrap_or(0),
+                pdq: summary["pdq"].as_str(),
+                md5: summary["md5"].as_str(),
+                sha256: summary["sha256"].as_str(),
+                thumb: thumb.clone(),
+            },
+        )
+        .await?;
         super::text::record(s, id, m).await?;
         ids.push(id);
     }

@@ -5,7 +5,6 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
-use sqlx::Row;
 
 use super::accounts::Reviewer;
 use crate::AppState;
@@ -228,16 +227,13 @@ pub async fn figures(state: &AppState, reviewer: &Reviewer) -> anyhow::Result<Fi
     }
     f.since_day = super::day_of(now) - 13;
     let fp_since = (super::day_of(now) - (FP_DAYS - 1)) * 86_400_000;
-    let rows = sqlx::query(&s.sql(
-        "SELECT decision, banks, distances, at, queued_at FROM console_decisions WHERE at >= ? ORDER BY id",
-    ))
-    .bind(fp_since.min(f.since_day * 86_400_000))
-    .fetch_all(&s.pool)
-    .await?;
+    let rows =
+        crate::db::console::pages::decisions_since(s, fp_since.min(f.since_day * 86_400_000))
+            .await?;
     let mut waits = Vec::new();
     for r in &rows {
-        let at: i64 = r.try_get("at")?;
-        let d: String = r.try_get("decision")?;
+        let at = r.at;
+        let d = &r.decision;
         let recent = at >= f.since_day * 86_400_000;
         if recent
             && let Some(c) = f
@@ -247,7 +243,7 @@ pub async fn figures(state: &AppState, reviewer: &Reviewer) -> anyhow::Result<Fi
             *c += 1;
         }
         if recent && ["confirm", "dismiss", "clear", "add_to_bank"].contains(&d.as_str()) {
-            waits.push(at - r.try_get::<i64, _>("queued_at")?);
+            waits.push(at - r.queued_at);
         }
         if at < fp_since || (d != "confirm" && d != "dismiss") {
             continue;
@@ -260,13 +256,13 @@ pub async fn figures(state: &AppState, reviewer: &Reviewer) -> anyhow::Result<Fi
                 e.0 += 1;
             }
         };
-        let banks: String = r.try_get("banks")?;
-        for b in banks.split(',').filter(|b| !b.is_empty()) {
+        for b in r.banks.split(',').filter(|b| !b.is_empty()) {
             bump(f.per_bank.entry(b.to_string()).or_default());
         }
         let dist: Option<i64> = r
-            .try_get::<Option<String>, _>("distances")?
-            .and_then(|j| serde_json::from_str::<std::collections::BTreeMap<String, i64>>(&j).ok())
+            .distances
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<std::collections::BTreeMap<String, i64>>(j).ok())
             .and_then(|m| m.values().copied().min());
         let band = dist
             .and_then(|d| {

@@ -27,10 +27,10 @@ use std::collections::BTreeMap;
 
 use maud::{Markup, html};
 use serde_json::Value;
-use sqlx::Row;
 
 use crate::AppState;
 use crate::db::Store;
+use crate::db::console::text as store;
 
 /// Longest excerpt of text kept with a recorded match (characters).
 pub const EXCERPT_CHARS: usize = 200;
@@ -83,8 +83,6 @@ pub fn shown(s: &str) -> Markup {
     }
 }
 
-const TEXT_MATCH_TABLE: &str = "console_text_matches";
-
 /// Keeps the explanation of a recorded text/entity/rule match (its excerpt
 /// cut to [`EXCERPT_CHARS`]); nothing for a media match.
 pub async fn record(s: &Store, match_id: i64, m: &Value) -> anyhow::Result<()> {
@@ -98,14 +96,15 @@ pub async fn record(s: &Store, match_id: i64, m: &Value) -> anyhow::Result<()> {
     let q = m["query_signal"]
         .as_str()
         .map(|q| q.chars().take(2048).collect::<String>());
-    sqlx::query(&s.sql(&format!(
-        "INSERT INTO {TEXT_MATCH_TABLE} (match_id, query_signal, explanation, review_only) VALUES (?, ?, ?, ?)"
-    )))
-    .bind(match_id)
-    .bind(q)
-    .bind(e.to_string())
-    .bind(i64::from(m["review_only"].as_bool().unwrap_or(false)))
-    .execute(&s.pool)
+    store::insert_text_match(
+        s,
+        &store::NewTextMatch {
+            match_id,
+            query_signal: q,
+            explanation: e.to_string(),
+            review_only: m["review_only"].as_bool().unwrap_or(false),
+        },
+    )
     .await?;
     Ok(())
 }
@@ -181,28 +180,26 @@ fn matches_table(matches: &[&Value]) -> Markup {
     }
 }
 
+/// A recorded text match in the `/v1/match` shape.
+fn match_json(r: store::TextMatchRow) -> anyhow::Result<Value> {
+    Ok(serde_json::json!({
+        "bank": r.bank,
+        "content_id": r.content_id,
+        "signal_type": r.signal_type,
+        "distance": r.distance,
+        "query_signal": r.query_signal,
+        "review_only": r.review_only,
+        "explanation": serde_json::from_str::<Value>(&r.explanation)?,
+    }))
+}
+
 /// The text/entity part of a recorded match's page (empty for a media match).
 pub async fn match_facts(state: &AppState, match_id: i64) -> anyhow::Result<Markup> {
     let s = &state.store;
-    let Some(r) = sqlx::query(&s.sql(&format!(
-        "SELECT t.query_signal, t.explanation, t.review_only, m.bank, m.content_id, m.signal_type, m.distance \
-         FROM {TEXT_MATCH_TABLE} t JOIN console_matches m ON m.id = t.match_id WHERE t.match_id = ?"
-    )))
-    .bind(match_id)
-    .fetch_optional(&s.pool)
-    .await?
-    else {
+    let Some(r) = store::text_match(s, match_id).await? else {
         return Ok(html! {});
     };
-    let m = serde_json::json!({
-        "bank": r.try_get::<String, _>("bank")?,
-        "content_id": r.try_get::<i64, _>("content_id")?,
-        "signal_type": r.try_get::<String, _>("signal_type")?,
-        "distance": r.try_get::<i64, _>("distance")?,
-        "query_signal": r.try_get::<Option<String>, _>("query_signal")?,
-        "review_only": r.try_get::<i64, _>("review_only")? != 0,
-        "explanation": serde_json::from_str::<Value>(&r.try_get::<String, _>("explanation")?)?,
-    });
+    let m = match_json(r)?;
     Ok(html! {
         h3 #text-match-h { "What matched in the text" }
         p.hint { "Only the matched part of the query text is kept (at most " (EXCERPT_CHARS)
@@ -213,19 +210,12 @@ pub async fn match_facts(state: &AppState, match_id: i64) -> anyhow::Result<Mark
 
 /// A report's stored text signals: per message, its matches and entities.
 async fn report_rows(state: &AppState, report_id: i64) -> anyhow::Result<Vec<(i64, Value, Value)>> {
-    let s = &state.store;
     let mut out = Vec::new();
-    for r in sqlx::query(&s.sql(
-        "SELECT msg_idx, signals, matches FROM report_text_signals WHERE report_id = ? ORDER BY msg_idx",
-    ))
-    .bind(report_id)
-    .fetch_all(&s.pool)
-    .await?
-    {
+    for r in store::report_text_signals(&state.store, report_id).await? {
         let parse = |c: &str| -> anyhow::Result<Value> {
-            Ok(serde_json::from_str(&r.try_get::<String, _>(c)?).unwrap_or(Value::Null))
+            Ok(serde_json::from_str(c).unwrap_or(Value::Null))
         };
-        out.push((r.try_get("msg_idx")?, parse("signals")?, parse("matches")?));
+        out.push((r.msg_idx, parse(&r.signals)?, parse(&r.matches)?));
     }
     Ok(out)
 }
@@ -338,26 +328,10 @@ pub async fn export_matches(state: &AppState, kind: &str, id: &str) -> anyhow::R
             Ok(out)
         }
         "match" => {
-            let s = &state.store;
-            let Some(r) = sqlx::query(&s.sql(&format!(
-                "SELECT t.query_signal, t.explanation, t.review_only, m.bank, m.content_id, m.signal_type, m.distance \
-                 FROM {TEXT_MATCH_TABLE} t JOIN console_matches m ON m.id = t.match_id WHERE t.match_id = ?"
-            )))
-            .bind(id.parse::<i64>()?)
-            .fetch_optional(&s.pool)
-            .await?
-            else {
+            let Some(r) = store::text_match(&state.store, id.parse::<i64>()?).await? else {
                 return Ok(Vec::new());
             };
-            let m = serde_json::json!({
-                "bank": r.try_get::<String, _>("bank")?,
-                "content_id": r.try_get::<i64, _>("content_id")?,
-                "signal_type": r.try_get::<String, _>("signal_type")?,
-                "distance": r.try_get::<i64, _>("distance")?,
-                "query_signal": r.try_get::<Option<String>, _>("query_signal")?,
-                "review_only": r.try_get::<i64, _>("review_only")? != 0,
-                "explanation": serde_json::from_str::<Value>(&r.try_get::<String, _>("explanation")?)?,
-            });
+            let m = match_json(r)?;
             Ok(vec![export_match(None, &m)])
         }
         _ => Ok(Vec::new()),

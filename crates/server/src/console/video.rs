@@ -11,7 +11,6 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use bulwark_vpdq::Error;
-use sqlx::Row;
 
 use crate::AppState;
 
@@ -267,16 +266,14 @@ pub async fn store(
         }
     };
     for (media, at, png, err) in rows {
-        sqlx::query(&s.sql(
-            "INSERT INTO console_frames (item, media, at_ms, png, error) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        ))
-        .bind(item)
-        .bind(media)
-        .bind(at)
-        .bind(png)
-        .bind(err)
-        .execute(&s.pool)
+        crate::db::console::video::insert_frame(
+            s,
+            item,
+            &media,
+            at,
+            png.as_deref(),
+            err.as_deref(),
+        )
         .await?;
     }
     Ok(())
@@ -289,24 +286,16 @@ async fn stored(
     base: &str,
 ) -> anyhow::Result<Option<Result<Strip, String>>> {
     let s = &state.store;
-    let rows = sqlx::query(&s.sql(
-        "SELECT media, at_ms, error FROM console_frames WHERE item = ? AND (media = ? OR media LIKE ?) \
-         ORDER BY at_ms, media",
-    ))
-    .bind(item)
-    .bind(base)
-    .bind(format!("{base}.f%"))
-    .fetch_all(&s.pool)
-    .await?;
+    let rows = crate::db::console::video::frames(s, item, base).await?;
     if rows.is_empty() {
         return Ok(None);
     }
     let mut strip = Vec::new();
-    for r in &rows {
-        if let Some(e) = r.try_get::<Option<String>, _>("error")? {
+    for r in rows {
+        if let Some(e) = r.error {
             return Ok(Some(Err(format!("no frames: {e}"))));
         }
-        strip.push((r.try_get("media")?, r.try_get("at_ms")?));
+        strip.push((r.media, r.at_ms));
     }
     Ok(Some(Ok(strip)))
 }
@@ -317,17 +306,7 @@ pub async fn frame_png(
     item: &str,
     media: &str,
 ) -> anyhow::Result<Option<Vec<u8>>> {
-    let s = &state.store;
-    Ok(
-        sqlx::query(&s.sql("SELECT png FROM console_frames WHERE item = ? AND media = ?"))
-            .bind(item)
-            .bind(media)
-            .fetch_optional(&s.pool)
-            .await?
-            .map(|r| r.try_get::<Option<Vec<u8>>, _>("png"))
-            .transpose()?
-            .flatten(),
-    )
+    Ok(crate::db::console::video::frame_png(&state.store, item, media).await?)
 }
 
 /// Keeps the strip of a matched video upload for each recorded match.
