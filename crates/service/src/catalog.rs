@@ -471,23 +471,9 @@ impl Catalog {
             .await?
             .try_get("s")?;
         let mut entries: Vec<(u64, [u8; 32])> = Vec::new();
-        // Rows cost microseconds each through the driver; one aggregated text
-        // per 100,000 rows moves the work to a parser that costs nanoseconds.
-        // `signal_type || ''` keeps the planner off the (signal_type, value)
-        // index: a scan in key order beats a random lookup per row.
-        let agg = match store.backend {
-            db::Backend::Sqlite => "group_concat",
-            db::Backend::Postgres => "string_agg",
-        };
-        let sql = store
-            .sql(&format!(
-                "SELECT MAX(id) AS last, {agg}(CAST(content_id AS TEXT) || ',' || CAST(bank_id AS TEXT) || ',' || value, ';') AS data \
-                 FROM (SELECT id, content_id, bank_id, value FROM signals WHERE id > ? AND signal_type || '' = 'pdq' ORDER BY id LIMIT 100000) t"
-            ))
-            .into_owned();
         let mut after = 0i64;
         let mut told = Instant::now();
-        loop {
+        while let Some(page) = db::signal_page(store, "pdq", after).await? {
             if told.elapsed() > Duration::from_secs(5) {
                 told = Instant::now();
                 tracing::info!(
@@ -495,21 +481,13 @@ impl Catalog {
                     entries.len()
                 );
             }
-            let row = sqlx::query(&sql).bind(after).fetch_one(&store.pool).await?;
-            let Some(last) = row.try_get::<Option<i64>, _>("last")? else {
-                break;
-            };
-            after = last;
-            let data: String = row.try_get("data")?;
-            for rec in data.split(';') {
-                let mut f = rec.splitn(3, ',');
-                let (Some(c), Some(b), Some(v)) = (f.next(), f.next(), f.next()) else {
-                    anyhow::bail!("malformed aggregated signal row {rec:?}");
-                };
+            after = page.last;
+            for row in page.rows() {
+                let (c, b, v) = row.map_err(|e| anyhow::anyhow!(e))?;
                 let hash: PdqHash = v
                     .parse()
                     .map_err(|e| anyhow::anyhow!("stored PDQ hash {v:?}: {e}"))?;
-                entries.push((entry_id(false, b.parse()?, c.parse()?), *hash.as_bytes()));
+                entries.push((entry_id(false, b, c), *hash.as_bytes()));
             }
         }
         entries.extend(crate::extras::load_all(store).await?);

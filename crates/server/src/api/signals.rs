@@ -455,35 +455,15 @@ impl CachedTextIndex {
 /// Every banked text hash, read as the catalog reads PDQ hashes at load:
 /// one aggregated text per 100,000 rows, in primary-key order.
 async fn all_text_rows(st: &Store) -> Result<Vec<(TextHash, (i64, i64))>, ApiError> {
-    let agg = match st.backend {
-        db::Backend::Sqlite => "group_concat",
-        db::Backend::Postgres => "string_agg",
-    };
-    let sql = st
-        .sql(&format!(
-            "SELECT MAX(id) AS last, {agg}(CAST(content_id AS TEXT) || ',' || CAST(bank_id AS TEXT) || ',' || value, ';') AS data \
-             FROM (SELECT id, content_id, bank_id, value FROM signals WHERE id > ? AND signal_type || '' = '{}' ORDER BY id LIMIT 100000) t",
-            bulwark_banks::TEXT_HASH_NAME
-        ))
-        .into_owned();
     let mut out = Vec::new();
     let mut after = 0i64;
-    loop {
-        let row = sqlx::query(&sql).bind(after).fetch_one(&st.pool).await?;
-        let Some(last) = row.try_get::<Option<i64>, _>("last")? else {
-            break;
-        };
-        after = last;
-        let data: String = row.try_get("data")?;
-        for rec in data.split(';') {
-            let mut f = rec.splitn(3, ',');
-            let (Some(c), Some(b), Some(v)) = (f.next(), f.next(), f.next()) else {
-                return Err(ApiError::internal("malformed aggregated text_hash row"));
-            };
-            let (Ok(c), Ok(b), Ok(h)) = (c.parse(), b.parse(), v.parse::<TextHash>()) else {
-                continue;
-            };
-            out.push((h, (b, c)));
+    while let Some(page) = db::signal_page(st, bulwark_banks::TEXT_HASH_NAME, after).await? {
+        after = page.last;
+        for row in page.rows() {
+            let (c, b, v) = row.map_err(ApiError::internal)?;
+            if let Ok(h) = v.parse::<TextHash>() {
+                out.push((h, (b, c)));
+            }
         }
     }
     Ok(out)
