@@ -250,7 +250,7 @@ pub async fn list(store: &Store) -> Result<Vec<Bank>> {
 /// A bank with its counts.
 pub async fn get(store: &Store, name: &str) -> Result<BankWithCounts> {
     let row = by_name(store, name).await?;
-    let (content_count, disabled_count) = db::bank_counts(store, row.id).await?;
+    let (content_count, disabled_count) = db::bank_counts(store, &store.pool, row.id).await?;
     Ok(BankWithCounts {
         bank: Bank::from(&row),
         content_count,

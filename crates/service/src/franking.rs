@@ -28,7 +28,7 @@ fn random_key() -> Zeroizing<[u8; 32]> {
 pub async fn signing_key(store: &Store, kek: &Kek) -> Result<ed25519_dalek::SigningKey> {
     if db::meta(store, SIGNING_KEY_NAME).await?.is_none() {
         let k = random_key();
-        reports::insert_meta_once(
+        db::insert_meta_once(
             store,
             SIGNING_KEY_NAME,
             &kek.seal(SIGNING_KEY_NAME, k.as_ref()),

@@ -1,8 +1,6 @@
 //! Banks: create, read, update, delete. Reads of all banks and by name are
 //! [`crate::banks`](fn@crate::banks) and [`crate::bank_by_name`].
 
-use sqlx::Row;
-
 use crate::{BankRow, Store};
 
 /// A bank to create.
@@ -90,28 +88,10 @@ pub async fn delete(
     tx: &mut sqlx::AnyConnection,
     bank_id: i64,
 ) -> Result<i64, sqlx::Error> {
-    let (content, _) = counts_in(store, tx, bank_id).await?;
+    let (content, _) = crate::bank_counts(store, &mut *tx, bank_id).await?;
     sqlx::query(&store.sql("DELETE FROM banks WHERE id = ?"))
         .bind(bank_id)
         .execute(&mut *tx)
         .await?;
     Ok(content)
-}
-
-/// A bank's content count and how many are disabled, from the counters
-/// (no scan), inside a transaction.
-async fn counts_in(
-    store: &Store,
-    tx: &mut sqlx::AnyConnection,
-    bank_id: i64,
-) -> Result<(i64, i64), sqlx::Error> {
-    let row =
-        sqlx::query(&store.sql("SELECT content, disabled FROM bank_counts WHERE bank_id = ?"))
-            .bind(bank_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    match row {
-        Some(r) => Ok((r.try_get("content")?, r.try_get("disabled")?)),
-        None => Ok((0, 0)),
-    }
 }

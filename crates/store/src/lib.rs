@@ -57,6 +57,19 @@ pub async fn meta(store: &Store, key: &str) -> Result<Option<String>, sqlx::Erro
         .transpose()
 }
 
+/// Stores a value of the `meta` table unless one is stored: replicas racing
+/// to create the same value agree on the first (read it back with [`meta`]).
+pub async fn insert_meta_once(store: &Store, key: &str, value: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        &store.sql("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"),
+    )
+    .bind(key)
+    .bind(value)
+    .execute(&store.pool)
+    .await?;
+    Ok(())
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -106,12 +119,16 @@ fn split_statements(sql: &str) -> Vec<String> {
 }
 
 /// A bank's content count and how many of them are disabled, from the
-/// counters (no scan).
-pub async fn bank_counts(store: &Store, bank_id: i64) -> Result<(i64, i64), sqlx::Error> {
+/// counters (no scan); `on` is the pool or an open transaction.
+pub async fn bank_counts<'c>(
+    store: &Store,
+    on: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    bank_id: i64,
+) -> Result<(i64, i64), sqlx::Error> {
     let row =
         sqlx::query(&store.sql("SELECT content, disabled FROM bank_counts WHERE bank_id = ?"))
             .bind(bank_id)
-            .fetch_optional(&store.pool)
+            .fetch_optional(on)
             .await?;
     match row {
         Some(r) => Ok((r.try_get("content")?, r.try_get("disabled")?)),
@@ -172,15 +189,7 @@ impl Store {
         // This database's identity, and the generation of its bulk loads: an
         // index snapshot is only reused on the same database and generation.
         for key in ["instance", "generation"] {
-            sqlx::query(
-                &store.sql(
-                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                ),
-            )
-            .bind(key)
-            .bind(random_hex())
-            .execute(&store.pool)
-            .await?;
+            insert_meta_once(&store, key, &random_hex()).await?;
         }
         Ok(store)
     }

@@ -17,14 +17,7 @@ pub async fn server_keys(store: &Store) -> Result<Option<String>, sqlx::Error> {
 /// Stores sealed PSI server keys unless some are stored already (another
 /// replica won the race); read them back with [`server_keys`].
 pub async fn insert_server_keys(store: &Store, sealed: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        &store.sql("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"),
-    )
-    .bind(SERVER_KEYS)
-    .bind(sealed)
-    .execute(&store.pool)
-    .await?;
-    Ok(())
+    crate::insert_meta_once(store, SERVER_KEYS, sealed).await
 }
 
 /// A stored pdata release.

@@ -66,19 +66,6 @@ pub async fn insert_franking_key(
     Ok(())
 }
 
-/// Stores a value of `meta` unless one is stored (replicas race: the first
-/// wins, the rest read it).
-pub async fn insert_meta_once(store: &Store, key: &str, value: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        &store.sql("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"),
-    )
-    .bind(key)
-    .bind(value)
-    .execute(&store.pool)
-    .await?;
-    Ok(())
-}
-
 /// The report filed for a verified message (by its stamp), if any.
 pub async fn by_message_key(store: &Store, message_key: &str) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query(&store.sql("SELECT id FROM reports WHERE message_key = ?"))
