@@ -1083,4 +1083,27 @@ mod tests {
             "a write after cancelled BEGINs: {done:?}"
         );
     }
+
+    /// Start-up reads the disabled content through its partial index, not a
+    /// scan of every content row.
+    #[tokio::test]
+    async fn disabled_content_is_read_through_its_index() {
+        use sqlx::Row;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = super::Store::open(&url).await.expect("open");
+        let plan: Vec<String> = sqlx::query(
+            "EXPLAIN QUERY PLAN SELECT id, disabled_until FROM content WHERE enabled = 0",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .expect("plan")
+        .iter()
+        .map(|r| r.try_get::<String, _>("detail").expect("detail"))
+        .collect();
+        assert!(
+            plan.iter().any(|d| d.contains("content_disabled")),
+            "{plan:?}"
+        );
+    }
 }

@@ -131,6 +131,14 @@ pub(crate) const MODULES: &[Module] = &[
             ]
         },
     },
+    // What start-up reads besides the signals: an index of disabled content
+    // (a module of its own, so that a binary from before it still opens the
+    // database).
+    Module {
+        key: "startup_schema",
+        what: "start-up index",
+        versions: |_| vec![include_str!("../schema/startup_v1.sql").into()],
+    },
 ];
 
 #[cfg(test)]
@@ -213,7 +221,8 @@ mod tests {
                 "counts",
                 "imports",
                 "extras_schema",
-                "signals_schema"
+                "signals_schema",
+                "startup_schema"
             ]
         );
     }
