@@ -2,20 +2,26 @@
 //! over the store ([`catalog`]), banked extra hashes ([`extras`]), the
 //! decode pool that hashes uploads ([`media`]), secrets sealed under the
 //! key-encryption key ([`secrets`]) and the service's counters
-//! ([`metrics`]), API keys and roles ([`keys`]), enrolled devices ([`devices`]) and private matching
-//! ([`vouchers`]). Nothing here imports axum: `bulwark-server` is the HTTP
-//! layer over these operations, and they are tested without it.
+//! ([`metrics`]), API keys and roles ([`keys`]), banks ([`banks`]) and their
+//! content ([`content`]), list import and export ([`lists`]), enrolled
+//! devices ([`devices`]), providers and the signed-root log
+//! ([`providers`]) and private matching ([`vouchers`]). Nothing here
+//! imports axum: `bulwark-server` is the HTTP layer over these operations,
+//! and they are tested without it.
 
 pub mod banks;
 pub mod catalog;
+pub mod content;
 pub mod devices;
 pub mod error;
 pub mod extras;
 pub mod franking;
 pub mod keys;
+pub mod lists;
 pub mod matching;
 pub mod media;
 pub mod metrics;
+pub mod providers;
 pub mod secrets;
 pub mod vouchers;
 

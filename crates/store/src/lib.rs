@@ -14,8 +14,10 @@ use sqlx::{AnyPool, Row};
 
 pub mod banks;
 pub mod console;
+pub mod content;
 pub mod devices;
 pub mod keys;
+pub mod providers;
 pub mod psi;
 pub mod reports;
 mod schema;

@@ -553,7 +553,7 @@ async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
             let _ = tokio::fs::remove_file(&spool).await;
             return Ok(());
         }
-        written.commit(state, tx).await?;
+        written.commit(&state.store, &state.catalog, tx).await?;
         if next.at_end {
             break;
         }

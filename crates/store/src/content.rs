@@ -1,0 +1,189 @@
+//! Content items of a bank: read one or a page, change, delete. Adding is
+//! [`crate::insert_content`] and [`crate::insert_contents`]; an item's
+//! signals are [`crate::signals_of`].
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use crate::{ContentRow, SignalRow, Store};
+
+/// Content `id` of bank `bank_id`; `on` is the pool or an open transaction.
+pub async fn by_id<'c>(
+    store: &Store,
+    on: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    bank_id: i64,
+    id: i64,
+) -> Result<Option<ContentRow>, sqlx::Error> {
+    sqlx::query(&store.sql("SELECT * FROM content WHERE id = ? AND bank_id = ?"))
+        .bind(id)
+        .bind(bank_id)
+        .fetch_optional(on)
+        .await?
+        .map(|r| ContentRow::from_row(&r))
+        .transpose()
+}
+
+/// How many video frames content `id` has.
+pub async fn frame_count(store: &Store, id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query(&store.sql("SELECT COUNT(*) AS n FROM video_frames WHERE content_id = ?"))
+        .bind(id)
+        .fetch_one(&store.pool)
+        .await?
+        .try_get("n")
+}
+
+/// Up to `limit` items of a bank with ids above `after`, by id.
+pub async fn page(
+    store: &Store,
+    bank_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<ContentRow>, sqlx::Error> {
+    sqlx::query(
+        &store.sql("SELECT * FROM content WHERE bank_id = ? AND id > ? ORDER BY id LIMIT ?"),
+    )
+    .bind(bank_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(ContentRow::from_row)
+    .collect()
+}
+
+/// The ids as an SQL list (they are integers: no injection).
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The signals of each of `ids` (non-empty), in signal order.
+pub async fn signals_of_many(
+    store: &Store,
+    ids: &[i64],
+) -> Result<HashMap<i64, Vec<SignalRow>>, sqlx::Error> {
+    let mut out: HashMap<i64, Vec<SignalRow>> = HashMap::new();
+    for r in sqlx::query(&format!(
+        "SELECT content_id, signal_type, value, quality FROM signals WHERE content_id IN ({}) ORDER BY id",
+        id_list(ids)
+    ))
+    .fetch_all(&store.pool)
+    .await?
+    {
+        out.entry(r.try_get("content_id")?)
+            .or_default()
+            .push(SignalRow {
+                signal_type: r.try_get("signal_type")?,
+                value: r.try_get("value")?,
+                quality: r.try_get("quality")?,
+            });
+    }
+    Ok(out)
+}
+
+/// The number of video frames of each of `ids` (non-empty) that has any.
+pub async fn frame_counts(store: &Store, ids: &[i64]) -> Result<HashMap<i64, i64>, sqlx::Error> {
+    let mut out = HashMap::new();
+    for r in sqlx::query(&format!(
+        "SELECT content_id, COUNT(*) AS n FROM video_frames WHERE content_id IN ({}) GROUP BY content_id",
+        id_list(ids)
+    ))
+    .fetch_all(&store.pool)
+    .await?
+    {
+        out.insert(r.try_get("content_id")?, r.try_get("n")?);
+    }
+    Ok(out)
+}
+
+/// Writes an item's state, note, metadata and update time.
+pub async fn update(
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
+    c: &ContentRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&store.sql(
+        "UPDATE content SET enabled = ?, disabled_until = ?, note = ?, metadata = ?, updated_at = ? WHERE id = ?",
+    ))
+    .bind(c.enabled as i64)
+    .bind(c.disabled_until)
+    .bind(&c.note)
+    .bind(&c.metadata)
+    .bind(c.updated_at)
+    .bind(c.id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes content `id` of bank `bank_id` (its signals and frames by
+/// cascade); whether there was one.
+pub async fn delete(
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
+    bank_id: i64,
+    id: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(&store.sql("DELETE FROM content WHERE id = ? AND bank_id = ?"))
+        .bind(id)
+        .bind(bank_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(done.rows_affected() != 0)
+}
+
+/// One signal of a bank with its item's state, as a list export reads it.
+#[derive(Debug, Clone)]
+pub struct ExportRow {
+    /// The signal's row id (the export's cursor).
+    pub id: i64,
+    /// Its type name.
+    pub signal_type: String,
+    /// Its value.
+    pub value: String,
+    /// PDQ quality.
+    pub quality: Option<i64>,
+    /// The item's note.
+    pub note: Option<String>,
+    /// The item's metadata (JSON text).
+    pub metadata: Option<String>,
+    /// The item is enabled.
+    pub enabled: bool,
+    /// Disabled until this time (ms).
+    pub disabled_until: Option<i64>,
+}
+
+/// Signals per page of [`export_page`].
+pub const EXPORT_PAGE: usize = 5000;
+
+/// Up to [`EXPORT_PAGE`] signals of a bank with ids above `after`, by id.
+pub async fn export_page(
+    store: &Store,
+    bank_id: i64,
+    after: i64,
+) -> Result<Vec<ExportRow>, sqlx::Error> {
+    sqlx::query(&store.sql(
+        "SELECT s.id, s.signal_type, s.value, s.quality, c.note, c.metadata, c.enabled, c.disabled_until \
+         FROM signals s JOIN content c ON c.id = s.content_id \
+         WHERE s.bank_id = ? AND s.id > ? ORDER BY s.id LIMIT 5000",
+    ))
+    .bind(bank_id)
+    .bind(after)
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(ExportRow {
+            id: r.try_get("id")?,
+            signal_type: r.try_get("signal_type")?,
+            value: r.try_get("value")?,
+            quality: r.try_get("quality")?,
+            note: r.try_get("note")?,
+            metadata: r.try_get("metadata")?,
+            enabled: r.try_get::<i64, _>("enabled")? != 0,
+            disabled_until: r.try_get("disabled_until")?,
+        })
+    })
+    .collect()
+}
