@@ -248,4 +248,75 @@ mod tests {
             .count();
         assert_eq!(lines, 3, "the second run read the cache");
     }
+
+    /// Issue 17: the pdata variants banks store (`bulwark_pdq`'s `crop-1.5`
+    /// and `scale-0.3`, from the decoded file as the service computes them)
+    /// are, bit for bit, the bank-side variants `examples/private_eval.rs`
+    /// measured the `expanded` profile with: [`hash_corpus`] with
+    /// `centred_crop(0.015)` and `resize(0.3)` after the 1024-pixel scaling,
+    /// on every conformance image (some larger than 1024, some grey).
+    #[test]
+    fn banked_pdata_variants_equal_the_measured_ones_on_the_conformance_images() {
+        use bulwark_pdq::{HashKind, KindSet, Mode, MultiHash};
+        let dir = std::env::var_os("BULWARK_CONFORMANCE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+            })
+            .join("pdq/images");
+        if !dir.is_dir() {
+            assert!(
+                std::env::var("BULWARK_TEST_REQUIRE_ALL").is_err(),
+                "conformance images not found at {}: set BULWARK_CONFORMANCE_DIR",
+                dir.display()
+            );
+            return;
+        }
+        let images = crate::find_images(&dir).expect("images");
+        let set = vec![
+            transforms::standard_set().remove(0),
+            transforms::centred_crop(0.015),
+            transforms::resize(0.3),
+        ];
+        assert_eq!(set[0].name, "identity");
+        let cfg = Config::default();
+        let corpus = hash_corpus(&images, &cfg, set, None, &|| {}).expect("hashes");
+        let (mut n, mut large) = (0, 0);
+        for (o, (path, _)) in corpus.originals.iter().enumerate() {
+            let bytes = std::fs::read(path).expect("read");
+            let img = bulwark_pdq::decode(&bytes, &Limits::default()).expect("decodes");
+            let m = MultiHash::of_bytes(
+                &bytes,
+                Mode::Full,
+                &Limits::default(),
+                KindSet::PDATA_VARIANTS,
+            )
+            .expect("hashes");
+            if img.width.min(img.height) < bulwark_pdq::MIN_EXTRA_DIM as u32 {
+                assert!(m.extras().is_empty(), "{}", path.display());
+                continue;
+            }
+            let measured = |t: usize| {
+                corpus
+                    .items
+                    .iter()
+                    .find(|i| i.original == o && i.transform == t)
+                    .expect("item")
+                    .value
+                    .hash
+            };
+            for (t, kind) in [(1, HashKind::Crop15), (2, HashKind::Scale03)] {
+                assert_eq!(
+                    m.get(kind).map(|k| k.hash),
+                    Some(measured(t)),
+                    "{kind} of {}",
+                    path.display()
+                );
+            }
+            n += 1;
+            large += usize::from(img.width.max(img.height) > cfg.max_side);
+        }
+        assert!(n >= 30, "only {n} conformance images compared");
+        assert!(large >= 1, "no image larger than {} px", cfg.max_side);
+    }
 }

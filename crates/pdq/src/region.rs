@@ -21,6 +21,16 @@
 //! - **rotate-cw2, rotate-ccw2**: the region turned by 2° each way (bilinear,
 //!   on the reduced plane), then its centred 90 % crop: what the centre-90
 //!   hash of a slightly rotated copy (black corners cut away) sees.
+//! - **crop-1.5, scale-0.3** (*pdata variants*, [`KindSet::PDATA_VARIANTS`]):
+//!   not for plain matching — no [`Pairing`] compares them and
+//!   [`KindSet::ALL`] leaves them out. They are the bank-side variants of
+//!   private matching's `expanded` profile (bulwark-psi's
+//!   `Pdata::build_with_variants`, docs/PRIVATE-MATCHING.md): the whole image
+//!   scaled to a long side of at most [`VARIANT_MAX_SIDE`] (triangle filter),
+//!   then a centred crop of [`VARIANT_CROP`] off each edge, or a resize by
+//!   [`VARIANT_SCALE`] (triangle filter), hashed in RGB exactly as the
+//!   evaluation that measured the profile did (`bulwark-eval`'s
+//!   `examples/private_eval.rs`; checked bit for bit there).
 //!
 //! The extras are hashed from the shared luminance plane, box-averaged by an
 //! integer factor so the hashed rectangle's long side is about
@@ -56,6 +66,17 @@ pub const ROTATION_DEGREES: f32 = 2.0;
 /// Images with a side under this many pixels get no extras.
 pub const MIN_EXTRA_DIM: usize = 32;
 
+/// The pdata variants are taken of the image scaled (triangle filter) to a
+/// long side of at most this: the messenger scaling of the evaluation they
+/// were measured with.
+pub const VARIANT_MAX_SIDE: u32 = 1024;
+
+/// The `crop-1.5` variant: a centred crop of this share off each edge.
+pub const VARIANT_CROP: f32 = 0.015;
+
+/// The `scale-0.3` variant: a resize by this factor.
+pub const VARIANT_SCALE: f32 = 0.3;
+
 /// A row or column is framing when this share of its pixels falls within one
 /// or two narrow luminance windows.
 const CHROME_SHARE: f32 = 0.93;
@@ -90,11 +111,17 @@ pub enum HashKind {
     RotateCw2,
     /// The region turned 2° counter-clockwise, centred 90 % crop.
     RotateCcw2,
+    /// Pdata variant, not matched: the image (scaled to
+    /// [`VARIANT_MAX_SIDE`]) cropped by [`VARIANT_CROP`] off each edge.
+    Crop15,
+    /// Pdata variant, not matched: the image (scaled to
+    /// [`VARIANT_MAX_SIDE`]) resized by [`VARIANT_SCALE`].
+    Scale03,
 }
 
 impl HashKind {
     /// Every kind, in [`MultiHash`] order.
-    pub const ALL: [HashKind; 10] = [
+    pub const ALL: [HashKind; 12] = [
         HashKind::Full,
         HashKind::Region,
         HashKind::Centre90,
@@ -105,6 +132,8 @@ impl HashKind {
         HashKind::CornerBottomRight,
         HashKind::RotateCw2,
         HashKind::RotateCcw2,
+        HashKind::Crop15,
+        HashKind::Scale03,
     ];
 
     /// The stable name used in reports, APIs and metrics.
@@ -120,7 +149,16 @@ impl HashKind {
             HashKind::CornerBottomRight => "corner-br",
             HashKind::RotateCw2 => "rotate-cw2",
             HashKind::RotateCcw2 => "rotate-ccw2",
+            HashKind::Crop15 => "crop-1.5",
+            HashKind::Scale03 => "scale-0.3",
         }
+    }
+
+    /// Whether this kind is a pdata variant ([`KindSet::PDATA_VARIANTS`]):
+    /// stored for private matching's pdata builds, never compared by a
+    /// [`Pairing`].
+    pub fn is_pdata_variant(self) -> bool {
+        matches!(self, HashKind::Crop15 | HashKind::Scale03)
     }
 
     /// Whether this kind covers the whole picture (full image or content
@@ -165,11 +203,21 @@ impl<'de> serde::Deserialize<'de> for HashKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct KindSet(u16);
 
+/// Every kind but `Full`.
+const EVERY_EXTRA: u16 = ((1 << HashKind::ALL.len()) - 1) & !1;
+
 impl KindSet {
     /// No extras: [`MultiHash::compute`] gives the plain hash alone.
     pub const NONE: KindSet = KindSet(0);
-    /// Every extra kind.
-    pub const ALL: KindSet = KindSet(((1 << HashKind::ALL.len()) - 1) & !1);
+    /// Every extra kind used for matching (not the pdata variants, which no
+    /// [`Pairing`] compares: add [`KindSet::PDATA_VARIANTS`] for those).
+    pub const ALL: KindSet =
+        KindSet(EVERY_EXTRA & !(KindSet::bit(HashKind::Crop15) | KindSet::bit(HashKind::Scale03)));
+
+    /// The pdata variants (`crop-1.5`, `scale-0.3`): what bulwark-psi's
+    /// `expanded` profile puts in a release besides each banked image's
+    /// hash. Stored by banks for pdata builds; never matched.
+    pub const PDATA_VARIANTS: KindSet = KindSet::of(&[HashKind::Crop15, HashKind::Scale03]);
 
     /// The kinds a bank stores by default: the ones the evaluation in
     /// docs/DETECTION.md needs for the issue's recall goals under
@@ -199,7 +247,13 @@ impl KindSet {
             bits |= KindSet::bit(kinds[i]);
             i += 1;
         }
-        KindSet(bits & KindSet::ALL.0)
+        KindSet(bits & EVERY_EXTRA)
+    }
+
+    /// The kinds in either set.
+    #[must_use]
+    pub const fn union(self, other: KindSet) -> KindSet {
+        KindSet(self.0 | other.0)
     }
 
     /// Whether `kind` is in the set.
@@ -210,7 +264,7 @@ impl KindSet {
     /// This set with `kind` added (`Full` is ignored).
     #[must_use]
     pub fn with(self, kind: HashKind) -> KindSet {
-        KindSet((self.0 | KindSet::bit(kind)) & KindSet::ALL.0)
+        KindSet((self.0 | KindSet::bit(kind)) & EVERY_EXTRA)
     }
 
     /// Members, in [`HashKind::ALL`] order.
@@ -234,11 +288,13 @@ impl KindSet {
     /// compared with the same crop), and centre-90 when rotations are
     /// banked (the query's centre-90 is compared with them). The query's
     /// own rotations and unbanked crops would only meet the bank's whole
-    /// hashes, which the bank's rotations and crops already cover.
+    /// hashes, which the bank's rotations and crops already cover. Pdata
+    /// variants are never matched, so they add nothing.
     pub fn query_side(self) -> KindSet {
         let mut q = KindSet::NONE.with(HashKind::Region);
         for k in self.iter() {
             match k {
+                k if k.is_pdata_variant() => {}
                 HashKind::RotateCw2 | HashKind::RotateCcw2 => q = q.with(HashKind::Centre90),
                 k if !k.is_whole() => q = q.with(k),
                 _ => {}
@@ -312,8 +368,12 @@ pub enum Pairing {
 }
 
 impl Pairing {
-    /// Whether a query hash of kind `q` is compared with a bank hash of kind `b`.
+    /// Whether a query hash of kind `q` is compared with a bank hash of kind
+    /// `b`. Never for a pdata variant (on either side).
     pub fn allows(self, q: HashKind, b: HashKind) -> bool {
+        if q.is_pdata_variant() || b.is_pdata_variant() {
+            return false;
+        }
         match self {
             Pairing::FullOnly => q == HashKind::Full && b == HashKind::Full,
             Pairing::QueryExtras => q.is_whole() && b == HashKind::Full,
@@ -392,7 +452,19 @@ impl MultiHash {
     /// # Panics
     /// If the buffer is shorter than `width * height * 3`.
     pub fn of_rgb(rgb: &[u8], width: usize, height: usize, kinds: KindSet) -> MultiHash {
-        multi_hash_plane(luma_from_rgb(rgb, width, height), width, height, kinds)
+        let mut m = multi_hash_plane(
+            luma_from_rgb(rgb, width, height),
+            width,
+            height,
+            matching(kinds),
+        );
+        if wants_variants(kinds, width, height) {
+            let n = width * height * 3;
+            let img = image::RgbImage::from_raw(width as u32, height as u32, rgb[..n].to_vec());
+            m.hashes
+                .extend(img.map(|i| pdata_variants(i, kinds)).unwrap_or_default());
+        }
+        m
     }
 
     /// [`MultiHash::of_rgb`] of a grey buffer.
@@ -400,7 +472,22 @@ impl MultiHash {
     /// # Panics
     /// If the buffer is shorter than `width * height`.
     pub fn of_luma(grey: &[u8], width: usize, height: usize, kinds: KindSet) -> MultiHash {
-        multi_hash_plane(luma_from_grey(grey, width, height), width, height, kinds)
+        let mut m = multi_hash_plane(
+            luma_from_grey(grey, width, height),
+            width,
+            height,
+            matching(kinds),
+        );
+        if wants_variants(kinds, width, height) {
+            // Grey as RGB (v, v, v), as the evaluation the variants were
+            // measured with converts it.
+            let img = image::RgbImage::from_fn(width as u32, height as u32, |x, y| {
+                let v = grey[y as usize * width + x as usize];
+                image::Rgb([v, v, v])
+            });
+            m.hashes.extend(pdata_variants(img, kinds));
+        }
+        m
     }
 
     /// [`MultiHash::of_rgb`] of decoded pixels (the full-image hash is
@@ -463,6 +550,70 @@ pub fn multi_hash_image(img: &Image, mode: Mode) -> MultiHash {
 /// with every extra.
 pub fn multi_hash_bytes(bytes: &[u8], mode: Mode, limits: &Limits) -> Result<MultiHash, Error> {
     MultiHash::of_bytes(bytes, mode, limits, KindSet::ALL)
+}
+
+/// `kinds` without the pdata variants (which are not hashed from the
+/// luminance plane).
+fn matching(kinds: KindSet) -> KindSet {
+    kinds.iter().filter(|k| !k.is_pdata_variant()).collect()
+}
+
+/// Whether `kinds` asks for a pdata variant of an image this size.
+fn wants_variants(kinds: KindSet, width: usize, height: usize) -> bool {
+    width >= MIN_EXTRA_DIM
+        && height >= MIN_EXTRA_DIM
+        && kinds.iter().any(HashKind::is_pdata_variant)
+}
+
+/// The pdata variants in `kinds` of an RGB image (module docs): the image
+/// scaled to a long side of at most [`VARIANT_MAX_SIDE`], then cropped or
+/// resized, each hashed with [`crate::hash_rgb`]. The same integer geometry
+/// and `image` filters as `bulwark-eval` (`scaled`, `Transform::apply`), so
+/// the hashes are those the `expanded` profile was measured with.
+fn pdata_variants(img: image::RgbImage, kinds: KindSet) -> Vec<KindHash> {
+    use image::imageops::{self, FilterType};
+    let (w0, h0) = img.dimensions();
+    let resized = |img: &image::RgbImage, s: f32| {
+        let (w, h) = img.dimensions();
+        let nw = ((w as f32 * s).round() as u32).max(1);
+        let nh = ((h as f32 * s).round() as u32).max(1);
+        imageops::resize(img, nw, nh, FilterType::Triangle)
+    };
+    let img = if w0.max(h0) <= VARIANT_MAX_SIDE {
+        img
+    } else {
+        resized(&img, VARIANT_MAX_SIDE as f32 / w0.max(h0) as f32)
+    };
+    let (w, h) = img.dimensions();
+    // A rectangle of the scaled image in the image's own pixels.
+    let back = |x: u32, y: u32, rw: u32, rh: u32| Rect {
+        x: (u64::from(x) * u64::from(w0) / u64::from(w)) as usize,
+        y: (u64::from(y) * u64::from(h0) / u64::from(h)) as usize,
+        width: (u64::from(rw) * u64::from(w0) / u64::from(w)) as usize,
+        height: (u64::from(rh) * u64::from(h0) / u64::from(h)) as usize,
+    };
+    let hashed = |kind: HashKind, i: &image::RgbImage, rect: Rect| {
+        let h = crate::hash_rgb(i.as_raw(), i.width() as usize, i.height() as usize);
+        KindHash {
+            kind,
+            hash: h.hash,
+            quality: h.quality,
+            rect,
+        }
+    };
+    let mut out = Vec::new();
+    if kinds.contains(HashKind::Crop15) {
+        let dx = (w as f32 * VARIANT_CROP).round() as u32;
+        let dy = (h as f32 * VARIANT_CROP).round() as u32;
+        let (cw, ch) = (w - 2 * dx, h - 2 * dy);
+        let c = imageops::crop_imm(&img, dx, dy, cw, ch).to_image();
+        out.push(hashed(HashKind::Crop15, &c, back(dx, dy, cw, ch)));
+    }
+    if kinds.contains(HashKind::Scale03) {
+        let s = resized(&img, VARIANT_SCALE);
+        out.push(hashed(HashKind::Scale03, &s, back(0, 0, w, h)));
+    }
+    out
 }
 
 /// One luminance plane shared by the extras and, last, the full hash (which
@@ -857,7 +1008,7 @@ mod tests {
         assert!(m.get(HashKind::Region).is_none());
         let kinds: Vec<_> = m.hashes.iter().map(|k| k.kind).collect();
         let mut expected = HashKind::ALL.to_vec();
-        expected.retain(|&k| k != HashKind::Region);
+        expected.retain(|&k| k != HashKind::Region && !k.is_pdata_variant());
         assert_eq!(kinds, expected);
     }
 
@@ -1083,6 +1234,21 @@ mod tests {
             .map(|s| s.parse::<HashKind>().expect("kind"))
             .collect();
         assert_eq!(parsed, KindSet::of(&[Region, Centre90]));
+        // The pdata variants: parsed and held by sets, never in ALL, the
+        // default bank set or any query side.
+        assert_eq!(KindSet::PDATA_VARIANTS, KindSet::of(&[Crop15, Scale03]));
+        assert_eq!(KindSet::PDATA_VARIANTS.to_string(), "crop-1.5,scale-0.3");
+        let both = KindSet::BANK_DEFAULT.union(KindSet::PDATA_VARIANTS);
+        assert_eq!(both.len(), 10);
+        assert_eq!(both.query_side(), KindSet::BANK_DEFAULT.query_side());
+        for k in KindSet::PDATA_VARIANTS.iter() {
+            assert!(k.is_pdata_variant());
+            assert!(!KindSet::ALL.contains(k) && !KindSet::BANK_DEFAULT.contains(k));
+        }
+        assert_eq!(
+            KindSet::ALL.iter().filter(|k| k.is_pdata_variant()).count(),
+            0
+        );
     }
 
     #[test]
@@ -1100,6 +1266,67 @@ mod tests {
         assert!(!Pairing::Both.allows(CornerTopLeft, Centre90));
         for k in HashKind::ALL {
             assert_eq!(k.as_str().parse::<HashKind>(), Ok(k));
+            for p in [Pairing::FullOnly, Pairing::QueryExtras, Pairing::Both] {
+                for v in [Crop15, Scale03] {
+                    assert!(!p.allows(k, v) && !p.allows(v, k), "{k} {v}");
+                }
+            }
         }
+    }
+
+    /// The pdata variants: appended after the other extras, equal to the
+    /// plain hash of the crop or resize done here by hand (the evaluation's
+    /// own computation is compared bit for bit in bulwark-eval's
+    /// `private::tests`), taken of the image scaled to 1024 when larger, and
+    /// nothing changes for the other kinds.
+    #[test]
+    fn pdata_variants_are_the_hashes_of_the_crop_and_the_resize() {
+        use HashKind::*;
+        use image::imageops::{self, FilterType};
+        let (w, h) = (400, 300);
+        let p = picture(w, h);
+        let kinds = KindSet::BANK_DEFAULT.union(KindSet::PDATA_VARIANTS);
+        let m = MultiHash::of_rgb(&p, w, h, kinds);
+        let plain = MultiHash::of_rgb(&p, w, h, KindSet::BANK_DEFAULT);
+        assert_eq!(m.hashes[..plain.hashes.len()], plain.hashes[..]);
+        let tail: Vec<_> = m.hashes[plain.hashes.len()..]
+            .iter()
+            .map(|k| k.kind)
+            .collect();
+        assert_eq!(tail, [Crop15, Scale03]);
+        let img = image::RgbImage::from_raw(w as u32, h as u32, p.clone()).expect("rgb");
+        // 1.5 % of 400 = 6, of 300 = 4.5 → 5 (rounded half away from zero).
+        let c = imageops::crop_imm(&img, 6, 5, 388, 290).to_image();
+        let crop = m.get(Crop15).expect("crop");
+        assert_eq!(crop.hash, crate::hash_rgb(c.as_raw(), 388, 290).hash);
+        assert_eq!((crop.rect.x, crop.rect.y, crop.rect.width), (6, 5, 388));
+        let r = imageops::resize(&img, 120, 90, FilterType::Triangle);
+        assert_eq!(
+            m.get(Scale03).expect("scale").hash,
+            crate::hash_rgb(r.as_raw(), 120, 90).hash
+        );
+        // Only the variants asked for; none for a tiny image.
+        let one = MultiHash::of_rgb(&p, w, h, KindSet::of(&[Scale03]));
+        assert_eq!(one.kinds(), KindSet::of(&[Full, Scale03]));
+        let tiny = picture(20, 20);
+        assert_eq!(MultiHash::of_rgb(&tiny, 20, 20, kinds).hashes.len(), 1);
+        // Larger than 1024: first scaled to 1024 × 768.
+        let (bw, bh) = (1600, 1200);
+        let big = picture(bw, bh);
+        let bimg = image::RgbImage::from_raw(bw as u32, bh as u32, big.clone()).expect("rgb");
+        let s = imageops::resize(&bimg, 1024, 768, FilterType::Triangle);
+        let r = imageops::resize(&s, 307, 230, FilterType::Triangle);
+        let m = MultiHash::of_rgb(&big, bw, bh, KindSet::PDATA_VARIANTS);
+        assert_eq!(
+            m.get(Scale03).expect("scale").hash,
+            crate::hash_rgb(r.as_raw(), 307, 230).hash
+        );
+        // Grey images go through RGB (v, v, v).
+        let grey: Vec<u8> = p.chunks_exact(3).map(|c| c[0]).collect();
+        let rgb: Vec<u8> = grey.iter().flat_map(|&v| [v, v, v]).collect();
+        assert_eq!(
+            MultiHash::of_luma(&grey, w, h, KindSet::PDATA_VARIANTS).extras(),
+            MultiHash::of_rgb(&rgb, w, h, KindSet::PDATA_VARIANTS).extras()
+        );
     }
 }

@@ -62,6 +62,9 @@ pub struct Config {
     /// Extra PDQ hashes banks store for photos added from media (crops,
     /// content region: docs/DETECTION.md); uploads to match compute what
     /// these need ([`bulwark_pdq::KindSet::query_side`]). Empty: plain banks.
+    /// The default also stores the pdata variants (`crop-1.5`, `scale-0.3`),
+    /// which no match uses: `POST /v1/pdata/build` needs them for the
+    /// `expanded` profile (docs/PRIVATE-MATCHING.md).
     pub extra_hashes: bulwark_pdq::KindSet,
 }
 
@@ -91,7 +94,8 @@ impl Default for Config {
             vouchers_per_key_per_minute: 60_000,
             hma: crate::api::hma::HmaConfig::default(),
             console: Default::default(),
-            extra_hashes: bulwark_pdq::KindSet::BANK_DEFAULT,
+            extra_hashes: bulwark_pdq::KindSet::BANK_DEFAULT
+                .union(bulwark_pdq::KindSet::PDATA_VARIANTS),
         }
     }
 }

@@ -251,12 +251,13 @@ async fn banked_extras_find_crops_and_framing_and_go_with_their_content() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{added}");
     let id = added["id"].as_i64().unwrap();
-    // What is stored is what the PDQ crate computes for the default kinds.
+    // What is stored is what the PDQ crate computes for the default kinds
+    // (with the pdata variants, which are stored but not matched).
     let expected = bulwark_pdq::MultiHash::of_bytes(
         &bridge,
         Default::default(),
         &limits,
-        bulwark_pdq::KindSet::BANK_DEFAULT,
+        st.media.bank_kinds(),
     )
     .unwrap();
     let stored = added["extra_hashes"].as_array().unwrap();

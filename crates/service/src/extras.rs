@@ -7,6 +7,11 @@
 //! entries and every HMA export are unchanged; the extras live in their own
 //! table (`pdq_extras`, migration key `extras_schema`) and in index entries
 //! with their own id layout ([`entry_id`]), which the plain search skips.
+//!
+//! The *pdata variants* (`crop-1.5`, `scale-0.3`:
+//! [`bulwark_pdq::KindSet::PDATA_VARIANTS`]) are stored in the same table but
+//! never enter the index: no match compares them. They are read only by
+//! `POST /v1/pdata/build` for the `expanded` profile ([`pdata_variants`]).
 
 use std::collections::HashSet;
 
@@ -35,9 +40,10 @@ fn kind_index(kind: HashKind) -> u64 {
 
 /// The index id of one extra hash: bit 63 set, the kind in bits 59..63, the
 /// bank in bits 40..59, the content in bits 0..40 (the plain layout, in
-/// `catalog`, never sets bit 63). `None` for a bank id too large to pack.
+/// `catalog`, never sets bit 63). `None` for a bank id too large to pack,
+/// and for the pdata variants, which are not indexed.
 pub fn entry_id(kind: HashKind, bank_id: i64, content_id: i64) -> Option<u64> {
-    (bank_id <= MAX_EXTRA_BANK && kind != HashKind::Full).then(|| {
+    (bank_id <= MAX_EXTRA_BANK && kind != HashKind::Full && !kind.is_pdata_variant()).then(|| {
         EXTRA_BIT
             | (kind_index(kind) << KIND_SHIFT)
             | ((bank_id as u64 & BANK_MASK) << BANK_SHIFT)
@@ -143,6 +149,60 @@ pub async fn load_of(store: &Store, list: &str) -> anyhow::Result<Vec<(u64, [u8;
     Ok(out)
 }
 
+/// One stored pdata variant of enabled content in an enabled bank with a
+/// provider, with its content's plain PDQ hash.
+#[derive(Debug, Clone)]
+pub struct VariantHolding {
+    /// The content holding it.
+    pub content_id: i64,
+    /// The content's plain PDQ hash (hex).
+    pub plain: String,
+    /// The variant's kind.
+    pub kind: HashKind,
+    /// The variant hash.
+    pub hash: PdqHash,
+    /// The bank's provider.
+    pub provider: String,
+}
+
+/// Every stored pdata variant ([`KindSet::PDATA_VARIANTS`]) that enabled
+/// content in enabled banks with a provider holds, with the content's plain
+/// hash: what an `expanded` release adds to the entries
+/// (`crate::vouchers::build`).
+pub async fn pdata_variants(store: &Store) -> anyhow::Result<Vec<VariantHolding>> {
+    let kinds: Vec<String> = KindSet::PDATA_VARIANTS
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect();
+    // The kinds are our own constant names: no injection.
+    let rows = sqlx::query(&format!(
+        "SELECT e.content_id, e.kind, e.value, s.value AS plain, b.provider FROM pdq_extras e \
+         JOIN banks b ON b.id = e.bank_id JOIN content c ON c.id = e.content_id \
+         JOIN signals s ON s.content_id = e.content_id AND s.signal_type = 'pdq' \
+         WHERE e.kind IN ({}) AND b.enabled = 1 AND c.enabled = 1 AND b.provider IS NOT NULL",
+        kinds.join(", ")
+    ))
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            let value: String = r.try_get("value")?;
+            Ok(VariantHolding {
+                content_id: r.try_get("content_id")?,
+                plain: r.try_get("plain")?,
+                kind: kind
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("stored extra hash kind: {e}"))?,
+                hash: value
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("stored extra PDQ hash {value:?}: {e}"))?,
+                provider: r.try_get("provider")?,
+            })
+        })
+        .collect()
+}
+
 /// The stored extras of one item (for its JSON).
 pub async fn of_content(
     store: &Store,
@@ -174,6 +234,9 @@ mod tests {
         }
         assert_eq!(entry_id(HashKind::Region, MAX_EXTRA_BANK + 1, 1), None);
         assert_eq!(entry_id(HashKind::Full, 1, 1), None);
+        for k in KindSet::PDATA_VARIANTS.iter() {
+            assert_eq!(entry_id(k, 1, 1), None, "{k} is never indexed");
+        }
         // The plain layout (frame bit 62, bank bits 40..62) never sets bit 63.
         let plain = crate::catalog::entry_id(true, (1 << 22) - 1, (1 << 40) - 1);
         assert_eq!(unpack(plain), None);

@@ -172,8 +172,10 @@ fn decode_entries(b: &[u8]) -> std::result::Result<Vec<(u64, PdqHash)>, String> 
 /// What a new release is built with (all optional).
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
-    /// `default` (6 tables, 2 must agree), `compact` (3 tables, any one) or
-    /// `multiprobe` (6 tables, 2 must agree, several probes per table).
+    /// `default` (6 tables, 2 must agree), `compact` (3 tables, any one),
+    /// `multiprobe` (6 tables, any one, 5 probes per table) or `expanded`
+    /// (multiprobe's vouchers at 44 bits per table, with the banked images'
+    /// pdata variants in every table: see [`build`]).
     pub profile: Option<String>,
     /// Independent providers a hash must come from and that must sign the
     /// root (default 2; less than 2 is refused).
@@ -210,6 +212,36 @@ pub struct ReleaseParams {
     pub epoch: i64,
 }
 
+/// The bank-side variants an `expanded` release holds ([`build`]).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VariantCounts {
+    /// Variant hashes in the release (besides the entries).
+    pub hashes: usize,
+    /// Entries with at least one variant.
+    pub entries_with: usize,
+    /// Entries with none: content banked from hash lists (no pixels to
+    /// compute them from), banked before the variants were stored or with
+    /// `extra_hashes` leaving them out, or whose variants fewer than
+    /// `min_providers` providers hold. Such an entry is in the release with
+    /// its plain hash only: crops and small copies of it open as under the
+    /// `multiprobe` profile (less often, at 44 bits).
+    pub entries_without: usize,
+}
+
+/// Banked hashes of different content within the radius of each other
+/// ([`build`]): with probing profiles a copy of one image opens two pairs of
+/// a table, a signature synthetic vouchers do not imitate.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NearDuplicates {
+    /// The radius searched (the release's).
+    pub radius: u16,
+    /// Distinct pairs of content ids with hashes (entries or variants)
+    /// within it.
+    pub pairs: usize,
+    /// Up to 10 of them: (content id, content id, distance), closest first.
+    pub sample: Vec<(i64, i64, u32)>,
+}
+
 /// A release just built.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -225,20 +257,117 @@ pub struct Built {
     pub params: ReleaseParams,
     /// How long building took.
     pub build_seconds: f64,
+    /// The `expanded` profile's variants; `None` for the other profiles.
+    pub variants: Option<VariantCounts>,
+    /// Near-duplicate content in the release.
+    pub near_duplicates: NearDuplicates,
+    /// What an admin should know before asking providers to sign.
+    pub warnings: Vec<String>,
+}
+
+/// Pairs of different content among `hashes` (content id, hash) within
+/// `radius`, found with the exact Hamming index: (pairs, up to 10 closest).
+fn near_duplicates(hashes: &[(u64, PdqHash)], radius: u16) -> NearDuplicates {
+    let codes: Vec<(u64, [u8; 32])> = hashes
+        .iter()
+        .enumerate()
+        .map(|(i, (_, h))| (i as u64, *h.as_bytes()))
+        .collect();
+    let index = bulwark_index::Index::build(&codes);
+    let queries: Vec<[u8; 32]> = codes.iter().map(|c| c.1).collect();
+    let mut pairs: HashMap<(i64, i64), u32> = HashMap::new();
+    for (i, found) in index
+        .search_batch(&queries, u32::from(radius))
+        .into_iter()
+        .enumerate()
+    {
+        let a = hashes[i].0 as i64;
+        for m in found {
+            let b = hashes[m.id as usize].0 as i64;
+            if a < b {
+                let d = pairs.entry((a, b)).or_insert(m.distance);
+                *d = (*d).min(m.distance);
+            }
+        }
+    }
+    let mut sample: Vec<(i64, i64, u32)> = pairs.iter().map(|(&(a, b), &d)| (a, b, d)).collect();
+    sample.sort_by_key(|&(a, b, d)| (d, a, b));
+    sample.truncate(10);
+    NearDuplicates {
+        radius,
+        pairs: pairs.len(),
+        sample,
+    }
+}
+
+/// The pdata variants of `entries` (plain hash → entry id) that at least
+/// `min_providers` distinct providers hold, each under the entry id of its
+/// content's plain hash (the lowest, when several contents hold it), skipping
+/// variants equal to an entry's hash; and the counts.
+fn variants_of(
+    holdings: &[crate::extras::VariantHolding],
+    entries: &HashMap<String, i64>,
+    min_providers: usize,
+) -> (Vec<(u64, PdqHash)>, VariantCounts) {
+    let mut by_hash: HashMap<PdqHash, (std::collections::HashSet<&str>, i64)> = HashMap::new();
+    for v in holdings {
+        let Some(&id) = entries.get(&v.plain) else {
+            continue;
+        };
+        let e = by_hash
+            .entry(v.hash)
+            .or_insert_with(|| (Default::default(), id));
+        e.0.insert(&v.provider);
+        e.1 = e.1.min(id);
+    }
+    let plain: std::collections::HashSet<&String> = entries.keys().collect();
+    let mut out: Vec<(u64, PdqHash)> = by_hash
+        .into_iter()
+        .filter(|(h, (providers, _))| {
+            providers.len() >= min_providers && !plain.contains(&h.to_string())
+        })
+        .map(|(h, (_, id))| (id as u64, h))
+        .collect();
+    out.sort_by_key(|&(id, h)| (id, *h.as_bytes()));
+    let with: std::collections::HashSet<u64> = out.iter().map(|v| v.0).collect();
+    let counts = VariantCounts {
+        hashes: out.len(),
+        entries_with: with.len(),
+        entries_without: entries.len() - with.len(),
+    };
+    (out, counts)
 }
 
 /// Builds a new release (a new epoch) from the PDQ hashes that banks of at
 /// least `min_providers` distinct providers hold (enabled banks and
 /// content); an entry's id is the lowest content id holding it. Audited as
 /// `pdata.build` by `actor`. It is served once providers sign its root.
+///
+/// The `expanded` profile also puts, in every table, the pdata variants
+/// (`crop-1.5`, `scale-0.3`) stored for photos banked from media
+/// ([`crate::extras::pdata_variants`]), with
+/// [`Pdata::build_with_variants`]: a variant enters under its image's entry
+/// id when its image's plain hash is an entry and at least `min_providers`
+/// distinct providers hold that variant hash — the same rule as for plain
+/// hashes, so one provider cannot add a hash through a variant. Content
+/// banked from hash lists has no variants and enters with its plain hash
+/// only ([`VariantCounts::entries_without`]). The server's stored entries
+/// hold the variants too, so an opened voucher near a variant names its
+/// image's content.
+///
+/// Every build looks for near-duplicates: hashes (entries and variants) of
+/// different content within the release's radius ([`NearDuplicates`]);
+/// with a probing profile each gives a warning.
 pub async fn build(store: &Store, kek: &Kek, actor: &str, opts: BuildOptions) -> Result<Built> {
+    let expanded = opts.profile.as_deref() == Some("expanded");
     let mut params = match opts.profile.as_deref() {
         None | Some("default") => Params::default(),
         Some("compact") => Params::compact(),
         Some("multiprobe") => Params::multiprobe(),
+        Some("expanded") => Params::expanded(),
         Some(p) => {
             return Err(Error::bad_request(format!(
-                "unknown profile {p:?} (default, compact or multiprobe)"
+                "unknown profile {p:?} (default, compact, multiprobe or expanded)"
             )));
         }
     };
@@ -272,6 +401,19 @@ pub async fn build(store: &Store, kek: &Kek, actor: &str, opts: BuildOptions) ->
             "no PDQ hash is held by banks of {min_providers} or more distinct providers (set each bank's `provider`)"
         )));
     }
+    let (variants, variant_counts) = if expanded {
+        let ids: HashMap<String, i64> = entries
+            .iter()
+            .map(|(id, h)| (h.to_string(), *id as i64))
+            .collect();
+        let holdings = crate::extras::pdata_variants(store)
+            .await
+            .map_err(Error::internal)?;
+        let (v, c) = variants_of(&holdings, &ids, min_providers);
+        (v, Some(c))
+    } else {
+        (Vec::new(), None)
+    };
     let keys = server_keys(store, kek, true)
         .await?
         .ok_or_else(|| Error::internal("no PSI keys"))?;
@@ -283,13 +425,57 @@ pub async fn build(store: &Store, kek: &Kek, actor: &str, opts: BuildOptions) ->
         epoch: epoch as u64,
         min_providers: min_providers as u16,
     };
-    let (pdata, entries) = tokio::task::spawn_blocking(move || {
-        Pdata::build_release(&keys, &params, release, &entries, &mut rand::rngs::OsRng)
-            .map(|(p, _)| (p, entries))
+    let (pdata, entries, near) = tokio::task::spawn_blocking(move || {
+        let tables = if variants.is_empty() {
+            0
+        } else {
+            params.tables
+        };
+        let (pdata, _) = Pdata::build_with_variants(
+            &keys,
+            &params,
+            release,
+            &entries,
+            &variants,
+            tables,
+            &mut rand::rngs::OsRng,
+        )?;
+        // The server's entries: the bank's hashes, then the variants (every
+        // table holds them, so `ServerTable::new` over both is the build's).
+        let mut all = entries;
+        all.extend(variants);
+        let near = near_duplicates(&all, params.radius);
+        Ok::<_, bulwark_psi::PdataError>((pdata, all, near))
     })
     .await
     .map_err(Error::internal)?
     .map_err(|e| Error::bad_request(e.to_string()))?;
+    let mut warnings = Vec::new();
+    if let Some(c) = &variant_counts
+        && c.entries_without > 0
+    {
+        warnings.push(format!(
+            "{} of {n} entries have no bank-side variants (banked from hash lists, before the \
+             variants were stored, with extra_hashes leaving them out, or their variants are \
+             held by fewer than {min_providers} providers): they are in the release with their \
+             plain hash only",
+            c.entries_without
+        ));
+    }
+    if near.pairs > 0 && params.probes > 1 {
+        warnings.push(format!(
+            "{} pairs of different banked content are within {} bits of each other (e.g. content \
+             {}): a copy of one can open two pairs of a table, which synthetic vouchers do not \
+             imitate; consider removing the duplicates",
+            near.pairs,
+            near.radius,
+            near.sample
+                .iter()
+                .map(|(a, b, _)| format!("{a} and {b}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let root = pdata.root().to_string();
     let params = ReleaseParams {
         tables: params.tables,
@@ -328,7 +514,8 @@ pub async fn build(store: &Store, kek: &Kek, actor: &str, opts: BuildOptions) ->
         "pdata.build",
         None,
         None,
-        serde_json::json!({"release": id, "root": root, "entries": n, "params": params_json}),
+        serde_json::json!({"release": id, "root": root, "entries": n, "params": params_json,
+            "variants": variant_counts, "near_duplicate_pairs": near.pairs}),
     )
     .await?;
     tx.commit().await?;
@@ -339,6 +526,9 @@ pub async fn build(store: &Store, kek: &Kek, actor: &str, opts: BuildOptions) ->
         bytes: pdata.byte_len(),
         params,
         build_seconds: started.elapsed().as_secs_f64(),
+        variants: variant_counts,
+        near_duplicates: near,
+        warnings,
     })
 }
 
@@ -620,6 +810,10 @@ pub async fn account_matches(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use bulwark_pdq::PdqHash;
+
     use super::RateLimits;
 
     #[test]
@@ -632,5 +826,65 @@ mod tests {
         );
         // Another device has its own bucket.
         assert!(l.take("d\0bob\0phone", 10));
+    }
+
+    fn flipped(h: &PdqHash, bits: std::ops::Range<usize>) -> PdqHash {
+        let mut b = *h.as_bytes();
+        for i in bits {
+            b[i / 8] ^= 1 << (i % 8);
+        }
+        PdqHash::from_bytes(b)
+    }
+
+    /// Pairs of different content within the radius, counted once per pair
+    /// of content (however many of their hashes are near), closest first;
+    /// hashes of one content never pair.
+    #[test]
+    fn near_duplicates_count_pairs_of_different_content() {
+        let a = PdqHash::from_bytes([0x5a; 32]);
+        let b = PdqHash::from_bytes([0xc3; 32]);
+        let hashes = [
+            (1, a),
+            (1, flipped(&a, 0..20)),    // a's variant: same content
+            (2, flipped(&a, 100..131)), // 31 bits from a: a pair
+            (2, flipped(&a, 0..25)),    // and 5 from a's variant: still one pair
+            (3, flipped(&a, 100..132)), // 32 from a, 1 from content 2
+            (4, b),
+        ];
+        let nd = super::near_duplicates(&hashes, 31);
+        assert_eq!(nd.pairs, 2, "{nd:?}");
+        assert_eq!(nd.sample, vec![(2, 3, 1), (1, 2, 5)]);
+        assert_eq!(super::near_duplicates(&hashes[..2], 31).pairs, 0);
+    }
+
+    /// A variant enters under its image's entry id only when enough
+    /// providers hold it; entries without one are counted.
+    #[test]
+    fn variants_need_as_many_providers_as_entries() {
+        use crate::extras::VariantHolding;
+        use bulwark_pdq::HashKind;
+        let (p1, p2) = (PdqHash::from_bytes([1; 32]), PdqHash::from_bytes([2; 32]));
+        let (v1, v2) = (PdqHash::from_bytes([3; 32]), PdqHash::from_bytes([4; 32]));
+        let held = |cid: i64, plain: &PdqHash, hash: PdqHash, provider: &str| VariantHolding {
+            content_id: cid,
+            plain: plain.to_string(),
+            kind: HashKind::Crop15,
+            hash,
+            provider: provider.into(),
+        };
+        let holdings = [
+            held(10, &p1, v1, "org-a"),
+            held(11, &p1, v1, "org-b"),
+            held(12, &p2, v2, "org-a"), // one provider only
+            held(13, &p2, p1, "org-a"), // equal to an entry's hash
+            held(14, &p2, p1, "org-b"),
+            held(15, &PdqHash::from_bytes([9; 32]), v2, "org-b"), // not an entry
+        ];
+        let entries: HashMap<String, i64> = [(p1.to_string(), 10), (p2.to_string(), 12)].into();
+        let (v, c) = super::variants_of(&holdings, &entries, 2);
+        assert_eq!(v, vec![(10, v1)]);
+        assert_eq!((c.hashes, c.entries_with, c.entries_without), (1, 1, 1));
+        let (v, _) = super::variants_of(&holdings, &entries, 3);
+        assert!(v.is_empty());
     }
 }

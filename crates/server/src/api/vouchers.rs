@@ -42,8 +42,10 @@ pub use bulwark_service::vouchers::Releases;
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct BuildRequest {
-    /// `default` (6 tables, 2 must agree), `compact` (3 tables, any one) or
-    /// `multiprobe` (6 tables, 2 must agree, several probes per table).
+    /// `default` (6 tables, 2 must agree), `compact` (3 tables, any one),
+    /// `multiprobe` (6 tables, any one, 5 probes per table) or `expanded`
+    /// (multiprobe's vouchers, 44 bits per table, with the banked photos'
+    /// stored pdata variants: see `bulwark_service::vouchers::build`).
     profile: Option<String>,
     /// Independent providers a hash must come from and that must sign the
     /// root (default 2; less than 2 is refused).
@@ -85,7 +87,10 @@ pub async fn build(
             "params": built.params,
             "status": "awaiting provider signatures",
             "sign_at": format!("/v1/pdata/releases/{id}/signatures"),
-            "build_seconds": built.build_seconds}),
+            "build_seconds": built.build_seconds,
+            "variants": built.variants,
+            "near_duplicates": built.near_duplicates,
+            "warnings": built.warnings}),
         ),
     ))
 }
