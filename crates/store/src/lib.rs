@@ -13,6 +13,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub mod banks;
+pub mod catalog;
 pub mod console;
 pub mod devices;
 pub mod keys;
