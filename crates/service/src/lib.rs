@@ -3,7 +3,8 @@
 //! decode pool that hashes uploads ([`media`]), secrets sealed under the
 //! key-encryption key ([`secrets`]) and the service's counters
 //! ([`metrics`]), API keys and roles ([`keys`]), enrolled devices ([`devices`]) and private matching
-//! ([`vouchers`]). Nothing here imports axum: `bulwark-server` is the HTTP
+//! ([`vouchers`]), text and entity signals, rules and rescue banks
+//! ([`signals`]). Nothing here imports axum: `bulwark-server` is the HTTP
 //! layer over these operations, and they are tested without it.
 
 pub mod banks;
@@ -17,6 +18,7 @@ pub mod matching;
 pub mod media;
 pub mod metrics;
 pub mod secrets;
+pub mod signals;
 pub mod vouchers;
 
 pub use error::{Error, Kind, Result};

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod psi;
 pub mod reports;
 mod schema;
+pub mod signals;
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
