@@ -16,11 +16,8 @@ use std::time::{Duration, Instant};
 
 use bulwark_index::{Index, LiveIndex};
 use bulwark_pdq::PdqHash;
-use bulwark_vpdq::{FrameHash, MatchRule};
-use futures_util::TryStreamExt;
-use sqlx::Row;
-
 use bulwark_store::{self as db, BankRow, Store, now_ms};
+use bulwark_vpdq::{FrameHash, MatchRule};
 
 const FRAME_BIT: u64 = 1 << 62;
 const CONTENT_BITS: u32 = 40;
@@ -292,28 +289,18 @@ impl Catalog {
             .collect();
         let mut videos: HashMap<i64, Vec<FrameHash>> = HashMap::new();
         let mut video_bank: HashMap<i64, i64> = HashMap::new();
-        {
-            let mut rows = sqlx::query(
-                "SELECT f.content_id, c.bank_id, f.frame, f.quality, f.hash, f.ts \
-                 FROM video_frames f JOIN content c ON c.id = f.content_id",
-            )
-            .fetch(&store.pool);
-            while let Some(r) = rows.try_next().await? {
-                let cid: i64 = r.try_get("content_id")?;
-                video_bank.insert(cid, r.try_get("bank_id")?);
-                videos.entry(cid).or_default().push(db::frame_from_row(&r)?);
-            }
-        }
+        db::catalog::for_each_video_frame(store, |cid, bank, frame| {
+            video_bank.insert(cid, bank);
+            videos.entry(cid).or_default().push(frame);
+        })
+        .await?;
         for frames in videos.values_mut() {
             frames.sort_by_key(|f| f.frame);
         }
-        let disabled: HashMap<i64, Option<i64>> =
-            sqlx::query("SELECT id, disabled_until FROM content WHERE enabled = 0")
-                .fetch_all(&store.pool)
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get("id")?, r.try_get("disabled_until")?)))
-                .collect::<Result<_, sqlx::Error>>()?;
+        let disabled: HashMap<i64, Option<i64>> = db::catalog::disabled_content(store)
+            .await?
+            .into_iter()
+            .collect();
         Ok(Side {
             banks,
             videos,
@@ -363,12 +350,7 @@ impl Catalog {
         }
         // Replaying a change costs a row read; past a backlog, reading every
         // hash at once (one aggregated text per 100,000 rows) is faster.
-        let backlog: i64 =
-            sqlx::query(&store.sql("SELECT COUNT(*) AS n FROM changes WHERE seq > ?"))
-                .bind(m.seq)
-                .fetch_one(&store.pool)
-                .await?
-                .try_get("n")?;
+        let backlog = db::catalog::changes_since(store, m.seq).await?;
         if backlog > self.max_replay.load(Ordering::Relaxed) {
             tracing::info!(
                 "index snapshot is {backlog} changes behind the store: loading from the store"
@@ -427,9 +409,7 @@ impl Catalog {
         // Import batches commit without a sync of their own (SQLite
         // `synchronous = NORMAL`, `api::imports`): a synced write makes every
         // change up to `seq` durable before the snapshot records it.
-        sqlx::query("UPDATE meta SET value = value WHERE key = 'instance'")
-            .execute(&store.pool)
-            .await?;
+        db::catalog::sync(store).await?;
         let instance = db::meta(store, "instance").await?.unwrap_or_default();
         let generation = db::meta(store, "generation").await?.unwrap_or_default();
         let live = self.index();
@@ -466,10 +446,7 @@ impl Catalog {
     pub async fn load_full(&self, store: &Store) -> anyhow::Result<()> {
         let started = Instant::now();
         // Changes after this point are replayed by `refresh` (idempotently).
-        let max_seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM changes")
-            .fetch_one(&store.pool)
-            .await?
-            .try_get("s")?;
+        let max_seq = db::catalog::latest_change(store).await?;
         let mut entries: Vec<(u64, [u8; 32])> = Vec::new();
         let mut after = 0i64;
         let mut told = Instant::now();
@@ -613,14 +590,11 @@ impl Catalog {
         }
         let mut rebuild = false;
         for b in bank_ids {
-            let row = sqlx::query(&store.sql("SELECT * FROM banks WHERE id = ?"))
-                .bind(b)
-                .fetch_optional(&store.pool)
-                .await?;
+            let row = db::catalog::bank_by_id(store, b).await?;
             let mut st = self.state_mut();
             match row {
                 Some(r) => {
-                    st.banks.insert(b, bank_info(&BankRow::from_row(&r)?));
+                    st.banks.insert(b, bank_info(&r));
                 }
                 None => {
                     // Its entries are filtered out from now on (bank ids are
@@ -646,29 +620,13 @@ impl Catalog {
         store: &Store,
         chunk: &[(i64, Option<i64>)],
     ) -> anyhow::Result<()> {
-        let ids: Vec<String> = chunk.iter().map(|(c, _)| c.to_string()).collect();
-        let list = ids.join(",");
-        // Ids are integers we format ourselves: no injection.
-        let rows = sqlx::query(&format!(
-            "SELECT c.id, c.bank_id, c.kind, c.enabled, c.disabled_until, s.value \
-             FROM content c LEFT JOIN signals s ON s.content_id = c.id AND s.signal_type = 'pdq' \
-             WHERE c.id IN ({list})"
-        ))
-        .fetch_all(&store.pool)
-        .await?;
-        let frame_rows = sqlx::query(&format!(
-            "SELECT content_id, frame, quality, hash, ts FROM video_frames \
-             WHERE content_id IN ({list}) ORDER BY content_id, frame"
-        ))
-        .fetch_all(&store.pool)
-        .await?;
-        let extras = crate::extras::load_of(store, &list).await?;
+        let ids: Vec<i64> = chunk.iter().map(|(c, _)| *c).collect();
+        let rows = db::catalog::indexed_content(store, &ids).await?;
+        let frame_rows = db::catalog::frames_of_contents(store, &ids).await?;
+        let extras = crate::extras::load_of(store, &ids).await?;
         let mut frames: HashMap<i64, Vec<FrameHash>> = HashMap::new();
-        for r in &frame_rows {
-            frames
-                .entry(r.try_get("content_id")?)
-                .or_default()
-                .push(db::frame_from_row(r)?);
+        for (cid, f) in frame_rows {
+            frames.entry(cid).or_default().push(f);
         }
         let index = self.index();
         let mut st = self.state_mut();
@@ -677,11 +635,7 @@ impl Catalog {
         // index's append segment, which made imports quadratic.
         let mut gone = Vec::new();
         for &(cid, bank) in chunk {
-            let bank = bank.or_else(|| {
-                rows.iter()
-                    .find(|r| r.try_get::<i64, _>("id").ok() == Some(cid))
-                    .and_then(|r| r.try_get("bank_id").ok())
-            });
+            let bank = bank.or_else(|| rows.iter().find(|r| r.id == cid).map(|r| r.bank_id));
             if let Some(b) = bank {
                 gone.push(entry_id(false, b, cid));
                 gone.push(entry_id(true, b, cid));
@@ -692,12 +646,11 @@ impl Catalog {
         }
         index.remove_many(&gone);
         for r in &rows {
-            let cid: i64 = r.try_get("id")?;
-            let bank: i64 = r.try_get("bank_id")?;
-            if r.try_get::<i64, _>("enabled")? == 0 {
-                st.disabled.insert(cid, r.try_get("disabled_until")?);
+            let (cid, bank) = (r.id, r.bank_id);
+            if !r.enabled {
+                st.disabled.insert(cid, r.disabled_until);
             }
-            if let Some(v) = r.try_get::<Option<String>, _>("value")? {
+            if let Some(v) = &r.pdq {
                 let h: PdqHash = v
                     .parse()
                     .map_err(|e| anyhow::anyhow!("stored PDQ hash {v:?}: {e}"))?;
@@ -719,21 +672,15 @@ impl Catalog {
     /// Reads and applies other replicas' changes.
     pub async fn refresh(&self, store: &Store) -> anyhow::Result<usize> {
         let floor = self.applied_seq();
-        let rows = sqlx::query(&store.sql(
-            "SELECT seq, bank_id, content_id FROM changes WHERE seq > ? ORDER BY seq LIMIT 20000",
-        ))
-        .bind(floor)
-        .fetch_all(&store.pool)
-        .await?;
+        let rows = db::catalog::changes_after(store, floor).await?;
         let mut todo = Vec::new();
         let mut present = Vec::new();
         {
             let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             for r in &rows {
-                let seq: i64 = r.try_get("seq")?;
-                present.push(seq);
-                if !seen.above.contains(&seq) {
-                    todo.push((seq, r.try_get("bank_id")?, r.try_get("content_id")?));
+                present.push(r.seq);
+                if !seen.above.contains(&r.seq) {
+                    todo.push((r.seq, r.bank_id, r.content_id));
                 }
             }
         }

@@ -16,9 +16,8 @@
 use std::collections::HashSet;
 
 use bulwark_pdq::{HashKind, KindHash, KindSet, PdqHash};
-use sqlx::Row;
-
 use bulwark_store::Store;
+use bulwark_store::catalog::{self as db, ExtraRow};
 
 /// Marks an index entry as an extra hash.
 pub const EXTRA_BIT: u64 = 1 << 63;
@@ -92,15 +91,15 @@ pub async fn insert(
 ) -> Result<(), sqlx::Error> {
     let mut seen = HashSet::new();
     for e in extras.iter().filter(|e| seen.insert(e.kind)) {
-        sqlx::query(&store.sql(
-            "INSERT INTO pdq_extras (content_id, bank_id, kind, value, quality) VALUES (?, ?, ?, ?, ?)",
-        ))
-        .bind(content_id)
-        .bind(bank_id)
-        .bind(e.kind.as_str())
-        .bind(e.hash.to_string())
-        .bind(i64::from(e.quality))
-        .execute(&mut *tx)
+        db::insert_extra(
+            store,
+            tx,
+            bank_id,
+            content_id,
+            e.kind.as_str(),
+            &e.hash.to_string(),
+            i64::from(e.quality),
+        )
         .await?;
     }
     Ok(())
@@ -108,45 +107,34 @@ pub async fn insert(
 
 /// A stored extra: (index id, hash), or `None` when its bank id cannot be
 /// packed.
-pub fn entry_of_row(r: &sqlx::any::AnyRow) -> anyhow::Result<Option<(u64, [u8; 32])>> {
-    let cid: i64 = r.try_get("content_id")?;
-    let bank: i64 = r.try_get("bank_id")?;
-    let kind: String = r.try_get("kind")?;
-    let value: String = r.try_get("value")?;
-    let kind: HashKind = kind
+pub fn entry_of(r: &ExtraRow) -> anyhow::Result<Option<(u64, [u8; 32])>> {
+    let kind: HashKind = r
+        .kind
         .parse()
         .map_err(|e| anyhow::anyhow!("stored extra hash kind: {e}"))?;
-    let hash: PdqHash = value
+    let hash: PdqHash = r
+        .value
         .parse()
-        .map_err(|e| anyhow::anyhow!("stored extra PDQ hash {value:?}: {e}"))?;
-    Ok(entry_id(kind, bank, cid).map(|id| (id, *hash.as_bytes())))
+        .map_err(|e| anyhow::anyhow!("stored extra PDQ hash {:?}: {e}", r.value))?;
+    Ok(entry_id(kind, r.bank_id, r.content_id).map(|id| (id, *hash.as_bytes())))
+}
+
+fn entries(rows: &[ExtraRow]) -> anyhow::Result<Vec<(u64, [u8; 32])>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.extend(entry_of(r)?);
+    }
+    Ok(out)
 }
 
 /// Every stored extra as index entries (for a full load).
 pub async fn load_all(store: &Store) -> anyhow::Result<Vec<(u64, [u8; 32])>> {
-    let rows = sqlx::query("SELECT content_id, bank_id, kind, value FROM pdq_extras")
-        .fetch_all(&store.pool)
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.extend(entry_of_row(r)?);
-    }
-    Ok(out)
+    entries(&db::all_extras(store).await?)
 }
 
-/// The stored extras of these items as index entries. `list` is a
-/// comma-separated list of integer ids the caller formatted itself.
-pub async fn load_of(store: &Store, list: &str) -> anyhow::Result<Vec<(u64, [u8; 32])>> {
-    let rows = sqlx::query(&format!(
-        "SELECT content_id, bank_id, kind, value FROM pdq_extras WHERE content_id IN ({list})"
-    ))
-    .fetch_all(&store.pool)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.extend(entry_of_row(r)?);
-    }
-    Ok(out)
+/// The stored extras of these items as index entries.
+pub async fn load_of(store: &Store, ids: &[i64]) -> anyhow::Result<Vec<(u64, [u8; 32])>> {
+    entries(&db::extras_of_contents(store, ids).await?)
 }
 
 /// One stored pdata variant of enabled content in an enabled bank with a
@@ -170,53 +158,34 @@ pub struct VariantHolding {
 /// hash: what an `expanded` release adds to the entries
 /// (`crate::vouchers::build`).
 pub async fn pdata_variants(store: &Store) -> anyhow::Result<Vec<VariantHolding>> {
-    let kinds: Vec<String> = KindSet::PDATA_VARIANTS
-        .iter()
-        .map(|k| format!("'{}'", k.as_str()))
-        .collect();
-    // The kinds are our own constant names: no injection.
-    let rows = sqlx::query(&format!(
-        "SELECT e.content_id, e.kind, e.value, s.value AS plain, b.provider FROM pdq_extras e \
-         JOIN banks b ON b.id = e.bank_id JOIN content c ON c.id = e.content_id \
-         JOIN signals s ON s.content_id = e.content_id AND s.signal_type = 'pdq' \
-         WHERE e.kind IN ({}) AND b.enabled = 1 AND c.enabled = 1 AND b.provider IS NOT NULL",
-        kinds.join(", ")
-    ))
-    .fetch_all(&store.pool)
-    .await?;
-    rows.iter()
+    let kinds: Vec<&str> = KindSet::PDATA_VARIANTS.iter().map(|k| k.as_str()).collect();
+    db::pdata_variant_rows(store, &kinds)
+        .await?
+        .into_iter()
         .map(|r| {
-            let kind: String = r.try_get("kind")?;
-            let value: String = r.try_get("value")?;
             Ok(VariantHolding {
-                content_id: r.try_get("content_id")?,
-                plain: r.try_get("plain")?,
-                kind: kind
+                content_id: r.content_id,
+                kind: r
+                    .kind
                     .parse()
                     .map_err(|e| anyhow::anyhow!("stored extra hash kind: {e}"))?,
-                hash: value
+                hash: r
+                    .value
                     .parse()
-                    .map_err(|e| anyhow::anyhow!("stored extra PDQ hash {value:?}: {e}"))?,
-                provider: r.try_get("provider")?,
+                    .map_err(|e| anyhow::anyhow!("stored extra PDQ hash {:?}: {e}", r.value))?,
+                plain: r.plain,
+                provider: r.provider,
             })
         })
         .collect()
 }
 
-/// The stored extras of one item (for its JSON).
+/// The stored extras of one item (for its JSON): (kind, hex), by kind.
 pub async fn of_content(
     store: &Store,
     content_id: i64,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
-    let rows = sqlx::query(
-        &store.sql("SELECT kind, value FROM pdq_extras WHERE content_id = ? ORDER BY kind"),
-    )
-    .bind(content_id)
-    .fetch_all(&store.pool)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("kind")?, r.try_get("value")?)))
-        .collect()
+    db::extras_of(store, content_id).await
 }
 
 #[cfg(test)]

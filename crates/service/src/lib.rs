@@ -5,9 +5,10 @@
 //! ([`metrics`]), API keys and roles ([`keys`]), banks ([`banks`]) and their
 //! content ([`content`]), list import and export ([`lists`]), enrolled
 //! devices ([`devices`]), providers and the signed-root log
-//! ([`providers`]) and private matching ([`vouchers`]). Nothing here
-//! imports axum: `bulwark-server` is the HTTP layer over these operations,
-//! and they are tested without it.
+//! ([`providers`]), private matching ([`vouchers`]) and text and entity
+//! signals, rules and rescue banks ([`signals`]). Nothing here imports
+//! axum: `bulwark-server` is the HTTP layer over these operations, and they
+//! are tested without it.
 
 pub mod banks;
 pub mod catalog;
@@ -23,6 +24,7 @@ pub mod media;
 pub mod metrics;
 pub mod providers;
 pub mod secrets;
+pub mod signals;
 pub mod vouchers;
 
 pub use error::{Error, Kind, Result};

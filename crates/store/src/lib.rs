@@ -13,6 +13,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub mod banks;
+pub mod catalog;
 pub mod console;
 pub mod content;
 pub mod devices;
@@ -21,6 +22,7 @@ pub mod providers;
 pub mod psi;
 pub mod reports;
 mod schema;
+pub mod signals;
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,313 @@
+//! What the catalog (bulwark-service's in-memory matching state) reads: the
+//! change log replicas follow, and what a full load or a replayed change
+//! needs of banks, content, video frames and extra hashes. The catalog's
+//! logic stays in bulwark-service; these are its queries.
+
+use futures_util::TryStreamExt;
+use sqlx::Row;
+
+use crate::{BankRow, Store};
+
+/// Rows per [`changes_after`].
+pub const CHANGE_PAGE: usize = 20_000;
+
+/// A row of the change log: a bank and/or content item to re-read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeRow {
+    /// Sequence number.
+    pub seq: i64,
+    /// The bank changed (alone: the bank itself; with content: its bank).
+    pub bank_id: Option<i64>,
+    /// The content item changed.
+    pub content_id: Option<i64>,
+}
+
+/// The latest change's sequence number (0 when there is none).
+pub async fn latest_change(store: &Store) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM changes")
+        .fetch_one(&store.pool)
+        .await?
+        .try_get("s")
+}
+
+/// Up to [`CHANGE_PAGE`] changes after `after`, in sequence order.
+pub async fn changes_after(store: &Store, after: i64) -> Result<Vec<ChangeRow>, sqlx::Error> {
+    sqlx::query(
+        &store.sql(
+            "SELECT seq, bank_id, content_id FROM changes WHERE seq > ? ORDER BY seq LIMIT 20000",
+        ),
+    )
+    .bind(after)
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(ChangeRow {
+            seq: r.try_get("seq")?,
+            bank_id: r.try_get("bank_id")?,
+            content_id: r.try_get("content_id")?,
+        })
+    })
+    .collect()
+}
+
+/// How many changes there are after `seq`.
+pub async fn changes_since(store: &Store, seq: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query(&store.sql("SELECT COUNT(*) AS n FROM changes WHERE seq > ?"))
+        .bind(seq)
+        .fetch_one(&store.pool)
+        .await?
+        .try_get("n")
+}
+
+/// A synced write that changes nothing: every change committed before it is
+/// durable after it (import batches commit without a sync of their own).
+pub async fn sync(store: &Store) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE meta SET value = value WHERE key = 'instance'")
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}
+
+/// A bank by id.
+pub async fn bank_by_id(store: &Store, id: i64) -> Result<Option<BankRow>, sqlx::Error> {
+    sqlx::query(&store.sql("SELECT * FROM banks WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(&store.pool)
+        .await?
+        .map(|r| BankRow::from_row(&r))
+        .transpose()
+}
+
+/// Calls `f(content id, bank id, frame)` for every stored video frame, as
+/// the rows stream in (a full load holds no second copy of them).
+pub async fn for_each_video_frame(
+    store: &Store,
+    mut f: impl FnMut(i64, i64, bulwark_vpdq::FrameHash),
+) -> Result<(), sqlx::Error> {
+    let mut rows = sqlx::query(
+        "SELECT f.content_id, c.bank_id, f.frame, f.quality, f.hash, f.ts \
+         FROM video_frames f JOIN content c ON c.id = f.content_id",
+    )
+    .fetch(&store.pool);
+    while let Some(r) = rows.try_next().await? {
+        f(
+            r.try_get("content_id")?,
+            r.try_get("bank_id")?,
+            crate::frame_from_row(&r)?,
+        );
+    }
+    Ok(())
+}
+
+/// Every disabled content item: (id, disabled until, ms; `None`: for good).
+pub async fn disabled_content(store: &Store) -> Result<Vec<(i64, Option<i64>)>, sqlx::Error> {
+    sqlx::query("SELECT id, disabled_until FROM content WHERE enabled = 0")
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("disabled_until")?)))
+        .collect()
+}
+
+/// A content item as the catalog re-reads it, with its PDQ hash if any.
+#[derive(Debug, Clone)]
+pub struct IndexedContent {
+    /// Content id.
+    pub id: i64,
+    /// Bank id.
+    pub bank_id: i64,
+    /// Enabled (else disabled until `disabled_until`, or for good).
+    pub enabled: bool,
+    /// Milliseconds.
+    pub disabled_until: Option<i64>,
+    /// Its PDQ signal's value (hex).
+    pub pdq: Option<String>,
+}
+
+/// Comma-separated ids for an `IN (…)` list: integers formatted here, so no
+/// injection.
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The content items among `ids` that exist, each with its PDQ hash (one
+/// row per PDQ signal; one with `pdq: None` when it has none).
+pub async fn indexed_content(
+    store: &Store,
+    ids: &[i64],
+) -> Result<Vec<IndexedContent>, sqlx::Error> {
+    let list = id_list(ids);
+    sqlx::query(&format!(
+        "SELECT c.id, c.bank_id, c.kind, c.enabled, c.disabled_until, s.value \
+         FROM content c LEFT JOIN signals s ON s.content_id = c.id AND s.signal_type = 'pdq' \
+         WHERE c.id IN ({list})"
+    ))
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(IndexedContent {
+            id: r.try_get("id")?,
+            bank_id: r.try_get("bank_id")?,
+            enabled: r.try_get::<i64, _>("enabled")? != 0,
+            disabled_until: r.try_get("disabled_until")?,
+            pdq: r.try_get("value")?,
+        })
+    })
+    .collect()
+}
+
+/// The video frames of the content items among `ids`: (content id, frame),
+/// by content id and frame.
+pub async fn frames_of_contents(
+    store: &Store,
+    ids: &[i64],
+) -> Result<Vec<(i64, bulwark_vpdq::FrameHash)>, sqlx::Error> {
+    let list = id_list(ids);
+    sqlx::query(&format!(
+        "SELECT content_id, frame, quality, hash, ts FROM video_frames \
+         WHERE content_id IN ({list}) ORDER BY content_id, frame"
+    ))
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("content_id")?, crate::frame_from_row(r)?)))
+    .collect()
+}
+
+/// A banked extra hash (a crop or the content region of a photo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraRow {
+    /// Content id.
+    pub content_id: i64,
+    /// Bank id.
+    pub bank_id: i64,
+    /// Which extra (`HashKind` of bulwark-service's media).
+    pub kind: String,
+    /// PDQ hash, hex.
+    pub value: String,
+}
+
+fn extra_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<ExtraRow>, sqlx::Error> {
+    rows.iter()
+        .map(|r| {
+            Ok(ExtraRow {
+                content_id: r.try_get("content_id")?,
+                bank_id: r.try_get("bank_id")?,
+                kind: r.try_get("kind")?,
+                value: r.try_get("value")?,
+            })
+        })
+        .collect()
+}
+
+/// Every banked extra hash (for a full load).
+pub async fn all_extras(store: &Store) -> Result<Vec<ExtraRow>, sqlx::Error> {
+    let rows = sqlx::query("SELECT content_id, bank_id, kind, value FROM pdq_extras")
+        .fetch_all(&store.pool)
+        .await?;
+    extra_rows(&rows)
+}
+
+/// The extra hashes of the content items among `ids`.
+pub async fn extras_of_contents(store: &Store, ids: &[i64]) -> Result<Vec<ExtraRow>, sqlx::Error> {
+    let list = id_list(ids);
+    let rows = sqlx::query(&format!(
+        "SELECT content_id, bank_id, kind, value FROM pdq_extras WHERE content_id IN ({list})"
+    ))
+    .fetch_all(&store.pool)
+    .await?;
+    extra_rows(&rows)
+}
+
+/// The extra hashes of one content item: (kind, hex), by kind.
+pub async fn extras_of(
+    store: &Store,
+    content_id: i64,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        &store.sql("SELECT kind, value FROM pdq_extras WHERE content_id = ? ORDER BY kind"),
+    )
+    .bind(content_id)
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("kind")?, r.try_get("value")?)))
+        .collect()
+}
+
+/// A stored pdata variant with what a release needs of its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantRow {
+    /// Content id.
+    pub content_id: i64,
+    /// Which variant.
+    pub kind: String,
+    /// Its PDQ hash, hex.
+    pub value: String,
+    /// The content's plain PDQ hash, hex.
+    pub plain: String,
+    /// The bank's provider.
+    pub provider: String,
+}
+
+/// Every stored extra of these `kinds` (the pdata variants) that enabled
+/// content in an enabled bank with a provider holds, with the content's
+/// plain PDQ hash.
+pub async fn pdata_variant_rows(
+    store: &Store,
+    kinds: &[&str],
+) -> Result<Vec<VariantRow>, sqlx::Error> {
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; kinds.len()].join(", ");
+    let sql = format!(
+        "SELECT e.content_id, e.kind, e.value, s.value AS plain, b.provider FROM pdq_extras e \
+         JOIN banks b ON b.id = e.bank_id JOIN content c ON c.id = e.content_id \
+         JOIN signals s ON s.content_id = e.content_id AND s.signal_type = 'pdq' \
+         WHERE e.kind IN ({marks}) AND b.enabled = 1 AND c.enabled = 1 AND b.provider IS NOT NULL"
+    );
+    let sql = store.sql(&sql);
+    let mut q = sqlx::query(&sql);
+    for k in kinds {
+        q = q.bind(*k);
+    }
+    q.fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(VariantRow {
+                content_id: r.try_get("content_id")?,
+                kind: r.try_get("kind")?,
+                value: r.try_get("value")?,
+                plain: r.try_get("plain")?,
+                provider: r.try_get("provider")?,
+            })
+        })
+        .collect()
+}
+
+/// Stores one extra hash of a new item (in the transaction that adds it).
+pub async fn insert_extra(
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
+    bank_id: i64,
+    content_id: i64,
+    kind: &str,
+    value: &str,
+    quality: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&store.sql(
+        "INSERT INTO pdq_extras (content_id, bank_id, kind, value, quality) VALUES (?, ?, ?, ?, ?)",
+    ))
+    .bind(content_id)
+    .bind(bank_id)
+    .bind(kind)
+    .bind(value)
+    .bind(quality)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
