@@ -3,15 +3,18 @@
 //! decode pool that hashes uploads ([`media`]), secrets sealed under the
 //! key-encryption key ([`secrets`]) and the service's counters
 //! ([`metrics`]), API keys and roles ([`keys`]), enrolled devices ([`devices`]) and private matching
-//! ([`vouchers`]). Nothing here imports axum: `bulwark-server` is the HTTP
+//! ([`vouchers`]), and curation and exchanges through Meta's HMA shapes
+//! ([`hma`], [`exchanges`]). Nothing here imports axum: `bulwark-server` is the HTTP
 //! layer over these operations, and they are tested without it.
 
 pub mod banks;
 pub mod catalog;
 pub mod devices;
 pub mod error;
+pub mod exchanges;
 pub mod extras;
 pub mod franking;
+pub mod hma;
 pub mod keys;
 pub mod matching;
 pub mod media;

@@ -15,6 +15,7 @@ use sqlx::{AnyPool, Row};
 pub mod banks;
 pub mod console;
 pub mod devices;
+pub mod hma;
 pub mod keys;
 pub mod psi;
 pub mod reports;
