@@ -29,7 +29,6 @@
 //! `tests/hma_conformance.rs`. They have not been run against the live
 //! services (no network here).
 
-
 use bulwark_banks::{AnySignal, Format, Signal, SignalType, TextSignal};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
