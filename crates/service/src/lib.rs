@@ -5,18 +5,21 @@
 //! ([`metrics`]), API keys and roles ([`keys`]), banks ([`banks`]) and their
 //! content ([`content`]), list import and export ([`lists`]), enrolled
 //! devices ([`devices`]), providers and the signed-root log
-//! ([`providers`]), private matching ([`vouchers`]) and text and entity
-//! signals, rules and rescue banks ([`signals`]). Nothing here imports
-//! axum: `bulwark-server` is the HTTP layer over these operations, and they
-//! are tested without it.
+//! ([`providers`]), private matching ([`vouchers`]), text and entity
+//! signals, rules and rescue banks ([`signals`]), and curation and
+//! exchanges through Meta's HMA shapes ([`hma`], [`exchanges`]). Nothing
+//! here imports axum: `bulwark-server` is the HTTP layer over these
+//! operations, and they are tested without it.
 
 pub mod banks;
 pub mod catalog;
 pub mod content;
 pub mod devices;
 pub mod error;
+pub mod exchanges;
 pub mod extras;
 pub mod franking;
+pub mod hma;
 pub mod keys;
 pub mod lists;
 pub mod matching;

@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod console;
 pub mod content;
 pub mod devices;
+pub mod hma;
 pub mod keys;
 pub mod providers;
 pub mod psi;

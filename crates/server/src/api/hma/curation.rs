@@ -1,69 +1,30 @@
 //! HMA curation: `/c/banks`, `/c/bank/<name>`, bank content and signals,
 //! `/c/signal_type`, `/c/content_type`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use sqlx::Row;
+use bulwark_service::hma::{self, HmaBank};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::hashing::{self, Body};
 use super::{HMA_SIGNAL_TYPES, check_bank_name, hma_type_name, parse_bool};
 use crate::AppState;
-use crate::api::{bank_or_404, commit_bank_change, content as v1content};
+use crate::api::{bank_or_404, content as v1content};
 use crate::auth::{Caller, Role};
-use crate::catalog::DEFAULT_MIN_QUALITY;
-use crate::db::{self, BankRow, ContentRow, now_ms};
+use crate::db::{self, BankRow, ContentRow};
 use crate::error::{ApiError, ApiResult};
 
 /// Longest note HMA accepts, in characters.
 pub const MAX_NOTE_CHARS: usize = 255;
 
-/// Every bank's HMA matching ratio, where one was set.
-pub async fn ratios(state: &AppState) -> Result<HashMap<i64, f64>, ApiError> {
-    let s = &state.store;
-    let rows = sqlx::query("SELECT bank_id, enabled_ratio FROM hma_bank_ratio")
-        .fetch_all(&s.pool)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("bank_id")?, r.try_get("enabled_ratio")?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
-}
-
-/// A bank's HMA ratio: the one set, else 1 when enabled and 0 when not.
-pub fn ratio_of(b: &BankRow, ratios: &HashMap<i64, f64>) -> f64 {
-    if !b.enabled {
-        return 0.0;
-    }
-    ratios.get(&b.id).copied().unwrap_or(1.0)
-}
-
-/// A bank as HMA shows it.
-pub fn bank_json(b: &BankRow, ratios: &HashMap<i64, f64>) -> Value {
-    json!({"name": b.name, "matching_enabled_ratio": ratio_of(b, ratios)})
-}
-
 /// `GET /c/banks`.
-pub async fn banks(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+pub async fn banks(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<HmaBank>>> {
     caller.require(Role::Matcher)?;
-    let r = ratios(&state).await?;
-    let out: Vec<Value> = db::banks(&state.store)
-        .await?
-        .iter()
-        .map(|b| bank_json(b, &r))
-        .collect();
-    Ok(Json(Value::Array(out)))
-}
-
-/// The bank named `name`, or HMA's 404 for it.
-async fn hma_bank(state: &AppState, name: &str) -> Result<BankRow, ApiError> {
-    db::bank_by_name(&state.store, name).await?.ok_or_else(|| {
-        ApiError::not_found(format!("bank '{}' not found", crate::error::snippet(name)))
-    })
+    Ok(Json(hma::banks(&state.store).await?))
 }
 
 /// `GET /c/bank/<name>`.
@@ -71,10 +32,10 @@ pub async fn bank_get(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HmaBank>> {
     caller.require(Role::Matcher)?;
-    let b = hma_bank(&state, &name).await?;
-    Ok(Json(bank_json(&b, &ratios(&state).await?)))
+    let b = hma::bank(&state.store, &name).await?;
+    Ok(Json(hma::shown(&state.store, &b).await?))
 }
 
 fn object(body: &Body) -> Result<&Map<String, Value>, ApiError> {
@@ -104,33 +65,6 @@ fn ratio_from(m: &Map<String, Value>) -> Result<Option<f64>, ApiError> {
     Ok(ratio.or(enabled.map(|e| if e { 1.0 } else { 0.0 })))
 }
 
-async fn set_ratio(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    state: &AppState,
-    bank_id: i64,
-    ratio: f64,
-) -> Result<(), ApiError> {
-    sqlx::query(&state.store.sql(
-        "INSERT INTO hma_bank_ratio (bank_id, enabled_ratio) VALUES (?, ?) \
-         ON CONFLICT (bank_id) DO UPDATE SET enabled_ratio = excluded.enabled_ratio",
-    ))
-    .bind(bank_id)
-    .bind(ratio)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        &state
-            .store
-            .sql("UPDATE banks SET enabled = ?, updated_at = ? WHERE id = ?"),
-    )
-    .bind(i64::from(ratio > 0.0))
-    .bind(now_ms())
-    .bind(bank_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Creates a bank with HMA's name rule (also used by exchanges); 403 if it
 /// exists, as HMA answers.
 pub async fn create_bank(
@@ -139,42 +73,15 @@ pub async fn create_bank(
     name: &str,
     ratio: f64,
 ) -> Result<BankRow, ApiError> {
-    check_bank_name(name)?;
-    let s = &state.store;
-    let mut tx = s.begin().await?;
-    let now = now_ms();
-    let row = sqlx::query(&s.sql(
-        "INSERT INTO banks (name, threshold, enabled, description, provider, created_at, updated_at, min_quality) \
-         VALUES (?, ?, ?, '', NULL, ?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING *",
-    ))
-    .bind(name)
-    .bind(i64::from(state.config.default_threshold))
-    .bind(i64::from(ratio > 0.0))
-    .bind(now)
-    .bind(now)
-    .bind(i64::from(DEFAULT_MIN_QUALITY))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "conflict",
-            "Bank already exists",
-        ));
-    };
-    let bank = BankRow::from_row(&row)?;
-    set_ratio(&mut tx, state, bank.id, ratio).await?;
-    commit_bank_change(
-        state,
-        tx,
-        caller,
-        "bank.create",
-        (bank.id, &bank.name),
-        None,
-        json!({"via": "hma", "matching_enabled_ratio": ratio}),
+    Ok(hma::create_bank(
+        &state.store,
+        &state.catalog,
+        &caller.key_id,
+        state.config.default_threshold,
+        name,
+        ratio,
     )
-    .await?;
-    Ok(bank)
+    .await?)
 }
 
 /// `POST /c/banks` with `{"name", "enabled"?, "enabled_ratio"?}`: 201.
@@ -182,7 +89,7 @@ pub async fn bank_create(
     State(state): State<AppState>,
     caller: Caller,
     req: Request,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<HmaBank>)> {
     caller.require(Role::Curator)?;
     let body = hashing::read_body(req, &state).await?;
     let m = object(&body)?;
@@ -194,7 +101,10 @@ pub async fn bank_create(
     let bank = create_bank(&state, &caller, name, ratio).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"name": bank.name, "matching_enabled_ratio": ratio})),
+        Json(HmaBank {
+            matching_enabled_ratio: ratio,
+            name: bank.name,
+        }),
     ))
 }
 
@@ -204,7 +114,7 @@ pub async fn bank_update(
     caller: Caller,
     Path(name): Path<String>,
     req: Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HmaBank>> {
     caller.require(Role::Curator)?;
     let body = hashing::read_body(req, &state).await?;
     let m = object(&body)?;
@@ -215,56 +125,22 @@ pub async fn bank_update(
         None | Some(Value::Null) => None,
         Some(Value::String(n)) => {
             check_bank_name(n)?;
-            Some(n.clone())
+            Some(n.as_str())
         }
         Some(_) => return Err(ApiError::bad_request("name must be a string")),
     };
     let ratio = ratio_from(m)?;
-    let s = &state.store;
-    let mut tx = s.begin().await?;
-    if let Some(n) = new_name.as_ref().filter(|n| **n != bank.name) {
-        let taken = sqlx::query(&s.sql("SELECT id FROM banks WHERE name = ?"))
-            .bind(n)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if taken {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "conflict",
-                "Bank name already exists",
-            ));
-        }
-        sqlx::query(&s.sql("UPDATE banks SET name = ?, updated_at = ? WHERE id = ?"))
-            .bind(n)
-            .bind(now_ms())
-            .bind(bank.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(&s.sql("UPDATE hma_exchanges SET name = ? WHERE name = ?"))
-            .bind(n)
-            .bind(&bank.name)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some(r) = ratio {
-        set_ratio(&mut tx, &state, bank.id, r).await?;
-    }
-    let final_name = new_name.clone().unwrap_or_else(|| bank.name.clone());
-    commit_bank_change(
-        &state,
-        tx,
-        &caller,
-        "bank.update",
-        (bank.id, &final_name),
-        None,
-        json!({"via": "hma", "renamed_from": new_name.as_ref().map(|_| &bank.name), "matching_enabled_ratio": ratio}),
-    )
-    .await?;
-    let b = db::bank_by_name(&state.store, &final_name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Bank not found"))?;
-    Ok(Json(bank_json(&b, &ratios(&state).await?)))
+    Ok(Json(
+        hma::update_bank(
+            &state.store,
+            &state.catalog,
+            &caller.key_id,
+            &bank,
+            new_name,
+            ratio,
+        )
+        .await?,
+    ))
 }
 
 /// Deletes a bank and its content (also used by exchanges).
@@ -273,28 +149,14 @@ pub async fn delete_bank(
     caller: &Caller,
     bank: &BankRow,
 ) -> Result<i64, ApiError> {
-    let s = &state.store;
-    let mut tx = s.begin().await?;
-    let n: i64 = sqlx::query(&s.sql("SELECT COUNT(*) AS n FROM content WHERE bank_id = ?"))
-        .bind(bank.id)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("n")?;
-    sqlx::query(&s.sql("DELETE FROM banks WHERE id = ?"))
-        .bind(bank.id)
-        .execute(&mut *tx)
-        .await?;
-    commit_bank_change(
-        state,
-        tx,
-        caller,
-        "bank.delete",
-        (bank.id, &bank.name),
-        None,
-        json!({"via": "hma", "content_deleted": n}),
-    )
-    .await?;
-    Ok(n)
+    Ok(hma::delete_bank(&state.store, &state.catalog, &caller.key_id, bank).await?)
+}
+
+/// HMA's `{"message": ...}` answer.
+#[derive(Serialize)]
+pub struct Message {
+    /// What was done.
+    pub message: &'static str,
 }
 
 /// `DELETE /c/bank/<name>`: `{"message": "Done"}`, also for a bank that
@@ -303,12 +165,12 @@ pub async fn bank_delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Message>> {
     caller.require(Role::Curator)?;
     if let Some(bank) = db::bank_by_name(&state.store, &name).await? {
         delete_bank(&state, &caller, &bank).await?;
     }
-    Ok(Json(json!({"message": "Done"})))
+    Ok(Json(Message { message: "Done" }))
 }
 
 /// Checks HMA's content metadata: an object of `content_id`, `content_uri`
@@ -380,9 +242,9 @@ pub async fn content_add(
     Path(bank_name): Path<String>,
     Query(q): Query<AddQuery>,
     req: Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Added>> {
     caller.require(Role::Curator)?;
-    let bank = hma_bank(&state, &bank_name).await?;
+    let bank = hma::bank(&state.store, &bank_name).await?;
     let body = hashing::read_body(req, &state).await?;
     let (metadata, note) = match &body {
         Body::Json(Value::Object(m)) => (
@@ -428,28 +290,41 @@ pub async fn content_add(
         &[]
     };
     let (id, _) = v1content::insert_one_with_extras(&state, &caller, &bank, &c, extras).await?;
-    Ok(Json(json!({"id": id, "signals": hashed.hma})))
+    Ok(Json(Added {
+        id,
+        signals: hashed.hma,
+    }))
 }
 
-async fn content_row(state: &AppState, bank: &BankRow, id: i64) -> Result<ContentRow, ApiError> {
-    let s = &state.store;
-    let row = sqlx::query(&s.sql("SELECT * FROM content WHERE id = ? AND bank_id = ?"))
-        .bind(id)
-        .bind(bank.id)
-        .fetch_optional(&s.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("content '{id}' not found")))?;
-    Ok(ContentRow::from_row(&row)?)
+/// What `POST /c/bank/<name>/content` and `/signal` answer.
+#[derive(Serialize)]
+pub struct Added {
+    /// The content id.
+    id: i64,
+    /// Its signals, `{TYPE: VALUE}`.
+    signals: BTreeMap<String, String>,
 }
 
-/// HMA's `disable_until_ts`: 1 enabled, 0 disabled, else a Unix time in
-/// seconds until which matching is off.
-pub fn disable_until_ts(c: &ContentRow) -> i64 {
-    match (c.enabled, c.disabled_until) {
-        (true, _) => 1,
-        (false, None) => 0,
-        (false, Some(ms)) => (ms / 1000).max(2),
-    }
+/// A content item as HMA shows it (fields in sorted order, as HMA's JSON).
+#[derive(Serialize)]
+pub struct HmaContent {
+    /// Its bank.
+    bank: HmaBank,
+    /// See [`hma::disable_until_ts`].
+    disable_until_ts: i64,
+    /// Its id.
+    id: i64,
+    /// `content_id`, `content_uri`, `json`, `collab`, when any is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Map<String, Value>>,
+    /// Its note.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+    /// Always null: Bulwark keeps no media.
+    original_media_uri: Option<String>,
+    /// `{TYPE: VALUE}` of the listed types, when asked for and any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signals: Option<BTreeMap<String, String>>,
 }
 
 async fn content_json(
@@ -458,35 +333,37 @@ async fn content_json(
     c: &ContentRow,
     include_signals: bool,
     include_metadata: bool,
-) -> Result<Value, ApiError> {
-    let r = ratios(state).await?;
-    let mut j = json!({
-        "id": c.id,
-        "disable_until_ts": disable_until_ts(c),
-        "original_media_uri": null,
-        "bank": bank_json(bank, &r),
-    });
+) -> Result<HmaContent, ApiError> {
+    let mut out = HmaContent {
+        bank: hma::shown(&state.store, bank).await?,
+        disable_until_ts: hma::disable_until_ts(c),
+        id: c.id,
+        metadata: None,
+        note: c.note.clone(),
+        original_media_uri: None,
+        signals: None,
+    };
     if include_signals {
-        let mut sigs = Map::new();
+        let mut sigs = BTreeMap::new();
         let listed = super::listed_types(state);
         for s in db::signals_of(&state.store, c.id).await? {
             // A text/entity signal, when its type is listed (`[hma] signal_types`).
             if let Some(t) = crate::api::signals::text_type(&s.signal_type)
                 && listed.contains(&super::AnyType::Text(t))
             {
-                sigs.insert(t.name().to_string(), Value::String(s.value));
+                sigs.insert(t.name().to_string(), s.value);
                 continue;
             }
             if let Ok(t) = s.signal_type.parse::<bulwark_banks::SignalType>() {
                 // A photo is PDQ in HMA; its file MD5 is Bulwark's own.
                 let photo_md5 = c.kind == "photo" && t == bulwark_banks::SignalType::Md5;
                 if HMA_SIGNAL_TYPES.contains(&t) && !photo_md5 {
-                    sigs.insert(hma_type_name(t).to_string(), Value::String(s.value));
+                    sigs.insert(hma_type_name(t).to_string(), s.value);
                 }
             }
         }
         if !sigs.is_empty() {
-            j["signals"] = Value::Object(sigs);
+            out.signals = Some(sigs);
         }
     }
     if include_metadata {
@@ -502,14 +379,11 @@ async fn content_json(
                 })
                 .collect();
             if !keep.is_empty() {
-                j["metadata"] = Value::Object(keep);
+                out.metadata = Some(keep);
             }
         }
     }
-    if let Some(n) = &c.note {
-        j["note"] = json!(n);
-    }
-    Ok(j)
+    Ok(out)
 }
 
 /// Query parameters.
@@ -526,18 +400,13 @@ pub async fn content_get(
     caller: Caller,
     Path((bank_name, id)): Path<(String, i64)>,
     Query(q): Query<GetQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HmaContent>> {
     caller.require(Role::Curator)?;
-    let bank = hma_bank(&state, &bank_name).await?;
-    let c = content_row(&state, &bank, id).await?;
+    let bank = hma::bank(&state.store, &bank_name).await?;
+    let c = hma::content(&state.store, &bank, id).await?;
     let sig = parse_bool(q.include_signals.as_deref(), false)?;
     let meta = parse_bool(q.include_metadata.as_deref(), true)?;
     Ok(Json(content_json(&state, &bank, &c, sig, meta).await?))
-}
-
-/// Latest `disable_until_ts` accepted: five years from now.
-fn five_years_from_now() -> i64 {
-    now_ms() / 1000 + 5 * 365 * 86_400
 }
 
 /// `PUT /c/bank/<name>/content/<id>` with `{"disable_until_ts"?, "note"?}`.
@@ -546,10 +415,10 @@ pub async fn content_update(
     caller: Caller,
     Path((bank_name, id)): Path<(String, i64)>,
     req: Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HmaContent>> {
     caller.require(Role::Curator)?;
     let bank = bank_or_404(&state, &bank_name).await?;
-    let mut c = content_row(&state, &bank, id).await?;
+    let mut c = hma::content(&state.store, &bank, id).await?;
     let body = hashing::read_body(req, &state).await?;
     let m = object(&body)?;
     if let Some(v) = m.get("disable_until_ts") {
@@ -559,48 +428,29 @@ pub async fn content_update(
             _ => None,
         }
         .ok_or_else(|| ApiError::bad_request(format!("Invalid int: '{v}'")))?;
-        if ts < 0 {
-            return Err(ApiError::bad_request(
-                "disable_until_ts must be a non-negative integer",
-            ));
-        }
-        if ts > five_years_from_now() {
-            return Err(ApiError::bad_request(
-                "disable_until_ts must be less than 5 years in the future",
-            ));
-        }
-        (c.enabled, c.disabled_until) = match ts {
-            1 => (true, None),
-            0 => (false, None),
-            t => (false, Some(t * 1000)),
-        };
+        (c.enabled, c.disabled_until) = hma::disable_until(ts)?;
     }
-    if m.contains_key("note") {
+    let note_changed = m.contains_key("note");
+    if note_changed {
         c.note = check_note(m.get("note"))?;
     }
-    let s = &state.store;
-    let mut tx = s.begin().await?;
-    sqlx::query(&s.sql(
-        "UPDATE content SET enabled = ?, disabled_until = ?, note = ?, updated_at = ? WHERE id = ?",
-    ))
-    .bind(i64::from(c.enabled))
-    .bind(c.disabled_until)
-    .bind(&c.note)
-    .bind(now_ms())
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    commit_bank_change(
-        &state,
-        tx,
-        &caller,
-        "content.update",
-        (bank.id, &bank.name),
-        Some(id),
-        json!({"via": "hma", "disable_until_ts": disable_until_ts(&c), "note_changed": m.contains_key("note")}),
+    hma::update_content(
+        &state.store,
+        &state.catalog,
+        &caller.key_id,
+        &bank,
+        &c,
+        note_changed,
     )
     .await?;
     Ok(Json(content_json(&state, &bank, &c, false, true).await?))
+}
+
+/// What `DELETE /c/bank/<name>/content/<id>` answers.
+#[derive(Serialize)]
+pub struct Deleted {
+    /// How many items were deleted (0 or 1).
+    deleted: u64,
 }
 
 /// `DELETE /c/bank/<name>/content/<id>`: `{"deleted": N}` (0 when absent).
@@ -608,42 +458,12 @@ pub async fn content_delete(
     State(state): State<AppState>,
     caller: Caller,
     Path((bank_name, id)): Path<(String, i64)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Deleted>> {
     caller.require(Role::Curator)?;
-    let bank = hma_bank(&state, &bank_name).await?;
-    let n = delete_content(&state, &caller, &bank, id).await?;
-    Ok(Json(json!({"deleted": n})))
-}
-
-/// Deletes one content item of a bank; the number deleted (0 or 1).
-pub async fn delete_content(
-    state: &AppState,
-    caller: &Caller,
-    bank: &BankRow,
-    id: i64,
-) -> Result<u64, ApiError> {
-    let s = &state.store;
-    let mut tx = s.begin().await?;
-    let done = sqlx::query(&s.sql("DELETE FROM content WHERE id = ? AND bank_id = ?"))
-        .bind(id)
-        .bind(bank.id)
-        .execute(&mut *tx)
-        .await?;
-    if done.rows_affected() == 0 {
-        tx.rollback().await?;
-        return Ok(0);
-    }
-    commit_bank_change(
-        state,
-        tx,
-        caller,
-        "content.delete",
-        (bank.id, &bank.name),
-        Some(id),
-        json!({"via": "hma"}),
-    )
-    .await?;
-    Ok(done.rows_affected())
+    let bank = hma::bank(&state.store, &bank_name).await?;
+    let deleted =
+        hma::delete_content(&state.store, &state.catalog, &caller.key_id, &bank, id).await?;
+    Ok(Json(Deleted { deleted }))
 }
 
 /// `POST /c/bank/<name>/signal` with `{TYPE: VALUE, ..., "note"?}`.
@@ -652,16 +472,16 @@ pub async fn add_signal(
     caller: Caller,
     Path(bank_name): Path<String>,
     req: Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Added>> {
     caller.require(Role::Curator)?;
-    let bank = hma_bank(&state, &bank_name).await?;
+    let bank = hma::bank(&state.store, &bank_name).await?;
     let body = hashing::read_body(req, &state).await?;
     let mut m = object(&body)?.clone();
     let note = check_note(m.remove("note").as_ref())?;
     if m.is_empty() {
         return Err(ApiError::bad_request("No signals given"));
     }
-    let mut echo = Map::new();
+    let mut echo = BTreeMap::new();
     for (k, v) in &m {
         let t = super::parse_any_type(k).map_err(|_| {
             ApiError::bad_request(format!("No such signal type {}", crate::error::snippet(k)))
@@ -674,32 +494,44 @@ pub async fn add_signal(
             super::AnyType::Text(t) => t.parse(v).map(|s| s.value()),
         }
         .map_err(|e| ApiError::bad_request(format!("Invalid {k} signal: {e}")))?;
-        echo.insert(k.to_ascii_lowercase(), Value::String(value));
+        echo.insert(k.to_ascii_lowercase(), value);
     }
     let mut c = v1content::from_signals(&m, None)?;
     c.note = note;
     let (id, _) = v1content::insert_one(&state, &caller, &bank, &c).await?;
-    Ok(Json(json!({"id": id, "signals": echo})))
+    Ok(Json(Added { id, signals: echo }))
+}
+
+/// A signal type or content type as HMA lists it (fields in sorted order).
+#[derive(Serialize)]
+pub struct SignalTypeShown {
+    /// Always 1: every listed type is on.
+    enabled_ratio: f64,
+    /// Its HMA name.
+    name: &'static str,
 }
 
 /// `GET /c/signal_type`: the types `[hma] signal_types` lists (HMA's
 /// default `pdq`, `video_md5`; text and entity types when configured).
-pub async fn signal_types(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+pub async fn signal_types(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<SignalTypeShown>>> {
     caller.require(Role::Matcher)?;
-    Ok(Json(Value::Array(
+    Ok(Json(
         super::listed_types(&state)
             .iter()
-            .map(|t| json!({"name": t.hma_name(), "enabled_ratio": 1.0}))
+            .map(|t| SignalTypeShown {
+                enabled_ratio: 1.0,
+                name: t.hma_name(),
+            })
             .collect(),
-    )))
+    ))
 }
 
 /// `PUT /c/signal_type/<name>`: Bulwark matches every signal type it
 /// knows; per-type ratios are not offered.
-pub async fn signal_type_update(
-    caller: Caller,
-    Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+pub async fn signal_type_update(caller: Caller, Path(name): Path<String>) -> ApiResult<()> {
     caller.require(Role::Curator)?;
     super::parse_any_type(&name)?;
     Err(ApiError::new(
@@ -711,19 +543,7 @@ pub async fn signal_type_update(
 
 /// Number of stored signals of a type, and the time (s) of the last change.
 pub async fn type_stats(state: &AppState, t: super::AnyType) -> Result<(i64, i64), ApiError> {
-    let s = &state.store;
-    let n: i64 = sqlx::query(&s.sql("SELECT COUNT(*) AS n FROM signals WHERE signal_type = ?"))
-        .bind(t.db_name())
-        .fetch_one(&s.pool)
-        .await?
-        .try_get("n")?;
-    // The newest change by sequence (the primary key; `at` has no index).
-    let at: Option<i64> = sqlx::query("SELECT at FROM changes ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&s.pool)
-        .await?
-        .map(|r| r.try_get("at"))
-        .transpose()?;
-    Ok((n, at.map_or(-1, |a| a / 1000)))
+    Ok(hma::type_stats(&state.store, t.db_name()).await?)
 }
 
 /// Query parameters.
@@ -749,6 +569,22 @@ pub fn selected_types(state: &AppState, q: Option<&str>) -> Result<Vec<super::An
     }
 }
 
+/// One signal type's index, as `/c/signal_type/index` shows it (fields in
+/// sorted order).
+#[derive(Serialize)]
+pub struct TypeIndex {
+    /// Signals of the type stored.
+    db_size: i64,
+    /// Unix time (s) the index holds every change to.
+    index_built_to: i64,
+    /// The index is stale.
+    index_out_of_date: bool,
+    /// Signals of the type indexed (every stored one).
+    index_size: i64,
+    /// Unix time (s) of the last change.
+    newest_db_item: i64,
+}
+
 /// `GET /c/signal_type/index`: Bulwark's index applies this node's writes
 /// at once and other replicas' within a poll; it is out of date when it is
 /// stale (see [`super::matching::freshness`]).
@@ -756,36 +592,54 @@ pub async fn signal_type_index(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<TypeQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BTreeMap<&'static str, TypeIndex>>> {
     caller.require(Role::Matcher)?;
     let f = super::matching::freshness(&state).await?;
-    let mut out = Map::new();
+    let mut out = BTreeMap::new();
     for t in selected_types(&state, q.signal_type.as_deref())? {
         let (n, at) = type_stats(&state, t).await?;
         out.insert(
-            t.hma_name().into(),
-            json!({"db_size": n, "index_size": n, "index_out_of_date": f.stale,
-                   "newest_db_item": at, "index_built_to": f.built_to}),
+            t.hma_name(),
+            TypeIndex {
+                db_size: n,
+                index_built_to: f.built_to,
+                index_out_of_date: f.stale,
+                index_size: n,
+                newest_db_item: at,
+            },
         );
     }
-    Ok(Json(Value::Object(out)))
+    Ok(Json(out))
+}
+
+/// A content type as HMA lists it (fields in sorted order).
+#[derive(Serialize)]
+pub struct ContentTypeShown {
+    /// Always true.
+    enabled: bool,
+    /// `photo`, `video`, `text`.
+    name: &'static str,
 }
 
 /// `GET /c/content_type` (`text` too when a text/entity type is listed).
 pub async fn content_types(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<ContentTypeShown>>> {
     caller.require(Role::Matcher)?;
-    let mut out = vec![
-        json!({"name": "photo", "enabled": true}),
-        json!({"name": "video", "enabled": true}),
-    ];
+    let mut out = vec!["photo", "video"];
     if super::listed_types(&state)
         .iter()
         .any(|t| matches!(t, super::AnyType::Text(_)))
     {
-        out.push(json!({"name": "text", "enabled": true}));
+        out.push("text");
     }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(
+        out.into_iter()
+            .map(|name| ContentTypeShown {
+                enabled: true,
+                name,
+            })
+            .collect(),
+    ))
 }

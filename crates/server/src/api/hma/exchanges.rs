@@ -1,6 +1,8 @@
 //! Exchanges: a named, scheduled fetch of signals into a bank of the same
 //! name, with a checkpoint and a fetch status (HMA's `/c/exchanges...`),
-//! and Bulwark's change feed that one instance follows another by.
+//! and Bulwark's change feed that one instance follows another by. What an
+//! exchange keeps between fetches is [`bulwark_service::exchanges`]'; here
+//! are the routes and the reading of remote lists.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -9,80 +11,37 @@ use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use base64::Engine;
-use serde::Deserialize;
+use bulwark_service::exchanges::{self as service, ApiAuth, Exchange, Feed, FetchStatus, PageDone};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use sqlx::Row;
 
-use super::curation::{create_bank, delete_bank, delete_content};
+use super::curation::Message;
 use super::fetch::{Policy, fetch_with};
 use super::hashing::{self, Body};
-use super::sources::{self, Api, Item, schema_json};
+use super::sources::{self, Api, Item, Schema, schema};
 use crate::AppState;
 use crate::api::{bank_or_404, content as v1content};
 use crate::auth::{Caller, Role};
 use crate::db::{self, NewContent, SignalRow, now_ms};
 use crate::error::{ApiError, ApiResult};
 
-/// An exchange as stored.
-#[derive(Debug, Clone)]
-pub struct Exchange {
-    /// Its name (and its bank's).
-    pub name: String,
-    /// Its API.
-    pub api: Api,
-    /// Fetched on schedule.
-    pub enabled: bool,
-    /// API-specific settings (secrets sealed).
-    pub config: Map<String, Value>,
-    /// Seconds between fetches.
-    pub interval_seconds: i64,
+/// The API of a stored exchange.
+fn api_of(e: &Exchange) -> Result<Api, ApiError> {
+    Api::parse(&e.api).ok_or_else(|| ApiError::internal(format!("unknown exchange api {}", e.api)))
 }
 
-async fn load(state: &AppState, name: &str) -> Result<Option<Exchange>, ApiError> {
-    let s = &state.store;
-    let Some(r) = sqlx::query(&s.sql("SELECT * FROM hma_exchanges WHERE name = ?"))
-        .bind(name)
-        .fetch_optional(&s.pool)
-        .await?
-    else {
+async fn load(state: &AppState, name: &str) -> Result<Option<(Exchange, Api)>, ApiError> {
+    let Some(e) = service::load(&state.store, name).await? else {
         return Ok(None);
     };
-    let api: String = r.try_get("api")?;
-    let config: String = r.try_get("config")?;
-    Ok(Some(Exchange {
-        name: r.try_get("name")?,
-        api: Api::parse(&api)
-            .ok_or_else(|| ApiError::internal(format!("unknown exchange api {api}")))?,
-        enabled: r.try_get::<i64, _>("enabled")? != 0,
-        config: serde_json::from_str(&config).map_err(ApiError::internal)?,
-        interval_seconds: r.try_get("interval_seconds")?,
-    }))
+    let api = api_of(&e)?;
+    Ok(Some((e, api)))
 }
 
-async fn load_or_404(state: &AppState, name: &str) -> Result<Exchange, ApiError> {
-    load(state, name).await?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "Exchange '{}' not found",
-            crate::error::snippet(name)
-        ))
-    })
-}
-
-/// An exchange as the API shows it (sealed secrets as `has_key`).
-fn exchange_json(e: &Exchange) -> Value {
-    let mut m = Map::new();
-    m.insert("name".into(), json!(e.name));
-    m.insert("api".into(), json!(e.api.name()));
-    m.insert("enabled".into(), json!(e.enabled));
-    m.insert("interval_seconds".into(), json!(e.interval_seconds));
-    for (k, v) in &e.config {
-        if k == "key_sealed" {
-            m.insert("has_key".into(), json!(true));
-        } else {
-            m.insert(k.clone(), v.clone());
-        }
-    }
-    Value::Object(m)
+async fn load_or_404(state: &AppState, name: &str) -> Result<(Exchange, Api), ApiError> {
+    let e = service::get(&state.store, name).await?;
+    let api = api_of(&e)?;
+    Ok((e, api))
 }
 
 fn seal_name(exchange: &str) -> String {
@@ -128,7 +87,7 @@ fn check_config(
             let key = v.as_str().unwrap_or_default();
             out.insert(
                 "key_sealed".into(),
-                json!(state.kek.seal(&seal_name(name), key.as_bytes())),
+                Value::String(state.kek.seal(&seal_name(name), key.as_bytes())),
             );
         } else {
             if k == "environment" && sources::ncmec_environment(v.as_str().unwrap_or("")).is_none()
@@ -173,16 +132,9 @@ fn check_config(
 }
 
 /// `GET /c/exchanges`: the names.
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<String>>> {
     caller.require(Role::Curator)?;
-    let rows = sqlx::query("SELECT name FROM hma_exchanges ORDER BY name")
-        .fetch_all(&state.store.pool)
-        .await?;
-    let names = rows
-        .iter()
-        .map(|r| r.try_get::<String, _>("name"))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(json!(names)))
+    Ok(Json(service::names(&state.store).await?))
 }
 
 /// `POST /c/exchanges` with `{"bank", "api", "api_json"}`: creates the
@@ -191,7 +143,7 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     req: Request,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Message>)> {
     caller.require(Role::Curator)?;
     let Body::Json(Value::Object(m)) = hashing::read_body(req, &state).await? else {
         return Err(ApiError::bad_request("expected a JSON object"));
@@ -241,38 +193,25 @@ pub async fn create(
         .and_then(Value::as_bool)
         .unwrap_or(true);
     let config = check_config(&state, &bank, api, api_json, None)?;
-    if db::bank_by_name(&state.store, &bank).await?.is_some()
-        || load(&state, &bank).await?.is_some()
-    {
-        return Err(ApiError::bad_request(format!(
-            "a bank named {bank} exists; an exchange makes its own bank"
-        )));
-    }
-    create_bank(&state, &caller, &bank, 1.0).await?;
-    let s = &state.store;
-    let now = now_ms();
-    sqlx::query(&s.sql(
-        "INSERT INTO hma_exchanges (name, api, enabled, config, interval_seconds, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    ))
-    .bind(&bank)
-    .bind(api.name())
-    .bind(i64::from(enabled))
-    .bind(Value::Object(config).to_string())
-    .bind(interval)
-    .bind(now)
-    .bind(now)
-    .execute(&s.pool)
-    .await?;
-    sqlx::query(&s.sql(
-        "INSERT INTO hma_exchange_status (name, checkpoint_ts, up_to_date, fetched_items) VALUES (?, 0, 0, 0)",
-    ))
-    .bind(&bank)
-    .execute(&s.pool)
+    service::create(
+        &state.store,
+        &state.catalog,
+        &caller.key_id,
+        state.config.default_threshold,
+        &Exchange {
+            name: bank,
+            api: api.name().to_string(),
+            enabled,
+            config,
+            interval_seconds: interval,
+        },
+    )
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"message": "Created successfully"})),
+        Json(Message {
+            message: "Created successfully",
+        }),
     ))
 }
 
@@ -281,9 +220,9 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Exchange>> {
     caller.require(Role::Curator)?;
-    Ok(Json(exchange_json(&load_or_404(&state, &name).await?)))
+    Ok(Json(load_or_404(&state, &name).await?.0))
 }
 
 /// `PUT /c/exchange/<name>` with `{"enabled"?, "interval_seconds"?, "api_json"?}`.
@@ -292,9 +231,9 @@ pub async fn update(
     caller: Caller,
     Path(name): Path<String>,
     req: Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Exchange>> {
     caller.require(Role::Curator)?;
-    let mut e = load_or_404(&state, &name).await?;
+    let (mut e, api) = load_or_404(&state, &name).await?;
     let Body::Json(Value::Object(m)) = hashing::read_body(req, &state).await? else {
         return Err(ApiError::bad_request("expected a JSON object"));
     };
@@ -313,20 +252,10 @@ pub async fn update(
         let o = v
             .as_object()
             .ok_or_else(|| ApiError::bad_request("Field `api_json` must be object"))?;
-        e.config = check_config(&state, &e.name, e.api, o.clone(), Some(&e.config))?;
+        e.config = check_config(&state, &e.name, api, o.clone(), Some(&e.config))?;
     }
-    let s = &state.store;
-    sqlx::query(&s.sql(
-        "UPDATE hma_exchanges SET enabled = ?, interval_seconds = ?, config = ?, updated_at = ? WHERE name = ?",
-    ))
-    .bind(i64::from(e.enabled))
-    .bind(e.interval_seconds)
-    .bind(Value::Object(e.config.clone()).to_string())
-    .bind(now_ms())
-    .bind(&e.name)
-    .execute(&s.pool)
-    .await?;
-    Ok(Json(exchange_json(&e)))
+    service::save(&state.store, &e).await?;
+    Ok(Json(e))
 }
 
 /// `DELETE /c/exchange/<name>`: removes the exchange and its bank;
@@ -335,25 +264,12 @@ pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Message>> {
     caller.require(Role::Curator)?;
-    if load(&state, &name).await?.is_some() {
-        let s = &state.store;
-        for sql in [
-            "DELETE FROM hma_exchange_status WHERE name = ?",
-            "DELETE FROM hma_follow_map WHERE exchange = ?",
-            "DELETE FROM hma_exchanges WHERE name = ?",
-        ] {
-            sqlx::query(&s.sql(sql))
-                .bind(&name)
-                .execute(&s.pool)
-                .await?;
-        }
-        if let Some(bank) = db::bank_by_name(s, &name).await? {
-            delete_bank(&state, &caller, &bank).await?;
-        }
-    }
-    Ok(Json(json!({"message": "Exchange deleted"})))
+    service::delete(&state.store, &state.catalog, &caller.key_id, &name).await?;
+    Ok(Json(Message {
+        message: "Exchange deleted",
+    }))
 }
 
 /// `GET /c/exchange/<name>/status`: HMA's `FetchStatus` fields (times in
@@ -362,35 +278,10 @@ pub async fn status(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<FetchStatus>> {
     caller.require(Role::Curator)?;
     load_or_404(&state, &name).await?;
-    Ok(Json(status_json(&state, &name).await?))
-}
-
-async fn status_json(state: &AppState, name: &str) -> Result<Value, ApiError> {
-    let s = &state.store;
-    let r = sqlx::query(&s.sql("SELECT * FROM hma_exchange_status WHERE name = ?"))
-        .bind(name)
-        .fetch_one(&s.pool)
-        .await?;
-    let secs = |c: &str| -> Result<Option<i64>, sqlx::Error> {
-        Ok(r.try_get::<Option<i64>, _>(c)?.map(|ms| ms / 1000))
-    };
-    Ok(json!({
-        "checkpoint_ts": r.try_get::<i64, _>("checkpoint_ts")?,
-        "running_fetch_start_ts": secs("running_fetch_start_ts")?,
-        "last_fetch_complete_ts": secs("last_fetch_complete_ts")?,
-        "last_fetch_succeeded": r.try_get::<Option<i64>, _>("last_fetch_succeeded")?.map(|v| v != 0),
-        "up_to_date": r.try_get::<i64, _>("up_to_date")? != 0,
-        "fetched_items": r.try_get::<i64, _>("fetched_items")?,
-        "last_error": r.try_get::<Option<String>, _>("last_error")?,
-        "skipped_signals": r
-            .try_get::<Option<String>, _>("checkpoint")?
-            .and_then(|c| serde_json::from_str::<Value>(&c).ok())
-            .and_then(|c| c.get("skipped").cloned())
-            .unwrap_or_else(|| json!({})),
-    }))
+    Ok(Json(service::status(&state.store, &name).await?))
 }
 
 /// `POST /c/exchange/<name>/fetch` (Bulwark's): fetches now; answers the
@@ -399,19 +290,17 @@ pub async fn fetch_now(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<FetchStatus>> {
     caller.require(Role::Curator)?;
-    let e = load_or_404(&state, &name).await?;
-    run(&state, &e).await?;
-    Ok(Json(status_json(&state, &name).await?))
+    let (e, api) = load_or_404(&state, &name).await?;
+    run(&state, &e, api).await?;
+    Ok(Json(service::status(&state.store, &name).await?))
 }
 
 /// `GET /c/exchanges/apis`.
-pub async fn apis(caller: Caller) -> ApiResult<Json<Value>> {
+pub async fn apis(caller: Caller) -> ApiResult<Json<Vec<&'static str>>> {
     caller.require(Role::Curator)?;
-    Ok(Json(json!(
-        Api::ALL.iter().map(|a| a.name()).collect::<Vec<_>>()
-    )))
+    Ok(Json(Api::ALL.iter().map(|a| a.name()).collect()))
 }
 
 fn api_or_400(name: &str) -> Result<Api, ApiError> {
@@ -424,38 +313,14 @@ fn api_or_400(name: &str) -> Result<Api, ApiError> {
 }
 
 async fn credentials(state: &AppState, api: Api) -> Result<Option<Value>, ApiError> {
-    let s = &state.store;
-    let Some(r) = sqlx::query(&s.sql("SELECT sealed FROM hma_api_credentials WHERE api = ?"))
-        .bind(api.name())
-        .fetch_optional(&s.pool)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let sealed: String = r.try_get("sealed")?;
-    let plain = state
-        .kek
-        .open(&format!("hma-api:{}", api.name()), &sealed)
-        .map_err(ApiError::internal)?;
-    serde_json::from_slice(&plain)
-        .map(Some)
-        .map_err(ApiError::internal)
+    Ok(service::credentials(&state.store, &state.kek, api.name()).await?)
 }
 
-async fn api_json(state: &AppState, api: Api) -> Result<Value, ApiError> {
-    let set = sqlx::query(
-        &state
-            .store
-            .sql("SELECT api FROM hma_api_credentials WHERE api = ?"),
-    )
-    .bind(api.name())
-    .fetch_optional(&state.store.pool)
-    .await?
-    .is_some();
-    Ok(json!({
-        "supports_authentification": api.credential_fields().is_some(),
-        "has_set_authentification": set,
-    }))
+async fn api_auth(state: &AppState, api: Api) -> Result<ApiAuth, ApiError> {
+    Ok(ApiAuth {
+        has_set_authentification: service::has_credentials(&state.store, api.name()).await?,
+        supports_authentification: api.credential_fields().is_some(),
+    })
 }
 
 /// `GET /c/exchanges/api/<api>`.
@@ -463,9 +328,9 @@ pub async fn api_get(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApiAuth>> {
     caller.require(Role::Curator)?;
-    Ok(Json(api_json(&state, api_or_400(&name)?).await?))
+    Ok(Json(api_auth(&state, api_or_400(&name)?).await?))
 }
 
 /// `POST /c/exchanges/api/<api>` with `{"credential_json": {...}}` (`{}`
@@ -475,7 +340,7 @@ pub async fn api_set(
     caller: Caller,
     Path(name): Path<String>,
     req: Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApiAuth>> {
     caller.require(Role::Admin)?;
     let api = api_or_400(&name)?;
     let Body::Json(Value::Object(m)) = hashing::read_body(req, &state).await? else {
@@ -483,14 +348,10 @@ pub async fn api_set(
             "this endpoint expects a json object payload",
         ));
     };
-    let s = &state.store;
     match m.get("credential_json") {
         None | Some(Value::Null) => {}
         Some(Value::Object(c)) if c.is_empty() => {
-            sqlx::query(&s.sql("DELETE FROM hma_api_credentials WHERE api = ?"))
-                .bind(api.name())
-                .execute(&s.pool)
-                .await?;
+            service::unset_credentials(&state.store, api.name()).await?;
         }
         Some(Value::Object(c)) => {
             let fields = api.credential_fields().ok_or_else(|| {
@@ -517,26 +378,24 @@ pub async fn api_set(
                     crate::error::snippet(k)
                 )));
             }
-            let sealed = state.kek.seal(
-                &format!("hma-api:{}", api.name()),
-                Value::Object(c.clone()).to_string().as_bytes(),
-            );
-            sqlx::query(&s.sql(
-                "INSERT INTO hma_api_credentials (api, sealed) VALUES (?, ?) \
-                 ON CONFLICT (api) DO UPDATE SET sealed = excluded.sealed",
-            ))
-            .bind(api.name())
-            .bind(sealed)
-            .execute(&s.pool)
-            .await?;
+            service::set_credentials(&state.store, &state.kek, api.name(), c).await?;
         }
         Some(_) => return Err(ApiError::bad_request("credential_json must be an object")),
     }
-    Ok(Json(api_json(&state, api).await?))
+    Ok(Json(api_auth(&state, api).await?))
+}
+
+/// What `/c/exchanges/api/<api>/schema` answers (fields in sorted order).
+#[derive(Serialize)]
+pub struct ApiSchema {
+    /// The exchange's settings.
+    config_schema: Schema,
+    /// The API's credentials, if it takes any.
+    credentials_schema: Option<Schema>,
 }
 
 /// `GET /c/exchanges/api/<api>/schema`.
-pub async fn api_schema(caller: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn api_schema(caller: Caller, Path(name): Path<String>) -> ApiResult<Json<ApiSchema>> {
     caller.require(Role::Curator)?;
     let api = Api::parse(&name).ok_or_else(|| {
         ApiError::not_found(format!(
@@ -544,10 +403,10 @@ pub async fn api_schema(caller: Caller, Path(name): Path<String>) -> ApiResult<J
             crate::error::snippet(&name)
         ))
     })?;
-    Ok(Json(json!({
-        "config_schema": schema_json(&api.config_fields()),
-        "credentials_schema": api.credential_fields().map(|f| schema_json(&f)),
-    })))
+    Ok(Json(ApiSchema {
+        config_schema: schema(&api.config_fields()),
+        credentials_schema: api.credential_fields().map(|f| schema(&f)),
+    }))
 }
 
 // ---- fetching ----
@@ -591,10 +450,15 @@ async fn get_text(
     String::from_utf8(f.bytes.to_vec()).map_err(|_| "the answer is not UTF-8".to_string())
 }
 
-async fn next_page(state: &AppState, e: &Exchange, checkpoint: &Value) -> Result<Page, String> {
+async fn next_page(
+    state: &AppState,
+    e: &Exchange,
+    api: Api,
+    checkpoint: &Value,
+) -> Result<Page, String> {
     let policy = Policy::of(&state.config.hma);
     let now = now_ms() / 1000;
-    match e.api {
+    match api {
         Api::Sample if checkpoint["done"] == json!(true) => Ok(Page {
             items: Vec::new(),
             checkpoint: checkpoint.clone(),
@@ -884,71 +748,10 @@ fn new_content(e: &Exchange, it: &Item) -> NewContent {
         dedup_key,
         note: it.note.clone(),
         metadata: Some(Value::Object(meta).to_string()),
-        source: Some(format!("exchange {} ({})", e.name, e.api.name())),
+        source: Some(format!("exchange {} ({})", e.name, e.api)),
         signals,
         frames: Vec::new(),
     }
-}
-
-async fn mapped(state: &AppState, exchange: &str, key: &str) -> Result<Option<i64>, ApiError> {
-    let s = &state.store;
-    Ok(sqlx::query(
-        &s.sql("SELECT local_id FROM hma_follow_map WHERE exchange = ? AND remote_id = ?"),
-    )
-    .bind(exchange)
-    .bind(key)
-    .fetch_optional(&s.pool)
-    .await?
-    .map(|r| r.try_get::<i64, _>("local_id"))
-    .transpose()?)
-}
-
-async fn unmap(
-    state: &AppState,
-    caller: &Caller,
-    bank: &db::BankRow,
-    exchange: &str,
-    key: &str,
-) -> Result<(), ApiError> {
-    if let Some(local) = mapped(state, exchange, key).await? {
-        delete_content(state, caller, bank, local).await?;
-        let s = &state.store;
-        sqlx::query(&s.sql("DELETE FROM hma_follow_map WHERE exchange = ? AND remote_id = ?"))
-            .bind(exchange)
-            .bind(key)
-            .execute(&s.pool)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Whether an item is banked already with the same signals, note and
-/// metadata (a file re-read changes only what changed).
-async fn unchanged(state: &AppState, e: &Exchange, it: &Item) -> Result<bool, ApiError> {
-    let Some(local) = mapped(state, &e.name, &it.key).await? else {
-        return Ok(false);
-    };
-    let want = new_content(e, it);
-    let s = &state.store;
-    let Some(row) = sqlx::query(&s.sql("SELECT * FROM content WHERE id = ?"))
-        .bind(local)
-        .fetch_optional(&s.pool)
-        .await?
-    else {
-        return Ok(false);
-    };
-    let c = db::ContentRow::from_row(&row)?;
-    let mut have = db::signals_of(s, local).await?;
-    have.sort_by(|a, b| (&a.signal_type, &a.value).cmp(&(&b.signal_type, &b.value)));
-    let same_meta = c
-        .metadata
-        .as_deref()
-        .and_then(|m| serde_json::from_str::<Value>(m).ok())
-        == want
-            .metadata
-            .as_deref()
-            .and_then(|m| serde_json::from_str::<Value>(m).ok());
-    Ok(have == want.signals && c.note == want.note && same_meta)
 }
 
 /// Applies items to the exchange's bank; the number applied.
@@ -966,25 +769,18 @@ async fn apply(
     let s = &state.store;
     let mut n = 0;
     for it in items {
-        if !it.deleted && unchanged(state, e, it).await? {
+        let want = new_content(e, it);
+        if !it.deleted && service::unchanged(s, &e.name, &it.key, &want).await? {
             continue;
         }
-        unmap(state, &caller, bank, &e.name, &it.key).await?;
+        service::unmap(s, &state.catalog, &caller.key_id, bank, &e.name, &it.key).await?;
         if it.deleted || (it.signals.is_empty() && it.text.is_empty()) {
             n += 1;
             continue;
         }
-        match v1content::insert_one(state, &caller, bank, &new_content(e, it)).await {
+        match v1content::insert_one(state, &caller, bank, &want).await {
             Ok((id, _)) => {
-                sqlx::query(&s.sql(
-                    "INSERT INTO hma_follow_map (exchange, remote_id, local_id) VALUES (?, ?, ?) \
-                     ON CONFLICT (exchange, remote_id) DO UPDATE SET local_id = excluded.local_id",
-                ))
-                .bind(&e.name)
-                .bind(&it.key)
-                .bind(id)
-                .execute(&s.pool)
-                .await?;
+                service::map(s, &e.name, &it.key, id).await?;
                 n += 1;
             }
             // Below the bank's quality floor: not banked (it would match unrelated images).
@@ -997,30 +793,6 @@ async fn apply(
     Ok(n)
 }
 
-/// The page's checkpoint carrying `skipped`: the counts of signals skipped
-/// for their type ([`sources::map_signal`]) over every fetch so far, by the
-/// remote's type name (shown by the status route as `skipped_signals`). A
-/// page that is the whole remote list (`full`) replaces the counts.
-fn with_skipped(mut next: Value, previous: &Value, page: &sources::Skipped, full: bool) -> Value {
-    let mut total: sources::Skipped = if full {
-        sources::Skipped::new()
-    } else {
-        previous
-            .get("skipped")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default()
-    };
-    for (k, n) in page {
-        *total.entry(k.clone()).or_default() += n;
-    }
-    if let Value::Object(m) = &mut next
-        && !total.is_empty()
-    {
-        m.insert("skipped".into(), json!(total));
-    }
-    next
-}
-
 /// NCMEC ranges end this many seconds before now (as python-threatexchange's
 /// client: entries stamped at the very end of a range may not all be
 /// listed yet).
@@ -1031,64 +803,24 @@ const MAX_PAGES_PER_RUN: usize = 200;
 
 /// Runs one fetch of an exchange: pages until up to date, each page's
 /// items applied and its checkpoint stored before the next.
-pub async fn run(state: &AppState, e: &Exchange) -> Result<(), ApiError> {
+pub async fn run(state: &AppState, e: &Exchange, api: Api) -> Result<(), ApiError> {
     let s = &state.store;
-    let started = now_ms();
-    let claimed = sqlx::query(&s.sql(
-        "UPDATE hma_exchange_status SET running_fetch_start_ts = ? WHERE name = ? \
-         AND (running_fetch_start_ts IS NULL OR running_fetch_start_ts < ?)",
-    ))
-    .bind(started)
-    .bind(&e.name)
-    .bind(started - 3_600_000)
-    .execute(&s.pool)
-    .await?;
-    if claimed.rows_affected() == 0 {
-        return Err(ApiError::conflict(format!(
-            "exchange {} is fetching already",
-            e.name
-        )));
-    }
+    service::claim(s, &e.name, now_ms()).await?;
     let result: Result<(), String> = async {
         let bank = bank_or_404(state, &e.name).await.map_err(|e| e.message)?;
-        let r = sqlx::query(&s.sql("SELECT checkpoint FROM hma_exchange_status WHERE name = ?"))
-            .bind(&e.name)
-            .fetch_one(&s.pool)
+        let mut checkpoint = service::checkpoint(s, &e.name)
             .await
             .map_err(|e| e.to_string())?;
-        let mut checkpoint: Value = r
-            .try_get::<Option<String>, _>("checkpoint")
-            .map_err(|e| e.to_string())?
-            .and_then(|c| serde_json::from_str(&c).ok())
-            .unwrap_or(Value::Null);
         for _ in 0..MAX_PAGES_PER_RUN {
-            let page = next_page(state, e, &checkpoint).await?;
+            let page = next_page(state, e, api, &checkpoint).await?;
             let n = apply(state, e, &bank, &page.items)
                 .await
                 .map_err(|e| e.message)?;
             if page.full {
                 let keep: HashSet<&str> = page.items.iter().map(|i| i.key.as_str()).collect();
-                let rows =
-                    sqlx::query(&s.sql("SELECT remote_id FROM hma_follow_map WHERE exchange = ?"))
-                        .bind(&e.name)
-                        .fetch_all(&s.pool)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                let caller = Caller {
-                    key_id: format!("exchange:{}", e.name),
-                    role: Role::Curator,
-                    device: None,
-                };
-                for r in rows {
-                    let k: String = r.try_get("remote_id").map_err(|e| e.to_string())?;
-                    if !keep.contains(k.as_str()) {
-                        unmap(state, &caller, &bank, &e.name, &k)
-                            .await
-                            .map_err(|e| e.message)?;
-                    }
-                }
+                let actor = format!("exchange:{}", e.name);
+                service::unmap_missing(s, &state.catalog, &actor, &bank, &e.name, &keep).await?;
             }
-            checkpoint = with_skipped(page.checkpoint, &checkpoint, &page.skipped, page.full);
             if !page.skipped.is_empty() {
                 tracing::info!(
                     "exchange {}: skipped signals of types Bulwark does not hold: {:?}",
@@ -1096,16 +828,19 @@ pub async fn run(state: &AppState, e: &Exchange) -> Result<(), ApiError> {
                     page.skipped
                 );
             }
-            sqlx::query(&s.sql(
-                "UPDATE hma_exchange_status SET checkpoint = ?, checkpoint_ts = ?, \
-                 fetched_items = fetched_items + ?, up_to_date = ? WHERE name = ?",
-            ))
-            .bind(checkpoint.to_string())
-            .bind(page.checkpoint_ts)
-            .bind(n)
-            .bind(i64::from(!page.more))
-            .bind(&e.name)
-            .execute(&s.pool)
+            checkpoint = service::record_page(
+                s,
+                &e.name,
+                &checkpoint,
+                PageDone {
+                    checkpoint: page.checkpoint,
+                    checkpoint_ts: page.checkpoint_ts,
+                    applied: n,
+                    more: page.more,
+                    full: page.full,
+                    skipped: &page.skipped,
+                },
+            )
             .await
             .map_err(|e| e.to_string())?;
             if !page.more {
@@ -1115,20 +850,11 @@ pub async fn run(state: &AppState, e: &Exchange) -> Result<(), ApiError> {
         Ok(())
     }
     .await;
-    let (ok, err) = match &result {
-        Ok(()) => (1, None),
-        Err(m) => (0, Some(crate::error::client_message(m))),
-    };
-    sqlx::query(&s.sql(
-        "UPDATE hma_exchange_status SET running_fetch_start_ts = NULL, last_fetch_complete_ts = ?, \
-         last_fetch_succeeded = ?, last_error = ? WHERE name = ?",
-    ))
-    .bind(now_ms())
-    .bind(ok)
-    .bind(err)
-    .bind(&e.name)
-    .execute(&s.pool)
-    .await?;
+    let error = result
+        .as_ref()
+        .err()
+        .map(|m| crate::error::client_message(m));
+    service::finish(s, &e.name, now_ms(), error.as_deref()).await?;
     if let Err(m) = result {
         tracing::warn!("exchange {} fetch failed: {m}", e.name);
     }
@@ -1156,23 +882,9 @@ pub fn spawn_scheduler(state: AppState) -> tokio::task::JoinHandle<()> {
 
 /// Runs the exchanges that are due.
 pub async fn run_due(state: &AppState) -> Result<(), ApiError> {
-    let s = &state.store;
-    let rows = sqlx::query(
-        "SELECT e.name, e.interval_seconds, st.last_fetch_complete_ts FROM hma_exchanges e \
-         JOIN hma_exchange_status st ON st.name = e.name WHERE e.enabled = 1",
-    )
-    .fetch_all(&s.pool)
-    .await?;
-    let now = now_ms();
-    for r in rows {
-        let name: String = r.try_get("name")?;
-        let every: i64 = r.try_get("interval_seconds")?;
-        let last: Option<i64> = r.try_get("last_fetch_complete_ts")?;
-        if last.is_some_and(|l| now - l < every * 1000) {
-            continue;
-        }
-        if let Some(e) = load(state, &name).await?
-            && let Err(err) = run(state, &e).await
+    for name in service::due(&state.store, now_ms()).await? {
+        if let Some((e, api)) = load(state, &name).await?
+            && let Err(err) = run(state, &e, api).await
         {
             tracing::debug!("exchange {name}: {}", err.message);
         }
@@ -1197,61 +909,12 @@ pub async fn changes(
     caller: Caller,
     Path(bank_name): Path<String>,
     Query(q): Query<ChangesQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Feed>> {
     caller.require(Role::Curator)?;
     let bank = bank_or_404(&state, &bank_name).await?;
     let limit = q.limit.unwrap_or(500).clamp(1, 5000);
     let after = q.after.unwrap_or(0).max(0);
-    let s = &state.store;
-    let rows = sqlx::query(&s.sql(
-        "SELECT seq, content_id FROM changes WHERE seq > ? AND bank_id = ? AND content_id IS NOT NULL \
-         ORDER BY seq LIMIT ?",
+    Ok(Json(
+        service::changes(&state.store, &bank, after, limit).await?,
     ))
-    .bind(after)
-    .bind(bank.id)
-    .bind(limit)
-    .fetch_all(&s.pool)
-    .await?;
-    let mut last = after;
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    let pairs: Vec<(i64, i64)> = rows
-        .iter()
-        .map(|r| Ok((r.try_get("seq")?, r.try_get("content_id")?)))
-        .collect::<Result<_, sqlx::Error>>()?;
-    let now = now_ms();
-    // Latest change of each content first-seen from the end, so that the
-    // answer carries each item once, in its current state.
-    for &(seq, id) in pairs.iter().rev() {
-        last = last.max(seq);
-        if !seen.insert(id) {
-            continue;
-        }
-        let row = sqlx::query(&s.sql("SELECT * FROM content WHERE id = ? AND bank_id = ?"))
-            .bind(id)
-            .bind(bank.id)
-            .fetch_optional(&s.pool)
-            .await?;
-        let Some(row) = row else {
-            out.push(json!({"seq": seq, "content_id": id, "deleted": true}));
-            continue;
-        };
-        let c = db::ContentRow::from_row(&row)?;
-        let sigs = db::signals_of(s, id).await?;
-        out.push(json!({
-            "seq": seq,
-            "content_id": id,
-            "deleted": false,
-            "enabled": c.enabled || c.disabled_until.is_some_and(|t| t <= now),
-            "signals": sigs.iter().map(|x| json!({"signal_type": x.signal_type, "value": x.value, "quality": x.quality})).collect::<Vec<_>>(),
-            "note": c.note,
-            "metadata": c.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok()),
-        }));
-    }
-    out.reverse();
-    Ok(Json(json!({
-        "changes": out,
-        "next_after": last,
-        "more": pairs.len() as i64 == limit,
-    })))
 }

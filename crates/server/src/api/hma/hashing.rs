@@ -15,7 +15,7 @@ use bulwark_banks::Signal;
 use bytes::Bytes;
 use md5::Digest;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::AppState;
 use crate::api::content::from_hashed;
@@ -273,7 +273,7 @@ pub async fn hash_get(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<HashQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BTreeMap<String, String>>> {
     caller.require(Role::Matcher)?;
     let url = q
         .url
@@ -281,7 +281,7 @@ pub async fn hash_get(
         .filter(|u| !u.is_empty())
         .ok_or_else(|| ApiError::bad_request("url is required"))?;
     let h = hash_url(&state, url, q.content_type.as_deref(), q.types.as_deref()).await?;
-    Ok(Json(json!(h.hma)))
+    Ok(Json(h.hma))
 }
 
 /// `POST /h/hash` with one file in a field named `photo` or `video`.
@@ -290,7 +290,7 @@ pub async fn hash_post(
     caller: Caller,
     Query(q): Query<HashQuery>,
     req: Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BTreeMap<String, String>>> {
     caller.require(Role::Matcher)?;
     let Body::Form(form) = read_body(req, &state).await? else {
         return Err(ApiError::bad_request(
@@ -298,5 +298,5 @@ pub async fn hash_post(
         ));
     };
     let h = hash_form(&state, form, q.types.as_deref()).await?;
-    Ok(Json(json!(h.hma)))
+    Ok(Json(h.hma))
 }

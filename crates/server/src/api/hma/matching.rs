@@ -14,12 +14,12 @@ use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use bulwark_banks::Signal;
+use bulwark_service::hma;
 use rand::{Rng, SeedableRng};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use sqlx::Row;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
-use super::curation::{ratio_of, ratios, selected_types, type_stats};
+use super::curation::{selected_types, type_stats};
 use super::hashing::{self, Body};
 use super::{bank_set, hma_type_name, parse_bool, parse_signal};
 use crate::AppState;
@@ -53,15 +53,7 @@ pub async fn status(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// How this node's index stands against the store's changes.
-#[derive(Debug, Clone, Copy)]
-pub struct Freshness {
-    /// A change written longer ago than [`max_lag_ms`] is not in the index.
-    pub stale: bool,
-    /// Unix time (s) of the newest change the index holds without gaps
-    /// below it; -1 when none.
-    pub built_to: i64,
-}
+pub use bulwark_service::hma::Freshness;
 
 /// The lag a replica's index may have behind the store before it counts as
 /// stale: three poll intervals and a second (as `/v1/health`'s `current`).
@@ -72,31 +64,7 @@ pub fn max_lag_ms(state: &AppState) -> i64 {
 
 /// Whether the index is stale, and what it is built to.
 pub async fn freshness(state: &AppState) -> Result<Freshness, ApiError> {
-    let s = &state.store;
-    let c = &state.catalog;
-    let floor = c.applied_seq();
-    let overdue = sqlx::query(
-        &s.sql("SELECT seq FROM changes WHERE seq > ? AND at < ? ORDER BY seq LIMIT 1000"),
-    )
-    .bind(floor)
-    .bind(now_ms() - max_lag_ms(state))
-    .fetch_all(&s.pool)
-    .await?;
-    let mut stale = false;
-    for r in &overdue {
-        stale |= !c.has_applied(r.try_get::<i64, _>("seq")?);
-    }
-    let built_to: Option<i64> =
-        sqlx::query(&s.sql("SELECT at FROM changes WHERE seq <= ? ORDER BY seq DESC LIMIT 1"))
-            .bind(floor)
-            .fetch_optional(&s.pool)
-            .await?
-            .map(|r| r.try_get("at"))
-            .transpose()?;
-    Ok(Freshness {
-        stale,
-        built_to: built_to.map_or(-1, |ms| ms / 1000),
-    })
+    Ok(hma::freshness(&state.store, &state.catalog, max_lag_ms(state)).await?)
 }
 
 /// `GET /status/live`: always 200 `I-AM-ALIVE` (a liveness probe must not
@@ -140,6 +108,28 @@ async fn find(
         .collect())
 }
 
+/// One match as HMA shows it (fields in sorted order, as HMA's JSON).
+#[derive(Serialize)]
+pub struct BankMatch {
+    /// The content id.
+    bank_content_id: i64,
+    /// The distance, as a string (HMA's).
+    distance: String,
+}
+
+/// HMA's per-bank answer for one signal: `{BANK: [match, ...]}`.
+pub type ByBank = BTreeMap<String, Vec<BankMatch>>;
+
+/// What `/m/lookup` answers: by bank for one signal type, or by type.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Lookup {
+    /// `{BANK: [...]}`.
+    ByBank(ByBank),
+    /// `{TYPE: {BANK: [...]}}`.
+    ByType(BTreeMap<&'static str, ByBank>),
+}
+
 /// HMA's per-bank answer for one signal, after the banks' coin flips.
 async fn by_bank(
     state: &AppState,
@@ -147,7 +137,7 @@ async fn by_bank(
     quality: Option<u32>,
     banks: Option<&HashSet<String>>,
     coin: f64,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<ByBank, ApiError> {
     let found = find(state, sig, quality, banks).await?;
     answer(state, found, coin).await
 }
@@ -176,30 +166,27 @@ async fn find_with_extras(
 }
 
 /// HMA's per-bank answer for these matches, after the banks' coin flips.
-async fn answer(
-    state: &AppState,
-    found: Vec<Found>,
-    coin: f64,
-) -> Result<Map<String, Value>, ApiError> {
-    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+async fn answer(state: &AppState, found: Vec<Found>, coin: f64) -> Result<ByBank, ApiError> {
+    let mut out = ByBank::new();
     if found.is_empty() {
-        return Ok(Map::new());
+        return Ok(out);
     }
-    let r = ratios(state).await?;
+    let r = hma::ratios(&state.store).await?;
     let all = crate::db::banks(&state.store).await?;
     for (bank, id, d) in found {
         let ratio = all
             .iter()
             .find(|b| b.name == bank)
-            .map_or(0.0, |b| ratio_of(b, &r));
+            .map_or(0.0, |b| hma::ratio_of(b, &r));
         if ratio <= 0.0 || ratio < coin {
             continue;
         }
-        out.entry(bank)
-            .or_default()
-            .push(json!({"bank_content_id": id, "distance": d.to_string()}));
+        out.entry(bank).or_default().push(BankMatch {
+            bank_content_id: id,
+            distance: d.to_string(),
+        });
     }
-    Ok(out.into_iter().map(|(k, v)| (k, Value::Array(v))).collect())
+    Ok(out)
 }
 
 fn coin(seed: Option<&str>, bypass: bool) -> f64 {
@@ -238,7 +225,7 @@ pub async fn lookup_get(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<LookupQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Lookup>> {
     caller.require(Role::Matcher)?;
     let banks = bank_set(q.banks.as_deref());
     let c = coin(
@@ -248,15 +235,15 @@ pub async fn lookup_get(
     if let Some(url) = q.url.as_deref().filter(|u| !u.is_empty()) {
         let h =
             hashing::hash_url(&state, url, q.content_type.as_deref(), q.types.as_deref()).await?;
-        let mut out = Map::new();
+        let mut out = BTreeMap::new();
         for s in &h.signals {
             let m = by_bank(&state, s, h.quality, banks.as_ref(), c).await?;
-            out.insert(hma_type_name(s.signal_type()).into(), Value::Object(m));
+            out.insert(hma_type_name(s.signal_type()), m);
         }
         if let Some(t) = q.signal_type.as_deref() {
-            return Ok(Json(out.remove(t).unwrap_or_else(|| json!({}))));
+            return Ok(Json(Lookup::ByBank(out.remove(t).unwrap_or_default())));
         }
-        return Ok(Json(Value::Object(out)));
+        return Ok(Json(Lookup::ByType(out)));
     }
     let (Some(sig), Some(t)) = (q.signal.as_deref(), q.signal_type.as_deref()) else {
         return Err(ApiError::bad_request(
@@ -265,10 +252,10 @@ pub async fn lookup_get(
     };
     if let Some(tt) = crate::api::signals::text_type(t) {
         let found = find_text(&state, tt, sig, banks.as_ref()).await?;
-        return Ok(Json(Value::Object(answer(&state, found, c).await?)));
+        return Ok(Json(Lookup::ByBank(answer(&state, found, c).await?)));
     }
     let s = parse_signal(t, sig)?;
-    Ok(Json(Value::Object(
+    Ok(Json(Lookup::ByBank(
         by_bank(&state, &s, None, banks.as_ref(), c).await?,
     )))
 }
@@ -321,7 +308,7 @@ pub async fn lookup_post(
     caller: Caller,
     Query(q): Query<PostQuery>,
     req: Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BTreeMap<&'static str, ByBank>>> {
     caller.require(Role::Matcher)?;
     let Body::Form(form) = hashing::read_body(req, &state).await? else {
         return Err(ApiError::bad_request(
@@ -334,7 +321,7 @@ pub async fn lookup_post(
         parse_bool(q.bypass_coinflip.as_deref(), false)?,
     );
     let h = hashing::hash_form(&state, form, q.types.as_deref()).await?;
-    let mut out = Map::new();
+    let mut out = BTreeMap::new();
     for s in &h.signals {
         let m = match (s, h.quality) {
             (Signal::Pdq(pdq), Some(q)) if !h.extras.is_empty() => {
@@ -343,9 +330,9 @@ pub async fn lookup_post(
             }
             _ => by_bank(&state, s, h.quality, banks.as_ref(), c).await?,
         };
-        out.insert(hma_type_name(s.signal_type()).into(), Value::Object(m));
+        out.insert(hma_type_name(s.signal_type()), m);
     }
-    Ok(Json(Value::Object(out)))
+    Ok(Json(out))
 }
 
 /// Query parameters.
@@ -357,13 +344,30 @@ pub struct RawQuery {
     include_distance: Option<String>,
 }
 
+/// What `/m/raw_lookup` answers.
+#[derive(Serialize)]
+pub struct RawMatches {
+    /// Content ids, or matches with their distances.
+    matches: RawList,
+}
+
+/// `/m/raw_lookup`'s matches.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum RawList {
+    /// `[ID, ...]`.
+    Ids(Vec<i64>),
+    /// `[{"bank_content_id", "distance"}, ...]`.
+    WithDistance(Vec<BankMatch>),
+}
+
 /// `GET /m/raw_lookup?signal_type=&signal=[&banks=A,B][&include_distance=true]`:
 /// `{"matches": [ID, ...]}` or `{"matches": [{"bank_content_id", "distance"}]}`.
 pub async fn raw_lookup(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<RawQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RawMatches>> {
     caller.require(Role::Matcher)?;
     let (Some(sig), Some(t)) = (q.signal.as_deref(), q.signal_type.as_deref()) else {
         return Err(ApiError::bad_request("signal and signal_type are required"));
@@ -374,18 +378,32 @@ pub async fn raw_lookup(
         Some(tt) => find_text(&state, tt, sig, banks.as_ref()).await?,
         None => find(&state, &parse_signal(t, sig)?, None, banks.as_ref()).await?,
     };
-    let matches: Vec<Value> = found
-        .iter()
-        .map(|(_, id, d)| {
-            if with_distance {
-                json!({"bank_content_id": id, "distance": d.to_string()})
-            } else {
-                json!(id)
-            }
-        })
-        .collect();
-    Ok(Json(json!({ "matches": matches })))
+    let matches = if with_distance {
+        RawList::WithDistance(
+            found
+                .into_iter()
+                .map(|(_, id, d)| BankMatch {
+                    bank_content_id: id,
+                    distance: d.to_string(),
+                })
+                .collect(),
+        )
+    } else {
+        RawList::Ids(found.into_iter().map(|(_, id, _)| id).collect())
+    };
+    Ok(Json(RawMatches { matches }))
 }
+
+/// A distance, as `/m/compare` shows it.
+#[derive(Serialize)]
+pub struct Distance {
+    /// Hamming distance (PDQ, text hash), else 0 for equal, 1 for not.
+    distance: u32,
+}
+
+/// `/m/compare`'s answer for one type: whether the pair matches, and its
+/// distance.
+pub type Compared = (bool, Distance);
 
 /// `POST /m/compare` with `{TYPE: [A, B], ...}`: `{TYPE: [matched, {"distance": N}]}`
 /// (PDQ: Hamming distance, matched at the default threshold; MD5: 0 or 1).
@@ -393,12 +411,12 @@ pub async fn compare(
     State(state): State<AppState>,
     caller: Caller,
     req: Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BTreeMap<String, Compared>>> {
     caller.require(Role::Matcher)?;
     let Body::Json(Value::Object(m)) = hashing::read_body(req, &state).await? else {
         return Err(ApiError::bad_request("Request input was not a dict"));
     };
-    let mut out = Map::new();
+    let mut out = BTreeMap::new();
     for (k, v) in &m {
         let Value::Array(pair) = v else {
             return Err(ApiError::bad_request(format!(
@@ -427,16 +445,24 @@ pub async fn compare(
         let r = match (a, b) {
             (Signal::Pdq(a), Signal::Pdq(b)) => {
                 let d = a.distance(&b);
-                json!([d <= state.config.default_threshold, {"distance": d}])
+                (
+                    d <= state.config.default_threshold,
+                    Distance { distance: d },
+                )
             }
             (a, b) => {
                 let same = a == b;
-                json!([same, {"distance": u32::from(!same)}])
+                (
+                    same,
+                    Distance {
+                        distance: u32::from(!same),
+                    },
+                )
             }
         };
         out.insert(k.clone(), r);
     }
-    Ok(Json(Value::Object(out)))
+    Ok(Json(out))
 }
 
 /// `/m/compare` of two text/entity signals: a text hash matches within
@@ -445,7 +471,7 @@ fn compare_text(
     t: bulwark_banks::TextSignalType,
     k: &str,
     pair: &[Value],
-) -> Result<Value, ApiError> {
+) -> Result<Compared, ApiError> {
     let parse = |x: &Value| {
         x.as_str()
             .ok_or_else(|| ApiError::bad_request(format!("Invalid {k} hash: not a string")))
@@ -457,11 +483,19 @@ fn compare_text(
     Ok(match (parse(&pair[0])?, parse(&pair[1])?) {
         (bulwark_banks::TextSignal::TextHash(a), bulwark_banks::TextSignal::TextHash(b)) => {
             let d = a.distance(&b);
-            json!([d <= bulwark_signals::TEXT_HASH_RADIUS, {"distance": d}])
+            (
+                d <= bulwark_signals::TEXT_HASH_RADIUS,
+                Distance { distance: d },
+            )
         }
         (a, b) => {
             let same = a == b;
-            json!([same, {"distance": u32::from(!same)}])
+            (
+                same,
+                Distance {
+                    distance: u32::from(!same),
+                },
+            )
         }
     })
 }
@@ -472,13 +506,25 @@ pub struct IndexQuery {
     signal_type: Option<String>,
 }
 
+/// One signal type's index, as `/m/index/status` shows it (fields in
+/// sorted order).
+#[derive(Serialize)]
+pub struct IndexShown {
+    /// Unix time (s) the index holds every change to, -1 before it loads.
+    built_to: i64,
+    /// The index is loaded.
+    present: bool,
+    /// Signals of the type.
+    size: i64,
+}
+
 /// `GET /m/index/status[?signal_type=pdq]`:
 /// `{TYPE: {"present", "built_to", "size"}}`.
 pub async fn index_status(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<IndexQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BTreeMap<&'static str, IndexShown>>> {
     caller.require(Role::Matcher)?;
     let present = state.catalog.is_loaded();
     let built_to = if present {
@@ -486,13 +532,17 @@ pub async fn index_status(
     } else {
         -1
     };
-    let mut out = Map::new();
+    let mut out = BTreeMap::new();
     for t in selected_types(&state, q.signal_type.as_deref())? {
         let (n, _) = type_stats(&state, t).await?;
         out.insert(
-            t.hma_name().into(),
-            json!({"present": present, "built_to": built_to, "size": n}),
+            t.hma_name(),
+            IndexShown {
+                built_to,
+                present,
+                size: n,
+            },
         );
     }
-    Ok(Json(Value::Object(out)))
+    Ok(Json(out))
 }

@@ -31,7 +31,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use bulwark_banks::{Signal, SignalType};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::AppState;
@@ -202,6 +202,13 @@ pub fn routes() -> Router<AppState> {
         .layer(middleware::from_fn(hma_errors))
 }
 
+/// HMA's error body.
+#[derive(Serialize)]
+struct HmaError {
+    /// What went wrong.
+    message: String,
+}
+
 /// Rewrites Bulwark's `{"error": {"code", "message"}}` into HMA's
 /// `{"message": ...}` on the HMA routes (extractor rejections included).
 /// `/status` keeps its plain-text 503 (`INDEX-NOT-LOADED`, `INDEX-STALE`), as
@@ -231,7 +238,7 @@ async fn hma_errors(req: Request, next: Next) -> Response {
                 t
             }
         });
-    let out = serde_json::json!({ "message": message }).to_string();
+    let out = serde_json::to_string(&HmaError { message }).unwrap_or_default();
     parts.headers.remove(CONTENT_LENGTH);
     parts.headers.insert(
         CONTENT_TYPE,
@@ -242,19 +249,7 @@ async fn hma_errors(req: Request, next: Next) -> Response {
 
 /// HMA's bank-name rule: `[A-Z_][A-Z0-9_]*` (and Bulwark's 64-byte limit).
 pub fn check_bank_name(name: &str) -> Result<(), ApiError> {
-    let mut b = name.bytes();
-    let ok = name.len() <= 64
-        && b.next()
-            .is_some_and(|c| c.is_ascii_uppercase() || c == b'_')
-        && b.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "Bank names must be UPPER_WITH_UNDERSCORE (match [A-Z_][A-Z0-9_]*, at most 64): got {:?}",
-            crate::error::snippet(name)
-        )))
-    }
+    Ok(bulwark_service::hma::check_bank_name(name)?)
 }
 
 /// The HMA name of a signal type: `pdq`, `video_md5` (HMA's name for MD5),

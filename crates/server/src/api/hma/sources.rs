@@ -29,14 +29,13 @@
 //! `tests/hma_conformance.rs`. They have not been run against the live
 //! services (no network here).
 
-use std::collections::BTreeMap;
-
 use bulwark_banks::{AnySignal, Format, Signal, SignalType, TextSignal};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 /// Signals of types Bulwark does not hold, skipped, counted by the name
 /// the exchange gave the type.
-pub type Skipped = BTreeMap<String, u64>;
+pub use bulwark_service::exchanges::Skipped;
 
 fn skip(skipped: &mut Skipped, type_name: &str) {
     *skipped
@@ -281,11 +280,45 @@ pub fn ncmec_environment(s: &str) -> Option<&'static str> {
 }
 
 /// Schema of a list of fields, HMA's shape.
-pub fn schema_json(fields: &[Field]) -> Value {
-    json!({"fields": fields.iter().map(|x| json!({
-        "name": x.name, "type": x.kind, "required": x.required, "default": null,
-        "help": x.help, "choices": null,
-    })).collect::<Vec<_>>()})
+#[derive(Debug, Serialize)]
+pub struct Schema {
+    /// The fields.
+    pub fields: Vec<FieldSchema>,
+}
+
+/// A field in HMA's schema shape (fields in sorted order, as HMA's JSON).
+#[derive(Debug, Serialize)]
+pub struct FieldSchema {
+    /// Always null: no field has a fixed set of values.
+    pub choices: Option<Vec<String>>,
+    /// Always null: no field has a default.
+    pub default: Option<String>,
+    /// Help text.
+    pub help: &'static str,
+    /// Name.
+    pub name: &'static str,
+    /// Must be given.
+    pub required: bool,
+    /// `string`, `number` or `number list`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+/// The schema of a list of fields.
+pub fn schema(fields: &[Field]) -> Schema {
+    Schema {
+        fields: fields
+            .iter()
+            .map(|x| FieldSchema {
+                choices: None,
+                default: None,
+                help: x.help,
+                name: x.name,
+                required: x.required,
+                kind: x.kind,
+            })
+            .collect(),
+    }
 }
 
 /// One fetched item: a remote content (by its key) and its signals, or its
