@@ -29,7 +29,10 @@ async fn a_gap_holds_the_floor_until_it_fills(store: &Store) {
     let catalog = Catalog::new();
     catalog.load_full(store).await.unwrap();
     let base = catalog.applied_seq();
-    assert_eq!(base, bulwark_store::catalog::latest_change(store).await.unwrap());
+    assert_eq!(
+        base,
+        bulwark_store::catalog::latest_change(store).await.unwrap()
+    );
     for s in 1..=3 {
         add_change(store, base + s).await;
     }
