@@ -432,3 +432,63 @@ async fn banks_follow_hma_names_ratios_and_renames() {
     );
     assert!(db::bank_by_name(&store, "HALF").await.unwrap().is_none());
 }
+
+/// Renaming an exchange's bank renames the exchange, and its checkpoint,
+/// fetch status and map of fetched items follow. Before, the exchange row
+/// was renamed in place under its status row's foreign key: the rename
+/// failed (a 500 through `PUT /c/bank/<name>`).
+#[tokio::test]
+async fn renaming_an_exchanges_bank_keeps_its_state() {
+    let (store, _dir) = store().await;
+    let catalog = Catalog::new();
+    exchanges::create(&store, &catalog, "curator", 31, &exchange("SHARED"))
+        .await
+        .unwrap();
+    let bank = db::bank_by_name(&store, "SHARED").await.unwrap().unwrap();
+    let cp = exchanges::record_page(
+        &store,
+        "SHARED",
+        &Value::Null,
+        PageDone {
+            checkpoint: json!({"after": 7}),
+            checkpoint_ts: 100,
+            applied: 1,
+            more: false,
+            full: false,
+            skipped: &Skipped::new(),
+        },
+    )
+    .await
+    .unwrap();
+    let id = add(
+        &store,
+        &catalog,
+        &bank,
+        &md5_content("0123456789abcdef0123456789abcdef", None),
+    )
+    .await;
+    exchanges::map(&store, "SHARED", "r1", id).await.unwrap();
+
+    let shown = hma::update_bank(&store, &catalog, "curator", &bank, Some("RENAMED"), None)
+        .await
+        .unwrap();
+    assert_eq!(shown.name, "RENAMED");
+    assert_eq!(exchanges::names(&store).await.unwrap(), ["RENAMED"]);
+    assert_eq!(
+        exchanges::get(&store, "RENAMED").await.unwrap().api,
+        "sample"
+    );
+    assert_eq!(exchanges::checkpoint(&store, "RENAMED").await.unwrap(), cp);
+    assert!(exchanges::status(&store, "RENAMED").await.is_ok());
+    assert_eq!(
+        exchanges::mapped(&store, "RENAMED", "r1").await.unwrap(),
+        Some(id)
+    );
+    assert!(exchanges::status(&store, "SHARED").await.is_err());
+    assert_eq!(
+        exchanges::mapped(&store, "SHARED", "r1").await.unwrap(),
+        None
+    );
+    let renamed = db::bank_by_name(&store, "RENAMED").await.unwrap().unwrap();
+    assert_eq!(renamed.id, bank.id);
+}

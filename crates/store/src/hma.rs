@@ -48,7 +48,12 @@ pub async fn set_ratio(
     Ok(())
 }
 
-/// Renames a bank, and the exchange of the same name with it.
+/// Renames a bank, and the exchange of the same name with it: its fetch
+/// status and its map of fetched items follow. The status refers to the
+/// exchange's name without `ON UPDATE CASCADE`, so renaming the exchange row
+/// in place failed the foreign key (a 500 on SQLite); instead the row is
+/// copied under the new name, the dependent rows moved, and the old row
+/// deleted.
 pub async fn rename_bank(
     store: &Store,
     tx: &mut sqlx::AnyConnection,
@@ -62,8 +67,30 @@ pub async fn rename_bank(
         .bind(bank_id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query(&store.sql("UPDATE hma_exchanges SET name = ? WHERE name = ?"))
-        .bind(new_name)
+    let copied = sqlx::query(&store.sql(
+        "INSERT INTO hma_exchanges (name, api, enabled, config, interval_seconds, created_at, updated_at) \
+         SELECT ?, api, enabled, config, interval_seconds, created_at, updated_at \
+         FROM hma_exchanges WHERE name = ?",
+    ))
+    .bind(new_name)
+    .bind(old_name)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if copied == 0 {
+        return Ok(());
+    }
+    for sql in [
+        "UPDATE hma_exchange_status SET name = ? WHERE name = ?",
+        "UPDATE hma_follow_map SET exchange = ? WHERE exchange = ?",
+    ] {
+        sqlx::query(&store.sql(sql))
+            .bind(new_name)
+            .bind(old_name)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(&store.sql("DELETE FROM hma_exchanges WHERE name = ?"))
         .bind(old_name)
         .execute(&mut *tx)
         .await?;
