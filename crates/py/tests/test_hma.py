@@ -1,6 +1,6 @@
 """HMA 2.x's API on a started `bulwark serve` binary (the `server` fixture).
 
-The full port of HMA's own API tests is crates/server/tests/hma_conformance.rs,
+The full port of HMA's own API tests is crates/server/tests/server/hma_conformance.rs,
 which runs the service in-process; this checks the same surface on the real
 binary: an HMA client's path through curation, matching and health, with only
 a Bearer header added. Standard library only (no HTTP package needed).

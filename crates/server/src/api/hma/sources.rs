@@ -26,7 +26,7 @@
 //! response shapes their documentation publishes (as python-threatexchange's
 //! clients use them) and tested with fixtures written from those shapes: the
 //! parsers here, and whole fetch runs against mock servers in
-//! `tests/hma_conformance.rs`. They have not been run against the live
+//! `tests/server/hma_conformance.rs`. They have not been run against the live
 //! services (no network here).
 
 use bulwark_banks::{AnySignal, Format, Signal, SignalType, TextSignal};

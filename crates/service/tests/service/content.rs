@@ -3,7 +3,7 @@
 //! a hash below the bank's quality floor, disable until a time, delete, and
 //! paging. What the operations answer is checked against the store (the
 //! bank's counters) and the index (`Catalog::search`). The HTTP surface is
-//! tested in crates/server/tests/api.rs.
+//! tested in crates/server/tests/server/api.rs.
 
 #![allow(clippy::unwrap_used)]
 

@@ -4,8 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod console_fixtures;
-mod support;
+use crate::console_fixtures;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 
@@ -2054,7 +2054,8 @@ async fn admins_manage_reviewers_and_policies_and_others_are_refused() {
 /// A local HTTPS server with a certificate of the test CA
 /// (`console_fixtures/tls`); records each request's path and body.
 async fn tls_server() -> (String, Calls) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console_fixtures/tls");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/server/console_fixtures/tls");
     let cert =
         rustls::pki_types::CertificateDer::from(std::fs::read(dir.join("server.der")).unwrap());
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
@@ -2132,8 +2133,8 @@ async fn webhook_status(c: &Console) -> (String, Option<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_and_cybertipline_speak_https_to_a_private_ca() {
     let (base, seen) = tls_server().await;
-    let ca =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console_fixtures/tls/ca.pem");
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/server/console_fixtures/tls/ca.pem");
     // Without the CA as an extra root, the certificate is not trusted.
     let untrusted = Console::open(false, {
         let base = base.clone();

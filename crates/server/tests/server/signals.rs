@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -1200,7 +1200,7 @@ async fn hma_surface_lists_and_looks_up_text_signals() {
 /// text hashes directly in SQLite): the text-hash index's first load at
 /// start (the aggregated read and the build), and what following a removal
 /// and an addition costs afterwards (no rebuild, no count).
-/// `BULWARK_TEXT_FIGURES_N=1000000 cargo test --features bulwark/full --test signals -- --ignored text_index_start_figures --nocapture`
+/// `BULWARK_TEXT_FIGURES_N=1000000 cargo test --features bulwark/full --test server -- --ignored signals::text_index_start_figures --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn text_index_start_figures() {

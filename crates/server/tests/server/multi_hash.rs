@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use axum::http::{Method, StatusCode};
 use bulwark_server::auth::Role;

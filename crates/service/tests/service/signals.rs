@@ -3,15 +3,14 @@
 //! re-posted ad matches its banked text hash and phone number, the
 //! text-hash index follows items added and banks deleted after its first
 //! load, and a bank's rules match for review only, are replaced and
-//! deleted. The HTTP surface is tested in crates/server/tests/signals.rs.
+//! deleted. The HTTP surface is tested in crates/server/tests/server/signals.rs.
 //!
 //! All data is synthetic: a phone number from the NANP range reserved for
 //! fiction (555-0100…0199), a fictitious seller name, benign ads.
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
+use crate::support::TestStore;
 use bulwark_banks::TextSignal;
 use bulwark_service::banks::{self, Change, NewBank};
 use bulwark_service::catalog::Catalog;
@@ -23,7 +22,6 @@ use bulwark_service::{Error, Kind};
 use bulwark_signals::{ExtractOptions, RuleSpec, TextHash};
 use bulwark_store::{BankRow, NewContent, SignalRow, Store};
 use serde_json::json;
-use support::TestStore;
 
 const AD: &str = "Kittens for adoption, 3 months old, vaccinated and litter trained. \
 Very playful and healthy, raised indoors with children. Price 50 EUR each. \

@@ -4,7 +4,7 @@
 //! skipped-signal counts, the schedule), its map of fetched items, the
 //! change feed a follower reads, and banks renamed and rationed through
 //! HMA's shapes. The HTTP surface is tested in
-//! crates/server/tests/hma_conformance.rs and signals.rs.
+//! crates/server/tests/server/hma_conformance.rs and signals.rs.
 
 #![allow(clippy::unwrap_used)]
 

@@ -2,7 +2,7 @@
 //! `{"error": {"code", "message"}}`, including the ones axum produces before a
 //! handler runs (bad path and query values, a wrong method, an oversized upload).
 
-mod support;
+use crate::support;
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! Every route of the API, against SQLite and against PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use axum::http::{Method, StatusCode};
 use bulwark_server::auth::Role;

@@ -10,8 +10,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod console_fixtures;
-mod support;
+use crate::console_fixtures;
+use crate::support;
 
 use axum::http::{Method, StatusCode};
 use bulwark_server::console::accounts::ConsoleRole;

@@ -2,7 +2,7 @@
 //! from what two providers agree on, vouchers from an enrolled device, and
 //! an account that stays "not flagged" at or below the threshold and shows
 //! its matches above it. The HTTP surface is tested in
-//! crates/server/tests/api.rs (`vouchers_open_only_above_the_threshold`).
+//! crates/server/tests/server/api.rs (`vouchers_open_only_above_the_threshold`).
 
 #![allow(clippy::unwrap_used)]
 

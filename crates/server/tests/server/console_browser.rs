@@ -7,8 +7,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod console_fixtures;
-mod support;
+use crate::console_fixtures;
+use crate::support;
 
 use std::path::PathBuf;
 use std::time::Duration;

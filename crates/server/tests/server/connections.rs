@@ -5,7 +5,7 @@
 //! so a slow machine cannot make them flaky; none measures speed.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
