@@ -8,7 +8,7 @@
 //! - [`run`] ([`start`], [`drive`]): the loop that feeds keys and clock ticks to the model and
 //!   carries out its [`Action`]s on a [`Client`]. It takes any ratatui
 //!   backend and any source of [`Input`]s, so a test drives it with scripted
-//!   keys against real services (`tests/tui.rs`); [`run_terminal`] is the
+//!   keys against real services (`tests/chat/tui.rs`); [`run_terminal`] is the
 //!   same loop on the real terminal.
 
 pub mod model;

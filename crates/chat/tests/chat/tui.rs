@@ -8,7 +8,7 @@
 //! and fetches on a clock tick.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

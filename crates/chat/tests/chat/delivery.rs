@@ -9,7 +9,7 @@
 //! in the delivery service's tables.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

@@ -6,7 +6,7 @@
 //! threshold; the delivery service never sees a frame hash.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -12,7 +12,7 @@ use bulwark_chat::{Attachment, Client, PdataPolicy};
 use ed25519_dalek::Signer as _;
 use serde_json::{Value, json};
 
-mod support;
+use crate::support;
 
 use support::{
     Env, account_status, bank_file, banks, contains, db_bytes, images, release, sqlite_count,

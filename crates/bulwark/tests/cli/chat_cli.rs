@@ -1,7 +1,7 @@
 //! `bulwark chat` and `bulwark delivery serve` as a script uses them: two
 //! users, a group, a text and an image, `read --json`, a report that the
 //! matcher service verifies. (Vouchers, thresholds and forged reports are
-//! covered by crates/chat/tests/e2e.rs.)
+//! covered by crates/chat/tests/chat/e2e.rs.)
 #![allow(clippy::unwrap_used)]
 
 use std::net::{TcpListener, TcpStream};
