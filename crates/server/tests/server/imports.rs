@@ -127,9 +127,19 @@ async fn a_job_accounts_for_every_line(app: &TestApp) {
         "1-based line numbers of the bad lines"
     );
     assert_eq!(done["bytes_done"], done["bytes_total"]);
-    // The spool file is gone; the content is matchable and counted.
+    // The spool file goes (just after the job is marked done: the worker
+    // removes it once the status is committed, so wait for it a little);
+    // the content is matchable and counted.
     let spool = app.dir.path().join("imports");
-    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = std::fs::read_dir(&spool).unwrap().count();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0, "the spool file was not removed");
     let probe = lines[4999].trim_start_matches("pdq ");
     let (s, m) = app
         .post("/v1/match", json!({"signals": {"pdq": probe}}))
