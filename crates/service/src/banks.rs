@@ -313,8 +313,25 @@ pub async fn update(
 /// Deletes a bank and its content; returns how many items it held.
 pub async fn delete(store: &Store, catalog: &Catalog, actor: &str, name: &str) -> Result<i64> {
     let bank = by_name(store, name).await?;
+    delete_bank(store, catalog, actor, &bank, None).await
+}
+
+/// Deletes `bank` and its content, audited with `via` (the surface that
+/// asked, when it is not the API: HMA's curation, an exchange); how many
+/// items it held (from the bank's counters, not a scan).
+pub(crate) async fn delete_bank(
+    store: &Store,
+    catalog: &Catalog,
+    actor: &str,
+    bank: &BankRow,
+    via: Option<&str>,
+) -> Result<i64> {
     let mut tx = store.begin().await?;
     let n = db::banks::delete(store, &mut tx, bank.id).await?;
+    let mut detail = serde_json::json!({"content_deleted": n});
+    if let Some(via) = via {
+        detail["via"] = via.into();
+    }
     commit_change(
         store,
         catalog,
@@ -324,7 +341,7 @@ pub async fn delete(store: &Store, catalog: &Catalog, actor: &str, name: &str) -
             action: "bank.delete",
             bank: (bank.id, &bank.name),
             content: None,
-            detail: serde_json::json!({"content_deleted": n}),
+            detail,
         },
     )
     .await?;

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bulwark_banks::{AnySignal, SignalType, TextSignalType};
+use bulwark_banks::SignalType;
 use bulwark_store::{self as db, BankRow, ContentRow, NewContent, SignalRow, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -211,16 +211,6 @@ pub fn from_hashed(h: &Hashed) -> NewContent {
     }
 }
 
-/// A text or entity signal type (issue 18) named `name`: one of the
-/// signal type names that is not a media type.
-pub fn text_type(name: &str) -> Option<TextSignalType> {
-    if AnySignal::is_type_name(name) && name.parse::<SignalType>().is_err() {
-        name.parse().ok()
-    } else {
-        None
-    }
-}
-
 /// Content to bank from signals given as `{"pdq": HEX, "md5": HEX, ...}`;
 /// text and entity signals too (`{"phone": "+1 415 555 0142"}`, canonicalised).
 pub fn from_signals(
@@ -239,7 +229,7 @@ pub fn from_signals(
         let v = v
             .as_str()
             .ok_or_else(|| Error::bad_request(format!("signal {k} must be a string")))?;
-        if let Some(tt) = text_type(k) {
+        if let Some(tt) = crate::signals::text_type(k) {
             let s = tt.parse(v).map_err(|e| Error::bad_request(e.to_string()))?;
             if text.insert(tt.name(), s.value()).is_some() {
                 return Err(Error::bad_request(format!("signal type {tt} given twice")));
@@ -579,14 +569,35 @@ pub async fn delete(
     id: i64,
 ) -> Result<()> {
     let bank = by_name(store, bank_name).await?;
+    if delete_in(store, catalog, actor, &bank, id, None).await? {
+        Ok(())
+    } else {
+        Err(Error::not_found(format!(
+            "no content {id} in bank {bank_name:?}"
+        )))
+    }
+}
+
+/// Deletes item `id` of `bank` if it is there (false if not), audited with
+/// its signals and `via` (the surface that asked, when it is not the API).
+pub(crate) async fn delete_in(
+    store: &Store,
+    catalog: &Catalog,
+    actor: &str,
+    bank: &BankRow,
+    id: i64,
+    via: Option<&str>,
+) -> Result<bool> {
     let mut tx = store.begin().await?;
     let signals = db::signals_of(store, id).await?;
     if !db::content::delete(store, &mut tx, bank.id, id).await? {
-        return Err(Error::not_found(format!(
-            "no content {id} in bank {bank_name:?}"
-        )));
+        tx.rollback().await?;
+        return Ok(false);
     }
-    let detail = json!({"signals": signals.iter().map(|s| format!("{} {}", s.signal_type, s.value)).collect::<Vec<_>>()});
+    let mut detail = json!({"signals": signals.iter().map(|s| format!("{} {}", s.signal_type, s.value)).collect::<Vec<_>>()});
+    if let Some(via) = via {
+        detail["via"] = via.into();
+    }
     commit_change(
         store,
         catalog,
@@ -599,5 +610,6 @@ pub async fn delete(
             detail,
         },
     )
-    .await
+    .await?;
+    Ok(true)
 }

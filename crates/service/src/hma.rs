@@ -187,22 +187,7 @@ pub async fn delete_bank(
     actor: &str,
     bank: &BankRow,
 ) -> Result<i64> {
-    let mut tx = store.begin().await?;
-    let n = db::hma::delete_bank(store, &mut tx, bank.id).await?;
-    commit_change(
-        store,
-        catalog,
-        tx,
-        actor,
-        Change {
-            action: "bank.delete",
-            bank: (bank.id, &bank.name),
-            content: None,
-            detail: serde_json::json!({"via": "hma", "content_deleted": n}),
-        },
-    )
-    .await?;
-    Ok(n)
+    crate::banks::delete_bank(store, catalog, actor, bank, Some("hma")).await
 }
 
 /// A content item of a bank, or HMA's 404 for it.
@@ -286,26 +271,8 @@ pub async fn delete_content(
     bank: &BankRow,
     id: i64,
 ) -> Result<u64> {
-    let mut tx = store.begin().await?;
-    let n = db::hma::delete_content(store, &mut tx, bank.id, id).await?;
-    if n == 0 {
-        tx.rollback().await?;
-        return Ok(0);
-    }
-    commit_change(
-        store,
-        catalog,
-        tx,
-        actor,
-        Change {
-            action: "content.delete",
-            bank: (bank.id, &bank.name),
-            content: Some(id),
-            detail: serde_json::json!({"via": "hma"}),
-        },
-    )
-    .await?;
-    Ok(n)
+    let deleted = crate::content::delete_in(store, catalog, actor, bank, id, Some("hma")).await?;
+    Ok(u64::from(deleted))
 }
 
 /// Number of stored signals of a type (its name in `signals`), and the

@@ -97,25 +97,6 @@ pub async fn rename_bank(
     Ok(())
 }
 
-/// Deletes a bank and (by cascade) its content; returns how many content
-/// items it held, counted by a scan of `content`.
-pub async fn delete_bank(
-    store: &Store,
-    tx: &mut sqlx::AnyConnection,
-    bank_id: i64,
-) -> Result<i64, sqlx::Error> {
-    let n: i64 = sqlx::query(&store.sql("SELECT COUNT(*) AS n FROM content WHERE bank_id = ?"))
-        .bind(bank_id)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("n")?;
-    sqlx::query(&store.sql("DELETE FROM banks WHERE id = ?"))
-        .bind(bank_id)
-        .execute(&mut *tx)
-        .await?;
-    Ok(n)
-}
-
 /// A content item of a bank.
 pub async fn content_in_bank(
     store: &Store,
@@ -158,23 +139,6 @@ pub async fn update_content(
     .execute(&mut *tx)
     .await?;
     Ok(())
-}
-
-/// Deletes a content item of a bank; the number deleted (0 or 1).
-pub async fn delete_content(
-    store: &Store,
-    tx: &mut sqlx::AnyConnection,
-    bank_id: i64,
-    id: i64,
-) -> Result<u64, sqlx::Error> {
-    Ok(
-        sqlx::query(&store.sql("DELETE FROM content WHERE id = ? AND bank_id = ?"))
-            .bind(id)
-            .bind(bank_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected(),
-    )
 }
 
 /// Number of stored signals of a type (its name in `signals`).
