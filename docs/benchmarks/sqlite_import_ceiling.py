@@ -10,8 +10,13 @@ keyed by the hash (content's UNIQUE (bank_id, dedup_key), signals_value)
 grow: each batch dirties about one page of each per line once they are
 larger than the batch, and WAL mode writes whole pages.
 
-    python3 docs/benchmarks/sqlite_import_ceiling.py N B CACHE_KIB AUTOCHECKPOINT_PAGES
+    python3 docs/benchmarks/sqlite_import_ceiling.py N B CACHE_KIB AUTOCHECKPOINT_PAGES [INDEXES]
     python3 docs/benchmarks/sqlite_import_ceiling.py 1000000 2000 65536 1000
+    python3 docs/benchmarks/sqlite_import_ceiling.py 1000000 2000 65536 1000 none
+
+INDEXES is `hash` (default: the schema as shipped) or `none`: the same
+tables without the two indexes keyed by the hash, to show what a schema
+that deduplicates elsewhere (against the in-memory index) would allow.
 """
 import os
 import random
@@ -21,20 +26,24 @@ import tempfile
 import time
 
 n, batch, cache_kib, autocheckpoint = (int(a) for a in sys.argv[1:5])
+indexes = sys.argv[5] if len(sys.argv) > 5 else "hash"
+if indexes not in ("hash", "none"):
+    sys.exit("INDEXES must be `hash` or `none`")
 path = os.path.join(tempfile.mkdtemp(), "ceiling.db")
 db = sqlite3.connect(path, isolation_level=None)
 for pragma in ("journal_mode = WAL", "synchronous = NORMAL", f"cache_size = -{cache_kib}",
                f"wal_autocheckpoint = {autocheckpoint}"):
     db.execute("PRAGMA " + pragma)
-db.executescript("""
+unique = ",\n  UNIQUE (bank_id, dedup_key)" if indexes == "hash" else ""
+value_index = "CREATE INDEX signals_value ON signals (signal_type, value);" if indexes == "hash" else ""
+db.executescript(f"""
 CREATE TABLE content (id INTEGER PRIMARY KEY, bank_id BIGINT NOT NULL, kind TEXT NOT NULL,
   dedup_key TEXT NOT NULL, note TEXT, metadata TEXT, enabled BIGINT NOT NULL, disabled_until BIGINT,
-  added_by TEXT NOT NULL, source TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
-  UNIQUE (bank_id, dedup_key));
+  added_by TEXT NOT NULL, source TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL{unique});
 CREATE TABLE signals (id INTEGER PRIMARY KEY, content_id BIGINT NOT NULL, bank_id BIGINT NOT NULL,
   signal_type TEXT NOT NULL, value TEXT NOT NULL, quality BIGINT);
 CREATE INDEX signals_content ON signals (content_id);
-CREATE INDEX signals_value ON signals (signal_type, value);
+{value_index}
 CREATE TABLE changes (seq INTEGER PRIMARY KEY, bank_id BIGINT, content_id BIGINT, at BIGINT NOT NULL);
 """)
 rng = random.Random(1)
