@@ -37,6 +37,13 @@ pub struct Args {
     /// Only measure start-up (load + index build), no load.
     #[arg(long)]
     startup_only: bool,
+    /// With `--startup-only`: after writing the snapshot, commit this many
+    /// more hashes as an import job does (batches of 2,000, each with its
+    /// change rows) and start again from the snapshot: a restart after a
+    /// `kill -9` that left these changes out of the snapshot. Above the
+    /// replay cap (200,000) start-up reads the store instead.
+    #[arg(long, default_value_t = 0)]
+    pending_changes: usize,
     /// After the scenarios, this many rounds of mixed load (uploads and
     /// hash matches together), printing the process's resident memory after each.
     #[arg(long, default_value_t = 0)]
@@ -163,6 +170,68 @@ async fn load(port: u16, conns: usize, secs: f64, make: MakeRequest) -> anyhow::
     })
 }
 
+/// A restart's cost with changes the snapshot does not hold.
+#[derive(Clone, Copy)]
+struct Restart {
+    seconds: f64,
+    used_snapshot: bool,
+}
+
+/// Commits `n` more random hashes to the bank as an import job does
+/// (batches of 2,000 with their change rows), leaves the snapshot as it
+/// was (what a `kill -9` leaves), and times a fresh catalog's start-up.
+async fn restart_with_pending(
+    st: &bulwark_server::AppState,
+    dir: &tempfile::TempDir,
+    bank_id: i64,
+    banked: usize,
+    n: usize,
+    rng: &mut impl Rng,
+) -> anyhow::Result<Restart> {
+    use bulwark_server::db::{NewContent, SignalRow};
+    eprintln!("bench serve: committing {n} changes after the snapshot…");
+    let mut left = n;
+    while left > 0 {
+        let items: Vec<NewContent> = (0..left.min(2_000))
+            .map(|_| {
+                let h = PdqHash::from_bytes(rng.r#gen());
+                NewContent {
+                    kind: "signals",
+                    dedup_key: format!("pdq:{h}"),
+                    note: None,
+                    metadata: None,
+                    source: None,
+                    signals: vec![SignalRow {
+                        signal_type: "pdq".into(),
+                        value: h.to_string(),
+                        quality: Some(100),
+                    }],
+                    frames: Vec::new(),
+                }
+            })
+            .collect();
+        let mut tx = st.store.begin().await?;
+        bulwark_server::db::insert_contents(&st.store, &mut tx, bank_id, "bench", &items).await?;
+        tx.commit().await?;
+        left -= items.len();
+    }
+    let fresh = bulwark_server::catalog::Catalog::new();
+    fresh.set_snapshot_path(dir.path().join("index.snapshot"));
+    let t = Instant::now();
+    let used_snapshot = fresh.load(&st.store).await?;
+    let seconds = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        fresh.index_size().0 == banked + n,
+        "the restart lost entries: {} of {}",
+        fresh.index_size().0,
+        banked + n
+    );
+    Ok(Restart {
+        seconds,
+        used_snapshot,
+    })
+}
+
 fn flip(h: &PdqHash, bits: u32, rng: &mut impl Rng) -> PdqHash {
     let mut b = *h.as_bytes();
     for _ in 0..bits {
@@ -260,13 +329,22 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
         "the snapshot lost entries"
     );
     drop(fresh);
+    let pending = if a.pending_changes > 0 {
+        Some(restart_with_pending(&st, &dir, bank_id, a.hashes, a.pending_changes, &mut rng).await?)
+    } else {
+        None
+    };
     let machine = super::machine();
     if a.startup_only {
         if a.json {
             println!(
                 "{}",
                 serde_json::json!({"hashes": a.hashes, "insert_s": insert_s, "startup_full_s": cold_s,
-                    "snapshot_write_s": snapshot_write_s, "startup_snapshot_s": startup_s, "machine": machine})
+                    "snapshot_write_s": snapshot_write_s, "startup_snapshot_s": startup_s,
+                    "pending_changes": a.pending_changes,
+                    "restart_s": pending.map(|p| p.seconds),
+                    "restart_used_snapshot": pending.map(|p| p.used_snapshot),
+                    "machine": machine})
             );
         } else {
             println!(
@@ -274,6 +352,18 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
                  {startup_s:.2} s (writing it {snapshot_write_s:.2} s)  [{machine}]",
                 a.hashes
             );
+            if let Some(p) = pending {
+                println!(
+                    "restart with {} changes after the snapshot: {:.2} s ({})",
+                    a.pending_changes,
+                    p.seconds,
+                    if p.used_snapshot {
+                        "snapshot + replay"
+                    } else {
+                        "over the replay cap: read from the store"
+                    }
+                );
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
