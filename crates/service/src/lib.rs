@@ -5,7 +5,8 @@
 //! ([`metrics`]), API keys and roles ([`keys`]), banks ([`banks`]) and their
 //! content ([`content`]), list import and export ([`lists`]), enrolled
 //! devices ([`devices`]), providers and the signed-root log
-//! ([`providers`]), private matching ([`vouchers`]), text and entity
+//! ([`providers`]), verifiable reports ([`franking`], [`reports`]),
+//! private matching ([`vouchers`]), text and entity
 //! signals, rules and rescue banks ([`signals`]), and curation and
 //! exchanges through Meta's HMA shapes ([`hma`], [`exchanges`]). Nothing
 //! here imports axum: `bulwark-server` is the HTTP layer over these
@@ -26,6 +27,7 @@ pub mod matching;
 pub mod media;
 pub mod metrics;
 pub mod providers;
+pub mod reports;
 pub mod secrets;
 pub mod signals;
 pub mod vouchers;

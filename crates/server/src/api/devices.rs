@@ -10,19 +10,19 @@
 //! - `DELETE /v1/devices/{account}/{device}` (stamper or admin): revokes the
 //!   device and its key;
 //! - `GET /v1/devices/{account}` (admin): the account's devices.
+//!
+//! The operations are [`bulwark_service::devices`].
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use bulwark_service::devices::{check_id, parse_public_key};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use bulwark_service::devices::{self as service, AccountDevices, Enrolled};
+use serde::{Deserialize, Serialize};
 
 use super::JsonBody;
 use crate::AppState;
-use crate::auth::{self, Caller, Role};
-use crate::db::{self, devices, rfc3339};
-use crate::error::{ApiError, ApiResult, snippet};
+use crate::auth::{Caller, Role};
+use crate::error::ApiResult;
 
 /// The body of `POST /v1/devices`.
 #[derive(Deserialize)]
@@ -33,87 +33,42 @@ pub struct Enrol {
     public_key: String,
 }
 
-/// `POST /v1/devices` (stamper).
+/// `POST /v1/devices` (stamper): [`service::enrol`].
 pub async fn enrol(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(e): JsonBody<Enrol>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Enrolled>)> {
     caller.require(Role::Stamper)?;
-    check_id("account", &e.account)?;
-    check_id("device", &e.device)?;
-    let pk = parse_public_key(&e.public_key)?;
-    let s = &state.store;
-    let mut tx = s.begin().await?;
-    if devices::exists(s, &mut tx, &e.account, &e.device).await? {
-        return Err(ApiError::conflict(format!(
-            "device {:?} of account {:?} is already enrolled (a revoked device id is not reused)",
-            snippet(&e.device),
-            snippet(&e.account)
-        )));
-    }
-    let key = auth::create_key_in(
-        s,
-        &mut tx,
-        Role::Device,
-        &format!("device {}", snippet(&e.device)),
-        Some((&e.account, &e.device)),
-    )
-    .await
-    .map_err(ApiError::internal)?;
-    devices::insert(
-        s,
-        &mut tx,
+    let enrolled = service::enrol(
+        &state.store,
+        &caller.key_id,
         &e.account,
         &e.device,
-        &hex::encode(pk.to_bytes()),
-        &key.id,
-        &caller.key_id,
+        &e.public_key,
     )
     .await?;
-    db::audit(
-        s,
-        &mut tx,
-        &caller.key_id,
-        "device.enrol",
-        None,
-        None,
-        json!({"account": e.account, "device": e.device, "key_id": key.id}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"account": e.account, "device": e.device, "key": key.key.as_str()})),
-    ))
+    Ok((StatusCode::CREATED, Json(enrolled)))
 }
 
-/// `DELETE /v1/devices/{account}/{device}` (stamper or admin).
+/// The answer of `DELETE /v1/devices/{account}/{device}`.
+#[derive(Serialize)]
+pub struct Revoked {
+    /// Always true.
+    revoked: bool,
+}
+
+/// `DELETE /v1/devices/{account}/{device}` (stamper or admin): [`service::revoke`].
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path((account, device)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Revoked>> {
     if caller.role != Role::Stamper {
         caller.require(Role::Admin)?;
     }
-    let s = &state.store;
-    let mut tx = s.begin().await?;
-    if !devices::revoke(s, &mut tx, &account, &device).await? {
-        return Err(ApiError::not_found("no such enrolled device"));
-    }
-    db::audit(
-        s,
-        &mut tx,
-        &caller.key_id,
-        "device.revoke",
-        None,
-        None,
-        json!({"account": account, "device": device}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Json(json!({"revoked": true})))
+    service::revoke(&state.store, &caller.key_id, &account, &device).await?;
+    Ok(Json(Revoked { revoked: true }))
 }
 
 /// `GET /v1/devices/{account}` (admin).
@@ -121,28 +76,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(account): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AccountDevices>> {
     caller.require(Role::Admin)?;
-    let items: Vec<Value> = devices::of_account(&state.store, &account)
-        .await?
-        .into_iter()
-        .map(|d| {
-            json!({
-                "device": d.device,
-                "public_key": d.public_key,
-                "enrolled_at": rfc3339(d.enrolled_at),
-                "revoked_at": d.revoked_at.map(rfc3339),
-            })
-        })
-        .collect();
-    Ok(Json(json!({"account": account, "devices": items})))
-}
-
-/// The public key of an enrolled, not revoked device.
-pub async fn public_key(
-    state: &AppState,
-    account: &str,
-    device: &str,
-) -> Result<Option<ed25519_dalek::VerifyingKey>, ApiError> {
-    Ok(bulwark_service::devices::public_key(&state.store, account, device).await?)
+    Ok(Json(service::list(&state.store, &account).await?))
 }

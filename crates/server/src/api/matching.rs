@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::State;
 use bulwark_banks::{Signal, SignalType};
 use bulwark_service::matching::{Match, Matcher};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{Upload, bank_filter};
 use crate::AppState;
@@ -103,11 +104,25 @@ fn unknown_banks(state: &AppState, banks: Option<&HashSet<String>>) -> Result<()
     )))
 }
 
+/// The answer of `POST /v1/match`.
+#[derive(Serialize)]
+pub struct MatchAnswer {
+    /// An upload's hashes (a video without its frame lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<Value>,
+    /// Every match.
+    matches: Vec<Value>,
+    /// With `text`: the signals computed from it (`null` when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text_signals: Option<Value>,
+}
+
+/// `POST /v1/match`: an upload (multipart `file`), or signals and text (JSON).
 pub async fn match_(
     State(state): State<AppState>,
     caller: Caller,
     upload: Upload,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MatchAnswer>> {
     caller.require(Role::Matcher)?;
     match upload {
         Upload::File { file, fields } => {
@@ -130,9 +145,11 @@ pub async fn match_(
                 &matches,
             )
             .await;
-            Ok(Json(
-                json!({ "query": hashed.summary_json(), "matches": matches }),
-            ))
+            Ok(Json(MatchAnswer {
+                query: Some(hashed.summary_json()),
+                matches,
+                text_signals: None,
+            }))
         }
         Upload::Json(v) => {
             let obj = v
@@ -212,7 +229,11 @@ pub async fn match_(
             let mut matches = match_signals(&state, &signals, None, banks.as_ref()).await?;
             crate::console::items::record_matches(&state, &caller.key_id, None, &matches).await;
             if text.is_none() && text_signals.is_empty() {
-                return Ok(Json(json!({ "matches": matches })));
+                return Ok(Json(MatchAnswer {
+                    query: None,
+                    matches,
+                    text_signals: None,
+                }));
             }
             let (more, computed) =
                 super::signals::match_text(&state, text, &opts, &text_signals, banks.as_ref())
@@ -221,11 +242,11 @@ pub async fn match_(
             // by the same bank review policy, with their explanations.
             crate::console::items::record_matches(&state, &caller.key_id, None, &more).await;
             matches.extend(more);
-            let mut out = json!({ "matches": matches });
-            if text.is_some() {
-                out["text_signals"] = computed;
-            }
-            Ok(Json(out))
+            Ok(Json(MatchAnswer {
+                query: None,
+                matches,
+                text_signals: text.is_some().then_some(computed),
+            }))
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Text and entity signals over HTTP (issue 18, docs/SIGNALS.md): signal
 //! types, banks' rules (`/v1/banks/{bank}/rules`), rescue photo banks and
-//! their reviewers (`/v1/rescue/…`), and the glue `/v1/match`, HMA and
-//! report intake use. The operations are [`bulwark_service::signals`].
+//! their reviewers (`/v1/rescue/…`), and the glue `/v1/match` and HMA
+//! use. The operations are [`bulwark_service::signals`] (report intake's
+//! text signals: [`bulwark_service::reports`]).
 
 use std::collections::HashSet;
 
@@ -22,7 +23,6 @@ use serde_json::Value;
 use super::{JsonBody, Upload};
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::db::Store;
 use crate::error::{ApiError, ApiResult};
 
 pub use bulwark_service::signals::{
@@ -267,63 +267,4 @@ pub async fn reviewer_revoke(
     caller.require(Role::Admin)?;
     service::revoke_reviewer(&state.store, &caller.key_id, &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-// ---- reports ----
-
-/// The text signals and rescue matches of one report, computed at intake
-/// ([`service::ReportSignals`]).
-pub struct ReportSignals(service::ReportSignals);
-
-impl ReportSignals {
-    /// Analyses the text of each verified message (`texts`: message index
-    /// and body) and matches it against every bank; matches each opened
-    /// photo attachment (`photos`: message, index and the `hashes` summary)
-    /// against the rescue banks.
-    pub async fn compute(
-        state: &AppState,
-        texts: &[(usize, String)],
-        photos: &[(usize, usize, &Value)],
-    ) -> Result<ReportSignals, ApiError> {
-        let photos: Vec<(usize, usize, PdqHash, u32)> = photos
-            .iter()
-            .filter_map(|(m, a, h)| {
-                Some((
-                    *m,
-                    *a,
-                    h["pdq"].as_str()?.parse().ok()?,
-                    h["quality"].as_u64()? as u32,
-                ))
-            })
-            .collect();
-        Ok(ReportSignals(
-            service::ReportSignals::compute(context(state), texts, &photos).await?,
-        ))
-    }
-
-    /// Stores them with report `id`, in the report's transaction.
-    pub async fn store(
-        &self,
-        s: &Store,
-        conn: &mut sqlx::AnyConnection,
-        id: i64,
-    ) -> Result<(), ApiError> {
-        Ok(self.0.store(s, conn, id).await?)
-    }
-}
-
-/// Adds `text_signals` (every reviewer) and, for a designated rescue
-/// reviewer only, `rescue_matches` to a report's JSON.
-pub async fn add_to_report(
-    state: &AppState,
-    caller: &Caller,
-    id: i64,
-    j: &mut Value,
-) -> Result<(), ApiError> {
-    let stored = service::report_signals(&state.store, caller, id).await?;
-    j["text_signals"] = to_json(&stored.text_signals)?;
-    if let Some(r) = &stored.rescue_matches {
-        j["rescue_matches"] = to_json(r)?;
-    }
-    Ok(())
 }

@@ -26,9 +26,11 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use bulwark_service::vouchers::{self as service, BuildOptions, IntakeLimits, Submission};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use bulwark_service::vouchers::{
+    self as service, BuildOptions, IntakeLimits, NearDuplicates, ReleaseParams, Submission,
+    VariantCounts,
+};
+use serde::{Deserialize, Serialize};
 
 use super::JsonBody;
 use crate::AppState;
@@ -55,12 +57,40 @@ pub struct BuildRequest {
     threshold: Option<u16>,
 }
 
+/// The answer of `POST /v1/pdata/build`: the release built
+/// ([`service::Built`]), awaiting its providers' signatures.
+#[derive(Serialize)]
+pub struct BuildAnswer {
+    /// Its id.
+    release: i64,
+    /// Its root.
+    root: String,
+    /// Banked hashes in it.
+    entries: usize,
+    /// Its size in bytes.
+    bytes: usize,
+    /// Its parameters.
+    params: ReleaseParams,
+    /// Always `awaiting provider signatures`.
+    status: &'static str,
+    /// Where providers post their signatures of the root.
+    sign_at: String,
+    /// How long building took.
+    build_seconds: f64,
+    /// The `expanded` profile's variants; `null` for the other profiles.
+    variants: Option<VariantCounts>,
+    /// Near-duplicate content in the release.
+    near_duplicates: NearDuplicates,
+    /// What an admin should know before asking providers to sign.
+    warnings: Vec<String>,
+}
+
 /// `POST /v1/pdata/build` (admin).
 pub async fn build(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<BuildAnswer>)> {
     caller.require(Role::Admin)?;
     let req: BuildRequest = if body.iter().all(u8::is_ascii_whitespace) {
         BuildRequest::default()
@@ -82,16 +112,19 @@ pub async fn build(
     let id = built.release;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({"release": id, "root": built.root, "entries": built.entries, "bytes": built.bytes,
-            "params": built.params,
-            "status": "awaiting provider signatures",
-            "sign_at": format!("/v1/pdata/releases/{id}/signatures"),
-            "build_seconds": built.build_seconds,
-            "variants": built.variants,
-            "near_duplicates": built.near_duplicates,
-            "warnings": built.warnings}),
-        ),
+        Json(BuildAnswer {
+            release: id,
+            root: built.root,
+            entries: built.entries,
+            bytes: built.bytes,
+            params: built.params,
+            status: "awaiting provider signatures",
+            sign_at: format!("/v1/pdata/releases/{id}/signatures"),
+            build_seconds: built.build_seconds,
+            variants: built.variants,
+            near_duplicates: built.near_duplicates,
+            warnings: built.warnings,
+        }),
     ))
 }
 
@@ -115,20 +148,59 @@ pub async fn get(State(state): State<AppState>) -> ApiResult<Response> {
         .into_response())
 }
 
+/// The answer of `GET /v1/pdata/root`.
+#[derive(Serialize)]
+pub struct RootAnswer {
+    /// The current release.
+    release: i64,
+    /// Its root.
+    root: String,
+    /// Banked hashes in it.
+    entries: i64,
+    /// Its size in bytes.
+    bytes: usize,
+    /// When it was built (RFC 3339).
+    created_at: String,
+    /// What a device needs of its parameters.
+    params: PublishedParams,
+}
+
+/// A release's parameters as a device checks them.
+#[derive(Serialize)]
+pub struct PublishedParams {
+    tables: u16,
+    min_tables: u16,
+    bits_per_table: u8,
+    probes: u8,
+    threshold: u16,
+    synthetic_probability: f64,
+    radius: u16,
+}
+
 /// `GET /v1/pdata/root`.
-pub async fn root(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn root(State(state): State<AppState>) -> ApiResult<Json<RootAnswer>> {
     let r = state
         .releases
         .current(&state.store)
         .await?
         .ok_or_else(|| ApiError::not_found("no pdata release yet (POST /v1/pdata/build)"))?;
     let p = r.pdata.params();
-    Ok(Json(json!({
-        "release": r.id, "root": r.root.to_string(), "entries": r.entry_count, "bytes": r.bytes.len(),
-        "created_at": rfc3339(r.created_at),
-        "params": {"tables": p.tables, "min_tables": p.min_tables, "bits_per_table": p.bits_per_table, "probes": p.probes,
-            "threshold": p.threshold, "synthetic_probability": p.synthetic_probability, "radius": p.radius},
-    })))
+    Ok(Json(RootAnswer {
+        release: r.id,
+        root: r.root.to_string(),
+        entries: r.entry_count,
+        bytes: r.bytes.len(),
+        created_at: rfc3339(r.created_at),
+        params: PublishedParams {
+            tables: p.tables,
+            min_tables: p.min_tables,
+            bits_per_table: p.bits_per_table,
+            probes: p.probes,
+            threshold: p.threshold,
+            synthetic_probability: p.synthetic_probability,
+            radius: p.radius,
+        },
+    }))
 }
 
 /// The body of `POST /v1/vouchers`.
@@ -142,12 +214,20 @@ pub struct VoucherIn {
     signature: String,
 }
 
+/// The answer of `POST /v1/vouchers`: the same for every voucher that
+/// passed the checks on its bytes.
+#[derive(Serialize)]
+pub struct Accepted {
+    /// Always true.
+    accepted: bool,
+}
+
 /// `POST /v1/vouchers`.
 pub async fn submit(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(v): JsonBody<VoucherIn>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
     match &caller.device {
         Some((account, device)) if caller.role == Role::Device => {
             if *account != v.account || *device != v.device {
@@ -180,7 +260,7 @@ pub async fn submit(
         },
     )
     .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true}))))
+    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: true })))
 }
 
 /// Ingests queued vouchers (up to `batch`): [`service::process_pending`]
@@ -210,7 +290,7 @@ pub async fn clear(
     caller: Caller,
     Path(id): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AccountStatus>> {
     caller.require(Role::Curator)?;
     let req: ClearRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ClearRequest::default()
@@ -219,7 +299,45 @@ pub async fn clear(
             .map_err(|e| ApiError::bad_request(format!("invalid clear request: {e}")))?
     };
     service::clear_account(&state.store, &caller.key_id, &id, req.note).await?;
-    Ok(Json(json!({"account": id, "status": "not flagged"})))
+    Ok(Json(AccountStatus::not_flagged(id)))
+}
+
+/// An account's status as a reviewer sees it (`GET /v1/accounts/{id}`,
+/// `POST /v1/accounts/{id}/clear`).
+#[derive(Serialize)]
+pub struct AccountStatus {
+    /// The account.
+    account: String,
+    /// `flagged` or `not flagged`.
+    status: &'static str,
+    /// A flagged account's opened matches, closest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matches: Option<Vec<OpenedMatch>>,
+}
+
+impl AccountStatus {
+    fn not_flagged(account: String) -> AccountStatus {
+        AccountStatus {
+            account,
+            status: "not flagged",
+            matches: None,
+        }
+    }
+}
+
+/// One opened match of a flagged account.
+#[derive(Serialize)]
+pub struct OpenedMatch {
+    /// The bank of the matched content (`null` once it is deleted).
+    bank: Option<String>,
+    /// The matched content.
+    content_id: i64,
+    /// Hamming distance.
+    distance: i64,
+    /// The banked PDQ hash.
+    hash: String,
+    /// The voucher's derivative, base64.
+    derivative_base64: String,
 }
 
 /// `GET /v1/accounts/{id}` (curator).
@@ -227,27 +345,27 @@ pub async fn account(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AccountStatus>> {
     caller.require(Role::Curator)?;
     let Some(matches) = service::account_matches(&state.store, &id).await? else {
         // The same answer for an unknown account, one with no matches, and
         // one with any number of matches at or below the threshold.
-        return Ok(Json(json!({"account": id, "status": "not flagged"})));
+        return Ok(Json(AccountStatus::not_flagged(id)));
     };
     let b64 = base64::engine::general_purpose::STANDARD;
-    let matches: Vec<Value> = matches
-        .iter()
-        .map(|m| {
-            json!({
-                "bank": m.bank,
-                "content_id": m.opened.content_id,
-                "distance": m.opened.distance,
-                "hash": m.opened.hash,
-                "derivative_base64": b64.encode(&m.opened.derivative),
-            })
+    let matches = matches
+        .into_iter()
+        .map(|m| OpenedMatch {
+            bank: m.bank,
+            content_id: m.opened.content_id,
+            distance: m.opened.distance,
+            derivative_base64: b64.encode(&m.opened.derivative),
+            hash: m.opened.hash,
         })
         .collect();
-    Ok(Json(
-        json!({"account": id, "status": "flagged", "matches": matches}),
-    ))
+    Ok(Json(AccountStatus {
+        account: id,
+        status: "flagged",
+        matches: Some(matches),
+    }))
 }
