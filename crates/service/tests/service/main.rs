@@ -6,6 +6,7 @@
 mod catalog_gaps;
 mod content;
 mod hma;
+mod imports;
 mod signals;
 mod support;
 mod vouchers;
