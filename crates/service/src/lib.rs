@@ -3,10 +3,10 @@
 //! decode pool that hashes uploads ([`media`]), secrets sealed under the
 //! key-encryption key ([`secrets`]) and the service's counters
 //! ([`metrics`]), API keys and roles ([`keys`]), banks ([`banks`]) and their
-//! content ([`content`]), list import and export ([`lists`]), enrolled
-//! devices ([`devices`]), providers and the signed-root log
-//! ([`providers`]), verifiable reports ([`franking`], [`reports`]),
-//! private matching ([`vouchers`]), text and entity
+//! content ([`content`]), list import and export ([`lists`]) and import
+//! jobs ([`imports`]), enrolled devices ([`devices`]), providers and the
+//! signed-root log ([`providers`]), verifiable reports ([`franking`],
+//! [`reports`]), private matching ([`vouchers`]), text and entity
 //! signals, rules and rescue banks ([`signals`]), and curation and
 //! exchanges through Meta's HMA shapes ([`hma`], [`exchanges`]). Nothing
 //! here imports axum: `bulwark-server` is the HTTP layer over these
@@ -21,6 +21,7 @@ pub mod exchanges;
 pub mod extras;
 pub mod franking;
 pub mod hma;
+pub mod imports;
 pub mod keys;
 pub mod lists;
 pub mod matching;

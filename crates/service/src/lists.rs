@@ -11,7 +11,7 @@ use bulwark_banks::{AnyRecord, AnySignal, Format, Record, Signal};
 use bulwark_store::{self as db, BankRow, NewContent, SignalRow, Store};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::banks::by_name;
@@ -178,13 +178,14 @@ impl Written {
     }
 }
 
-/// A line an import rejected.
-#[derive(Debug, Clone, Serialize)]
+/// A line an import rejected. Fields in sorted order, as the `json!`
+/// builders this replaced wrote them (and as import jobs store them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejected {
-    /// Its number, from 1.
-    pub line: usize,
     /// Why.
     pub error: String,
+    /// Its number, from 1.
+    pub line: usize,
 }
 
 /// What an import did.

@@ -18,6 +18,7 @@ pub mod console;
 pub mod content;
 pub mod devices;
 pub mod hma;
+pub mod imports;
 pub mod keys;
 pub mod providers;
 pub mod psi;

@@ -14,14 +14,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::error::{ApiError, ApiResult};
-
-pub(super) use bulwark_service::lists::Batch;
-
-/// The list format named `f` (`lines` when none is).
-pub(super) fn format_of(f: Option<&str>) -> Result<bulwark_banks::Format, ApiError> {
-    Ok(service::format_of(f)?)
-}
+use crate::error::ApiResult;
 
 #[derive(Deserialize)]
 pub struct ImportQuery {

@@ -6,6 +6,7 @@
 mod catalog_gaps;
 mod content;
 mod hma;
+mod imports;
 mod reports;
 mod signals;
 mod support;

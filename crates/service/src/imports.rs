@@ -1,0 +1,631 @@
+//! Import jobs: [`create`] spools a list to the data directory and queues a
+//! job; a worker ([`work`], or [`run_pending`]) imports it in batches. Each
+//! batch is committed together with the job's checkpoint (byte offset, line
+//! number, counts) in one transaction, so:
+//!
+//! - the job survives the client going away once the upload is complete;
+//! - after a crash or restart the worker resumes from the last commit, and no
+//!   line is imported twice or lost;
+//! - importing the same list again is idempotent (content already in the bank
+//!   is counted as a duplicate), and a client that retries its request with
+//!   the same `Idempotency-Key` gets the first job back.
+//!
+//! A job is run by the service that received it (its spool file is in that
+//! service's data directory). [`get`] shows progress, [`cancel`] cancels
+//! (what was committed stays). The rows are in [`bulwark_store::imports`].
+
+use std::collections::HashSet;
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bulwark_banks::Format;
+use bulwark_store::imports::{self as jobs, DONE, FAILED, JobRow, QUEUED, RUNNING};
+use bulwark_store::{self as db, Store};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::Connection;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+
+use crate::banks::by_name;
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::lists::{Batch, MAX_REJECTED_LISTED, MAX_SOURCE_CHARS, Rejected, format_of};
+
+/// Lines per committed batch: large enough for multi-row inserts to pay off,
+/// small enough that a batch holds SQLite's write lock for tens of
+/// milliseconds, so single writes interleave.
+pub const JOB_BATCH: usize = 2000;
+/// Longest `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY: usize = 200;
+/// Jobs [`list`] answers unless asked for another number.
+pub const DEFAULT_LIST: i64 = 50;
+/// Most jobs [`list`] answers.
+pub const MAX_LIST: i64 = 500;
+/// Longest an import batch waits for single writes queued before it.
+const MAX_YIELD: Duration = Duration::from_millis(200);
+/// Longest a batch waits for SQLite's write lock.
+const LOCK_PATIENCE: Duration = Duration::from_secs(60);
+/// How long the worker sleeps when there is nothing to do (a new job wakes
+/// it sooner).
+const IDLE: Duration = Duration::from_secs(5);
+
+/// Wakes the worker when a job is queued.
+static WAKE: Notify = Notify::const_new();
+
+/// Where a service spools the lists of its import jobs, and how large a
+/// list may be.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    /// The spool directory (made when needed).
+    pub dir: PathBuf,
+    /// Longest list, in bytes.
+    pub max_bytes: u64,
+}
+
+/// A job as the API shows it. Fields are in sorted order, as the `json!`
+/// builder this replaced wrote them (serde_json sorts its maps), so the
+/// JSON is the same byte for byte.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportJob {
+    /// Records added.
+    pub added: i64,
+    /// The bank's name.
+    pub bank: String,
+    /// Bytes read so far.
+    pub bytes_done: i64,
+    /// Size of the list.
+    pub bytes_total: i64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Records the bank already held.
+    pub duplicates: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When it ended (RFC 3339).
+    pub finished_at: Option<String>,
+    /// `lines`, `csv` or `jsonl`.
+    pub format: String,
+    /// Its id.
+    pub id: String,
+    /// Lines read so far.
+    pub lines: i64,
+    /// The first [`MAX_REJECTED_LISTED`] rejected lines ([`get`] and
+    /// [`cancel`] only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<Vec<Rejected>>,
+    /// Lines rejected.
+    pub rejected_count: i64,
+    /// Seconds from its creation to its end (or to now).
+    pub seconds: f64,
+    /// Which list it is, as the caller named it.
+    pub source: Option<String>,
+    /// `queued`, `running`, `done`, `failed` or `cancelled`.
+    pub status: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+impl ImportJob {
+    /// The job of row `r`, with its rejected lines if `with_rejected`.
+    pub fn new(r: &JobRow, with_rejected: bool) -> ImportJob {
+        ImportJob {
+            added: r.added,
+            bank: r.bank.clone(),
+            bytes_done: r.bytes_done,
+            bytes_total: r.bytes_total,
+            created_at: db::rfc3339(r.created_at),
+            duplicates: r.duplicates,
+            error: r.error.clone(),
+            finished_at: r.finished_at.map(db::rfc3339),
+            format: r.format.clone(),
+            id: r.id.clone(),
+            lines: r.lines,
+            rejected: with_rejected.then(|| rejected_of(r)),
+            rejected_count: r.rejected_count,
+            seconds: (r.finished_at.unwrap_or_else(db::now_ms) - r.created_at) as f64 / 1e3,
+            source: r.source.clone(),
+            status: r.status.clone(),
+            updated_at: db::rfc3339(r.updated_at),
+        }
+    }
+}
+
+/// The rejected lines listed with a job.
+fn rejected_of(r: &JobRow) -> Vec<Rejected> {
+    serde_json::from_str(&r.rejected).unwrap_or_default()
+}
+
+/// Jobs, newest first ([`list`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportJobs {
+    /// The jobs.
+    pub imports: Vec<ImportJob>,
+}
+
+/// What [`create`] did.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The job.
+    pub job: ImportJob,
+    /// It is new (queued now); `false` when the caller's `Idempotency-Key`
+    /// named a job it created before.
+    pub new: bool,
+}
+
+/// What [`create`] is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct NewJob<'a> {
+    /// The bank's name.
+    pub bank: &'a str,
+    /// The list format (`lines` when none is named).
+    pub format: Option<&'a str>,
+    /// Which list it is (at most [`MAX_SOURCE_CHARS`]).
+    pub source: Option<String>,
+    /// The request's `Idempotency-Key`, as sent: 1 to
+    /// [`MAX_IDEMPOTENCY_KEY`] visible ASCII characters.
+    pub idempotency_key: Option<&'a [u8]>,
+}
+
+/// An `Idempotency-Key` as text, if it is 1 to [`MAX_IDEMPOTENCY_KEY`]
+/// visible ASCII characters (tab allowed, as in an HTTP header value).
+fn idempotency_key(v: &[u8]) -> Result<&str> {
+    let bad = || {
+        Error::bad_request(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible characters"
+        ))
+    };
+    let visible = v.iter().all(|b| (32..127).contains(b) || *b == b'\t');
+    if v.is_empty() || v.len() > MAX_IDEMPOTENCY_KEY || !visible {
+        return Err(bad());
+    }
+    std::str::from_utf8(v).map_err(|_| bad())
+}
+
+/// Removes a half-written spool file if the upload does not complete (the
+/// client went away, the disk filled, the body was too large).
+struct SpoolGuard(Option<PathBuf>);
+
+impl Drop for SpoolGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Spools `body` (a list) and queues a job that imports it into
+/// `new.bank`, created by `actor`. With an `Idempotency-Key` that `actor`
+/// used before, answers that job instead (`new: false`) without reading
+/// `body`. Audited as `import.create`.
+pub async fn create<S, E>(
+    store: &Store,
+    spool: &Spool,
+    actor: &str,
+    new: NewJob<'_>,
+    body: S,
+) -> Result<Created>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let bank = by_name(store, new.bank).await?;
+    let format = format_of(new.format)?;
+    if new
+        .source
+        .as_ref()
+        .is_some_and(|s| s.len() > MAX_SOURCE_CHARS)
+    {
+        return Err(Error::bad_request(format!(
+            "source is over {MAX_SOURCE_CHARS} characters"
+        )));
+    }
+    let key = new.idempotency_key.map(idempotency_key).transpose()?;
+    if let Some(key) = key
+        && let Some(r) = jobs::by_idempotency_key(store, actor, key).await?
+    {
+        // The body of a retried request is not read again.
+        return Ok(Created {
+            job: ImportJob::new(&r, false),
+            new: false,
+        });
+    }
+    let id = db::random_hex();
+    tokio::fs::create_dir_all(&spool.dir)
+        .await
+        .map_err(|e| Error::internal(format!("creating {}: {e}", spool.dir.display())))?;
+    let path = spool.dir.join(format!("{id}.list"));
+    let mut guard = SpoolGuard(Some(path.clone()));
+    let total = write_spool(body, &path, spool.max_bytes).await?;
+    let inserted = jobs::insert(
+        store,
+        &jobs::NewJob {
+            id: &id,
+            bank_id: bank.id,
+            bank: &bank.name,
+            format: format.name(),
+            source: new.source.as_deref(),
+            spool: &path.display().to_string(),
+            idempotency_key: key,
+            created_by: actor,
+            bytes_total: total as i64,
+        },
+    )
+    .await?;
+    if !inserted {
+        // A concurrent retry with the same key won the race.
+        let r = jobs::by_idempotency_key(store, actor, key.unwrap_or(""))
+            .await?
+            .ok_or_else(|| Error::internal("an import job conflicted with none"))?;
+        return Ok(Created {
+            job: ImportJob::new(&r, false),
+            new: false,
+        });
+    }
+    guard.0 = None;
+    let mut tx = store.begin().await?;
+    db::audit(
+        store,
+        &mut tx,
+        actor,
+        "import.create",
+        Some(&bank.name),
+        None,
+        json!({"job": id, "format": format.name(), "source": new.source, "bytes": total}),
+    )
+    .await?;
+    tx.commit().await?;
+    WAKE.notify_one();
+    let r = jobs::get(store, &id)
+        .await?
+        .ok_or_else(|| Error::internal("the new job vanished"))?;
+    Ok(Created {
+        job: ImportJob::new(&r, false),
+        new: true,
+    })
+}
+
+/// Writes `body` to `path` and syncs it; its length. Over `max` bytes:
+/// `too_large`.
+async fn write_spool<S, E>(mut body: S, path: &Path, max: u64) -> Result<u64>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| Error::internal(format!("creating {}: {e}", path.display())))?;
+    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    let mut total: u64 = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|e| Error::bad_request(format!("reading the request body: {e}")))?;
+        total += chunk.len() as u64;
+        if total > max {
+            return Err(Error::too_large(format!(
+                "the list is over max_import_bytes ({max} bytes)"
+            )));
+        }
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?;
+    }
+    out.flush()
+        .await
+        .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?;
+    out.into_inner()
+        .sync_all()
+        .await
+        .map_err(|e| Error::internal(format!("syncing {}: {e}", path.display())))?;
+    Ok(total)
+}
+
+/// The job's row, or `not_found`.
+async fn row(store: &Store, id: &str) -> Result<JobRow> {
+    jobs::get(store, id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no import job {id:?}")))
+}
+
+/// Job `id` with its progress and rejected lines.
+pub async fn get(store: &Store, id: &str) -> Result<ImportJob> {
+    Ok(ImportJob::new(&row(store, id).await?, true))
+}
+
+/// Up to `limit` jobs ([`DEFAULT_LIST`], at most [`MAX_LIST`]), of the bank
+/// named `bank` if given, newest first.
+pub async fn list(store: &Store, bank: Option<&str>, limit: Option<i64>) -> Result<ImportJobs> {
+    let limit = limit.unwrap_or(DEFAULT_LIST).clamp(1, MAX_LIST);
+    let rows = jobs::list(store, bank, limit).await?;
+    Ok(ImportJobs {
+        imports: rows.iter().map(|r| ImportJob::new(r, false)).collect(),
+    })
+}
+
+/// Cancels a queued or running job (`conflict` if it has ended); batches
+/// already committed stay. Audited as `import.cancel`.
+pub async fn cancel(store: &Store, actor: &str, id: &str) -> Result<ImportJob> {
+    let r = row(store, id).await?;
+    let mut tx = store.begin().await?;
+    if !jobs::cancel(store, &mut tx, id).await? {
+        return Err(Error::conflict(format!("the job is already {}", r.status)));
+    }
+    db::audit(
+        store,
+        &mut tx,
+        actor,
+        "import.cancel",
+        Some(&r.bank),
+        None,
+        json!({"job": id}),
+    )
+    .await?;
+    tx.commit().await?;
+    // A running job's worker removes its spool file at its next batch.
+    if r.status == QUEUED {
+        let _ = tokio::fs::remove_file(&r.spool).await;
+    }
+    let r = jobs::get(store, id)
+        .await?
+        .ok_or_else(|| Error::internal("the job vanished"))?;
+    Ok(ImportJob::new(&r, true))
+}
+
+/// Runs queued jobs (and resumes interrupted ones) one at a time, oldest
+/// first, forever: the service's import worker.
+pub async fn work(store: Store, catalog: Arc<Catalog>) {
+    loop {
+        match run_pending(&store, &catalog).await {
+            Ok(_) => {
+                let _ = tokio::time::timeout(IDLE, WAKE.notified()).await;
+            }
+            Err(e) => {
+                tracing::warn!("looking for import jobs: {}", e.message);
+                tokio::time::sleep(IDLE).await;
+            }
+        }
+    }
+}
+
+/// Runs every queued job and resumes every interrupted one whose spool file
+/// is here ([`next_job`]), one at a time, oldest first; how many it ran. A
+/// job that fails is marked `failed` with why. A job still pending after
+/// its run (its end could not be recorded) is left for a later call.
+pub async fn run_pending(store: &Store, catalog: &Catalog) -> Result<usize> {
+    let mut ran = HashSet::new();
+    while let Some(id) = next_job(store).await? {
+        if !ran.insert(id.clone()) {
+            break;
+        }
+        if let Err(e) = run(store, catalog, &id).await {
+            tracing::warn!("import job {id} failed: {}", e.message);
+            let _ = finish(store, &id, FAILED, Some(&e.message)).await;
+        }
+    }
+    Ok(ran.len())
+}
+
+/// The oldest queued or interrupted job whose spool file is here.
+pub async fn next_job(store: &Store) -> Result<Option<String>> {
+    for (id, spool) in jobs::pending(store).await? {
+        if tokio::fs::try_exists(&spool).await.unwrap_or(false) {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// Ends a pending job and removes its spool file.
+async fn finish(store: &Store, id: &str, status: &str, error: Option<&str>) -> Result<()> {
+    if let Some(spool) = jobs::finish(store, id, status, error).await? {
+        let _ = tokio::fs::remove_file(spool).await;
+    }
+    Ok(())
+}
+
+/// Imports job `id` from its checkpoint to the end of its spool file, and
+/// marks it done. An ended (or unknown) job is left as it is.
+pub async fn run(store: &Store, catalog: &Catalog, id: &str) -> Result<()> {
+    run_for(store, catalog, id, usize::MAX).await
+}
+
+/// Lets writers waiting for a transaction ([`Store::writers_waiting`]) start
+/// theirs before the next import batch takes SQLite's write lock.
+async fn yield_to_writers(s: &Store) {
+    let t = Instant::now();
+    while s.writers_waiting() > 0 && t.elapsed() < MAX_YIELD {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// [`run`], but stops after committing `max_batches` (at least one) batches of
+/// [`JOB_BATCH`] records, leaving the job running at its checkpoint as a
+/// stopped worker would; a later [`run`] (or [`run_pending`]) resumes it
+/// there.
+pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: usize) -> Result<()> {
+    let s = store;
+    let Some(r) = jobs::get(s, id).await? else {
+        return Ok(());
+    };
+    if !r.is_pending() {
+        return Ok(());
+    }
+    // A bank of the same name made since is not the job's bank.
+    let Some(bank) = db::bank_by_name(s, &r.bank)
+        .await?
+        .filter(|b| b.id == r.bank_id)
+    else {
+        return Err(Error::not_found(format!(
+            "bank {:?} was deleted during the import",
+            r.bank
+        )));
+    };
+    let format = format_of(Some(&r.format))?;
+    let mut offset = r.bytes_done as u64;
+    let mut lines = r.lines as usize;
+    let (mut added, mut duplicates, mut rejected_count) = (r.added, r.duplicates, r.rejected_count);
+    let mut rejected = rejected_of(&r);
+    if r.status == RUNNING {
+        tracing::info!("resuming import job {id} at line {lines} (byte {offset})");
+    }
+    jobs::start(s, id).await?;
+
+    let mut conn = jobs::job_connection(s).await?;
+    // Reading and parsing run on a blocking thread, a batch or two ahead of
+    // the writes.
+    let (batches, mut parsed) = tokio::sync::mpsc::channel(2);
+    {
+        let spool = r.spool.clone();
+        tokio::task::spawn_blocking(move || read_batches(&spool, offset, lines, format, batches));
+    }
+    let mut committed = 0;
+    while let Some(next) = parsed.recv().await {
+        let next = next.map_err(Error::internal)?;
+        offset = next.offset;
+        lines = next.lines;
+        let new_rejected = !next.rejected.is_empty() && rejected.len() < MAX_REJECTED_LISTED;
+        for (line, error) in next.rejected {
+            rejected_count += 1;
+            if rejected.len() < MAX_REJECTED_LISTED {
+                rejected.push(Rejected { line, error });
+            }
+        }
+        yield_to_writers(s).await;
+        // The batch's transaction, on the job's connection: on SQLite, its
+        // `BEGIN IMMEDIATE` is retried every millisecond (see
+        // `jobs::job_connection`).
+        let waited = Instant::now();
+        let mut tx = loop {
+            match jobs::begin_batch(s, &mut conn).await {
+                Ok(tx) => break tx,
+                Err(e) if jobs::is_busy(&e) && waited.elapsed() < LOCK_PATIENCE => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let written = next
+            .batch
+            .write(
+                s,
+                &mut tx,
+                &bank,
+                &r.created_by,
+                r.source.as_deref(),
+                format,
+            )
+            .await?;
+        added += written.added as i64;
+        duplicates += written.duplicates as i64;
+        let rejected_text = if new_rejected {
+            Some(serde_json::to_string(&rejected).map_err(Error::internal)?)
+        } else {
+            None
+        };
+        let at = jobs::Checkpoint {
+            bytes_done: offset as i64,
+            lines: lines as i64,
+            added,
+            duplicates,
+            rejected_count,
+            rejected: rejected_text.as_deref(),
+        };
+        if !jobs::checkpoint(s, &mut tx, id, &at).await? {
+            // Cancelled meanwhile: this batch is not committed.
+            drop(tx);
+            let _ = tokio::fs::remove_file(&r.spool).await;
+            return Ok(());
+        }
+        written.commit(s, catalog, tx).await?;
+        if next.at_end {
+            break;
+        }
+        committed += 1;
+        if committed >= max_batches {
+            let _ = conn.close().await;
+            return Ok(());
+        }
+    }
+    let _ = conn.close().await;
+    finish(s, id, DONE, None).await?;
+    tracing::info!(
+        "import job {id}: {lines} lines, {added} added, {duplicates} duplicates, {rejected_count} rejected"
+    );
+    Ok(())
+}
+
+/// Lines of the spool file parsed into a batch, with where reading stopped.
+struct Parsed {
+    batch: Batch,
+    /// Byte offset just after the batch's last line.
+    offset: u64,
+    /// Number of the batch's last line (lines read so far).
+    lines: usize,
+    /// Rejected lines of the batch: (number, why).
+    rejected: Vec<(usize, String)>,
+    /// The file ends with this batch.
+    at_end: bool,
+}
+
+/// Reads the spool file from `offset` (after line `lines`) and sends it on
+/// in batches of [`JOB_BATCH`] records, until the end of the file or until
+/// the receiver is gone (the job stopped). Runs on a blocking thread.
+fn read_batches(
+    spool: &str,
+    mut offset: u64,
+    mut lines: usize,
+    format: Format,
+    out: tokio::sync::mpsc::Sender<Result<Parsed, String>>,
+) {
+    use std::io::{BufRead, Seek};
+    let opened = std::fs::File::open(spool).and_then(|mut f| {
+        f.seek(SeekFrom::Start(offset))?;
+        Ok(f)
+    });
+    let mut reader = match opened {
+        Ok(f) => std::io::BufReader::with_capacity(1 << 20, f),
+        Err(e) => {
+            let _ = out.blocking_send(Err(format!("reading {spool}: {e}")));
+            return;
+        }
+    };
+    let mut line = Vec::with_capacity(256);
+    loop {
+        let mut p = Parsed {
+            batch: Batch::default(),
+            offset,
+            lines,
+            rejected: Vec::new(),
+            at_end: false,
+        };
+        while p.batch.len() < JOB_BATCH {
+            line.clear();
+            let n = match reader.read_until(b'\n', &mut line) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = out.blocking_send(Err(format!("reading {spool}: {e}")));
+                    return;
+                }
+            };
+            if n == 0 {
+                p.at_end = true;
+                break;
+            }
+            offset += n as u64;
+            lines += 1;
+            let text = line.strip_suffix(b"\n").unwrap_or(&line);
+            if let Err(e) = p.batch.line(format, lines, text) {
+                p.rejected.push((lines, e));
+            }
+        }
+        (p.offset, p.lines) = (offset, lines);
+        let at_end = p.at_end;
+        if out.blocking_send(Ok(p)).is_err() || at_end {
+            return;
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! Import jobs as service operations, without HTTP, on SQLite and (when
+//! `BULWARK_TEST_POSTGRES` is set) PostgreSQL. A job's counts (added,
+//! duplicates, rejected line numbers) are checked against what the list
+//! holds by construction, the bank's counters in the store and the index
+//! (`Catalog::search`); a retried create with the same `Idempotency-Key`
+//! answers the first job; a job stopped after its first batch and resumed
+//! on a reopened store ends with the same counts and the same content as an
+//! uninterrupted one, without duplicates. The HTTP surface is tested in
+//! crates/server/tests/server/imports.rs.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeSet, HashSet};
+
+use bulwark_pdq::PdqHash;
+use bulwark_service::banks::{self, NewBank};
+use bulwark_service::catalog::Catalog;
+use bulwark_service::imports::{self, Created, ImportJob, JOB_BATCH, NewJob, Spool};
+use bulwark_service::{Error, Kind};
+use bulwark_store::Store;
+use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+
+use crate::support::TestStore;
+
+const ACTOR: &str = "curator-key";
+
+fn hash(seed: u64, i: u64) -> PdqHash {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed * 1_000_003 + i);
+    PdqHash::from_bytes(rng.r#gen())
+}
+
+/// A list body in chunks of 4 KiB, as a request body arrives.
+fn body(
+    text: &str,
+) -> futures_util::stream::Iter<std::vec::IntoIter<Result<Bytes, std::io::Error>>> {
+    let chunks: Vec<_> = text
+        .as_bytes()
+        .chunks(4096)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures_util::stream::iter(chunks)
+}
+
+fn kind<T: std::fmt::Debug>(r: Result<T, Error>) -> Kind {
+    r.unwrap_err().kind
+}
+
+/// A list of `n` distinct PDQ hashes in `lines` format, with an in-file
+/// duplicate, a blank line, a CRLF line and bad lines, one of them past the
+/// first batch; with the hashes and the (1-based) numbers of the bad lines.
+struct List {
+    text: String,
+    lines: usize,
+    hashes: Vec<PdqHash>,
+    rejected: Vec<usize>,
+}
+
+fn list(seed: u64, n: u64) -> List {
+    let hashes: Vec<PdqHash> = (0..n).map(|i| hash(seed, i)).collect();
+    let mut lines: Vec<String> = hashes.iter().map(|h| format!("pdq {h}")).collect();
+    lines.insert(10, lines[3].clone());
+    lines.insert(20, "pdq nothex".into());
+    lines.insert(30, String::new());
+    lines[40].push('\r');
+    let late = JOB_BATCH + 500;
+    lines.insert(late, "md5 0123".into());
+    List {
+        text: lines.join("\n"),
+        lines: lines.len(),
+        hashes,
+        rejected: vec![21, late + 1],
+    }
+}
+
+async fn make_bank(store: &Store, catalog: &Catalog, name: &str) {
+    let b = NewBank {
+        name: name.into(),
+        threshold: None,
+        min_quality: None,
+        enabled: None,
+        description: None,
+        provider: None,
+    };
+    banks::create(store, catalog, ACTOR, 31, b).await.unwrap();
+}
+
+/// (content, disabled) of the bank, from the store's counters.
+async fn counts(store: &Store, bank: &str) -> (i64, i64) {
+    let b = banks::get(store, bank).await.unwrap();
+    (b.content_count, b.disabled_count)
+}
+
+/// The bank's signal values, in id order.
+async fn signal_values(store: &Store, bank: &str) -> Vec<String> {
+    let id = banks::by_name(store, bank).await.unwrap().id;
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = bulwark_store::content::export_page(store, id, after)
+            .await
+            .unwrap();
+        out.extend(page.iter().map(|r| r.value.clone()));
+        match page.last() {
+            Some(r) if page.len() == bulwark_store::content::EXPORT_PAGE => after = r.id,
+            _ => return out,
+        }
+    }
+}
+
+/// How many of `hashes` the index finds exactly in `bank`.
+fn indexed(catalog: &Catalog, bank: &str, hashes: &[PdqHash]) -> usize {
+    hashes
+        .iter()
+        .filter(|h| {
+            catalog
+                .search(h, None)
+                .iter()
+                .any(|hit| &*hit.bank == bank && hit.distance == 0)
+        })
+        .count()
+}
+
+async fn create(
+    store: &Store,
+    spool: &Spool,
+    actor: &str,
+    bank: &str,
+    key: Option<&[u8]>,
+    text: &str,
+) -> Result<Created, Error> {
+    let new = NewJob {
+        bank,
+        format: Some("lines"),
+        source: Some("test".into()),
+        idempotency_key: key,
+    };
+    imports::create(store, spool, actor, new, body(text)).await
+}
+
+fn rejected_lines(job: &ImportJob) -> Vec<usize> {
+    job.rejected
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|r| r.line)
+        .collect()
+}
+
+/// Files left in the spool directory.
+fn spooled(spool: &Spool) -> usize {
+    std::fs::read_dir(&spool.dir).map_or(0, |d| d.count())
+}
+
+/// Checks a finished job of `l` into `bank` against the list, the bank's
+/// counters and the index.
+async fn check_done(store: &Store, catalog: &Catalog, bank: &str, job: &ImportJob, l: &List) {
+    assert_eq!(job.status, "done", "{job:?}");
+    assert_eq!(job.lines, l.lines as i64);
+    assert_eq!(job.added, l.hashes.len() as i64, "{job:?}");
+    assert_eq!(job.duplicates, 1, "the in-file duplicate");
+    assert_eq!(job.rejected_count, l.rejected.len() as i64);
+    assert_eq!(rejected_lines(job), l.rejected);
+    assert_eq!(job.bytes_done, job.bytes_total);
+    assert_eq!(job.bytes_total, l.text.len() as i64);
+    assert!(job.finished_at.is_some() && job.error.is_none(), "{job:?}");
+    assert_eq!(counts(store, bank).await, (l.hashes.len() as i64, 0));
+    assert_eq!(indexed(catalog, bank, &l.hashes), l.hashes.len());
+    let values = signal_values(store, bank).await;
+    let distinct: HashSet<&String> = values.iter().collect();
+    assert_eq!(distinct.len(), values.len(), "no content imported twice");
+    let want: HashSet<String> = l.hashes.iter().map(|h| h.to_string()).collect();
+    assert_eq!(distinct.into_iter().cloned().collect::<HashSet<_>>(), want);
+}
+
+async fn exercise(t: &TestStore) {
+    let store = &t.store;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool {
+        dir: dir.path().join("imports"),
+        max_bytes: 10 << 20,
+    };
+    let catalog = Catalog::new();
+    catalog.load(store).await.unwrap();
+    for b in ["whole", "resumed", "gone"] {
+        make_bank(store, &catalog, b).await;
+    }
+    let l = list(1, 5000);
+
+    // Refused before anything is spooled or queued.
+    let ok = l.text.as_str();
+    let bad_keys: [&[u8]; 3] = [b"", &[b'k'; 201], b"k\x01"];
+    for key in bad_keys {
+        let r = create(store, &spool, ACTOR, "whole", Some(key), ok).await;
+        assert_eq!(kind(r), Kind::BadRequest);
+    }
+    let r = create(store, &spool, ACTOR, "nope", None, ok).await;
+    assert_eq!(kind(r), Kind::NotFound);
+    let new = NewJob {
+        bank: "whole",
+        format: Some("xml"),
+        ..NewJob::default()
+    };
+    assert_eq!(
+        kind(imports::create(store, &spool, ACTOR, new, body(ok)).await),
+        Kind::BadRequest
+    );
+    let small = Spool {
+        max_bytes: 100,
+        ..spool.clone()
+    };
+    let r = create(store, &small, ACTOR, "whole", None, ok).await;
+    assert_eq!(kind(r), Kind::TooLarge);
+    assert_eq!(spooled(&spool), 0, "a refused upload leaves no file");
+    assert!(
+        imports::list(store, None, None)
+            .await
+            .unwrap()
+            .imports
+            .is_empty()
+    );
+
+    // An uninterrupted job.
+    let whole = create(store, &spool, ACTOR, "whole", None, &l.text)
+        .await
+        .unwrap();
+    assert!(whole.new);
+    assert_eq!(whole.job.status, "queued");
+    assert_eq!(whole.job.rejected, None, "listed by get only");
+    assert_eq!(imports::run_pending(store, &catalog).await.unwrap(), 1);
+    let whole = imports::get(store, &whole.job.id).await.unwrap();
+    check_done(store, &catalog, "whole", &whole, &l).await;
+    assert_eq!(spooled(&spool), 0, "the spool file goes at the end");
+
+    // The same list again: nothing added, all duplicates.
+    let again = create(store, &spool, ACTOR, "whole", None, &l.text)
+        .await
+        .unwrap();
+    imports::run_pending(store, &catalog).await.unwrap();
+    let again = imports::get(store, &again.job.id).await.unwrap();
+    assert_eq!(
+        (again.added, again.duplicates),
+        (0, l.hashes.len() as i64 + 1)
+    );
+    assert_eq!(counts(store, "whole").await, (l.hashes.len() as i64, 0));
+
+    // Idempotency: a retry with the same key gets the first job (its body
+    // is not read); the same key from another caller is another job.
+    let first = create(store, &spool, ACTOR, "resumed", Some(b"k-1"), &l.text)
+        .await
+        .unwrap();
+    assert!(first.new);
+    let retry = create(store, &spool, ACTOR, "resumed", Some(b"k-1"), "pdq 00")
+        .await
+        .unwrap();
+    assert!(!retry.new);
+    assert_eq!(retry.job.id, first.job.id);
+    assert_eq!(retry.job.bytes_total, l.text.len() as i64);
+    let other = create(store, &spool, "other-key", "whole", Some(b"k-1"), "")
+        .await
+        .unwrap();
+    assert!(other.new);
+    assert_ne!(other.job.id, first.job.id);
+    // Cancelled while queued: its file goes; a second cancel conflicts.
+    let cancelled = imports::cancel(store, ACTOR, &other.job.id).await.unwrap();
+    assert_eq!(cancelled.status, "cancelled");
+    assert_eq!(
+        kind(imports::cancel(store, ACTOR, &other.job.id).await),
+        Kind::Conflict
+    );
+    assert_eq!(spooled(&spool), 1, "only the queued job's list");
+    assert_eq!(kind(imports::get(store, "nope").await), Kind::NotFound);
+    let listed: Vec<String> = imports::list(store, Some("whole"), None)
+        .await
+        .unwrap()
+        .imports
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(!listed.contains(&first.job.id), "another bank's job");
+
+    // Stopped after its first batch, as a stopped worker leaves it.
+    let id = first.job.id.clone();
+    imports::run_for(store, &catalog, &id, 1).await.unwrap();
+    let stopped = imports::get(store, &id).await.unwrap();
+    assert_eq!(stopped.status, "running", "{stopped:?}");
+    assert!(
+        stopped.lines > 0 && (stopped.lines as usize) < l.lines,
+        "{stopped:?}"
+    );
+    assert!(stopped.bytes_done < stopped.bytes_total);
+    // The checkpoint and the batch were committed together.
+    assert_eq!(
+        stopped.added + stopped.duplicates,
+        JOB_BATCH as i64,
+        "{stopped:?}"
+    );
+    assert_eq!(counts(store, "resumed").await, (stopped.added, 0));
+    assert_eq!(rejected_lines(&stopped), [l.rejected[0]]);
+
+    // Reopened (a restart): the job resumes at its checkpoint.
+    let url = store.pool.connect_options().database_url.to_string();
+    store.pool.close().await;
+    let store = Store::open(&url).await.unwrap();
+    let catalog = Catalog::new();
+    catalog.load(&store).await.unwrap();
+    assert_eq!(imports::next_job(&store).await.unwrap(), Some(id.clone()));
+    assert_eq!(imports::run_pending(&store, &catalog).await.unwrap(), 1);
+    let resumed = imports::get(&store, &id).await.unwrap();
+    check_done(&store, &catalog, "resumed", &resumed, &l).await;
+    assert_eq!(
+        signal_values(&store, "resumed")
+            .await
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        signal_values(&store, "whole")
+            .await
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        "the same content as the uninterrupted job"
+    );
+    assert_eq!(spooled(&spool), 0);
+
+    // A job whose bank is deleted before it runs fails, saying why.
+    let gone = create(&store, &spool, ACTOR, "gone", None, &list(2, 100).text)
+        .await
+        .unwrap();
+    banks::delete(&store, &catalog, ACTOR, "gone")
+        .await
+        .unwrap();
+    make_bank(&store, &catalog, "gone").await;
+    imports::run_pending(&store, &catalog).await.unwrap();
+    let gone = imports::get(&store, &gone.job.id).await.unwrap();
+    assert_eq!(gone.status, "failed");
+    assert!(
+        gone.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("deleted during the import"),
+        "{gone:?}"
+    );
+    assert_eq!(counts(&store, "gone").await, (0, 0));
+    assert_eq!(spooled(&spool), 0);
+    assert_eq!(imports::run_pending(&store, &catalog).await.unwrap(), 0);
+    store.pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_jobs_on_sqlite() {
+    let t = TestStore::sqlite().await;
+    exercise(&t).await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_jobs_on_postgres() {
+    let Some(t) = TestStore::postgres("imports").await else {
+        return;
+    };
+    exercise(&t).await;
+    t.cleanup().await;
+}
