@@ -233,8 +233,13 @@ async fn a_report_whose_text_matched_shows_its_matches() {
             .await
             .unwrap();
         let state = &c.service.state;
-        let sig = bulwark_server::api::signals::ReportSignals::compute(
-            state,
+        let sig = bulwark_service::signals::ReportSignals::compute(
+            bulwark_service::signals::Context {
+                store: &state.store,
+                catalog: &state.catalog,
+                metrics: &state.metrics,
+                text_index: &state.text_index,
+            },
             &[(0, AD.to_string())],
             &[],
         )
@@ -328,8 +333,13 @@ async fn text_matches_go_into_the_evidence_package_and_cybertip_report() {
             )
             .await;
         let state = &c.service.state;
-        let sig = bulwark_server::api::signals::ReportSignals::compute(
-            state,
+        let sig = bulwark_service::signals::ReportSignals::compute(
+            bulwark_service::signals::Context {
+                store: &state.store,
+                catalog: &state.catalog,
+                metrics: &state.metrics,
+                text_index: &state.text_index,
+            },
             &[(0, AD.to_string()), (1, posted.to_string())],
             &[],
         )

@@ -63,13 +63,18 @@ fn list(seed: u64, n: u64) -> List {
     lines.insert(20, "pdq nothex".into());
     lines.insert(30, String::new());
     lines[40].push('\r');
+    let mut rejected = vec![21];
+    // A bad line in the second batch, when the list has one.
     let late = JOB_BATCH + 500;
-    lines.insert(late, "md5 0123".into());
+    if late <= lines.len() {
+        lines.insert(late, "md5 0123".into());
+        rejected.push(late + 1);
+    }
     List {
         text: lines.join("\n"),
         lines: lines.len(),
         hashes,
-        rejected: vec![21, late + 1],
+        rejected,
     }
 }
 
