@@ -451,6 +451,7 @@ fn main() {
         md,
         "\n| pairing | false matches | highest query % | that pair |\n| --- | ---: | ---: | --- |"
     );
+    let mut false_pairs = std::collections::BTreeSet::new();
     for m in &modes {
         let mut matched = 0;
         let mut worst = (0.0f64, ("", ""));
@@ -461,7 +462,10 @@ fn main() {
                 &rule,
                 m.pairing,
             );
-            matched += usize::from(r.result.is_match);
+            if r.result.is_match {
+                matched += 1;
+                false_pairs.insert((*a, *b));
+            }
             if r.result.query_percent > worst.0 {
                 worst = (r.result.query_percent, (a, b));
             }
@@ -471,6 +475,10 @@ fn main() {
             "| {} | {matched} | {:.0} | {} → {} |",
             m.name, worst.0, worst.1.0, worst.1.1
         );
+    }
+    let _ = writeln!(md, "\nPairs matched in any pairing (query → compared):\n");
+    for (a, b) in &false_pairs {
+        let _ = writeln!(md, "- {a} → {b}");
     }
     let _ = writeln!(md, "\nTotal {:.0} s.", started.elapsed().as_secs_f64());
     std::fs::write(out.join("report.md"), &md).expect("write report");

@@ -11,6 +11,11 @@
 //!   `every_seconds`), printed in the reference's `frame,quality,hash,timestamp` form.
 //! - [`match_videos`]: the share of the query's frames found in the other video
 //!   and vice versa, and the verdict under a [`MatchRule`].
+//! - [`hash_video_extras`] / [`match_videos_extras`]: frames that also carry
+//!   extra hashes ([`bulwark_pdq::MultiHash`] kinds, e.g. the content region
+//!   inside letterbox or caption framing), and the same rule where a frame is
+//!   found through any kind pair a [`Pairing`] allows (docs/VPDQ.md, "Framed
+//!   re-uploads").
 //!
 //! See docs/VPDQ.md for where the reference implementations disagree and which
 //! choices Bulwark makes.
