@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::console_fixtures;
-use crate::support;
 
 use std::sync::{Arc, Mutex};
 

@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::console_fixtures;
-use crate::support;
 
 use std::path::PathBuf;
 use std::time::Duration;

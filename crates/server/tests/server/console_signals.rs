@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::console_fixtures;
-use crate::support;
 
 use axum::http::{Method, StatusCode};
 use bulwark_server::console::accounts::ConsoleRole;

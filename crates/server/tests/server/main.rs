@@ -3,6 +3,10 @@
 //! each). `cargo test --workspace --features bulwark/full --test server
 //! MODULE::` runs one area.
 
+// First, so that its macros (`both_databases!`) are in scope below.
+#[macro_use]
+mod support;
+
 mod api;
 mod connections;
 mod console;
@@ -15,4 +19,3 @@ mod hma_conformance;
 mod imports;
 mod multi_hash;
 mod signals;
-mod support;
