@@ -15,9 +15,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bulwark_index::{Index, LiveIndex};
-use bulwark_pdq::PdqHash;
+use bulwark_pdq::{HashKind, KindHash, Pairing, PdqHash};
 use bulwark_store::{self as db, BankRow, Store, now_ms};
-use bulwark_vpdq::{FrameHash, MatchRule};
+use bulwark_vpdq::{FrameExtras, FrameHash, MatchRule};
 
 const FRAME_BIT: u64 = 1 << 62;
 const CONTENT_BITS: u32 = 40;
@@ -111,13 +111,19 @@ pub struct VideoHit {
     pub query_percent: f64,
     /// Percent of the banked video's frames found in the query.
     pub compared_percent: f64,
+    /// `None`: the plain frames match. Otherwise the video matches only
+    /// through frame extras (the content region inside framing): the
+    /// (query kind, banked kind) pair that found most of its frames.
+    pub via: Option<(HashKind, HashKind)>,
 }
 
 struct State {
     banks: HashMap<i64, BankInfo>,
     /// Content that does not match: `None` disabled, `Some(t)` until `t` (ms).
     disabled: HashMap<i64, Option<i64>>,
-    videos: HashMap<i64, Arc<Vec<FrameHash>>>,
+    /// Banked videos: content id -> (bank id, frames, each with its banked
+    /// extra hashes).
+    videos: HashMap<i64, (i64, Arc<Vec<FrameExtras>>)>,
 }
 
 /// What the snapshot file's companion `.json` says.
@@ -134,6 +140,8 @@ struct SnapshotMeta {
 struct Side {
     banks: HashMap<i64, BankInfo>,
     videos: HashMap<i64, Vec<FrameHash>>,
+    /// Banked frame extras: content id -> (frame number, hash).
+    frame_extras: HashMap<i64, Vec<(u64, KindHash)>>,
     video_bank: HashMap<i64, i64>,
     disabled: HashMap<i64, Option<i64>>,
 }
@@ -297,6 +305,11 @@ impl Catalog {
         for frames in videos.values_mut() {
             frames.sort_by_key(|f| f.frame);
         }
+        let mut frame_extras: HashMap<i64, Vec<(u64, KindHash)>> = HashMap::new();
+        db::catalog::for_each_frame_extra(store, |cid, frame, e| {
+            frame_extras.entry(cid).or_default().push((frame, e));
+        })
+        .await?;
         let disabled: HashMap<i64, Option<i64>> = db::catalog::disabled_content(store)
             .await?
             .into_iter()
@@ -304,6 +317,7 @@ impl Catalog {
         Ok(Side {
             banks,
             videos,
+            frame_extras,
             video_bank,
             disabled,
         })
@@ -315,10 +329,14 @@ impl Catalog {
             *self.index.write().unwrap_or_else(|e| e.into_inner()) = live;
             st.banks = side.banks;
             st.disabled = side.disabled;
+            let mut extras = side.frame_extras;
             st.videos = side
                 .videos
                 .into_iter()
-                .map(|(k, v)| (k, Arc::new(v)))
+                .map(|(k, v)| {
+                    let x = extras.remove(&k).unwrap_or_default();
+                    (k, (side.video_bank[&k], Arc::new(with_extras(v, x))))
+                })
                 .collect();
         }
         {
@@ -624,6 +642,10 @@ impl Catalog {
         let rows = db::catalog::indexed_content(store, &ids).await?;
         let frame_rows = db::catalog::frames_of_contents(store, &ids).await?;
         let extras = crate::extras::load_of(store, &ids).await?;
+        let mut frame_extras: HashMap<i64, Vec<(u64, KindHash)>> = HashMap::new();
+        for (cid, frame, e) in db::catalog::frame_extras_of_contents(store, &ids).await? {
+            frame_extras.entry(cid).or_default().push((frame, e));
+        }
         let mut frames: HashMap<i64, Vec<FrameHash>> = HashMap::new();
         for (cid, f) in frame_rows {
             frames.entry(cid).or_default().push(f);
@@ -660,7 +682,8 @@ impl Catalog {
                 for h in bulwark_vpdq::prepare(&f, 0) {
                     index.insert(entry_id(true, bank, cid), *h.as_bytes());
                 }
-                st.videos.insert(cid, Arc::new(f));
+                let x = frame_extras.remove(&cid).unwrap_or_default();
+                st.videos.insert(cid, (bank, Arc::new(with_extras(f, x))));
             }
         }
         for (id, code) in extras {
@@ -863,18 +886,29 @@ impl Catalog {
     }
 
     /// Banked videos that match `query` under the vPDQ rule (each bank's
-    /// threshold as the frame distance).
+    /// threshold as the frame distance): plainly, as python-threatexchange
+    /// compares them, or else through frame extras on either side under the
+    /// "both sides" pairing ([`VideoHit::via`]). Candidates are the banked
+    /// videos with a frame in the index near one of the query's plain or
+    /// extra frame hashes, and those with a banked frame extra near one of
+    /// them (a scan of the banked frame extras: they are not in the index,
+    /// which photo searches share).
     pub fn match_video(
         &self,
-        query: &[FrameHash],
+        query: &[FrameExtras],
         rule: &MatchRule,
         banks: Option<&HashSet<String>>,
     ) -> Vec<VideoHit> {
         let Some(radius) = self.radius(banks) else {
             return Vec::new();
         };
-        let q = bulwark_vpdq::prepare(query, rule.quality);
-        let codes: Vec<[u8; 32]> = q.iter().map(|h| *h.as_bytes()).collect();
+        let mut codes: Vec<[u8; 32]> = bulwark_vpdq::prepare_extras(query, rule.quality)
+            .iter()
+            .flatten()
+            .map(|(_, h)| *h.as_bytes())
+            .collect();
+        codes.sort_unstable();
+        codes.dedup();
         let found = self.index().search_batch(&codes, radius);
         let mut candidates: HashSet<(i64, i64)> = HashSet::new();
         for m in found.iter().flatten() {
@@ -887,7 +921,17 @@ impl Catalog {
             }
         }
         let st = self.state();
+        let hashes: Vec<PdqHash> = codes.iter().map(|c| PdqHash::from_bytes(*c)).collect();
+        for (cid, (bank, frames)) in &st.videos {
+            let near = frames.iter().flat_map(|f| &f.extras).any(|e| {
+                e.quality >= rule.quality && hashes.iter().any(|h| h.distance(&e.hash) <= radius)
+            });
+            if near {
+                candidates.insert((*bank, *cid));
+            }
+        }
         let now = now_ms();
+        let query_extras = query.iter().any(|f| !f.extras.is_empty());
         let mut out = Vec::new();
         for (bank_id, cid) in candidates {
             let Some(b) = st.banks.get(&bank_id) else {
@@ -899,23 +943,30 @@ impl Catalog {
             {
                 continue;
             }
-            let Some(frames) = st.videos.get(&cid) else {
+            let Some((_, frames)) = st.videos.get(&cid) else {
                 continue;
             };
-            let r = bulwark_vpdq::match_videos(
-                query,
-                frames,
-                &MatchRule {
-                    distance: b.threshold,
-                    ..*rule
-                },
-            );
+            let rule = MatchRule {
+                distance: b.threshold,
+                ..*rule
+            };
+            // Plain frames only: equal to `match_videos` on them.
+            let plain = bulwark_vpdq::match_videos_extras(query, frames, &rule, Pairing::FullOnly);
+            let (r, via) = if plain.result.is_match {
+                (plain.result, None)
+            } else if query_extras || frames.iter().any(|f| !f.extras.is_empty()) {
+                let x = bulwark_vpdq::match_videos_extras(query, frames, &rule, Pairing::Both);
+                (x.result, x.via)
+            } else {
+                continue;
+            };
             if r.is_match {
                 out.push(VideoHit {
                     bank: Arc::clone(&b.name),
                     content_id: cid,
                     query_percent: r.query_percent,
                     compared_percent: r.compared_percent,
+                    via,
                 });
             }
         }
@@ -957,6 +1008,22 @@ fn advance(seen: &mut Seen) {
     while seen.above.remove(&(seen.floor + 1)) {
         seen.floor += 1;
     }
+}
+
+/// A banked video's frames with their stored extras (`extras`: frame
+/// number, hash).
+fn with_extras(frames: Vec<FrameHash>, extras: Vec<(u64, KindHash)>) -> Vec<FrameExtras> {
+    let mut by_frame: HashMap<u64, Vec<KindHash>> = HashMap::new();
+    for (f, e) in extras {
+        by_frame.entry(f).or_default().push(e);
+    }
+    frames
+        .into_iter()
+        .map(|frame| FrameExtras {
+            extras: by_frame.remove(&frame.frame).unwrap_or_default(),
+            frame,
+        })
+        .collect()
 }
 
 fn bank_info(b: &BankRow) -> BankInfo {

@@ -191,9 +191,11 @@ pub fn from_hashed(h: &Hashed) -> NewContent {
                 sig("sha256", hex::encode(sha256), None),
             ],
             frames: Vec::new(),
+            frame_extras: Vec::new(),
         },
         Hashed::Video {
             frames,
+            frame_extras,
             md5,
             sha256,
         } => NewContent {
@@ -207,6 +209,7 @@ pub fn from_hashed(h: &Hashed) -> NewContent {
                 sig("sha256", hex::encode(sha256), None),
             ],
             frames: frames.clone(),
+            frame_extras: frame_extras.clone(),
         },
     }
 }
@@ -279,6 +282,7 @@ pub fn from_signals(
             }))
             .collect(),
         frames: Vec::new(),
+        frame_extras: Vec::new(),
     })
 }
 
@@ -368,6 +372,13 @@ pub async fn insert(
         Some(id) => {
             let banked = crate::extras::to_bank(extras, bank_kinds, bank.min_quality);
             crate::extras::insert(store, &mut tx, bank.id, id, &banked).await?;
+            // A video's frame extras: the kinds banks store, at or above the
+            // bank's quality floor (as a photo's).
+            for (frame, e) in c.frame_extras.iter().filter(|(_, e)| {
+                bank_kinds.contains(e.kind) && i64::from(e.quality) >= bank.min_quality
+            }) {
+                db::catalog::insert_frame_extra(store, &mut tx, bank.id, id, *frame, e).await?;
+            }
             let detail = json!({
                 "kind": c.kind,
                 "signals": c.signals.iter().map(|s| format!("{} {}", s.signal_type, s.value)).collect::<Vec<_>>(),

@@ -96,6 +96,7 @@ impl Batch {
                         quality: r.quality.map(i64::from),
                     }],
                     frames: Vec::new(),
+                    frame_extras: Vec::new(),
                 }
             })
             .collect();

@@ -4,7 +4,7 @@
 //! (docs/DETECTION.md), and videos under the vPDQ rule, off the async
 //! runtime.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bulwark_banks::Signal;
@@ -145,6 +145,7 @@ impl Matcher<'_> {
             }
             Hashed::Video {
                 frames,
+                frame_extras,
                 md5,
                 sha256,
             } => {
@@ -153,8 +154,18 @@ impl Matcher<'_> {
                     .await?;
                 // The vPDQ rule compares every frame pair (rayon inside): a
                 // blocking thread, not the async runtime.
-                let (catalog, frames, only) =
-                    (Arc::clone(self.catalog), frames.clone(), banks.cloned());
+                let mut by_frame: HashMap<u64, Vec<KindHash>> = HashMap::new();
+                for (f, e) in frame_extras {
+                    by_frame.entry(*f).or_default().push(*e);
+                }
+                let frames: Vec<bulwark_vpdq::FrameExtras> = frames
+                    .iter()
+                    .map(|f| bulwark_vpdq::FrameExtras {
+                        frame: *f,
+                        extras: by_frame.remove(&f.frame).unwrap_or_default(),
+                    })
+                    .collect();
+                let (catalog, only) = (Arc::clone(self.catalog), banks.cloned());
                 let hits = tokio::task::spawn_blocking(move || {
                     let rule = bulwark_vpdq::MatchRule::default();
                     catalog.match_video(&frames, &rule, only.as_ref())
@@ -163,6 +174,10 @@ impl Matcher<'_> {
                 .map_err(Error::internal)?;
                 for v in hits {
                     self.metrics.matched(&v.bank, 1);
+                    if let Some((q, b)) = v.via {
+                        let label = if q == HashKind::Full { b } else { q };
+                        self.metrics.matched_extra(&v.bank, label);
+                    }
                     m.push(Match {
                         bank: v.bank.to_string(),
                         content_id: v.content_id,
@@ -170,8 +185,9 @@ impl Matcher<'_> {
                         distance: None,
                         video_frame: false,
                         query_signal: None,
-                        hash_kind: None,
-                        bank_hash_kind: None,
+                        // Set only for a match found through frame extras.
+                        hash_kind: v.via.map(|(q, _)| q.as_str()),
+                        bank_hash_kind: v.via.map(|(_, b)| b.as_str()),
                         query_percent: Some(v.query_percent),
                         compared_percent: Some(v.compared_percent),
                     });

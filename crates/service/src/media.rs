@@ -32,6 +32,12 @@ pub enum Hashed {
     Video {
         /// vPDQ frame hashes.
         frames: Vec<bulwark_vpdq::FrameHash>,
+        /// Extra hashes of its frames, (frame number, hash): the `region`
+        /// hash (content inside letterbox, caption or screenshot framing),
+        /// when the kinds the call asked for include it and framing was
+        /// found; from the same decode as the plain frames, which are
+        /// bit-exact with those of a call without extras.
+        frame_extras: Vec<(u64, bulwark_pdq::KindHash)>,
         /// MD5 of the bytes.
         md5: [u8; 16],
         /// SHA-256 of the bytes.
@@ -82,6 +88,7 @@ impl Hashed {
                 frames,
                 md5,
                 sha256,
+                ..
             } => serde_json::json!({
                 "kind": "video",
                 "md5": hex::encode(md5),
@@ -299,7 +306,7 @@ fn hash_file(
         )));
     }
     if bulwark_vpdq::sniff(&bytes[..bytes.len().min(4096)]) {
-        let frames = bulwark_vpdq::hash_video_bytes(bytes, video).map_err(|e| match e {
+        let video_error = |e: bulwark_vpdq::Error| match e {
             // Images need nothing installed; video needs ffmpeg on the server.
             bulwark_vpdq::Error::ToolMissing { tool, .. } => Error::new(
                 Kind::Unprocessable,
@@ -311,12 +318,37 @@ fn hash_file(
                 ),
             ),
             e => Error::bad_media(format!("cannot hash this video: {e}")),
-        })?;
+        };
+        // Frames carry one extra kind: `region` (crops and rotations of
+        // every frame would multiply the stored rows for little gain).
+        let (frames, frame_extras) = if kinds.contains(bulwark_pdq::HashKind::Region) {
+            let region = bulwark_pdq::KindSet::NONE.with(bulwark_pdq::HashKind::Region);
+            let fx =
+                bulwark_vpdq::hash_video_bytes_extras(bytes, video, region).map_err(video_error)?;
+            let mut frames = Vec::with_capacity(fx.len());
+            let mut extras = Vec::new();
+            for f in fx {
+                extras.extend(
+                    f.extras
+                        .into_iter()
+                        .filter(|e| e.kind == bulwark_pdq::HashKind::Region)
+                        .map(|e| (f.frame.frame, e)),
+                );
+                frames.push(f.frame);
+            }
+            (frames, extras)
+        } else {
+            (
+                bulwark_vpdq::hash_video_bytes(bytes, video).map_err(video_error)?,
+                Vec::new(),
+            )
+        };
         if frames.is_empty() {
             return Err(Error::bad_media("the video has no frames"));
         }
         return Ok(Hashed::Video {
             frames,
+            frame_extras,
             md5,
             sha256,
         });

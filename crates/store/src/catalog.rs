@@ -100,6 +100,88 @@ pub async fn for_each_video_frame(
     Ok(())
 }
 
+/// Stores one extra hash of a video frame (in the transaction that adds
+/// its content).
+pub async fn insert_frame_extra(
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
+    bank_id: i64,
+    content_id: i64,
+    frame: u64,
+    e: &bulwark_pdq::KindHash,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&store.sql(
+        "INSERT INTO video_frame_extras (content_id, bank_id, frame, kind, quality, hash) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    ))
+    .bind(content_id)
+    .bind(bank_id)
+    .bind(frame as i64)
+    .bind(e.kind.as_str())
+    .bind(i64::from(e.quality))
+    .bind(e.hash.to_string())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn frame_extra_of_row(
+    r: &sqlx::any::AnyRow,
+) -> Result<(i64, u64, bulwark_pdq::KindHash), sqlx::Error> {
+    let kind: String = r.try_get("kind")?;
+    let hash: String = r.try_get("hash")?;
+    let bad = |e: String| sqlx::Error::Decode(format!("stored frame extra: {e}").into());
+    Ok((
+        r.try_get("content_id")?,
+        r.try_get::<i64, _>("frame")? as u64,
+        bulwark_pdq::KindHash {
+            kind: kind.parse().map_err(|e| bad(format!("{e}")))?,
+            hash: hash.parse().map_err(|e| bad(format!("{e}")))?,
+            quality: r.try_get::<i64, _>("quality")?.clamp(0, 100) as u32,
+            rect: bulwark_pdq::Rect {
+                x: 0,
+                y: 0,
+                width: 0,
+                height: 0,
+            },
+        },
+    ))
+}
+
+/// Calls `f(content id, frame, extra)` for every stored video frame extra
+/// hash (a full load).
+pub async fn for_each_frame_extra(
+    store: &Store,
+    mut f: impl FnMut(i64, u64, bulwark_pdq::KindHash),
+) -> Result<(), sqlx::Error> {
+    let mut rows =
+        sqlx::query("SELECT content_id, frame, kind, quality, hash FROM video_frame_extras")
+            .fetch(&store.pool);
+    while let Some(r) = rows.try_next().await? {
+        let (cid, frame, e) = frame_extra_of_row(&r)?;
+        f(cid, frame, e);
+    }
+    Ok(())
+}
+
+/// The video frame extra hashes of the content items among `ids`:
+/// (content id, frame, extra).
+pub async fn frame_extras_of_contents(
+    store: &Store,
+    ids: &[i64],
+) -> Result<Vec<(i64, u64, bulwark_pdq::KindHash)>, sqlx::Error> {
+    let list = id_list(ids);
+    sqlx::query(&format!(
+        "SELECT content_id, frame, kind, quality, hash FROM video_frame_extras \
+         WHERE content_id IN ({list})"
+    ))
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(frame_extra_of_row)
+    .collect()
+}
+
 /// Every disabled content item: (id, disabled until, ms; `None`: for good).
 pub async fn disabled_content(store: &Store) -> Result<Vec<(i64, Option<i64>)>, sqlx::Error> {
     sqlx::query("SELECT id, disabled_until FROM content WHERE enabled = 0")

@@ -513,6 +513,10 @@ pub struct NewContent {
     pub signals: Vec<SignalRow>,
     /// Video frames.
     pub frames: Vec<bulwark_vpdq::FrameHash>,
+    /// Extra hashes of video frames (frame number, hash): written by the
+    /// service ([`catalog::insert_frame_extra`]) for the kinds its banks
+    /// store, not by [`insert_content`].
+    pub frame_extras: Vec<(u64, bulwark_pdq::KindHash)>,
 }
 
 /// An audit entry.

@@ -139,6 +139,13 @@ pub(crate) const MODULES: &[Module] = &[
         what: "start-up index",
         versions: |_| vec![include_str!("../schema/startup_v1.sql").into()],
     },
+    // One row per banked extra hash of a video frame (the content region
+    // inside letterbox, caption or screenshot framing), with its kind.
+    Module {
+        key: "frame_extras",
+        what: "video frame extra hashes",
+        versions: |_| vec![include_str!("../schema/frame_extras_v1.sql").into()],
+    },
 ];
 
 #[cfg(test)]
@@ -183,6 +190,7 @@ mod tests {
             ("counts", Backend::Postgres, &["b0dc5c00f9dd3b4b"]),
             ("imports", Backend::Sqlite, &["6ecd9895e0347add"]),
             ("extras_schema", Backend::Sqlite, &["141d5053d2bd2a0a"]),
+            ("frame_extras", Backend::Sqlite, &["fedd637208e62d9f"]),
             (
                 "signals_schema",
                 Backend::Sqlite,
@@ -222,7 +230,8 @@ mod tests {
                 "imports",
                 "extras_schema",
                 "signals_schema",
-                "startup_schema"
+                "startup_schema",
+                "frame_extras"
             ]
         );
     }

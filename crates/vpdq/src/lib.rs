@@ -11,6 +11,11 @@
 //!   `every_seconds`), printed in the reference's `frame,quality,hash,timestamp` form.
 //! - [`match_videos`]: the share of the query's frames found in the other video
 //!   and vice versa, and the verdict under a [`MatchRule`].
+//! - [`hash_video_extras`] / [`match_videos_extras`]: frames that also carry
+//!   extra hashes ([`bulwark_pdq::MultiHash`] kinds, e.g. the content region
+//!   inside letterbox or caption framing), and the same rule where a frame is
+//!   found through any kind pair a [`Pairing`] allows (docs/VPDQ.md, "Framed
+//!   re-uploads").
 //!
 //! See docs/VPDQ.md for where the reference implementations disagree and which
 //! choices Bulwark makes.
@@ -25,7 +30,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bulwark_pdq::PdqHash;
+use bulwark_pdq::{HashKind, KindHash, KindSet, MultiHash, Pairing, PdqHash};
 use rayon::prelude::*;
 
 /// What went wrong hashing a video or reading hash lines.
@@ -265,6 +270,41 @@ pub fn probe(path: &Path, opts: &Options) -> Result<VideoInfo, Error> {
 
 /// Hashes a video file.
 pub fn hash_video(path: &Path, opts: &Options) -> Result<Vec<FrameHash>, Error> {
+    Ok(hash_frames(path, opts, |px, w, h| {
+        let r = bulwark_pdq::hash_rgb(px, w, h);
+        (r.quality, r.hash, ())
+    })?
+    .into_iter()
+    .map(|(f, ())| f)
+    .collect())
+}
+
+/// Hashes a video file's frames with their extra hashes of `kinds`
+/// ([`bulwark_pdq::MultiHash`]: the content region inside letterbox,
+/// caption or screenshot framing, crops), each taken from the same decoded
+/// frame as the plain hash, which is bit-exact with [`hash_video`]'s.
+pub fn hash_video_extras(
+    path: &Path,
+    opts: &Options,
+    kinds: KindSet,
+) -> Result<Vec<FrameExtras>, Error> {
+    Ok(hash_frames(path, opts, |px, w, h| {
+        let m = MultiHash::of_rgb(px, w, h, kinds);
+        let full = m.full();
+        (full.quality, full.hash, m.extras().to_vec())
+    })?
+    .into_iter()
+    .map(|(frame, extras)| FrameExtras { frame, extras })
+    .collect())
+}
+
+/// Decodes a video and hashes its frames with `hash` (RGB24 pixels, width,
+/// height → quality, plain hash, anything else of the frame).
+fn hash_frames<T: Send>(
+    path: &Path,
+    opts: &Options,
+    hash: impl Fn(&[u8], usize, usize) -> (u32, PdqHash, T) + Sync,
+) -> Result<Vec<(FrameHash, T)>, Error> {
     let info = probe(path, opts)?;
     if info.width == 0 || info.height == 0 {
         return Err(Error::NotAVideo("zero-sized frames".into()));
@@ -404,15 +444,18 @@ pub fn hash_video(path: &Path, opts: &Options) -> Result<Vec<FrameHash>, Error> 
     let mut hashes = Vec::new();
     let mut batch: Vec<(u64, Vec<u8>)> = Vec::new();
     let batch_len = rayon::current_num_threads() * 2;
-    let flush = |batch: &mut Vec<(u64, Vec<u8>)>, hashes: &mut Vec<FrameHash>| {
+    let flush = |batch: &mut Vec<(u64, Vec<u8>)>, hashes: &mut Vec<(FrameHash, T)>| {
         hashes.par_extend(batch.par_drain(..).map(|(i, px)| {
-            let r = bulwark_pdq::hash_rgb(&px, w as usize, h as usize);
-            FrameHash {
-                frame: i,
-                quality: r.quality,
-                hash: r.hash,
-                timestamp: f64::from(i as f32 / fps32),
-            }
+            let (quality, code, more) = hash(&px, w as usize, h as usize);
+            (
+                FrameHash {
+                    frame: i,
+                    quality,
+                    hash: code,
+                    timestamp: f64::from(i as f32 / fps32),
+                },
+                more,
+            )
         }));
     };
     for item in rx {
@@ -469,7 +512,7 @@ pub fn hash_video(path: &Path, opts: &Options) -> Result<Vec<FrameHash>, Error> 
     if hashes.is_empty() {
         return Err(Error::NoFrames);
     }
-    hashes.sort_by_key(|f| f.frame);
+    hashes.sort_by_key(|f| f.0.frame);
     Ok(hashes)
 }
 
@@ -500,6 +543,38 @@ pub fn hash_video_bytes(bytes: &[u8], opts: &Options) -> Result<Vec<FrameHash>, 
     let mut f = tempfile::NamedTempFile::new()?;
     std::io::Write::write_all(&mut f, bytes)?;
     hash_video(f.path(), opts)
+}
+
+/// [`hash_video_bytes`] with the extra hashes of `kinds` ([`hash_video_extras`]).
+pub fn hash_video_bytes_extras(
+    bytes: &[u8],
+    opts: &Options,
+    kinds: KindSet,
+) -> Result<Vec<FrameExtras>, Error> {
+    let mut f = tempfile::NamedTempFile::new()?;
+    std::io::Write::write_all(&mut f, bytes)?;
+    hash_video_extras(f.path(), opts, kinds)
+}
+
+/// One frame's plain hash and its extra hashes (kinds other than
+/// [`HashKind::Full`], each at most once).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FrameExtras {
+    /// The plain frame hash, as [`hash_video`] gives it.
+    pub frame: FrameHash,
+    /// The extras computed for it (absent kinds: e.g. no `region` when no
+    /// framing was found).
+    pub extras: Vec<KindHash>,
+}
+
+impl FrameExtras {
+    /// A frame with no extras.
+    pub fn plain(frame: FrameHash) -> FrameExtras {
+        FrameExtras {
+            frame,
+            extras: Vec::new(),
+        }
+    }
 }
 
 /// When two videos match.
@@ -576,6 +651,129 @@ pub fn match_videos(query: &[FrameHash], compared: &[FrameHash], rule: &MatchRul
     }
 }
 
+/// One prepared frame for [`match_videos_extras`]: its plain hash first, then
+/// its extras.
+pub type FrameKinds = Vec<(HashKind, PdqHash)>;
+
+/// [`prepare`] for frames with extras: the same frames [`prepare`] keeps
+/// (plain quality at least `quality`, first occurrence of each plain hash),
+/// each with its plain hash first and then its extras of at least `quality`.
+pub fn prepare_extras(frames: &[FrameExtras], quality: u32) -> Vec<FrameKinds> {
+    let mut seen = HashSet::new();
+    frames
+        .iter()
+        .filter(|f| f.frame.quality >= quality)
+        .filter(|f| seen.insert(f.frame.hash))
+        .map(|f| {
+            std::iter::once((HashKind::Full, f.frame.hash))
+                .chain(
+                    f.extras
+                        .iter()
+                        .filter(|e| e.quality >= quality && e.kind != HashKind::Full)
+                        .map(|e| (e.kind, e.hash)),
+                )
+                .collect()
+        })
+        .collect()
+}
+
+/// The outcome of [`match_videos_extras`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ExtrasMatchResult {
+    /// The percentages and verdict, counting a frame found through any
+    /// allowed pair of hashes.
+    pub result: MatchResult,
+    /// Percent of the query's frames found only through an extra hash
+    /// (their plain hash matched no frame of the other video).
+    pub query_percent_via_extras: f64,
+    /// The (query kind, compared kind) pair that found most of those frames;
+    /// `None` when every query frame found was found plainly.
+    pub via: Option<(HashKind, HashKind)>,
+}
+
+/// How a frame was found in the other video: plainly, through an extra
+/// pair, or not at all.
+fn find_frame(
+    q: &FrameKinds,
+    others: &[FrameKinds],
+    allowed: impl Fn(HashKind, HashKind) -> bool,
+    distance: u32,
+) -> Option<(HashKind, HashKind)> {
+    if others.iter().any(|o| q[0].1.distance(&o[0].1) <= distance) {
+        return Some((HashKind::Full, HashKind::Full));
+    }
+    for o in others {
+        for (qk, qh) in q {
+            for (ok, oh) in o {
+                if (*qk, *ok) != (HashKind::Full, HashKind::Full)
+                    && allowed(*qk, *ok)
+                    && qh.distance(oh) <= distance
+                {
+                    return Some((*qk, *ok));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// [`match_videos`] where a frame is found when its plain hash or one of its
+/// extras is within the distance of the other frame's plain hash or one of
+/// its extras, for the kind pairs `pairing` allows (query kind first, also
+/// when the compared video's frames are looked up in the query). With no
+/// extras on either side, or [`Pairing::FullOnly`], the result equals
+/// [`match_videos`]'s.
+pub fn match_videos_extras(
+    query: &[FrameExtras],
+    compared: &[FrameExtras],
+    rule: &MatchRule,
+    pairing: Pairing,
+) -> ExtrasMatchResult {
+    let q = prepare_extras(query, rule.quality);
+    let c = prepare_extras(compared, rule.quality);
+    if q.is_empty() || c.is_empty() {
+        return ExtrasMatchResult {
+            result: MatchResult {
+                query_percent: 0.0,
+                compared_percent: 0.0,
+                is_match: false,
+            },
+            query_percent_via_extras: 0.0,
+            via: None,
+        };
+    }
+    let found_q: Vec<Option<(HashKind, HashKind)>> = q
+        .par_iter()
+        .map(|x| find_frame(x, &c, |a, b| pairing.allows(a, b), rule.distance))
+        .collect();
+    let found_c = c
+        .par_iter()
+        .filter(|x| find_frame(x, &q, |a, b| pairing.allows(b, a), rule.distance).is_some())
+        .count();
+    let plain = (HashKind::Full, HashKind::Full);
+    let mut via: Vec<((HashKind, HashKind), usize)> = Vec::new();
+    for p in found_q.iter().flatten().filter(|p| **p != plain) {
+        match via.iter_mut().find(|(k, _)| k == p) {
+            Some((_, n)) => *n += 1,
+            None => via.push((*p, 1)),
+        }
+    }
+    let extra_frames: usize = via.iter().map(|(_, n)| n).sum();
+    let pct = |n: usize, of: usize| n as f64 * 100.0 / of as f64;
+    let query_percent = pct(found_q.iter().flatten().count(), q.len());
+    let compared_percent = pct(found_c, c.len());
+    ExtrasMatchResult {
+        result: MatchResult {
+            query_percent,
+            compared_percent,
+            is_match: query_percent >= rule.query_percent
+                && compared_percent >= rule.compared_percent,
+        },
+        query_percent_via_extras: pct(extra_frames, q.len()),
+        via: via.iter().max_by_key(|(_, n)| *n).map(|(k, _)| *k),
+    }
+}
+
 /// Entry points for `cargo fuzz` (see fuzz/ at the repository root).
 #[doc(hidden)]
 pub mod fuzzing {
@@ -591,5 +789,87 @@ pub mod fuzzing {
                 assert_eq!(again.frame, f.frame);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulwark_pdq::Rect;
+
+    fn code(fill: u8) -> PdqHash {
+        PdqHash::from_bytes([fill; 32])
+    }
+
+    fn frame(i: u64, full: u8, extras: &[(HashKind, u8)]) -> FrameExtras {
+        FrameExtras {
+            frame: FrameHash {
+                frame: i,
+                quality: 100,
+                hash: code(full),
+                timestamp: i as f64,
+            },
+            extras: extras
+                .iter()
+                .map(|&(kind, fill)| KindHash {
+                    kind,
+                    hash: code(fill),
+                    quality: 100,
+                    rect: Rect {
+                        x: 0,
+                        y: 0,
+                        width: 1,
+                        height: 1,
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    /// Which kind pairs count, and from which side, by hand: 0x00, 0x0f,
+    /// 0xf0 and 0xff are 128 bits from each other but for 0x00/0xff (256).
+    #[test]
+    fn extras_match_by_the_pairing_and_report_how() {
+        let rule = MatchRule::default();
+        // The query's frame 0 matches plainly; frame 1 only through its
+        // region against the bank's plain hash; frame 2 not at all.
+        let query = [
+            frame(0, 0x00, &[]),
+            frame(1, 0x0f, &[(HashKind::Region, 0xf0)]),
+            frame(2, 0xff, &[]),
+        ];
+        let bank = [frame(0, 0x00, &[]), frame(1, 0xf0, &[])];
+        let plain = match_videos_extras(&query, &bank, &rule, Pairing::FullOnly);
+        let by_hand = match_videos(
+            &query.iter().map(|f| f.frame).collect::<Vec<_>>(),
+            &bank.iter().map(|f| f.frame).collect::<Vec<_>>(),
+            &rule,
+        );
+        assert_eq!(plain.result, by_hand);
+        assert_eq!(plain.via, None);
+        for pairing in [Pairing::QueryExtras, Pairing::Both] {
+            let r = match_videos_extras(&query, &bank, &rule, pairing);
+            assert!((r.result.query_percent - 200.0 / 3.0).abs() < 1e-9, "{r:?}");
+            assert_eq!(r.result.compared_percent, 100.0);
+            assert!((r.query_percent_via_extras - 100.0 / 3.0).abs() < 1e-9);
+            assert_eq!(r.via, Some((HashKind::Region, HashKind::Full)));
+        }
+        // The region on the bank's side: only `Both` compares it.
+        let (query, bank) = (
+            [frame(0, 0xf0, &[])],
+            [frame(0, 0x0f, &[(HashKind::Region, 0xf0)])],
+        );
+        let r = match_videos_extras(&query, &bank, &rule, Pairing::QueryExtras);
+        assert_eq!(r.result.query_percent, 0.0);
+        let r = match_videos_extras(&query, &bank, &rule, Pairing::Both);
+        assert_eq!((r.result.query_percent, r.result.is_match), (100.0, true));
+        assert_eq!(r.via, Some((HashKind::Full, HashKind::Region)));
+        // A crop kind meets only the same crop (or a whole kind).
+        let (query, bank) = (
+            [frame(0, 0x00, &[(HashKind::CornerTopLeft, 0xf0)])],
+            [frame(0, 0xff, &[(HashKind::CornerTopRight, 0xf0)])],
+        );
+        let r = match_videos_extras(&query, &bank, &rule, Pairing::Both);
+        assert_eq!(r.result.query_percent, 0.0);
     }
 }

@@ -310,3 +310,75 @@ fn one_frame_per_hour_is_a_video_not_damage() {
     .expect("still hashes");
     assert_eq!(frames[1].hash, want.hash);
 }
+
+/// A letterboxed re-upload of a banked video (black bars above and below,
+/// made here with ffmpeg) is missed by plain vPDQ and found when frames carry
+/// their `region` hash (the picture inside the bars); an unrelated video is
+/// still not matched; the plain frames are bit-exact with `hash_video`'s.
+#[test]
+fn a_letterboxed_copy_is_found_through_the_region_hash_only() {
+    use bulwark_pdq::{HashKind, KindSet, Pairing};
+    use bulwark_vpdq::{FrameExtras, hash_video_extras, match_videos_extras};
+    if !ffmpeg_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let orig = conformance().join("videos/pattern-hd-no-bar.mp4");
+    let boxed = tmp_video(
+        dir.path(),
+        "letterbox.mp4",
+        &[
+            "-i",
+            orig.to_str().expect("utf-8"),
+            "-an",
+            "-vf",
+            "pad=iw:trunc(ih*1.25/2)*2:0:(oh-ih)/2:black",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let mut opts = Options::default();
+    opts.every_seconds = Some(0.5);
+    let region = KindSet::of(&[HashKind::Region]);
+    let banked = hash_video_extras(&orig, &opts, region).expect("original");
+    let copy = hash_video_extras(&boxed, &opts, region).expect("copy");
+    let other = hash_video_extras(
+        &conformance().join("videos/doorknob-hd-no-bar.mp4"),
+        &opts,
+        region,
+    )
+    .expect("unrelated");
+    let plain = |f: &[FrameExtras]| f.iter().map(|f| f.frame).collect::<Vec<_>>();
+    assert_eq!(plain(&banked), hash_video(&orig, &opts).expect("plain"));
+    assert!(
+        copy.iter()
+            .all(|f| f.extras.iter().any(|e| e.kind == HashKind::Region)),
+        "every letterboxed frame has a content region"
+    );
+    let rule = MatchRule::default();
+    let before = match_videos(&plain(&copy), &plain(&banked), &rule);
+    assert!(
+        !before.is_match,
+        "plain vPDQ misses the letterbox: {before:?}"
+    );
+    // Plain pairing over frames with extras is the plain rule.
+    let same = match_videos_extras(&copy, &banked, &rule, Pairing::FullOnly);
+    assert_eq!(same.result, before);
+    assert_eq!((same.query_percent_via_extras, same.via), (0.0, None));
+    let after = match_videos_extras(&copy, &banked, &rule, Pairing::Both);
+    assert!(after.result.is_match, "{after:?}");
+    assert!(after.query_percent_via_extras > 0.0, "{after:?}");
+    assert_eq!(
+        after.via.map(|(q, _)| q),
+        Some(HashKind::Region),
+        "{after:?}"
+    );
+    for (a, b) in [(&copy, &other), (&other, &banked), (&other, &copy)] {
+        let r = match_videos_extras(a, b, &rule, Pairing::Both);
+        assert!(!r.result.is_match, "unrelated videos matched: {r:?}");
+    }
+}

@@ -1196,6 +1196,7 @@ async fn decide_inner(
                         quality: None,
                     }],
                     frames: Vec::new(),
+                    frame_extras: Vec::new(),
                 };
                 if let Some(cid) = db::insert_content(s, &mut tx, b.id, &caller.key_id, &c).await? {
                     crate::api::commit_bank_change(

@@ -416,3 +416,135 @@ async fn hma_upload_banks_extras_and_lookup_uses_them() {
     );
     app.cleanup().await;
 }
+
+/// A copy of a video with black bars above and below (10 % of the height
+/// each, as docs/detection/vpdq-framing.md's letterbox), re-encoded with x264.
+fn letterboxed_video(video: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+    std::fs::write(&src, video).unwrap();
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&src)
+        .args([
+            "-vf",
+            "pad=iw:trunc(ih*1.25/2)*2:0:(oh-ih)/2:black",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "23",
+            "-preset",
+            "veryfast",
+            "-an",
+        ])
+        .arg(&dst)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::read(dst).unwrap()
+}
+
+fn vpdq_matches(m: &serde_json::Value) -> Vec<serde_json::Value> {
+    m["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["signal_type"] == "vpdq")
+        .cloned()
+        .collect()
+}
+
+/// A letterboxed copy of a banked video (docs/detection/vpdq-framing.md:
+/// plain vPDQ misses it, and so does its `region` against the banked plain
+/// frames) is found through the `region` frame hashes banked with the video
+/// and computed for the query, reported with `hash_kind`/`bank_hash_kind`;
+/// the original itself still matches plainly (no kinds); an unrelated video
+/// matches nothing; and on a server whose banks store no extras the copy is
+/// not found.
+#[tokio::test]
+async fn a_letterboxed_video_matches_through_banked_frame_regions() {
+    if !crate::console_fixtures::ffmpeg_available() {
+        return;
+    }
+    let chair = crate::console_fixtures::video("chair-orig-22-sd-bar.mp4");
+    let other = crate::console_fixtures::video("doorknob-hd-no-bar.mp4");
+    let copy = letterboxed_video(&chair);
+
+    // Without extras (every other setting the same): missed.
+    let plain = TestApp::sqlite_with(|c| c.extra_hashes = bulwark_pdq::KindSet::NONE).await;
+    plain.post("/v1/banks", json!({"name": "videos"})).await;
+    let (s, c) = plain
+        .upload("/v1/banks/videos/content", &plain.admin, &chair, &[])
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let (s, m) = plain.upload("/v1/match", &plain.admin, &copy, &[]).await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    assert_eq!(
+        m["matches"],
+        json!([]),
+        "plain vPDQ found the letterboxed copy"
+    );
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM video_frame_extras")
+        .fetch_one(&plain.service.state.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "extras stored with extra_hashes = []");
+    plain.cleanup().await;
+
+    // With the default extras (`region` among them).
+    let app = TestApp::sqlite().await;
+    app.post("/v1/banks", json!({"name": "videos"})).await;
+    let (s, c) = app
+        .upload("/v1/banks/videos/content", &app.admin, &chair, &[])
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let id = c["id"].as_i64().unwrap();
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM video_frame_extras WHERE kind = 'region' AND content_id = ?",
+    )
+    .bind(id)
+    .fetch_one(&app.service.state.store.pool)
+    .await
+    .unwrap();
+    assert!(n > 0, "no region frame hashes banked");
+    let matcher = app.key(Role::Matcher).await;
+
+    let (s, m) = app.upload("/v1/match", &matcher, &copy, &[]).await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    let vp = vpdq_matches(&m);
+    assert_eq!(vp.len(), 1, "{m}");
+    assert_eq!(vp[0]["content_id"].as_i64(), Some(id));
+    assert!(vp[0]["query_percent"].as_f64().unwrap() >= 80.0, "{m}");
+    assert!(vp[0]["hash_kind"].is_string(), "{m}");
+    assert!(vp[0]["bank_hash_kind"].is_string(), "{m}");
+    assert!(
+        vp[0]["hash_kind"] == "region" || vp[0]["bank_hash_kind"] == "region",
+        "{m}"
+    );
+
+    // The original matches plainly (and by its bytes).
+    let (_, m) = app.upload("/v1/match", &matcher, &chair, &[]).await;
+    let vp = vpdq_matches(&m);
+    assert_eq!(vp.len(), 1, "{m}");
+    assert_eq!(vp[0]["content_id"].as_i64(), Some(id));
+    assert!(vp[0].get("hash_kind").is_none_or(|k| k.is_null()), "{m}");
+
+    // An unrelated video, letterboxed or not, matches nothing.
+    for v in [letterboxed_video(&other), other] {
+        let (s, m) = app.upload("/v1/match", &matcher, &v, &[]).await;
+        assert_eq!(s, StatusCode::OK, "{m}");
+        assert_eq!(m["matches"], json!([]), "{m}");
+    }
+
+    // Disabled, the video stops matching through its extras too.
+    app.call(
+        Method::PATCH,
+        &format!("/v1/banks/videos/content/{id}"),
+        Some(&app.admin),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    let (_, m) = app.upload("/v1/match", &matcher, &copy, &[]).await;
+    assert_eq!(m["matches"], json!([]), "{m}");
+    app.cleanup().await;
+}

@@ -55,6 +55,7 @@ fn md5_content(value: &str, note: Option<&str>) -> NewContent {
             quality: None,
         }],
         frames: Vec::new(),
+        frame_extras: Vec::new(),
     }
 }
 

@@ -88,6 +88,7 @@ impl Service {
                 })
                 .collect(),
             frames: Vec::new(),
+            frame_extras: Vec::new(),
         };
         let mut tx = self.store.begin().await.unwrap();
         let id = bulwark_store::insert_content(&self.store, &mut tx, bank.id, "test", &c)

@@ -54,6 +54,7 @@ async fn bank(store: &Store, name: &str, provider: &str, hashes: &[PdqHash]) {
                 quality: Some(100),
             }],
             frames: Vec::new(),
+            frame_extras: Vec::new(),
         };
         bulwark_store::insert_content(store, &mut tx, id, "test", &c)
             .await

@@ -123,6 +123,7 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
                     quality: None,
                 }],
                 frames: Vec::new(),
+                frame_extras: Vec::new(),
             };
             if let Some(id) =
                 db::insert_content(&st.store, &mut tx, ref_bank.id, "bench", &c).await?

@@ -207,6 +207,7 @@ async fn restart_with_pending(
                         quality: Some(100),
                     }],
                     frames: Vec::new(),
+                    frame_extras: Vec::new(),
                 }
             })
             .collect();

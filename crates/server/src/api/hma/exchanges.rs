@@ -751,6 +751,7 @@ fn new_content(e: &Exchange, it: &Item) -> NewContent {
         source: Some(format!("exchange {} ({})", e.name, e.api)),
         signals,
         frames: Vec::new(),
+        frame_extras: Vec::new(),
     }
 }
 

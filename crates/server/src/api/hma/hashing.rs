@@ -204,6 +204,7 @@ pub async fn hash_bytes(
                         },
                     ],
                     frames: Vec::new(),
+                    frame_extras: Vec::new(),
                 },
                 extras: Vec::new(),
             }
