@@ -135,7 +135,7 @@ fn frame_extra_of_row(
         r.try_get("content_id")?,
         r.try_get::<i64, _>("frame")? as u64,
         bulwark_pdq::KindHash {
-            kind: kind.parse().map_err(|e| bad(format!("{e}")))?,
+            kind: kind.parse::<bulwark_pdq::HashKind>().map_err(bad)?,
             hash: hash.parse().map_err(|e| bad(format!("{e}")))?,
             quality: r.try_get::<i64, _>("quality")?.clamp(0, 100) as u32,
             rect: bulwark_pdq::Rect {
