@@ -1778,10 +1778,19 @@ mod vouchers {
         PdqHash::from_bytes(rand::Rng::r#gen(&mut rng))
     }
 
+    /// `h` with bits `flips` flipped, in PDQ's own bit numbering (the one
+    /// the LSH tables sample), which is not the byte order of `as_bytes`.
     fn near(h: &PdqHash, flips: &[usize]) -> PdqHash {
         let mut b = *h.as_bytes();
-        for k in flips {
-            b[k / 8] ^= 1 << (k % 8);
+        for &k in flips {
+            let raw = (0..256)
+                .find(|&r| {
+                    let mut c = *h.as_bytes();
+                    c[r / 8] ^= 1 << (r % 8);
+                    PdqHash::from_bytes(c).bit(k) != h.bit(k)
+                })
+                .expect("every PDQ bit lives in some byte");
+            b[raw / 8] ^= 1 << (raw % 8);
         }
         PdqHash::from_bytes(b)
     }
