@@ -124,6 +124,24 @@ struct State {
     /// Banked videos: content id -> (bank id, frames, each with its banked
     /// extra hashes).
     videos: HashMap<i64, (i64, Arc<Vec<FrameExtras>>)>,
+    /// The banked videos' frame extras, each under its video's frame id
+    /// (`entry_id(true, ..)`): candidates for [`Catalog::match_video`]
+    /// without a scan of every banked video. Rebuilt from the store at every
+    /// load (like `videos`), never in the snapshot.
+    frame_extras: Arc<LiveIndex>,
+}
+
+/// The frame-extras index entries of one banked video.
+fn frame_extra_entries(
+    bank: i64,
+    cid: i64,
+    frames: &[FrameExtras],
+) -> impl Iterator<Item = (u64, [u8; 32])> + '_ {
+    let id = entry_id(true, bank, cid);
+    frames
+        .iter()
+        .flat_map(|f| &f.extras)
+        .map(move |e| (id, *e.hash.as_bytes()))
 }
 
 /// What the snapshot file's companion `.json` says.
@@ -196,6 +214,7 @@ impl Catalog {
                 banks: HashMap::new(),
                 disabled: HashMap::new(),
                 videos: HashMap::new(),
+                frame_extras: Arc::new(LiveIndex::new()),
             }),
             seen: std::sync::Mutex::new(Seen::default()),
             loaded: AtomicBool::new(false),
@@ -324,20 +343,27 @@ impl Catalog {
     }
 
     fn install(&self, live: Arc<LiveIndex>, side: Side, floor: i64) {
+        let mut extras = side.frame_extras;
+        let videos: HashMap<i64, (i64, Arc<Vec<FrameExtras>>)> = side
+            .videos
+            .into_iter()
+            .map(|(k, v)| {
+                let x = extras.remove(&k).unwrap_or_default();
+                (k, (side.video_bank[&k], Arc::new(with_extras(v, x))))
+            })
+            .collect();
+        let entries: Vec<(u64, [u8; 32])> = videos
+            .iter()
+            .flat_map(|(cid, (bank, frames))| frame_extra_entries(*bank, *cid, frames))
+            .collect();
+        let frame_extras = Arc::new(LiveIndex::from_index(Index::build(&entries)));
         {
             let mut st = self.state_mut();
             *self.index.write().unwrap_or_else(|e| e.into_inner()) = live;
             st.banks = side.banks;
             st.disabled = side.disabled;
-            let mut extras = side.frame_extras;
-            st.videos = side
-                .videos
-                .into_iter()
-                .map(|(k, v)| {
-                    let x = extras.remove(&k).unwrap_or_default();
-                    (k, (side.video_bank[&k], Arc::new(with_extras(v, x))))
-                })
-                .collect();
+            st.videos = videos;
+            st.frame_extras = frame_extras;
         }
         {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -656,6 +682,7 @@ impl Catalog {
         // now. One removal pass for the chunk: per-id removals each scan the
         // index's append segment, which made imports quadratic.
         let mut gone = Vec::new();
+        let mut frames_gone = Vec::new();
         for &(cid, bank) in chunk {
             let bank = bank.or_else(|| rows.iter().find(|r| r.id == cid).map(|r| r.bank_id));
             if let Some(b) = bank {
@@ -664,9 +691,12 @@ impl Catalog {
                 gone.extend(crate::extras::all_ids(b, cid));
             }
             st.disabled.remove(&cid);
-            st.videos.remove(&cid);
+            if let Some((b, _)) = st.videos.remove(&cid) {
+                frames_gone.push(entry_id(true, b, cid));
+            }
         }
         index.remove_many(&gone);
+        st.frame_extras.remove_many(&frames_gone);
         for r in &rows {
             let (cid, bank) = (r.id, r.bank_id);
             if !r.enabled {
@@ -683,7 +713,11 @@ impl Catalog {
                     index.insert(entry_id(true, bank, cid), *h.as_bytes());
                 }
                 let x = frame_extras.remove(&cid).unwrap_or_default();
-                st.videos.insert(cid, (bank, Arc::new(with_extras(f, x))));
+                let f = with_extras(f, x);
+                for (id, code) in frame_extra_entries(bank, cid, &f) {
+                    st.frame_extras.insert(id, code);
+                }
+                st.videos.insert(cid, (bank, Arc::new(f)));
             }
         }
         for (id, code) in extras {
@@ -891,8 +925,8 @@ impl Catalog {
     /// "both sides" pairing ([`VideoHit::via`]). Candidates are the banked
     /// videos with a frame in the index near one of the query's plain or
     /// extra frame hashes, and those with a banked frame extra near one of
-    /// them (a scan of the banked frame extras: they are not in the index,
-    /// which photo searches share).
+    /// them (in an index of their own: the main index, which photo searches
+    /// share, does not hold them).
     pub fn match_video(
         &self,
         query: &[FrameExtras],
@@ -902,7 +936,8 @@ impl Catalog {
         let Some(radius) = self.radius(banks) else {
             return Vec::new();
         };
-        let mut codes: Vec<[u8; 32]> = bulwark_vpdq::prepare_extras(query, rule.quality)
+        let prepared = bulwark_vpdq::prepare_extras(query, rule.quality);
+        let mut codes: Vec<[u8; 32]> = prepared
             .iter()
             .flatten()
             .map(|(_, h)| *h.as_bytes())
@@ -921,14 +956,16 @@ impl Catalog {
             }
         }
         let st = self.state();
-        let hashes: Vec<PdqHash> = codes.iter().map(|c| PdqHash::from_bytes(*c)).collect();
-        for (cid, (bank, frames)) in &st.videos {
-            let near = frames.iter().flat_map(|f| &f.extras).any(|e| {
-                e.quality >= rule.quality && hashes.iter().any(|h| h.distance(&e.hash) <= radius)
-            });
-            if near {
-                candidates.insert((*bank, *cid));
-            }
+        // A low-quality banked extra may make a candidate; the rule below
+        // leaves its frame out.
+        for m in st
+            .frame_extras
+            .search_batch(&codes, radius)
+            .iter()
+            .flatten()
+        {
+            let (_, bank, cid) = unpack(m.id);
+            candidates.insert((bank, cid));
         }
         let now = now_ms();
         let query_extras = query.iter().any(|f| !f.extras.is_empty());
@@ -950,12 +987,13 @@ impl Catalog {
                 distance: b.threshold,
                 ..*rule
             };
+            let banked = bulwark_vpdq::prepare_extras(frames, rule.quality);
             // Plain frames only: equal to `match_videos` on them.
-            let plain = bulwark_vpdq::match_videos_extras(query, frames, &rule, Pairing::FullOnly);
+            let plain = bulwark_vpdq::match_prepared(&prepared, &banked, &rule, Pairing::FullOnly);
             let (r, via) = if plain.result.is_match {
                 (plain.result, None)
             } else if query_extras || frames.iter().any(|f| !f.extras.is_empty()) {
-                let x = bulwark_vpdq::match_videos_extras(query, frames, &rule, Pairing::Both);
+                let x = bulwark_vpdq::match_prepared(&prepared, &banked, &rule, Pairing::Both);
                 (x.result, x.via)
             } else {
                 continue;

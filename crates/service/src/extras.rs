@@ -129,12 +129,21 @@ fn entries(rows: &[ExtraRow]) -> anyhow::Result<Vec<(u64, [u8; 32])>> {
 
 /// Every stored extra as index entries (for a full load).
 pub async fn load_all(store: &Store) -> anyhow::Result<Vec<(u64, [u8; 32])>> {
-    entries(&db::all_extras(store).await?)
+    entries(&db::all_extras(store, &unindexed()).await?)
+}
+
+/// The stored kinds that are never indexed (the pdata variants): not read
+/// to build the index.
+fn unindexed() -> Vec<&'static str> {
+    KindSet::PDATA_VARIANTS
+        .iter()
+        .map(HashKind::as_str)
+        .collect()
 }
 
 /// The stored extras of these items as index entries.
 pub async fn load_of(store: &Store, ids: &[i64]) -> anyhow::Result<Vec<(u64, [u8; 32])>> {
-    entries(&db::extras_of_contents(store, ids).await?)
+    entries(&db::extras_of_contents(store, ids, &unindexed()).await?)
 }
 
 /// One stored pdata variant of enabled content in an enabled bank with a

@@ -199,11 +199,36 @@ impl Pool {
         self.hash_kinds(bytes, kinds).await
     }
 
-    /// Hashes an uploaded file with the extra PDQ hashes of `kinds` (images).
+    /// [`Pool::hash`] for an answer that shows the hashes (`/v1/hash`): an
+    /// image's extras, but a video's frames without their `region` hashes,
+    /// which only matching an uploaded video uses (they cost a framing
+    /// search per frame and the answer has no place for them).
+    pub async fn hash_to_show(&self, bytes: bytes::Bytes) -> Result<Hashed, Error> {
+        self.hash_with(bytes, self.query_kinds(), bulwark_pdq::KindSet::NONE)
+            .await
+    }
+
+    /// Hashes an uploaded file with the extra PDQ hashes of `kinds` (images;
+    /// a video's frames get the `region` hash when `kinds` holds it).
     pub async fn hash_kinds(
         &self,
         bytes: bytes::Bytes,
         kinds: bulwark_pdq::KindSet,
+    ) -> Result<Hashed, Error> {
+        let region = bulwark_pdq::HashKind::Region;
+        let frame_kinds = if kinds.contains(region) {
+            bulwark_pdq::KindSet::NONE.with(region)
+        } else {
+            bulwark_pdq::KindSet::NONE
+        };
+        self.hash_with(bytes, kinds, frame_kinds).await
+    }
+
+    async fn hash_with(
+        &self,
+        bytes: bytes::Bytes,
+        kinds: bulwark_pdq::KindSet,
+        frame_kinds: bulwark_pdq::KindSet,
     ) -> Result<Hashed, Error> {
         let slot = self.decode_slot(&bytes).await?;
         let limits = self.limits;
@@ -212,7 +237,7 @@ impl Pool {
         // does not free it while the decode goes on.
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            hash_file(&bytes, &limits, &video, kinds)
+            hash_file(&bytes, &limits, &video, kinds, frame_kinds)
         })
         .await
         .map_err(Error::internal)?
@@ -275,6 +300,7 @@ fn hash_file(
     limits: &bulwark_pdq::Limits,
     video: &bulwark_vpdq::Options,
     kinds: bulwark_pdq::KindSet,
+    frame_kinds: bulwark_pdq::KindSet,
 ) -> Result<Hashed, Error> {
     if bytes.is_empty() {
         return Err(Error::bad_media("the uploaded file is empty"));
@@ -319,12 +345,14 @@ fn hash_file(
             ),
             e => Error::bad_media(format!("cannot hash this video: {e}")),
         };
-        // Frames carry one extra kind: `region` (crops and rotations of
-        // every frame would multiply the stored rows for little gain).
-        let (frames, frame_extras) = if kinds.contains(bulwark_pdq::HashKind::Region) {
-            let region = bulwark_pdq::KindSet::NONE.with(bulwark_pdq::HashKind::Region);
-            let fx =
-                bulwark_vpdq::hash_video_bytes_extras(bytes, video, region).map_err(video_error)?;
+        // Frames carry at most one extra kind: `region` (crops and rotations
+        // of every frame would multiply the stored rows for little gain).
+        let region = bulwark_pdq::KindSet::NONE.with(bulwark_pdq::HashKind::Region);
+        let frame_kinds: bulwark_pdq::KindSet =
+            frame_kinds.iter().filter(|k| region.contains(*k)).collect();
+        let (frames, frame_extras) = if !frame_kinds.is_empty() {
+            let fx = bulwark_vpdq::hash_video_bytes_extras(bytes, video, frame_kinds)
+                .map_err(video_error)?;
             let mut frames = Vec::with_capacity(fx.len());
             let mut extras = Vec::new();
             for f in fx {
@@ -389,6 +417,7 @@ mod tests {
             &bulwark_pdq::Limits::default(),
             &bulwark_vpdq::Options::default(),
             bulwark_pdq::KindSet::ALL,
+            bulwark_pdq::KindSet::ALL,
         ) {
             Err(e) => e,
             Ok(_) => panic!("hashed a fake HEIC"),
@@ -415,7 +444,13 @@ mod tests {
         no_ffmpeg.ffmpeg = "/nonexistent/bulwark-test/ffmpeg".into();
         no_ffmpeg.ffprobe = "/nonexistent/bulwark-test/ffprobe".into();
         let limits = bulwark_pdq::Limits::default();
-        let e = match hash_file(&video, &limits, &no_ffmpeg, bulwark_pdq::KindSet::ALL) {
+        let e = match hash_file(
+            &video,
+            &limits,
+            &no_ffmpeg,
+            bulwark_pdq::KindSet::ALL,
+            bulwark_pdq::KindSet::ALL,
+        ) {
             Err(e) => e,
             Ok(_) => panic!("hashed a video without ffmpeg"),
         };
@@ -432,7 +467,13 @@ mod tests {
         };
         let jpeg = bulwark_pdq::encode_jpeg(&img, 90).expect("encode");
         assert!(matches!(
-            hash_file(&jpeg, &limits, &no_ffmpeg, bulwark_pdq::KindSet::ALL),
+            hash_file(
+                &jpeg,
+                &limits,
+                &no_ffmpeg,
+                bulwark_pdq::KindSet::ALL,
+                bulwark_pdq::KindSet::NONE
+            ),
             Ok(Hashed::Photo { .. })
         ));
     }

@@ -284,23 +284,46 @@ fn extra_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<ExtraRow>, sqlx::Error> 
         .collect()
 }
 
-/// Every banked extra hash (for a full load).
-pub async fn all_extras(store: &Store) -> Result<Vec<ExtraRow>, sqlx::Error> {
-    let rows = sqlx::query("SELECT content_id, bank_id, kind, value FROM pdq_extras")
-        .fetch_all(&store.pool)
-        .await?;
-    extra_rows(&rows)
+/// `AND kind NOT IN (…)` with one placeholder per skipped kind.
+fn skipping(skip: &[&str]) -> String {
+    if skip.is_empty() {
+        return String::new();
+    }
+    format!(" AND kind NOT IN ({})", vec!["?"; skip.len()].join(", "))
 }
 
-/// The extra hashes of the content items among `ids`.
-pub async fn extras_of_contents(store: &Store, ids: &[i64]) -> Result<Vec<ExtraRow>, sqlx::Error> {
+/// Every banked extra hash but those of the `skip` kinds (for a full load).
+pub async fn all_extras(store: &Store, skip: &[&str]) -> Result<Vec<ExtraRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT content_id, bank_id, kind, value FROM pdq_extras WHERE 1 = 1{}",
+        skipping(skip)
+    );
+    let sql = store.sql(&sql);
+    let mut q = sqlx::query(&sql);
+    for k in skip {
+        q = q.bind(*k);
+    }
+    extra_rows(&q.fetch_all(&store.pool).await?)
+}
+
+/// The extra hashes of the content items among `ids`, but those of the
+/// `skip` kinds.
+pub async fn extras_of_contents(
+    store: &Store,
+    ids: &[i64],
+    skip: &[&str],
+) -> Result<Vec<ExtraRow>, sqlx::Error> {
     let list = id_list(ids);
-    let rows = sqlx::query(&format!(
-        "SELECT content_id, bank_id, kind, value FROM pdq_extras WHERE content_id IN ({list})"
-    ))
-    .fetch_all(&store.pool)
-    .await?;
-    extra_rows(&rows)
+    let sql = format!(
+        "SELECT content_id, bank_id, kind, value FROM pdq_extras WHERE content_id IN ({list}){}",
+        skipping(skip)
+    );
+    let sql = store.sql(&sql);
+    let mut q = sqlx::query(&sql);
+    for k in skip {
+        q = q.bind(*k);
+    }
+    extra_rows(&q.fetch_all(&store.pool).await?)
 }
 
 /// The extra hashes of one content item: (kind, hex), by kind.

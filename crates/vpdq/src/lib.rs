@@ -625,30 +625,16 @@ pub fn prepare(frames: &[FrameHash], quality: u32) -> Vec<PdqHash> {
         .collect()
 }
 
-/// Compares two videos' frame hashes under `rule`.
+/// Compares two videos' frame hashes under `rule`: [`match_videos_extras`]
+/// with no extras, which is python-threatexchange's rule.
 pub fn match_videos(query: &[FrameHash], compared: &[FrameHash], rule: &MatchRule) -> MatchResult {
-    let q = prepare(query, rule.quality);
-    let c = prepare(compared, rule.quality);
-    if q.is_empty() || c.is_empty() {
-        return MatchResult {
-            query_percent: 0.0,
-            compared_percent: 0.0,
-            is_match: false,
-        };
-    }
-    let share = |a: &[PdqHash], b: &[PdqHash]| {
-        let n = a
-            .par_iter()
-            .filter(|x| b.iter().any(|y| x.distance(y) <= rule.distance))
-            .count();
-        n as f64 * 100.0 / a.len() as f64
+    let plain = |v: &[FrameHash]| {
+        v.iter()
+            .copied()
+            .map(FrameExtras::plain)
+            .collect::<Vec<_>>()
     };
-    let (query_percent, compared_percent) = (share(&q, &c), share(&c, &q));
-    MatchResult {
-        query_percent,
-        compared_percent,
-        is_match: query_percent >= rule.query_percent && compared_percent >= rule.compared_percent,
-    }
+    match_videos_extras(&plain(query), &plain(compared), rule, Pairing::FullOnly).result
 }
 
 /// One prepared frame for [`match_videos_extras`]: its plain hash first, then
@@ -702,6 +688,9 @@ fn find_frame(
     if others.iter().any(|o| q[0].1.distance(&o[0].1) <= distance) {
         return Some((HashKind::Full, HashKind::Full));
     }
+    if q.len() == 1 && others.iter().all(|o| o.len() == 1) {
+        return None;
+    }
     for o in others {
         for (qk, qh) in q {
             for (ok, oh) in o {
@@ -731,6 +720,17 @@ pub fn match_videos_extras(
 ) -> ExtrasMatchResult {
     let q = prepare_extras(query, rule.quality);
     let c = prepare_extras(compared, rule.quality);
+    match_prepared(&q, &c, rule, pairing)
+}
+
+/// [`match_videos_extras`] on frames [`prepare_extras`] already prepared at
+/// `rule.quality`: for a caller that compares one query with many videos.
+pub fn match_prepared(
+    q: &[FrameKinds],
+    c: &[FrameKinds],
+    rule: &MatchRule,
+    pairing: Pairing,
+) -> ExtrasMatchResult {
     if q.is_empty() || c.is_empty() {
         return ExtrasMatchResult {
             result: MatchResult {
@@ -744,11 +744,11 @@ pub fn match_videos_extras(
     }
     let found_q: Vec<Option<(HashKind, HashKind)>> = q
         .par_iter()
-        .map(|x| find_frame(x, &c, |a, b| pairing.allows(a, b), rule.distance))
+        .map(|x| find_frame(x, c, |a, b| pairing.allows(a, b), rule.distance))
         .collect();
     let found_c = c
         .par_iter()
-        .filter(|x| find_frame(x, &q, |a, b| pairing.allows(b, a), rule.distance).is_some())
+        .filter(|x| find_frame(x, q, |a, b| pairing.allows(b, a), rule.distance).is_some())
         .count();
     let plain = (HashKind::Full, HashKind::Full);
     let mut via: Vec<((HashKind, HashKind), usize)> = Vec::new();
@@ -840,11 +840,12 @@ mod tests {
         ];
         let bank = [frame(0, 0x00, &[]), frame(1, 0xf0, &[])];
         let plain = match_videos_extras(&query, &bank, &rule, Pairing::FullOnly);
-        let by_hand = match_videos(
-            &query.iter().map(|f| f.frame).collect::<Vec<_>>(),
-            &bank.iter().map(|f| f.frame).collect::<Vec<_>>(),
-            &rule,
-        );
+        // By hand: query frame 0 of 3 is found; bank frame 0 of 2 is.
+        let by_hand = MatchResult {
+            query_percent: 100.0 / 3.0,
+            compared_percent: 50.0,
+            is_match: false,
+        };
         assert_eq!(plain.result, by_hand);
         assert_eq!(plain.via, None);
         for pairing in [Pairing::QueryExtras, Pairing::Both] {

@@ -30,7 +30,7 @@ pub async fn hash(
         ));
     };
     let _slot = state.media.upload_slot().await?;
-    Ok(Json(state.media.hash(file).await?.to_json()))
+    Ok(Json(state.media.hash_to_show(file).await?.to_json()))
 }
 
 /// The service's matcher over this node's state.

@@ -183,7 +183,7 @@ pub async fn rescue_add(
             let file = file
                 .ok_or_else(|| ApiError::bad_request("the multipart body has no `file` field"))?;
             let _slot = state.media.upload_slot().await?;
-            match state.media.hash(file).await? {
+            match state.media.hash_to_show(file).await? {
                 crate::media::Hashed::Photo { pdq, quality, .. } => RescuePhoto {
                     pdq,
                     quality: Some(quality),

@@ -509,6 +509,18 @@ async fn a_letterboxed_video_matches_through_banked_frame_regions() {
     assert!(n > 0, "no region frame hashes banked");
     let matcher = app.key(Role::Matcher).await;
 
+    // Matching an upload computes the copy's frame regions; `/v1/hash`'s
+    // path, whose answer has no place for them, does not.
+    let media = &app.service.state.media;
+    let frame_extras = |h| match h {
+        bulwark_server::media::Hashed::Video { frame_extras, .. } => frame_extras.len(),
+        _ => panic!("not hashed as a video"),
+    };
+    let to_match = media.hash(copy.clone().into()).await.unwrap();
+    assert!(frame_extras(to_match) > 0, "no frame regions to match with");
+    let shown = media.hash_to_show(copy.clone().into()).await.unwrap();
+    assert_eq!(frame_extras(shown), 0, "/v1/hash computed frame regions");
+
     let (s, m) = app.upload("/v1/match", &matcher, &copy, &[]).await;
     assert_eq!(s, StatusCode::OK, "{m}");
     let vp = vpdq_matches(&m);
@@ -534,6 +546,79 @@ async fn a_letterboxed_video_matches_through_banked_frame_regions() {
         let (s, m) = app.upload("/v1/match", &matcher, &v, &[]).await;
         assert_eq!(s, StatusCode::OK, "{m}");
         assert_eq!(m["matches"], json!([]), "{m}");
+    }
+
+    // The catalog finds the banked video exactly when the vPDQ rule, run on
+    // the banked video's own frames, says it matches: with the copy's frame
+    // regions and without (then only the bank's frame regions can help),
+    // live and after a restart (the frame-extras index is rebuilt on load).
+    let frames_of = |h: bulwark_server::media::Hashed| match h {
+        bulwark_server::media::Hashed::Video {
+            frames,
+            frame_extras,
+            ..
+        } => frames
+            .iter()
+            .map(|f| bulwark_vpdq::FrameExtras {
+                frame: *f,
+                extras: frame_extras
+                    .iter()
+                    .filter(|(n, _)| *n == f.frame)
+                    .map(|(_, e)| *e)
+                    .collect(),
+            })
+            .collect::<Vec<_>>(),
+        _ => panic!("not hashed as a video"),
+    };
+    let banked = frames_of(media.hash_for_bank(chair.clone().into()).await.unwrap());
+    let with_regions = frames_of(media.hash(copy.clone().into()).await.unwrap());
+    let plain_only: Vec<_> = with_regions
+        .iter()
+        .map(|f| bulwark_vpdq::FrameExtras::plain(f.frame))
+        .collect();
+    // A copy cut to the banked video's content region: its plain frames are
+    // the bank's frame regions, which only the frame-extras index holds.
+    let cut: Vec<_> = banked
+        .iter()
+        .filter_map(|f| {
+            let r = f
+                .extras
+                .iter()
+                .find(|e| e.kind == bulwark_pdq::HashKind::Region)?;
+            Some(bulwark_vpdq::FrameExtras::plain(bulwark_vpdq::FrameHash {
+                hash: r.hash,
+                quality: r.quality,
+                ..f.frame
+            }))
+        })
+        .collect();
+    let restarted = bulwark_server::catalog::Catalog::new();
+    restarted.load(&app.service.state.store).await.unwrap();
+    let rule = bulwark_vpdq::MatchRule::default();
+    let truth =
+        |q| bulwark_vpdq::match_videos_extras(q, &banked, &rule, bulwark_pdq::Pairing::Both);
+    assert!(truth(&cut).result.is_match, "{:?}", truth(&cut));
+    for (what, q) in [
+        ("with", &with_regions),
+        ("without", &plain_only),
+        ("cut to", &cut),
+    ] {
+        let truth = truth(q);
+        for (when, catalog) in [
+            ("live", &*app.service.state.catalog),
+            ("restarted", &restarted),
+        ] {
+            let hits = catalog.match_video(q, &rule, None);
+            assert_eq!(
+                hits.iter().map(|h| h.content_id).collect::<Vec<_>>(),
+                if truth.result.is_match {
+                    vec![id]
+                } else {
+                    vec![]
+                },
+                "{when}, {what} the copy's frame regions: {truth:?}"
+            );
+        }
     }
 
     // Disabled, the video stops matching through its extras too.

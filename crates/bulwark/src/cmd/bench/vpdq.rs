@@ -1,5 +1,7 @@
 //! `bulwark bench vpdq`: ms per frame and frames per second hashing videos,
-//! ffmpeg decoding included, with one hashing thread and with all cores.
+//! ffmpeg decoding included, with one hashing thread and with all cores; and
+//! what the per-frame `region` extra (the service's default for videos)
+//! adds, plain and plain + region timed alternately on one hashing thread.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +60,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         };
         let (t1, frames) = time(Some(&one))?;
         let (tn, _) = time(None)?;
+        let region = region_cost(&one, v, &opts, a.iterations.max(1))?;
         let ms1 = t1 * 1e3 / frames as f64;
         let reference = REFERENCE_MS_PER_FRAME
             .iter()
@@ -72,6 +75,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             "threads": rayon::current_num_threads(),
             "reference_ms_per_frame_quoted": reference,
             "speedup_vs_quoted_reference": reference.map(|r| r / ms1),
+            "region": region,
         }));
     }
     if a.json {
@@ -102,6 +106,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             f("ms_per_frame_all_cores"),
             f("fps_all_cores")
         );
+        let g = |k: &str| r["region"][k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "  + region per frame   wall {:+.1} % (median of paired runs), this process's CPU {:+.1} % ({:.2} → {:.2} s)",
+            g("wall_percent"),
+            g("cpu_percent"),
+            g("cpu_plain_s"),
+            g("cpu_region_s")
+        );
         if let Some(q) = r["reference_ms_per_frame_quoted"].as_f64() {
             println!(
                 "  reference (quoted, not timed in this run: the vpdq wheel does not build here) {q:.1} ms/frame → {:.1}×",
@@ -110,4 +122,55 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// This process's user + system CPU seconds (`/proc/self/stat`; ffmpeg, a
+/// child, is not counted). `None` off Linux.
+fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line, in clock ticks (100 per second on
+    // Linux's usual USER_HZ).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Plain against plain + `region` per frame, on one hashing thread, runs
+/// alternated so both see the same machine: the median of the paired wall
+/// ratios, and the process's CPU time over all runs of each (less moved by
+/// other load on the machine than wall time).
+fn region_cost(
+    one: &rayon::ThreadPool,
+    v: &std::path::Path,
+    opts: &bulwark_vpdq::Options,
+    runs: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let region = bulwark_pdq::KindSet::NONE.with(bulwark_pdq::HashKind::Region);
+    let (mut ratios, mut cpu) = (Vec::new(), [0.0f64; 2]);
+    for _ in 0..runs {
+        let mut wall = [0.0f64; 2];
+        for (i, w) in wall.iter_mut().enumerate() {
+            let (c0, t0) = (process_cpu_s(), Instant::now());
+            if i == 0 {
+                one.install(|| bulwark_vpdq::hash_video(v, opts))?;
+            } else {
+                one.install(|| bulwark_vpdq::hash_video_extras(v, opts, region))?;
+            }
+            *w = t0.elapsed().as_secs_f64();
+            if let (Some(a), Some(b)) = (c0, process_cpu_s()) {
+                cpu[i] += b - a;
+            }
+        }
+        ratios.push(wall[1] / wall[0]);
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok(serde_json::json!({
+        "wall_percent": (ratios[ratios.len() / 2] - 1.0) * 100.0,
+        "cpu_plain_s": cpu[0],
+        "cpu_region_s": cpu[1],
+        "cpu_percent": (cpu[1] / cpu[0] - 1.0) * 100.0,
+        "runs": runs,
+    }))
 }
