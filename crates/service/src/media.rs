@@ -209,19 +209,13 @@ impl Pool {
     }
 
     /// Hashes an uploaded file with the extra PDQ hashes of `kinds` (images;
-    /// a video's frames get the `region` hash when `kinds` holds it).
+    /// a video's frames get those of `kinds` among [`FRAME_KINDS`]).
     pub async fn hash_kinds(
         &self,
         bytes: bytes::Bytes,
         kinds: bulwark_pdq::KindSet,
     ) -> Result<Hashed, Error> {
-        let region = bulwark_pdq::HashKind::Region;
-        let frame_kinds = if kinds.contains(region) {
-            bulwark_pdq::KindSet::NONE.with(region)
-        } else {
-            bulwark_pdq::KindSet::NONE
-        };
-        self.hash_with(bytes, kinds, frame_kinds).await
+        self.hash_with(bytes, kinds, kinds).await
     }
 
     async fn hash_with(
@@ -295,6 +289,14 @@ pub struct DecodeSlot {
     _worker: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// The extra kinds a video's frames can carry: `region` (framing: letterbox,
+/// caption, screenshot) and `centre-90` (5 % crops), each when the caller's
+/// kinds hold it. Corners and rotations of every frame would multiply the
+/// stored rows and the hashing time for edits that the frame-level rule
+/// already tolerates or that were not measured to help (docs/VPDQ.md).
+pub const FRAME_KINDS: bulwark_pdq::KindSet =
+    bulwark_pdq::KindSet::of(&[bulwark_pdq::HashKind::Region, bulwark_pdq::HashKind::Centre90]);
+
 fn hash_file(
     bytes: &[u8],
     limits: &bulwark_pdq::Limits,
@@ -345,11 +347,10 @@ fn hash_file(
             ),
             e => Error::bad_media(format!("cannot hash this video: {e}")),
         };
-        // Frames carry at most one extra kind: `region` (crops and rotations
-        // of every frame would multiply the stored rows for little gain).
-        let region = bulwark_pdq::KindSet::NONE.with(bulwark_pdq::HashKind::Region);
-        let frame_kinds: bulwark_pdq::KindSet =
-            frame_kinds.iter().filter(|k| region.contains(*k)).collect();
+        let frame_kinds: bulwark_pdq::KindSet = frame_kinds
+            .iter()
+            .filter(|k| FRAME_KINDS.contains(*k))
+            .collect();
         let (frames, frame_extras) = if !frame_kinds.is_empty() {
             let fx = bulwark_vpdq::hash_video_bytes_extras(bytes, video, frame_kinds)
                 .map_err(video_error)?;
@@ -359,7 +360,7 @@ fn hash_file(
                 extras.extend(
                     f.extras
                         .into_iter()
-                        .filter(|e| e.kind == bulwark_pdq::HashKind::Region)
+                        .filter(|e| frame_kinds.contains(e.kind))
                         .map(|e| (f.frame.frame, e)),
                 );
                 frames.push(f.frame);

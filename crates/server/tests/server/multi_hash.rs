@@ -420,6 +420,16 @@ async fn hma_upload_banks_extras_and_lookup_uses_them() {
 /// A copy of a video with black bars above and below (10 % of the height
 /// each, as docs/detection/vpdq-framing.md's letterbox), re-encoded with x264.
 fn letterboxed_video(video: &[u8]) -> Vec<u8> {
+    ffmpeg_copy(video, "pad=iw:trunc(ih*1.25/2)*2:0:(oh-ih)/2:black")
+}
+
+/// A copy of a video cropped by 5 % of each edge and scaled back (the
+/// `crop5` edit of docs/detection/vpdq-framing.md), re-encoded with x264.
+fn cropped_video(video: &[u8]) -> Vec<u8> {
+    ffmpeg_copy(video, "crop=trunc(iw*0.9):trunc(ih*0.9),scale=iw/0.9:ih/0.9")
+}
+
+fn ffmpeg_copy(video: &[u8], filter: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let (src, dst) = (dir.path().join("in.mp4"), dir.path().join("out.mp4"));
     std::fs::write(&src, video).unwrap();
@@ -428,7 +438,7 @@ fn letterboxed_video(video: &[u8]) -> Vec<u8> {
         .arg(&src)
         .args([
             "-vf",
-            "pad=iw:trunc(ih*1.25/2)*2:0:(oh-ih)/2:black",
+            filter,
             "-c:v",
             "libx264",
             "-crf",
@@ -632,4 +642,53 @@ async fn a_letterboxed_video_matches_through_banked_frame_regions() {
     let (_, m) = app.upload("/v1/match", &matcher, &copy, &[]).await;
     assert_eq!(m["matches"], json!([]), "{m}");
     app.cleanup().await;
+}
+
+/// A copy of a banked video cropped by 5 % of each edge (plain vPDQ and the
+/// `region` miss it: docs/detection/vpdq-framing.md) is found through the
+/// `centre-90` frame hashes banked with the video, and only with them: on a
+/// server whose banks store every default kind but `centre-90` it is not
+/// found.
+#[tokio::test]
+async fn a_cropped_video_matches_through_banked_frame_centres() {
+    if !crate::console_fixtures::ffmpeg_available() {
+        return;
+    }
+    let pattern = crate::console_fixtures::video("pattern-hd-no-bar.mp4");
+    let copy = cropped_video(&pattern);
+    let no_centre: bulwark_pdq::KindSet = bulwark_pdq::KindSet::BANK_DEFAULT
+        .iter()
+        .filter(|k| *k != bulwark_pdq::HashKind::Centre90)
+        .collect();
+    for (centre, app) in [
+        (false, TestApp::sqlite_with(|c| c.extra_hashes = no_centre).await),
+        (true, TestApp::sqlite().await),
+    ] {
+        app.post("/v1/banks", json!({"name": "videos"})).await;
+        let (s, c) = app
+            .upload("/v1/banks/videos/content", &app.admin, &pattern, &[])
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM video_frame_extras WHERE kind = 'centre-90' AND content_id = ?",
+        )
+        .bind(c["id"].as_i64().unwrap())
+        .fetch_one(&app.service.state.store.pool)
+        .await
+        .unwrap();
+        assert_eq!(n > 0, centre, "centre-90 frame hashes banked: {n}");
+        let (s, m) = app.upload("/v1/match", &app.admin, &copy, &[]).await;
+        assert_eq!(s, StatusCode::OK, "{m}");
+        let vp = vpdq_matches(&m);
+        if centre {
+            assert_eq!(vp.len(), 1, "{m}");
+            assert_eq!(vp[0]["content_id"], c["id"], "{m}");
+            // The copy is the centre of each banked frame: its plain frames
+            // meet the banked centre-90 hashes.
+            assert_eq!(vp[0]["bank_hash_kind"], "centre-90", "{m}");
+        } else {
+            assert_eq!(vp, Vec::<serde_json::Value>::new(), "found without centre-90: {m}");
+        }
+        app.cleanup().await;
+    }
 }
