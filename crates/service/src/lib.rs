@@ -8,7 +8,9 @@
 //! signed-root log ([`providers`]), verifiable reports ([`franking`],
 //! [`reports`]), private matching ([`vouchers`]), text and entity
 //! signals, rules and rescue banks ([`signals`]), and curation and
-//! exchanges through Meta's HMA shapes ([`hma`], [`exchanges`]). Nothing
+//! exchanges through Meta's HMA shapes ([`hma`], [`exchanges`]), and the
+//! reviewer console's operations: webhooks, evidence packages and
+//! CyberTipline reports ([`review`]). Nothing
 //! here imports axum: `bulwark-server` is the HTTP layer over these
 //! operations, and they are tested without it.
 
@@ -29,6 +31,7 @@ pub mod media;
 pub mod metrics;
 pub mod providers;
 pub mod reports;
+pub mod review;
 pub mod secrets;
 pub mod signals;
 pub mod vouchers;

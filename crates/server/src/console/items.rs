@@ -6,6 +6,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use bulwark_service::review::decisions;
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
@@ -19,17 +20,8 @@ use crate::db::{self, now_ms, rfc3339};
 pub const HIDDEN_SIDE: u32 = 16;
 /// Largest side of a revealed thumbnail.
 pub const REVEALED_SIDE: u32 = 320;
-/// Decisions that take an item off the queues.
-const FINAL: &[&str] = &["confirm", "dismiss", "clear", "add_to_bank"];
 /// Confirmation categories.
-pub const CATEGORIES: &[&str] = &[
-    "csam",
-    "sexual_exploitation",
-    "grooming",
-    "terrorism",
-    "non_consensual_imagery",
-    "other_violation",
-];
+pub use bulwark_service::review::decisions::CATEGORIES;
 
 /// An item in a queue.
 #[derive(Debug, Clone)]
@@ -1217,50 +1209,23 @@ async fn decide_inner(
         }
         _ => {}
     }
-    let s = &state.store;
-    let now = now_ms();
-    let mut tx = s.begin().await?;
-    let did = store::insert_decision(
-        s,
-        &mut tx,
-        &store::NewDecision {
-            item: key,
+    super::actions::record_decision(
+        state,
+        &decisions::Decision {
+            kind,
+            id,
             decision,
             category,
             note,
-            banks: it.banks.join(","),
-            reviewer: &reviewer.name,
-            at: now,
+            banks: &it.banks,
+            distances: &it.distances,
             queued_at: it.queued_at,
-            distances: serde_json::to_string(&it.distances)?,
+            reviewer: &reviewer.name,
+            actor: &reviewer.actor(),
+            effect,
         },
     )
     .await?;
-    if FINAL.contains(&decision) {
-        store::close(s, &mut tx, key).await?;
-    } else if decision == "escalate" {
-        // To the leads' queue, in the order of the time it was queued.
-        store::escalate(s, &mut tx, key, it.queued_at).await?;
-    }
-    db::audit(
-        s,
-        &mut tx,
-        &reviewer.actor(),
-        "console.decide",
-        None,
-        None,
-        json!({"item": key, "decision": decision, "category": category, "note": note,
-               "banks": it.banks, "effect": effect, "decision_id": did}),
-    )
-    .await?;
-    tx.commit().await?;
-    let event = json!({
-        "event": "decision", "decision_id": did, "item": key, "kind": kind, "id": id,
-        "decision": decision, "category": category, "banks": it.banks,
-        "action": match decision { "confirm" => "suspend_account_and_delete_content", "clear" => "restore_account", _ => "none" },
-        "reviewer": reviewer.name, "at": rfc3339(now),
-    });
-    super::actions::enqueue_webhook(state, did, &event).await?;
     let queue_kind = if escalated { "escalated" } else { kind };
     Ok(Redirect::to(&format!("/console/next?kind={queue_kind}&after={key}")).into_response())
 }

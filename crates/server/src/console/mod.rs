@@ -125,6 +125,25 @@ impl ConsoleConfig {
     pub fn session(&self) -> Duration {
         Duration::from_secs(self.session_hours.max(1) * 3600)
     }
+
+    /// The webhook settings, as the service's delivery takes them.
+    pub fn webhooks(&self) -> bulwark_service::review::webhooks::WebhookConfig {
+        bulwark_service::review::webhooks::WebhookConfig {
+            url: self.webhook_url.clone(),
+            secret: self.webhook_secret.clone().unwrap_or_default(),
+            max_attempts: self.webhook_max_attempts,
+            backoff_ms: self.webhook_backoff_ms,
+        }
+    }
+
+    /// The reporting organisation's contact of CyberTipline reports.
+    pub fn reporter(&self) -> bulwark_service::review::cybertip::Reporter {
+        bulwark_service::review::cybertip::Reporter {
+            first_name: self.reporter_first_name.clone(),
+            last_name: self.reporter_last_name.clone(),
+            email: self.reporter_email.clone(),
+        }
+    }
 }
 
 /// The console's routes (merged into the service's router).

@@ -17,7 +17,8 @@
 //! markers instead of acting on the display.
 //!
 //! The evidence package and CyberTipline report take an item's matches from
-//! [`export_matches`] and [`cybertip_line`] (called from `actions.rs`).
+//! `bulwark_service::review::evidence::export_matches` and
+//! `bulwark_service::review::cybertip::text_matches_line`.
 //! Kept apart from `items.rs`: that file only calls [`record`],
 //! [`match_facts`], [`report_facts`], [`report_banks`] and [`shown`].
 //! Rescue photo matches are not shown here: console reviewers are not the
@@ -25,6 +26,7 @@
 
 use std::collections::BTreeMap;
 
+use bulwark_service::review::evidence;
 use maud::{Markup, html};
 use serde_json::Value;
 
@@ -182,15 +184,7 @@ fn matches_table(matches: &[&Value]) -> Markup {
 
 /// A recorded text match in the `/v1/match` shape.
 fn match_json(r: store::TextMatchRow) -> anyhow::Result<Value> {
-    Ok(serde_json::json!({
-        "bank": r.bank,
-        "content_id": r.content_id,
-        "signal_type": r.signal_type,
-        "distance": r.distance,
-        "query_signal": r.query_signal,
-        "review_only": r.review_only,
-        "explanation": serde_json::from_str::<Value>(&r.explanation)?,
-    }))
+    Ok(evidence::match_json(r)?)
 }
 
 /// The text/entity part of a recorded match's page (empty for a media match).
@@ -210,14 +204,7 @@ pub async fn match_facts(state: &AppState, match_id: i64) -> anyhow::Result<Mark
 
 /// A report's stored text signals: per message, its matches and entities.
 async fn report_rows(state: &AppState, report_id: i64) -> anyhow::Result<Vec<(i64, Value, Value)>> {
-    let mut out = Vec::new();
-    for r in store::report_text_signals(&state.store, report_id).await? {
-        let parse = |c: &str| -> anyhow::Result<Value> {
-            Ok(serde_json::from_str(c).unwrap_or(Value::Null))
-        };
-        out.push((r.msg_idx, parse(&r.signals)?, parse(&r.matches)?));
-    }
-    Ok(out)
+    Ok(evidence::report_rows(&state.store, report_id).await?)
 }
 
 /// Adds the banks a report's message text matched (smallest distance; rule
@@ -268,105 +255,5 @@ pub async fn report_facts(state: &AppState, report_id: i64) -> anyhow::Result<Ma
                 }
             }
         }
-    })
-}
-
-/// One text/entity/rule match of an item, as exports carry it: the bank,
-/// the signal, its normalised value, where (message, byte span) and why,
-/// without the excerpt of the text (the package's files and the report
-/// carry the content itself).
-fn export_match(message: Option<i64>, m: &Value) -> Value {
-    let e = &m["explanation"];
-    let t = m["signal_type"].as_str().unwrap_or("");
-    let value = match t {
-        "rule" => e["rule"].clone(),
-        _ => e
-            .get("value")
-            .filter(|v| v.is_string())
-            .unwrap_or(&m["query_signal"])
-            .clone(),
-    };
-    let mut out = serde_json::json!({
-        "bank": m["bank"],
-        "signal_type": t,
-        "value": value,
-        "content_id": m["content_id"],
-        "review_only": m["review_only"].as_bool().unwrap_or(t == "rule"),
-    });
-    if let Some(i) = message {
-        out["message"] = i.into();
-    }
-    for k in [
-        "span",
-        "radius",
-        "jaccard_estimate",
-        "description",
-        "language",
-    ] {
-        if let Some(v) = e.get(k).filter(|v| !v.is_null()) {
-            out[k] = v.clone();
-        }
-    }
-    if t == "text_hash" {
-        out["distance"] = m["distance"].clone();
-    }
-    out
-}
-
-/// The text/entity/rule matches of an item for its evidence package and
-/// CyberTipline report: a report's, per message (computed at intake), or a
-/// recorded text match's. Empty for media-only items.
-pub async fn export_matches(state: &AppState, kind: &str, id: &str) -> anyhow::Result<Vec<Value>> {
-    match kind {
-        "report" => {
-            let mut out = Vec::new();
-            for (idx, _, matches) in report_rows(state, id.parse()?).await? {
-                for m in matches.as_array().into_iter().flatten() {
-                    out.push(export_match(Some(idx), m));
-                }
-            }
-            Ok(out)
-        }
-        "match" => {
-            let Some(r) = store::text_match(&state.store, id.parse::<i64>()?).await? else {
-                return Ok(Vec::new());
-            };
-            let m = match_json(r)?;
-            Ok(vec![export_match(None, &m)])
-        }
-        _ => Ok(Vec::new()),
-    }
-}
-
-/// The line a CyberTipline report's `additionalInfo` gets for an item's text
-/// matches (`None` when there are none): each signal and normalised value,
-/// and how it matched — not the bank names (they are this service's, or a
-/// partner's, internal names) and not keyword/regex rule matches (review
-/// leads only, not findings).
-pub fn cybertip_line(matches: &[Value]) -> Option<String> {
-    let mut parts: Vec<String> = matches
-        .iter()
-        .filter(|m| !m["review_only"].as_bool().unwrap_or(false))
-        .map(|m| {
-            let at = m["message"]
-                .as_i64()
-                .map(|i| format!(" in message {i}"))
-                .unwrap_or_default();
-            let v = m["value"].as_str().unwrap_or("");
-            match m["signal_type"].as_str().unwrap_or("") {
-                "text_hash" => format!(
-                    "near-duplicate ad text{at} (text hash {v}, Hamming distance {} of 256 bits to a banked ad)",
-                    m["distance"].as_i64().unwrap_or(0)
-                ),
-                t => format!("{t} {v}{at} (exact match of the normalised value)"),
-            }
-        })
-        .collect();
-    parts.dedup();
-    (!parts.is_empty()).then(|| {
-        format!(
-            "Text and entity signals that matched known content: {}",
-            parts.join("; ")
-        )
     })
 }

@@ -8,6 +8,7 @@ mod content;
 mod hma;
 mod imports;
 mod reports;
+mod review;
 mod signals;
 mod support;
 mod vouchers;

@@ -1,0 +1,50 @@
+//! The reviewer console's operations without HTTP (issue 14): recording a
+//! decision ([`decisions`]) and what it sets off — signed webhooks with retries and their delivery log
+//! ([`webhooks`]), evidence packages ([`evidence`]) and CyberTipline
+//! reports, built, stored and submitted ([`cybertip`]) — and the console's
+//! audit entries ([`audit`]). The SQL is `bulwark_store::console`; the pages
+//! (forms, sessions, HTML) are bulwark-server's `console` module, which
+//! parses a request, calls one of these and renders the answer.
+//!
+//! Outgoing requests (webhook deliveries, CyberTipline submissions) go
+//! through an [`Http`] the caller supplies: bulwark-server's is its TLS
+//! client (`console.tls_extra_roots`), tests can answer as they like.
+
+pub mod cybertip;
+pub mod decisions;
+pub mod evidence;
+pub mod webhooks;
+
+use std::time::Duration;
+
+use bulwark_store::Store;
+use futures_util::future::BoxFuture;
+
+use crate::error::Result;
+
+/// Sends one outgoing request: `method` to `url` with `headers` and `body`,
+/// giving up after `timeout`; answers the status and (at most some bounded
+/// part of) the body, or why it could not be sent.
+pub trait Http: Send + Sync {
+    /// One request.
+    fn request<'a>(
+        &'a self,
+        method: &'a str,
+        url: &'a str,
+        headers: &'a [(&'a str, String)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<(u16, Vec<u8>)>>;
+}
+
+/// Writes one console audit entry (`actor` e.g. `console:NAME`, `action`
+/// e.g. `console.decide`, `detail` a JSON object).
+pub async fn audit(
+    store: &Store,
+    actor: &str,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    let mut conn = store.pool.acquire().await?;
+    Ok(bulwark_store::audit(store, &mut conn, actor, action, None, None, detail).await?)
+}
