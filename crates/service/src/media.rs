@@ -294,8 +294,10 @@ pub struct DecodeSlot {
 /// kinds hold it. Corners and rotations of every frame would multiply the
 /// stored rows and the hashing time for edits that the frame-level rule
 /// already tolerates or that were not measured to help (docs/VPDQ.md).
-pub const FRAME_KINDS: bulwark_pdq::KindSet =
-    bulwark_pdq::KindSet::of(&[bulwark_pdq::HashKind::Region, bulwark_pdq::HashKind::Centre90]);
+pub const FRAME_KINDS: bulwark_pdq::KindSet = bulwark_pdq::KindSet::of(&[
+    bulwark_pdq::HashKind::Region,
+    bulwark_pdq::HashKind::Centre90,
+]);
 
 fn hash_file(
     bytes: &[u8],

@@ -426,7 +426,10 @@ fn letterboxed_video(video: &[u8]) -> Vec<u8> {
 /// A copy of a video cropped by 5 % of each edge and scaled back (the
 /// `crop5` edit of docs/detection/vpdq-framing.md), re-encoded with x264.
 fn cropped_video(video: &[u8]) -> Vec<u8> {
-    ffmpeg_copy(video, "crop=trunc(iw*0.9):trunc(ih*0.9),scale=iw/0.9:ih/0.9")
+    ffmpeg_copy(
+        video,
+        "crop=trunc(iw*0.9):trunc(ih*0.9),scale=iw/0.9:ih/0.9",
+    )
 }
 
 fn ffmpeg_copy(video: &[u8], filter: &str) -> Vec<u8> {
@@ -437,15 +440,7 @@ fn ffmpeg_copy(video: &[u8], filter: &str) -> Vec<u8> {
         .args(["-v", "error", "-y", "-i"])
         .arg(&src)
         .args([
-            "-vf",
-            filter,
-            "-c:v",
-            "libx264",
-            "-crf",
-            "23",
-            "-preset",
-            "veryfast",
-            "-an",
+            "-vf", filter, "-c:v", "libx264", "-crf", "23", "-preset", "veryfast", "-an",
         ])
         .arg(&dst)
         .status()
@@ -661,7 +656,10 @@ async fn a_cropped_video_matches_through_banked_frame_centres() {
         .filter(|k| *k != bulwark_pdq::HashKind::Centre90)
         .collect();
     for (centre, app) in [
-        (false, TestApp::sqlite_with(|c| c.extra_hashes = no_centre).await),
+        (
+            false,
+            TestApp::sqlite_with(|c| c.extra_hashes = no_centre).await,
+        ),
         (true, TestApp::sqlite().await),
     ] {
         app.post("/v1/banks", json!({"name": "videos"})).await;
@@ -687,7 +685,11 @@ async fn a_cropped_video_matches_through_banked_frame_centres() {
             // meet the banked centre-90 hashes.
             assert_eq!(vp[0]["bank_hash_kind"], "centre-90", "{m}");
         } else {
-            assert_eq!(vp, Vec::<serde_json::Value>::new(), "found without centre-90: {m}");
+            assert_eq!(
+                vp,
+                Vec::<serde_json::Value>::new(),
+                "found without centre-90: {m}"
+            );
         }
         app.cleanup().await;
     }
