@@ -294,16 +294,7 @@ fn skipping(skip: &[&str]) -> String {
 
 /// Every banked extra hash but those of the `skip` kinds (for a full load).
 pub async fn all_extras(store: &Store, skip: &[&str]) -> Result<Vec<ExtraRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT content_id, bank_id, kind, value FROM pdq_extras WHERE 1 = 1{}",
-        skipping(skip)
-    );
-    let sql = store.sql(&sql);
-    let mut q = sqlx::query(&sql);
-    for k in skip {
-        q = q.bind(*k);
-    }
-    extra_rows(&q.fetch_all(&store.pool).await?)
+    extras_where(store, "1 = 1", skip).await
 }
 
 /// The extra hashes of the content items among `ids`, but those of the
@@ -313,9 +304,18 @@ pub async fn extras_of_contents(
     ids: &[i64],
     skip: &[&str],
 ) -> Result<Vec<ExtraRow>, sqlx::Error> {
-    let list = id_list(ids);
+    extras_where(store, &format!("content_id IN ({})", id_list(ids)), skip).await
+}
+
+/// The extras rows matching `filter` (SQL without placeholders), but those
+/// of the `skip` kinds.
+async fn extras_where(
+    store: &Store,
+    filter: &str,
+    skip: &[&str],
+) -> Result<Vec<ExtraRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT content_id, bank_id, kind, value FROM pdq_extras WHERE content_id IN ({list}){}",
+        "SELECT content_id, bank_id, kind, value FROM pdq_extras WHERE {filter}{}",
         skipping(skip)
     );
     let sql = store.sql(&sql);
