@@ -663,6 +663,9 @@ pub async fn insert_contents(
     actor: &str,
     items: &[NewContent],
 ) -> Result<(Vec<Option<i64>>, Vec<(i64, Option<i64>, Option<i64>)>), sqlx::Error> {
+    if store.backend == Backend::Postgres {
+        return insert_contents_pg(store, tx, bank_id, actor, items).await;
+    }
     let now = now_ms();
     let mut ids: Vec<Option<i64>> = vec![None; items.len()];
     let mut first_of: HashMap<&str, usize> = HashMap::with_capacity(items.len());
@@ -751,6 +754,102 @@ pub async fn insert_contents(
         for r in q.fetch_all(&mut *tx).await? {
             changes.push((r.try_get("seq")?, Some(bank_id), r.try_get("content_id")?));
         }
+    }
+    changes.sort_unstable();
+    Ok((ids, changes))
+}
+
+/// [`insert_contents`] on PostgreSQL: the whole batch is one JSON parameter
+/// per table (`jsonb_to_recordset`), so a batch is three statements, each
+/// planned once, instead of a statement and nine bound values per row in
+/// chunks of [`INSERT_CHUNK`]. Same rows, same order of change sequence
+/// numbers, same answer.
+async fn insert_contents_pg(
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
+    bank_id: i64,
+    actor: &str,
+    items: &[NewContent],
+) -> Result<(Vec<Option<i64>>, Vec<(i64, Option<i64>, Option<i64>)>), sqlx::Error> {
+    use serde_json::{Value, json};
+    let now = now_ms();
+    let mut ids: Vec<Option<i64>> = vec![None; items.len()];
+    let mut first_of: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    let rows: Vec<Value> = (0..items.len())
+        .filter(|&i| first_of.insert(items[i].dedup_key.as_str(), i).is_none())
+        .map(|i| {
+            let c = &items[i];
+            json!({"o": i, "kind": c.kind, "key": c.dedup_key, "note": c.note,
+                   "meta": c.metadata, "src": c.source})
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok((ids, Vec::new()));
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO content (bank_id, kind, dedup_key, note, metadata, enabled, disabled_until, \
+         added_by, source, created_at, updated_at) \
+         SELECT $1, r.kind, r.key, r.note, r.meta, 1, NULL, $2, r.src, $3, $3 \
+         FROM jsonb_to_recordset($4::jsonb) AS r(o BIGINT, kind TEXT, key TEXT, note TEXT, meta TEXT, src TEXT) \
+         ORDER BY r.o \
+         ON CONFLICT (bank_id, dedup_key) DO NOTHING RETURNING id, dedup_key",
+    )
+    .bind(bank_id)
+    .bind(actor)
+    .bind(now)
+    .bind(Value::Array(rows).to_string())
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in inserted {
+        let key: String = r.try_get("dedup_key")?;
+        if let Some(&i) = first_of.get(key.as_str()) {
+            ids[i] = Some(r.try_get("id")?);
+        }
+    }
+    let new: Vec<(i64, &NewContent)> = ids
+        .iter()
+        .zip(items)
+        .filter_map(|(id, c)| id.map(|id| (id, c)))
+        .collect();
+    if new.is_empty() {
+        return Ok((ids, Vec::new()));
+    }
+    let signals: Vec<Value> = new
+        .iter()
+        .flat_map(|&(id, c)| {
+            c.signals.iter().map(move |s| {
+                json!({"c": id, "t": s.signal_type, "v": s.value, "q": s.quality})
+            })
+        })
+        .collect();
+    if !signals.is_empty() {
+        sqlx::query(
+            "INSERT INTO signals (content_id, bank_id, signal_type, value, quality) \
+             SELECT r.c, $1, r.t, r.v, r.q \
+             FROM jsonb_to_recordset($2::jsonb) AS r(c BIGINT, t TEXT, v TEXT, q BIGINT)",
+        )
+        .bind(bank_id)
+        .bind(Value::Array(signals).to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    for &(id, c) in &new {
+        insert_frames(store, tx, id, &c.frames).await?;
+    }
+    let content_ids: Vec<i64> = new.iter().map(|(id, _)| *id).collect();
+    let mut changes = Vec::with_capacity(new.len());
+    for r in sqlx::query(
+        "INSERT INTO changes (bank_id, content_id, at) \
+         SELECT $1, e.c, $2 FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS e(c, o) \
+         ORDER BY e.o RETURNING seq, content_id",
+    )
+    .bind(bank_id)
+    .bind(now)
+    .bind(json!(content_ids).to_string())
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        changes.push((r.try_get("seq")?, Some(bank_id), r.try_get("content_id")?));
     }
     changes.sort_unstable();
     Ok((ids, changes))
