@@ -146,7 +146,31 @@ pub(crate) const MODULES: &[Module] = &[
         what: "video frame extra hashes",
         versions: |_| vec![include_str!("../schema/frame_extras_v1.sql").into()],
     },
+    // Content de-duplication from memory on SQLite: v1 rebuilds `content`
+    // without its UNIQUE (bank_id, dedup_key) there (foreign keys off for
+    // the rebuild: see [`FOREIGN_KEYS_OFF`]); both backends keep the value
+    // index of signals for exact types only (see crates/store/src/dedup.rs).
+    Module {
+        key: "dedup",
+        what: "content de-duplication",
+        versions: |backend| {
+            vec![
+                match backend {
+                    Backend::Sqlite => include_str!("../schema/dedup_v1.sqlite.sql"),
+                    Backend::Postgres => include_str!("../schema/dedup_v1.postgres.sql"),
+                }
+                .into(),
+            ]
+        },
+    },
 ];
+
+/// A version whose text holds this line runs on SQLite with foreign keys
+/// off for its connection (set outside its transaction, where SQLite takes
+/// it), is checked with `PRAGMA foreign_key_check` before it commits, and
+/// turns them on again after: what rebuilding a table that others
+/// reference takes (dropping it with foreign keys on would cascade).
+pub(crate) const FOREIGN_KEYS_OFF: &str = "-- bulwark: foreign keys off";
 
 #[cfg(test)]
 mod tests {
@@ -191,6 +215,8 @@ mod tests {
             ("imports", Backend::Sqlite, &["6ecd9895e0347add"]),
             ("extras_schema", Backend::Sqlite, &["141d5053d2bd2a0a"]),
             ("frame_extras", Backend::Sqlite, &["fedd637208e62d9f"]),
+            ("dedup", Backend::Sqlite, &["82a272b75f4ac2ec"]),
+            ("dedup", Backend::Postgres, &["d7e2f98f88cc0e5f"]),
             (
                 "signals_schema",
                 Backend::Sqlite,
@@ -231,7 +257,8 @@ mod tests {
                 "extras_schema",
                 "signals_schema",
                 "startup_schema",
-                "frame_extras"
+                "frame_extras",
+                "dedup"
             ]
         );
     }

@@ -26,6 +26,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 use crate::AppState;
 
@@ -51,8 +52,8 @@ pub struct ConsoleConfig {
     pub video_frames: u32,
     /// Where decisions are posted (`https://` or `http://`).
     pub webhook_url: Option<String>,
-    /// The HMAC-SHA256 key of webhook signatures.
-    pub webhook_secret: Option<String>,
+    /// The HMAC-SHA256 key of webhook signatures (zeroized when dropped).
+    pub webhook_secret: Option<Zeroizing<String>>,
     /// Delivery attempts before a webhook is given up.
     pub webhook_max_attempts: u32,
     /// First retry delay in milliseconds; doubled on each retry.
@@ -199,11 +200,25 @@ mod config_tests {
     #[test]
     fn debug_output_never_shows_the_webhook_secret() {
         let c = ConsoleConfig {
-            webhook_secret: Some("s3cr3t-webhook-key".into()),
+            webhook_secret: Some(String::from("s3cr3t-webhook-key").into()),
             ..ConsoleConfig::default()
         };
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cr3t-webhook-key"), "{shown}");
         assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    /// The secret still reads from the config file's `[console]` section
+    /// now that it is held in a zeroizing buffer, and reaches the webhook
+    /// signer unchanged.
+    #[test]
+    fn the_webhook_secret_reads_from_the_config_file() {
+        let c: ConsoleConfig =
+            toml::from_str("webhook_url = \"https://a.invalid/\"\nwebhook_secret = \"whsec-file\"\n")
+                .unwrap();
+        assert_eq!(c.webhook_secret.as_deref().map(String::as_str), Some("whsec-file"));
+        assert_eq!(c.webhooks().secret.as_str(), "whsec-file");
+        let unset: ConsoleConfig = toml::from_str("").unwrap();
+        assert_eq!(unset.webhooks().secret.as_str(), "");
     }
 }

@@ -597,7 +597,7 @@ async fn decisions_send_signed_webhooks_with_retries_and_a_delivery_log() {
     let u = url.clone();
     let c = Console::open(false, move |k| {
         k.webhook_url = Some(u);
-        k.webhook_secret = Some("whsec-test".into());
+        k.webhook_secret = Some(String::from("whsec-test").into());
         k.webhook_backoff_ms = 20;
         k.webhook_max_attempts = 5;
     })
@@ -684,7 +684,7 @@ async fn a_webhook_that_never_succeeds_is_given_up_after_max_attempts() {
     let (url, got) = receiver(usize::MAX).await;
     let c = Console::open(false, move |k| {
         k.webhook_url = Some(url);
-        k.webhook_secret = Some("s".into());
+        k.webhook_secret = Some(String::from("s").into());
         k.webhook_backoff_ms = 5;
         k.webhook_max_attempts = 3;
     })
@@ -2139,7 +2139,7 @@ async fn webhooks_and_cybertipline_speak_https_to_a_private_ca() {
         let base = base.clone();
         move |k| {
             k.webhook_url = Some(format!("{base}/hook"));
-            k.webhook_secret = Some("s".into());
+            k.webhook_secret = Some(String::from("s").into());
             k.webhook_backoff_ms = 5;
             k.webhook_max_attempts = 1;
         }
@@ -2176,7 +2176,7 @@ async fn webhooks_and_cybertipline_speak_https_to_a_private_ca() {
         let (base, ca) = (base.clone(), ca.clone());
         move |k| {
             k.webhook_url = Some(format!("{base}/hook"));
-            k.webhook_secret = Some("s".into());
+            k.webhook_secret = Some(String::from("s").into());
             k.webhook_backoff_ms = 5;
             k.webhook_max_attempts = 1;
             k.cybertip_url = Some(format!("{base}/ispws"));

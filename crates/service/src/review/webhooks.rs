@@ -18,6 +18,7 @@ use bulwark_store::{Store, now_ms};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 pub use bulwark_store::console::actions::DeliveryRow;
 
@@ -29,8 +30,9 @@ use crate::error::Result;
 pub struct WebhookConfig {
     /// Where decisions are posted; none, no webhooks.
     pub url: Option<String>,
-    /// The HMAC-SHA256 key of the signatures (empty when unset).
-    pub secret: String,
+    /// The HMAC-SHA256 key of the signatures (empty when unset); zeroized
+    /// when dropped.
+    pub secret: Zeroizing<String>,
     /// Attempts before a webhook is given up (at least 1).
     pub max_attempts: u32,
     /// First retry delay in milliseconds; doubled on each retry.

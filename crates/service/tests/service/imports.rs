@@ -366,3 +366,90 @@ async fn import_jobs_on_postgres() {
     exercise(&t).await;
     t.cleanup().await;
 }
+
+/// What `db::insert_contents` (the import path's batch insert, a statement
+/// per 500 rows on SQLite, one JSON parameter per table on PostgreSQL)
+/// answers and stores, checked against its input: new keys get ids in
+/// order, a key already in the bank and a repeat within the batch get
+/// `None`, each new row has one change row (ascending), and the note,
+/// metadata, source and signals are stored as given.
+async fn batch_insert(t: &TestStore) {
+    use bulwark_store::{self as db, NewContent, SignalRow};
+    let store = &t.store;
+    let catalog = Catalog::new();
+    catalog.load(store).await.unwrap();
+    make_bank(store, &catalog, "batch").await;
+    let bank = db::bank_by_name(store, "batch").await.unwrap().unwrap();
+    let item = |i: u64, note: Option<&str>| {
+        let h = hash(9, i);
+        NewContent {
+            kind: "signals",
+            dedup_key: format!("pdq:{h}"),
+            note: note.map(str::to_string),
+            metadata: note.map(|n| format!("{{\"n\":\"{n}\",\"q\":\"it's \\\"x\\\"\"}}")),
+            source: Some(format!("list-{i}")),
+            signals: vec![SignalRow {
+                signal_type: "pdq".into(),
+                value: h.to_string(),
+                quality: (i % 2 == 0).then_some(i as i64),
+            }],
+            frames: Vec::new(),
+            frame_extras: Vec::new(),
+        }
+    };
+    let mut tx = store.begin().await.unwrap();
+    let (first, _) = db::insert_contents(store, &mut tx, bank.id, ACTOR, &[item(0, None)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let before = first[0].unwrap();
+    // 0 is banked already; 3 comes twice; 1200 rows cross a 500-row chunk.
+    let mut items: Vec<NewContent> = (1..1200).map(|i| item(i, Some("ñ \\ ' \""))).collect();
+    items.insert(0, item(0, Some("again")));
+    items.push(item(3, Some("repeat")));
+    let mut tx = store.begin().await.unwrap();
+    let (ids, changes) = db::insert_contents(store, &mut tx, bank.id, "curator-2", &items)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids.len(), items.len());
+    assert_eq!(ids[0], None, "already banked");
+    assert_eq!(*ids.last().unwrap(), None, "repeated in the batch");
+    let new: Vec<i64> = ids[1..ids.len() - 1].iter().map(|i| i.unwrap()).collect();
+    assert!(new.windows(2).all(|w| w[0] < w[1]), "ids follow the input");
+    assert!(new[0] > before);
+    assert_eq!(changes.len(), new.len());
+    assert!(changes.windows(2).all(|w| w[0].0 < w[1].0));
+    let changed: Vec<i64> = changes.iter().map(|c| c.2.unwrap()).collect();
+    assert_eq!(changed, new, "one change per new row, in order");
+    assert!(changes.iter().all(|c| c.1 == Some(bank.id)));
+    for (k, &id) in [0usize, 1, 499, 500, 1198].iter().map(|&k| (k, &new[k])) {
+        let want = item(k as u64 + 1, Some("ñ \\ ' \""));
+        let row = db::hma::content(store, id).await.unwrap().unwrap();
+        assert_eq!(row.bank_id, bank.id);
+        assert_eq!(row.kind, "signals");
+        assert_eq!(row.note, want.note);
+        assert_eq!(row.metadata, want.metadata);
+        assert_eq!(row.source, want.source);
+        assert_eq!(row.added_by, "curator-2");
+        assert!(row.enabled);
+        assert_eq!(db::signals_of(store, id).await.unwrap(), want.signals);
+    }
+    assert_eq!(counts(store, "batch").await, (1200, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_insert_on_sqlite() {
+    let t = TestStore::sqlite().await;
+    batch_insert(&t).await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_insert_on_postgres() {
+    let Some(t) = TestStore::postgres("batch_insert").await else {
+        return;
+    };
+    batch_insert(&t).await;
+    t.cleanup().await;
+}

@@ -145,7 +145,7 @@ async fn webhooks_are_signed_retried_and_logged(s: &Store) {
     let http = Recorder::new(|n, _| Ok((if n < 2 { 500 } else { 204 }, Vec::new())));
     let cfg = WebhookConfig {
         url: Some("http://hooks.example.invalid/hook".into()),
-        secret: "whsec-review-test".into(),
+        secret: String::from("whsec-review-test").into(),
         max_attempts: 5,
         backoff_ms: 5,
     };
@@ -614,7 +614,7 @@ async fn decisions_move_queues_and_send_webhooks(s: &Store) {
     let http = Recorder::new(|_, _| Ok((204, Vec::new())));
     let hooks = WebhookConfig {
         url: Some("http://hooks.example.invalid/hook".into()),
-        secret: "k".into(),
+        secret: String::from("k").into(),
         max_attempts: 1,
         backoff_ms: 5,
     };
