@@ -717,10 +717,6 @@ async fn insert_frames(
     Ok(())
 }
 
-/// Rows per multi-row `INSERT` (9 parameters a content row: well under
-/// SQLite's 32,766 and PostgreSQL's 65,535 bind parameters).
-const INSERT_CHUNK: usize = 500;
-
 /// Records `i` as where `key` first comes in a batch; whether it is the
 /// first (a key repeated later in the batch keeps its first place: it is
 /// the one added, with its note and metadata, and the repeats are the
@@ -735,12 +731,14 @@ fn first_in<'a>(first_of: &mut HashMap<&'a str, usize>, key: &'a str, i: usize) 
     }
 }
 
-/// Inserts many content items of one bank, with multi-row statements (one
-/// round trip per 500 rows instead of three per item): the import path.
+/// Inserts many content items of one bank: the import path. The batch is
+/// one JSON parameter per table (SQLite's `json_each`, PostgreSQL's
+/// `jsonb_to_recordset`), so a batch is three statements, each planned
+/// once, instead of a statement and nine bound values per row.
 /// Returns, for each item in order, its new id, or `None` when the bank
 /// already holds it (or the same key came earlier in `items`). Writes a
-/// change row per new item and returns them as `(seq, bank, content)`; no
-/// audit rows.
+/// change row per new item and returns them as `(seq, bank, content)`,
+/// in sequence order; no audit rows.
 pub async fn insert_contents(
     store: &Store,
     tx: &mut sqlx::AnyConnection,
@@ -748,162 +746,71 @@ pub async fn insert_contents(
     actor: &str,
     items: &[NewContent],
 ) -> Result<(Vec<Option<i64>>, Vec<(i64, Option<i64>, Option<i64>)>), sqlx::Error> {
-    if store.backend == Backend::Postgres {
-        return insert_contents_pg(store, tx, bank_id, actor, items).await;
-    }
+    use serde_json::{Value, json};
+    let sqlite = store.backend == Backend::Sqlite;
     let now = now_ms();
     let mut ids: Vec<Option<i64>> = vec![None; items.len()];
     let mut first_of: HashMap<&str, usize> = HashMap::with_capacity(items.len());
     let mut fresh: Vec<usize> = (0..items.len())
         .filter(|&i| first_in(&mut first_of, items[i].dedup_key.as_str(), i))
         .collect();
-    // SQLite: what the bank holds already, from memory (`dedup`); the
-    // INSERTs below then have no conflicts to skip.
-    let keys: Vec<&str> = fresh.iter().map(|&i| items[i].dedup_key.as_str()).collect();
-    let held = store.dedup.existing(&mut *tx, bank_id, &keys).await?;
-    fresh = fresh
-        .into_iter()
-        .zip(held)
-        .filter_map(|(i, h)| h.is_none().then_some(i))
-        .collect();
-    for chunk in fresh.chunks(INSERT_CHUNK) {
-        let mut sql = String::from(
-            "INSERT INTO content (bank_id, kind, dedup_key, note, metadata, enabled, \
-             disabled_until, added_by, source, created_at, updated_at) VALUES ",
-        );
-        for k in 0..chunk.len() {
-            sql.push_str(if k == 0 { "" } else { "," });
-            sql.push_str("(?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?)");
-        }
-        sql.push_str(" RETURNING id, dedup_key");
-        let sql = store.sql(&sql);
-        let mut q = sqlx::query(&sql);
-        for &i in chunk {
-            let c = &items[i];
-            q = q
-                .bind(bank_id)
-                .bind(c.kind)
-                .bind(&c.dedup_key)
-                .bind(&c.note)
-                .bind(&c.metadata)
-                .bind(actor)
-                .bind(&c.source)
-                .bind(now)
-                .bind(now);
-        }
-        for r in q.fetch_all(&mut *tx).await? {
-            let key: String = r.try_get("dedup_key")?;
-            if let Some(&i) = first_of.get(key.as_str()) {
-                ids[i] = Some(r.try_get("id")?);
-            }
-        }
+    if sqlite {
+        // What the bank holds already, from memory (`dedup`); the INSERT
+        // below then has no conflicts to skip. PostgreSQL: its unique index
+        // and `ON CONFLICT DO NOTHING`.
+        let keys: Vec<&str> = fresh.iter().map(|&i| items[i].dedup_key.as_str()).collect();
+        let held = store.dedup.existing(&mut *tx, bank_id, &keys).await?;
+        fresh = fresh
+            .into_iter()
+            .zip(held)
+            .filter_map(|(i, h)| h.is_none().then_some(i))
+            .collect();
     }
-    let added: Vec<(&str, i64)> = fresh
+    if fresh.is_empty() {
+        return Ok((ids, Vec::new()));
+    }
+    let rows: Vec<Value> = fresh
         .iter()
-        .filter_map(|&i| Some((items[i].dedup_key.as_str(), ids[i]?)))
-        .collect();
-    store.dedup.added(bank_id, &added).await;
-    let new: Vec<(i64, &NewContent)> = ids
-        .iter()
-        .zip(items)
-        .filter_map(|(id, c)| id.map(|id| (id, c)))
-        .collect();
-    let signals: Vec<(i64, &SignalRow)> = new
-        .iter()
-        .flat_map(|&(id, c)| c.signals.iter().map(move |s| (id, s)))
-        .collect();
-    for chunk in signals.chunks(INSERT_CHUNK) {
-        let mut sql = String::from(
-            "INSERT INTO signals (content_id, bank_id, signal_type, value, quality) VALUES ",
-        );
-        for k in 0..chunk.len() {
-            sql.push_str(if k == 0 {
-                "(?, ?, ?, ?, ?)"
-            } else {
-                ",(?, ?, ?, ?, ?)"
-            });
-        }
-        let sql = store.sql(&sql);
-        let mut q = sqlx::query(&sql);
-        for (id, s) in chunk {
-            q = q
-                .bind(*id)
-                .bind(bank_id)
-                .bind(&s.signal_type)
-                .bind(&s.value)
-                .bind(s.quality);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    for &(id, c) in &new {
-        insert_frames(store, tx, id, &c.frames).await?;
-    }
-    let mut changes = Vec::with_capacity(new.len());
-    for chunk in new.chunks(INSERT_CHUNK) {
-        let mut sql = String::from("INSERT INTO changes (bank_id, content_id, at) VALUES ");
-        for k in 0..chunk.len() {
-            sql.push_str(if k == 0 { "(?, ?, ?)" } else { ",(?, ?, ?)" });
-        }
-        sql.push_str(" RETURNING seq, content_id");
-        let sql = store.sql(&sql);
-        let mut q = sqlx::query(&sql);
-        for (id, _) in chunk {
-            q = q.bind(bank_id).bind(*id).bind(now);
-        }
-        for r in q.fetch_all(&mut *tx).await? {
-            changes.push((r.try_get("seq")?, Some(bank_id), r.try_get("content_id")?));
-        }
-    }
-    changes.sort_unstable();
-    Ok((ids, changes))
-}
-
-/// [`insert_contents`] on PostgreSQL: the whole batch is one JSON parameter
-/// per table (`jsonb_to_recordset`), so a batch is three statements, each
-/// planned once, instead of a statement and nine bound values per row in
-/// chunks of [`INSERT_CHUNK`]. Same rows, same order of change sequence
-/// numbers, same answer.
-async fn insert_contents_pg(
-    store: &Store,
-    tx: &mut sqlx::AnyConnection,
-    bank_id: i64,
-    actor: &str,
-    items: &[NewContent],
-) -> Result<(Vec<Option<i64>>, Vec<(i64, Option<i64>, Option<i64>)>), sqlx::Error> {
-    use serde_json::{Value, json};
-    let now = now_ms();
-    let mut ids: Vec<Option<i64>> = vec![None; items.len()];
-    let mut first_of: HashMap<&str, usize> = HashMap::with_capacity(items.len());
-    let rows: Vec<Value> = (0..items.len())
-        .filter(|&i| first_in(&mut first_of, items[i].dedup_key.as_str(), i))
-        .map(|i| {
+        .map(|&i| {
             let c = &items[i];
             json!({"o": i, "kind": c.kind, "key": c.dedup_key, "note": c.note,
                    "meta": c.metadata, "src": c.source})
         })
         .collect();
-    if rows.is_empty() {
-        return Ok((ids, Vec::new()));
-    }
-    let inserted = sqlx::query(
+    let sql = if sqlite {
         "INSERT INTO content (bank_id, kind, dedup_key, note, metadata, enabled, disabled_until, \
          added_by, source, created_at, updated_at) \
-         SELECT $1, r.kind, r.key, r.note, r.meta, 1, NULL, $2, r.src, $3, $3 \
-         FROM jsonb_to_recordset($4::jsonb) AS r(o BIGINT, kind TEXT, key TEXT, note TEXT, meta TEXT, src TEXT) \
+         SELECT ?, j.value ->> '$.kind', j.value ->> '$.key', j.value ->> '$.note', \
+         j.value ->> '$.meta', 1, NULL, ?, j.value ->> '$.src', ?, ? \
+         FROM json_each(?) AS j ORDER BY j.key RETURNING id, dedup_key"
+    } else {
+        "INSERT INTO content (bank_id, kind, dedup_key, note, metadata, enabled, disabled_until, \
+         added_by, source, created_at, updated_at) \
+         SELECT $1, r.kind, r.key, r.note, r.meta, 1, NULL, $2, r.src, $3, $4 \
+         FROM jsonb_to_recordset($5::jsonb) AS r(o BIGINT, kind TEXT, key TEXT, note TEXT, meta TEXT, src TEXT) \
          ORDER BY r.o \
-         ON CONFLICT (bank_id, dedup_key) DO NOTHING RETURNING id, dedup_key",
-    )
-    .bind(bank_id)
-    .bind(actor)
-    .bind(now)
-    .bind(Value::Array(rows).to_string())
-    .fetch_all(&mut *tx)
-    .await?;
+         ON CONFLICT (bank_id, dedup_key) DO NOTHING RETURNING id, dedup_key"
+    };
+    let inserted = sqlx::query(sql)
+        .bind(bank_id)
+        .bind(actor)
+        .bind(now)
+        .bind(now)
+        .bind(Value::Array(rows).to_string())
+        .fetch_all(&mut *tx)
+        .await?;
     for r in inserted {
         let key: String = r.try_get("dedup_key")?;
         if let Some(&i) = first_of.get(key.as_str()) {
             ids[i] = Some(r.try_get("id")?);
         }
+    }
+    if sqlite {
+        let added: Vec<(&str, i64)> = fresh
+            .iter()
+            .filter_map(|&i| Some((items[i].dedup_key.as_str(), ids[i]?)))
+            .collect();
+        store.dedup.added(bank_id, &added).await;
     }
     let new: Vec<(i64, &NewContent)> = ids
         .iter()
@@ -915,38 +822,46 @@ async fn insert_contents_pg(
     }
     let signals: Vec<Value> = new
         .iter()
-        .flat_map(|&(id, c)| {
-            c.signals.iter().map(move |s| {
-                json!({"c": id, "t": s.signal_type, "v": s.value, "q": s.quality})
-            })
-        })
+        .flat_map(|&(id, c)| c.signals.iter().map(move |s| (id, s)))
+        .enumerate()
+        .map(|(o, (id, s))| json!({"o": o, "c": id, "t": s.signal_type, "v": s.value, "q": s.quality}))
         .collect();
     if !signals.is_empty() {
-        sqlx::query(
+        let sql = if sqlite {
+            "INSERT INTO signals (content_id, bank_id, signal_type, value, quality) \
+             SELECT j.value ->> '$.c', ?, j.value ->> '$.t', j.value ->> '$.v', j.value ->> '$.q' \
+             FROM json_each(?) AS j ORDER BY j.key"
+        } else {
             "INSERT INTO signals (content_id, bank_id, signal_type, value, quality) \
              SELECT r.c, $1, r.t, r.v, r.q \
-             FROM jsonb_to_recordset($2::jsonb) AS r(c BIGINT, t TEXT, v TEXT, q BIGINT)",
-        )
-        .bind(bank_id)
-        .bind(Value::Array(signals).to_string())
-        .execute(&mut *tx)
-        .await?;
+             FROM jsonb_to_recordset($2::jsonb) AS r(o BIGINT, c BIGINT, t TEXT, v TEXT, q BIGINT) \
+             ORDER BY r.o"
+        };
+        sqlx::query(sql)
+            .bind(bank_id)
+            .bind(Value::Array(signals).to_string())
+            .execute(&mut *tx)
+            .await?;
     }
     for &(id, c) in &new {
         insert_frames(store, tx, id, &c.frames).await?;
     }
     let content_ids: Vec<i64> = new.iter().map(|(id, _)| *id).collect();
-    let mut changes = Vec::with_capacity(new.len());
-    for r in sqlx::query(
+    let sql = if sqlite {
         "INSERT INTO changes (bank_id, content_id, at) \
-         SELECT $1, e.c, $2 FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS e(c, o) \
-         ORDER BY e.o RETURNING seq, content_id",
-    )
-    .bind(bank_id)
-    .bind(now)
-    .bind(json!(content_ids).to_string())
-    .fetch_all(&mut *tx)
-    .await?
+         SELECT ?, j.value, ? FROM json_each(?) AS j ORDER BY j.key RETURNING seq, content_id"
+    } else {
+        "INSERT INTO changes (bank_id, content_id, at) \
+         SELECT $1, e.c::BIGINT, $2 FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS e(c, o) \
+         ORDER BY e.o RETURNING seq, content_id"
+    };
+    let mut changes = Vec::with_capacity(new.len());
+    for r in sqlx::query(sql)
+        .bind(bank_id)
+        .bind(now)
+        .bind(json!(content_ids).to_string())
+        .fetch_all(&mut *tx)
+        .await?
     {
         changes.push((r.try_get("seq")?, Some(bank_id), r.try_get("content_id")?));
     }
