@@ -9,8 +9,9 @@
 //! [`reports`]), private matching ([`vouchers`]), text and entity
 //! signals, rules and rescue banks ([`signals`]), and curation and
 //! exchanges through Meta's HMA shapes ([`hma`], [`exchanges`]), and the
-//! reviewer console's operations: webhooks, evidence packages and
-//! CyberTipline reports ([`review`]). Nothing
+//! reviewer console's operations: sign-in and sessions, queues and reveal
+//! budgets, decisions, webhooks, evidence packages and CyberTipline
+//! reports ([`review`]). Nothing
 //! here imports axum: `bulwark-server` is the HTTP layer over these
 //! operations, and they are tested without it.
 

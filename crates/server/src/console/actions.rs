@@ -15,12 +15,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use bulwark_service::Kind;
-use bulwark_service::review::{Http, cybertip, decisions, evidence, webhooks};
+use bulwark_service::review::{Http, audit, cybertip, evidence, webhooks};
 use futures_util::future::BoxFuture;
 use maud::html;
 use serde_json::json;
 
-use super::accounts::{ConsoleRole, Reviewer, audit};
+use super::accounts::{ConsoleRole, Reviewer};
 use super::pages::{self, Page};
 use crate::AppState;
 use crate::db::console::actions as store;
@@ -125,14 +125,10 @@ impl Http for ConsoleHttp {
     }
 }
 
-fn http(state: &AppState) -> Arc<dyn Http> {
+/// The console's outgoing requests, as the service's operations (webhooks
+/// of decisions, CyberTipline submissions) take them.
+pub fn http(state: &AppState) -> Arc<dyn Http> {
     Arc::new(ConsoleHttp(state.config.console.clone()))
-}
-
-/// Records a decision ([`decisions::record`]) and sends its webhook.
-pub async fn record_decision(state: &AppState, d: &decisions::Decision<'_>) -> anyhow::Result<i64> {
-    let cfg = state.config.console.webhooks();
-    Ok(decisions::record(&state.store, &cfg, http(state), d).await?)
 }
 
 /// Starts delivering every pending webhook (after a restart).
@@ -152,7 +148,7 @@ pub async fn webhook_log(State(state): State<AppState>, reviewer: Reviewer) -> R
         Err(e) => return pages::internal(&e),
     };
     if let Err(e) = audit(
-        &state,
+        &state.store,
         &reviewer.actor(),
         "console.webhooks.view",
         json!({"rows": rows.len()}),
@@ -280,7 +276,7 @@ pub async fn cybertip_show(
     };
     // A view of an item's report: audited, and not shown if it cannot be.
     if let Err(e) = audit(
-        &state,
+        &state.store,
         &reviewer.actor(),
         "console.cybertip.view",
         json!({"cybertip": id, "item": &row.item}),
@@ -339,7 +335,7 @@ pub async fn cybertip_submit(
     match submit_cybertip(&state, id).await {
         Ok(rid) => {
             let _ = audit(
-                &state,
+                &state.store,
                 &reviewer.actor(),
                 "console.cybertip.submit",
                 json!({"cybertip": id, "ncmec_report_id": rid}),
@@ -349,7 +345,7 @@ pub async fn cybertip_submit(
         }
         Err(e) => {
             let _ = audit(
-                &state,
+                &state.store,
                 &reviewer.actor(),
                 "console.cybertip.submit_failed",
                 json!({"cybertip": id, "error": format!("{e:#}")}),

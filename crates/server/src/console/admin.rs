@@ -1,7 +1,9 @@
 //! The admin page (`/console/admin`, admin role only): reviewers (add,
 //! disable and enable, change role, reset a lockout) and the banks' review
 //! policies. Every change is a CSRF-checked `POST` and an audit entry
-//! (`console.reviewer.*`, `console.policy`, actor `console:NAME`).
+//! (`console.reviewer.*`, `console.policy`, actor `console:NAME`); the
+//! reviewer changes and their checks are
+//! `bulwark_service::review::accounts` (`add_reviewer`, `change_reviewer`).
 
 use std::collections::HashMap;
 
@@ -12,7 +14,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde_json::json;
 
-use super::accounts::{ConsoleRole, Reviewer, add_reviewer_as, audit};
+use bulwark_service::review::accounts as review;
+use bulwark_service::review::audit;
+
+use super::accounts::{ConsoleRole, Reviewer};
 use super::pages::{self, Page};
 use crate::AppState;
 use crate::db::console::admin as store;
@@ -37,7 +42,7 @@ async fn page_inner(
     notice: Option<maud::Markup>,
 ) -> anyhow::Result<Page> {
     let s = &state.store;
-    audit(state, &reviewer.actor(), "console.admin.view", json!({})).await?;
+    audit(s, &reviewer.actor(), "console.admin.view", json!({})).await?;
     let rows = store::reviewers(s).await?;
     let policies: HashMap<String, i64> = crate::db::console::items::policies(s)
         .await?
@@ -186,7 +191,7 @@ async fn change(
             return bad("Unknown role.");
         };
         let totp = !field(form, "totp").is_empty();
-        return match add_reviewer_as(
+        return match review::add_reviewer(
             s,
             &state.kek,
             &admin.actor(),
@@ -209,46 +214,11 @@ async fn change(
                     .await?
                     .into_response())
             }
-            Err(e) => bad(&format!("{e:#}")),
+            Err(e) => bad(&e.message),
         };
     }
-    if name == admin.name {
-        return Ok(pages::error(
-            StatusCode::CONFLICT,
-            "You cannot change your own account here; ask another admin.",
-        ));
+    match review::change_reviewer(s, &admin.who(), name, action, field(form, "role")).await {
+        Ok(()) => Ok(Redirect::to("/console/admin").into_response()),
+        Err(e) => Ok(pages::refused(&e)),
     }
-    let Some((id, old_role)) = store::reviewer_by_name(s, name).await? else {
-        return Ok(pages::error(StatusCode::NOT_FOUND, "No such reviewer."));
-    };
-    let mut tx = s.begin().await?;
-    let (what, detail) = match action {
-        "role" => {
-            let Ok(role) = field(form, "role").parse::<ConsoleRole>() else {
-                return bad("Unknown role.");
-            };
-            store::set_role(s, &mut tx, id, role.name()).await?;
-            (
-                "console.reviewer.role",
-                json!({"reviewer": name, "from": old_role, "to": role.name()}),
-            )
-        }
-        "unlock" => {
-            store::unlock(s, &mut tx, id).await?;
-            ("console.reviewer.unlock", json!({"reviewer": name}))
-        }
-        "disable" => {
-            // Signed out everywhere at once.
-            store::disable(s, &mut tx, id).await?;
-            ("console.reviewer.disable", json!({"reviewer": name}))
-        }
-        "enable" => {
-            store::enable(s, &mut tx, id).await?;
-            ("console.reviewer.enable", json!({"reviewer": name}))
-        }
-        _ => return bad("Unknown action."),
-    };
-    crate::db::audit(s, &mut tx, &admin.actor(), what, None, None, detail).await?;
-    tx.commit().await?;
-    Ok(Redirect::to("/console/admin").into_response())
 }

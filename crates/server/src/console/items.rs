@@ -1,16 +1,20 @@
-//! Queues, item pages, safe viewing (thumbnails, reveal, hide) and decisions.
+//! Queues, item pages, safe viewing (thumbnails, reveal, hide) and
+//! decisions, as pages. The operations — which items a queue holds, the
+//! next one, the reveal budget, which decisions are allowed and their
+//! effects — are `bulwark_service::review` ([`queue`], [`decisions`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use bulwark_service::review::decisions;
+use bulwark_service::review::queue::{self, kind_static, split_key};
+use bulwark_service::review::{audit, decisions};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::accounts::{ConsoleRole, Reviewer, audit};
+use super::accounts::{ConsoleRole, Reviewer};
 use super::pages::{self, Page, age};
 use crate::AppState;
 use crate::db::console::items as store;
@@ -23,32 +27,11 @@ pub const REVEALED_SIDE: u32 = 320;
 /// Confirmation categories.
 pub use bulwark_service::review::decisions::CATEGORIES;
 
-/// An item in a queue.
-#[derive(Debug, Clone)]
-pub struct Item {
-    /// `report`, `account` or `match`.
-    pub kind: &'static str,
-    /// The id within its kind.
-    pub id: String,
-    /// Banks it matched.
-    pub banks: Vec<String>,
-    /// Each matched bank's smallest match distance (0 for exact matches).
-    pub distances: BTreeMap<String, i64>,
-    /// When it entered the queue (ms).
-    pub queued_at: i64,
-    /// One line about it.
-    pub summary: String,
-}
+pub use bulwark_service::review::queue::Item;
 
-impl Item {
-    /// `kind:id`, the key of decisions, reveals and audit entries.
-    pub fn key(&self) -> String {
-        format!("{}:{}", self.kind, self.id)
-    }
-    /// Its page.
-    pub fn href(&self) -> String {
-        format!("/console/item/{}/{}", self.kind, self.id)
-    }
+/// An item's page.
+pub fn href(it: &Item) -> String {
+    format!("/console/item/{}/{}", it.kind, it.id)
 }
 
 /// A queue's title.
@@ -62,27 +45,6 @@ pub fn kind_title(kind: &str) -> &'static str {
     }
 }
 
-fn kind_static(kind: &str) -> Option<&'static str> {
-    ["report", "account", "match"]
-        .into_iter()
-        .find(|k| *k == kind)
-}
-
-/// Each bank's smallest match distance in a `matches` JSON array (exact
-/// MD5/SHA-256 matches have distance 0).
-fn distances_of_matches(matches: Option<&str>, into: &mut BTreeMap<String, i64>) {
-    let v: Value = matches
-        .and_then(|m| serde_json::from_str(m).ok())
-        .unwrap_or(Value::Null);
-    for m in v.as_array().into_iter().flatten() {
-        if let Some(b) = m["bank"].as_str() {
-            let d = m["distance"].as_i64().unwrap_or(0);
-            let e = into.entry(b.to_string()).or_insert(d);
-            *e = (*e).min(d);
-        }
-    }
-}
-
 /// Rows of each source an item page compares hashes with (the most recent).
 pub const SIMILAR_SCAN: i64 = 2000;
 
@@ -91,161 +53,9 @@ pub const PAGE_SIZE: i64 = 50;
 
 pub use crate::db::console::items::{Cursor, open_page_sql};
 
-/// An item's sort key in a queue (`kind`, or `escalated`).
-pub fn cursor_of(queue: &str, it: &Item) -> Cursor {
-    match queue {
-        "escalated" => Cursor {
-            n: it.queued_at,
-            s: it.key(),
-        },
-        "account" => Cursor {
-            n: it.queued_at,
-            s: it.id.clone(),
-        },
-        _ => Cursor {
-            n: it.id.parse().unwrap_or(0),
-            s: String::new(),
-        },
-    }
-}
-
-/// One item by kind and id, if it is (still) in a queue's source: a queued
-/// report, a flagged account, a recorded match. Reads that item's rows only.
-pub async fn find_item(state: &AppState, kind: &str, id: &str) -> anyhow::Result<Option<Item>> {
-    let s = &state.store;
-    let mut distances = BTreeMap::new();
-    let (summary, queued_at) = match kind {
-        "report" => {
-            let Ok(rid) = id.parse::<i64>() else {
-                return Ok(None);
-            };
-            let Some((received_at, reason)) = store::queued_report(s, rid).await? else {
-                return Ok(None);
-            };
-            for matches in store::attachment_matches(s, rid).await? {
-                distances_of_matches(matches.as_deref(), &mut distances);
-            }
-            super::text::report_banks(state, rid, &mut distances).await?;
-            (
-                format!(
-                    "Report {rid}: {}",
-                    reason.unwrap_or_else(|| "no reason".into())
-                ),
-                received_at,
-            )
-        }
-        "account" => {
-            let Some(r) = store::flagged_account(s, id).await? else {
-                return Ok(None);
-            };
-            for (name, d) in store::opened_distances(s, id).await? {
-                let e = distances.entry(name).or_insert(d);
-                *e = (*e).min(d);
-            }
-            (
-                format!("Account {id} crossed the voucher threshold"),
-                r.flagged_at.unwrap_or(r.updated_at),
-            )
-        }
-        "match" => {
-            let Ok(mid) = id.parse::<i64>() else {
-                return Ok(None);
-            };
-            let Some(store::MatchSummary {
-                at,
-                bank,
-                distance: d,
-                signal_type: t,
-            }) = store::match_summary(s, mid).await?
-            else {
-                return Ok(None);
-            };
-            distances.insert(bank.clone(), d);
-            // A rule match has no distance: say what matched instead.
-            let title = if t == "rule" {
-                format!("Match {mid}: bank {bank}, rule")
-            } else {
-                format!("Match {mid}: bank {bank}, {t} distance {d}")
-            };
-            (title, at)
-        }
-        _ => return Ok(None),
-    };
-    let Some(kind) = kind_static(kind) else {
-        return Ok(None);
-    };
-    Ok(Some(Item {
-        kind,
-        id: id.to_string(),
-        banks: distances.keys().cloned().collect(),
-        distances,
-        queued_at,
-        summary,
-    }))
-}
-
 /// An item's latest decision (its rows only, by the `(item, id)` index).
 pub async fn latest_decision(state: &AppState, key: &str) -> anyhow::Result<Option<String>> {
     Ok(store::latest_decision(&state.store, key).await?)
-}
-
-/// The queue an item is open in (`report`, `account`, `match` or
-/// `escalated`), if it is open: one primary-key lookup in `console_open`.
-pub async fn open_queue(state: &AppState, key: &str) -> anyhow::Result<Option<String>> {
-    Ok(store::open_queue(&state.store, key).await?)
-}
-
-/// An open item's sort key in its queue (`console_open`), if it is open.
-async fn open_cursor(state: &AppState, key: &str) -> anyhow::Result<Option<Cursor>> {
-    Ok(store::open_cursor(&state.store, key).await?)
-}
-
-fn is_queue(queue: &str) -> bool {
-    matches!(queue, "report" | "account" | "match" | "escalated")
-}
-
-/// One page of a queue for this reviewer, oldest first, after `after`:
-/// at most `limit` items with their sort keys, read with `LIMIT` from the
-/// open items' index (never a whole table, never a decided item).
-pub async fn open_page(
-    state: &AppState,
-    reviewer: &Reviewer,
-    queue: &str,
-    after: Option<&Cursor>,
-    limit: i64,
-) -> anyhow::Result<Vec<(Item, Cursor)>> {
-    if (queue == "escalated" && reviewer.role < ConsoleRole::Lead) || !is_queue(queue) {
-        return Ok(Vec::new());
-    }
-    let rows =
-        store::open_page(&state.store, queue, reviewer.id, after, limit.clamp(1, 500)).await?;
-    let mut out = Vec::new();
-    for r in rows {
-        let (key, cursor) = (r.item, r.cursor);
-        let Some((kind, id)) = split_key(&key) else {
-            continue;
-        };
-        if let Some(mut it) = find_item(state, kind, id).await? {
-            if queue == "escalated" {
-                it.queued_at = r.t;
-            }
-            out.push((it, cursor));
-        }
-    }
-    Ok(out)
-}
-
-/// How many items wait in a queue for this reviewer, and since when the
-/// oldest has (one aggregate query over the queue's open items).
-pub async fn open_stats(
-    state: &AppState,
-    reviewer: &Reviewer,
-    queue: &str,
-) -> anyhow::Result<(i64, Option<i64>)> {
-    if (queue == "escalated" && reviewer.role < ConsoleRole::Lead) || !is_queue(queue) {
-        return Ok((0, None));
-    }
-    Ok(store::open_stats(&state.store, queue, reviewer.id).await?)
 }
 
 /// `?kind=` (and for pages, `from_n`/`from_s`; for next, `after=kind:id`).
@@ -284,13 +94,15 @@ pub async fn queue(
         n,
         s: q.from_s.clone().unwrap_or_default(),
     });
+    let who = reviewer.who();
     let run = async {
-        let mut page = open_page(&state, &reviewer, kind, from.as_ref(), PAGE_SIZE + 1).await?;
+        let mut page =
+            queue::open_page(&state.store, &who, kind, from.as_ref(), PAGE_SIZE + 1).await?;
         let more = page.len() as i64 > PAGE_SIZE;
         page.truncate(PAGE_SIZE as usize);
         let last = page.last().map(|(_, c)| c.clone());
         let items: Vec<Item> = page.into_iter().map(|(it, _)| it).collect();
-        let (total, _) = open_stats(&state, &reviewer, kind).await?;
+        let (total, _) = queue::open_stats(&state.store, &who, kind).await?;
         Ok::<_, anyhow::Error>((items, more, total, last))
     };
     let (items, more, total, last) = match run.await {
@@ -298,7 +110,7 @@ pub async fn queue(
         Err(e) => return pages::internal(&e),
     };
     let _ = audit(
-        &state,
+        &state.store,
         &reviewer.actor(),
         "console.queue.view",
         json!({"queue": kind, "items": items.len(), "total": total}),
@@ -323,7 +135,7 @@ pub async fn queue(
             ol.queue #queue aria-label=(kind_title(kind)) {
                 @for (n, it) in items.iter().enumerate() {
                     li {
-                        a.item-link href=(it.href()) data-index=(n) {
+                        a.item-link href=(href(it)) data-index=(n) {
                             (it.summary)
                         }
                         " · waiting " (age(now - it.queued_at))
@@ -348,33 +160,9 @@ pub async fn next(
     Query(q): Query<KindQuery>,
 ) -> Response {
     let kind = q.kind.as_deref().unwrap_or("report");
-    let run = async {
-        // Where the current item sits in this queue: its open row's sort key
-        // when it is still open there, else (just decided, or escalated
-        // away) the key it had, from the item itself.
-        let after = match q.after.as_deref().and_then(split_key) {
-            Some((k, id)) => {
-                let key = format!("{k}:{id}");
-                match (
-                    open_queue(&state, &key).await?,
-                    open_cursor(&state, &key).await?,
-                ) {
-                    (Some(qn), Some(c)) if qn == kind => Some(c),
-                    _ => find_item(&state, k, id)
-                        .await?
-                        .map(|it| cursor_of(kind, &it)),
-                }
-            }
-            None => None,
-        };
-        let mut next = open_page(&state, &reviewer, kind, after.as_ref(), 1).await?;
-        if next.is_empty() && after.is_some() {
-            next = open_page(&state, &reviewer, kind, None, 1).await?;
-        }
-        Ok::<_, anyhow::Error>(next.into_iter().next().map(|(it, _)| it))
-    };
-    match run.await {
-        Ok(Some(i)) => Redirect::to(&i.href()).into_response(),
+    let who = reviewer.who();
+    match queue::next(&state.store, &who, kind, q.after.as_deref()).await {
+        Ok(Some(i)) => Redirect::to(&href(&i)).into_response(),
         Ok(None) => Redirect::to(&format!("/console/queue?kind={kind}")).into_response(),
         Err(e) => pages::internal(&e),
     }
@@ -676,24 +464,6 @@ async fn similar(state: &AppState, d: &Detail) -> anyhow::Result<Vec<(String, St
     Ok(out)
 }
 
-async fn revealed(
-    state: &AppState,
-    reviewer: &Reviewer,
-    item: &str,
-) -> anyhow::Result<HashSet<String>> {
-    Ok(
-        store::revealed(&state.store, reviewer.id, item, super::day_of(now_ms()))
-            .await?
-            .into_iter()
-            .collect(),
-    )
-}
-
-/// Reveals this reviewer has used today.
-pub async fn reveals_today(state: &AppState, reviewer: &Reviewer) -> anyhow::Result<i64> {
-    Ok(store::reveals_on(&state.store, reviewer.id, super::day_of(now_ms())).await?)
-}
-
 async fn history(
     state: &AppState,
     key: &str,
@@ -728,7 +498,7 @@ async fn item_inner(
     let Some(kind) = kind_static(kind) else {
         return Ok(pages::error(StatusCode::NOT_FOUND, "No such item."));
     };
-    let Some(it) = find_item(state, kind, id).await? else {
+    let Some(it) = queue::find_item(&state.store, kind, id).await? else {
         return Ok(pages::error(
             StatusCode::NOT_FOUND,
             "No such item (it may have been cleared).",
@@ -736,7 +506,7 @@ async fn item_inner(
     };
     let key = it.key();
     audit(
-        state,
+        &state.store,
         &reviewer.actor(),
         "console.item.view",
         json!({"item": key}),
@@ -744,8 +514,10 @@ async fn item_inner(
     .await?;
     let d = detail(state, it).await?;
     let sim = similar(state, &d).await?;
-    let shown = revealed(state, reviewer, &key).await?;
-    let used = reveals_today(state, reviewer).await?;
+    let who = reviewer.who();
+    let now = now_ms();
+    let shown = queue::revealed(&state.store, &who, &key, now).await?;
+    let used = queue::reveals_today(&state.store, &who, now).await?;
     let budget = i64::from(state.config.console.daily_reveal_budget);
     let hist = history(state, &key).await?;
     let latest = latest_decision(state, &key).await?;
@@ -958,7 +730,9 @@ pub async fn media(
             return Ok(None);
         };
         let key = format!("{kind}:{id}");
-        let open = revealed(&state, &reviewer, &key).await?.contains(&media);
+        let open = queue::revealed(&state.store, &reviewer.who(), &key, now_ms())
+            .await?
+            .contains(&media);
         let Some(img) = load_media(&state, kind, &id, &media).await? else {
             return Ok(None);
         };
@@ -982,11 +756,6 @@ fn field<'a>(form: &'a HashMap<String, String>, k: &str) -> &'a str {
     form.get(k).map_or("", String::as_str)
 }
 
-fn split_key(key: &str) -> Option<(&'static str, &str)> {
-    let (k, id) = key.split_once(':')?;
-    Some((kind_static(k)?, id))
-}
-
 /// `POST /console/reveal` (`item`, `media`): un-blurs one image for this
 /// reviewer today, within the daily exposure budget; audited.
 pub async fn reveal(
@@ -1007,37 +776,11 @@ pub async fn reveal(
             return Ok(pages::error(StatusCode::NOT_FOUND, "No such media."));
         }
         let budget = i64::from(state.config.console.daily_reveal_budget);
-        let used = reveals_today(&state, &reviewer).await?;
-        if used >= budget {
-            audit(
-                &state,
-                &reviewer.actor(),
-                "console.reveal.refused",
-                json!({"item": key, "media": media, "used": used, "budget": budget}),
-            )
-            .await?;
-            return Ok(pages::error(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!(
-                    "You have revealed {used} images today, your daily budget. The rest stay blurred until tomorrow; please take a break, or ask a lead to take this item."
-                ),
-            ));
+        if let Err(e) =
+            queue::reveal(&state.store, &reviewer.who(), key, media, budget, now_ms()).await
+        {
+            return Ok(pages::refused(&e));
         }
-        let s = &state.store;
-        let now = now_ms();
-        let mut tx = s.begin().await?;
-        store::insert_reveal(s, &mut tx, reviewer.id, key, media, super::day_of(now), now).await?;
-        db::audit(
-            s,
-            &mut tx,
-            &reviewer.actor(),
-            "console.reveal",
-            None,
-            None,
-            json!({"item": key, "media": media, "used": used + 1, "budget": budget}),
-        )
-        .await?;
-        tx.commit().await?;
         Ok::<_, anyhow::Error>(Redirect::to(&format!("/console/item/{kind}/{id}")).into_response())
     };
     run.await.unwrap_or_else(|e| pages::internal(&e))
@@ -1059,13 +802,7 @@ pub async fn hide(
     let s = &state.store;
     let run = async {
         store::hide(s, reviewer.id, key).await?;
-        audit(
-            &state,
-            &reviewer.actor(),
-            "console.hide",
-            json!({"item": key}),
-        )
-        .await?;
+        audit(s, &reviewer.actor(), "console.hide", json!({"item": key})).await?;
         Ok::<_, anyhow::Error>(Redirect::to(&format!("/console/queue?kind={kind}")).into_response())
     };
     run.await.unwrap_or_else(|e| pages::internal(&e))
@@ -1080,154 +817,29 @@ pub async fn decide(
     if let Err(r) = reviewer.check_csrf(&form) {
         return r;
     }
-    match decide_inner(&state, &reviewer, &form).await {
-        Ok(r) => r,
-        Err(e) => pages::internal(&e),
-    }
-}
-
-async fn decide_inner(
-    state: &AppState,
-    reviewer: &Reviewer,
-    form: &HashMap<String, String>,
-) -> anyhow::Result<Response> {
-    let key = field(form, "item");
-    let decision = field(form, "decision");
-    let note = Some(field(form, "note")).filter(|n| !n.is_empty());
-    if note.is_some_and(|n| n.len() > 2000) {
-        return Ok(pages::error(
-            StatusCode::BAD_REQUEST,
-            "The note is at most 2000 bytes.",
-        ));
-    }
-    let Some((kind, id)) = split_key(key) else {
-        return Ok(pages::error(StatusCode::BAD_REQUEST, "No such item."));
+    let key = field(&form, "item");
+    let request = decisions::Request {
+        item: key,
+        decision: field(&form, "decision"),
+        category: field(&form, "category"),
+        bank: field(&form, "bank"),
+        note: Some(field(&form, "note")).filter(|n| !n.is_empty()),
     };
-    let Some(it) = find_item(state, kind, id).await? else {
-        return Ok(pages::error(StatusCode::NOT_FOUND, "No such item."));
-    };
-    let category = match decision {
-        "confirm" => {
-            let c = field(form, "category");
-            if !CATEGORIES.contains(&c) {
-                return Ok(pages::error(
-                    StatusCode::BAD_REQUEST,
-                    "Choose a category to confirm.",
-                ));
-            }
-            Some(c)
-        }
-        "dismiss" | "escalate" => None,
-        "clear" | "add_to_bank" => {
-            if let Err(r) = reviewer.require(ConsoleRole::Lead) {
-                return Ok(r);
-            }
-            None
-        }
-        _ => return Ok(pages::error(StatusCode::BAD_REQUEST, "Unknown decision.")),
-    };
-    // Only an open item can be decided (a re-flagged account is open again
-    // whatever was decided on its earlier flag); an escalated one by a lead.
-    // One exception: a flagged account (`find_item` found it flagged) can
-    // always be cleared by a lead, also after a confirm or dismiss, since
-    // clearing is the one way to unflag it.
-    let open = open_queue(state, &it.key()).await?;
-    if open.is_none() && !(decision == "clear" && kind == "account") {
-        return Ok(pages::error(
-            StatusCode::CONFLICT,
-            "This item was already decided.",
-        ));
-    }
-    let escalated = open.as_deref() == Some("escalated");
-    if escalated && let Err(r) = reviewer.require(ConsoleRole::Lead) {
-        return Ok(r);
-    }
-    let mut effect = json!(null);
-    match decision {
-        "clear" => {
-            if kind != "account" {
-                return Ok(pages::error(
-                    StatusCode::BAD_REQUEST,
-                    "Only a flagged account can be cleared.",
-                ));
-            }
-            bulwark_service::vouchers::clear_account(
-                &state.store,
-                &reviewer.actor(),
-                id,
-                note.map(str::to_string),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("clearing: {}", e.message))?;
-            effect = json!({"cleared": id});
-        }
-        "add_to_bank" => {
-            let bank = field(form, "bank");
-            let d = detail(state, it.clone()).await?;
-            let b = crate::api::bank_or_404(state, bank)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-            let mut added = Vec::new();
-            for h in &d.pdq {
-                let caller = crate::auth::Caller {
-                    key_id: reviewer.actor(),
-                    role: crate::auth::Role::Curator,
-                    device: None,
-                };
-                let s = &state.store;
-                let mut tx = s.begin().await?;
-                let c = db::NewContent {
-                    kind: "signals",
-                    dedup_key: format!("pdq:{h}"),
-                    note: Some(format!("added from the console ({key})")),
-                    metadata: None,
-                    source: Some("console".into()),
-                    signals: vec![db::SignalRow {
-                        signal_type: "pdq".into(),
-                        value: h.clone(),
-                        quality: None,
-                    }],
-                    frames: Vec::new(),
-                    frame_extras: Vec::new(),
-                };
-                if let Some(cid) = db::insert_content(s, &mut tx, b.id, &caller.key_id, &c).await? {
-                    crate::api::commit_bank_change(
-                        state,
-                        tx,
-                        &caller,
-                        "content.add",
-                        (b.id, &b.name),
-                        Some(cid),
-                        json!({"source": "console", "item": key}),
-                    )
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-                    added.push(cid);
-                }
-            }
-            effect = json!({"bank": b.name, "content_ids": added});
-        }
-        _ => {}
-    }
-    super::actions::record_decision(
-        state,
-        &decisions::Decision {
-            kind,
-            id,
-            decision,
-            category,
-            note,
-            banks: &it.banks,
-            distances: &it.distances,
-            queued_at: it.queued_at,
-            reviewer: &reviewer.name,
-            actor: &reviewer.actor(),
-            effect,
-        },
+    match decisions::decide(
+        &state.store,
+        &state.catalog,
+        &state.config.console.webhooks(),
+        super::actions::http(&state),
+        &reviewer.who(),
+        &request,
     )
-    .await?;
-    let queue_kind = if escalated { "escalated" } else { kind };
-    Ok(Redirect::to(&format!("/console/next?kind={queue_kind}&after={key}")).into_response())
+    .await
+    {
+        Ok(d) => {
+            Redirect::to(&format!("/console/next?kind={}&after={key}", d.queue)).into_response()
+        }
+        Err(e) => pages::refused(&e),
+    }
 }
 
 /// `POST /console/policy` (admin; `bank`, `max_distance`, empty to remove):
@@ -1257,7 +869,7 @@ pub async fn set_policy(
         };
         set_review_policy(&state.store, &bank, d).await?;
         audit(
-            &state,
+            &state.store,
             &reviewer.actor(),
             "console.policy",
             json!({"bank": bank, "max_distance": d}),

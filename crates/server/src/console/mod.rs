@@ -189,9 +189,7 @@ pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
 }
 
 /// The UTC day number of a time in milliseconds.
-pub fn day_of(ms: i64) -> i64 {
-    ms.div_euclid(86_400_000)
-}
+pub use bulwark_service::review::queue::day_of;
 
 #[cfg(test)]
 mod config_tests {

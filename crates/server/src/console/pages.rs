@@ -142,6 +142,21 @@ pub fn internal(e: &dyn std::fmt::Display) -> Response {
     )
 }
 
+/// The page of a console operation's refusal: its message with the status
+/// of its kind (400, 403, 404, 409, 429); any other failure is [`internal`].
+pub fn refused(e: &bulwark_service::Error) -> Response {
+    use bulwark_service::Kind;
+    let status = match e.kind {
+        Kind::BadRequest => StatusCode::BAD_REQUEST,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        _ => return internal(e),
+    };
+    error(status, &e.message)
+}
+
 const CSS: &str = include_str!("console.css");
 const JS: &str = include_str!("console.js");
 
@@ -222,7 +237,8 @@ pub async fn figures(state: &AppState, reviewer: &Reviewer) -> anyhow::Result<Fi
         ..Figures::default()
     };
     for kind in ["report", "account", "match", "escalated"] {
-        let (n, oldest) = super::items::open_stats(state, reviewer, kind).await?;
+        let (n, oldest) =
+            bulwark_service::review::queue::open_stats(&state.store, &reviewer.who(), kind).await?;
         f.queues.push((kind, n, oldest));
     }
     f.since_day = super::day_of(now) - 13;
@@ -291,8 +307,8 @@ pub async fn dashboard(State(state): State<AppState>, reviewer: Reviewer) -> Res
 async fn dashboard_inner(state: &AppState, reviewer: &Reviewer) -> anyhow::Result<Page> {
     let now = now_ms();
     let f = figures(state, reviewer).await?;
-    super::accounts::audit(
-        state,
+    bulwark_service::review::audit(
+        &state.store,
         &reviewer.actor(),
         "console.dashboard.view",
         serde_json::json!({}),

@@ -20,11 +20,9 @@
 //! `bulwark_service::review::evidence::export_matches` and
 //! `bulwark_service::review::cybertip::text_matches_line`.
 //! Kept apart from `items.rs`: that file only calls [`record`],
-//! [`match_facts`], [`report_facts`], [`report_banks`] and [`shown`].
+//! [`match_facts`], [`report_facts`] and [`shown`].
 //! Rescue photo matches are not shown here: console reviewers are not the
 //! designated rescue reviewers (docs/SIGNALS.md, rescue policy).
-
-use std::collections::BTreeMap;
 
 use bulwark_service::review::evidence;
 use maud::{Markup, html};
@@ -205,25 +203,6 @@ pub async fn match_facts(state: &AppState, match_id: i64) -> anyhow::Result<Mark
 /// A report's stored text signals: per message, its matches and entities.
 async fn report_rows(state: &AppState, report_id: i64) -> anyhow::Result<Vec<(i64, Value, Value)>> {
     Ok(evidence::report_rows(&state.store, report_id).await?)
-}
-
-/// Adds the banks a report's message text matched (smallest distance; rule
-/// matches count as 0) to an item's banks.
-pub async fn report_banks(
-    state: &AppState,
-    report_id: i64,
-    into: &mut BTreeMap<String, i64>,
-) -> anyhow::Result<()> {
-    for (_, _, matches) in report_rows(state, report_id).await? {
-        for m in matches.as_array().into_iter().flatten() {
-            if let Some(b) = m["bank"].as_str() {
-                let d = m["distance"].as_i64().unwrap_or(0);
-                let e = into.entry(b.to_string()).or_insert(d);
-                *e = (*e).min(d);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The text-signal part of a report's page: per message, what matched and

@@ -1,4 +1,6 @@
-//! Recording a reviewer's decision on a queue item: the decision row, what
+//! Deciding on a queue item: which decisions are allowed for which item
+//! and reviewer, and their effects ([`decide`]); then recording the
+//! decision ([`record`]): the decision row, what
 //! it does to the queues (a final decision closes the item, an escalation
 //! moves it to the leads' queue), its audit entry, all in one transaction,
 //! then the signed webhook that tells the platform ([`super::webhooks`]).
@@ -13,7 +15,10 @@ use bulwark_store::{Store, now_ms, rfc3339};
 use serde_json::{Value, json};
 
 use super::Http;
+use super::accounts::{ConsoleRole, Reviewer};
+use super::queue;
 use super::webhooks::{self, WebhookConfig};
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 
 /// Decisions that take an item off the queues.
@@ -119,4 +124,173 @@ pub async fn record(
     });
     webhooks::enqueue(s, hooks, http, did, &event).await?;
     Ok(did)
+}
+
+/// A reviewer's decision on an item, as asked for (the console's form).
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The item's key, `kind:id`.
+    pub item: &'a str,
+    /// `confirm`, `dismiss`, `escalate`, `clear` or `add_to_bank`.
+    pub decision: &'a str,
+    /// A confirmation's category (one of [`CATEGORIES`]).
+    pub category: &'a str,
+    /// The bank `add_to_bank` adds the item's hashes to.
+    pub bank: &'a str,
+    /// The reviewer's note (at most 2000 bytes).
+    pub note: Option<&'a str>,
+}
+
+/// A decision recorded.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The decision's id.
+    pub id: i64,
+    /// The queue the item was decided from (its kind, or `escalated`).
+    pub queue: &'static str,
+}
+
+/// Longest reviewer's note, in bytes.
+pub const MAX_NOTE: usize = 2000;
+
+/// Checks a reviewer's decision, carries out its effect and records it
+/// ([`record`]). Refused, with nothing done or recorded, in this order: a
+/// note over [`MAX_NOTE`] bytes or a malformed key (`bad_request`); an item
+/// not in a queue's source (`not_found`); a confirmation without a known
+/// category or an unknown decision (`bad_request`); `clear` or
+/// `add_to_bank` by less than a lead (`forbidden`); an item not open any
+/// more (`conflict`), except that a lead can always clear a flagged
+/// account, the one way to unflag it; an escalated item by less than a lead
+/// (`forbidden`); `clear` of anything but an account (`bad_request`).
+/// Effects: `clear` unflags the account; `add_to_bank` adds each of the
+/// item's PDQ hashes ([`super::queue::item_pdqs`]) to `bank` as content,
+/// each applied to `catalog`. A failing effect is an internal error.
+pub async fn decide(
+    s: &Store,
+    catalog: &Catalog,
+    hooks: &WebhookConfig,
+    http: Arc<dyn Http>,
+    who: &Reviewer,
+    r: &Request<'_>,
+) -> Result<Decided> {
+    let key = r.item;
+    let decision = r.decision;
+    let note = r.note;
+    if note.is_some_and(|n| n.len() > MAX_NOTE) {
+        return Err(Error::bad_request("The note is at most 2000 bytes."));
+    }
+    let Some((kind, id)) = queue::split_key(key) else {
+        return Err(Error::bad_request("No such item."));
+    };
+    let Some(it) = queue::find_item(s, kind, id).await? else {
+        return Err(Error::not_found("No such item."));
+    };
+    let category = match decision {
+        "confirm" => {
+            if !CATEGORIES.contains(&r.category) {
+                return Err(Error::bad_request("Choose a category to confirm."));
+            }
+            Some(r.category)
+        }
+        "dismiss" | "escalate" => None,
+        "clear" | "add_to_bank" => {
+            who.require(ConsoleRole::Lead)?;
+            None
+        }
+        _ => return Err(Error::bad_request("Unknown decision.")),
+    };
+    // Only an open item can be decided (a re-flagged account is open again
+    // whatever was decided on its earlier flag); an escalated one by a lead.
+    // One exception: a flagged account (`find_item` found it flagged) can
+    // always be cleared by a lead, also after a confirm or dismiss, since
+    // clearing is the one way to unflag it.
+    let open = store::open_queue(s, &it.key()).await?;
+    if open.is_none() && !(decision == "clear" && kind == "account") {
+        return Err(Error::conflict("This item was already decided."));
+    }
+    let escalated = open.as_deref() == Some("escalated");
+    if escalated {
+        who.require(ConsoleRole::Lead)?;
+    }
+    let actor = who.actor();
+    let mut effect = json!(null);
+    match decision {
+        "clear" => {
+            if kind != "account" {
+                return Err(Error::bad_request("Only a flagged account can be cleared."));
+            }
+            crate::vouchers::clear_account(s, &actor, id, note.map(str::to_string))
+                .await
+                .map_err(|e| Error::internal(format!("clearing: {}", e.message)))?;
+            effect = json!({"cleared": id});
+        }
+        "add_to_bank" => {
+            let pdqs = queue::item_pdqs(s, &it).await?;
+            let b = crate::banks::by_name(s, r.bank)
+                .await
+                .map_err(|e| Error::internal(e.message))?;
+            let mut added = Vec::new();
+            for h in &pdqs {
+                let mut tx = s.begin().await?;
+                let c = bulwark_store::NewContent {
+                    kind: "signals",
+                    dedup_key: format!("pdq:{h}"),
+                    note: Some(format!("added from the console ({key})")),
+                    metadata: None,
+                    source: Some("console".into()),
+                    signals: vec![bulwark_store::SignalRow {
+                        signal_type: "pdq".into(),
+                        value: h.clone(),
+                        quality: None,
+                    }],
+                    frames: Vec::new(),
+                    frame_extras: Vec::new(),
+                };
+                if let Some(cid) =
+                    bulwark_store::insert_content(s, &mut tx, b.id, &actor, &c).await?
+                {
+                    crate::banks::commit_change(
+                        s,
+                        catalog,
+                        tx,
+                        &actor,
+                        crate::banks::Change {
+                            action: "content.add",
+                            bank: (b.id, &b.name),
+                            content: Some(cid),
+                            detail: json!({"source": "console", "item": key}),
+                        },
+                    )
+                    .await
+                    .map_err(|e| Error::internal(e.message))?;
+                    added.push(cid);
+                }
+            }
+            effect = json!({"bank": b.name, "content_ids": added});
+        }
+        _ => {}
+    }
+    let did = record(
+        s,
+        hooks,
+        http,
+        &Decision {
+            kind,
+            id,
+            decision,
+            category,
+            note,
+            banks: &it.banks,
+            distances: &it.distances,
+            queued_at: it.queued_at,
+            reviewer: &who.name,
+            actor: &actor,
+            effect,
+        },
+    )
+    .await?;
+    Ok(Decided {
+        id: did,
+        queue: if escalated { "escalated" } else { kind },
+    })
 }

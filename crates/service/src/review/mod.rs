@@ -1,5 +1,8 @@
-//! The reviewer console's operations without HTTP (issue 14): recording a
-//! decision ([`decisions`]) and what it sets off — signed webhooks with retries and their delivery log
+//! The reviewer console's operations without HTTP (issue 14): reviewer
+//! accounts, sign-in with lockouts and TOTP ([`totp`]), sessions and the
+//! admin's changes to reviewers ([`accounts`]); the queues, "next item" and
+//! the daily reveal budget ([`queue`]); checking a decision, its effects
+//! and recording it ([`decisions`]) and what it sets off — signed webhooks with retries and their delivery log
 //! ([`webhooks`]), evidence packages ([`evidence`]) and CyberTipline
 //! reports, built, stored and submitted ([`cybertip`]) — and the console's
 //! audit entries ([`audit`]). The SQL is `bulwark_store::console`; the pages
@@ -10,9 +13,12 @@
 //! through an [`Http`] the caller supplies: bulwark-server's is its TLS
 //! client (`console.tls_extra_roots`), tests can answer as they like.
 
+pub mod accounts;
 pub mod cybertip;
 pub mod decisions;
 pub mod evidence;
+pub mod queue;
+pub mod totp;
 pub mod webhooks;
 
 use std::time::Duration;

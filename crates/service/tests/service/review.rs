@@ -31,6 +31,10 @@ use sqlx::Row;
 
 use crate::support::TestStore;
 
+/// Sign-in, sessions, the reveal budget and a decision's checks and effects.
+#[path = "review_console.rs"]
+mod console;
+
 /// One request an [`Http`] was asked to send.
 #[derive(Debug, Clone)]
 struct Sent {
