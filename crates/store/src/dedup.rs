@@ -260,7 +260,11 @@ impl Dedup {
     /// cost microseconds each through the driver). Each record is
     /// `id,bank,bytes,key` with the key's length in bytes, so a key may hold
     /// any character.
-    async fn catch_up(&self, map: &mut Map, tx: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    async fn catch_up(
+        &self,
+        map: &mut Map,
+        tx: &mut sqlx::AnyConnection,
+    ) -> Result<(), sqlx::Error> {
         let Some(newest) = self.committed_max().await?.filter(|&m| m > map.seen) else {
             return Ok(());
         };
@@ -285,7 +289,8 @@ impl Dedup {
             let data: String = row.try_get("data")?;
             let mut rest = data.as_str();
             while !rest.is_empty() {
-                let bad = || sqlx::Error::Decode(format!("malformed content page at {rest:.40?}").into());
+                let bad =
+                    || sqlx::Error::Decode(format!("malformed content page at {rest:.40?}").into());
                 let mut f = rest.splitn(4, ',');
                 let (Some(id), Some(bank), Some(len), Some(tail)) =
                     (f.next(), f.next(), f.next(), f.next())
@@ -399,7 +404,8 @@ mod tests {
             let held = |k: &str| before.contains_key(&(b, k.to_string()));
             match rng.gen_range(0..10) {
                 0..=3 => {
-                    let keys: Vec<String> = (0..rng.gen_range(1..12)).map(|_| key(&mut rng)).collect();
+                    let keys: Vec<String> =
+                        (0..rng.gen_range(1..12)).map(|_| key(&mut rng)).collect();
                     let items: Vec<NewContent> = keys.iter().map(|k| item(k)).collect();
                     let mut tx = store.begin().await.expect("begin");
                     let (ids, changes) = crate::insert_contents(&store, &mut tx, b, "t", &items)
@@ -434,7 +440,8 @@ mod tests {
                     }
                 }
                 6 => {
-                    if let Some((_, ids)) = before.iter().nth(rng.gen_range(0..before.len().max(1))) {
+                    if let Some((_, ids)) = before.iter().nth(rng.gen_range(0..before.len().max(1)))
+                    {
                         sqlx::query("DELETE FROM content WHERE id = ?")
                             .bind(ids[0])
                             .execute(&store.pool)
@@ -453,13 +460,18 @@ mod tests {
                 _ => {
                     let k = key(&mut rng);
                     let want = before.get(&(b, k.clone())).map(|ids| ids[0]);
-                    let got = crate::content_by_dedup(&store, b, &k).await.expect("lookup");
+                    let got = crate::content_by_dedup(&store, b, &k)
+                        .await
+                        .expect("lookup");
                     assert_eq!(got, want, "step {step}: lookup {k}");
                 }
             }
         }
         let t = table(&store).await;
-        assert!(t.values().all(|ids| ids.len() == 1), "a key twice in a bank");
+        assert!(
+            t.values().all(|ids| ids.len() == 1),
+            "a key twice in a bank"
+        );
         assert!(added > 50 && dups > 50, "added {added}, duplicates {dups}");
     }
 
@@ -503,7 +515,9 @@ mod tests {
         tx.commit().await.expect("commit");
         assert_eq!(dup, None, "k2 is in the bank already");
         assert_eq!(
-            crate::content_by_dedup(&store, b, "k2").await.expect("lookup"),
+            crate::content_by_dedup(&store, b, "k2")
+                .await
+                .expect("lookup"),
             Some(reused)
         );
     }
@@ -562,7 +576,11 @@ mod tests {
                     .get::<i64, _>("n")
             }
         };
-        assert_eq!(count(&old, unique).await, 1, "the old schema has the unique index");
+        assert_eq!(
+            count(&old, unique).await,
+            1,
+            "the old schema has the unique index"
+        );
         let rows = |s: &Store| {
             let pool = s.pool.clone();
             async move {
@@ -580,16 +598,27 @@ mod tests {
         let signals_q = "SELECT COUNT(*) AS n FROM signals";
         let frames_q = "SELECT COUNT(*) AS n FROM video_frames";
         let (signals, frames) = (count(&old, signals_q).await, count(&old, frames_q).await);
-        let counts = crate::bank_counts(&old, &old.pool, b).await.expect("counts");
+        let counts = crate::bank_counts(&old, &old.pool, b)
+            .await
+            .expect("counts");
         assert_eq!(counts, (29, 1));
         old.pool.close().await;
 
         let new = Store::open(&url(&dir)).await.expect("migrate");
         assert_eq!(count(&new, unique).await, 0, "no unique index after");
         assert_eq!(rows(&new).await, before);
-        assert_eq!(count(&new, signals_q).await, signals, "no cascade during the rebuild");
+        assert_eq!(
+            count(&new, signals_q).await,
+            signals,
+            "no cascade during the rebuild"
+        );
         assert_eq!(count(&new, frames_q).await, frames);
-        assert_eq!(crate::bank_counts(&new, &new.pool, b).await.expect("counts"), counts);
+        assert_eq!(
+            crate::bank_counts(&new, &new.pool, b)
+                .await
+                .expect("counts"),
+            counts
+        );
         let fk: i64 = sqlx::query("PRAGMA foreign_keys")
             .fetch_one(&new.pool)
             .await
@@ -610,7 +639,9 @@ mod tests {
         assert!(id > ids[29], "id {id} reuses the deleted row's {}", ids[29]);
         assert_eq!(dup, None, "a key from before the migration");
         assert_eq!(
-            crate::bank_counts(&new, &new.pool, b).await.expect("counts"),
+            crate::bank_counts(&new, &new.pool, b)
+                .await
+                .expect("counts"),
             (30, 1)
         );
         sqlx::query("DELETE FROM content WHERE id = ?")

@@ -335,7 +335,8 @@ impl Store {
             );
             for (i, m) in migrations.iter().enumerate().skip(current as usize) {
                 let version = i as i64 + 1;
-                let fk_off = self.backend == Backend::Sqlite && m.contains(schema::FOREIGN_KEYS_OFF);
+                let fk_off =
+                    self.backend == Backend::Sqlite && m.contains(schema::FOREIGN_KEYS_OFF);
                 if fk_off {
                     sqlx::query("PRAGMA foreign_keys = OFF")
                         .execute(&mut *conn)
@@ -373,40 +374,40 @@ impl Store {
         version: i64,
         fk_check: bool,
     ) -> anyhow::Result<()> {
-                let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
-                for stmt in split_statements(&self.render(m)) {
-                    sqlx::query(&stmt).execute(&mut *tx).await?;
-                }
-                if fk_check {
-                    let broken = sqlx::query("PRAGMA foreign_key_check")
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    anyhow::ensure!(
-                        broken.is_empty(),
-                        "migration to version {version} would break {} foreign key reference(s)",
-                        broken.len()
-                    );
-                }
-                match at {
-                    Versions::Schema => {
-                        sqlx::query(&self.sql("INSERT INTO schema_version (version) VALUES (?)"))
-                            .bind(version)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    Versions::Meta(key) => {
-                        sqlx::query(&self.sql(
-                            "INSERT INTO meta (key, value) VALUES (?, ?) \
+        let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
+        for stmt in split_statements(&self.render(m)) {
+            sqlx::query(&stmt).execute(&mut *tx).await?;
+        }
+        if fk_check {
+            let broken = sqlx::query("PRAGMA foreign_key_check")
+                .fetch_all(&mut *tx)
+                .await?;
+            anyhow::ensure!(
+                broken.is_empty(),
+                "migration to version {version} would break {} foreign key reference(s)",
+                broken.len()
+            );
+        }
+        match at {
+            Versions::Schema => {
+                sqlx::query(&self.sql("INSERT INTO schema_version (version) VALUES (?)"))
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Versions::Meta(key) => {
+                sqlx::query(&self.sql(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) \
                              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        ))
-                        .bind(key)
-                        .bind(version.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                tx.commit().await?;
-                Ok(())
+                ))
+                .bind(key)
+                .bind(version.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// A migration's text with the column types of this backend in place of

@@ -211,10 +211,14 @@ mod config_tests {
     /// signer unchanged.
     #[test]
     fn the_webhook_secret_reads_from_the_config_file() {
-        let c: ConsoleConfig =
-            toml::from_str("webhook_url = \"https://a.invalid/\"\nwebhook_secret = \"whsec-file\"\n")
-                .unwrap();
-        assert_eq!(c.webhook_secret.as_deref().map(String::as_str), Some("whsec-file"));
+        let c: ConsoleConfig = toml::from_str(
+            "webhook_url = \"https://a.invalid/\"\nwebhook_secret = \"whsec-file\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.webhook_secret.as_deref().map(String::as_str),
+            Some("whsec-file")
+        );
         assert_eq!(c.webhooks().secret.as_str(), "whsec-file");
         let unset: ConsoleConfig = toml::from_str("").unwrap();
         assert_eq!(unset.webhooks().secret.as_str(), "");
