@@ -391,7 +391,7 @@ async fn batch_insert(t: &TestStore) {
             signals: vec![SignalRow {
                 signal_type: "pdq".into(),
                 value: h.to_string(),
-                quality: (i % 2 == 0).then_some(i as i64),
+                quality: i.is_multiple_of(2).then_some(i as i64),
             }],
             frames: Vec::new(),
             frame_extras: Vec::new(),
