@@ -34,12 +34,20 @@ use tokio::sync::Notify;
 use crate::banks::by_name;
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::lists::{Batch, MAX_REJECTED_LISTED, MAX_SOURCE_CHARS, Rejected, format_of};
+use crate::lists::{Batch, MAX_REJECTED_LISTED, MAX_SOURCE_CHARS, Rejected, Written, format_of};
 
-/// Lines per committed batch: large enough for multi-row inserts to pay off,
-/// small enough that a batch holds SQLite's write lock for tens of
-/// milliseconds, so single writes interleave.
+/// Most records per committed batch (one transaction with the job's
+/// checkpoint): large enough that the commit's fixed cost (an fsync, the
+/// checkpoint, the index update) is spread thin.
 pub const JOB_BATCH: usize = 2000;
+/// Records per piece: the reader parses the list in pieces of this many
+/// records, and a batch is one or more pieces. Between pieces the batch
+/// commits early when a single write is waiting for the write lock
+/// ([`Store::writers_waiting`]) or [`BATCH_TIME`] has passed, so a single
+/// write waits for one piece, not for a whole batch.
+pub const JOB_PIECE: usize = 500;
+/// A batch adds no further piece after this long.
+const BATCH_TIME: Duration = Duration::from_millis(40);
 /// Longest `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY: usize = 200;
 /// Jobs [`list`] answers unless asked for another number.
@@ -442,8 +450,8 @@ async fn yield_to_writers(s: &Store) {
     }
 }
 
-/// [`run`], but stops after committing `max_batches` (at least one) batches of
-/// [`JOB_BATCH`] records, leaving the job running at its checkpoint as a
+/// [`run`], but stops after committing `max_batches` (at least one) batches
+/// (of at most [`JOB_BATCH`] records), leaving the job running at its checkpoint as a
 /// stopped worker would; a later [`run`] (or [`run_pending`]) resumes it
 /// there.
 pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: usize) -> Result<()> {
@@ -483,17 +491,12 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
         tokio::task::spawn_blocking(move || read_batches(&spool, offset, lines, format, batches));
     }
     let mut committed = 0;
-    while let Some(next) = parsed.recv().await {
-        let next = next.map_err(Error::internal)?;
-        offset = next.offset;
-        lines = next.lines;
-        let new_rejected = !next.rejected.is_empty() && rejected.len() < MAX_REJECTED_LISTED;
-        for (line, error) in next.rejected {
-            rejected_count += 1;
-            if rejected.len() < MAX_REJECTED_LISTED {
-                rejected.push(Rejected { line, error });
-            }
-        }
+    let Some(mut next) = parsed.recv().await else {
+        return Err(Error::internal(
+            "the import's reader stopped before the first batch",
+        ));
+    };
+    loop {
         yield_to_writers(s).await;
         // The batch's transaction, on the job's connection: on SQLite, its
         // `BEGIN IMMEDIATE` is retried every millisecond (see
@@ -508,20 +511,51 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
                 Err(e) => return Err(e.into()),
             }
         };
-        let written = next
-            .batch
-            .write(
-                s,
-                &mut tx,
-                &bank,
-                &r.created_by,
-                r.source.as_deref(),
-                format,
-            )
-            .await?;
+        let began = Instant::now();
+        let listed_before = rejected.len();
+        let mut written = Written::default();
+        let mut records = 0;
+        let mut at_end;
+        loop {
+            let piece = next.map_err(Error::internal)?;
+            offset = piece.offset;
+            lines = piece.lines;
+            at_end = piece.at_end;
+            for (line, error) in piece.rejected {
+                rejected_count += 1;
+                if rejected.len() < MAX_REJECTED_LISTED {
+                    rejected.push(Rejected { line, error });
+                }
+            }
+            records += piece.batch.len();
+            let w = piece
+                .batch
+                .write(
+                    s,
+                    &mut tx,
+                    &bank,
+                    &r.created_by,
+                    r.source.as_deref(),
+                    format,
+                )
+                .await?;
+            written.absorb(w);
+            if at_end
+                || records + JOB_PIECE > JOB_BATCH
+                || s.writers_waiting() > 0
+                || began.elapsed() >= BATCH_TIME
+            {
+                break;
+            }
+            // The next piece if the reader has it ready; else commit now.
+            match parsed.try_recv() {
+                Ok(p) => next = p,
+                Err(_) => break,
+            }
+        }
         added += written.added as i64;
         duplicates += written.duplicates as i64;
-        let rejected_text = if new_rejected {
+        let rejected_text = if rejected.len() > listed_before {
             Some(serde_json::to_string(&rejected).map_err(Error::internal)?)
         } else {
             None
@@ -541,7 +575,7 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
             return Ok(());
         }
         written.commit(s, catalog, tx).await?;
-        if next.at_end {
+        if at_end {
             break;
         }
         committed += 1;
@@ -549,6 +583,14 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
             let _ = conn.close().await;
             return Ok(());
         }
+        next = match parsed.recv().await {
+            Some(p) => p,
+            None => {
+                return Err(Error::internal(
+                    "the import's reader stopped before the end of the list",
+                ));
+            }
+        };
     }
     let _ = conn.close().await;
     finish(s, id, DONE, None).await?;
@@ -572,7 +614,7 @@ struct Parsed {
 }
 
 /// Reads the spool file from `offset` (after line `lines`) and sends it on
-/// in batches of [`JOB_BATCH`] records, until the end of the file or until
+/// in pieces of [`JOB_PIECE`] records, until the end of the file or until
 /// the receiver is gone (the job stopped). Runs on a blocking thread.
 fn read_batches(
     spool: &str,
@@ -602,7 +644,7 @@ fn read_batches(
             rejected: Vec::new(),
             at_end: false,
         };
-        while p.batch.len() < JOB_BATCH {
+        while p.batch.len() < JOB_PIECE {
             line.clear();
             let n = match reader.read_until(b'\n', &mut line) {
                 Ok(n) => n,

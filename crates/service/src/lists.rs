@@ -151,6 +151,14 @@ pub struct Written {
 }
 
 impl Written {
+    /// Adds a later batch written in the same transaction.
+    pub fn absorb(&mut self, later: Written) {
+        self.added += later.added;
+        self.duplicates += later.duplicates;
+        self.changes.extend(later.changes);
+        self.fresh.extend(later.fresh);
+    }
+
     /// Commits `tx` and indexes the new content from memory (every row is
     /// new, enabled and has plain signals only: see
     /// [`Catalog::apply_fresh`], which keeps a later change to these rows

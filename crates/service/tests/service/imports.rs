@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashSet};
 use bulwark_pdq::PdqHash;
 use bulwark_service::banks::{self, NewBank};
 use bulwark_service::catalog::Catalog;
-use bulwark_service::imports::{self, Created, ImportJob, JOB_BATCH, NewJob, Spool};
+use bulwark_service::imports::{self, Created, ImportJob, JOB_BATCH, JOB_PIECE, NewJob, Spool};
 use bulwark_service::{Error, Kind};
 use bulwark_store::Store;
 use bytes::Bytes;
@@ -295,14 +295,22 @@ async fn exercise(t: &TestStore) {
         "{stopped:?}"
     );
     assert!(stopped.bytes_done < stopped.bytes_total);
-    // The checkpoint and the batch were committed together.
-    assert_eq!(
-        stopped.added + stopped.duplicates,
-        JOB_BATCH as i64,
+    // The checkpoint and the batch were committed together: whole pieces
+    // (how many depends on timing: a batch commits early when a writer
+    // waits), at most a batch's worth.
+    let records = (stopped.added + stopped.duplicates) as usize;
+    assert!(
+        records > 0 && records.is_multiple_of(JOB_PIECE) && records <= JOB_BATCH,
         "{stopped:?}"
     );
     assert_eq!(counts(store, "resumed").await, (stopped.added, 0));
-    assert_eq!(rejected_lines(&stopped), [l.rejected[0]]);
+    let seen: Vec<usize> = l
+        .rejected
+        .iter()
+        .copied()
+        .filter(|&n| n <= stopped.lines as usize)
+        .collect();
+    assert_eq!(rejected_lines(&stopped), seen);
 
     // Reopened (a restart): the job resumes at its checkpoint.
     let url = store.pool.connect_options().database_url.to_string();
