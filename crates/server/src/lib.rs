@@ -110,6 +110,13 @@ impl Service {
         tokio::spawn(async move {
             warm.text_index.warm(&warm.store, &warm.catalog).await;
         });
+        // On SQLite, what the first write would build under the write lock.
+        let warm = state.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = warm.warm().await {
+                tracing::warn!("filling the content de-duplication map at start failed: {e:#}");
+            }
+        });
         Ok(Service {
             state,
             admin_key_file,

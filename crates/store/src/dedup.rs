@@ -61,12 +61,18 @@ pub(crate) struct Dedup {
     url: String,
     /// A connection outside the pool that reads the highest committed id.
     reader: tokio::sync::Mutex<Option<sqlx::AnyConnection>>,
+    /// Rows per page while filling ([`BUILD_PAGE_ROWS`]; tests use a few).
+    page_rows: i64,
 }
 
 #[derive(Default)]
 struct Map {
     /// The highest content id read from the table.
     seen: i64,
+    /// Every row committed up to some moment has been read, and this
+    /// process's inserts since were added: [`Dedup::lookup`] may answer "not
+    /// held" from the map. False while [`Dedup::prefill`] is part-way.
+    filled: bool,
     one: HashMap<u64, i64>,
     /// Further ids under a fingerprint already in `one` (collisions, and
     /// entries of rows that are gone).
@@ -108,6 +114,7 @@ impl Dedup {
             mask: u64::MAX,
             url: url.to_string(),
             reader: tokio::sync::Mutex::new(None),
+            page_rows: BUILD_PAGE_ROWS,
         }
     }
 
@@ -235,7 +242,7 @@ impl Dedup {
         let mut ids = Vec::new();
         {
             let state = self.state.lock().await;
-            let Some(map) = state.as_ref() else {
+            let Some(map) = state.as_ref().filter(|m| m.filled) else {
                 return Ok(None);
             };
             map.candidates(self.fingerprint(bank_id, key), &mut ids);
@@ -255,62 +262,133 @@ impl Dedup {
         Ok(Some(None))
     }
 
-    /// Adds the committed rows with ids above the highest read so far, in id order, a
-    /// page of [`BUILD_PAGE_ROWS`] at a time aggregated into one text (rows
-    /// cost microseconds each through the driver). Each record is
+    /// Fills the map from the committed rows ahead of the first write
+    /// (`Store::warm`, in the background at start): without it the first
+    /// write after a start reads every row under the write lock (14 s at
+    /// 10M rows, docs/benchmarks/serve.md). It reads on a connection of its
+    /// own, outside any transaction, up to the highest id committed when it
+    /// began; every row at or below that id is committed (SQLite has one
+    /// writer, and ids grow). Each page is added under the map's lock only if
+    /// the map still ends where the page began: a write that caught up
+    /// meanwhile (under the write lock) has read those rows itself, and the
+    /// fill goes on from where it stopped.
+    pub(crate) async fn prefill(&self) -> Result<(), sqlx::Error> {
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(&self.url).await?;
+        let Some(newest) = sqlx::query("SELECT MAX(id) AS m FROM content")
+            .fetch_one(&mut conn)
+            .await?
+            .try_get::<Option<i64>, _>("m")?
+        else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        loop {
+            let after = {
+                let mut state = self.state.lock().await;
+                let map = state.get_or_insert_with(Map::default);
+                if map.seen >= newest {
+                    map.filled = true;
+                    break;
+                }
+                map.seen
+            };
+            let (last, rows) = self
+                .page(&mut conn, after, newest)
+                .await?
+                .unwrap_or((newest, Vec::new()));
+            let mut state = self.state.lock().await;
+            let map = state.get_or_insert_with(Map::default);
+            if map.seen != after {
+                continue;
+            }
+            for (fp, id) in rows {
+                map.add(fp, id);
+            }
+            map.seen = last;
+        }
+        let _ = conn.close().await;
+        tracing::info!(
+            "content de-duplication map filled at start: ids to {newest} in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// The committed rows with ids in `(after, newest]`, the first
+    /// [`BUILD_PAGE_ROWS`] of them in id order, as (fingerprint, id) with the
+    /// page's last id; `None` when there are none. One aggregated text per
+    /// page (rows cost microseconds each through the driver); each record is
     /// `id,bank,bytes,key` with the key's length in bytes, so a key may hold
     /// any character.
+    async fn page(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        after: i64,
+        newest: i64,
+    ) -> Result<Option<(i64, Vec<(u64, i64)>)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT MAX(id) AS last, group_concat(CAST(id AS TEXT) || ',' || CAST(bank_id AS TEXT) \
+             || ',' || CAST(length(CAST(dedup_key AS BLOB)) AS TEXT) || ',' || dedup_key, '') AS data \
+             FROM (SELECT id, bank_id, dedup_key FROM content WHERE id > ? AND id <= ? \
+             ORDER BY id LIMIT ?)",
+        )
+        .bind(after)
+        .bind(newest)
+        .bind(self.page_rows)
+        .fetch_one(&mut *conn)
+        .await?;
+        let Some(last) = row.try_get::<Option<i64>, _>("last")? else {
+            return Ok(None);
+        };
+        let data: String = row.try_get("data")?;
+        let mut rows = Vec::new();
+        let mut rest = data.as_str();
+        while !rest.is_empty() {
+            let bad =
+                || sqlx::Error::Decode(format!("malformed content page at {rest:.40?}").into());
+            let mut f = rest.splitn(4, ',');
+            let (Some(id), Some(bank), Some(len), Some(tail)) =
+                (f.next(), f.next(), f.next(), f.next())
+            else {
+                return Err(bad());
+            };
+            let (Ok(id), Ok(bank), Ok(len)) =
+                (id.parse::<i64>(), bank.parse::<i64>(), len.parse::<usize>())
+            else {
+                return Err(bad());
+            };
+            let Some(key) = tail.get(..len) else {
+                return Err(bad());
+            };
+            rows.push((self.fingerprint(bank, key), id));
+            rest = &tail[len..];
+        }
+        Ok(Some((last, rows)))
+    }
+
+    /// Adds the committed rows with ids above the highest read so far, in
+    /// id order, a page at a time ([`Dedup::page`]), reading in `tx`.
     async fn catch_up(
         &self,
         map: &mut Map,
         tx: &mut sqlx::AnyConnection,
     ) -> Result<(), sqlx::Error> {
         let Some(newest) = self.committed_max().await?.filter(|&m| m > map.seen) else {
+            map.filled = true;
             return Ok(());
         };
         let first = map.seen == 0;
         let started = std::time::Instant::now();
         let mut after = map.seen;
-        loop {
-            let row = sqlx::query(
-                "SELECT MAX(id) AS last, group_concat(CAST(id AS TEXT) || ',' || CAST(bank_id AS TEXT) \
-                 || ',' || CAST(length(CAST(dedup_key AS BLOB)) AS TEXT) || ',' || dedup_key, '') AS data \
-                 FROM (SELECT id, bank_id, dedup_key FROM content WHERE id > ? AND id <= ? \
-                 ORDER BY id LIMIT ?)",
-            )
-            .bind(after)
-            .bind(newest)
-            .bind(BUILD_PAGE_ROWS)
-            .fetch_one(&mut *tx)
-            .await?;
-            let Some(last) = row.try_get::<Option<i64>, _>("last")? else {
-                break;
-            };
-            let data: String = row.try_get("data")?;
-            let mut rest = data.as_str();
-            while !rest.is_empty() {
-                let bad =
-                    || sqlx::Error::Decode(format!("malformed content page at {rest:.40?}").into());
-                let mut f = rest.splitn(4, ',');
-                let (Some(id), Some(bank), Some(len), Some(tail)) =
-                    (f.next(), f.next(), f.next(), f.next())
-                else {
-                    return Err(bad());
-                };
-                let (Ok(id), Ok(bank), Ok(len)) =
-                    (id.parse::<i64>(), bank.parse::<i64>(), len.parse::<usize>())
-                else {
-                    return Err(bad());
-                };
-                let Some(key) = tail.get(..len) else {
-                    return Err(bad());
-                };
-                map.add(self.fingerprint(bank, key), id);
-                rest = &tail[len..];
+        while let Some((last, rows)) = self.page(tx, after, newest).await? {
+            for (fp, id) in rows {
+                map.add(fp, id);
             }
             after = last;
         }
         map.seen = newest;
+        map.filled = true;
         if first {
             tracing::info!(
                 "content de-duplication map built: {} keys in {:.2} s",
@@ -473,6 +551,93 @@ mod tests {
             "a key twice in a bank"
         );
         assert!(added > 50 && dups > 50, "added {added}, duplicates {dups}");
+    }
+
+    /// The fill at start (`Store::warm`) runs a few rows a page on a map of
+    /// 3-bit fingerprints while lookups go on, then one write comes in the
+    /// middle of it (it catches up under the write lock; the fill goes on
+    /// from there), then writes of held and new keys. Every answer agrees
+    /// with the table: a lookup does not trust the map part-way, and the
+    /// fill leaves no committed row out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fill_at_start_beside_writes_and_lookups_leaves_no_row_out() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = Store::open(&url(&dir)).await.expect("open");
+        let b = bank(&first, "a").await;
+        let n = 3000;
+        for chunk in 0..n / 100 {
+            let items: Vec<NewContent> = (0..100)
+                .map(|i| item(&format!("k{}", chunk * 100 + i)))
+                .collect();
+            let mut tx = first.begin().await.expect("begin");
+            crate::insert_contents(&first, &mut tx, b, "t", &items)
+                .await
+                .expect("insert");
+            tx.commit().await.expect("commit");
+        }
+        first.pool.close().await;
+        // A restart: a new store whose map holds nothing yet.
+        let mut store = Store::open(&url(&dir)).await.expect("open again");
+        store.dedup = Arc::new(Dedup {
+            page_rows: 7,
+            ..Dedup::with_bits(&url(&dir), 3)
+        });
+        let before = table(&store).await;
+        let fill = {
+            let s = store.clone();
+            tokio::spawn(async move { s.warm().await })
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let (mut partial, mut lookups) = (0, 0);
+        let mut wrote_during = false;
+        while !fill.is_finished() {
+            let part_way = matches!(store.dedup.state.lock().await.as_ref(), Some(m) if !m.filled);
+            let k = format!("k{}", rng.gen_range(0..n));
+            let got = crate::content_by_dedup(&store, b, &k)
+                .await
+                .expect("lookup");
+            assert_eq!(got, before.get(&(b, k.clone())).map(|ids| ids[0]), "{k}");
+            partial += usize::from(part_way);
+            lookups += 1;
+            if partial == 20 && !wrote_during {
+                wrote_during = true;
+                let k = format!("k{}", rng.gen_range(0..n));
+                let mut tx = store.begin().await.expect("begin");
+                let (ids, _) = crate::insert_contents(&store, &mut tx, b, "t", &[item(&k)])
+                    .await
+                    .expect("insert");
+                tx.commit().await.expect("commit");
+                assert_eq!(ids, [None], "{k} is held");
+            }
+        }
+        fill.await.expect("fill task").expect("fill");
+        assert!(
+            partial > 0,
+            "no lookup ran part-way through the fill ({lookups} in all)"
+        );
+        for step in 0..30 {
+            let before = table(&store).await;
+            let keys: Vec<String> = (0..rng.gen_range(1..20))
+                .map(|_| format!("k{}", rng.gen_range(0..n + 200)))
+                .collect();
+            let items: Vec<NewContent> = keys.iter().map(|k| item(k)).collect();
+            let mut tx = store.begin().await.expect("begin");
+            let (ids, _) = crate::insert_contents(&store, &mut tx, b, "t", &items)
+                .await
+                .expect("insert");
+            tx.commit().await.expect("commit");
+            let mut seen = HashSet::new();
+            for (k, id) in keys.iter().zip(&ids) {
+                let fresh = !before.contains_key(&(b, k.clone())) && seen.insert(k.clone());
+                assert_eq!(id.is_some(), fresh, "step {step}: {k}");
+            }
+        }
+        let t = table(&store).await;
+        assert!(t.values().all(|ids| ids.len() == 1), "a key twice");
+        let state = store.dedup.state.lock().await;
+        let map = state.as_ref().expect("a map");
+        let max = t.values().flatten().max().copied().expect("rows");
+        assert!(map.filled && map.seen >= max, "seen {} of {max}", map.seen);
     }
 
     /// A transaction checks the map after its own insert (its row shows

@@ -248,6 +248,17 @@ impl Store {
         .map_err(|e| sqlx::Error::Protocol(format!("beginning a transaction: {e}")))?
     }
 
+    /// Fills what the first write would otherwise build under SQLite's
+    /// write lock (the de-duplication map, [`dedup`]), reading committed
+    /// rows outside any transaction; writes may run meanwhile. For a task
+    /// spawned at start. Nothing to do on PostgreSQL.
+    pub async fn warm(&self) -> Result<(), sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.dedup.prefill().await,
+            Backend::Postgres => Ok(()),
+        }
+    }
+
     /// How many [`Store::begin`] callers are waiting for their transaction
     /// (on SQLite: for the write lock). A bulk writer checks this between its
     /// transactions and lets them go first.
