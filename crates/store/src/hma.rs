@@ -143,11 +143,15 @@ pub async fn update_content(
 
 /// Number of stored signals of a type (its name in `signals`).
 pub async fn signal_count(store: &Store, signal_type: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query(&store.sql("SELECT COUNT(*) AS n FROM signals WHERE signal_type = ?"))
-        .bind(signal_type)
-        .fetch_one(&store.pool)
-        .await?
-        .try_get("n")
+    // The counters triggers keep (store module `counts` v2), not a scan of
+    // `signals`: one row per bank.
+    sqlx::query(&store.sql(
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM signal_counts WHERE signal_type = ?",
+    ))
+    .bind(signal_type)
+    .fetch_one(&store.pool)
+    .await?
+    .try_get("n")
 }
 
 // ---- the change log, as HMA's index status reads it ----

@@ -1234,6 +1234,87 @@ pub async fn bulk_insert_pdq(
 
 #[cfg(test)]
 mod tests {
+    /// A database with signals from before `counts` existed gets counters
+    /// that match the table when the module runs (its v2 fills them from the
+    /// rows), and they follow later writes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn signal_counters_start_from_the_rows_already_there() {
+        use sqlx::Row;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let counts_at = super::schema::MODULES
+            .iter()
+            .position(|m| m.key == "counts")
+            .expect("counts module");
+        let old = super::Store::open_with_modules(&url, counts_at)
+            .await
+            .expect("open old");
+        for (bank, name) in [(1, "a"), (2, "b")] {
+            sqlx::query(
+                "INSERT INTO banks (id, name, threshold, enabled, description, created_at, updated_at) \
+                 VALUES (?, ?, 31, 1, '', 0, 0)",
+            )
+            .bind(bank)
+            .bind(name)
+            .execute(&old.pool)
+            .await
+            .expect("bank");
+        }
+        for (id, bank, types) in [
+            (1, 1, &["pdq", "md5"][..]),
+            (2, 1, &["pdq"][..]),
+            (3, 2, &["pdq", "sha256"][..]),
+        ] {
+            sqlx::query(
+                "INSERT INTO content (id, bank_id, kind, dedup_key, enabled, added_by, created_at, updated_at) \
+                 VALUES (?, ?, 'signals', ?, 1, 't', 0, 0)",
+            )
+            .bind(id)
+            .bind(bank)
+            .bind(format!("k{id}"))
+            .execute(&old.pool)
+            .await
+            .expect("content");
+            for t in types {
+                sqlx::query(
+                    "INSERT INTO signals (content_id, bank_id, signal_type, value) VALUES (?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(bank)
+                .bind(*t)
+                .bind(format!("{t}{id}"))
+                .execute(&old.pool)
+                .await
+                .expect("signal");
+            }
+        }
+        old.pool.close().await;
+        let store = super::Store::open(&url).await.expect("open new");
+        let count = |t: &'static str| {
+            let store = store.clone();
+            async move { super::hma::signal_count(&store, t).await.expect("count") }
+        };
+        assert_eq!(
+            (
+                count("pdq").await,
+                count("md5").await,
+                count("sha256").await
+            ),
+            (3, 1, 1)
+        );
+        sqlx::query("DELETE FROM banks WHERE id = 2")
+            .execute(&store.pool)
+            .await
+            .expect("delete bank");
+        assert_eq!((count("pdq").await, count("sha256").await), (2, 0));
+        let rows: i64 = sqlx::query("SELECT COUNT(*) AS n FROM signals")
+            .fetch_one(&store.pool)
+            .await
+            .expect("rows")
+            .get("n");
+        assert_eq!(rows, 3);
+    }
+
     use super::split_statements;
 
     #[test]

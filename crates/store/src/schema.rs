@@ -89,17 +89,19 @@ pub(crate) const MODULES: &[Module] = &[
     // (in-process, cheap); PostgreSQL: statement triggers over transition
     // tables (one upsert per statement, so a 500-row insert costs one
     // counter update).
+    // v2: signals per (bank, type), for HMA's per-type sizes.
     Module {
         key: "counts",
         what: "bank counter",
-        versions: |backend| {
-            vec![
-                match backend {
-                    Backend::Sqlite => include_str!("../schema/counts_v1.sqlite.sql"),
-                    Backend::Postgres => include_str!("../schema/counts_v1.postgres.sql"),
-                }
-                .into(),
-            ]
+        versions: |backend| match backend {
+            Backend::Sqlite => vec![
+                include_str!("../schema/counts_v1.sqlite.sql").into(),
+                include_str!("../schema/counts_v2.sqlite.sql").into(),
+            ],
+            Backend::Postgres => vec![
+                include_str!("../schema/counts_v1.postgres.sql").into(),
+                include_str!("../schema/counts_v2.postgres.sql").into(),
+            ],
         },
     },
     // Import jobs.
@@ -210,8 +212,16 @@ mod tests {
                 Backend::Postgres,
                 &["4b36db5ef23a1121", "3c7d1c8240345868", "45550f43ef5b2112"],
             ),
-            ("counts", Backend::Sqlite, &["f51e69e891597afc"]),
-            ("counts", Backend::Postgres, &["b0dc5c00f9dd3b4b"]),
+            (
+                "counts",
+                Backend::Sqlite,
+                &["f51e69e891597afc", "08e315e9cce3ff25"],
+            ),
+            (
+                "counts",
+                Backend::Postgres,
+                &["b0dc5c00f9dd3b4b", "85b0af5daa36d2be"],
+            ),
             ("imports", Backend::Sqlite, &["6ecd9895e0347add"]),
             ("extras_schema", Backend::Sqlite, &["141d5053d2bd2a0a"]),
             ("frame_extras", Backend::Sqlite, &["fedd637208e62d9f"]),

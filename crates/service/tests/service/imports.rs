@@ -461,3 +461,117 @@ async fn batch_insert_on_postgres() {
     batch_insert(&t).await;
     t.cleanup().await;
 }
+
+/// HMA's per-type sizes (`hma::type_stats`) read counters that triggers
+/// keep (store module `counts` v2) instead of counting `signals`. After a
+/// batch with a repeat, a single add with three types, a rolled-back add,
+/// a content delete and a bank delete (cascading), each type's counter
+/// equals a count of the table.
+async fn signal_counts(t: &TestStore) {
+    use bulwark_store::{self as db, NewContent, SignalRow};
+    use sqlx::Row;
+    let store = &t.store;
+    let catalog = Catalog::new();
+    catalog.load(store).await.unwrap();
+    make_bank(store, &catalog, "counted_a").await;
+    make_bank(store, &catalog, "counted_b").await;
+    let a = db::bank_by_name(store, "counted_a")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let b = db::bank_by_name(store, "counted_b")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let item = |i: u64, types: &[&str]| NewContent {
+        kind: "signals",
+        dedup_key: format!("k{i}"),
+        note: None,
+        metadata: None,
+        source: None,
+        signals: types
+            .iter()
+            .map(|t| SignalRow {
+                signal_type: t.to_string(),
+                value: format!("{t}-{i}"),
+                quality: None,
+            })
+            .collect(),
+        frames: Vec::new(),
+        frame_extras: Vec::new(),
+    };
+    let types = ["pdq", "md5", "sha256"];
+    let counts = || async {
+        let mut out = Vec::new();
+        for t in types {
+            let table: i64 =
+                sqlx::query(&store.sql("SELECT COUNT(*) AS n FROM signals WHERE signal_type = ?"))
+                    .bind(t)
+                    .fetch_one(&store.pool)
+                    .await
+                    .unwrap()
+                    .get("n");
+            let kept = db::hma::signal_count(store, t).await.unwrap();
+            assert_eq!(kept, table, "{t}");
+            out.push(kept);
+        }
+        out
+    };
+    assert_eq!(counts().await, [0, 0, 0]);
+    let mut tx = store.begin().await.unwrap();
+    let batch = [
+        item(0, &["pdq"]),
+        item(1, &["pdq"]),
+        item(1, &["pdq"]),
+        item(2, &["md5"]),
+    ];
+    let (ids, _) = db::insert_contents(store, &mut tx, a, ACTOR, &batch)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(counts().await, [2, 1, 0]);
+    let mut tx = store.begin().await.unwrap();
+    db::insert_content(store, &mut tx, b, ACTOR, &item(3, &types))
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(counts().await, [3, 2, 1]);
+    let mut tx = store.begin().await.unwrap();
+    db::insert_content(store, &mut tx, b, ACTOR, &item(4, &types))
+        .await
+        .unwrap()
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(counts().await, [3, 2, 1]);
+    sqlx::query(&store.sql("DELETE FROM content WHERE id = ?"))
+        .bind(ids[0].unwrap())
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(counts().await, [2, 2, 1]);
+    sqlx::query(&store.sql("DELETE FROM banks WHERE id = ?"))
+        .bind(b)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(counts().await, [1, 1, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_counts_on_sqlite() {
+    let t = TestStore::sqlite().await;
+    signal_counts(&t).await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_counts_on_postgres() {
+    let Some(t) = TestStore::postgres("signal_counts").await else {
+        return;
+    };
+    signal_counts(&t).await;
+    t.cleanup().await;
+}
