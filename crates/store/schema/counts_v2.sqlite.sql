@@ -1,6 +1,6 @@
 
 CREATE TABLE signal_counts (bank_id BIGINT NOT NULL REFERENCES banks(id) ON DELETE CASCADE,
-  signal_type TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (bank_id, signal_type));
+  signal_type TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (bank_id, signal_type)) WITHOUT ROWID;
 INSERT INTO signal_counts (bank_id, signal_type, n)
   SELECT s.bank_id, s.signal_type, COUNT(*) FROM signals s
   WHERE s.bank_id IN (SELECT id FROM banks) GROUP BY s.bank_id, s.signal_type;

@@ -215,7 +215,7 @@ mod tests {
             (
                 "counts",
                 Backend::Sqlite,
-                &["f51e69e891597afc", "08e315e9cce3ff25"],
+                &["f51e69e891597afc", "d7a791258bc50027"],
             ),
             (
                 "counts",
