@@ -823,42 +823,38 @@ pub async fn insert_contents(
          ORDER BY r.o \
          ON CONFLICT (bank_id, dedup_key) DO NOTHING RETURNING id, dedup_key"
     };
-    let rows = Value::Array(rows).to_string();
-    let inserted: Vec<(i64, String)> = if sqlite {
-        // Not `RETURNING`: the driver hands each returned row from its
-        // connection thread to the task on its own, which was a third of the
-        // batch's time. Under the write lock the new rows are exactly those
-        // above the highest id before the insert; they come back as one text.
-        let before = max_id(&mut *tx, "SELECT COALESCE(MAX(id), 0) AS n FROM content").await?;
-        sqlx::query(sql)
-            .bind(bank_id)
-            .bind(actor)
-            .bind(now)
-            .bind(now)
-            .bind(rows)
-            .execute(&mut *tx)
-            .await?;
-        aggregated(
-            &mut *tx,
-            "SELECT json_group_array(json_array(id, dedup_key)) AS a \
-             FROM (SELECT id, dedup_key FROM content WHERE id > ? ORDER BY id)",
-            before,
-        )
-        .await?
+    // SQLite: not `RETURNING`. The driver hands each returned row from its
+    // connection thread to the task on its own, which was a third of the
+    // batch's time. Under the write lock the new rows are exactly those above
+    // the highest id before the insert; they come back as one text.
+    let before = if sqlite {
+        Some(max_id(&mut *tx, "SELECT COALESCE(MAX(id), 0) AS n FROM content").await?)
     } else {
-        let mut out = Vec::new();
-        for r in sqlx::query(sql)
-            .bind(bank_id)
-            .bind(actor)
-            .bind(now)
-            .bind(now)
-            .bind(rows)
+        None
+    };
+    let insert = sqlx::query(sql)
+        .bind(bank_id)
+        .bind(actor)
+        .bind(now)
+        .bind(now)
+        .bind(Value::Array(rows).to_string());
+    let inserted: Vec<(i64, String)> = match before {
+        Some(before) => {
+            insert.execute(&mut *tx).await?;
+            aggregated(
+                &mut *tx,
+                "SELECT json_group_array(json_array(id, dedup_key)) AS a \
+                 FROM (SELECT id, dedup_key FROM content WHERE id > ? ORDER BY id)",
+                before,
+            )
+            .await?
+        }
+        None => insert
             .fetch_all(&mut *tx)
             .await?
-        {
-            out.push((r.try_get("id")?, r.try_get("dedup_key")?));
-        }
-        out
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("dedup_key")?)))
+            .collect::<Result<_, sqlx::Error>>()?,
     };
     for (id, key) in inserted {
         if let Some(&i) = first_of.get(key.as_str()) {
@@ -907,45 +903,46 @@ pub async fn insert_contents(
         insert_frames(store, tx, id, &c.frames).await?;
     }
     let content_ids: Vec<i64> = new.iter().map(|(id, _)| *id).collect();
-    let mut changes = Vec::with_capacity(new.len());
-    if sqlite {
-        // As for the content rows: the new change rows in one text.
-        let before = max_id(&mut *tx, "SELECT COALESCE(MAX(seq), 0) AS n FROM changes").await?;
-        sqlx::query(
-            "INSERT INTO changes (bank_id, content_id, at) \
-             SELECT ?, j.value, ? FROM json_each(?) AS j ORDER BY j.key",
-        )
-        .bind(bank_id)
-        .bind(now)
-        .bind(json!(content_ids).to_string())
-        .execute(&mut *tx)
-        .await?;
-        let rows: Vec<(i64, i64)> = aggregated(
-            &mut *tx,
-            "SELECT json_group_array(json_array(seq, content_id)) AS a \
-             FROM (SELECT seq, content_id FROM changes WHERE seq > ? ORDER BY seq)",
-            before,
-        )
-        .await?;
-        changes.extend(
-            rows.into_iter()
-                .map(|(seq, c)| (seq, Some(bank_id), Some(c))),
-        );
+    let sql = if sqlite {
+        "INSERT INTO changes (bank_id, content_id, at) \
+         SELECT ?, j.value, ? FROM json_each(?) AS j ORDER BY j.key"
     } else {
-        for r in sqlx::query(
-            "INSERT INTO changes (bank_id, content_id, at) \
-             SELECT $1, e.c::BIGINT, $2 FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS e(c, o) \
-             ORDER BY e.o RETURNING seq, content_id",
-        )
+        "INSERT INTO changes (bank_id, content_id, at) \
+         SELECT $1, e.c::BIGINT, $2 FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS e(c, o) \
+         ORDER BY e.o RETURNING seq, content_id"
+    };
+    // As for the content rows: on SQLite the new change rows in one text.
+    let before = if sqlite {
+        Some(max_id(&mut *tx, "SELECT COALESCE(MAX(seq), 0) AS n FROM changes").await?)
+    } else {
+        None
+    };
+    let insert = sqlx::query(sql)
         .bind(bank_id)
         .bind(now)
-        .bind(json!(content_ids).to_string())
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            changes.push((r.try_get("seq")?, Some(bank_id), r.try_get("content_id")?));
+        .bind(json!(content_ids).to_string());
+    let written: Vec<(i64, i64)> = match before {
+        Some(before) => {
+            insert.execute(&mut *tx).await?;
+            aggregated(
+                &mut *tx,
+                "SELECT json_group_array(json_array(seq, content_id)) AS a \
+                 FROM (SELECT seq, content_id FROM changes WHERE seq > ? ORDER BY seq)",
+                before,
+            )
+            .await?
         }
-    }
+        None => insert
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("seq")?, r.try_get("content_id")?)))
+            .collect::<Result<_, sqlx::Error>>()?,
+    };
+    let mut changes: Vec<(i64, Option<i64>, Option<i64>)> = written
+        .into_iter()
+        .map(|(seq, c)| (seq, Some(bank_id), Some(c)))
+        .collect();
     if changes.len() != new.len() {
         return Err(sqlx::Error::Protocol(format!(
             "{} change rows written for {} new items",
