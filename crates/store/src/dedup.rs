@@ -316,7 +316,7 @@ impl Dedup {
     }
 
     /// The committed rows with ids in `(after, newest]`, the first
-    /// [`BUILD_PAGE_ROWS`] of them in id order, as (fingerprint, id) with the
+    /// `page_rows` ([`BUILD_PAGE_ROWS`]) of them in id order, as (fingerprint, id) with the
     /// page's last id; `None` when there are none. One aggregated text per
     /// page (rows cost microseconds each through the driver); each record is
     /// `id,bank,bytes,key` with the key's length in bytes, so a key may hold
