@@ -28,6 +28,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod journal;
 mod kernel;
 mod live;
 

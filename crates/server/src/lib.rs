@@ -50,10 +50,13 @@ pub struct AppState {
 
 /// How often a changed index is snapshotted to the data directory.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(600);
-/// Sooner when this many changes are not in the snapshot (an import): a
-/// restart then replays at most about this many, or reads the store (see
-/// [`catalog::MAX_REPLAY`]).
-const CHECKPOINT_CHANGES: i64 = 100_000;
+/// Sooner when this many changes are not in the snapshot (an import). A
+/// restart reads the changes since the snapshot from the index journal
+/// (`catalog::JOURNAL_FLUSH`); a snapshot keeps the journal, and the
+/// restart's replay of it, short. Without the journal (it failed to write),
+/// a restart reads the store when it is further behind than
+/// [`catalog::MAX_REPLAY`].
+const CHECKPOINT_CHANGES: i64 = 2_000_000;
 /// But not more often than this (writing a 10M-entry snapshot takes seconds).
 const CHECKPOINT_MIN: Duration = Duration::from_secs(30);
 
@@ -85,6 +88,8 @@ impl Service {
         };
         let catalog = Arc::new(catalog::Catalog::new());
         catalog.set_snapshot_path(config.data_dir.join("index.snapshot"));
+        // This process owns the data directory: it keeps the index journal.
+        catalog.set_journaling(true);
         if !catalog.load(&store).await? {
             // Next start reads the snapshot instead of every row.
             let (c, s) = (Arc::clone(&catalog), store.clone());
@@ -158,6 +163,19 @@ impl Service {
         })
     }
 
+    /// Writes the index journal every [`catalog::JOURNAL_FLUSH`], forever.
+    pub fn spawn_journal(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(catalog::JOURNAL_FLUSH).await;
+                if let Err(e) = state.catalog.flush_journal(&state.store).await {
+                    tracing::warn!("writing the index journal failed: {e:#}");
+                }
+            }
+        })
+    }
+
     /// Listens until Ctrl-C or SIGTERM.
     pub async fn run(self) -> anyhow::Result<()> {
         let addr = self.state.config.listen;
@@ -165,6 +183,7 @@ impl Service {
             .await
             .map_err(|e| anyhow::anyhow!("listening on {addr}: {e}"))?;
         let refresh = self.spawn_refresh();
+        let journal = self.spawn_journal();
         let vouchers = api::vouchers::spawn_worker(self.state.clone());
         let exchanges = api::hma::exchanges::spawn_scheduler(self.state.clone());
         let imports = api::imports::spawn_worker(self.state.clone());
@@ -178,6 +197,7 @@ impl Service {
         tracing::info!("bulwark listening on http://{}", listener.local_addr()?);
         listen::serve(listener, self.router(), limits, shutdown_signal()).await;
         refresh.abort();
+        journal.abort();
         vouchers.abort();
         exchanges.abort();
         imports.abort();

@@ -151,6 +151,26 @@ struct SnapshotMeta {
     generation: String,
     seq: i64,
     entries: u64,
+    /// The id its journal names (`index.journal`; absent before journals).
+    #[serde(default)]
+    journal: Option<u64>,
+}
+
+/// How the last [`Catalog::load`] went.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadStats {
+    /// The index came from the snapshot (else from the store).
+    pub from_snapshot: bool,
+    /// Journal records replayed after the snapshot.
+    pub journal_records: usize,
+    /// Index entries those records left (after later ones replaced earlier).
+    pub journal_entries: usize,
+    /// Journal records dropped: they name changes the store does not hold.
+    pub journal_dropped: usize,
+    /// Changes then read back from the store.
+    pub replayed: usize,
+    /// Seconds the load took.
+    pub seconds: f64,
 }
 
 /// Banks, videos and disabled content: what is loaded from the store even
@@ -182,6 +202,11 @@ struct Seen {
 /// replayed: the index is read from the store instead (faster past this).
 pub const MAX_REPLAY: i64 = 200_000;
 
+/// How often a journaling node writes the index journal (see
+/// [`Catalog::flush_journal`]): a `kill -9` leaves at most about this much
+/// of the latest changes to replay from the store.
+pub const JOURNAL_FLUSH: Duration = Duration::from_millis(500);
+
 const GAP_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The in-memory matching state.
@@ -195,6 +220,12 @@ pub struct Catalog {
     max_replay: AtomicI64,
     /// Held while changes are applied (see [`Catalog::lock_apply`]).
     apply_lock: tokio::sync::Mutex<()>,
+    /// Whether this catalog keeps the index journal (owns its data directory).
+    journaling: AtomicBool,
+    journal: crate::journal::Journal,
+    /// One snapshot written at a time.
+    snapshot_lock: tokio::sync::Mutex<()>,
+    last_load: std::sync::Mutex<LoadStats>,
     /// Time (ms) of the last successful poll.
     pub last_refresh_ms: AtomicI64,
 }
@@ -222,6 +253,10 @@ impl Catalog {
             snapshot_seq: AtomicI64::new(0),
             max_replay: AtomicI64::new(MAX_REPLAY),
             apply_lock: tokio::sync::Mutex::new(()),
+            journaling: AtomicBool::new(false),
+            journal: crate::journal::Journal::default(),
+            snapshot_lock: tokio::sync::Mutex::new(()),
+            last_load: std::sync::Mutex::new(LoadStats::default()),
             last_refresh_ms: AtomicI64::new(0),
         }
     }
@@ -285,6 +320,28 @@ impl Catalog {
         self.max_replay.store(n, Ordering::Relaxed);
     }
 
+    /// Keep the index journal beside the snapshot (see [`crate::journal`]):
+    /// for the one catalog that owns the data directory. Any catalog reads
+    /// the journal at load.
+    pub fn set_journaling(&self, on: bool) {
+        self.journaling.store(on, Ordering::Relaxed);
+    }
+
+    /// How the last load went.
+    pub fn last_load(&self) -> LoadStats {
+        self.last_load
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Writes the journal records of changes applied since the last flush
+    /// (after a synced write to the store); call every [`JOURNAL_FLUSH`].
+    /// Returns the bytes written.
+    pub async fn flush_journal(&self, store: &Store) -> anyhow::Result<usize> {
+        self.journal.flush(store).await
+    }
+
     fn snapshot_path(&self) -> Option<PathBuf> {
         self.snapshot_path
             .lock()
@@ -297,14 +354,23 @@ impl Catalog {
     /// generation; otherwise everything from the store. Returns whether the
     /// snapshot was used.
     pub async fn load(&self, store: &Store) -> anyhow::Result<bool> {
+        let started = Instant::now();
         if let Some(path) = self.snapshot_path() {
             match self.load_snapshot(store, &path).await {
-                Ok(true) => return Ok(true),
-                Ok(false) => {}
+                Ok(Some(mut stats)) => {
+                    stats.seconds = started.elapsed().as_secs_f64();
+                    *self.last_load.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+                    return Ok(true);
+                }
+                Ok(None) => {}
                 Err(e) => tracing::warn!("index snapshot {} not used: {e:#}", path.display()),
             }
         }
         self.load_full(store).await?;
+        *self.last_load.lock().unwrap_or_else(|e| e.into_inner()) = LoadStats {
+            seconds: started.elapsed().as_secs_f64(),
+            ..LoadStats::default()
+        };
         Ok(false)
     }
 
@@ -375,11 +441,11 @@ impl Catalog {
         self.last_refresh_ms.store(now_ms(), Ordering::Release);
     }
 
-    async fn load_snapshot(&self, store: &Store, path: &Path) -> anyhow::Result<bool> {
+    async fn load_snapshot(&self, store: &Store, path: &Path) -> anyhow::Result<Option<LoadStats>> {
         let started = Instant::now();
         let meta_path = path.with_extension("json");
         let Ok(text) = std::fs::read_to_string(&meta_path) else {
-            return Ok(false);
+            return Ok(None);
         };
         let m: SnapshotMeta = serde_json::from_str(&text)?;
         let (instance, generation) = (
@@ -390,20 +456,68 @@ impl Catalog {
             tracing::info!(
                 "index snapshot is of another database or generation: loading from the store"
             );
-            return Ok(false);
+            return Ok(None);
         }
-        // Replaying a change costs a row read; past a backlog, reading every
-        // hash at once (one aggregated text per 100,000 rows) is faster.
-        let backlog = db::catalog::changes_since(store, m.seq).await?;
+        // The journal: what this node applied after the snapshot, as far as
+        // it was written, up to the first record of a change the store does
+        // not hold (lost with a crash the journal survived).
+        let latest = db::catalog::latest_change(store).await?;
+        let journal = m.journal.and_then(|id| crate::journal::read(path, id));
+        let mut stats = LoadStats {
+            from_snapshot: true,
+            ..LoadStats::default()
+        };
+        let mut covered: Vec<i64> = Vec::new();
+        let mut found = None;
+        let mut folded = (Vec::new(), Vec::new());
+        if let Some((jpath, j)) = journal {
+            let good = j
+                .records
+                .iter()
+                .take_while(|r| r.seqs.iter().all(|s| *s <= latest))
+                .count();
+            if good < j.records.len() {
+                tracing::warn!(
+                    "index journal: {} records name changes the store does not hold \
+                     (lost in a crash?); they are dropped",
+                    j.records.len() - good
+                );
+            }
+            let records = &j.records[..good];
+            let valid_len = bulwark_index::journal::HEADER_LEN as u64
+                + records.iter().map(crate::journal::encoded_len).sum::<u64>();
+            covered = records
+                .iter()
+                .flat_map(|r| r.seqs.iter().copied())
+                .collect();
+            folded = bulwark_index::journal::fold(records);
+            stats.journal_records = good;
+            stats.journal_dropped = j.records.len() - good;
+            stats.journal_entries = folded.1.len();
+            found = Some((jpath, valid_len));
+        }
+        // What is left for the store: the changes after the snapshot that no
+        // journal record covers. Replaying a change costs a row read; past a
+        // backlog, reading every hash at once is faster.
+        let floor = {
+            let mut seen = Seen {
+                floor: m.seq,
+                ..Seen::default()
+            };
+            cover(&mut seen, &covered);
+            seen.floor
+        };
+        let backlog = db::catalog::changes_since(store, floor).await?;
         if backlog > self.max_replay.load(Ordering::Relaxed) {
             tracing::info!(
-                "index snapshot is {backlog} changes behind the store: loading from the store"
+                "index snapshot and journal are {backlog} changes behind the store: loading from the store"
             );
-            return Ok(false);
+            return Ok(None);
         }
         tracing::info!(
-            "loading the index snapshot ({} entries, {backlog} changes to replay)",
-            m.entries
+            "loading the index snapshot ({} entries), {} journal records, {backlog} changes to replay",
+            m.entries,
+            stats.journal_records
         );
         let p = path.to_path_buf();
         let index = tokio::task::spawn_blocking(move || Index::open(&p)).await??;
@@ -414,32 +528,48 @@ impl Catalog {
             m.entries
         );
         let side = self.load_side(store).await?;
-        let live =
-            tokio::task::spawn_blocking(move || Arc::new(LiveIndex::from_index(index))).await?;
+        let live = tokio::task::spawn_blocking(move || {
+            let live = LiveIndex::from_index(index);
+            live.replace(&folded.0, &folded.1);
+            Arc::new(live)
+        })
+        .await?;
         self.install(live, side, m.seq);
-        let mut replayed = 0;
+        self.mark_seqs(&covered);
+        // Changes replayed from the store below are journaled as they apply.
+        if self.journaling.load(Ordering::Relaxed)
+            && let Some(id) = m.journal
+            && let Err(e) = self.journal.resume(path, id, found).await
+        {
+            tracing::warn!("the index journal cannot be written: {e:#}");
+        }
         let mut told = Instant::now();
         loop {
             let n = self.refresh(store).await?;
-            replayed += n;
+            stats.replayed += n;
             if n == 0 {
                 break;
             }
             if told.elapsed() > Duration::from_secs(5) {
                 told = Instant::now();
-                tracing::info!("replaying changes: {replayed} of about {backlog}");
+                tracing::info!("replaying changes: {} of about {backlog}", stats.replayed);
             }
         }
         tracing::info!(
-            "index loaded from snapshot: {} entries, {replayed} changes replayed, in {:.2} s",
+            "index loaded from snapshot: {} entries, {} journal records ({} entries), \
+             {} changes replayed, in {:.2} s",
             m.entries,
+            stats.journal_records,
+            stats.journal_entries,
+            stats.replayed,
             started.elapsed().as_secs_f64()
         );
-        Ok(true)
+        Ok(Some(stats))
     }
 
     /// Writes the index snapshot (merged index, then its metadata), if this
-    /// node has a snapshot path. Searches go on meanwhile.
+    /// node has a snapshot path, and starts the journal that follows it.
+    /// Searches go on meanwhile.
     pub async fn save_snapshot(&self, store: &Store) -> anyhow::Result<()> {
         let Some(path) = self.snapshot_path() else {
             return Ok(());
@@ -447,7 +577,17 @@ impl Catalog {
         if !self.is_loaded() {
             return Ok(());
         }
+        let _one_at_a_time = self.snapshot_lock.lock().await;
         let started = Instant::now();
+        // Changes applied from here on go to the new snapshot's journal (and
+        // perhaps into the snapshot too: replaying them again is harmless).
+        let journal = if self.journaling.load(Ordering::Relaxed) {
+            let id: u64 = rand::random();
+            self.journal.rotate(store, &path, id).await?;
+            Some(id)
+        } else {
+            None
+        };
         // Read before the index: changes after these are replayed at load.
         let seq = self.applied_seq();
         // Import batches commit without a sync of their own (SQLite
@@ -457,22 +597,27 @@ impl Catalog {
         let instance = db::meta(store, "instance").await?.unwrap_or_default();
         let generation = db::meta(store, "generation").await?.unwrap_or_default();
         let live = self.index();
+        let snapshot_path = path.clone();
         let entries = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
             let base = live.snapshot();
-            base.save(&path)?;
+            base.save(&snapshot_path)?;
             let m = SnapshotMeta {
                 instance,
                 generation,
                 seq,
                 entries: base.len() as u64,
+                journal,
             };
-            let meta_path = path.with_extension("json");
+            let meta_path = snapshot_path.with_extension("json");
             let tmp = meta_path.with_extension("json.tmp");
             std::fs::write(&tmp, serde_json::to_vec(&m)?)?;
             std::fs::rename(&tmp, &meta_path)?;
             Ok(m.entries)
         })
         .await??;
+        if let Some(id) = journal {
+            self.journal.settle(&path, id).await?;
+        }
         self.snapshot_seq.store(seq, Ordering::Release);
         tracing::info!(
             "index snapshot written: {entries} entries at change {seq} in {:.2} s",
@@ -591,9 +736,12 @@ impl Catalog {
             return self.apply_locked(&guard, store, changes).await;
         }
         let index = self.index();
-        for &(bank, cid, h) in fresh {
-            index.insert(entry_id(false, bank, cid), *h.as_bytes());
-        }
+        let entries: Vec<(u64, [u8; 32])> = fresh
+            .iter()
+            .map(|&(bank, cid, h)| (entry_id(false, bank, cid), *h.as_bytes()))
+            .collect();
+        index.replace(&[], &entries);
+        self.journal_record(changes, &[], &entries);
         self.mark_seen(changes);
         Ok(())
     }
@@ -602,6 +750,14 @@ impl Catalog {
     /// see [`Catalog::apply_fresh`].
     pub fn apply_mark(&self) -> u64 {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).applies
+    }
+
+    /// Marks changes applied (by the journal at load) without counting an apply.
+    fn mark_seqs(&self, seqs: &[i64]) {
+        cover(
+            &mut self.seen.lock().unwrap_or_else(|e| e.into_inner()),
+            seqs,
+        );
     }
 
     fn mark_seen(&self, changes: &[(i64, Option<i64>, Option<i64>)]) {
@@ -649,9 +805,12 @@ impl Catalog {
         }
         contents.sort_unstable();
         contents.dedup();
+        let (mut gone, mut added) = (Vec::new(), Vec::new());
         for chunk in contents.chunks(500) {
-            self.reload_contents(store, chunk).await?;
+            self.reload_contents(store, chunk, &mut gone, &mut added)
+                .await?;
         }
+        self.journal_record(changes, &gone, &added);
         self.mark_seen(changes);
         if rebuild {
             self.load_full(store).await?;
@@ -659,10 +818,28 @@ impl Catalog {
         Ok(())
     }
 
+    /// Journals an applied change (see [`crate::journal`]).
+    fn journal_record(
+        &self,
+        changes: &[(i64, Option<i64>, Option<i64>)],
+        removes: &[u64],
+        inserts: &[(u64, [u8; 32])],
+    ) {
+        if self.journal.is_on() {
+            let seqs: Vec<i64> = changes.iter().map(|c| c.0).collect();
+            self.journal.record(&seqs, removes, inserts);
+        }
+    }
+
+    /// Re-reads `chunk`'s content items and sets their index entries to
+    /// what is stored; adds the ids dropped to `gone` and the entries added
+    /// to `added` (for the journal).
     async fn reload_contents(
         &self,
         store: &Store,
         chunk: &[(i64, Option<i64>)],
+        gone_out: &mut Vec<u64>,
+        added: &mut Vec<(u64, [u8; 32])>,
     ) -> anyhow::Result<()> {
         let ids: Vec<i64> = chunk.iter().map(|(c, _)| *c).collect();
         let rows = db::catalog::indexed_content(store, &ids).await?;
@@ -695,8 +872,8 @@ impl Catalog {
                 frames_gone.push(entry_id(true, b, cid));
             }
         }
-        index.remove_many(&gone);
         st.frame_extras.remove_many(&frames_gone);
+        let mut ins: Vec<(u64, [u8; 32])> = Vec::new();
         for r in &rows {
             let (cid, bank) = (r.id, r.bank_id);
             if !r.enabled {
@@ -706,11 +883,11 @@ impl Catalog {
                 let h: PdqHash = v
                     .parse()
                     .map_err(|e| anyhow::anyhow!("stored PDQ hash {v:?}: {e}"))?;
-                index.insert(entry_id(false, bank, cid), *h.as_bytes());
+                ins.push((entry_id(false, bank, cid), *h.as_bytes()));
             }
             if let Some(f) = frames.remove(&cid) {
                 for h in bulwark_vpdq::prepare(&f, 0) {
-                    index.insert(entry_id(true, bank, cid), *h.as_bytes());
+                    ins.push((entry_id(true, bank, cid), *h.as_bytes()));
                 }
                 let x = frame_extras.remove(&cid).unwrap_or_default();
                 let f = with_extras(f, x);
@@ -720,9 +897,11 @@ impl Catalog {
                 st.videos.insert(cid, (bank, Arc::new(f)));
             }
         }
-        for (id, code) in extras {
-            index.insert(id, code);
-        }
+        ins.extend(extras);
+        // Searches see the old entries or the new, never neither.
+        index.replace(&gone, &ins);
+        gone_out.extend(gone);
+        added.extend(ins);
         Ok(())
     }
 
@@ -1040,6 +1219,22 @@ impl Catalog {
 /// Proof that [`Catalog::lock_apply`] is held.
 pub struct ApplyGuard<'a> {
     _held: tokio::sync::MutexGuard<'a, ()>,
+}
+
+/// Marks `seqs` applied: those next to the floor raise it, the rest wait
+/// above it (sorted first, so a journal's millions of changes cost no set
+/// insert each).
+fn cover(seen: &mut Seen, seqs: &[i64]) {
+    let mut sorted = seqs.to_vec();
+    sorted.sort_unstable();
+    for seq in sorted {
+        if seq == seen.floor + 1 {
+            seen.floor = seq;
+        } else if seq > seen.floor {
+            seen.above.insert(seq);
+        }
+    }
+    advance(seen);
 }
 
 fn advance(seen: &mut Seen) {

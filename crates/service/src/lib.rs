@@ -25,6 +25,7 @@ pub mod extras;
 pub mod franking;
 pub mod hma;
 pub mod imports;
+mod journal;
 pub mod keys;
 pub mod lists;
 pub mod matching;

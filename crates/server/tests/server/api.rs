@@ -1216,6 +1216,7 @@ both_databases!(
     text_limits_uniform_401_and_bounded_metrics,
     vouchers_open_only_above_the_threshold,
     restart_from_snapshot_replays_later_changes,
+    restart_reads_the_index_journal_not_the_store,
     an_older_binary_refuses_a_newer_schema,
     verified_report_with_a_matching_attachment,
     forged_reports_are_rejected_and_recorded,
@@ -1764,6 +1765,119 @@ async fn restart_from_snapshot_replays_later_changes(app: &TestApp) {
         "a stale snapshot was used"
     );
     assert!(found(&again, 9) && found(&again, 5) && !found(&again, 3));
+}
+
+/// A restart rebuilds the index from the snapshot plus the index journal,
+/// reading nothing back from the store for the changes the journal holds;
+/// what the journal cannot vouch for (cut off, never written, or naming
+/// changes the store does not hold) is read from the store instead.
+async fn restart_reads_the_index_journal_not_the_store(app: &TestApp) {
+    use bulwark_server::catalog::Catalog;
+    let st = &app.service.state;
+    make_bank(app, "jrnl").await;
+    let h = |i: u8| hex::encode([i; 32]);
+    let add = |i: u8| {
+        let body = json!({"signals": {"pdq": h(i)}});
+        async move {
+            let (s, c) = app.post("/v1/banks/jrnl/content", body).await;
+            assert_eq!(s, StatusCode::CREATED, "{c}");
+            c["id"].as_i64().unwrap()
+        }
+    };
+    let mut ids = Vec::new();
+    for i in 1..=4u8 {
+        ids.push(add(i).await);
+    }
+    st.catalog.save_snapshot(&st.store).await.unwrap();
+    // After the snapshot: added, disabled, deleted, added then deleted.
+    add(5).await;
+    let patch = |id: i64, enabled: bool| async move {
+        let path = format!("/v1/banks/jrnl/content/{id}");
+        let body = json!({"enabled": enabled});
+        app.call(Method::PATCH, &path, Some(&app.admin), Some(body))
+            .await
+    };
+    let delete = |id: i64| async move {
+        let path = format!("/v1/banks/jrnl/content/{id}");
+        app.call(Method::DELETE, &path, Some(&app.admin), None)
+            .await
+    };
+    patch(ids[1], false).await;
+    delete(ids[2]).await;
+    let six = add(6).await;
+    delete(six).await;
+    assert!(st.catalog.flush_journal(&st.store).await.unwrap() > 0);
+    let expected = [true, false, false, true, true, false];
+    let found = |c: &Catalog, i: u8| !c.search(&h(i).parse().unwrap(), None).is_empty();
+    let reload = || async {
+        let c = Catalog::new();
+        c.set_snapshot_path(app.dir.path().join("index.snapshot"));
+        assert!(c.load(&st.store).await.unwrap(), "the snapshot was used");
+        c
+    };
+    let c = reload().await;
+    let stats = c.last_load();
+    assert_eq!(stats.journal_records, 5, "one record per write: {stats:?}");
+    assert_eq!(
+        stats.replayed, 0,
+        "changes were read from the store: {stats:?}"
+    );
+    assert_eq!((1..=6).map(|i| found(&c, i)).collect::<Vec<_>>(), expected);
+    // The same answers as a catalog read whole from the store.
+    let whole = Catalog::new();
+    whole.load(&st.store).await.unwrap();
+    for i in 1..=6 {
+        assert_eq!(
+            c.search(&h(i).parse().unwrap(), None).len(),
+            whole.search(&h(i).parse().unwrap(), None).len()
+        );
+    }
+    assert_eq!(c.index_size().0, whole.index_size().0);
+
+    let journal = app.dir.path().join("index.journal");
+    let bytes = std::fs::read(&journal).unwrap();
+    // A write cut off by a crash: the journal ends at its last whole record
+    // and the rest comes from the store.
+    std::fs::write(&journal, &bytes[..bytes.len() - 3]).unwrap();
+    let c = reload().await;
+    assert_eq!(c.last_load().journal_records, stats.journal_records - 1);
+    assert!(c.last_load().replayed >= 1);
+    assert_eq!((1..=6).map(|i| found(&c, i)).collect::<Vec<_>>(), expected);
+
+    // A record naming a change the store does not hold (written before a
+    // crash that lost the change, or forged): dropped with everything after
+    // it, so its entry never matches.
+    let latest = bulwark_server::db::catalog::latest_change(&st.store)
+        .await
+        .unwrap();
+    let mut forged = bytes.clone();
+    bulwark_index::journal::encode_record(
+        &mut forged,
+        &[latest + 1],
+        &[],
+        &[(u64::MAX >> 2, [9u8; 32])],
+    );
+    bulwark_index::journal::encode_record(&mut forged, &[latest], &[], &[(7, [10u8; 32])]);
+    std::fs::write(&journal, &forged).unwrap();
+    let c = reload().await;
+    assert_eq!(c.last_load().journal_dropped, 2);
+    assert_eq!(c.index_size().0, whole.index_size().0);
+    assert!(c.search(&h(9).parse().unwrap(), None).is_empty());
+
+    // A journal of another snapshot is not used.
+    std::fs::write(&journal, &bytes).unwrap();
+    st.catalog.save_snapshot(&st.store).await.unwrap();
+    std::fs::write(&journal, &bytes).unwrap();
+    let c = reload().await;
+    assert_eq!(c.last_load().journal_records, 0);
+    assert_eq!((1..=6).map(|i| found(&c, i)).collect::<Vec<_>>(), expected);
+
+    // Changes not yet flushed when the process died come from the store.
+    let seven = add(7).await;
+    let c = reload().await;
+    assert!(c.last_load().replayed >= 1);
+    assert!(found(&c, 7));
+    assert!(seven > 0);
 }
 
 mod vouchers {

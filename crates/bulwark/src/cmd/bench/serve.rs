@@ -39,9 +39,11 @@ pub struct Args {
     startup_only: bool,
     /// With `--startup-only`: after writing the snapshot, commit this many
     /// more hashes as an import job does (batches of 2,000, each with its
-    /// change rows) and start again from the snapshot: a restart after a
-    /// `kill -9` that left these changes out of the snapshot. Above the
-    /// replay cap (200,000) start-up reads the store instead.
+    /// change rows, indexed and journaled as committed, the journal written
+    /// every 0.5 s) and start again from the snapshot: a restart after a
+    /// `kill -9` that left these changes out of the snapshot. Timed twice:
+    /// with the index journal, and without it (replayed from the store, or
+    /// above the replay cap of 200,000 read whole from the store).
     #[arg(long, default_value_t = 0)]
     pending_changes: usize,
     /// After the scenarios, this many rounds of mixed load (uploads and
@@ -180,6 +182,11 @@ struct Restart {
     warm_s: f64,
     /// The first batch's commit, after that fill.
     first_batch_s: f64,
+    /// The same restart without the index journal.
+    without_journal_s: f64,
+    /// Journal records and changes the journaled restart read back from the store.
+    journal_records: usize,
+    replayed: usize,
 }
 
 /// Commits `n` more random hashes to the bank as an import job does
@@ -199,6 +206,19 @@ async fn restart_with_pending(
     st.store.warm().await?;
     let warm_s = t.elapsed().as_secs_f64();
     eprintln!("bench serve: committing {n} changes after the snapshot…");
+    // The server's journal writer; stopped without a last write below, as a
+    // `kill -9` would stop it.
+    let flusher = {
+        let (store, catalog) = (st.store.clone(), Arc::clone(&st.catalog));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(bulwark_server::catalog::JOURNAL_FLUSH).await;
+                if let Err(e) = catalog.flush_journal(&store).await {
+                    eprintln!("bench serve: writing the journal failed: {e:#}");
+                }
+            }
+        })
+    };
     let mut left = n;
     let mut first_batch_s = None;
     while left > 0 {
@@ -223,27 +243,53 @@ async fn restart_with_pending(
             })
             .collect();
         let mut tx = st.store.begin().await?;
-        bulwark_server::db::insert_contents(&st.store, &mut tx, bank_id, "bench", &items).await?;
+        let (ids, changes) =
+            bulwark_server::db::insert_contents(&st.store, &mut tx, bank_id, "bench", &items)
+                .await?;
+        let fresh: Vec<(i64, i64, PdqHash)> = ids
+            .iter()
+            .zip(&items)
+            .filter_map(|(id, item)| Some((bank_id, (*id)?, item.signals[0].value.parse().ok()?)))
+            .collect();
+        let mark = st.catalog.apply_mark();
         tx.commit().await?;
+        st.catalog
+            .apply_fresh(None, &st.store, mark, &changes, &fresh)
+            .await?;
         first_batch_s.get_or_insert(t.elapsed().as_secs_f64());
         left -= items.len();
     }
-    let fresh = bulwark_server::catalog::Catalog::new();
-    fresh.set_snapshot_path(dir.path().join("index.snapshot"));
-    let t = Instant::now();
-    let used_snapshot = fresh.load(&st.store).await?;
-    let seconds = t.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        fresh.index_size().0 == banked + n,
-        "the restart lost entries: {} of {}",
-        fresh.index_size().0,
-        banked + n
-    );
+    flusher.abort();
+    let restart = || async {
+        let fresh = bulwark_server::catalog::Catalog::new();
+        fresh.set_snapshot_path(dir.path().join("index.snapshot"));
+        let t = Instant::now();
+        let used_snapshot = fresh.load(&st.store).await?;
+        let seconds = t.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            fresh.index_size().0 == banked + n,
+            "the restart lost entries: {} of {}",
+            fresh.index_size().0,
+            banked + n
+        );
+        anyhow::Ok((seconds, used_snapshot, fresh.last_load()))
+    };
+    eprintln!("bench serve: restarting with the index journal…");
+    let (seconds, used_snapshot, stats) = restart().await?;
+    eprintln!("bench serve: restarting without it…");
+    let journal = dir.path().join("index.journal");
+    let aside = dir.path().join("index.journal.aside");
+    std::fs::rename(&journal, &aside)?;
+    let (without_journal_s, _, _) = restart().await?;
+    std::fs::rename(&aside, &journal)?;
     Ok(Restart {
         seconds,
         used_snapshot,
         warm_s,
         first_batch_s: first_batch_s.unwrap_or(0.0),
+        without_journal_s,
+        journal_records: stats.journal_records,
+        replayed: stats.replayed,
     })
 }
 
@@ -359,6 +405,9 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
                     "pending_changes": a.pending_changes,
                     "restart_s": pending.map(|p| p.seconds),
                     "restart_used_snapshot": pending.map(|p| p.used_snapshot),
+                    "restart_journal_records": pending.map(|p| p.journal_records),
+                    "restart_replayed": pending.map(|p| p.replayed),
+                    "restart_without_journal_s": pending.map(|p| p.without_journal_s),
                     "dedup_fill_s": pending.map(|p| p.warm_s),
                     "first_batch_s": pending.map(|p| p.first_batch_s),
                     "machine": machine})
@@ -376,14 +425,19 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
                     p.warm_s, p.first_batch_s
                 );
                 println!(
-                    "restart with {} changes after the snapshot: {:.2} s ({})",
+                    "restart with {} changes after the snapshot: {:.2} s ({}: {} journal records, \
+                     {} changes read back from the store); without the journal {:.2} s; ratio {:.1}x",
                     a.pending_changes,
                     p.seconds,
                     if p.used_snapshot {
-                        "snapshot + replay"
+                        "snapshot + journal + replay"
                     } else {
-                        "over the replay cap: read from the store"
-                    }
+                        "read from the store"
+                    },
+                    p.journal_records,
+                    p.replayed,
+                    p.without_journal_s,
+                    p.without_journal_s / p.seconds
                 );
             }
         }

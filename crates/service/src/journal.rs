@@ -1,0 +1,234 @@
+//! The index journal in a node's data directory (`index.journal`, beside
+//! `index.snapshot`): every change this node applies to its index, appended
+//! in the order applied, so that a restart rebuilds the index from the
+//! snapshot and the journal instead of re-reading from the store every
+//! content item changed since the snapshot (a million-line import between
+//! two snapshots took a minute to replay that way). The format and its
+//! replay are [`bulwark_index::journal`]'s.
+//!
+//! What makes it safe to trust at a restart:
+//! - Records are encoded as changes are applied (under the catalog's apply
+//!   lock, so in the order applied) and written by [`Journal::flush`] after
+//!   a synced write to the store: a record on disk never holds a state the
+//!   store could still lose (an import batch commits without a sync of its
+//!   own). The catalog still drops, at load, any record naming a change the
+//!   store does not hold, and everything after it.
+//! - A write cut short by a crash ends the journal at the last whole record
+//!   (length and CRC-32 per record); the changes after it are replayed from
+//!   the store.
+//! - A journal names the snapshot it follows (a random id in both); the
+//!   one of another snapshot is not used. Writing a snapshot first starts
+//!   its journal as `index.journal.new`, then renames it once the snapshot
+//!   is complete, so a crash in between leaves the old pair usable.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use bulwark_index::Code;
+use bulwark_index::journal::{self, HEADER_LEN};
+use bulwark_store::Store;
+
+/// Encoded records waiting for [`Journal::flush`].
+#[derive(Default)]
+struct Pending {
+    /// Whether a journal is open (records are kept only then).
+    on: bool,
+    bytes: Vec<u8>,
+}
+
+struct Open {
+    /// Opened for appending.
+    file: std::fs::File,
+    path: PathBuf,
+    snapshot_id: u64,
+    /// The file's length after the last whole write.
+    len: u64,
+}
+
+/// This node's journal writer.
+#[derive(Default)]
+pub(crate) struct Journal {
+    pending: std::sync::Mutex<Pending>,
+    file: tokio::sync::Mutex<Option<Open>>,
+}
+
+/// The journal that follows `snapshot` (`index.snapshot`).
+pub(crate) fn path_of(snapshot: &Path) -> PathBuf {
+    snapshot.with_extension("journal")
+}
+
+/// Where a snapshot being written keeps its journal until it is complete.
+fn next_path_of(snapshot: &Path) -> PathBuf {
+    snapshot.with_extension("journal.new")
+}
+
+/// The journal of snapshot `id` beside `snapshot`, if one is there and
+/// readable (the settled one, or one whose snapshot's rename was cut short).
+pub(crate) fn read(snapshot: &Path, id: u64) -> Option<(PathBuf, journal::Journal)> {
+    for path in [path_of(snapshot), next_path_of(snapshot)] {
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        match journal::read(&bytes) {
+            Ok(j) if j.snapshot_id == id => {
+                if j.torn {
+                    tracing::warn!(
+                        "index journal {} ends in a damaged or cut-off record at byte {}: \
+                         the changes after it are read from the store",
+                        path.display(),
+                        j.valid_len
+                    );
+                }
+                return Some((path, j));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("index journal {} not used: {e}", path.display()),
+        }
+    }
+    None
+}
+
+/// The bytes a record takes in the file.
+pub(crate) fn encoded_len(r: &journal::Record) -> u64 {
+    (8 + 12 + (r.seqs.len() + r.removes.len()) * 8 + r.inserts.len() * 40) as u64
+}
+
+impl Journal {
+    /// Encodes an applied change, if a journal is open.
+    pub(crate) fn record(&self, seqs: &[i64], removes: &[u64], inserts: &[(u64, Code)]) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if p.on {
+            journal::encode_record(&mut p.bytes, seqs, removes, inserts);
+        }
+    }
+
+    /// Whether a journal is open.
+    pub(crate) fn is_on(&self) -> bool {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).on
+    }
+
+    /// Writes the records encoded so far, after a synced write to the store
+    /// (so that the store holds everything they read). Returns the bytes
+    /// written.
+    pub(crate) async fn flush(&self, store: &Store) -> anyhow::Result<usize> {
+        let mut open = self.file.lock().await;
+        flush_locked(&self.pending, &mut open, store).await
+    }
+
+    /// Starts the journal of a snapshot about to be written (`id`): flushes
+    /// the current one, then sends every later record to
+    /// `index.journal.new`, which [`Journal::settle`] renames once the
+    /// snapshot is complete.
+    pub(crate) async fn rotate(
+        &self,
+        store: &Store,
+        snapshot: &Path,
+        id: u64,
+    ) -> anyhow::Result<()> {
+        let mut open = self.file.lock().await;
+        if let Err(e) = flush_locked(&self.pending, &mut open, store).await {
+            tracing::warn!("flushing the index journal before a snapshot failed: {e:#}");
+        }
+        let path = next_path_of(snapshot);
+        let file = create(&path, id)?;
+        *open = Some(Open {
+            file,
+            path,
+            snapshot_id: id,
+            len: HEADER_LEN as u64,
+        });
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.on = true;
+        Ok(())
+    }
+
+    /// After snapshot `id` is complete: its journal becomes `index.journal`.
+    pub(crate) async fn settle(&self, snapshot: &Path, id: u64) -> anyhow::Result<()> {
+        let mut open = self.file.lock().await;
+        if let Some(o) = open.as_mut().filter(|o| o.snapshot_id == id) {
+            let main = path_of(snapshot);
+            if o.path != main {
+                std::fs::rename(&o.path, &main)?;
+                o.path = main;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends to the journal of snapshot `id` read at load (`path`, its
+    /// whole records ending at `valid_len`; anything after is cut off), or
+    /// starts an empty one for it when there was none.
+    pub(crate) async fn resume(
+        &self,
+        snapshot: &Path,
+        id: u64,
+        found: Option<(PathBuf, u64)>,
+    ) -> anyhow::Result<()> {
+        let main = path_of(snapshot);
+        let (file, len) = match found {
+            Some((path, valid_len)) => {
+                let file = std::fs::OpenOptions::new().append(true).open(&path)?;
+                file.set_len(valid_len)?;
+                if path != main {
+                    std::fs::rename(&path, &main)?;
+                }
+                (file, valid_len)
+            }
+            None => (create(&main, id)?, HEADER_LEN as u64),
+        };
+        let _ = std::fs::remove_file(next_path_of(snapshot));
+        let mut open = self.file.lock().await;
+        *open = Some(Open {
+            file,
+            path: main,
+            snapshot_id: id,
+            len,
+        });
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.on = true;
+        Ok(())
+    }
+}
+
+/// A new journal file holding only the header of snapshot `id`, opened
+/// for appending.
+fn create(path: &Path, id: u64) -> anyhow::Result<std::fs::File> {
+    std::fs::write(path, journal::encode_header(id))?;
+    Ok(std::fs::OpenOptions::new().append(true).open(path)?)
+}
+
+async fn flush_locked(
+    pending: &std::sync::Mutex<Pending>,
+    open: &mut Option<Open>,
+    store: &Store,
+) -> anyhow::Result<usize> {
+    let bytes = {
+        let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut p.bytes)
+    };
+    if bytes.is_empty() {
+        return Ok(0);
+    }
+    let Some(o) = open.as_mut() else {
+        return Ok(0);
+    };
+    let written = async {
+        // Everything these records read was committed before this returns.
+        bulwark_store::catalog::sync(store).await?;
+        o.file.write_all(&bytes)?;
+        anyhow::Ok(bytes.len())
+    }
+    .await;
+    match &written {
+        Ok(n) => o.len += *n as u64,
+        Err(_) => {
+            // Cut any part written (appends resume at the new end) and keep
+            // the records for the next flush, ahead of what came since.
+            let _ = o.file.set_len(o.len);
+            let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+            let later = std::mem::replace(&mut p.bytes, bytes);
+            p.bytes.extend_from_slice(&later);
+        }
+    }
+    written
+}
