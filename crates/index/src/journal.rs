@@ -21,7 +21,7 @@
 //! crash) and says where the good part ends, so the writer can truncate there
 //! and append.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::{Code, Error};
 
@@ -59,7 +59,7 @@ pub fn encode_header(snapshot_id: u64) -> [u8; HEADER_LEN] {
 /// added to it, so the record sets each id it names (see the module docs).
 pub fn encode_record(out: &mut Vec<u8>, seqs: &[i64], removes: &[u64], inserts: &[(u64, Code)]) {
     let mut removes: Vec<u64> = removes.to_vec();
-    let named: HashSet<u64> = removes.iter().copied().collect();
+    let named: FxHashSet<u64> = removes.iter().copied().collect();
     let mut extra: Vec<u64> = inserts
         .iter()
         .map(|(id, _)| *id)
@@ -183,7 +183,7 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
     // A record sets the ids it names: one inserting an id it does not remove
     // was not written by `encode_record`.
     if !inserts.is_empty() {
-        let named: HashSet<u64> = removes.iter().copied().collect();
+        let named: FxHashSet<u64> = removes.iter().copied().collect();
         if inserts.iter().any(|(id, _)| !named.contains(id)) {
             return None;
         }
@@ -203,8 +203,12 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
 /// the last record naming each id (to add after).
 pub fn fold<'a>(records: impl IntoIterator<Item = &'a Record>) -> (Vec<u64>, Vec<(u64, Code)>) {
     // id -> the last record that reset it; inserts tagged with their record.
-    let mut reset_at: HashMap<u64, u32> = HashMap::new();
-    let mut inserts: Vec<(u64, Code, u32)> = Vec::new();
+    let records: Vec<&Record> = records.into_iter().collect();
+    let named: usize = records.iter().map(|r| r.removes.len()).sum();
+    let mut reset_at: FxHashMap<u64, u32> = FxHashMap::default();
+    reset_at.reserve(named);
+    let mut inserts: Vec<(u64, Code, u32)> =
+        Vec::with_capacity(records.iter().map(|r| r.inserts.len()).sum());
     for (n, r) in records.into_iter().enumerate() {
         let n = n as u32;
         for &id in &r.removes {

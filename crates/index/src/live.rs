@@ -1,6 +1,6 @@
 //! [`LiveIndex`]: an [`Index`] that takes inserts and removals while it serves.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -35,6 +35,11 @@ struct State {
     tail_codes: Vec<Words>,
     /// (sequence number, id) of each tail entry.
     tail_meta: Vec<(u64, u64)>,
+    /// Every id in the tail, and perhaps some removed from it since: a
+    /// removal of ids none of which is here skips the scan of the tail
+    /// (after a replay put a large journal in the tail, each applied change
+    /// would otherwise scan it).
+    tail_ids: FxHashSet<u64>,
     next_seq: u64,
     /// While a merge runs: ids removed since its snapshot.
     removed_during_merge: Option<Vec<u64>>,
@@ -54,6 +59,7 @@ impl State {
             base_ids: Arc::new(ids),
             tail_codes: Vec::new(),
             tail_meta: Vec::new(),
+            tail_ids: FxHashSet::default(),
             next_seq: 0,
             removed_during_merge: None,
         }
@@ -175,6 +181,7 @@ impl LiveIndex {
             s.next_seq += 1;
             s.tail_codes.push(words(&code));
             s.tail_meta.push((seq, id));
+            s.tail_ids.insert(id);
             s.live += 1;
             s.tail_codes.len() >= merge_at(s.base.len())
         };
@@ -198,24 +205,7 @@ impl LiveIndex {
 
     /// Removes every entry with `id`; returns whether there was one.
     pub fn remove(&self, id: u64) -> bool {
-        let mut s = self.write();
-        let before = s.tail_meta.len();
-        let mut k = 0;
-        for i in 0..before {
-            if s.tail_meta[i].1 != id {
-                s.tail_meta[k] = s.tail_meta[i];
-                s.tail_codes[k] = s.tail_codes[i];
-                k += 1;
-            }
-        }
-        s.tail_meta.truncate(k);
-        s.tail_codes.truncate(k);
-        let n = (before - k) + s.tombstone(id);
-        if let Some(r) = s.removed_during_merge.as_mut() {
-            r.push(id);
-        }
-        s.live -= n;
-        n > 0
+        self.replace(&[id], &[]) > 0
     }
 
     /// Removes every entry whose id is in `ids`, with one pass over the
@@ -236,29 +226,42 @@ impl LiveIndex {
             let mut s = self.write();
             let mut n = 0;
             if !sorted.is_empty() {
-                let set: HashSet<u64> = sorted.iter().copied().collect();
+                let set: FxHashSet<u64> = sorted
+                    .iter()
+                    .copied()
+                    .filter(|id| s.tail_ids.contains(id))
+                    .collect();
                 let before = s.tail_meta.len();
-                let mut k = 0;
-                for i in 0..before {
-                    if !set.contains(&s.tail_meta[i].1) {
-                        s.tail_meta[k] = s.tail_meta[i];
-                        s.tail_codes[k] = s.tail_codes[i];
-                        k += 1;
+                if !set.is_empty() {
+                    let mut k = 0;
+                    for i in 0..before {
+                        if !set.contains(&s.tail_meta[i].1) {
+                            s.tail_meta[k] = s.tail_meta[i];
+                            s.tail_codes[k] = s.tail_codes[i];
+                            k += 1;
+                        }
+                    }
+                    s.tail_meta.truncate(k);
+                    s.tail_codes.truncate(k);
+                    for id in &set {
+                        s.tail_ids.remove(id);
                     }
                 }
-                s.tail_meta.truncate(k);
-                s.tail_codes.truncate(k);
-                n = (before - k) + s.tombstone_sorted(&sorted);
+                n = (before - s.tail_meta.len()) + s.tombstone_sorted(&sorted);
                 if let Some(r) = s.removed_during_merge.as_mut() {
                     r.extend_from_slice(&sorted);
                 }
                 s.live -= n;
             }
+            s.tail_codes.reserve(inserts.len());
+            s.tail_meta.reserve(inserts.len());
+            s.tail_ids.reserve(inserts.len());
             for (id, code) in inserts {
                 let seq = s.next_seq;
                 s.next_seq += 1;
                 s.tail_codes.push(words(code));
                 s.tail_meta.push((seq, *id));
+                s.tail_ids.insert(*id);
             }
             s.live += inserts.len();
             (n, s.tail_codes.len() >= merge_at(s.base.len()))
@@ -345,12 +348,14 @@ impl LiveIndex {
             .filter(|&i| s.tail_meta[i].0 >= snapshot_seq)
             .collect();
         let tail_codes = keep.iter().map(|&i| s.tail_codes[i]).collect();
-        let tail_meta = keep.iter().map(|&i| s.tail_meta[i]).collect();
+        let tail_meta: Vec<(u64, u64)> = keep.iter().map(|&i| s.tail_meta[i]).collect();
+        let tail_ids = tail_meta.iter().map(|&(_, id)| id).collect();
         let live = s.live;
         let next_seq = s.next_seq;
         *s = State {
             tail_codes,
             tail_meta,
+            tail_ids,
             next_seq,
             live,
             ..fresh

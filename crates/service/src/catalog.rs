@@ -156,6 +156,44 @@ struct SnapshotMeta {
     journal: Option<u64>,
 }
 
+/// A journal as a load uses it: its records up to the first that names a
+/// change the store does not hold, folded.
+struct JournalRead {
+    path: PathBuf,
+    /// Records used and dropped.
+    records: usize,
+    dropped: usize,
+    /// Where the records used end.
+    valid_len: u64,
+    /// The change sequence numbers they cover.
+    covered: Vec<i64>,
+    /// Ids to remove, entries to add ([`bulwark_index::journal::fold`]).
+    folded: (Vec<u64>, Vec<(u64, [u8; 32])>),
+}
+
+impl JournalRead {
+    fn of(path: PathBuf, j: bulwark_index::journal::Journal, latest: i64) -> JournalRead {
+        let good = j
+            .records
+            .iter()
+            .take_while(|r| r.seqs.iter().all(|s| *s <= latest))
+            .count();
+        let records = &j.records[..good];
+        JournalRead {
+            path,
+            records: good,
+            dropped: j.records.len() - good,
+            valid_len: bulwark_index::journal::HEADER_LEN as u64
+                + records.iter().map(crate::journal::encoded_len).sum::<u64>(),
+            covered: records
+                .iter()
+                .flat_map(|r| r.seqs.iter().copied())
+                .collect(),
+            folded: bulwark_index::journal::fold(records),
+        }
+    }
+}
+
 /// How the last [`Catalog::load`] went.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadStats {
@@ -171,6 +209,12 @@ pub struct LoadStats {
     pub replayed: usize,
     /// Seconds the load took.
     pub seconds: f64,
+    /// Of which: reading and folding the journal.
+    pub journal_s: f64,
+    /// Opening the snapshot, reading banks and videos, applying the journal.
+    pub index_s: f64,
+    /// Replaying changes from the store.
+    pub replay_s: f64,
 }
 
 /// Banks, videos and disabled content: what is loaded from the store even
@@ -208,6 +252,9 @@ pub const MAX_REPLAY: i64 = 200_000;
 pub const JOURNAL_FLUSH: Duration = Duration::from_millis(500);
 
 const GAP_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Content items re-read per query when changes are applied.
+const RELOAD_CHUNK: usize = 5_000;
 
 /// The in-memory matching state.
 pub struct Catalog {
@@ -462,40 +509,35 @@ impl Catalog {
         // it was written, up to the first record of a change the store does
         // not hold (lost with a crash the journal survived).
         let latest = db::catalog::latest_change(store).await?;
-        let journal = m.journal.and_then(|id| crate::journal::read(path, id));
+        let t = Instant::now();
         let mut stats = LoadStats {
             from_snapshot: true,
             ..LoadStats::default()
         };
-        let mut covered: Vec<i64> = Vec::new();
-        let mut found = None;
-        let mut folded = (Vec::new(), Vec::new());
-        if let Some((jpath, j)) = journal {
-            let good = j
-                .records
-                .iter()
-                .take_while(|r| r.seqs.iter().all(|s| *s <= latest))
-                .count();
-            if good < j.records.len() {
+        // Read and folded off the runtime: millions of entries after a long import.
+        let read = {
+            let (path, id) = (path.to_path_buf(), m.journal);
+            tokio::task::spawn_blocking(move || {
+                id.and_then(|id| crate::journal::read(&path, id))
+                    .map(|(jpath, j)| JournalRead::of(jpath, j, latest))
+            })
+            .await?
+        };
+        let (mut covered, mut found, mut folded) = (Vec::new(), None, (Vec::new(), Vec::new()));
+        if let Some(r) = read {
+            if r.dropped > 0 {
                 tracing::warn!(
                     "index journal: {} records name changes the store does not hold \
                      (lost in a crash?); they are dropped",
-                    j.records.len() - good
+                    r.dropped
                 );
             }
-            let records = &j.records[..good];
-            let valid_len = bulwark_index::journal::HEADER_LEN as u64
-                + records.iter().map(crate::journal::encoded_len).sum::<u64>();
-            covered = records
-                .iter()
-                .flat_map(|r| r.seqs.iter().copied())
-                .collect();
-            folded = bulwark_index::journal::fold(records);
-            stats.journal_records = good;
-            stats.journal_dropped = j.records.len() - good;
-            stats.journal_entries = folded.1.len();
-            found = Some((jpath, valid_len));
+            stats.journal_records = r.records;
+            stats.journal_dropped = r.dropped;
+            stats.journal_entries = r.folded.1.len();
+            (covered, found, folded) = (r.covered, Some((r.path, r.valid_len)), r.folded);
         }
+        stats.journal_s = t.elapsed().as_secs_f64();
         // What is left for the store: the changes after the snapshot that no
         // journal record covers. Replaying a change costs a row read; past a
         // backlog, reading every hash at once is faster.
@@ -519,6 +561,7 @@ impl Catalog {
             m.entries,
             stats.journal_records
         );
+        let t = Instant::now();
         let p = path.to_path_buf();
         let index = tokio::task::spawn_blocking(move || Index::open(&p)).await??;
         anyhow::ensure!(
@@ -536,6 +579,7 @@ impl Catalog {
         .await?;
         self.install(live, side, m.seq);
         self.mark_seqs(&covered);
+        stats.index_s = t.elapsed().as_secs_f64();
         // Changes replayed from the store below are journaled as they apply.
         if self.journaling.load(Ordering::Relaxed)
             && let Some(id) = m.journal
@@ -543,6 +587,7 @@ impl Catalog {
         {
             tracing::warn!("the index journal cannot be written: {e:#}");
         }
+        let t = Instant::now();
         let mut told = Instant::now();
         loop {
             let n = self.refresh(store).await?;
@@ -555,13 +600,17 @@ impl Catalog {
                 tracing::info!("replaying changes: {} of about {backlog}", stats.replayed);
             }
         }
+        stats.replay_s = t.elapsed().as_secs_f64();
         tracing::info!(
-            "index loaded from snapshot: {} entries, {} journal records ({} entries), \
-             {} changes replayed, in {:.2} s",
+            "index loaded from snapshot: {} entries, {} journal records ({} entries, read in \
+             {:.2} s), index ready in {:.2} s, {} changes replayed in {:.2} s; {:.2} s in all",
             m.entries,
             stats.journal_records,
             stats.journal_entries,
+            stats.journal_s,
+            stats.index_s,
             stats.replayed,
+            stats.replay_s,
             started.elapsed().as_secs_f64()
         );
         Ok(Some(stats))
@@ -588,6 +637,30 @@ impl Catalog {
         } else {
             None
         };
+        let written = self.write_snapshot(store, &path, journal).await;
+        if let Some(id) = journal {
+            match &written {
+                Ok(_) => self.journal.settle(&path, id).await?,
+                Err(_) => self.journal.abandon(id).await,
+            }
+        }
+        let (seq, entries) = written?;
+        self.snapshot_seq.store(seq, Ordering::Release);
+        tracing::info!(
+            "index snapshot written: {entries} entries at change {seq} in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Writes the snapshot file and its metadata (naming `journal`); returns
+    /// the change sequence it holds and its entries.
+    async fn write_snapshot(
+        &self,
+        store: &Store,
+        path: &Path,
+        journal: Option<u64>,
+    ) -> anyhow::Result<(i64, u64)> {
         // Read before the index: changes after these are replayed at load.
         let seq = self.applied_seq();
         // Import batches commit without a sync of their own (SQLite
@@ -597,7 +670,7 @@ impl Catalog {
         let instance = db::meta(store, "instance").await?.unwrap_or_default();
         let generation = db::meta(store, "generation").await?.unwrap_or_default();
         let live = self.index();
-        let snapshot_path = path.clone();
+        let snapshot_path = path.to_path_buf();
         let entries = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
             let base = live.snapshot();
             base.save(&snapshot_path)?;
@@ -615,15 +688,7 @@ impl Catalog {
             Ok(m.entries)
         })
         .await??;
-        if let Some(id) = journal {
-            self.journal.settle(&path, id).await?;
-        }
-        self.snapshot_seq.store(seq, Ordering::Release);
-        tracing::info!(
-            "index snapshot written: {entries} entries at change {seq} in {:.2} s",
-            started.elapsed().as_secs_f64()
-        );
-        Ok(())
+        Ok((seq, entries))
     }
 
     /// The change sequence of the last snapshot written (or 0).
@@ -806,7 +871,7 @@ impl Catalog {
         contents.sort_unstable();
         contents.dedup();
         let (mut gone, mut added) = (Vec::new(), Vec::new());
-        for chunk in contents.chunks(500) {
+        for chunk in contents.chunks(RELOAD_CHUNK) {
             self.reload_contents(store, chunk, &mut gone, &mut added)
                 .await?;
         }
@@ -860,8 +925,9 @@ impl Catalog {
         // index's append segment, which made imports quadratic.
         let mut gone = Vec::new();
         let mut frames_gone = Vec::new();
+        let bank_of: HashMap<i64, i64> = rows.iter().map(|r| (r.id, r.bank_id)).collect();
         for &(cid, bank) in chunk {
-            let bank = bank.or_else(|| rows.iter().find(|r| r.id == cid).map(|r| r.bank_id));
+            let bank = bank.or_else(|| bank_of.get(&cid).copied());
             if let Some(b) = bank {
                 gone.push(entry_id(false, b, cid));
                 gone.push(entry_id(true, b, cid));

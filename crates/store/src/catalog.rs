@@ -6,7 +6,7 @@
 use futures_util::TryStreamExt;
 use sqlx::Row;
 
-use crate::{BankRow, Store};
+use crate::{Backend, BankRow, Store};
 
 /// Rows per [`changes_after`].
 pub const CHANGE_PAGE: usize = 20_000;
@@ -62,11 +62,15 @@ pub async fn changes_since(store: &Store, seq: i64) -> Result<i64, sqlx::Error> 
 
 /// A synced write that changes nothing: every change committed before it is
 /// durable after it (import batches commit without a sync of their own).
+/// It begins as other writers do ([`Store::begin`]), so an import job lets
+/// it go first between batches (the index journal's writer calls it twice
+/// a second and was otherwise kept waiting through a whole import).
 pub async fn sync(store: &Store) -> Result<(), sqlx::Error> {
+    let mut tx = store.begin().await?;
     sqlx::query("UPDATE meta SET value = value WHERE key = 'instance'")
-        .execute(&store.pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    tx.commit().await
 }
 
 /// A bank by id.
@@ -170,16 +174,17 @@ pub async fn frame_extras_of_contents(
     store: &Store,
     ids: &[i64],
 ) -> Result<Vec<(i64, u64, bulwark_pdq::KindHash)>, sqlx::Error> {
-    let list = id_list(ids);
-    sqlx::query(&format!(
-        "SELECT content_id, frame, kind, quality, hash FROM video_frame_extras \
-         WHERE content_id IN ({list})"
-    ))
-    .fetch_all(&store.pool)
-    .await?
-    .iter()
-    .map(frame_extra_of_row)
-    .collect()
+    let sql = format!(
+        "SELECT content_id, frame, kind, quality, hash FROM video_frame_extras WHERE {}",
+        among(store, "content_id")
+    );
+    sqlx::query(&store.sql(&sql))
+        .bind(id_param(store, ids))
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(frame_extra_of_row)
+        .collect()
 }
 
 /// Every disabled content item: (id, disabled until, ms; `None`: for good).
@@ -207,10 +212,25 @@ pub struct IndexedContent {
     pub pdq: Option<String>,
 }
 
-/// Comma-separated ids for an `IN (…)` list: integers formatted here, so no
-/// injection.
-fn id_list(ids: &[i64]) -> String {
-    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+/// `column` is one of the ids bound as one parameter ([`id_param`]): one
+/// statement for any number of ids, prepared once per connection. (An
+/// `IN (1, 2, …)` list made a new statement per chunk of a replay, each
+/// parsed and prepared, and churned the statement cache.)
+fn among(store: &Store, column: &str) -> String {
+    match store.backend {
+        Backend::Sqlite => format!("{column} IN (SELECT value FROM json_each(?))"),
+        Backend::Postgres => format!("{column} = ANY(CAST(? AS BIGINT[]))"),
+    }
+}
+
+/// The ids as [`among`]'s parameter: a JSON array for SQLite, an array
+/// literal for PostgreSQL (integers formatted here).
+fn id_param(store: &Store, ids: &[i64]) -> String {
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    match store.backend {
+        Backend::Sqlite => format!("[{list}]"),
+        Backend::Postgres => format!("{{{list}}}"),
+    }
 }
 
 /// The content items among `ids` that exist, each with its PDQ hash (one
@@ -219,25 +239,27 @@ pub async fn indexed_content(
     store: &Store,
     ids: &[i64],
 ) -> Result<Vec<IndexedContent>, sqlx::Error> {
-    let list = id_list(ids);
-    sqlx::query(&format!(
+    let sql = format!(
         "SELECT c.id, c.bank_id, c.kind, c.enabled, c.disabled_until, s.value \
          FROM content c LEFT JOIN signals s ON s.content_id = c.id AND s.signal_type = 'pdq' \
-         WHERE c.id IN ({list})"
-    ))
-    .fetch_all(&store.pool)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(IndexedContent {
-            id: r.try_get("id")?,
-            bank_id: r.try_get("bank_id")?,
-            enabled: r.try_get::<i64, _>("enabled")? != 0,
-            disabled_until: r.try_get("disabled_until")?,
-            pdq: r.try_get("value")?,
+         WHERE {}",
+        among(store, "c.id")
+    );
+    sqlx::query(&store.sql(&sql))
+        .bind(id_param(store, ids))
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(IndexedContent {
+                id: r.try_get("id")?,
+                bank_id: r.try_get("bank_id")?,
+                enabled: r.try_get::<i64, _>("enabled")? != 0,
+                disabled_until: r.try_get("disabled_until")?,
+                pdq: r.try_get("value")?,
+            })
         })
-    })
-    .collect()
+        .collect()
 }
 
 /// The video frames of the content items among `ids`: (content id, frame),
@@ -246,16 +268,18 @@ pub async fn frames_of_contents(
     store: &Store,
     ids: &[i64],
 ) -> Result<Vec<(i64, bulwark_vpdq::FrameHash)>, sqlx::Error> {
-    let list = id_list(ids);
-    sqlx::query(&format!(
+    let sql = format!(
         "SELECT content_id, frame, quality, hash, ts FROM video_frames \
-         WHERE content_id IN ({list}) ORDER BY content_id, frame"
-    ))
-    .fetch_all(&store.pool)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("content_id")?, crate::frame_from_row(r)?)))
-    .collect()
+         WHERE {} ORDER BY content_id, frame",
+        among(store, "content_id")
+    );
+    sqlx::query(&store.sql(&sql))
+        .bind(id_param(store, ids))
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("content_id")?, crate::frame_from_row(r)?)))
+        .collect()
 }
 
 /// A banked extra hash (a crop or the content region of a photo).
@@ -294,7 +318,7 @@ fn skipping(skip: &[&str]) -> String {
 
 /// Every banked extra hash but those of the `skip` kinds (for a full load).
 pub async fn all_extras(store: &Store, skip: &[&str]) -> Result<Vec<ExtraRow>, sqlx::Error> {
-    extras_where(store, "1 = 1", skip).await
+    extras_where(store, "1 = 1", None, skip).await
 }
 
 /// The extra hashes of the content items among `ids`, but those of the
@@ -304,14 +328,16 @@ pub async fn extras_of_contents(
     ids: &[i64],
     skip: &[&str],
 ) -> Result<Vec<ExtraRow>, sqlx::Error> {
-    extras_where(store, &format!("content_id IN ({})", id_list(ids)), skip).await
+    let filter = among(store, "content_id");
+    extras_where(store, &filter, Some(id_param(store, ids)), skip).await
 }
 
-/// The extras rows matching `filter` (SQL without placeholders), but those
-/// of the `skip` kinds.
+/// The extras rows matching `filter` (SQL with `param` bound to its one
+/// placeholder, if any), but those of the `skip` kinds.
 async fn extras_where(
     store: &Store,
     filter: &str,
+    param: Option<String>,
     skip: &[&str],
 ) -> Result<Vec<ExtraRow>, sqlx::Error> {
     let sql = format!(
@@ -320,6 +346,9 @@ async fn extras_where(
     );
     let sql = store.sql(&sql);
     let mut q = sqlx::query(&sql);
+    if let Some(p) = param {
+        q = q.bind(p);
+    }
     for k in skip {
         q = q.bind(*k);
     }

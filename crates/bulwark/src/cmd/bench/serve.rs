@@ -187,6 +187,8 @@ struct Restart {
     /// Journal records and changes the journaled restart read back from the store.
     journal_records: usize,
     replayed: usize,
+    /// Its phases: the journal read, the index ready, the store's replay.
+    phases: [f64; 3],
 }
 
 /// Commits `n` more random hashes to the bank as an import job does
@@ -258,6 +260,11 @@ async fn restart_with_pending(
             .await?;
         first_batch_s.get_or_insert(t.elapsed().as_secs_f64());
         left -= items.len();
+        // As an import job does: writers waiting (the journal's) go first.
+        let waited = Instant::now();
+        while st.store.writers_waiting() > 0 && waited.elapsed() < Duration::from_millis(200) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
     flusher.abort();
     let restart = || async {
@@ -290,6 +297,7 @@ async fn restart_with_pending(
         without_journal_s,
         journal_records: stats.journal_records,
         replayed: stats.replayed,
+        phases: [stats.journal_s, stats.index_s, stats.replay_s],
     })
 }
 
@@ -407,6 +415,7 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
                     "restart_used_snapshot": pending.map(|p| p.used_snapshot),
                     "restart_journal_records": pending.map(|p| p.journal_records),
                     "restart_replayed": pending.map(|p| p.replayed),
+                    "restart_phases_s": pending.map(|p| p.phases),
                     "restart_without_journal_s": pending.map(|p| p.without_journal_s),
                     "dedup_fill_s": pending.map(|p| p.warm_s),
                     "first_batch_s": pending.map(|p| p.first_batch_s),
@@ -438,6 +447,11 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
                     p.replayed,
                     p.without_journal_s,
                     p.without_journal_s / p.seconds
+                );
+                println!(
+                    "  its phases: journal read and folded {:.2} s, index ready {:.2} s, \
+                     store replay {:.2} s",
+                    p.phases[0], p.phases[1], p.phases[2]
                 );
             }
         }
