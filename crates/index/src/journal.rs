@@ -155,7 +155,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 fn record_at(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
     let len = u32_at(bytes, at)?;
     let crc = u32_at(bytes, at + 4)? as u32;
-    if len > MAX_RECORD || len < 12 {
+    if !(12..=MAX_RECORD).contains(&len) {
         return None;
     }
     let p = bytes.get(at + 8..at + 8 + len)?;
