@@ -90,8 +90,9 @@ impl Service {
         catalog.set_snapshot_path(config.data_dir.join("index.snapshot"));
         // This process owns the data directory: it keeps the index journal.
         catalog.set_journaling(true);
-        if !catalog.load(&store).await? {
-            // Next start reads the snapshot instead of every row.
+        if !catalog.load(&store).await? || !catalog.journal_open() {
+            // Next start reads the snapshot (and its journal) instead of
+            // every row.
             let (c, s) = (Arc::clone(&catalog), store.clone());
             tokio::spawn(async move {
                 if let Err(e) = c.save_snapshot(&s).await {

@@ -320,6 +320,13 @@ impl Catalog {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Folds the index's pending inserts and removals into its base now,
+    /// blocking the caller (searches go on). Background merges do this on
+    /// their own; a benchmark calls it so that none runs beside what it times.
+    pub fn merge_index(&self) {
+        self.index().merge();
+    }
+
     /// Whether the first full load finished.
     pub fn is_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
@@ -372,6 +379,13 @@ impl Catalog {
     /// the journal at load.
     pub fn set_journaling(&self, on: bool) {
         self.journaling.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the index journal is being kept (see
+    /// [`Catalog::set_journaling`]): after a load from a snapshot of a build
+    /// without journals, it starts with the next snapshot.
+    pub fn journal_open(&self) -> bool {
+        self.journal.is_on()
     }
 
     /// How the last load went.

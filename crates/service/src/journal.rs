@@ -30,6 +30,9 @@ use bulwark_index::Code;
 use bulwark_index::journal::{self, HEADER_LEN};
 use bulwark_store::Store;
 
+/// Most bytes of records kept waiting for [`Journal::flush`].
+const MAX_PENDING: usize = 256 << 20;
+
 /// Encoded records waiting for [`Journal::flush`].
 #[derive(Default)]
 struct Pending {
@@ -110,9 +113,24 @@ impl Journal {
     /// Encodes an applied change, if a journal is open.
     pub(crate) fn record(&self, seqs: &[i64], removes: &[u64], inserts: &[(u64, Code)]) {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if p.on {
-            journal::encode_record(&mut p.bytes, seqs, removes, inserts);
+        if !p.on {
+            return;
         }
+        if p.bytes.len() > MAX_PENDING {
+            // Nothing is writing the journal (no flusher, or the store
+            // refuses the synced write): stop keeping records rather than
+            // memory. The journal on disk ends where it ends; a restart
+            // re-reads the rest from the store.
+            tracing::warn!(
+                "index journal: {} MiB of records were never written; journaling stops until \
+                 the next snapshot",
+                p.bytes.len() >> 20
+            );
+            p.bytes = Vec::new();
+            p.on = false;
+            return;
+        }
+        journal::encode_record(&mut p.bytes, seqs, removes, inserts);
     }
 
     /// Whether a journal is open.
