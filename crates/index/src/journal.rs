@@ -46,6 +46,19 @@ pub struct Record {
     pub inserts: Vec<(u64, Code)>,
 }
 
+/// A record's payload length: the counts, then each part (see the module
+/// docs). Wide enough that no count read from a file overflows it.
+fn payload_len(seqs: usize, removes: usize, inserts: usize) -> u128 {
+    12 + (seqs as u128 + removes as u128) * 8 + inserts as u128 * 40
+}
+
+impl Record {
+    /// The bytes this record takes in the file, framing included.
+    pub fn encoded_len(&self) -> u64 {
+        8 + payload_len(self.seqs.len(), self.removes.len(), self.inserts.len()) as u64
+    }
+}
+
 /// A journal's header: which snapshot it follows.
 pub fn encode_header(snapshot_id: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
@@ -73,7 +86,7 @@ pub fn encode_record(out: &mut Vec<u8>, seqs: &[i64], removes: &[u64], inserts: 
 
 /// Appends a record as given (its inserted ids must be among its removals).
 fn encode_raw(out: &mut Vec<u8>, seqs: &[i64], removes: &[u64], inserts: &[(u64, Code)]) {
-    let len = 12 + seqs.len() * 8 + removes.len() * 8 + inserts.len() * 40;
+    let len = payload_len(seqs.len(), removes.len(), inserts.len()) as usize;
     out.reserve(8 + len);
     let start = out.len();
     out.extend_from_slice(&(len as u32).to_le_bytes());
@@ -163,7 +176,7 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
         return None;
     }
     let (ns, nr, ni) = (u32_at(p, 0)?, u32_at(p, 4)?, u32_at(p, 8)?);
-    if 12 + (ns + nr) as u128 * 8 + ni as u128 * 40 != len as u128 {
+    if payload_len(ns, nr, ni) != len as u128 {
         return None;
     }
     let mut o = 12;

@@ -165,30 +165,41 @@ struct JournalRead {
     dropped: usize,
     /// Where the records used end.
     valid_len: u64,
-    /// The change sequence numbers they cover.
-    covered: Vec<i64>,
+    /// The changes they cover, above the snapshot's.
+    covered: Seen,
     /// Ids to remove, entries to add ([`bulwark_index::journal::fold`]).
     folded: (Vec<u64>, Vec<(u64, [u8; 32])>),
 }
 
 impl JournalRead {
-    fn of(path: PathBuf, j: bulwark_index::journal::Journal, latest: i64) -> JournalRead {
+    fn of(
+        path: PathBuf,
+        j: bulwark_index::journal::Journal,
+        latest: i64,
+        snapshot_seq: i64,
+    ) -> JournalRead {
         let good = j
             .records
             .iter()
             .take_while(|r| r.seqs.iter().all(|s| *s <= latest))
             .count();
         let records = &j.records[..good];
+        let mut covered = Seen {
+            floor: snapshot_seq,
+            ..Seen::default()
+        };
+        let seqs: Vec<i64> = records
+            .iter()
+            .flat_map(|r| r.seqs.iter().copied())
+            .collect();
+        cover(&mut covered, &seqs);
         JournalRead {
             path,
             records: good,
             dropped: j.records.len() - good,
             valid_len: bulwark_index::journal::HEADER_LEN as u64
-                + records.iter().map(crate::journal::encoded_len).sum::<u64>(),
-            covered: records
-                .iter()
-                .flat_map(|r| r.seqs.iter().copied())
-                .collect(),
+                + records.iter().map(|r| r.encoded_len()).sum::<u64>(),
+            covered,
             folded: bulwark_index::journal::fold(records),
         }
     }
@@ -530,14 +541,18 @@ impl Catalog {
         };
         // Read and folded off the runtime: millions of entries after a long import.
         let read = {
-            let (path, id) = (path.to_path_buf(), m.journal);
+            let (path, id, seq) = (path.to_path_buf(), m.journal, m.seq);
             tokio::task::spawn_blocking(move || {
                 id.and_then(|id| crate::journal::read(&path, id))
-                    .map(|(jpath, j)| JournalRead::of(jpath, j, latest))
+                    .map(|(jpath, j)| JournalRead::of(jpath, j, latest, seq))
             })
             .await?
         };
-        let (mut covered, mut found, mut folded) = (Vec::new(), None, (Vec::new(), Vec::new()));
+        let mut covered = Seen {
+            floor: m.seq,
+            ..Seen::default()
+        };
+        let (mut found, mut folded) = (None, (Vec::new(), Vec::new()));
         if let Some(r) = read {
             if r.dropped > 0 {
                 tracing::warn!(
@@ -555,15 +570,7 @@ impl Catalog {
         // What is left for the store: the changes after the snapshot that no
         // journal record covers. Replaying a change costs a row read; past a
         // backlog, reading every hash at once is faster.
-        let floor = {
-            let mut seen = Seen {
-                floor: m.seq,
-                ..Seen::default()
-            };
-            cover(&mut seen, &covered);
-            seen.floor
-        };
-        let backlog = db::catalog::changes_since(store, floor).await?;
+        let backlog = db::catalog::changes_since(store, covered.floor).await?;
         if backlog > self.max_replay.load(Ordering::Relaxed) {
             tracing::info!(
                 "index snapshot and journal are {backlog} changes behind the store: loading from the store"
@@ -592,7 +599,7 @@ impl Catalog {
         })
         .await?;
         self.install(live, side, m.seq);
-        self.mark_seqs(&covered);
+        self.adopt(covered);
         stats.index_s = t.elapsed().as_secs_f64();
         // Changes replayed from the store below are journaled as they apply.
         if self.journaling.load(Ordering::Relaxed)
@@ -831,12 +838,15 @@ impl Catalog {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).applies
     }
 
-    /// Marks changes applied (by the journal at load) without counting an apply.
-    fn mark_seqs(&self, seqs: &[i64]) {
-        cover(
-            &mut self.seen.lock().unwrap_or_else(|e| e.into_inner()),
-            seqs,
-        );
+    /// Takes the changes a journal covered as applied (at load, after
+    /// [`Catalog::install`]), without counting an apply.
+    fn adopt(&self, covered: Seen) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.floor = seen.floor.max(covered.floor);
+        seen.above.extend(covered.above);
+        let floor = seen.floor;
+        seen.above.retain(|s| *s > floor);
+        advance(&mut seen);
     }
 
     fn mark_seen(&self, changes: &[(i64, Option<i64>, Option<i64>)]) {

@@ -441,15 +441,6 @@ pub async fn run(store: &Store, catalog: &Catalog, id: &str) -> Result<()> {
     run_for(store, catalog, id, usize::MAX).await
 }
 
-/// Lets writers waiting for a transaction ([`Store::writers_waiting`]) start
-/// theirs before the next import batch takes SQLite's write lock.
-async fn yield_to_writers(s: &Store) {
-    let t = Instant::now();
-    while s.writers_waiting() > 0 && t.elapsed() < MAX_YIELD {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
 /// [`run`], but stops after committing `max_batches` (at least one) batches
 /// (of at most [`JOB_BATCH`] records), leaving the job running at its checkpoint as a
 /// stopped worker would; a later [`run`] (or [`run_pending`]) resumes it
@@ -497,7 +488,7 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
         ));
     };
     loop {
-        yield_to_writers(s).await;
+        s.yield_to_writers(MAX_YIELD).await;
         // The batch's transaction, on the job's connection: on SQLite, its
         // `BEGIN IMMEDIATE` is retried every millisecond (see
         // `jobs::job_connection`).

@@ -104,11 +104,6 @@ pub(crate) fn read(snapshot: &Path, id: u64) -> Option<(PathBuf, journal::Journa
     None
 }
 
-/// The bytes a record takes in the file.
-pub(crate) fn encoded_len(r: &journal::Record) -> u64 {
-    (8 + 12 + (r.seqs.len() + r.removes.len()) * 8 + r.inserts.len() * 40) as u64
-}
-
 impl Journal {
     /// Encodes an applied change, if a journal is open.
     pub(crate) fn record(&self, seqs: &[i64], removes: &[u64], inserts: &[(u64, Code)]) {

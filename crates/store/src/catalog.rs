@@ -178,9 +178,7 @@ pub async fn frame_extras_of_contents(
         "SELECT content_id, frame, kind, quality, hash FROM video_frame_extras WHERE {}",
         among(store, "content_id")
     );
-    sqlx::query(&store.sql(&sql))
-        .bind(id_param(store, ids))
-        .fetch_all(&store.pool)
+    fetch_among(store, &sql, ids)
         .await?
         .iter()
         .map(frame_extra_of_row)
@@ -223,6 +221,18 @@ fn among(store: &Store, column: &str) -> String {
     }
 }
 
+/// The rows of `sql`, whose one placeholder is an [`among`], for `ids`.
+async fn fetch_among(
+    store: &Store,
+    sql: &str,
+    ids: &[i64],
+) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+    sqlx::query(&store.sql(sql))
+        .bind(id_param(store, ids))
+        .fetch_all(&store.pool)
+        .await
+}
+
 /// The ids as [`among`]'s parameter: a JSON array for SQLite, an array
 /// literal for PostgreSQL (integers formatted here).
 fn id_param(store: &Store, ids: &[i64]) -> String {
@@ -245,9 +255,7 @@ pub async fn indexed_content(
          WHERE {}",
         among(store, "c.id")
     );
-    sqlx::query(&store.sql(&sql))
-        .bind(id_param(store, ids))
-        .fetch_all(&store.pool)
+    fetch_among(store, &sql, ids)
         .await?
         .iter()
         .map(|r| {
@@ -273,9 +281,7 @@ pub async fn frames_of_contents(
          WHERE {} ORDER BY content_id, frame",
         among(store, "content_id")
     );
-    sqlx::query(&store.sql(&sql))
-        .bind(id_param(store, ids))
-        .fetch_all(&store.pool)
+    fetch_among(store, &sql, ids)
         .await?
         .iter()
         .map(|r| Ok((r.try_get("content_id")?, crate::frame_from_row(r)?)))

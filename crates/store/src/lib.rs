@@ -266,6 +266,16 @@ impl Store {
         self.waiting.load(Ordering::Acquire)
     }
 
+    /// Lets writers waiting for a transaction ([`Store::writers_waiting`])
+    /// start theirs before the caller's next one takes SQLite's write lock,
+    /// waiting at most `max` for them.
+    pub async fn yield_to_writers(&self, max: Duration) {
+        let t = std::time::Instant::now();
+        while self.writers_waiting() > 0 && t.elapsed() < max {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// `sql` with `?` numbered `$1, $2, ...` for PostgreSQL.
     pub fn sql<'a>(&self, sql: &'a str) -> Cow<'a, str> {
         if self.backend == Backend::Sqlite {

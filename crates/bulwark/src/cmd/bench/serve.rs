@@ -195,7 +195,7 @@ struct Restart {
 /// (batches of 2,000 with their change rows), leaves the snapshot as it
 /// was (what a `kill -9` leaves), and times a fresh catalog's start-up.
 async fn restart_with_pending(
-    st: &bulwark_server::AppState,
+    service: &Service,
     dir: &tempfile::TempDir,
     bank_id: i64,
     banked: usize,
@@ -203,6 +203,7 @@ async fn restart_with_pending(
     rng: &mut impl Rng,
 ) -> anyhow::Result<Restart> {
     use bulwark_server::db::{NewContent, SignalRow};
+    let st = &service.state;
     eprintln!("bench serve: filling the de-duplication map as a start does…");
     let t = Instant::now();
     st.store.warm().await?;
@@ -210,17 +211,7 @@ async fn restart_with_pending(
     eprintln!("bench serve: committing {n} changes after the snapshot…");
     // The server's journal writer; stopped without a last write below, as a
     // `kill -9` would stop it.
-    let flusher = {
-        let (store, catalog) = (st.store.clone(), Arc::clone(&st.catalog));
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(bulwark_server::catalog::JOURNAL_FLUSH).await;
-                if let Err(e) = catalog.flush_journal(&store).await {
-                    eprintln!("bench serve: writing the journal failed: {e:#}");
-                }
-            }
-        })
-    };
+    let flusher = service.spawn_journal();
     let mut left = n;
     let mut first_batch_s = None;
     while left > 0 {
@@ -261,10 +252,7 @@ async fn restart_with_pending(
         first_batch_s.get_or_insert(t.elapsed().as_secs_f64());
         left -= items.len();
         // As an import job does: writers waiting (the journal's) go first.
-        let waited = Instant::now();
-        while st.store.writers_waiting() > 0 && waited.elapsed() < Duration::from_millis(200) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        st.store.yield_to_writers(Duration::from_millis(200)).await;
     }
     flusher.abort();
     // This process's own index merges what it was sent (13M entries take
@@ -403,7 +391,17 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
     );
     drop(fresh);
     let pending = if a.pending_changes > 0 {
-        Some(restart_with_pending(&st, &dir, bank_id, a.hashes, a.pending_changes, &mut rng).await?)
+        Some(
+            restart_with_pending(
+                &service,
+                &dir,
+                bank_id,
+                a.hashes,
+                a.pending_changes,
+                &mut rng,
+            )
+            .await?,
+        )
     } else {
         None
     };
