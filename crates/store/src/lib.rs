@@ -773,10 +773,51 @@ fn first_in<'a>(first_of: &mut HashMap<&'a str, usize>, key: &'a str, i: usize) 
     }
 }
 
-/// Inserts many content items of one bank: the import path. The batch is
-/// one JSON parameter per table (SQLite's `json_each`, PostgreSQL's
-/// `jsonb_to_recordset`), so a batch is three statements, each planned
-/// once, instead of a statement and nine bound values per row.
+/// Most rows one multi-row `VALUES` statement of [`insert_contents`] inserts.
+const VALUES_ROWS: usize = 256;
+
+/// Row counts of the `VALUES` statements that insert `n` rows:
+/// [`VALUES_ROWS`] at a time, then the binary digits of the rest. A
+/// connection so prepares at most nine shapes of each statement (the driver
+/// caches prepared statements per connection), whatever the batches hold.
+fn value_chunks(mut n: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    while n >= VALUES_ROWS {
+        out.push(VALUES_ROWS);
+        n -= VALUES_ROWS;
+    }
+    let mut bit = VALUES_ROWS / 2;
+    while bit > 0 {
+        if n & bit != 0 {
+            out.push(bit);
+        }
+        bit /= 2;
+    }
+    out
+}
+
+/// `head`, then `row` (a tuple of `?` parameters) `rows` times, then
+/// `tail`, for `store`'s backend. Anonymous `?` on SQLite: the driver asks
+/// SQLite for each parameter's name, which for named ones (`?NNN`, `$NNN`)
+/// walks a list of all of them, quadratic in a statement this long.
+fn values_sql(store: &Store, head: &str, row: &str, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * (row.len() + 2));
+    sql.push_str(head);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    sql.push_str(tail);
+    store.sql(&sql).into_owned()
+}
+
+/// Inserts many content items of one bank: the import path. Rows go in as
+/// multi-row `VALUES` statements of up to [`VALUES_ROWS`] rows with bound
+/// parameters ([`value_chunks`]): a few statements a batch, each prepared
+/// once per connection. (Passing each table's rows as one JSON text made
+/// SQLite serialise and re-parse every row object once per column.)
 /// Returns, for each item in order, its new id, or `None` when the bank
 /// already holds it (or the same key came earlier in `items`). Writes a
 /// change row per new item and returns them as `(seq, bank, content)`,
@@ -788,7 +829,6 @@ pub async fn insert_contents(
     actor: &str,
     items: &[NewContent],
 ) -> Result<(Vec<Option<i64>>, Vec<(i64, Option<i64>, Option<i64>)>), sqlx::Error> {
-    use serde_json::{Value, json};
     let sqlite = store.backend == Backend::Sqlite;
     let now = now_ms();
     let mut ids: Vec<Option<i64>> = vec![None; items.len()];
@@ -811,28 +851,6 @@ pub async fn insert_contents(
     if fresh.is_empty() {
         return Ok((ids, Vec::new()));
     }
-    let rows: Vec<Value> = fresh
-        .iter()
-        .map(|&i| {
-            let c = &items[i];
-            json!({"o": i, "kind": c.kind, "key": c.dedup_key, "note": c.note,
-                   "meta": c.metadata, "src": c.source})
-        })
-        .collect();
-    let sql = if sqlite {
-        "INSERT INTO content (bank_id, kind, dedup_key, note, metadata, enabled, disabled_until, \
-         added_by, source, created_at, updated_at) \
-         SELECT ?, j.value ->> '$.kind', j.value ->> '$.key', j.value ->> '$.note', \
-         j.value ->> '$.meta', 1, NULL, ?, j.value ->> '$.src', ?, ? \
-         FROM json_each(?) AS j ORDER BY j.key"
-    } else {
-        "INSERT INTO content (bank_id, kind, dedup_key, note, metadata, enabled, disabled_until, \
-         added_by, source, created_at, updated_at) \
-         SELECT $1, r.kind, r.key, r.note, r.meta, 1, NULL, $2, r.src, $3, $4 \
-         FROM jsonb_to_recordset($5::jsonb) AS r(o BIGINT, kind TEXT, key TEXT, note TEXT, meta TEXT, src TEXT) \
-         ORDER BY r.o \
-         ON CONFLICT (bank_id, dedup_key) DO NOTHING RETURNING id, dedup_key"
-    };
     // SQLite: not `RETURNING`. The driver hands each returned row from its
     // connection thread to the task on its own, which was a third of the
     // batch's time. Under the write lock the new rows are exactly those above
@@ -842,30 +860,53 @@ pub async fn insert_contents(
     } else {
         None
     };
-    let insert = sqlx::query(sql)
-        .bind(bank_id)
-        .bind(actor)
-        .bind(now)
-        .bind(now)
-        .bind(Value::Array(rows).to_string());
-    let inserted: Vec<(i64, String)> = match before {
-        Some(before) => {
-            insert.execute(&mut *tx).await?;
-            aggregated(
-                &mut *tx,
-                "SELECT json_group_array(json_array(id, dedup_key)) AS a \
-                 FROM (SELECT id, dedup_key FROM content WHERE id > ? ORDER BY id)",
-                before,
-            )
-            .await?
+    let mut inserted: Vec<(i64, String)> = Vec::with_capacity(fresh.len());
+    let mut at = 0;
+    for rows in value_chunks(fresh.len()) {
+        let sql = values_sql(
+            store,
+            "INSERT INTO content (bank_id, kind, dedup_key, note, metadata, enabled, \
+             disabled_until, added_by, source, created_at, updated_at) VALUES ",
+            "(?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?)",
+            rows,
+            if sqlite {
+                ""
+            } else {
+                " ON CONFLICT (bank_id, dedup_key) DO NOTHING RETURNING id, dedup_key"
+            },
+        );
+        let mut q = sqlx::query(&sql);
+        for &i in &fresh[at..at + rows] {
+            let c = &items[i];
+            q = q
+                .bind(bank_id)
+                .bind(c.kind)
+                .bind(c.dedup_key.as_str())
+                .bind(c.note.as_deref())
+                .bind(c.metadata.as_deref())
+                .bind(actor)
+                .bind(c.source.as_deref())
+                .bind(now)
+                .bind(now);
         }
-        None => insert
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("dedup_key")?)))
-            .collect::<Result<_, sqlx::Error>>()?,
-    };
+        at += rows;
+        if sqlite {
+            q.execute(&mut *tx).await?;
+        } else {
+            for r in q.fetch_all(&mut *tx).await? {
+                inserted.push((r.try_get("id")?, r.try_get("dedup_key")?));
+            }
+        }
+    }
+    if let Some(before) = before {
+        inserted = aggregated(
+            &mut *tx,
+            "SELECT json_group_array(json_array(id, dedup_key)) AS a \
+             FROM (SELECT id, dedup_key FROM content WHERE id > ? ORDER BY id)",
+            before,
+        )
+        .await?;
+    }
     for (id, key) in inserted {
         if let Some(&i) = first_of.get(key.as_str()) {
             ids[i] = Some(id);
@@ -886,69 +927,76 @@ pub async fn insert_contents(
     if new.is_empty() {
         return Ok((ids, Vec::new()));
     }
-    let signals: Vec<Value> = new
+    let signals: Vec<(i64, &SignalRow)> = new
         .iter()
         .flat_map(|&(id, c)| c.signals.iter().map(move |s| (id, s)))
-        .enumerate()
-        .map(|(o, (id, s))| json!({"o": o, "c": id, "t": s.signal_type, "v": s.value, "q": s.quality}))
         .collect();
-    if !signals.is_empty() {
-        let sql = if sqlite {
-            "INSERT INTO signals (content_id, bank_id, signal_type, value, quality) \
-             SELECT j.value ->> '$.c', ?, j.value ->> '$.t', j.value ->> '$.v', j.value ->> '$.q' \
-             FROM json_each(?) AS j ORDER BY j.key"
-        } else {
-            "INSERT INTO signals (content_id, bank_id, signal_type, value, quality) \
-             SELECT r.c, $1, r.t, r.v, r.q \
-             FROM jsonb_to_recordset($2::jsonb) AS r(o BIGINT, c BIGINT, t TEXT, v TEXT, q BIGINT) \
-             ORDER BY r.o"
-        };
-        sqlx::query(sql)
-            .bind(bank_id)
-            .bind(Value::Array(signals).to_string())
-            .execute(&mut *tx)
-            .await?;
+    let mut at = 0;
+    for rows in value_chunks(signals.len()) {
+        let sql = values_sql(
+            store,
+            "INSERT INTO signals (content_id, bank_id, signal_type, value, quality) VALUES ",
+            "(?, ?, ?, ?, ?)",
+            rows,
+            "",
+        );
+        let mut q = sqlx::query(&sql);
+        for &(id, s) in &signals[at..at + rows] {
+            q = q
+                .bind(id)
+                .bind(bank_id)
+                .bind(s.signal_type.as_str())
+                .bind(s.value.as_str())
+                .bind(s.quality);
+        }
+        at += rows;
+        q.execute(&mut *tx).await?;
     }
     for &(id, c) in &new {
         insert_frames(store, tx, id, &c.frames).await?;
     }
-    let content_ids: Vec<i64> = new.iter().map(|(id, _)| *id).collect();
-    let sql = if sqlite {
-        "INSERT INTO changes (bank_id, content_id, at) \
-         SELECT ?, j.value, ? FROM json_each(?) AS j ORDER BY j.key"
-    } else {
-        "INSERT INTO changes (bank_id, content_id, at) \
-         SELECT $1, e.c::BIGINT, $2 FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS e(c, o) \
-         ORDER BY e.o RETURNING seq, content_id"
-    };
     // As for the content rows: on SQLite the new change rows in one text.
     let before = if sqlite {
         Some(max_id(&mut *tx, "SELECT COALESCE(MAX(seq), 0) AS n FROM changes").await?)
     } else {
         None
     };
-    let insert = sqlx::query(sql)
-        .bind(bank_id)
-        .bind(now)
-        .bind(json!(content_ids).to_string());
-    let written: Vec<(i64, i64)> = match before {
-        Some(before) => {
-            insert.execute(&mut *tx).await?;
-            aggregated(
-                &mut *tx,
-                "SELECT json_group_array(json_array(seq, content_id)) AS a \
-                 FROM (SELECT seq, content_id FROM changes WHERE seq > ? ORDER BY seq)",
-                before,
-            )
-            .await?
+    let mut written: Vec<(i64, i64)> = Vec::with_capacity(new.len());
+    let mut at = 0;
+    for rows in value_chunks(new.len()) {
+        let sql = values_sql(
+            store,
+            "INSERT INTO changes (bank_id, content_id, at) VALUES ",
+            "(?, ?, ?)",
+            rows,
+            if sqlite {
+                ""
+            } else {
+                " RETURNING seq, content_id"
+            },
+        );
+        let mut q = sqlx::query(&sql);
+        for &(id, _) in &new[at..at + rows] {
+            q = q.bind(bank_id).bind(id).bind(now);
         }
-        None => insert
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("seq")?, r.try_get("content_id")?)))
-            .collect::<Result<_, sqlx::Error>>()?,
-    };
+        at += rows;
+        if sqlite {
+            q.execute(&mut *tx).await?;
+        } else {
+            for r in q.fetch_all(&mut *tx).await? {
+                written.push((r.try_get("seq")?, r.try_get("content_id")?));
+            }
+        }
+    }
+    if let Some(before) = before {
+        written = aggregated(
+            &mut *tx,
+            "SELECT json_group_array(json_array(seq, content_id)) AS a \
+             FROM (SELECT seq, content_id FROM changes WHERE seq > ? ORDER BY seq)",
+            before,
+        )
+        .await?;
+    }
     let mut changes: Vec<(i64, Option<i64>, Option<i64>)> = written
         .into_iter()
         .map(|(seq, c)| (seq, Some(bank_id), Some(c)))
@@ -1241,6 +1289,24 @@ pub async fn bulk_insert_pdq(
 
 #[cfg(test)]
 mod tests {
+    /// Every batch size splits into chunks that add up to it, none larger
+    /// than `VALUES_ROWS`, each a power of two, so one connection sees at
+    /// most nine statement shapes a table.
+    #[test]
+    fn value_chunks_cover_each_size_with_few_shapes() {
+        let mut shapes = std::collections::BTreeSet::new();
+        for n in 0..5000 {
+            let c = super::value_chunks(n);
+            assert_eq!(c.iter().sum::<usize>(), n, "{n}: {c:?}");
+            assert!(
+                c.iter()
+                    .all(|&k| k.is_power_of_two() && k <= super::VALUES_ROWS)
+            );
+            shapes.extend(c);
+        }
+        assert_eq!(shapes.len(), 9);
+    }
+
     /// A database with signals from before `counts` existed gets counters
     /// that match the table when the module runs (its v2 fills them from the
     /// rows), and they follow later writes.
