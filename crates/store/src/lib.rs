@@ -594,6 +594,27 @@ pub struct NewContent {
     pub frame_extras: Vec<(u64, bulwark_pdq::KindHash)>,
 }
 
+impl NewContent {
+    /// A `signals` item of one PDQ hash (`hex`), keyed by it, with no note,
+    /// metadata or source.
+    pub fn pdq(hex: String, quality: Option<i64>) -> NewContent {
+        NewContent {
+            kind: "signals",
+            dedup_key: format!("pdq:{hex}"),
+            note: None,
+            metadata: None,
+            source: None,
+            signals: vec![SignalRow {
+                signal_type: "pdq".into(),
+                value: hex,
+                quality,
+            }],
+            frames: Vec::new(),
+            frame_extras: Vec::new(),
+        }
+    }
+}
+
 /// An audit entry.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuditEntry {
@@ -796,6 +817,16 @@ fn value_chunks(mut n: usize) -> Vec<usize> {
     out
 }
 
+/// `rows` cut into the pieces of [`value_chunks`], in order.
+fn value_slices<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    value_chunks(rows.len()).into_iter().map(move |n| {
+        let (piece, after) = rest.split_at(n);
+        rest = after;
+        piece
+    })
+}
+
 /// `head`, then `row` (a tuple of `?` parameters) `rows` times, then
 /// `tail`, for `store`'s backend. Anonymous `?` on SQLite: the driver asks
 /// SQLite for each parameter's name, which for named ones (`?NNN`, `$NNN`)
@@ -815,7 +846,7 @@ fn values_sql(store: &Store, head: &str, row: &str, rows: usize, tail: &str) -> 
 
 /// Inserts many content items of one bank: the import path. Rows go in as
 /// multi-row `VALUES` statements of up to [`VALUES_ROWS`] rows with bound
-/// parameters ([`value_chunks`]): a few statements a batch, each prepared
+/// parameters ([`value_slices`]): a few statements a batch, each prepared
 /// once per connection. (Passing each table's rows as one JSON text made
 /// SQLite serialise and re-parse every row object once per column.)
 /// Returns, for each item in order, its new id, or `None` when the bank
@@ -860,15 +891,14 @@ pub async fn insert_contents(
     } else {
         None
     };
-    let mut inserted: Vec<(i64, String)> = Vec::with_capacity(fresh.len());
-    let mut at = 0;
-    for rows in value_chunks(fresh.len()) {
+    let mut inserted: Vec<(i64, String)> = Vec::new();
+    for piece in value_slices(&fresh) {
         let sql = values_sql(
             store,
             "INSERT INTO content (bank_id, kind, dedup_key, note, metadata, enabled, \
              disabled_until, added_by, source, created_at, updated_at) VALUES ",
             "(?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?)",
-            rows,
+            piece.len(),
             if sqlite {
                 ""
             } else {
@@ -876,7 +906,7 @@ pub async fn insert_contents(
             },
         );
         let mut q = sqlx::query(&sql);
-        for &i in &fresh[at..at + rows] {
+        for &i in piece {
             let c = &items[i];
             q = q
                 .bind(bank_id)
@@ -889,7 +919,6 @@ pub async fn insert_contents(
                 .bind(now)
                 .bind(now);
         }
-        at += rows;
         if sqlite {
             q.execute(&mut *tx).await?;
         } else {
@@ -931,17 +960,16 @@ pub async fn insert_contents(
         .iter()
         .flat_map(|&(id, c)| c.signals.iter().map(move |s| (id, s)))
         .collect();
-    let mut at = 0;
-    for rows in value_chunks(signals.len()) {
+    for piece in value_slices(&signals) {
         let sql = values_sql(
             store,
             "INSERT INTO signals (content_id, bank_id, signal_type, value, quality) VALUES ",
             "(?, ?, ?, ?, ?)",
-            rows,
+            piece.len(),
             "",
         );
         let mut q = sqlx::query(&sql);
-        for &(id, s) in &signals[at..at + rows] {
+        for &(id, s) in piece {
             q = q
                 .bind(id)
                 .bind(bank_id)
@@ -949,7 +977,6 @@ pub async fn insert_contents(
                 .bind(s.value.as_str())
                 .bind(s.quality);
         }
-        at += rows;
         q.execute(&mut *tx).await?;
     }
     for &(id, c) in &new {
@@ -961,14 +988,13 @@ pub async fn insert_contents(
     } else {
         None
     };
-    let mut written: Vec<(i64, i64)> = Vec::with_capacity(new.len());
-    let mut at = 0;
-    for rows in value_chunks(new.len()) {
+    let mut written: Vec<(i64, i64)> = Vec::new();
+    for piece in value_slices(&new) {
         let sql = values_sql(
             store,
             "INSERT INTO changes (bank_id, content_id, at) VALUES ",
             "(?, ?, ?)",
-            rows,
+            piece.len(),
             if sqlite {
                 ""
             } else {
@@ -976,10 +1002,9 @@ pub async fn insert_contents(
             },
         );
         let mut q = sqlx::query(&sql);
-        for &(id, _) in &new[at..at + rows] {
+        for &(id, _) in piece {
             q = q.bind(bank_id).bind(id).bind(now);
         }
-        at += rows;
         if sqlite {
             q.execute(&mut *tx).await?;
         } else {
@@ -1301,6 +1326,14 @@ mod tests {
             assert!(
                 c.iter()
                     .all(|&k| k.is_power_of_two() && k <= super::VALUES_ROWS)
+            );
+            let rows: Vec<usize> = (0..n).collect();
+            let pieces: Vec<&[usize]> = super::value_slices(&rows).collect();
+            assert_eq!(pieces.iter().map(|p| p.len()).collect::<Vec<_>>(), c);
+            assert_eq!(
+                pieces.concat(),
+                rows,
+                "{n}: the pieces, in order, are the rows"
             );
             shapes.extend(c);
         }

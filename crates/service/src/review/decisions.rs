@@ -233,18 +233,9 @@ pub async fn decide(
             for h in &pdqs {
                 let mut tx = s.begin().await?;
                 let c = bulwark_store::NewContent {
-                    kind: "signals",
-                    dedup_key: format!("pdq:{h}"),
                     note: Some(format!("added from the console ({key})")),
-                    metadata: None,
                     source: Some("console".into()),
-                    signals: vec![bulwark_store::SignalRow {
-                        signal_type: "pdq".into(),
-                        value: h.clone(),
-                        quality: None,
-                    }],
-                    frames: Vec::new(),
-                    frame_extras: Vec::new(),
+                    ..bulwark_store::NewContent::pdq(h.clone(), None)
                 };
                 if let Some(cid) =
                     bulwark_store::insert_content(s, &mut tx, b.id, &actor, &c).await?

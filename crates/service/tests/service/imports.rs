@@ -584,7 +584,7 @@ async fn signal_counts_on_postgres() {
 /// the table).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apply_reads_signals_by_index_before_statistics_on_postgres() {
-    use bulwark_store::{self as db, NewContent, SignalRow};
+    use bulwark_store::{self as db, NewContent};
     use sqlx::Row;
     let Some(t) = TestStore::postgres("apply_plan").await else {
         return;
@@ -598,23 +598,7 @@ async fn an_apply_reads_signals_by_index_before_statistics_on_postgres() {
         .unwrap()
         .unwrap();
     let items: Vec<NewContent> = (0..20_000)
-        .map(|i| {
-            let h = hash(17, i);
-            NewContent {
-                kind: "signals",
-                dedup_key: format!("pdq:{h}"),
-                note: None,
-                metadata: None,
-                source: None,
-                signals: vec![SignalRow {
-                    signal_type: "pdq".into(),
-                    value: h.to_string(),
-                    quality: None,
-                }],
-                frames: Vec::new(),
-                frame_extras: Vec::new(),
-            }
-        })
+        .map(|i| NewContent::pdq(hash(17, i).to_string(), None))
         .collect();
     let mut tx = store.begin().await.unwrap();
     let (ids, _) = db::insert_contents(store, &mut tx, bank.id, ACTOR, &items)

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bulwark_chat::http::Http;
 use bulwark_server::auth::{self, Role};
-use bulwark_server::db::{self, NewContent, SignalRow};
+use bulwark_server::db::{self, NewContent};
 use bulwark_server::{Config, Service};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -118,21 +118,7 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
     while done < a.reference_lines {
         let mut tx = st.store.begin().await?;
         for _ in 0..1000.min(a.reference_lines - done) {
-            let h = hex32(&mut rng);
-            let c = NewContent {
-                kind: "signals",
-                dedup_key: format!("pdq:{h}"),
-                note: None,
-                metadata: None,
-                source: None,
-                signals: vec![SignalRow {
-                    signal_type: "pdq".into(),
-                    value: h,
-                    quality: None,
-                }],
-                frames: Vec::new(),
-                frame_extras: Vec::new(),
-            };
+            let c = NewContent::pdq(hex32(&mut rng), None);
             if let Some(id) =
                 db::insert_content(&st.store, &mut tx, ref_bank.id, "bench", &c).await?
             {

@@ -202,7 +202,7 @@ async fn restart_with_pending(
     n: usize,
     rng: &mut impl Rng,
 ) -> anyhow::Result<Restart> {
-    use bulwark_server::db::{NewContent, SignalRow};
+    use bulwark_server::db::NewContent;
     let st = &service.state;
     eprintln!("bench serve: filling the de-duplication map as a start does…");
     let t = Instant::now();
@@ -219,20 +219,7 @@ async fn restart_with_pending(
         let items: Vec<NewContent> = (0..left.min(2_000))
             .map(|_| {
                 let h = PdqHash::from_bytes(rng.r#gen());
-                NewContent {
-                    kind: "signals",
-                    dedup_key: format!("pdq:{h}"),
-                    note: None,
-                    metadata: None,
-                    source: None,
-                    signals: vec![SignalRow {
-                        signal_type: "pdq".into(),
-                        value: h.to_string(),
-                        quality: Some(100),
-                    }],
-                    frames: Vec::new(),
-                    frame_extras: Vec::new(),
-                }
+                NewContent::pdq(h.to_string(), Some(100))
             })
             .collect();
         let mut tx = st.store.begin().await?;
