@@ -246,15 +246,11 @@ async fn flush_locked(
     if bytes.is_empty() || (open.current.is_none() && open.next.is_none()) {
         return Ok(0);
     }
-    let written = async {
+    let (bytes, written) = match bulwark_store::catalog::sync(store).await {
         // Everything these records read was committed before this returns.
-        bulwark_store::catalog::sync(store).await?;
-        for sink in open.current.iter_mut().chain(open.next.iter_mut()) {
-            sink.file.write_all(&bytes)?;
-        }
-        anyhow::Ok(bytes.len())
-    }
-    .await;
+        Ok(()) => append(open, bytes).await,
+        Err(e) => (bytes, Err(e.into())),
+    };
     for sink in open.current.iter_mut().chain(open.next.iter_mut()) {
         match &written {
             Ok(n) => sink.len += *n as u64,
@@ -271,6 +267,34 @@ async fn flush_locked(
         p.bytes.extend_from_slice(&later);
     }
     written
+}
+
+/// Appends `bytes` to each open journal on a blocking thread (at import
+/// speed a flush is megabytes, which a runtime thread should not wait for);
+/// hands `bytes` back for a retry when a write failed.
+async fn append(open: &Open, bytes: Vec<u8>) -> (Vec<u8>, anyhow::Result<usize>) {
+    let files: std::io::Result<Vec<std::fs::File>> = open
+        .current
+        .iter()
+        .chain(open.next.iter())
+        .map(|sink| sink.file.try_clone())
+        .collect();
+    let mut files = match files {
+        Ok(files) => files,
+        Err(e) => return (bytes, Err(e.into())),
+    };
+    let n = bytes.len();
+    let task = tokio::task::spawn_blocking(move || {
+        let written = files.iter_mut().try_for_each(|f| f.write_all(&bytes));
+        (bytes, written)
+    });
+    match task.await {
+        Ok((bytes, written)) => (bytes, written.map(|()| n).map_err(Into::into)),
+        // The blocking pool is shutting down or the task panicked: the
+        // records are lost with the process, and a restart re-reads them
+        // from the store.
+        Err(e) => (Vec::new(), Err(e.into())),
+    }
 }
 
 #[cfg(test)]
