@@ -1158,24 +1158,24 @@ impl SignalPage {
 
 /// The next page of banked signals of `signal_type` after signal id
 /// `after` (0 for the first); `None` past the last. Reading every banked hash
-/// at start-up (the index, the text index) pages through this. `signal_type
-/// || ''` keeps the planner off the (signal_type, value) index: a scan in key
-/// order beats a random lookup per row.
+/// at start-up (the index, the text index) pages through this.
+///
+/// A type that makes up most of `signals` (PDQ hashes, which the
+/// `signals_value` index leaves out) is read by a scan in key order,
+/// `signal_type || ''` keeping the planner off the index: that beats a
+/// random lookup per row. A type with no rows costs one read of the
+/// trigger-kept counters; a type of at most an eighth of the rows is read
+/// through `signals_value` (its rows, then a sort), since a scan would read
+/// every PDQ row to find a handful of text hashes.
 pub async fn signal_page(
     store: &Store,
     signal_type: &str,
     after: i64,
 ) -> Result<Option<SignalPage>, sqlx::Error> {
-    let agg = match store.backend {
-        Backend::Sqlite => "group_concat",
-        Backend::Postgres => "string_agg",
+    let Some(sql) = signal_page_sql(store, signal_reading(store, signal_type).await?) else {
+        return Ok(None);
     };
-    let sql = format!(
-        "SELECT MAX(id) AS last, {agg}(CAST(content_id AS TEXT) || ',' || CAST(bank_id AS TEXT) || ',' || value, ';') AS data \
-         FROM (SELECT id, content_id, bank_id, value FROM signals WHERE id > ? AND signal_type || '' = ? \
-         ORDER BY id LIMIT ?) t"
-    );
-    let row = sqlx::query(&store.sql(&sql))
+    let row = sqlx::query(&sql)
         .bind(after)
         .bind(signal_type)
         .bind(SIGNAL_PAGE_ROWS)
@@ -1188,6 +1188,60 @@ pub async fn signal_page(
         last,
         data: row.try_get("data")?,
     }))
+}
+
+/// The statement of a [`signal_page`] read as `reading` says (its
+/// parameters: after, type, rows); `None` for [`Reading::Empty`].
+pub fn signal_page_sql(store: &Store, reading: Reading) -> Option<String> {
+    let agg = match store.backend {
+        Backend::Sqlite => "group_concat",
+        Backend::Postgres => "string_agg",
+    };
+    let filter = match reading {
+        Reading::Empty => return None,
+        Reading::Scan => "signal_type || '' = ? ORDER BY id",
+        // `<> 'pdq'` is the partial index's own condition, so that both
+        // planners see that the index holds every row asked for; `id + 0`
+        // keeps PostgreSQL from walking the primary key for the order.
+        Reading::ByIndex => "signal_type = ? AND signal_type <> 'pdq' ORDER BY id + 0",
+    };
+    let sql = format!(
+        "SELECT MAX(id) AS last, {agg}(CAST(content_id AS TEXT) || ',' || CAST(bank_id AS TEXT) || ',' || value, ';') AS data \
+         FROM (SELECT id, content_id, bank_id, value FROM signals WHERE id > ? AND {filter} \
+         LIMIT ?) t"
+    );
+    Some(store.sql(&sql).into_owned())
+}
+
+/// How [`signal_page`] reads a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// No rows of the type: nothing to read.
+    Empty,
+    /// A scan of `signals` in key order.
+    Scan,
+    /// Through the `signals_value` index.
+    ByIndex,
+}
+
+/// How [`signal_page`] reads `signal_type`, from the counters the
+/// triggers keep (one row per bank and type, not a scan).
+pub async fn signal_reading(store: &Store, signal_type: &str) -> Result<Reading, sqlx::Error> {
+    let row = sqlx::query(&store.sql(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN signal_type = ? THEN n ELSE 0 END), 0) AS BIGINT) AS of_type, \
+         CAST(COALESCE(SUM(n), 0) AS BIGINT) AS total FROM signal_counts",
+    ))
+    .bind(signal_type)
+    .fetch_one(&store.pool)
+    .await?;
+    let (of_type, total): (i64, i64) = (row.try_get("of_type")?, row.try_get("total")?);
+    Ok(if of_type <= 0 {
+        Reading::Empty
+    } else if signal_type != "pdq" && of_type.saturating_mul(8) <= total {
+        Reading::ByIndex
+    } else {
+        Reading::Scan
+    })
 }
 
 /// The (bank, content) pairs holding a signal of `signal_type` with exactly
