@@ -214,7 +214,7 @@ pub struct IndexedContent {
 /// statement for any number of ids, prepared once per connection. (An
 /// `IN (1, 2, …)` list made a new statement per chunk of a replay, each
 /// parsed and prepared, and churned the statement cache.)
-fn among(store: &Store, column: &str) -> String {
+pub(crate) fn among(store: &Store, column: &str) -> String {
     match store.backend {
         Backend::Sqlite => format!("{column} IN (SELECT value FROM json_each(?))"),
         Backend::Postgres => format!("{column} = ANY(CAST(? AS BIGINT[]))"),
@@ -222,7 +222,7 @@ fn among(store: &Store, column: &str) -> String {
 }
 
 /// The rows of `sql`, whose one placeholder is an [`among`], for `ids`.
-async fn fetch_among(
+pub(crate) async fn fetch_among(
     store: &Store,
     sql: &str,
     ids: &[i64],

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
+use crate::catalog::{among, fetch_among};
 use crate::{ContentRow, SignalRow, Store};
 
 /// Content `id` of bank `bank_id`; `on` is the pool or an open transaction.
@@ -53,24 +54,19 @@ pub async fn page(
     .collect()
 }
 
-/// The ids as an SQL list (they are integers: no injection).
-fn id_list(ids: &[i64]) -> String {
-    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-}
-
-/// The signals of each of `ids` (non-empty), in signal order.
+/// The signals of each of `ids`, in signal order.
 pub async fn signals_of_many(
     store: &Store,
     ids: &[i64],
 ) -> Result<HashMap<i64, Vec<SignalRow>>, sqlx::Error> {
     let mut out: HashMap<i64, Vec<SignalRow>> = HashMap::new();
-    for r in sqlx::query(&format!(
-        "SELECT content_id, signal_type, value, quality FROM signals WHERE content_id IN ({}) ORDER BY id",
-        id_list(ids)
-    ))
-    .fetch_all(&store.pool)
-    .await?
-    {
+    // The ids bound as one parameter (`catalog::among`): one statement
+    // for any page length, prepared once per connection.
+    let sql = format!(
+        "SELECT content_id, signal_type, value, quality FROM signals WHERE {} ORDER BY id",
+        among(store, "content_id")
+    );
+    for r in fetch_among(store, &sql, ids).await? {
         out.entry(r.try_get("content_id")?)
             .or_default()
             .push(SignalRow {
@@ -82,16 +78,14 @@ pub async fn signals_of_many(
     Ok(out)
 }
 
-/// The number of video frames of each of `ids` (non-empty) that has any.
+/// The number of video frames of each of `ids` that has any.
 pub async fn frame_counts(store: &Store, ids: &[i64]) -> Result<HashMap<i64, i64>, sqlx::Error> {
     let mut out = HashMap::new();
-    for r in sqlx::query(&format!(
-        "SELECT content_id, COUNT(*) AS n FROM video_frames WHERE content_id IN ({}) GROUP BY content_id",
-        id_list(ids)
-    ))
-    .fetch_all(&store.pool)
-    .await?
-    {
+    let sql = format!(
+        "SELECT content_id, COUNT(*) AS n FROM video_frames WHERE {} GROUP BY content_id",
+        among(store, "content_id")
+    );
+    for r in fetch_among(store, &sql, ids).await? {
         out.insert(r.try_get("content_id")?, r.try_get("n")?);
     }
     Ok(out)

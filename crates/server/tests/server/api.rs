@@ -955,6 +955,11 @@ async fn videos_bank_and_match_after_reencoding(app: &TestApp) {
     // One frame a second (the service default) of a 673-frame, 30 fps video.
     let frames = c["frames"].as_u64().unwrap();
     assert_eq!(frames, 673_u64.div_ceil(30), "{frames} frames");
+    // A page of the bank's content gives the same count.
+    let (s, page) = app.get("/v1/banks/videos/content").await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(page["items"][0]["id"], id, "{page}");
+    assert_eq!(page["items"][0]["frames"], frames, "{page}");
 
     let copy = reencoded_half_size(&video);
     let (s, m) = app.upload("/v1/match", &app.admin, &copy, &[]).await;

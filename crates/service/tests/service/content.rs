@@ -247,6 +247,17 @@ async fn exercise(store: &Store) {
     let all = content::list(store, "known", None, None).await.unwrap();
     assert_eq!(all.items.len(), 7);
     assert_eq!(all.next_after, None);
+    // A page carries each item's own signals (read for the whole page at
+    // once), as the item read alone has them.
+    for item in &all.items {
+        let alone = content::get(store, "known", item.id).await.unwrap();
+        assert_eq!(item.signals.len(), 1);
+        assert_eq!(
+            serde_json::to_value(&item.signals).unwrap(),
+            serde_json::to_value(&alone.signals).unwrap()
+        );
+        assert_eq!(item.frames, alone.frames);
+    }
 }
 
 #[tokio::test]
