@@ -1163,10 +1163,11 @@ impl SignalPage {
 /// A type that makes up most of `signals` (PDQ hashes, which the
 /// `signals_value` index leaves out) is read by a scan in key order,
 /// `signal_type || ''` keeping the planner off the index: that beats a
-/// random lookup per row. A type with no rows costs one read of the
-/// trigger-kept counters; a type of at most an eighth of the rows is read
-/// through `signals_value` (its rows, then a sort), since a scan would read
-/// every PDQ row to find a handful of text hashes.
+/// random lookup per row. For other types, one read of the trigger-kept
+/// counters decides ([`signal_reading`]): a type with no rows is not read,
+/// and a type of at most an eighth of the rows is read through
+/// `signals_value` (its rows, then a sort), since a scan would read every
+/// PDQ row to find a handful of text hashes.
 pub async fn signal_page(
     store: &Store,
     signal_type: &str,
@@ -1225,8 +1226,13 @@ pub enum Reading {
 }
 
 /// How [`signal_page`] reads `signal_type`, from the counters the
-/// triggers keep (one row per bank and type, not a scan).
+/// triggers keep (one row per bank and type, not a scan). PDQ hashes, which
+/// the matching index is built from, are always scanned: a miscount there
+/// must not leave the index empty.
 pub async fn signal_reading(store: &Store, signal_type: &str) -> Result<Reading, sqlx::Error> {
+    if signal_type == "pdq" {
+        return Ok(Reading::Scan);
+    }
     let row = sqlx::query(&store.sql(
         "SELECT CAST(COALESCE(SUM(CASE WHEN signal_type = ? THEN n ELSE 0 END), 0) AS BIGINT) AS of_type, \
          CAST(COALESCE(SUM(n), 0) AS BIGINT) AS total FROM signal_counts",
@@ -1237,7 +1243,7 @@ pub async fn signal_reading(store: &Store, signal_type: &str) -> Result<Reading,
     let (of_type, total): (i64, i64) = (row.try_get("of_type")?, row.try_get("total")?);
     Ok(if of_type <= 0 {
         Reading::Empty
-    } else if signal_type != "pdq" && of_type.saturating_mul(8) <= total {
+    } else if of_type.saturating_mul(8) <= total {
         Reading::ByIndex
     } else {
         Reading::Scan
