@@ -72,17 +72,28 @@ fn chat_cli_group_image_read_and_report() {
             .unwrap(),
     );
     wait_for(mport);
-    let stamper = String::from_utf8(
-        bin()
-            .args(["keys", "create", "--role", "stamper", "--data-dir"])
-            .arg(&data)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    // The server may still hold its store's write lock for start-up work
+    // (CI once got an empty key here, and the chat failed later with a 401):
+    // retry a failed `keys create`, and say why if it never works.
+    let stamper = {
+        let mut last = String::new();
+        let mut key = None;
+        for _ in 0..20 {
+            let out = bin()
+                .args(["keys", "create", "--role", "stamper", "--data-dir"])
+                .arg(&data)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8(out.stdout).unwrap().trim().to_string();
+            if out.status.success() && !stdout.is_empty() {
+                key = Some(stdout);
+                break;
+            }
+            last = String::from_utf8_lossy(&out.stderr).into_owned();
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        key.unwrap_or_else(|| panic!("bulwark keys create failed: {last}"))
+    };
     let _ds = KillOnDrop(
         bin()
             .args([
