@@ -72,9 +72,10 @@ fn chat_cli_group_image_read_and_report() {
             .unwrap(),
     );
     wait_for(mport);
-    // The server may still hold its store's write lock for start-up work
-    // (CI once got an empty key here, and the chat failed later with a 401):
-    // retry a failed `keys create`, and say why if it never works.
+    // CI once got an empty key here (cause not found: perhaps the server's
+    // start-up still writing its store) and the chat failed later with an
+    // unexplained 401: retry a failed `keys create`, and say why if it never
+    // works.
     let stamper = {
         let mut last = String::new();
         let mut key = None;

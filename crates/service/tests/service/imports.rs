@@ -694,12 +694,11 @@ async fn signal_pages(t: &TestStore) {
         .unwrap()
         .iter()
         .map(|r| {
-            let (c, b, v): (i64, i64, String) = (
-                r.try_get(0).unwrap(),
-                r.try_get(1).unwrap(),
-                r.try_get(2).unwrap(),
-            );
-            (c, b, v)
+            (
+                r.try_get::<i64, _>(0).unwrap(),
+                r.try_get::<i64, _>(1).unwrap(),
+                r.try_get::<String, _>(2).unwrap(),
+            )
         })
         .collect::<Vec<_>>()
     };
