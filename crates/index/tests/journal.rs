@@ -204,3 +204,47 @@ fn replaying_over_a_snapshot_that_holds_part_of_the_journal_changes_nothing_more
         same_answers(&live, &truth, &mut rng);
     }
 }
+
+#[test]
+fn fold_equals_a_map_that_applies_each_record() {
+    // The second implementation: an ordered map from id to its entries,
+    // each record resetting the ids it names and then adding its inserts.
+    // Random records name ids in any order and repeat them; import-like ones
+    // name ascending fresh ids (the sorts' best case); both mixed.
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let import_like: Vec<Record> = (0..400u64)
+        .map(|k| {
+            let ids: Vec<u64> = (k * 50..k * 50 + 50).collect();
+            Record {
+                seqs: vec![k as i64 + 1],
+                inserts: ids.iter().map(|&id| (id, code(&mut rng))).collect(),
+                removes: ids,
+            }
+        })
+        .collect();
+    let random = records(&mut rng, 800, 500);
+    let mut mixed = import_like.clone();
+    mixed.extend(records(&mut rng, 300, 20_000));
+    for rs in [import_like, random, mixed] {
+        let mut truth: std::collections::BTreeMap<u64, Vec<Code>> = Default::default();
+        let j = journal::read(&encode(1, &rs)).unwrap();
+        for r in &j.records {
+            for &id in &r.removes {
+                truth.insert(id, Vec::new());
+            }
+            for &(id, c) in &r.inserts {
+                truth
+                    .get_mut(&id)
+                    .expect("a record removes what it inserts")
+                    .push(c);
+            }
+        }
+        let (removes, inserts) = journal::fold(&j.records);
+        assert_eq!(removes, truth.keys().copied().collect::<Vec<_>>());
+        let want: Vec<(u64, Code)> = truth
+            .iter()
+            .flat_map(|(&id, cs)| cs.iter().map(move |&c| (id, c)))
+            .collect();
+        assert_eq!(inserts, want);
+    }
+}

@@ -220,9 +220,11 @@ pub struct LoadStats {
     pub replayed: usize,
     /// Seconds the load took.
     pub seconds: f64,
-    /// Of which: reading and folding the journal.
+    /// Of which: reading and folding the journal (the snapshot is mapped
+    /// and its id table built meanwhile, on another thread).
     pub journal_s: f64,
-    /// Opening the snapshot, reading banks and videos, applying the journal.
+    /// Then: reading banks and videos, waiting for the snapshot if it is
+    /// not ready yet, applying the journal.
     pub index_s: f64,
     /// Replaying changes from the store.
     pub replay_s: f64,
@@ -539,15 +541,31 @@ impl Catalog {
             from_snapshot: true,
             ..LoadStats::default()
         };
-        // Read and folded off the runtime: millions of entries after a long import.
+        // Read and folded off the runtime: millions of entries after a long
+        // import. Meanwhile a second blocking task maps the snapshot and
+        // builds its id table (a pass and a sort over every entry): at 10M
+        // entries each is a large part of a restart, and a restart has
+        // two cores (docs/benchmarks/serve.md).
         let read = {
             let (path, id, seq) = (path.to_path_buf(), m.journal, m.seq);
             tokio::task::spawn_blocking(move || {
                 id.and_then(|id| crate::journal::read(&path, id))
                     .map(|(jpath, j)| JournalRead::of(jpath, j, latest, seq))
             })
-            .await?
         };
+        let opened = {
+            let (p, entries) = (path.to_path_buf(), m.entries);
+            tokio::task::spawn_blocking(move || -> anyhow::Result<LiveIndex> {
+                let index = Index::open(&p)?;
+                anyhow::ensure!(
+                    index.len() as u64 == entries,
+                    "snapshot has {} entries, its metadata says {entries}",
+                    index.len(),
+                );
+                Ok(LiveIndex::from_index(index))
+            })
+        };
+        let read = read.await?;
         let mut covered = Seen {
             floor: m.seq,
             ..Seen::default()
@@ -569,7 +587,8 @@ impl Catalog {
         stats.journal_s = t.elapsed().as_secs_f64();
         // What is left for the store: the changes after the snapshot that no
         // journal record covers. Replaying a change costs a row read; past a
-        // backlog, reading every hash at once is faster.
+        // backlog, reading every hash at once is faster. (The snapshot's
+        // task then finishes on its own and is dropped.)
         let backlog = db::catalog::changes_since(store, covered.floor).await?;
         if backlog > self.max_replay.load(Ordering::Relaxed) {
             tracing::info!(
@@ -583,17 +602,9 @@ impl Catalog {
             stats.journal_records
         );
         let t = Instant::now();
-        let p = path.to_path_buf();
-        let index = tokio::task::spawn_blocking(move || Index::open(&p)).await??;
-        anyhow::ensure!(
-            index.len() as u64 == m.entries,
-            "snapshot has {} entries, its metadata says {}",
-            index.len(),
-            m.entries
-        );
         let side = self.load_side(store).await?;
+        let live = opened.await??;
         let live = tokio::task::spawn_blocking(move || {
-            let live = LiveIndex::from_index(index);
             live.replace(&folded.0, &folded.1);
             Arc::new(live)
         })
