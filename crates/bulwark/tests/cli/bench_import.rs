@@ -40,8 +40,9 @@ fn bench_import_alone_adds_every_line_and_makes_no_single_writes_beside_it() {
     assert!(v["alone_p50_ms"].as_f64().unwrap() > 0.0, "{v}");
 }
 
-/// PostgreSQL's base URL, or `None` (with a visible message) when no server
-/// answers, unless `BULWARK_TEST_POSTGRES_REQUIRED=1` (CI), which panics.
+/// A connection to the PostgreSQL server at `base`, or `None` (with a
+/// visible message) when none answers, unless
+/// `BULWARK_TEST_POSTGRES_REQUIRED=1` (CI), which panics.
 async fn postgres(base: &str) -> Option<sqlx::PgConnection> {
     use sqlx::Connection;
     match tokio::time::timeout(

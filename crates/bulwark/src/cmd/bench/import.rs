@@ -99,26 +99,22 @@ impl Scratch {
             .filter(|(p, _)| p.contains("//") && !p.ends_with('/'))
             .ok_or_else(|| anyhow::anyhow!("--database {url:?} names no database"))?;
         let query = rest.split_once('?').map(|(_, q)| format!("?{q}"));
-        let name = format!("bulwark_bench_{}", std::process::id());
+        let scratch = Scratch {
+            admin: url.to_string(),
+            name: format!("bulwark_bench_{}", std::process::id()),
+        };
+        // One left by an earlier run with the same process id goes first.
+        scratch.drop_it().await?;
         let mut conn = sqlx::PgConnection::connect(url).await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut conn)
-            .await?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        sqlx::query(&format!("CREATE DATABASE {}", scratch.name))
             .execute(&mut conn)
             .await?;
         conn.close().await?;
-        let fresh = format!("{prefix}/{name}{}", query.unwrap_or_default());
-        Ok((
-            Scratch {
-                admin: url.to_string(),
-                name,
-            },
-            fresh,
-        ))
+        let fresh = format!("{prefix}/{}{}", scratch.name, query.unwrap_or_default());
+        Ok((scratch, fresh))
     }
 
-    async fn drop_it(self) -> anyhow::Result<()> {
+    async fn drop_it(&self) -> anyhow::Result<()> {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&self.admin).await?;
         sqlx::query(&format!(
@@ -127,6 +123,7 @@ impl Scratch {
         ))
         .execute(&mut conn)
         .await?;
+        conn.close().await?;
         Ok(())
     }
 }
@@ -140,11 +137,13 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
         _ => (None, a.database.clone()),
     };
     let result = measure(&a, database).await;
-    if let Some(s) = scratch {
-        let name = s.name.clone();
-        if let Err(e) = s.drop_it().await {
-            eprintln!("bench import: could not drop the database {name}: {e:#}");
-        }
+    if let Some(s) = scratch
+        && let Err(e) = s.drop_it().await
+    {
+        eprintln!(
+            "bench import: could not drop the database {}: {e:#}",
+            s.name
+        );
     }
     result
 }
