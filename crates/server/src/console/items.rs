@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use bulwark_service::review::queue::{self, kind_static, split_key};
-use bulwark_service::review::{audit, decisions};
+use bulwark_service::review::{audit, decisions, policy};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
@@ -18,7 +18,7 @@ use super::accounts::{ConsoleRole, Reviewer};
 use super::pages::{self, Page, age};
 use crate::AppState;
 use crate::db::console::items as store;
-use crate::db::{self, now_ms, rfc3339};
+use crate::db::{now_ms, rfc3339};
 
 /// Largest side, in pixels, of a thumbnail before it is revealed.
 pub const HIDDEN_SIDE: u32 = 16;
@@ -795,17 +795,10 @@ pub async fn hide(
     if let Err(r) = reviewer.check_csrf(&form) {
         return r;
     }
-    let key = field(&form, "item");
-    let Some((kind, _)) = split_key(key) else {
-        return pages::error(StatusCode::BAD_REQUEST, "No such item.");
-    };
-    let s = &state.store;
-    let run = async {
-        store::hide(s, reviewer.id, key).await?;
-        audit(s, &reviewer.actor(), "console.hide", json!({"item": key})).await?;
-        Ok::<_, anyhow::Error>(Redirect::to(&format!("/console/queue?kind={kind}")).into_response())
-    };
-    run.await.unwrap_or_else(|e| pages::internal(&e))
+    match queue::hide(&state.store, &reviewer.who(), field(&form, "item")).await {
+        Ok(kind) => Redirect::to(&format!("/console/queue?kind={kind}")).into_response(),
+        Err(e) => pages::refused(&e),
+    }
 }
 
 /// `POST /console/decide` (`item`, `decision`, `category`, `bank`, `note`).
@@ -855,45 +848,24 @@ pub async fn set_policy(
     {
         return r;
     }
-    let bank = field(&form, "bank").to_string();
-    let dist = field(&form, "max_distance");
-    let run = async {
-        anyhow::ensure!(
-            db::bank_by_name(&state.store, &bank).await?.is_some(),
-            "no bank named {bank:?}"
-        );
-        let d: Option<i64> = if dist.is_empty() {
-            None
-        } else {
-            Some(dist.parse()?)
-        };
-        set_review_policy(&state.store, &bank, d).await?;
-        audit(
-            &state.store,
-            &reviewer.actor(),
-            "console.policy",
-            json!({"bank": bank, "max_distance": d}),
-        )
-        .await?;
-        Ok::<_, anyhow::Error>(Redirect::to("/console/admin").into_response())
+    let dist = field(&form, "max_distance").trim();
+    let max_distance = match dist {
+        "" => None,
+        d => match d.parse() {
+            Ok(d) => Some(d),
+            Err(_) => {
+                return pages::error(
+                    StatusCode::BAD_REQUEST,
+                    "The largest distance is a whole number, or empty for no review.",
+                );
+            }
+        },
     };
-    run.await
-        .unwrap_or_else(|e| pages::error(StatusCode::BAD_REQUEST, &format!("{e}")))
-}
-
-/// Sets (or with `None` removes) a bank's review policy: matches at this
-/// PDQ distance or closer (and every exact MD5/SHA-256 match) are queued.
-pub async fn set_review_policy(
-    store: &db::Store,
-    bank: &str,
-    max_distance: Option<i64>,
-) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        max_distance.is_none_or(|d| (0..=256).contains(&d)),
-        "max_distance is 0–256"
-    );
-    store::set_policy(store, bank, max_distance).await?;
-    Ok(())
+    let bank = field(&form, "bank");
+    match policy::set(&state.store, &reviewer.who(), bank, max_distance).await {
+        Ok(()) => Redirect::to("/console/admin").into_response(),
+        Err(e) => pages::refused(&e),
+    }
 }
 
 /// The match path's hook: records the matches that a bank's review policy
@@ -920,7 +892,7 @@ async fn record_inner(
     matches: &[Value],
 ) -> anyhow::Result<()> {
     let s = &state.store;
-    let policies: HashMap<String, i64> = store::policies(s).await?.into_iter().collect();
+    let policies = policy::all(s).await?;
     let chosen: Vec<&Value> = matches
         .iter()
         .filter(|m| {

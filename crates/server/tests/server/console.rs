@@ -508,14 +508,10 @@ async fn matches_are_queued_by_the_bank_review_policy_and_can_be_banked() {
     };
     assert_eq!(count().await, 0);
     // A policy on another bank does not select it; one on this bank does.
-    bulwark_server::console::items::set_review_policy(st, "other", Some(31))
-        .await
-        .unwrap();
+    crate::support::set_review_policy(st, "other", Some(31)).await;
     upload(bridge.clone()).await;
     assert_eq!(count().await, 0);
-    bulwark_server::console::items::set_review_policy(st, "known", Some(10))
-        .await
-        .unwrap();
+    crate::support::set_review_policy(st, "known", Some(10)).await;
     upload(bridge.clone()).await;
     assert!(count().await >= 1, "pdq, md5 and sha256 matches recorded");
     let row = sqlx::query("SELECT id, md5, thumb FROM console_matches ORDER BY id LIMIT 1")
@@ -1362,9 +1358,7 @@ async fn videos_are_a_blurred_strip_of_frames_revealed_one_at_a_time_within_budg
     let st = &c.service.state.store;
     let (s2, j) = c.upload("/v1/banks/known/content", &clip).await;
     assert_eq!(s2, StatusCode::CREATED, "{j}");
-    bulwark_server::console::items::set_review_policy(st, "known", Some(31))
-        .await
-        .unwrap();
+    crate::support::set_review_policy(st, "known", Some(31)).await;
     let (s2, m) = c.upload("/v1/match", &clip).await;
     assert_eq!(s2, StatusCode::OK, "{m}");
     let mid: i64 = sqlx::query("SELECT MIN(id) AS id FROM console_matches")
@@ -2027,7 +2021,25 @@ async fn admins_manage_reviewers_and_policies_and_others_are_refused() {
                     &[("bank", "nope"), ("max_distance", "3")],
                 )
                 .await;
-            assert_eq!(p.status, StatusCode::BAD_REQUEST);
+            assert_eq!(p.status, StatusCode::NOT_FOUND);
+            assert!(p.text().contains("No bank named"), "{}", p.text());
+            for bad in ["257", "twelve"] {
+                let p = c
+                    .post(
+                        &a,
+                        "/console/policy",
+                        &[("bank", "known"), ("max_distance", bad)],
+                    )
+                    .await;
+                assert_eq!(p.status, StatusCode::BAD_REQUEST, "{bad}");
+            }
+            assert!(
+                c.get(&a, "/console/admin")
+                    .await
+                    .text()
+                    .contains("value=\"12\""),
+                "a refused change leaves the policy as it was"
+            );
             // Every change is audited as the admin.
             let audit = c.audit_actions().await;
             for want in [

@@ -125,9 +125,7 @@ async fn text_and_entity_matches_show_what_matched_and_why() {
     on_both(|c| async move {
         bank_with_text_signals(&c).await;
         let st = &c.service.state.store;
-        bulwark_server::console::items::set_review_policy(st, "ads", Some(60))
-            .await
-            .unwrap();
+        crate::support::set_review_policy(st, "ads", Some(60)).await;
         let (s, m) = c
             .api(Method::POST, "/v1/match", Some(json!({"text": AD})))
             .await;

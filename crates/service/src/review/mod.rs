@@ -1,7 +1,8 @@
 //! The reviewer console's operations without HTTP (issue 14): reviewer
 //! accounts, sign-in with lockouts and TOTP ([`totp`]), sessions and the
 //! admin's changes to reviewers ([`accounts`]); the queues, "next item" and
-//! the daily reveal budget ([`queue`]); checking a decision, its effects
+//! the daily reveal budget, hiding an item ([`queue`]); which matches are
+//! queued for review ([`policy`]); checking a decision, its effects
 //! and recording it ([`decisions`]) and what it sets off — signed webhooks with retries and their delivery log
 //! ([`webhooks`]), evidence packages ([`evidence`]) and CyberTipline
 //! reports, built, stored and submitted ([`cybertip`]) — and the console's
@@ -17,6 +18,7 @@ pub mod accounts;
 pub mod cybertip;
 pub mod decisions;
 pub mod evidence;
+pub mod policy;
 pub mod queue;
 pub mod totp;
 pub mod webhooks;

@@ -274,6 +274,34 @@ pub async fn next(
     Ok(next.into_iter().next().map(|(it, _)| it))
 }
 
+/// "Do not show me this item again": hides `key` (`kind:id`, an item that
+/// exists) from `who`'s queue pages and "next item", with a `console.hide`
+/// audit entry, in one transaction. Other reviewers still see it; hiding it
+/// twice changes nothing more. Returns the item's kind.
+pub async fn hide(s: &Store, who: &Reviewer, key: &str) -> Result<&'static str> {
+    let Some((kind, id)) = split_key(key) else {
+        return Err(Error::bad_request("No such item."));
+    };
+    if find_item(s, kind, id).await?.is_none() {
+        return Err(Error::not_found("No such item."));
+    }
+    let key = format!("{kind}:{id}");
+    let mut tx = s.begin().await?;
+    store::hide(s, &mut tx, who.id, &key).await?;
+    bulwark_store::audit(
+        s,
+        &mut tx,
+        &who.actor(),
+        "console.hide",
+        None,
+        None,
+        json!({"item": key}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(kind)
+}
+
 /// The UTC day number of a time in milliseconds (reveal budgets are per day).
 pub fn day_of(ms: i64) -> i64 {
     ms.div_euclid(86_400_000)

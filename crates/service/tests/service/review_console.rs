@@ -19,9 +19,9 @@ use bulwark_service::banks::{self, NewBank};
 use bulwark_service::catalog::Catalog;
 use bulwark_service::review::accounts::{self, ConsoleRole, Lockout, Reviewer};
 use bulwark_service::review::decisions::{self, Request};
-use bulwark_service::review::queue;
 use bulwark_service::review::totp;
 use bulwark_service::review::webhooks::WebhookConfig;
+use bulwark_service::review::{policy, queue};
 use bulwark_service::secrets::Kek;
 use bulwark_store::Store;
 use rand::{Rng, SeedableRng};
@@ -455,6 +455,112 @@ async fn decisions_checked_and_banked(s: &Store) {
         effect["effect"],
         json!({"bank": "known", "content_ids": [hits[0].content_id]})
     );
+}
+
+/// The keys of the items on `who`'s first page of `queue`, sorted.
+async fn page_ids(s: &Store, who: &Reviewer, queue_name: &str) -> Vec<String> {
+    let mut keys: Vec<String> = queue::open_page(s, who, queue_name, None, 500)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(it, _)| it.key())
+        .collect();
+    keys.sort();
+    keys
+}
+
+async fn hiding_and_policies(s: &Store) {
+    let kek = Kek::generate();
+    let rita = reviewer(s, &kek, "rita", ConsoleRole::Reviewer).await;
+    let remy = reviewer(s, &kek, "remy", ConsoleRole::Reviewer).await;
+    let ada = reviewer(s, &kek, "ada", ConsoleRole::Admin).await;
+
+    // Hiding: gone from this reviewer's page and "next item", not from others'.
+    let first = format!("report:{}", seed_report(s, &["alice"], &[]).await);
+    let second = format!("report:{}", seed_report(s, &["bob"], &[]).await);
+    let mut both = vec![first.clone(), second.clone()];
+    both.sort();
+    assert_eq!(page_ids(s, &rita, "report").await, both);
+    assert_eq!(queue::hide(s, &rita, &first).await.unwrap(), "report");
+    assert_eq!(page_ids(s, &rita, "report").await, [second.as_str()]);
+    assert_eq!(page_ids(s, &remy, "report").await, both);
+    let next = queue::next(s, &rita, "report", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.key(), second);
+    assert_eq!(
+        open_queue(s, &first).await.as_deref(),
+        Some("report"),
+        "still open"
+    );
+    assert_eq!(audits(s, "console.hide", "console:rita").await, 1);
+    // Twice: still hidden, each request audited.
+    queue::hide(s, &rita, &first).await.unwrap();
+    assert_eq!(page_ids(s, &rita, "report").await, [second.as_str()]);
+    assert_eq!(audits(s, "console.hide", "console:rita").await, 2);
+    // No such item, or not an item key: refused, nothing hidden or audited.
+    let e = queue::hide(s, &rita, "report:987654").await.unwrap_err();
+    assert_eq!(e.kind, Kind::NotFound);
+    let e = queue::hide(s, &rita, "nonsense").await.unwrap_err();
+    assert_eq!(e.kind, Kind::BadRequest);
+    assert_eq!(audits(s, "console.hide", "console:rita").await, 2);
+    assert_eq!(page_ids(s, &rita, "report").await, [second.as_str()]);
+
+    // Review policies: admins only, an existing bank, 0-256; a refusal
+    // leaves the policy as it was.
+    let catalog = Catalog::new();
+    catalog.load(s).await.unwrap();
+    banks::create(
+        s,
+        &catalog,
+        "admin",
+        31,
+        NewBank {
+            name: "known".into(),
+            threshold: None,
+            min_quality: None,
+            enabled: None,
+            description: None,
+            provider: None,
+        },
+    )
+    .await
+    .unwrap();
+    let e = policy::set(s, &rita, "known", Some(10)).await.unwrap_err();
+    assert_eq!(e.kind, Kind::Forbidden);
+    let e = policy::set(s, &ada, "unknown", Some(10)).await.unwrap_err();
+    assert_eq!(e.kind, Kind::NotFound);
+    assert!(policy::all(s).await.unwrap().is_empty());
+    policy::set(s, &ada, "known", Some(10)).await.unwrap();
+    policy::set(s, &ada, "known", Some(31)).await.unwrap();
+    for bad in [-1, 257] {
+        let e = policy::set(s, &ada, "known", Some(bad)).await.unwrap_err();
+        assert_eq!(e.kind, Kind::BadRequest, "{bad}");
+    }
+    let want: std::collections::BTreeMap<String, i64> = [("known".to_string(), 31)].into();
+    assert_eq!(policy::all(s).await.unwrap(), want);
+    assert_eq!(audits(s, "console.policy", "console:ada").await, 2);
+    policy::set(s, &ada, "known", None).await.unwrap();
+    assert!(policy::all(s).await.unwrap().is_empty());
+    assert_eq!(audits(s, "console.policy", "console:ada").await, 3);
+    assert_eq!(audits(s, "console.policy", "console:rita").await, 0);
+}
+
+#[tokio::test]
+async fn hiding_and_policies_on_sqlite() {
+    let t = TestStore::sqlite().await;
+    hiding_and_policies(&t.store).await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn hiding_and_policies_on_postgres() {
+    let Some(t) = TestStore::postgres("review_hide_policy").await else {
+        return;
+    };
+    hiding_and_policies(&t.store).await;
+    t.cleanup().await;
 }
 
 #[tokio::test]

@@ -744,14 +744,19 @@ pub async fn insert_reveal(
 }
 
 /// Hides an item from a reviewer's queues (once).
-pub async fn hide(store: &Store, reviewer_id: i64, item: &str) -> Result<(), sqlx::Error> {
+pub async fn hide(
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
+    reviewer_id: i64,
+    item: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(&store.sql(
         "INSERT INTO console_hidden (reviewer_id, item, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
     ))
     .bind(reviewer_id)
     .bind(item)
     .bind(crate::now_ms())
-    .execute(&store.pool)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -836,22 +841,23 @@ pub async fn escalate(
     Ok(())
 }
 
-/// Sets (or with `None` removes) a bank's review policy (two statements,
-/// outside a transaction).
+/// Sets (or with `None` removes) a bank's review policy, in the caller's
+/// transaction.
 pub async fn set_policy(
     store: &Store,
+    tx: &mut sqlx::AnyConnection,
     bank: &str,
     max_distance: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(&store.sql("DELETE FROM console_policy WHERE bank = ?"))
         .bind(bank)
-        .execute(&store.pool)
+        .execute(&mut *tx)
         .await?;
     if let Some(d) = max_distance {
         sqlx::query(&store.sql("INSERT INTO console_policy (bank, max_distance) VALUES (?, ?)"))
             .bind(bank)
             .bind(d)
-            .execute(&store.pool)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(())

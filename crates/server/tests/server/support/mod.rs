@@ -356,3 +356,20 @@ macro_rules! both_databases {
         }
     };
 }
+
+/// Sets bank `bank`'s review policy as an admin would (the service's
+/// operation behind the console's policy form).
+pub async fn set_review_policy(
+    store: &bulwark_store::Store,
+    bank: &str,
+    max_distance: Option<i64>,
+) {
+    let admin = bulwark_service::review::accounts::Reviewer {
+        id: 0,
+        name: "test-admin".into(),
+        role: bulwark_service::review::accounts::ConsoleRole::Admin,
+    };
+    bulwark_service::review::policy::set(store, &admin, bank, max_distance)
+        .await
+        .expect("review policy set");
+}
