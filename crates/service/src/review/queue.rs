@@ -285,9 +285,8 @@ pub async fn hide(s: &Store, who: &Reviewer, key: &str) -> Result<&'static str> 
     if find_item(s, kind, id).await?.is_none() {
         return Err(Error::not_found("No such item."));
     }
-    let key = format!("{kind}:{id}");
     let mut tx = s.begin().await?;
-    store::hide(s, &mut tx, who.id, &key).await?;
+    store::hide(s, &mut tx, who.id, key).await?;
     bulwark_store::audit(
         s,
         &mut tx,

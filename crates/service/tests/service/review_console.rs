@@ -45,6 +45,26 @@ async fn audits(s: &Store, action: &str, actor: &str) -> i64 {
         .unwrap()
 }
 
+/// Creates the bank `known` (distance 31, no other settings).
+async fn create_known_bank(s: &Store, catalog: &Catalog) {
+    banks::create(
+        s,
+        catalog,
+        "admin",
+        31,
+        NewBank {
+            name: "known".into(),
+            threshold: None,
+            min_quality: None,
+            enabled: None,
+            description: None,
+            provider: None,
+        },
+    )
+    .await
+    .unwrap();
+}
+
 async fn reviewer(s: &Store, kek: &Kek, name: &str, role: ConsoleRole) -> Reviewer {
     accounts::add_reviewer(s, kek, "test", name, role, PASSWORD, false)
         .await
@@ -389,22 +409,7 @@ async fn decisions_checked_and_banked(s: &Store) {
 
     // Add to bank: the recorded match's upload hash goes into the bank and
     // the index.
-    banks::create(
-        s,
-        &catalog,
-        "admin",
-        31,
-        NewBank {
-            name: "known".into(),
-            threshold: None,
-            min_quality: None,
-            enabled: None,
-            description: None,
-            provider: None,
-        },
-    )
-    .await
-    .unwrap();
+    create_known_bank(s, &catalog).await;
     let h = PdqHash::from_bytes(rand_chacha::ChaCha8Rng::seed_from_u64(14).r#gen());
     let hex = h.to_string();
     let mid = bulwark_store::console::items::insert_match(
@@ -511,22 +516,7 @@ async fn hiding_and_policies(s: &Store) {
     // leaves the policy as it was.
     let catalog = Catalog::new();
     catalog.load(s).await.unwrap();
-    banks::create(
-        s,
-        &catalog,
-        "admin",
-        31,
-        NewBank {
-            name: "known".into(),
-            threshold: None,
-            min_quality: None,
-            enabled: None,
-            description: None,
-            provider: None,
-        },
-    )
-    .await
-    .unwrap();
+    create_known_bank(s, &catalog).await;
     let e = policy::set(s, &rita, "known", Some(10)).await.unwrap_err();
     assert_eq!(e.kind, Kind::Forbidden);
     let e = policy::set(s, &ada, "unknown", Some(10)).await.unwrap_err();
