@@ -39,13 +39,14 @@ use crate::lists::{Batch, MAX_REJECTED_LISTED, MAX_SOURCE_CHARS, Rejected, Writt
 /// Most records per committed batch (one transaction with the job's
 /// checkpoint): large enough that the commit's fixed cost (an fsync, the
 /// checkpoint, the index update) is spread thin.
-pub const JOB_BATCH: usize = 2000;
+pub const JOB_BATCH: usize = 2048;
 /// Records per piece: the reader parses the list in pieces of this many
-/// records, and a batch is one or more pieces. Between pieces the batch
-/// commits early when a single write is waiting for the write lock
-/// ([`Store::writers_waiting`]) or [`BATCH_TIME`] has passed, so a single
-/// write waits for one piece, not for a whole batch.
-pub const JOB_PIECE: usize = 500;
+/// records, and a batch is one or more pieces. 512 makes a piece one
+/// `VALUES` statement per table (`db::insert_contents`; 500 took six).
+/// Between pieces the batch commits early when a single write is waiting
+/// for the write lock ([`Store::writers_waiting`]) or [`BATCH_TIME`] has
+/// passed, so a single write waits for one piece, not for a whole batch.
+pub const JOB_PIECE: usize = 512;
 /// A batch adds no further piece after this long.
 const BATCH_TIME: Duration = Duration::from_millis(40);
 /// Longest `Idempotency-Key`.

@@ -760,11 +760,6 @@ async fn insert_frames(
     Ok(())
 }
 
-/// One `MAX(...) AS n` of a table, read in `tx`.
-async fn max_id(tx: &mut sqlx::AnyConnection, sql: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query(sql).fetch_one(&mut *tx).await?.try_get("n")
-}
-
 /// Rows aggregated by SQLite's `json_group_array` into one text `a` (one row
 /// through the driver instead of one per returned row), parsed.
 async fn aggregated<T: serde::de::DeserializeOwned>(
@@ -794,12 +789,15 @@ fn first_in<'a>(first_of: &mut HashMap<&'a str, usize>, key: &'a str, i: usize) 
     }
 }
 
-/// Most rows one multi-row `VALUES` statement of [`insert_contents`] inserts.
-const VALUES_ROWS: usize = 256;
+/// Most rows one multi-row `VALUES` statement of [`insert_contents`] inserts:
+/// an import job's piece (512 records) in one statement per table. Nine
+/// bound values a content row, 4,608 a statement: under both SQLite's
+/// (32,766) and PostgreSQL's (65,535) limits.
+const VALUES_ROWS: usize = 512;
 
 /// Row counts of the `VALUES` statements that insert `n` rows:
 /// [`VALUES_ROWS`] at a time, then the binary digits of the rest. A
-/// connection so prepares at most nine shapes of each statement (the driver
+/// connection so prepares at most ten shapes of each statement (the driver
 /// caches prepared statements per connection), whatever the batches hold.
 fn value_chunks(mut n: usize) -> Vec<usize> {
     let mut out = Vec::new();
@@ -886,8 +884,15 @@ pub async fn insert_contents(
     // connection thread to the task on its own, which was a third of the
     // batch's time. Under the write lock the new rows are exactly those above
     // the highest id before the insert; they come back as one text.
+    // Both highest ids in one round trip: nothing else writes until commit.
     let before = if sqlite {
-        Some(max_id(&mut *tx, "SELECT COALESCE(MAX(id), 0) AS n FROM content").await?)
+        let r = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM content) AS n, \
+             (SELECT COALESCE(MAX(seq), 0) FROM changes) AS m",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        Some((r.try_get::<i64, _>("n")?, r.try_get::<i64, _>("m")?))
     } else {
         None
     };
@@ -927,7 +932,7 @@ pub async fn insert_contents(
             }
         }
     }
-    if let Some(before) = before {
+    if let Some((before, _)) = before {
         inserted = aggregated(
             &mut *tx,
             "SELECT json_group_array(json_array(id, dedup_key)) AS a \
@@ -982,45 +987,43 @@ pub async fn insert_contents(
     for &(id, c) in &new {
         insert_frames(store, tx, id, &c.frames).await?;
     }
-    // As for the content rows: on SQLite the new change rows in one text.
-    let before = if sqlite {
-        Some(max_id(&mut *tx, "SELECT COALESCE(MAX(seq), 0) AS n FROM changes").await?)
-    } else {
-        None
-    };
+    // A change row per new item, in id order. SQLite: straight from the
+    // content rows just inserted (nothing to bind), and back as one text,
+    // as the content rows were. PostgreSQL: bound rows with `RETURNING`.
     let mut written: Vec<(i64, i64)> = Vec::new();
-    for piece in value_slices(&new) {
-        let sql = values_sql(
-            store,
-            "INSERT INTO changes (bank_id, content_id, at) VALUES ",
-            "(?, ?, ?)",
-            piece.len(),
-            if sqlite {
-                ""
-            } else {
-                " RETURNING seq, content_id"
-            },
-        );
-        let mut q = sqlx::query(&sql);
-        for &(id, _) in piece {
-            q = q.bind(bank_id).bind(id).bind(now);
-        }
-        if sqlite {
-            q.execute(&mut *tx).await?;
-        } else {
-            for r in q.fetch_all(&mut *tx).await? {
-                written.push((r.try_get("seq")?, r.try_get("content_id")?));
-            }
-        }
-    }
-    if let Some(before) = before {
+    if let Some((first, seq)) = before {
+        sqlx::query(
+            "INSERT INTO changes (bank_id, content_id, at) \
+             SELECT bank_id, id, ? FROM content WHERE id > ? ORDER BY id",
+        )
+        .bind(now)
+        .bind(first)
+        .execute(&mut *tx)
+        .await?;
         written = aggregated(
             &mut *tx,
             "SELECT json_group_array(json_array(seq, content_id)) AS a \
              FROM (SELECT seq, content_id FROM changes WHERE seq > ? ORDER BY seq)",
-            before,
+            seq,
         )
         .await?;
+    } else {
+        for piece in value_slices(&new) {
+            let sql = values_sql(
+                store,
+                "INSERT INTO changes (bank_id, content_id, at) VALUES ",
+                "(?, ?, ?)",
+                piece.len(),
+                " RETURNING seq, content_id",
+            );
+            let mut q = sqlx::query(&sql);
+            for &(id, _) in piece {
+                q = q.bind(bank_id).bind(id).bind(now);
+            }
+            for r in q.fetch_all(&mut *tx).await? {
+                written.push((r.try_get("seq")?, r.try_get("content_id")?));
+            }
+        }
     }
     let mut changes: Vec<(i64, Option<i64>, Option<i64>)> = written
         .into_iter()
@@ -1376,7 +1379,7 @@ pub async fn bulk_insert_pdq(
 mod tests {
     /// Every batch size splits into chunks that add up to it, none larger
     /// than `VALUES_ROWS`, each a power of two, so one connection sees at
-    /// most nine statement shapes a table.
+    /// most ten statement shapes a table.
     #[test]
     fn value_chunks_cover_each_size_with_few_shapes() {
         let mut shapes = std::collections::BTreeSet::new();
@@ -1397,7 +1400,7 @@ mod tests {
             );
             shapes.extend(c);
         }
-        assert_eq!(shapes.len(), 9);
+        assert_eq!(shapes.len(), 10);
     }
 
     /// A database with signals from before `counts` existed gets counters

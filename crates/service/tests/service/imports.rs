@@ -376,8 +376,9 @@ async fn import_jobs_on_postgres() {
 }
 
 /// What `db::insert_contents` (the import path's batch insert: multi-row
-/// `VALUES` statements of up to 256 bound rows, so 1,200 rows take
-/// several, of different sizes) answers and stores, checked against its input: new keys get ids in
+/// `VALUES` statements of up to 512 bound rows, so 1,200 rows take
+/// several, of different sizes; on SQLite the change rows are copied from
+/// the new content rows by one `INSERT … SELECT`) answers and stores, checked against its input: new keys get ids in
 /// order, a key already in the bank and a repeat within the batch get
 /// `None`, each new row has one change row (ascending), and the note,
 /// metadata, source and signals are stored as given.
@@ -411,7 +412,7 @@ async fn batch_insert(t: &TestStore) {
         .unwrap();
     tx.commit().await.unwrap();
     let before = first[0].unwrap();
-    // 0 is banked already; 3 comes twice; 1200 rows cross a 500-row chunk.
+    // 0 is banked already; 3 comes twice; 1200 rows cross two 512-row chunks.
     let mut items: Vec<NewContent> = (1..1200).map(|i| item(i, Some("ñ \\ ' \""))).collect();
     items.insert(0, item(0, Some("again")));
     items.push(item(3, Some("repeat")));
@@ -431,7 +432,10 @@ async fn batch_insert(t: &TestStore) {
     let changed: Vec<i64> = changes.iter().map(|c| c.2.unwrap()).collect();
     assert_eq!(changed, new, "one change per new row, in order");
     assert!(changes.iter().all(|c| c.1 == Some(bank.id)));
-    for (k, &id) in [0usize, 1, 499, 500, 1198].iter().map(|&k| (k, &new[k])) {
+    for (k, &id) in [0usize, 1, 511, 512, 1023, 1024, 1198]
+        .iter()
+        .map(|&k| (k, &new[k]))
+    {
         let want = item(k as u64 + 1, Some("ñ \\ ' \""));
         let row = db::hma::content(store, id).await.unwrap().unwrap();
         assert_eq!(row.bank_id, bank.id);
