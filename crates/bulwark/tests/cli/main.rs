@@ -7,6 +7,7 @@ mod bench_import;
 // `bulwark chat` exists only with the `chat` feature.
 #[cfg(feature = "chat")]
 mod chat_cli;
+mod dev_profile;
 mod serve_crash;
 mod serve_logs;
 mod vouchers_e2e;
