@@ -885,7 +885,7 @@ pub async fn insert_contents(
     // batch's time. Under the write lock the new rows are exactly those above
     // the highest id before the insert; they come back as one text.
     // Both highest ids in one round trip: nothing else writes until commit.
-    let before = if sqlite {
+    let highest = if sqlite {
         let r = sqlx::query(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM content) AS n, \
              (SELECT COALESCE(MAX(seq), 0) FROM changes) AS m",
@@ -932,12 +932,12 @@ pub async fn insert_contents(
             }
         }
     }
-    if let Some((before, _)) = before {
+    if let Some((last_id, _)) = highest {
         inserted = aggregated(
             &mut *tx,
             "SELECT json_group_array(json_array(id, dedup_key)) AS a \
              FROM (SELECT id, dedup_key FROM content WHERE id > ? ORDER BY id)",
-            before,
+            last_id,
         )
         .await?;
     }
@@ -991,20 +991,20 @@ pub async fn insert_contents(
     // content rows just inserted (nothing to bind), and back as one text,
     // as the content rows were. PostgreSQL: bound rows with `RETURNING`.
     let mut written: Vec<(i64, i64)> = Vec::new();
-    if let Some((first, seq)) = before {
+    if let Some((last_id, last_seq)) = highest {
         sqlx::query(
             "INSERT INTO changes (bank_id, content_id, at) \
              SELECT bank_id, id, ? FROM content WHERE id > ? ORDER BY id",
         )
         .bind(now)
-        .bind(first)
+        .bind(last_id)
         .execute(&mut *tx)
         .await?;
         written = aggregated(
             &mut *tx,
             "SELECT json_group_array(json_array(seq, content_id)) AS a \
              FROM (SELECT seq, content_id FROM changes WHERE seq > ? ORDER BY seq)",
-            seq,
+            last_seq,
         )
         .await?;
     } else {
