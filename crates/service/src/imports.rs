@@ -494,9 +494,9 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
         // `BEGIN IMMEDIATE` is retried every millisecond (see
         // `jobs::job_connection`).
         let waited = Instant::now();
-        let mut tx = loop {
+        let (mut tx, mut marks) = loop {
             match jobs::begin_batch(s, &mut conn).await {
-                Ok(tx) => break tx,
+                Ok(begun) => break begun,
                 Err(e) if jobs::is_busy(&e) && waited.elapsed() < LOCK_PATIENCE => {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
@@ -525,6 +525,7 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
                 .write(
                     s,
                     &mut tx,
+                    marks.as_mut(),
                     &bank,
                     &r.created_by,
                     r.source.as_deref(),
@@ -567,6 +568,9 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
             return Ok(());
         }
         written.commit(s, catalog, tx).await?;
+        if let Some(m) = marks {
+            m.committed(s).await;
+        }
         if at_end {
             break;
         }

@@ -66,11 +66,14 @@ impl Batch {
     }
 
     /// Writes the batch in `tx` (content, signals, changes and one audit
-    /// row); the caller commits it with [`Written::commit`].
+    /// row); the caller commits it with [`Written::commit`]. `marks`: the
+    /// transaction's, when it has them (`db::insert_contents`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn write(
         self,
         s: &Store,
         tx: &mut sqlx::AnyConnection,
+        marks: Option<&mut db::TxMarks>,
         bank: &BankRow,
         actor: &str,
         source: Option<&str>,
@@ -100,7 +103,8 @@ impl Batch {
                 }
             })
             .collect();
-        let (ids, changes) = db::insert_contents(s, &mut *tx, bank.id, actor, &items).await?;
+        let (ids, changes) =
+            db::insert_contents(s, &mut *tx, marks, bank.id, actor, &items).await?;
         let added = ids.iter().filter(|i| i.is_some()).count() as u64;
         let duplicates = ids.len() as u64 - added;
         let fresh = ids
@@ -264,6 +268,7 @@ impl Import<'_> {
             .write(
                 s,
                 &mut tx,
+                None,
                 self.bank,
                 self.actor,
                 self.source.as_deref(),

@@ -164,16 +164,24 @@ impl Dedup {
     }
 
     /// For each of `keys`, the id of the content of `bank_id` holding it, if
-    /// any. `tx` holds SQLite's write lock.
+    /// any. `tx` holds SQLite's write lock. `committed` is the highest
+    /// content id committed, when the caller knows it (read in `tx` before
+    /// it wrote anything: [`crate::TxMarks`]); else it is read on the map's
+    /// own connection.
     pub(crate) async fn existing(
         &self,
         tx: &mut sqlx::AnyConnection,
         bank_id: i64,
         keys: &[&str],
+        committed: Option<i64>,
     ) -> Result<Vec<Option<i64>>, sqlx::Error> {
         let mut state = self.state.lock().await;
         let map = state.get_or_insert_with(Map::default);
-        self.catch_up(map, tx).await?;
+        let newest = match committed {
+            Some(m) => Some(m),
+            None => self.committed_max().await?,
+        };
+        self.catch_up(map, tx, newest).await?;
         let mut wanted: Vec<(usize, i64)> = Vec::new();
         let mut ids = Vec::new();
         for (i, key) in keys.iter().enumerate() {
@@ -226,6 +234,22 @@ impl Dedup {
             for &(key, id) in rows {
                 map.add(self.fingerprint(bank_id, key), id);
             }
+        }
+    }
+
+    /// After the commit of a transaction whose marks these are: its rows
+    /// are committed, and the map holds them all (it read every row up to
+    /// `committed` in the transaction, and `added` the transaction's own,
+    /// `committed + 1 ..= last`), so the next check need not read them
+    /// again. Only when nothing moved the map since (`seen` is still
+    /// `committed`); else the next check reads from where it is.
+    pub(crate) async fn committed_through(&self, committed: i64, last: i64) {
+        let mut state = self.state.lock().await;
+        if let Some(map) = state.as_mut()
+            && map.seen == committed
+            && last > committed
+        {
+            map.seen = last;
         }
     }
 
@@ -367,14 +391,16 @@ impl Dedup {
         Ok(Some((last, rows)))
     }
 
-    /// Adds the committed rows with ids above the highest read so far, in
-    /// id order, a page at a time ([`Dedup::page`]), reading in `tx`.
+    /// Adds the committed rows with ids above the highest read so far, up to
+    /// `newest` (the highest committed), in id order, a page at a time
+    /// ([`Dedup::page`]), reading in `tx`.
     async fn catch_up(
         &self,
         map: &mut Map,
         tx: &mut sqlx::AnyConnection,
+        newest: Option<i64>,
     ) -> Result<(), sqlx::Error> {
-        let Some(newest) = self.committed_max().await?.filter(|&m| m > map.seen) else {
+        let Some(newest) = newest.filter(|&m| m > map.seen) else {
             map.filled = true;
             return Ok(());
         };
@@ -459,7 +485,9 @@ mod tests {
         t
     }
 
-    /// Random writes (batches with repeats, single adds, rolled-back adds,
+    /// Random writes (batches with repeats, an import job's batches of
+    /// several pieces in one transaction with its marks, committed or rolled
+    /// back, single adds, rolled-back adds,
     /// deletes, and rows written by a second `Store` on the same file that
     /// this one's map never saw), with the map keeping 2 bits of each
     /// fingerprint, so that nearly every key shares its fingerprint with
@@ -480,15 +508,57 @@ mod tests {
             let b = banks[rng.gen_range(0..2)];
             let before = table(&store).await;
             let held = |k: &str| before.contains_key(&(b, k.to_string()));
-            match rng.gen_range(0..10) {
+            match rng.gen_range(0..12) {
+                10..=11 => {
+                    // A job's batch: marks read at its start, several
+                    // pieces in one transaction (a key may repeat across
+                    // them), then a commit that tells the map, or a
+                    // rollback that does not.
+                    let mut tx = store.begin().await.expect("begin");
+                    let mut marks = crate::TxMarks::read(&store, &mut tx)
+                        .await
+                        .expect("marks")
+                        .expect("SQLite has marks");
+                    let mut seen = HashSet::new();
+                    let mut fresh_here = 0;
+                    for _ in 0..rng.gen_range(1..4) {
+                        let keys: Vec<String> =
+                            (0..rng.gen_range(1..8)).map(|_| key(&mut rng)).collect();
+                        let items: Vec<NewContent> = keys.iter().map(|k| item(k)).collect();
+                        let (ids, changes) = crate::insert_contents(
+                            &store,
+                            &mut tx,
+                            Some(&mut marks),
+                            b,
+                            "t",
+                            &items,
+                        )
+                        .await
+                        .expect("insert with marks");
+                        for (k, id) in keys.iter().zip(&ids) {
+                            let fresh = !held(k) && seen.insert(k.clone());
+                            assert_eq!(id.is_some(), fresh, "step {step}: {k} in bank {b}");
+                            fresh_here += usize::from(fresh);
+                        }
+                        assert_eq!(changes.len(), ids.iter().flatten().count());
+                    }
+                    if rng.gen_bool(0.3) {
+                        tx.rollback().await.expect("rollback");
+                    } else {
+                        tx.commit().await.expect("commit");
+                        marks.committed(&store).await;
+                        added += fresh_here;
+                    }
+                }
                 0..=3 => {
                     let keys: Vec<String> =
                         (0..rng.gen_range(1..12)).map(|_| key(&mut rng)).collect();
                     let items: Vec<NewContent> = keys.iter().map(|k| item(k)).collect();
                     let mut tx = store.begin().await.expect("begin");
-                    let (ids, changes) = crate::insert_contents(&store, &mut tx, b, "t", &items)
-                        .await
-                        .expect("insert");
+                    let (ids, changes) =
+                        crate::insert_contents(&store, &mut tx, None, b, "t", &items)
+                            .await
+                            .expect("insert");
                     tx.commit().await.expect("commit");
                     let mut seen = HashSet::new();
                     for (k, id) in keys.iter().zip(&ids) {
@@ -570,7 +640,7 @@ mod tests {
                 .map(|i| item(&format!("k{}", chunk * 100 + i)))
                 .collect();
             let mut tx = first.begin().await.expect("begin");
-            crate::insert_contents(&first, &mut tx, b, "t", &items)
+            crate::insert_contents(&first, &mut tx, None, b, "t", &items)
                 .await
                 .expect("insert");
             tx.commit().await.expect("commit");
@@ -603,7 +673,7 @@ mod tests {
                 wrote_during = true;
                 let k = format!("k{}", rng.gen_range(0..n));
                 let mut tx = store.begin().await.expect("begin");
-                let (ids, _) = crate::insert_contents(&store, &mut tx, b, "t", &[item(&k)])
+                let (ids, _) = crate::insert_contents(&store, &mut tx, None, b, "t", &[item(&k)])
                     .await
                     .expect("insert");
                 tx.commit().await.expect("commit");
@@ -622,7 +692,7 @@ mod tests {
                 .collect();
             let items: Vec<NewContent> = keys.iter().map(|k| item(k)).collect();
             let mut tx = store.begin().await.expect("begin");
-            let (ids, _) = crate::insert_contents(&store, &mut tx, b, "t", &items)
+            let (ids, _) = crate::insert_contents(&store, &mut tx, None, b, "t", &items)
                 .await
                 .expect("insert");
             tx.commit().await.expect("commit");
@@ -684,6 +754,80 @@ mod tests {
                 .await
                 .expect("lookup"),
             Some(reused)
+        );
+    }
+
+    /// The same with an import job's batches (marks): a committed batch
+    /// tells the map, a rolled-back one does not, so the row another writer
+    /// then commits under a rolled-back id is still read, and so is one
+    /// committed after a batch that did tell the map.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn marked_batches_leave_no_other_writers_row_out() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&url(&dir)).await.expect("open");
+        let other = Store::open(&url(&dir)).await.expect("open again");
+        let b = bank(&store, "a").await;
+        // A batch of `keys` with marks; its ids; committed or not.
+        let batch = async |keys: &[&str], commit: bool| {
+            let mut tx = store.begin().await.expect("begin");
+            let mut marks = crate::TxMarks::read(&store, &mut tx)
+                .await
+                .expect("marks")
+                .expect("SQLite has marks");
+            let items: Vec<NewContent> = keys.iter().map(|k| item(k)).collect();
+            let (ids, _) =
+                crate::insert_contents(&store, &mut tx, Some(&mut marks), b, "t", &items)
+                    .await
+                    .expect("insert");
+            if commit {
+                tx.commit().await.expect("commit");
+                marks.committed(&store).await;
+            } else {
+                tx.rollback().await.expect("rollback");
+            }
+            ids
+        };
+        let elsewhere = async |key: &str| {
+            let mut tx = other.begin().await.expect("begin");
+            let id = crate::insert_content(&other, &mut tx, b, "t", &item(key))
+                .await
+                .expect("insert")
+                .expect("new");
+            tx.commit().await.expect("commit");
+            id
+        };
+        batch(&["base"], true).await;
+        let gone = batch(&["k1"], false).await[0].expect("new");
+        let reused = elsewhere("k2").await;
+        assert_eq!(reused, gone, "the premise: SQLite gives the id again");
+        assert_eq!(batch(&["k2", "k3"], true).await[0], None, "k2 is held");
+        elsewhere("k4").await;
+        assert_eq!(batch(&["k4", "k3"], true).await, vec![None, None]);
+    }
+
+    /// Marks name the rows above them as the transaction's own: content
+    /// written in it some other way first makes the marked insert answer
+    /// an error, not take that row for one of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn marks_refuse_content_written_around_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&url(&dir)).await.expect("open");
+        let b = bank(&store, "a").await;
+        let mut tx = store.begin().await.expect("begin");
+        let mut marks = crate::TxMarks::read(&store, &mut tx)
+            .await
+            .expect("marks")
+            .expect("SQLite has marks");
+        crate::insert_content(&store, &mut tx, b, "t", &item("around"))
+            .await
+            .expect("insert")
+            .expect("new");
+        let e = crate::insert_contents(&store, &mut tx, Some(&mut marks), b, "t", &[item("k")])
+            .await
+            .expect_err("rows above the marks that are not this call's");
+        assert!(
+            e.to_string().contains("2 content rows read back for 1"),
+            "{e}"
         );
     }
 

@@ -8,7 +8,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Connection, Row};
 
-use crate::{Backend, Store};
+use crate::{Backend, Store, TxMarks};
 
 /// Waiting for a worker.
 pub const QUEUED: &str = "queued";
@@ -364,17 +364,20 @@ pub async fn job_connection(store: &Store) -> Result<sqlx::AnyConnection, sqlx::
     Ok(conn)
 }
 
-/// A batch's transaction on a [`job_connection`]; on SQLite, its
+/// A batch's transaction on a [`job_connection`], with its marks for
+/// [`crate::insert_contents`] ([`TxMarks`]: SQLite only). On SQLite, its
 /// `BEGIN IMMEDIATE` takes the write lock up front, and fails at once when
 /// another connection holds it ([`is_busy`]: retry).
 pub async fn begin_batch<'c>(
     store: &Store,
     conn: &'c mut sqlx::AnyConnection,
-) -> Result<sqlx::Transaction<'c, sqlx::Any>, sqlx::Error> {
-    match store.backend {
-        Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await,
-        Backend::Postgres => conn.begin().await,
-    }
+) -> Result<(sqlx::Transaction<'c, sqlx::Any>, Option<TxMarks>), sqlx::Error> {
+    let mut tx = match store.backend {
+        Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => conn.begin().await?,
+    };
+    let marks = TxMarks::read(store, &mut tx).await?;
+    Ok((tx, marks))
 }
 
 /// Whether SQLite answered "database is locked" (`SQLITE_BUSY`).

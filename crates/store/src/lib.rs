@@ -690,7 +690,7 @@ pub async fn insert_content(
     if sqlite {
         let have = store
             .dedup
-            .existing(&mut *tx, bank_id, &[c.dedup_key.as_str()])
+            .existing(&mut *tx, bank_id, &[c.dedup_key.as_str()], None)
             .await?;
         if have[0].is_some() {
             return Ok(None);
@@ -842,6 +842,71 @@ fn values_sql(store: &Store, head: &str, row: &str, rows: usize, tail: &str) -> 
     store.sql(&sql).into_owned()
 }
 
+/// What a write transaction on SQLite knows from its start, for
+/// [`insert_contents`]: the highest content id committed when it began, and
+/// the highest content id and change sequence it holds now. Read inside the
+/// transaction before it writes anything ([`TxMarks::read`], which
+/// [`imports::begin_batch`] calls): SQLite's write lock is held from its
+/// `BEGIN IMMEDIATE`, so no other connection commits until it ends, and
+/// each [`insert_contents`] given the marks advances them. They save each
+/// call two reads (the de-dup map's read of the highest committed id on its
+/// own connection, and the highest id and sequence in the transaction) and,
+/// told of the commit ([`TxMarks::committed`]), the map's read-back of the
+/// transaction's rows at the next write: without it, an import read every
+/// row it wrote back once more, a tenth of its time
+/// (docs/benchmarks/serve.md, "The de-dup map's catch-up").
+///
+/// A transaction that writes content or change rows in any other way must
+/// not pass its marks on: the rows read back would then include those, and
+/// [`insert_contents`] answers an error (it checks the count) instead.
+#[derive(Debug, Clone, Copy)]
+pub struct TxMarks {
+    /// Highest content id committed when the transaction began.
+    committed: i64,
+    /// Highest content id and change sequence in the transaction.
+    last: (i64, i64),
+}
+
+impl TxMarks {
+    /// Reads the marks in `tx`, a write transaction that holds SQLite's
+    /// write lock and has written nothing yet. `None` on PostgreSQL (which
+    /// neither keeps the de-dup map nor reads rows back by id).
+    pub async fn read(
+        store: &Store,
+        tx: &mut sqlx::AnyConnection,
+    ) -> Result<Option<TxMarks>, sqlx::Error> {
+        if store.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let last = highest_in(tx).await?;
+        Ok(Some(TxMarks {
+            committed: last.0,
+            last,
+        }))
+    }
+
+    /// Tells the store that the transaction these marks were read in has
+    /// committed: the de-dup map then counts its rows as read (without it,
+    /// the next write transaction reads them back once more).
+    pub async fn committed(self, store: &Store) {
+        store
+            .dedup
+            .committed_through(self.committed, self.last.0)
+            .await;
+    }
+}
+
+/// The highest content id and change sequence `tx` sees (SQLite).
+async fn highest_in(tx: &mut sqlx::AnyConnection) -> Result<(i64, i64), sqlx::Error> {
+    let r = sqlx::query(
+        "SELECT (SELECT COALESCE(MAX(id), 0) FROM content) AS n, \
+         (SELECT COALESCE(MAX(seq), 0) FROM changes) AS m",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((r.try_get::<i64, _>("n")?, r.try_get::<i64, _>("m")?))
+}
+
 /// Inserts many content items of one bank: the import path. Rows go in as
 /// multi-row `VALUES` statements of up to [`VALUES_ROWS`] rows with bound
 /// parameters ([`value_slices`]): a few statements a batch, each prepared
@@ -850,10 +915,12 @@ fn values_sql(store: &Store, head: &str, row: &str, rows: usize, tail: &str) -> 
 /// Returns, for each item in order, its new id, or `None` when the bank
 /// already holds it (or the same key came earlier in `items`). Writes a
 /// change row per new item and returns them as `(seq, bank, content)`,
-/// in sequence order; no audit rows.
+/// in sequence order; no audit rows. `marks`, when the transaction has
+/// them ([`TxMarks`]), save two reads and are advanced.
 pub async fn insert_contents(
     store: &Store,
     tx: &mut sqlx::AnyConnection,
+    mut marks: Option<&mut TxMarks>,
     bank_id: i64,
     actor: &str,
     items: &[NewContent],
@@ -870,7 +937,11 @@ pub async fn insert_contents(
         // below then has no conflicts to skip. PostgreSQL: its unique index
         // and `ON CONFLICT DO NOTHING`.
         let keys: Vec<&str> = fresh.iter().map(|&i| items[i].dedup_key.as_str()).collect();
-        let held = store.dedup.existing(&mut *tx, bank_id, &keys).await?;
+        let committed = marks.as_ref().map(|m| m.committed);
+        let held = store
+            .dedup
+            .existing(&mut *tx, bank_id, &keys, committed)
+            .await?;
         fresh = fresh
             .into_iter()
             .zip(held)
@@ -884,17 +955,12 @@ pub async fn insert_contents(
     // connection thread to the task on its own, which was a third of the
     // batch's time. Under the write lock the new rows are exactly those above
     // the highest id before the insert; they come back as one text.
-    // Both highest ids in one round trip: nothing else writes until commit.
-    let highest = if sqlite {
-        let r = sqlx::query(
-            "SELECT (SELECT COALESCE(MAX(id), 0) FROM content) AS n, \
-             (SELECT COALESCE(MAX(seq), 0) FROM changes) AS m",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        Some((r.try_get::<i64, _>("n")?, r.try_get::<i64, _>("m")?))
-    } else {
-        None
+    // Both highest ids in one round trip (or from the marks): nothing else
+    // writes until commit.
+    let highest = match (sqlite, marks.as_ref()) {
+        (false, _) => None,
+        (true, Some(m)) => Some(m.last),
+        (true, None) => Some(highest_in(tx).await?),
     };
     let mut inserted: Vec<(i64, String)> = Vec::new();
     for piece in value_slices(&fresh) {
@@ -940,6 +1006,18 @@ pub async fn insert_contents(
             last_id,
         )
         .await?;
+    }
+    if highest.is_some() && inserted.len() != fresh.len() {
+        // Rows above the mark that this call did not write: the
+        // transaction wrote content some other way (see `TxMarks`).
+        return Err(sqlx::Error::Protocol(format!(
+            "{} content rows read back for {} inserted",
+            inserted.len(),
+            fresh.len()
+        )));
+    }
+    if let (Some(m), Some(&(id, _))) = (marks.as_deref_mut(), inserted.last()) {
+        m.last.0 = id;
     }
     for (id, key) in inserted {
         if let Some(&i) = first_of.get(key.as_str()) {
@@ -1037,6 +1115,9 @@ pub async fn insert_contents(
         )));
     }
     changes.sort_unstable();
+    if let (Some(m), Some(&(seq, _, _))) = (marks, changes.last()) {
+        m.last.1 = seq;
+    }
     Ok((ids, changes))
 }
 

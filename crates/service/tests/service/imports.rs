@@ -407,7 +407,7 @@ async fn batch_insert(t: &TestStore) {
         }
     };
     let mut tx = store.begin().await.unwrap();
-    let (first, _) = db::insert_contents(store, &mut tx, bank.id, ACTOR, &[item(0, None)])
+    let (first, _) = db::insert_contents(store, &mut tx, None, bank.id, ACTOR, &[item(0, None)])
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -417,7 +417,7 @@ async fn batch_insert(t: &TestStore) {
     items.insert(0, item(0, Some("again")));
     items.push(item(3, Some("repeat")));
     let mut tx = store.begin().await.unwrap();
-    let (ids, changes) = db::insert_contents(store, &mut tx, bank.id, "curator-2", &items)
+    let (ids, changes) = db::insert_contents(store, &mut tx, None, bank.id, "curator-2", &items)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -531,7 +531,7 @@ async fn signal_counts(t: &TestStore) {
         item(1, &["pdq"]),
         item(2, &["md5"]),
     ];
-    let (ids, _) = db::insert_contents(store, &mut tx, a, ACTOR, &batch)
+    let (ids, _) = db::insert_contents(store, &mut tx, None, a, ACTOR, &batch)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -605,7 +605,7 @@ async fn an_apply_reads_signals_by_index_before_statistics_on_postgres() {
         .map(|i| NewContent::pdq(hash(17, i).to_string(), None))
         .collect();
     let mut tx = store.begin().await.unwrap();
-    let (ids, _) = db::insert_contents(store, &mut tx, bank.id, ACTOR, &items)
+    let (ids, _) = db::insert_contents(store, &mut tx, None, bank.id, ACTOR, &items)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -683,7 +683,7 @@ async fn signal_pages(t: &TestStore) {
         })
         .collect();
     let mut tx = store.begin().await.unwrap();
-    let (ids, _) = db::insert_contents(store, &mut tx, bank, ACTOR, &items)
+    let (ids, _) = db::insert_contents(store, &mut tx, None, bank, ACTOR, &items)
         .await
         .unwrap();
     tx.commit().await.unwrap();

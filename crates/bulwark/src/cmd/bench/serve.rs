@@ -224,7 +224,7 @@ async fn restart_with_pending(
             .collect();
         let mut tx = st.store.begin().await?;
         let (ids, changes) =
-            bulwark_server::db::insert_contents(&st.store, &mut tx, bank_id, "bench", &items)
+            bulwark_server::db::insert_contents(&st.store, &mut tx, None, bank_id, "bench", &items)
                 .await?;
         let fresh: Vec<(i64, i64, PdqHash)> = ids
             .iter()
