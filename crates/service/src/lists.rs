@@ -264,11 +264,14 @@ impl Import<'_> {
         }
         let s = self.store;
         let mut tx = s.begin().await?;
+        // Read before the batch writes anything (`db::TxMarks`), so that
+        // the next batch's de-dup check need not read this one back.
+        let mut marks = db::TxMarks::read(s, &mut tx).await?;
         let written = batch
             .write(
                 s,
                 &mut tx,
-                None,
+                marks.as_mut(),
                 self.bank,
                 self.actor,
                 self.source.as_deref(),
@@ -277,7 +280,11 @@ impl Import<'_> {
             .await?;
         self.added += written.added;
         self.duplicates += written.duplicates;
-        written.commit(s, self.catalog, tx).await
+        written.commit(s, self.catalog, tx).await?;
+        if let Some(m) = marks {
+            m.committed(s).await;
+        }
+        Ok(())
     }
 }
 

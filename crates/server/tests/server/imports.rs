@@ -487,7 +487,53 @@ async fn a_write_applied_before_an_imports_index_update_wins(app: &TestApp) {
     assert_eq!(hits(), 0, "re-read from the store");
 }
 
+/// A one-request import of 5,000 lines, three batches of up to 2,000
+/// records (`lists::BATCH`), whose last 2,000 lines repeat lines of the
+/// first and the second batch: each batch's marks tell the de-dup map of its commit (SQLite),
+/// and a later batch still finds every earlier one's rows. Counted against
+/// a set of the lines; then the same list again is all duplicates.
+async fn a_one_request_import_counts_repeats_across_its_batches(app: &TestApp) {
+    make_bank(app, "rep").await;
+    let distinct = random_lines(11, 3000);
+    let mut lines = distinct.clone();
+    // Lines 3,001-4,000 repeat batch 1's first 1,000; lines 4,001-5,000
+    // (batch 3) repeat batch 2's lines 2,001-3,000.
+    lines.extend(distinct[..1000].iter().cloned());
+    lines.extend(distinct[2000..3000].iter().cloned());
+    assert_eq!(lines.len(), 5000);
+    let body = lines.join("\n");
+    let (s, j, _) = app
+        .raw(
+            Method::POST,
+            "/v1/banks/rep/import?format=lines",
+            body.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    assert_eq!(
+        (j["added"].as_u64(), j["duplicates"].as_u64()),
+        (Some(3000), Some(2000)),
+        "{j}"
+    );
+    let (s, j, _) = app
+        .raw(
+            Method::POST,
+            "/v1/banks/rep/import?format=lines",
+            body.into_bytes(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    assert_eq!(
+        (j["added"].as_u64(), j["duplicates"].as_u64()),
+        (Some(0), Some(5000)),
+        "{j}"
+    );
+    let (_, bank) = app.get("/v1/banks/rep").await;
+    assert_eq!(bank["content_count"].as_u64(), Some(3000), "{bank}");
+}
+
 both_databases!(
+    a_one_request_import_counts_repeats_across_its_batches,
     a_write_applied_before_an_imports_index_update_wins,
     a_job_accounts_for_every_line,
     writes_during_an_import_do_not_fail,
