@@ -567,10 +567,7 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
             let _ = tokio::fs::remove_file(&r.spool).await;
             return Ok(());
         }
-        written.commit(s, catalog, tx).await?;
-        if let Some(m) = marks {
-            m.committed(s).await;
-        }
+        written.commit(s, catalog, tx, marks).await?;
         if at_end {
             break;
         }

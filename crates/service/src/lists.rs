@@ -167,12 +167,14 @@ impl Written {
     /// new, enabled and has plain signals only: see
     /// [`Catalog::apply_fresh`], which keeps a later change to these rows
     /// applied after this; on PostgreSQL the catalog's apply lock is held
-    /// across the commit).
+    /// across the commit). `marks`, the transaction's if it had them, are
+    /// then told of the commit (`db::TxMarks::committed`).
     pub async fn commit(
         self,
         store: &Store,
         catalog: &Catalog,
         tx: sqlx::Transaction<'_, sqlx::Any>,
+        marks: Option<db::TxMarks>,
     ) -> Result<()> {
         // On PostgreSQL other writers commit during this commit (no write
         // lock), so an apply after it would nearly always find something
@@ -184,6 +186,9 @@ impl Written {
         };
         let mark = catalog.apply_mark();
         tx.commit().await?;
+        if let Some(m) = marks {
+            m.committed(store).await;
+        }
         catalog
             .apply_fresh(held, store, mark, &self.changes, &self.fresh)
             .await
@@ -280,11 +285,7 @@ impl Import<'_> {
             .await?;
         self.added += written.added;
         self.duplicates += written.duplicates;
-        written.commit(s, self.catalog, tx).await?;
-        if let Some(m) = marks {
-            m.committed(s).await;
-        }
-        Ok(())
+        written.commit(s, self.catalog, tx, marks).await
     }
 }
 
