@@ -470,6 +470,14 @@ mod tests {
         }
     }
 
+    /// The marks of `tx`, a write transaction that has written nothing yet.
+    async fn marks_of(store: &Store, tx: &mut sqlx::AnyConnection) -> crate::TxMarks {
+        crate::TxMarks::read(store, tx)
+            .await
+            .expect("marks")
+            .expect("SQLite has marks")
+    }
+
     /// The table itself: (bank, key) -> ids holding it.
     async fn table(store: &Store) -> HashMap<(i64, String), Vec<i64>> {
         let mut t: HashMap<(i64, String), Vec<i64>> = HashMap::new();
@@ -515,10 +523,7 @@ mod tests {
                     // them), then a commit that tells the map, or a
                     // rollback that does not.
                     let mut tx = store.begin().await.expect("begin");
-                    let mut marks = crate::TxMarks::read(&store, &mut tx)
-                        .await
-                        .expect("marks")
-                        .expect("SQLite has marks");
+                    let mut marks = marks_of(&store, &mut tx).await;
                     let mut seen = HashSet::new();
                     let mut fresh_here = 0;
                     for _ in 0..rng.gen_range(1..4) {
@@ -770,10 +775,7 @@ mod tests {
         // A batch of `keys` with marks; its ids; committed or not.
         let batch = async |keys: &[&str], commit: bool| {
             let mut tx = store.begin().await.expect("begin");
-            let mut marks = crate::TxMarks::read(&store, &mut tx)
-                .await
-                .expect("marks")
-                .expect("SQLite has marks");
+            let mut marks = marks_of(&store, &mut tx).await;
             let items: Vec<NewContent> = keys.iter().map(|k| item(k)).collect();
             let (ids, _) =
                 crate::insert_contents(&store, &mut tx, Some(&mut marks), b, "t", &items)
@@ -814,10 +816,7 @@ mod tests {
         let store = Store::open(&url(&dir)).await.expect("open");
         let b = bank(&store, "a").await;
         let mut tx = store.begin().await.expect("begin");
-        let mut marks = crate::TxMarks::read(&store, &mut tx)
-            .await
-            .expect("marks")
-            .expect("SQLite has marks");
+        let mut marks = marks_of(&store, &mut tx).await;
         crate::insert_content(&store, &mut tx, b, "t", &item("around"))
             .await
             .expect("insert")

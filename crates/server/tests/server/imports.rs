@@ -233,14 +233,7 @@ async fn counters_follow_inserts_disables_and_deletes(app: &TestApp) {
     make_bank(app, "k").await;
     make_bank(app, "other").await;
     let body = random_lines(3, 300).join("\n");
-    let (s, j, _) = app
-        .raw(
-            Method::POST,
-            "/v1/banks/k/import?format=lines",
-            body.into_bytes(),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{j}");
+    app.import_list("k", "lines", &body).await;
     let (_, list) = app.get("/v1/banks/k/content?limit=10").await;
     let ids: Vec<i64> = list["items"]
         .as_array()
@@ -502,27 +495,13 @@ async fn a_one_request_import_counts_repeats_across_its_batches(app: &TestApp) {
     lines.extend(distinct[2000..3000].iter().cloned());
     assert_eq!(lines.len(), 5000);
     let body = lines.join("\n");
-    let (s, j, _) = app
-        .raw(
-            Method::POST,
-            "/v1/banks/rep/import?format=lines",
-            body.clone().into_bytes(),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{j}");
+    let j = app.import_list("rep", "lines", &body).await;
     assert_eq!(
         (j["added"].as_u64(), j["duplicates"].as_u64()),
         (Some(3000), Some(2000)),
         "{j}"
     );
-    let (s, j, _) = app
-        .raw(
-            Method::POST,
-            "/v1/banks/rep/import?format=lines",
-            body.into_bytes(),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{j}");
+    let j = app.import_list("rep", "lines", &body).await;
     assert_eq!(
         (j["added"].as_u64(), j["duplicates"].as_u64()),
         (Some(0), Some(5000)),

@@ -12,8 +12,7 @@
 
 use crate::support;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use bulwark_server::auth::Role;
 use bulwark_signals::{RuleSpec, TEXT_HASH_RADIUS, TextHash};
 use serde_json::{Value, json};
@@ -28,18 +27,6 @@ Very playful and healthy, raised indoors with children. Price 35 EUR each. \
 Pick up in the city centre. Call +14155550142";
 const OTHER_AD: &str = "Grey corner sofa, fabric in good condition, no pets no smoke, \
 pick up only, collection this weekend";
-
-async fn import(app: &TestApp, bank: &str, format: &str, body: &str) -> Value {
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(format!("/v1/banks/{bank}/import?format={format}"))
-        .header("authorization", format!("Bearer {}", app.admin))
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let (s, j, t) = app.send(req).await;
-    assert_eq!(s, StatusCode::OK, "{t}");
-    j
-}
 
 fn of_type<'a>(matches: &'a Value, t: &str) -> Vec<&'a Value> {
     matches
@@ -66,7 +53,7 @@ async fn text_and_entity_banks(app: &TestApp) {
          phone 12\n\
          eth_address 0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\n"
     );
-    let r = import(app, "ads", "lines", &list).await;
+    let r = app.import_list("ads", "lines", &list).await;
     assert_eq!(r["added"], 5, "{r}");
     assert_eq!(r["rejected_count"], 2, "{r}");
     let lines: Vec<i64> = r["rejected"]
@@ -77,7 +64,9 @@ async fn text_and_entity_banks(app: &TestApp) {
         .collect();
     assert_eq!(lines, [7, 8], "a bad phone and a bad EIP-55 checksum");
     // Importing again adds nothing: same canonical values.
-    let again = import(app, "ads", "lines", "phone +14155550142\n").await;
+    let again = app
+        .import_list("ads", "lines", "phone +14155550142\n")
+        .await;
     assert_eq!(
         (again["added"].clone(), again["duplicates"].clone()),
         (json!(0), json!(1))
@@ -103,7 +92,7 @@ async fn text_and_entity_banks(app: &TestApp) {
     let (_, _, jl) = app
         .raw(Method::GET, "/v1/banks/ads/export?format=jsonl", Vec::new())
         .await;
-    let r = import(app, "other", "jsonl", &jl).await;
+    let r = app.import_list("other", "jsonl", &jl).await;
     assert_eq!(r["added"], 5, "{r}");
     let (_, _, csv) = app
         .raw(Method::GET, "/v1/banks/ads/export?format=csv", Vec::new())
@@ -704,13 +693,8 @@ mod reports {
 async fn reported_message_text_is_matched(app: &TestApp) {
     let (s, _) = app.post("/v1/banks", json!({"name": "ads"})).await;
     assert_eq!(s, StatusCode::CREATED);
-    import(
-        app,
-        "ads",
-        "lines",
-        "phone +14155550142\ndomain example.com\n",
-    )
-    .await;
+    app.import_list("ads", "lines", "phone +14155550142\ndomain example.com\n")
+        .await;
     let bob = reports::enrol(app, "bob", "bob-phone").await;
     let m1 = reports::franked(app, REPOST, None).await;
     let m2 = reports::franked(app, "see you at https://shop.example.com/x later", None).await;

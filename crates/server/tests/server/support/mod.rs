@@ -328,6 +328,20 @@ impl TestApp {
             .unwrap();
         self.send(req).await
     }
+
+    /// `POST /v1/banks/{bank}/import?format={format}` (one request) as the
+    /// admin; asserts 200 and returns the answer.
+    pub async fn import_list(&self, bank: &str, format: &str, body: &str) -> Value {
+        let (s, j, t) = self
+            .raw(
+                Method::POST,
+                &format!("/v1/banks/{bank}/import?format={format}"),
+                body.as_bytes().to_vec(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        j
+    }
 }
 
 /// Runs one scenario on SQLite and on PostgreSQL.
