@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use bulwark_service::review::queue::{self, kind_static, split_key};
-use bulwark_service::review::{audit, decisions, policy};
+use bulwark_service::review::{audit, decisions, item as page_reads, media, policy};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
@@ -20,10 +20,6 @@ use crate::AppState;
 use crate::db::console::items as store;
 use crate::db::{now_ms, rfc3339};
 
-/// Largest side, in pixels, of a thumbnail before it is revealed.
-pub const HIDDEN_SIDE: u32 = 16;
-/// Largest side of a revealed thumbnail.
-pub const REVEALED_SIDE: u32 = 320;
 /// Confirmation categories.
 pub use bulwark_service::review::decisions::CATEGORIES;
 
@@ -44,9 +40,6 @@ pub fn kind_title(kind: &str) -> &'static str {
         _ => "Items",
     }
 }
-
-/// Rows of each source an item page compares hashes with (the most recent).
-pub const SIMILAR_SCAN: i64 = 2000;
 
 /// Items shown on one queue page.
 pub const PAGE_SIZE: i64 = 50;
@@ -189,6 +182,7 @@ fn json_str(v: &Value, k: &str) -> String {
 
 async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
     let s = &state.store;
+    let strips = super::video::options(state);
     let mut media = Vec::new();
     let mut pdq = Vec::new();
     let mut accounts = Vec::new();
@@ -238,7 +232,7 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
                 }
                 if has_plain && hashes["kind"] == "video" {
                     let what = format!("video attachment {ai} of message {mi}");
-                    let strip = super::video::strip(state, &item.key(), &format!("{mi}-{ai}"), move || async move {
+                    let strip = media::strip(s, &strips, &item.key(), &format!("{mi}-{ai}"), move || async move {
                         Ok(store::attachment_plaintext(s, id, mi, ai).await?)
                     })
                     .await?;
@@ -336,7 +330,7 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
             // A video upload: its frame strip, kept when the match was recorded.
             if r.thumb.is_none() && p.is_none() && r.md5.is_some() {
                 let strip =
-                    super::video::strip(state, &item.key(), "0", || async { Ok(None) }).await?;
+                    media::strip(s, &strips, &item.key(), "0", || async { Ok(None) }).await?;
                 push_strip(&mut media, &mut notes, "the uploaded video", strip);
             }
             let text_facts = super::text::match_facts(state, id).await?;
@@ -374,7 +368,7 @@ fn push_strip(
     media: &mut Vec<Media>,
     notes: &mut Vec<String>,
     what: &str,
-    strip: Result<super::video::Strip, String>,
+    strip: Result<media::Strip, String>,
 ) {
     match strip {
         Ok(frames) => {
@@ -392,88 +386,6 @@ fn push_strip(
         }
         Err(why) => notes.push(format!("{what}: {why}")),
     }
-}
-
-/// Items sharing a hash (PDQ within 31 bits) or an account with this one.
-async fn similar(state: &AppState, d: &Detail) -> anyhow::Result<Vec<(String, String, String)>> {
-    let mine: Vec<bulwark_pdq::PdqHash> = d.pdq.iter().filter_map(|h| h.parse().ok()).collect();
-    let near = |h: &str| -> Option<u32> {
-        let h: bulwark_pdq::PdqHash = h.parse().ok()?;
-        mine.iter()
-            .map(|m| m.distance(&h))
-            .min()
-            .filter(|d| *d <= 31)
-    };
-    let s = &state.store;
-    let me = d.item.key();
-    let mut out = Vec::new();
-    // Near hashes among the most recent rows of each source (bounded: an item
-    // page never reads a whole table); exact PDQ matches of recorded matches
-    // at any age by their index.
-    let mut recent = store::recent_match_pdqs(s, SIMILAR_SCAN).await?;
-    for h in d.pdq.iter().take(16) {
-        recent.extend(store::matches_with_pdq(s, h).await?);
-    }
-    for (id, p) in recent {
-        if let Some(dist) = near(&p) {
-            out.push((
-                format!("match:{id}"),
-                format!("/console/item/match/{id}"),
-                format!("PDQ distance {dist}"),
-            ));
-        }
-    }
-    for (id, h) in store::recent_attachment_hashes(s, SIMILAR_SCAN).await? {
-        let v: Value = serde_json::from_str(&h).unwrap_or(Value::Null);
-        if let Some(dist) = v["pdq"].as_str().and_then(near) {
-            out.push((
-                format!("report:{id}"),
-                format!("/console/item/report/{id}"),
-                format!("PDQ distance {dist}"),
-            ));
-        }
-    }
-    for (a, hash) in store::recent_flagged_hashes(s, SIMILAR_SCAN).await? {
-        if let Some(dist) = near(&hash) {
-            out.push((
-                format!("account:{a}"),
-                format!("/console/item/account/{a}"),
-                format!("PDQ distance {dist}"),
-            ));
-        }
-    }
-    for a in &d.accounts {
-        for id in store::reports_of_account(s, a, SIMILAR_SCAN).await? {
-            out.push((
-                format!("report:{id}"),
-                format!("/console/item/report/{id}"),
-                format!("same account {a}"),
-            ));
-        }
-        if store::account_known(s, a).await? {
-            out.push((
-                format!("account:{a}"),
-                format!("/console/item/account/{a}"),
-                format!("same account {a}"),
-            ));
-        }
-    }
-    out.retain(|(k, _, _)| *k != me);
-    out.sort();
-    out.dedup_by(|a, b| a.0 == b.0);
-    Ok(out)
-}
-
-async fn history(
-    state: &AppState,
-    key: &str,
-) -> anyhow::Result<Vec<(i64, String, String, String)>> {
-    let needle = format!("%\"item\":{}%", serde_json::to_string(key)?);
-    Ok(store::history(&state.store, &needle)
-        .await?
-        .into_iter()
-        .map(|r| (r.at, r.actor, r.action, r.detail))
-        .collect())
 }
 
 /// `GET /console/item/{kind}/{id}`: why it is here, its media (blurred),
@@ -513,13 +425,13 @@ async fn item_inner(
     )
     .await?;
     let d = detail(state, it).await?;
-    let sim = similar(state, &d).await?;
+    let sim = page_reads::similar(&state.store, &key, &d.pdq, &d.accounts).await?;
     let who = reviewer.who();
     let now = now_ms();
     let shown = queue::revealed(&state.store, &who, &key, now).await?;
     let used = queue::reveals_today(&state.store, &who, now).await?;
     let budget = i64::from(state.config.console.daily_reveal_budget);
-    let hist = history(state, &key).await?;
+    let hist = page_reads::history(&state.store, &key).await?;
     let latest = latest_decision(state, &key).await?;
     let escalated = latest.as_deref() == Some("escalate");
     let lead = reviewer.role >= ConsoleRole::Lead;
@@ -607,115 +519,16 @@ async fn item_inner(
         section aria-labelledby="sim-h" {
             h2 #sim-h { "Similar items" }
             @if sim.is_empty() { p { "None." } }
-            ul { @for (k, href, why) in &sim { li { a href=(href) { (k) } " — " (why) } } }
+            ul { @for x in &sim { li { a href=(x.href()) { (x.key) } " — " (x.why) } } }
         }
         section aria-labelledby="hist-h" {
             h2 #hist-h { "History" }
-            ol.history { @for (at, actor, action, detail) in &hist {
-                li { (rfc3339(*at)) " " (actor) " " (action) " " code { (detail) } }
+            ol.history { @for e in &hist {
+                li { (rfc3339(e.at)) " " (e.actor) " " (e.action) " " code { (e.detail) } }
             } }
         }
     };
     Ok(Page::for_reviewer(&d.item.summary, reviewer, state, body).into_response())
-}
-
-/// Loads an item's medium as an image (RGB or grey pixels).
-async fn load_media(
-    state: &AppState,
-    kind: &str,
-    id: &str,
-    media: &str,
-) -> anyhow::Result<Option<bulwark_pdq::Image>> {
-    let s = &state.store;
-    let bytes: Option<Vec<u8>> = match kind {
-        _ if super::video::is_frame(media) => {
-            super::video::frame_png(state, &format!("{kind}:{id}"), media).await?
-        }
-        "report" => {
-            let (mi, ai) = media
-                .split_once('-')
-                .ok_or_else(|| anyhow::anyhow!("bad media id"))?;
-            store::attachment_plaintext(
-                s,
-                id.parse::<i64>()?,
-                mi.parse::<i64>()?,
-                ai.parse::<i64>()?,
-            )
-            .await?
-        }
-        "account" => {
-            let n: usize = media.parse()?;
-            let rows = store::derivatives(s, id).await?;
-            let Some(d) = rows.get(n) else {
-                return Ok(None);
-            };
-            // A 32×32 8-bit grey derivative (padded).
-            if d.len() < 1024 {
-                return Ok(None);
-            }
-            return Ok(Some(bulwark_pdq::Image {
-                width: 32,
-                height: 32,
-                channels: 1,
-                pixels: d[..1024].to_vec(),
-            }));
-        }
-        "match" => store::match_thumb(s, id.parse::<i64>()?).await?,
-        _ => None,
-    };
-    let Some(bytes) = bytes else { return Ok(None) };
-    let img = tokio::task::spawn_blocking(move || {
-        bulwark_pdq::decode(&bytes, &bulwark_pdq::Limits::default())
-    })
-    .await?
-    .map_err(|e| anyhow::anyhow!("decoding: {e}"))?;
-    Ok(Some(img))
-}
-
-/// Greyscale, box-downscaled so the larger side is at most `side`, as PNG.
-pub fn thumbnail(img: &bulwark_pdq::Image, side: u32) -> anyhow::Result<Vec<u8>> {
-    let (w, h, c) = (
-        img.width.max(1),
-        img.height.max(1),
-        img.channels.max(1) as usize,
-    );
-    let scale = (w.max(h) as f64 / f64::from(side)).max(1.0);
-    let (tw, th) = (
-        ((w as f64 / scale).round() as u32).max(1),
-        ((h as f64 / scale).round() as u32).max(1),
-    );
-    let mut out = vec![0u8; (tw * th) as usize];
-    for ty in 0..th {
-        let (y0, y1) = (ty * h / th, ((ty + 1) * h / th).max(ty * h / th + 1));
-        for tx in 0..tw {
-            let (x0, x1) = (tx * w / tw, ((tx + 1) * w / tw).max(tx * w / tw + 1));
-            let (mut sum, mut n) = (0u64, 0u64);
-            for y in y0..y1.min(h) {
-                for x in x0..x1.min(w) {
-                    let p = ((y * w + x) as usize) * c;
-                    let px = &img.pixels[p..p + c];
-                    let grey = if c >= 3 {
-                        (299 * u64::from(px[0]) + 587 * u64::from(px[1]) + 114 * u64::from(px[2]))
-                            / 1000
-                    } else {
-                        u64::from(px[0])
-                    };
-                    sum += grey;
-                    n += 1;
-                }
-            }
-            out[(ty * tw + tx) as usize] = (sum / n.max(1)) as u8;
-        }
-    }
-    let mut png = Vec::new();
-    image::ImageEncoder::write_image(
-        image::codecs::png::PngEncoder::new(&mut png),
-        &out,
-        tw,
-        th,
-        image::ExtendedColorType::L8,
-    )?;
-    Ok(png)
 }
 
 /// `GET /console/media/{kind}/{id}/{media}`: a grey PNG thumbnail, never the
@@ -733,13 +546,7 @@ pub async fn media(
         let open = queue::revealed(&state.store, &reviewer.who(), &key, now_ms())
             .await?
             .contains(&media);
-        let Some(img) = load_media(&state, kind, &id, &media).await? else {
-            return Ok(None);
-        };
-        let side = if open { REVEALED_SIDE } else { HIDDEN_SIDE };
-        tokio::task::spawn_blocking(move || thumbnail(&img, side))
-            .await?
-            .map(Some)
+        Ok::<_, anyhow::Error>(media::shown(&state.store, kind, &id, &media, open).await?)
     };
     match run.await {
         Ok(Some(png)) => {
@@ -772,7 +579,7 @@ pub async fn reveal(
         let Some((kind, id)) = split_key(key) else {
             return Ok(pages::error(StatusCode::BAD_REQUEST, "No such item."));
         };
-        if load_media(&state, kind, id, media).await?.is_none() {
+        if media::load(&state.store, kind, id, media).await?.is_none() {
             return Ok(pages::error(StatusCode::NOT_FOUND, "No such media."));
         }
         let budget = i64::from(state.config.console.daily_reveal_budget);
@@ -877,72 +684,11 @@ pub async fn record_matches(
     query: Option<(&crate::media::Hashed, &bytes::Bytes)>,
     matches: &[Value],
 ) {
-    if matches.is_empty() {
-        return;
+    let query = query.map(|(h, file)| (h, &file[..]));
+    let strips = super::video::options(state);
+    if let Err(e) =
+        bulwark_service::review::matches::record(&state.store, &strips, actor, query, matches).await
+    {
+        tracing::warn!("console: recording matches failed: {}", e.message);
     }
-    if let Err(e) = record_inner(state, actor, query, matches).await {
-        tracing::warn!("console: recording matches failed: {e:#}");
-    }
-}
-
-async fn record_inner(
-    state: &AppState,
-    actor: &str,
-    query: Option<(&crate::media::Hashed, &bytes::Bytes)>,
-    matches: &[Value],
-) -> anyhow::Result<()> {
-    let s = &state.store;
-    let policies = policy::all(s).await?;
-    let chosen: Vec<&Value> = matches
-        .iter()
-        .filter(|m| {
-            let Some(max) = m["bank"].as_str().and_then(|b| policies.get(b)) else {
-                return false;
-            };
-            m["distance"].as_i64().is_none_or(|d| d <= *max)
-        })
-        .collect();
-    if chosen.is_empty() {
-        return Ok(());
-    }
-    let summary = query.map(|(h, _)| h.summary_json()).unwrap_or(Value::Null);
-    let thumb = match query {
-        Some((crate::media::Hashed::Photo { .. }, file)) => {
-            let file = file.clone();
-            tokio::task::spawn_blocking(move || {
-                bulwark_pdq::decode(&file, &bulwark_pdq::Limits::default())
-                    .ok()
-                    .and_then(|img| thumbnail(&img, REVEALED_SIDE).ok())
-            })
-            .await?
-        }
-        _ => None,
-    };
-    let now = now_ms();
-    let mut ids = Vec::new();
-    for m in chosen {
-        let id = store::insert_match(
-            s,
-            &store::NewMatch {
-                at: now,
-                actor,
-                bank: m["bank"].as_str().unwrap_or(""),
-                content_id: m["content_id"].as_i64().unwrap_or(0),
-                signal_type: m["signal_type"].as_str().unwrap_or(""),
-                distance: m["distance"].as_i64().unwrap_or(0),
-                pdq: summary["pdq"].as_str(),
-                md5: summary["md5"].as_str(),
-                sha256: summary["sha256"].as_str(),
-                thumb: thumb.clone(),
-            },
-        )
-        .await?;
-        super::text::record(s, id, m).await?;
-        ids.push(id);
-    }
-    // A video: keep its frame strip (never the file).
-    if let Some((crate::media::Hashed::Video { .. }, file)) = query {
-        super::video::keep_for_matches(state, file.to_vec(), &ids).await?;
-    }
-    Ok(())
 }

@@ -19,8 +19,10 @@
 //! The evidence package and CyberTipline report take an item's matches from
 //! `bulwark_service::review::evidence::export_matches` and
 //! `bulwark_service::review::cybertip::text_matches_line`.
-//! Kept apart from `items.rs`: that file only calls [`record`],
-//! [`match_facts`], [`report_facts`] and [`shown`].
+//! What is kept when a match is recorded (the excerpt, cut to
+//! [`EXCERPT_CHARS`]) is `bulwark_service::review::matches`.
+//! Kept apart from `items.rs`: that file only calls [`match_facts`],
+//! [`report_facts`] and [`shown`].
 //! Rescue photo matches are not shown here: console reviewers are not the
 //! designated rescue reviewers (docs/SIGNALS.md, rescue policy).
 
@@ -29,11 +31,9 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use crate::AppState;
-use crate::db::Store;
 use crate::db::console::text as store;
 
-/// Longest excerpt of text kept with a recorded match (characters).
-pub const EXCERPT_CHARS: usize = 200;
+pub use bulwark_service::review::matches::EXCERPT_CHARS;
 
 /// Whether a character is invisible or changes the display direction (and
 /// so is shown as a `[U+XXXX]` marker). Zero-width joiner and non-joiner
@@ -81,32 +81,6 @@ pub fn shown(s: &str) -> Markup {
             }
         }
     }
-}
-
-/// Keeps the explanation of a recorded text/entity/rule match (its excerpt
-/// cut to [`EXCERPT_CHARS`]); nothing for a media match.
-pub async fn record(s: &Store, match_id: i64, m: &Value) -> anyhow::Result<()> {
-    let Some(e) = m.get("explanation").filter(|e| e.is_object()) else {
-        return Ok(());
-    };
-    let mut e = e.clone();
-    if let Some(t) = e["text"].as_str() {
-        e["text"] = Value::String(t.chars().take(EXCERPT_CHARS).collect());
-    }
-    let q = m["query_signal"]
-        .as_str()
-        .map(|q| q.chars().take(2048).collect::<String>());
-    store::insert_text_match(
-        s,
-        &store::NewTextMatch {
-            match_id,
-            query_signal: q,
-            explanation: e.to_string(),
-            review_only: m["review_only"].as_bool().unwrap_or(false),
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 /// What a signal type is, in words.

@@ -6,7 +6,10 @@
 //! and recording it ([`decisions`]) and what it sets off — signed webhooks with retries and their delivery log
 //! ([`webhooks`]), evidence packages ([`evidence`]) and CyberTipline
 //! reports, built, stored and submitted ([`cybertip`]) — and the console's
-//! audit entries ([`audit`]). The SQL is `bulwark_store::console`; the pages
+//! audit entries ([`audit`]); what an item page shows besides the item
+//! (similar items and history, [`item`]), its media as grey thumbnails and
+//! video frame strips ([`media`]), and the match path's hook that records
+//! the matches a review policy selects ([`matches`]). The SQL is `bulwark_store::console`; the pages
 //! (forms, sessions, HTML) are bulwark-server's `console` module, which
 //! parses a request, calls one of these and renders the answer.
 //!
@@ -18,6 +21,9 @@ pub mod accounts;
 pub mod cybertip;
 pub mod decisions;
 pub mod evidence;
+pub mod item;
+pub mod matches;
+pub mod media;
 pub mod policy;
 pub mod queue;
 pub mod totp;

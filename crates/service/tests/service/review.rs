@@ -35,6 +35,10 @@ use crate::support::TestStore;
 #[path = "review_console.rs"]
 mod console;
 
+/// Recorded matches, media as shown and an item page's reads.
+#[path = "review_media.rs"]
+mod media;
+
 /// One request an [`Http`] was asked to send.
 #[derive(Debug, Clone)]
 struct Sent {

@@ -46,7 +46,7 @@ async fn audits(s: &Store, action: &str, actor: &str) -> i64 {
 }
 
 /// Creates the bank `known` (distance 31, no other settings).
-async fn create_known_bank(s: &Store, catalog: &Catalog) {
+pub(super) async fn create_known_bank(s: &Store, catalog: &Catalog) {
     banks::create(
         s,
         catalog,
@@ -65,7 +65,7 @@ async fn create_known_bank(s: &Store, catalog: &Catalog) {
     .unwrap();
 }
 
-async fn reviewer(s: &Store, kek: &Kek, name: &str, role: ConsoleRole) -> Reviewer {
+pub(super) async fn reviewer(s: &Store, kek: &Kek, name: &str, role: ConsoleRole) -> Reviewer {
     accounts::add_reviewer(s, kek, "test", name, role, PASSWORD, false)
         .await
         .unwrap();
