@@ -9,8 +9,9 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use bulwark_service::review::item::{self as page_reads, Facts};
 use bulwark_service::review::queue::{self, kind_static, split_key};
-use bulwark_service::review::{audit, decisions, item as page_reads, media, policy};
+use bulwark_service::review::{audit, decisions, media, policy};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
@@ -161,98 +162,30 @@ pub async fn next(
     }
 }
 
-/// A viewable medium of an item.
-struct Media {
-    id: String,
-    label: String,
-}
-
-/// What the item page shows.
-struct Detail {
-    item: Item,
-    facts: Markup,
-    media: Vec<Media>,
-    notes: Vec<String>,
-    pdq: Vec<String>,
-    accounts: Vec<String>,
-}
 fn json_str(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or("").to_string()
 }
 
-async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
-    let s = &state.store;
-    let strips = super::video::options(state);
-    let mut media = Vec::new();
-    let mut pdq = Vec::new();
-    let mut accounts = Vec::new();
-    let mut notes = Vec::new();
-    let facts = match item.kind {
-        "report" => {
-            let id: i64 = item.id.parse()?;
-            let r = store::report(s, id).await?;
-            let msgs = store::report_messages(s, id).await?;
-            let reporters = store::report_reporters(s, id).await?;
-            let atts = store::report_attachments(s, id).await?;
-            let mut msg_rows = Vec::new();
-            for m in msgs {
-                let text = bulwark_franking::content::Content::parse(&m.content)
-                    .ok()
-                    .and_then(|c| String::from_utf8(c.body).ok())
-                    .unwrap_or_default();
-                accounts.push(m.sender.clone());
-                msg_rows.push((
-                    m.idx,
-                    m.sender,
-                    m.conversation,
-                    m.accepted_at,
-                    m.verified,
-                    m.rejection,
-                    m.stamper,
-                    text,
-                ));
-            }
-            let mut att_rows = Vec::new();
-            for a in atts {
-                let (mi, ai) = (a.msg_idx, a.idx);
-                let hashes: Value = a
-                    .hashes
-                    .and_then(|h| serde_json::from_str(&h).ok())
-                    .unwrap_or(Value::Null);
-                if let Some(p) = hashes["pdq"].as_str() {
-                    pdq.push(p.to_string());
-                }
-                let has_plain = a.has_plain;
-                let mt = a.media_type;
-                if has_plain && hashes["kind"] == "photo" {
-                    media.push(Media {
-                        id: format!("{mi}-{ai}"),
-                        label: format!("attachment {ai} of message {mi} ({mt})"),
-                    });
-                }
-                if has_plain && hashes["kind"] == "video" {
-                    let what = format!("video attachment {ai} of message {mi}");
-                    let strip = media::strip(s, &strips, &item.key(), &format!("{mi}-{ai}"), move || async move {
-                        Ok(store::attachment_plaintext(s, id, mi, ai).await?)
-                    })
-                    .await?;
-                    push_strip(&mut media, &mut notes, &what, strip);
-                }
-                att_rows.push((mi, ai, mt, a.status, hashes, a.matches));
-            }
-            for rr in &reporters {
-                accounts.push(rr.account.clone());
-            }
-            let text_facts = super::text::report_facts(state, id).await?;
+/// Why an item is here: its facts as a definition list and tables, with
+/// the text matches of a report or a recorded match.
+async fn facts(state: &AppState, item: &Item, facts: &Facts) -> anyhow::Result<Markup> {
+    Ok(match facts {
+        Facts::Report {
+            head: r,
+            reporters,
+            messages,
+            attachments,
+        } => {
+            let text_facts = super::text::report_facts(state, item.id.parse()?).await?;
             html! {
                 dl.facts {
                     dt { "Received" } dd { (rfc3339(r.received_at)) }
                     dt { "Submitted by key" } dd { (r.submitted_by) }
-                    dt { "Reason" } dd { (r.reason.unwrap_or_default()) }
-                    dt { "Reporter's text" } dd { (r.text.unwrap_or_default()) }
+                    dt { "Reason" } dd { (r.reason.clone().unwrap_or_default()) }
+                    dt { "Reporter's text" } dd { (r.text.clone().unwrap_or_default()) }
                 }
                 h3 { "Reporters" }
-                ul { @for rr in &reporters {
+                ul { @for rr in reporters {
                     li { (rr.account) " on device " (rr.device)
                          " at " (rfc3339(rr.at)) " (signature verified on receipt)" }
                 } }
@@ -260,90 +193,53 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
                 table {
                     thead { tr { th { "#" } th { "Sender" } th { "Conversation" } th { "Accepted" }
                                  th { "Franking" } th { "Stamper" } th { "Text" } } }
-                    tbody { @for (idx, sender, conv, at, ok, rej, st, text) in &msg_rows {
-                        tr { td { (idx) } td { (sender) } td { (conv) } td { (rfc3339(*at)) }
-                             td { @if *ok { "verified: stamp MAC and commitment check" } @else { "NOT verified: " (rej.clone().unwrap_or_default()) } }
-                             td { (st.clone().unwrap_or_default()) } td { (super::text::shown(text)) } }
+                    tbody { @for m in messages {
+                        @let v = &m.view;
+                        tr { td { (v.idx) } td { (v.sender) } td { (v.conversation) } td { (rfc3339(v.accepted_at)) }
+                             td { @if v.verified { "verified: stamp MAC and commitment check" } @else { "NOT verified: " (v.rejection.clone().unwrap_or_default()) } }
+                             td { (v.stamper.clone().unwrap_or_default()) } td { (super::text::shown(&m.text)) } }
                     } }
                 }
                 h3 { "Attachments" }
                 table {
                     thead { tr { th { "Message" } th { "#" } th { "Type" } th { "Status" } th { "PDQ" } th { "MD5" } th { "Matches" } } }
-                    tbody { @for (mi, ai, mt, st, h, m) in &att_rows {
-                        tr { td { (mi) } td { (ai) } td { (mt) } td { (st) }
+                    tbody { @for a in attachments {
+                        @let (v, h) = (&a.view, &a.hashes);
+                        tr { td { (v.msg_idx) } td { (v.idx) } td { (v.media_type) } td { (v.status) }
                              td.hash { (json_str(h, "pdq")) } td.hash { (json_str(h, "md5")) }
-                             td { (m.clone().unwrap_or_default()) } }
+                             td { (v.matches.clone().unwrap_or_default()) } }
                     } }
                 }
                 (text_facts)
             }
         }
-        "account" => {
-            let a = &item.id;
-            accounts.push(a.clone());
-            let r = store::account(s, a).await?;
-            let opened = store::opened(s, a).await?;
-            let mut rows = Vec::new();
-            for (n, o) in opened.into_iter().enumerate() {
-                pdq.push(o.hash.clone());
-                media.push(Media {
-                    id: n.to_string(),
-                    label: format!("visual derivative {n} (low-resolution grey, from the voucher)"),
-                });
-                rows.push((
-                    o.bank.unwrap_or_default(),
-                    o.provider.unwrap_or_default(),
-                    o.content_id,
-                    o.distance,
-                    o.hash,
-                    o.release_id,
-                    o.opened_at,
-                ));
+        Facts::Account { times, opened } => html! {
+            dl.facts {
+                dt { "Flagged" } dd { (times.flagged_at.map(rfc3339).unwrap_or_default()) }
+                dt { "Why" } dd { "Enough of this account's safety vouchers matched banked hashes to cross the threshold and open them." }
             }
-            html! {
-                dl.facts {
-                    dt { "Flagged" } dd { (r.flagged_at.map(rfc3339).unwrap_or_default()) }
-                    dt { "Why" } dd { "Enough of this account's safety vouchers matched banked hashes to cross the threshold and open them." }
-                }
-                h3 { "Opened vouchers" }
-                table {
-                    thead { tr { th { "Bank" } th { "Provider" } th { "Content" } th { "Distance" } th { "Hash" } th { "Release" } th { "Opened" } } }
-                    tbody { @for (b, p, c, d, h, rel, at) in &rows {
-                        tr { td { (b) } td { (p) } td { (c) } td { (d) } td.hash { (h) }
-                             td { (rel.map(|r| r.to_string()).unwrap_or_default()) } td { (rfc3339(*at)) } }
-                    } }
-                }
+            h3 { "Opened vouchers" }
+            table {
+                thead { tr { th { "Bank" } th { "Provider" } th { "Content" } th { "Distance" } th { "Hash" } th { "Release" } th { "Opened" } } }
+                tbody { @for o in opened {
+                    tr { td { (o.bank.clone().unwrap_or_default()) } td { (o.provider.clone().unwrap_or_default()) }
+                         td { (o.content_id) } td { (o.distance) } td.hash { (o.hash) }
+                         td { (o.release_id.map(|r| r.to_string()).unwrap_or_default()) } td { (rfc3339(o.opened_at)) } }
+                } }
             }
-        }
-        _ => {
-            let id: i64 = item.id.parse()?;
-            let r = store::match_detail(s, id).await?;
-            let p = r.pdq.clone();
-            pdq.extend(p.clone());
-            let actor = &r.actor;
-            if r.thumb.is_some() {
-                media.push(Media {
-                    id: "0".into(),
-                    label: "the uploaded file (kept only as a thumbnail)".into(),
-                });
-            }
-            // A video upload: its frame strip, kept when the match was recorded.
-            if r.thumb.is_none() && p.is_none() && r.md5.is_some() {
-                let strip =
-                    media::strip(s, &strips, &item.key(), "0", || async { Ok(None) }).await?;
-                push_strip(&mut media, &mut notes, "the uploaded video", strip);
-            }
-            let text_facts = super::text::match_facts(state, id).await?;
+        },
+        Facts::Match(r) => {
+            let text_facts = super::text::match_facts(state, item.id.parse()?).await?;
             html! {
                 dl.facts {
                     dt { "Matched" } dd { (rfc3339(r.at)) }
-                    dt { "By API key" } dd { (actor) }
+                    dt { "By API key" } dd { (r.actor) }
                     dt { "Bank" } dd { (r.bank) " (provider: "
                         (r.provider.clone().unwrap_or_else(|| "none".into()))
                         ", threshold " (r.threshold.unwrap_or_default()) ")" }
                     dt { "Banked content" } dd { (r.content_id) }
                     dt { "Signal" } dd { (r.signal_type) ", distance " (r.distance) }
-                    dt { "PDQ" } dd.hash { (p.unwrap_or_default()) }
+                    dt { "PDQ" } dd.hash { (r.pdq.clone().unwrap_or_default()) }
                     dt { "MD5" } dd.hash { (r.md5.clone().unwrap_or_default()) }
                     dt { "SHA-256" } dd.hash { (r.sha256.clone().unwrap_or_default()) }
                     dt { "Why" } dd { "The bank's review policy queues matches at this distance or closer." }
@@ -351,41 +247,7 @@ async fn detail(state: &AppState, item: Item) -> anyhow::Result<Detail> {
                 (text_facts)
             }
         }
-    };
-    Ok(Detail {
-        item,
-        facts,
-        media,
-        notes,
-        pdq,
-        accounts,
     })
-}
-
-/// A video's frames as media ("frame 2 of 4, at 3.5 s, of ..."), or the
-/// note why there are none.
-fn push_strip(
-    media: &mut Vec<Media>,
-    notes: &mut Vec<String>,
-    what: &str,
-    strip: Result<media::Strip, String>,
-) {
-    match strip {
-        Ok(frames) => {
-            let n = frames.len();
-            for (k, (id, at)) in frames.into_iter().enumerate() {
-                media.push(Media {
-                    id,
-                    label: format!(
-                        "frame {} of {n}, at {:.1} s, of {what}",
-                        k + 1,
-                        at as f64 / 1000.0
-                    ),
-                });
-            }
-        }
-        Err(why) => notes.push(format!("{what}: {why}")),
-    }
 }
 
 /// `GET /console/item/{kind}/{id}`: why it is here, its media (blurred),
@@ -424,7 +286,8 @@ async fn item_inner(
         json!({"item": key}),
     )
     .await?;
-    let d = detail(state, it).await?;
+    let d = page_reads::detail(&state.store, &super::video::options(state), &it).await?;
+    let facts = facts(state, &it, &d.facts).await?;
     let sim = page_reads::similar(&state.store, &key, &d.pdq, &d.accounts).await?;
     let who = reviewer.who();
     let now = now_ms();
@@ -439,11 +302,11 @@ async fn item_inner(
     let csrf = &reviewer.csrf;
     let queue_kind = if escalated { "escalated" } else { kind };
     let body = html! {
-        h1 { (d.item.summary) }
-        p { "In the queue for " (age(now_ms() - d.item.queued_at))
-            @if !d.item.banks.is_empty() { " · matched banks: " strong { (d.item.banks.join(", ")) } }
+        h1 { (it.summary) }
+        p { "In the queue for " (age(now_ms() - it.queued_at))
+            @if !it.banks.is_empty() { " · matched banks: " strong { (it.banks.join(", ")) } }
             @if let Some(l) = &latest { " · latest decision: " strong #status { (l) } } }
-        section aria-labelledby="why" { h2 #why { "Why it is here" } (d.facts) }
+        section aria-labelledby="why" { h2 #why { "Why it is here" } (facts) }
         section aria-labelledby="media-h" {
             h2 #media-h { "Media" }
             p.hint { "Images and video frames are blurred, grey and small until you reveal one. Reveals used today: "
@@ -455,7 +318,7 @@ async fn item_inner(
                     @let open = shown.contains(&m.id);
                     figure {
                         img class=(if open { "thumb revealed" } else { "thumb" })
-                            src={"/console/media/" (kind) "/" (d.item.id) "/" (m.id)}
+                            src={"/console/media/" (kind) "/" (it.id) "/" (m.id)}
                             alt={(if open { "Revealed: " } else { "Blurred: " }) (m.label)};
                         figcaption { (m.label) }
                         @if !open {
@@ -513,7 +376,7 @@ async fn item_inner(
                     input type="hidden" name="item" value=(key);
                     button #cybertip type="submit" { "Build a CyberTipline report (confirmed items)" }
                 }
-                p { a #evidence href={"/console/export/" (kind) "/" (d.item.id)} { "Download the evidence package (JSON)" } }
+                p { a #evidence href={"/console/export/" (kind) "/" (it.id)} { "Download the evidence package (JSON)" } }
             }
         }
         section aria-labelledby="sim-h" {
@@ -528,7 +391,7 @@ async fn item_inner(
             } }
         }
     };
-    Ok(Page::for_reviewer(&d.item.summary, reviewer, state, body).into_response())
+    Ok(Page::for_reviewer(&it.summary, reviewer, state, body).into_response())
 }
 
 /// `GET /console/media/{kind}/{id}/{media}`: a grey PNG thumbnail, never the

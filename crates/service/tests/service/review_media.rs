@@ -8,17 +8,19 @@
 //! "no such media"; similar items are those within 31 bits of PDQ or sharing
 //! an account, never the item itself; an item's history holds its own audit
 //! entries only, even for an account name with `LIKE` wildcards in it (the
-//! attack: `a_b`'s history must not show `axb`'s entries). All images are
-//! synthetic gradients.
+//! attack: `a_b`'s history must not show `axb`'s entries); an item's
+//! detail holds its messages' text, only the media that can be shown (a
+//! photo whose copy is kept, a recorded match's thumbnail) and a note for a
+//! video without frames. All images are synthetic gradients.
 
 use bulwark_pdq::PdqHash;
 use bulwark_service::catalog::Catalog;
 use bulwark_service::media::Hashed;
 use bulwark_service::review::accounts::ConsoleRole;
-use bulwark_service::review::item::{self, Similar};
+use bulwark_service::review::item::{self, Facts, Medium, Similar};
 use bulwark_service::review::matches::{self, EXCERPT_CHARS, QUERY_SIGNAL_CHARS};
 use bulwark_service::review::media::{self, StripOptions};
-use bulwark_service::review::{audit, policy};
+use bulwark_service::review::{audit, policy, queue};
 use bulwark_service::secrets::Kek;
 use bulwark_store::Store;
 use bulwark_store::console::items::{self as store, NewMatch};
@@ -310,6 +312,114 @@ async fn similar_and_history(s: &Store) {
         ]
     );
     assert_eq!(item::history(s, "account:axb").await.unwrap().len(), 1);
+}
+
+async fn details(s: &Store) {
+    // A report: two messages, a kept photo, a photo not kept, and a video
+    // whose bytes are no video (so its strip is a note, whether or not
+    // ffmpeg is installed).
+    let (png, _) = photo();
+    let rid = seed_report(s, &["alice", "bob"], &[(0, 0, Some(&png)), (1, 0, None)]).await;
+    let hashes = json!({"kind": "video", "md5": "22".repeat(16), "sha256": "33".repeat(32)});
+    sqlx::query(&s.sql(
+        "INSERT INTO report_attachments (report_id, msg_idx, idx, blob_id, media_type, size, \
+         ciphertext_sha256, status, hashes, matches, plaintext) \
+         VALUES (?, 1, 1, 'blob-v', 'video/mp4', 9, 'x', 'opened', ?, '[]', ?)",
+    ))
+    .bind(rid)
+    .bind(hashes.to_string())
+    .bind(b"not video".to_vec())
+    .execute(&s.pool)
+    .await
+    .unwrap();
+    let it = queue::find_item(s, "report", &rid.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    let d = item::detail(s, &strips(), &it).await.unwrap();
+    let Facts::Report {
+        messages,
+        attachments,
+        ..
+    } = &d.facts
+    else {
+        panic!("a report's facts: {:?}", d.facts);
+    };
+    let texts: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|m| (m.view.sender.as_str(), m.text.as_str()))
+        .collect();
+    assert_eq!(texts, [("alice", "hello there"), ("bob", "hello there")]);
+    assert_eq!(attachments.len(), 3);
+    assert_eq!(
+        d.media,
+        [Medium {
+            id: "0-0".into(),
+            label: "attachment 0 of message 0 (image/png)".into(),
+        }],
+        "only the photo whose copy is kept"
+    );
+    assert_eq!(d.pdq, [format!("{:064x}", 0), format!("{:064x}", 10)]);
+    assert_eq!(d.accounts[..2], ["alice".to_string(), "bob".to_string()]);
+    assert_eq!(d.notes.len(), 1, "{:?}", d.notes);
+    assert!(
+        d.notes[0].starts_with("video attachment 1 of message 1: no frames"),
+        "{:?}",
+        d.notes
+    );
+    // The medium's id names the photo.
+    let shown = media::shown(s, "report", &rid.to_string(), "0-0", true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grey_png(&shown).dimensions(), (64, 48));
+
+    // A recorded match: its thumbnail is its one medium.
+    let query = hashed(&png);
+    let summary = query.summary_json();
+    let id = store::insert_match(
+        s,
+        &NewMatch {
+            at: bulwark_store::now_ms(),
+            actor: "key1",
+            bank: "known",
+            content_id: 7,
+            signal_type: "pdq",
+            distance: 3,
+            pdq: summary["pdq"].as_str(),
+            md5: summary["md5"].as_str(),
+            sha256: summary["sha256"].as_str(),
+            thumb: Some(png.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    let it = queue::find_item(s, "match", &id.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    let d = item::detail(s, &strips(), &it).await.unwrap();
+    assert!(matches!(&d.facts, Facts::Match(m) if m.content_id == 7 && m.distance == 3));
+    assert_eq!(d.media.len(), 1);
+    assert_eq!(d.media[0].id, "0");
+    assert_eq!(d.pdq, [summary["pdq"].as_str().unwrap().to_string()]);
+    assert!(d.notes.is_empty());
+}
+
+#[tokio::test]
+async fn details_on_sqlite() {
+    let t = TestStore::sqlite().await;
+    details(&t.store).await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn details_on_postgres() {
+    let Some(t) = TestStore::postgres("review_details").await else {
+        return;
+    };
+    details(&t.store).await;
+    t.cleanup().await;
 }
 
 #[tokio::test]
