@@ -85,10 +85,12 @@ pub(crate) const MODULES: &[Module] = &[
     },
     // Per-bank content counters, kept by triggers so that every write path
     // (API, imports, HMA, exchanges, the console) keeps them right and
-    // reading a bank never scans its content. SQLite: row triggers
-    // (in-process, cheap); PostgreSQL: statement triggers over transition
-    // tables (one upsert per statement, so a 500-row insert costs one
-    // counter update).
+    // reading a bank never scans its content. SQLite: row triggers;
+    // PostgreSQL: statement triggers over transition tables (one upsert per
+    // statement, so a 500-row insert costs one counter update). Since
+    // `insert_counts` v1, SQLite counts inserts in the store's insert
+    // functions instead (a row trigger per inserted row was a tenth of an
+    // import).
     // v2: signals per (bank, type), for HMA's per-type sizes.
     Module {
         key: "counts",
@@ -160,6 +162,25 @@ pub(crate) const MODULES: &[Module] = &[
                 match backend {
                     Backend::Sqlite => include_str!("../schema/dedup_v1.sqlite.sql"),
                     Backend::Postgres => include_str!("../schema/dedup_v1.postgres.sql"),
+                }
+                .into(),
+            ]
+        },
+    },
+    // Counters per insert call on SQLite: the row triggers that counted
+    // each inserted content and signal row go, and the store's insert
+    // functions add to the counters once per call
+    // (`count_inserted` in lib.rs). Nothing on PostgreSQL,
+    // whose statement triggers already count once per statement. Last:
+    // `dedup` v1 made the content insert trigger again.
+    Module {
+        key: "insert_counts",
+        what: "counters",
+        versions: |backend| {
+            vec![
+                match backend {
+                    Backend::Sqlite => include_str!("../schema/insert_counts_v1.sqlite.sql"),
+                    Backend::Postgres => include_str!("../schema/insert_counts_v1.postgres.sql"),
                 }
                 .into(),
             ]
@@ -268,7 +289,8 @@ mod tests {
                 "signals_schema",
                 "startup_schema",
                 "frame_extras",
-                "dedup"
+                "dedup",
+                "insert_counts"
             ]
         );
     }

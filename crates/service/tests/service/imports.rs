@@ -466,11 +466,15 @@ async fn batch_insert_on_postgres() {
     t.cleanup().await;
 }
 
-/// HMA's per-type sizes (`hma::type_stats`) read counters that triggers
-/// keep (store module `counts` v2) instead of counting `signals`. After a
-/// batch with a repeat, a single add with three types, a rolled-back add,
-/// a content delete and a bank delete (cascading), each type's counter
-/// equals a count of the table.
+/// HMA's per-type sizes (`hma::type_stats`) and a bank's sizes read
+/// counters (store modules `counts` and `insert_counts`) instead of counting
+/// `signals` and `content`. After a batch with a repeat, a single add with
+/// three types, a rolled-back add, a bulk load, disabling and enabling, a
+/// content delete and a bank delete (cascading), each type's counter and
+/// each bank's content and disabled counters equal a count of the table.
+/// Inserts are counted by the store's insert functions on SQLite and by
+/// statement triggers on PostgreSQL; a path that counted twice (a trigger
+/// left beside the store's count) or not at all fails here.
 async fn signal_counts(t: &TestStore) {
     use bulwark_store::{self as db, NewContent, SignalRow};
     use sqlx::Row;
@@ -521,6 +525,19 @@ async fn signal_counts(t: &TestStore) {
             assert_eq!(kept, table, "{t}");
             out.push(kept);
         }
+        for bank in [a, b] {
+            let row = sqlx::query(&store.sql(
+                "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN enabled = 0 THEN 1 ELSE 0 END), 0) AS d \
+                 FROM content WHERE bank_id = ?",
+            ))
+            .bind(bank)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+            let table: (i64, i64) = (row.get("n"), row.get("d"));
+            let kept = db::bank_counts(store, &store.pool, bank).await.unwrap();
+            assert_eq!(kept, table, "bank {bank}");
+        }
         out
     };
     assert_eq!(counts().await, [0, 0, 0]);
@@ -550,18 +567,32 @@ async fn signal_counts(t: &TestStore) {
         .unwrap();
     tx.rollback().await.unwrap();
     assert_eq!(counts().await, [3, 2, 1]);
+    let loaded: Vec<PdqHash> = (0..3).map(|i| hash(31, i)).collect();
+    db::bulk_insert_pdq(store, a, "bench", &loaded)
+        .await
+        .unwrap();
+    assert_eq!(counts().await, [6, 2, 1]);
+    for enabled in [0, 1, 0] {
+        sqlx::query(&store.sql("UPDATE content SET enabled = ? WHERE id = ?"))
+            .bind(enabled)
+            .bind(ids[3].unwrap())
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(counts().await, [6, 2, 1]);
+    }
     sqlx::query(&store.sql("DELETE FROM content WHERE id = ?"))
         .bind(ids[0].unwrap())
         .execute(&store.pool)
         .await
         .unwrap();
-    assert_eq!(counts().await, [2, 2, 1]);
+    assert_eq!(counts().await, [5, 2, 1]);
     sqlx::query(&store.sql("DELETE FROM banks WHERE id = ?"))
         .bind(b)
         .execute(&store.pool)
         .await
         .unwrap();
-    assert_eq!(counts().await, [1, 1, 0]);
+    assert_eq!(counts().await, [4, 1, 0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
