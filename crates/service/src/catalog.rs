@@ -8,7 +8,7 @@
 //! the content id. Banked extra hashes (crops, content region) have their
 //! own layout with bit 63 set ([`crate::extras::entry_id`]).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -249,9 +249,48 @@ struct Seen {
     above: BTreeSet<i64>,
     /// Applies and loads so far (see [`Catalog::apply_mark`]).
     applies: u64,
+    /// The content ids each of the last [`TOUCHED_KEPT`] applies set the
+    /// index entries of, by apply number; `None` for a load, which read
+    /// everything. [`Catalog::apply_fresh`] falls back to re-reading its
+    /// rows only when an apply since its mark touched one of them.
+    touched: VecDeque<(u64, Option<Vec<i64>>)>,
     /// When the oldest open gap was first noticed.
     gap_since: Option<Instant>,
 }
+
+impl Seen {
+    /// Counts an apply (or a load: `ids` `None`) and what it touched.
+    fn count_apply(&mut self, ids: Option<Vec<i64>>) {
+        self.applies += 1;
+        self.touched.push_back((self.applies, ids));
+        while self.touched.len() > TOUCHED_KEPT {
+            self.touched.pop_front();
+        }
+    }
+
+    /// Whether an apply after `mark` touched one of `ids` (sorted), or was
+    /// a load, or is no longer remembered.
+    fn touched_since(&self, mark: u64, ids: &[i64]) -> bool {
+        if self.applies == mark {
+            return false;
+        }
+        if self.touched.front().is_none_or(|(n, _)| *n > mark + 1) {
+            return true;
+        }
+        self.touched
+            .iter()
+            .filter(|(n, _)| *n > mark)
+            .any(|(_, t)| match t {
+                None => true,
+                Some(t) => t.iter().any(|id| ids.binary_search(id).is_ok()),
+            })
+    }
+}
+
+/// Applies whose touched content ids [`Seen`] remembers: more applies than
+/// this between an import batch's mark and its index update make the batch
+/// re-read its rows.
+const TOUCHED_KEPT: usize = 256;
 
 /// A gap in `changes` (a transaction still in flight on another replica, or
 /// rolled back) is waited for this long before it is skipped.
@@ -509,7 +548,7 @@ impl Catalog {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             seen.floor = floor;
             seen.above.retain(|s| *s > floor);
-            seen.applies += 1;
+            seen.count_apply(None);
         }
         self.loaded.store(true, Ordering::Release);
         self.last_refresh_ms.store(now_ms(), Ordering::Release);
@@ -807,13 +846,15 @@ impl Catalog {
     /// The caller takes `mark` ([`Catalog::apply_mark`]) before its commit
     /// and does not hold the apply lock across the commit (single writes
     /// would wait for it). So that a later change to these rows still wins:
-    /// if anything was applied or loaded since `mark` (a write to the new
-    /// rows right after the commit, the refresh loop reading these change
-    /// rows), the rows are re-read as [`Catalog::apply`] does; otherwise
-    /// every later change is applied after this one and re-reads them.
-    /// Whatever was applied before the commit could not see these rows.
-    /// A caller may instead hold the lock across its commit (`held`, taken
-    /// before `mark`): then nothing is applied in between.
+    /// if an apply since `mark` touched one of these content items (a write
+    /// to a new row right after the commit, the refresh loop reading these
+    /// change rows) or was a load, the rows are re-read as
+    /// [`Catalog::apply`] does; otherwise every later change to them is
+    /// applied after this one and re-reads them. Whatever was applied
+    /// before the commit could not see these rows, and applies of other
+    /// content since the mark (single writes beside an import) leave them
+    /// alone. A caller may instead hold the lock across its commit (`held`,
+    /// taken before `mark`): then nothing is applied in between.
     pub async fn apply_fresh(
         &self,
         held: Option<ApplyGuard<'_>>,
@@ -829,7 +870,14 @@ impl Catalog {
         if changes.is_empty() {
             return Ok(());
         }
-        if self.apply_mark() != mark {
+        let mut ids: Vec<i64> = changes.iter().filter_map(|c| c.2).collect();
+        ids.sort_unstable();
+        let touched = self
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .touched_since(mark, &ids);
+        if touched {
             return self.apply_locked(&guard, store, changes).await;
         }
         let index = self.index();
@@ -861,8 +909,9 @@ impl Catalog {
     }
 
     fn mark_seen(&self, changes: &[(i64, Option<i64>, Option<i64>)]) {
+        let ids: Vec<i64> = changes.iter().filter_map(|c| c.2).collect();
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.applies += 1;
+        seen.count_apply(Some(ids));
         for &(seq, _, _) in changes {
             if seq > seen.floor {
                 seen.above.insert(seq);
@@ -1366,5 +1415,39 @@ fn bank_info(b: &BankRow) -> BankInfo {
         threshold: b.threshold.clamp(0, 256) as u32,
         enabled: b.enabled,
         min_quality: b.min_quality.clamp(0, 100) as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Seen, TOUCHED_KEPT};
+
+    /// An import batch's rows (sorted ids) are re-read only when an apply
+    /// since its mark touched one of them, was a load, or is forgotten.
+    #[test]
+    fn only_an_apply_of_the_same_rows_or_a_load_since_the_mark_counts() {
+        let mut seen = Seen::default();
+        seen.count_apply(Some(vec![1, 2]));
+        let mark = seen.applies;
+        let batch = [10, 11, 12];
+        assert!(!seen.touched_since(mark, &batch), "nothing since");
+        seen.count_apply(Some(vec![3]));
+        seen.count_apply(Some(vec![]));
+        assert!(!seen.touched_since(mark, &batch), "other content");
+        seen.count_apply(Some(vec![99, 11]));
+        assert!(seen.touched_since(mark, &batch), "one of the batch's rows");
+        assert!(!seen.touched_since(seen.applies, &batch), "a later mark");
+        let mark = seen.applies;
+        seen.count_apply(None);
+        assert!(seen.touched_since(mark, &batch), "a load");
+        // More applies than remembered: no longer known, so re-read.
+        let mark = seen.applies;
+        for k in 0..TOUCHED_KEPT {
+            seen.count_apply(Some(vec![1000 + k as i64]));
+        }
+        assert!(!seen.touched_since(mark, &batch), "all remembered");
+        seen.count_apply(Some(vec![5000]));
+        assert!(seen.touched_since(mark, &batch), "the first one forgotten");
+        assert_eq!(seen.touched.len(), TOUCHED_KEPT);
     }
 }

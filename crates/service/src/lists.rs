@@ -166,8 +166,7 @@ impl Written {
     /// Commits `tx` and indexes the new content from memory (every row is
     /// new, enabled and has plain signals only: see
     /// [`Catalog::apply_fresh`], which keeps a later change to these rows
-    /// applied after this; on PostgreSQL the catalog's apply lock is held
-    /// across the commit). `marks`, the transaction's if it had them, are
+    /// applied after this). `marks`, the transaction's if it had them, are
     /// then told of the commit (`db::TxMarks::committed`).
     pub async fn commit(
         self,
@@ -176,21 +175,18 @@ impl Written {
         tx: sqlx::Transaction<'_, sqlx::Any>,
         marks: Option<db::TxMarks>,
     ) -> Result<()> {
-        // On PostgreSQL other writers commit during this commit (no write
-        // lock), so an apply after it would nearly always find something
-        // applied since the mark and re-read the batch: hold the lock across
-        // the commit there. On SQLite, writers wait for this commit anyway.
-        let held = match store.backend {
-            db::Backend::Postgres => Some(catalog.lock_apply().await),
-            db::Backend::Sqlite => None,
-        };
+        // Not holding the apply lock across the commit: single writes beside
+        // the import apply meanwhile, and only an apply that touched these
+        // rows (or a load) makes the batch re-read them. Until 2026-12-03 any
+        // apply did, so PostgreSQL held the lock across its commit and every
+        // single write waited for the batch's commit.
         let mark = catalog.apply_mark();
         tx.commit().await?;
         if let Some(m) = marks {
             m.committed(store).await;
         }
         catalog
-            .apply_fresh(held, store, mark, &self.changes, &self.fresh)
+            .apply_fresh(None, store, mark, &self.changes, &self.fresh)
             .await
             .map_err(Error::internal)
     }

@@ -428,7 +428,8 @@ async fn writes_during_an_import_do_not_fail(app: &TestApp) {
 /// commit. A write to those rows applied in between (here a delete) must
 /// win: then the rows are re-read from the store, the truth. The control
 /// shows what indexing from memory alone would leave (a deleted item that
-/// still matches).
+/// still matches). A write to other content applied in between leaves the
+/// rows to memory; a load in between makes them re-read.
 async fn a_write_applied_before_an_imports_index_update_wins(app: &TestApp) {
     make_bank(app, "ov").await;
     let hex = random_lines(21, 1)[0][4..].to_string();
@@ -478,6 +479,29 @@ async fn a_write_applied_before_an_imports_index_update_wins(app: &TestApp) {
     assert_eq!(hits(), 1, "indexed from memory");
     cat.apply(&state.store, &change).await.unwrap();
     assert_eq!(hits(), 0, "re-read from the store");
+    // A write to other content applied in between (a single write beside
+    // an import) does not touch these rows: still from memory, so single
+    // writes need not wait for an import's commit.
+    let mark = cat.apply_mark();
+    let other = random_lines(22, 1)[0][4..].to_string();
+    let (s, j) = app
+        .post("/v1/banks/ov/content", json!({"signals": {"pdq": other}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    assert_ne!(cat.apply_mark(), mark, "the other write was applied");
+    cat.apply_fresh(None, &state.store, mark, &change, &fresh)
+        .await
+        .unwrap();
+    assert_eq!(hits(), 1, "an unrelated apply leaves the rows to memory");
+    cat.apply(&state.store, &change).await.unwrap();
+    assert_eq!(hits(), 0);
+    // A load in between read everything: re-read.
+    let mark = cat.apply_mark();
+    cat.load_full(&state.store).await.unwrap();
+    cat.apply_fresh(None, &state.store, mark, &change, &fresh)
+        .await
+        .unwrap();
+    assert_eq!(hits(), 0, "a load since the mark: re-read");
 }
 
 /// A one-request import of 5,000 lines, three batches of up to 2,000
