@@ -254,6 +254,8 @@ struct Seen {
     /// everything. [`Catalog::apply_fresh`] falls back to re-reading its
     /// rows only when an apply since its mark touched one of them.
     touched: VecDeque<(u64, Option<Vec<i64>>)>,
+    /// Content ids in `touched`, at most [`TOUCHED_IDS`].
+    touched_ids: usize,
     /// When the oldest open gap was first noticed.
     gap_since: Option<Instant>,
 }
@@ -262,9 +264,13 @@ impl Seen {
     /// Counts an apply (or a load: `ids` `None`) and what it touched.
     fn count_apply(&mut self, ids: Option<Vec<i64>>) {
         self.applies += 1;
+        self.touched_ids += ids.as_ref().map_or(0, Vec::len);
         self.touched.push_back((self.applies, ids));
-        while self.touched.len() > TOUCHED_KEPT {
-            self.touched.pop_front();
+        while self.touched.len() > TOUCHED_KEPT || self.touched_ids > TOUCHED_IDS {
+            let Some((_, old)) = self.touched.pop_front() else {
+                break;
+            };
+            self.touched_ids -= old.as_ref().map_or(0, Vec::len);
         }
     }
 
@@ -291,6 +297,10 @@ impl Seen {
 /// this between an import batch's mark and its index update make the batch
 /// re-read its rows.
 const TOUCHED_KEPT: usize = 256;
+
+/// Most content ids [`Seen`] remembers (8 MiB): a replica's catch-up
+/// applies up to 20,000 changes at a time, and a start-up replay more.
+const TOUCHED_IDS: usize = 1 << 20;
 
 /// A gap in `changes` (a transaction still in flight on another replica, or
 /// rolled back) is waited for this long before it is skipped.
@@ -1420,7 +1430,7 @@ fn bank_info(b: &BankRow) -> BankInfo {
 
 #[cfg(test)]
 mod tests {
-    use super::{Seen, TOUCHED_KEPT};
+    use super::{Seen, TOUCHED_IDS, TOUCHED_KEPT};
 
     /// An import batch's rows (sorted ids) are re-read only when an apply
     /// since its mark touched one of them, was a load, or is forgotten.
@@ -1449,5 +1459,16 @@ mod tests {
         seen.count_apply(Some(vec![5000]));
         assert!(seen.touched_since(mark, &batch), "the first one forgotten");
         assert_eq!(seen.touched.len(), TOUCHED_KEPT);
+        // So many ids that older applies are forgotten, however few.
+        let mark = seen.applies;
+        seen.count_apply(Some(vec![7]));
+        assert!(!seen.touched_since(mark, &batch));
+        seen.count_apply(Some((0..TOUCHED_IDS as i64).map(|i| 20_000 + i).collect()));
+        assert!(
+            seen.touched_since(mark, &batch),
+            "the ids' cap forgot the first"
+        );
+        assert_eq!(seen.touched.len(), 1);
+        assert_eq!(seen.touched_ids, TOUCHED_IDS);
     }
 }
