@@ -829,8 +829,9 @@ impl Catalog {
     /// change the same content the last apply to run reads the state both
     /// left and the index cannot keep the older one. A writer that indexes
     /// what it wrote from memory ([`Catalog::apply_fresh`]) takes this after
-    /// its commit and re-reads its rows if a later change got here first.
-    pub async fn lock_apply(&self) -> ApplyGuard<'_> {
+    /// its commit and re-reads its rows if a later change to them got here
+    /// first.
+    async fn lock_apply(&self) -> ApplyGuard<'_> {
         ApplyGuard {
             _held: self.apply_lock.lock().await,
         }
@@ -863,20 +864,15 @@ impl Catalog {
     /// applied after this one and re-reads them. Whatever was applied
     /// before the commit could not see these rows, and applies of other
     /// content since the mark (single writes beside an import) leave them
-    /// alone. A caller may instead hold the lock across its commit (`held`,
-    /// taken before `mark`): then nothing is applied in between.
+    /// alone.
     pub async fn apply_fresh(
         &self,
-        held: Option<ApplyGuard<'_>>,
         store: &Store,
         mark: u64,
         changes: &[(i64, Option<i64>, Option<i64>)],
         fresh: &[(i64, i64, PdqHash)],
     ) -> anyhow::Result<()> {
-        let guard = match held {
-            Some(g) => g,
-            None => self.lock_apply().await,
-        };
+        let guard = self.lock_apply().await;
         if changes.is_empty() {
             return Ok(());
         }
@@ -1377,7 +1373,7 @@ impl Catalog {
 }
 
 /// Proof that [`Catalog::lock_apply`] is held.
-pub struct ApplyGuard<'a> {
+struct ApplyGuard<'a> {
     _held: tokio::sync::MutexGuard<'a, ()>,
 }
 

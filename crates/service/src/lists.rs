@@ -186,7 +186,7 @@ impl Written {
             m.committed(store).await;
         }
         catalog
-            .apply_fresh(None, store, mark, &self.changes, &self.fresh)
+            .apply_fresh(store, mark, &self.changes, &self.fresh)
             .await
             .map_err(Error::internal)
     }

@@ -467,13 +467,13 @@ async fn a_write_applied_before_an_imports_index_update_wins(app: &TestApp) {
     assert_eq!(hits(), 0);
     let change = [(1, Some(bank.id), Some(id))];
     let fresh = [(bank.id, id, h)];
-    cat.apply_fresh(None, &state.store, mark, &change, &fresh)
+    cat.apply_fresh(&state.store, mark, &change, &fresh)
         .await
         .unwrap();
     assert_eq!(hits(), 0, "the delete applied in between wins");
     // Control: with nothing applied since the mark, the row is indexed
     // from memory as given.
-    cat.apply_fresh(None, &state.store, cat.apply_mark(), &change, &fresh)
+    cat.apply_fresh(&state.store, cat.apply_mark(), &change, &fresh)
         .await
         .unwrap();
     assert_eq!(hits(), 1, "indexed from memory");
@@ -489,7 +489,7 @@ async fn a_write_applied_before_an_imports_index_update_wins(app: &TestApp) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{j}");
     assert_ne!(cat.apply_mark(), mark, "the other write was applied");
-    cat.apply_fresh(None, &state.store, mark, &change, &fresh)
+    cat.apply_fresh(&state.store, mark, &change, &fresh)
         .await
         .unwrap();
     assert_eq!(hits(), 1, "an unrelated apply leaves the rows to memory");
@@ -498,7 +498,7 @@ async fn a_write_applied_before_an_imports_index_update_wins(app: &TestApp) {
     // A load in between read everything: re-read.
     let mark = cat.apply_mark();
     cat.load_full(&state.store).await.unwrap();
-    cat.apply_fresh(None, &state.store, mark, &change, &fresh)
+    cat.apply_fresh(&state.store, mark, &change, &fresh)
         .await
         .unwrap();
     assert_eq!(hits(), 0, "a load since the mark: re-read");

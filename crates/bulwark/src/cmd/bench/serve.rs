@@ -234,7 +234,7 @@ async fn restart_with_pending(
         let mark = st.catalog.apply_mark();
         tx.commit().await?;
         st.catalog
-            .apply_fresh(None, &st.store, mark, &changes, &fresh)
+            .apply_fresh(&st.store, mark, &changes, &fresh)
             .await?;
         first_batch_s.get_or_insert(t.elapsed().as_secs_f64());
         left -= items.len();
