@@ -547,7 +547,6 @@ pub async fn record_matches(
     query: Option<(&crate::media::Hashed, &bytes::Bytes)>,
     matches: &[Value],
 ) {
-    let query = query.map(|(h, file)| (h, &file[..]));
     let strips = super::video::options(state);
     if let Err(e) =
         bulwark_service::review::matches::record(&state.store, &strips, actor, query, matches).await

@@ -31,7 +31,7 @@ pub async fn record(
     s: &Store,
     strips: &StripOptions,
     actor: &str,
-    query: Option<(&Hashed, &[u8])>,
+    query: Option<(&Hashed, &bytes::Bytes)>,
     matches: &[Value],
 ) -> Result<Vec<i64>> {
     if matches.is_empty() {
@@ -53,7 +53,7 @@ pub async fn record(
     let summary = query.map(|(h, _)| h.summary_json()).unwrap_or(Value::Null);
     let thumb = match query {
         Some((Hashed::Photo { .. }, file)) => {
-            let file = file.to_vec();
+            let file = file.clone();
             tokio::task::spawn_blocking(move || {
                 bulwark_pdq::decode(&file, &bulwark_pdq::Limits::default())
                     .ok()

@@ -34,14 +34,14 @@ use super::seed_report;
 use crate::support::TestStore;
 
 /// A 64×48 RGB gradient as PNG, and its pixels.
-fn photo() -> (Vec<u8>, image::RgbImage) {
+fn photo() -> (bytes::Bytes, image::RgbImage) {
     let img = image::RgbImage::from_fn(64, 48, |x, y| {
         image::Rgb([(x * 4) as u8, (y * 5) as u8, ((x * 3 + y * 7) % 256) as u8])
     });
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .unwrap();
-    (png, img)
+    (png.into(), img)
 }
 
 /// ITU-R BT.601 luma in integers, as the console's thumbnails promise.
@@ -389,7 +389,7 @@ async fn details(s: &Store) {
             pdq: summary["pdq"].as_str(),
             md5: summary["md5"].as_str(),
             sha256: summary["sha256"].as_str(),
-            thumb: Some(png.clone()),
+            thumb: Some(png.to_vec()),
         },
     )
     .await
