@@ -727,6 +727,32 @@ async fn count_inserted<'q>(
     Ok(())
 }
 
+/// One multi-row `INSERT` of `rows` (content id, signal) of bank `bank_id`
+/// into `signals`, with its parameters.
+fn signal_values<'q>(
+    store: &Store,
+    bank_id: i64,
+    rows: &[(i64, &'q SignalRow)],
+) -> Result<(String, sqlx::any::AnyArguments<'q>), sqlx::Error> {
+    let sql = values_sql(
+        store,
+        "INSERT INTO signals (content_id, bank_id, signal_type, value, quality) VALUES ",
+        "(?, ?, ?, ?, ?)",
+        rows.len(),
+        "",
+    );
+    let mut args = sqlx::any::AnyArguments::default();
+    for &(id, s) in rows {
+        args.add(id).map_err(sqlx::Error::Encode)?;
+        args.add(bank_id).map_err(sqlx::Error::Encode)?;
+        args.add(s.signal_type.as_str())
+            .map_err(sqlx::Error::Encode)?;
+        args.add(s.value.as_str()).map_err(sqlx::Error::Encode)?;
+        args.add(s.quality).map_err(sqlx::Error::Encode)?;
+    }
+    Ok((sql, args))
+}
+
 /// How many of `types` there are of each, in order of first appearance.
 fn count_by_type<'a>(types: impl IntoIterator<Item = &'a str>) -> Vec<(&'a str, i64)> {
     let mut out: Vec<(&str, i64)> = Vec::new();
@@ -786,26 +812,12 @@ pub async fn insert_content(
         store.dedup.added(bank_id, &[(&c.dedup_key, id)]).await;
     }
     // The signals, then the counters, in one round trip.
-    let mut signals = None;
-    if !c.signals.is_empty() {
-        let sql = values_sql(
-            store,
-            "INSERT INTO signals (content_id, bank_id, signal_type, value, quality) VALUES ",
-            "(?, ?, ?, ?, ?)",
-            c.signals.len(),
-            "",
-        );
-        let mut args = sqlx::any::AnyArguments::default();
-        for s in &c.signals {
-            args.add(id).map_err(sqlx::Error::Encode)?;
-            args.add(bank_id).map_err(sqlx::Error::Encode)?;
-            args.add(s.signal_type.as_str())
-                .map_err(sqlx::Error::Encode)?;
-            args.add(s.value.as_str()).map_err(sqlx::Error::Encode)?;
-            args.add(s.quality).map_err(sqlx::Error::Encode)?;
-        }
-        signals = Some((sql, args));
-    }
+    let rows: Vec<(i64, &SignalRow)> = c.signals.iter().map(|s| (id, s)).collect();
+    let signals = if rows.is_empty() {
+        None
+    } else {
+        Some(signal_values(store, bank_id, &rows)?)
+    };
     let types = count_by_type(c.signals.iter().map(|s| s.signal_type.as_str()));
     count_inserted(store, tx, signals, bank_id, 1, &types).await?;
     insert_frames(store, tx, id, &c.frames).await?;
@@ -1118,23 +1130,8 @@ pub async fn insert_contents(
         .flat_map(|&(id, c)| c.signals.iter().map(move |s| (id, s)))
         .collect();
     for piece in value_slices(&signals) {
-        let sql = values_sql(
-            store,
-            "INSERT INTO signals (content_id, bank_id, signal_type, value, quality) VALUES ",
-            "(?, ?, ?, ?, ?)",
-            piece.len(),
-            "",
-        );
-        let mut q = sqlx::query(&sql);
-        for &(id, s) in piece {
-            q = q
-                .bind(id)
-                .bind(bank_id)
-                .bind(s.signal_type.as_str())
-                .bind(s.value.as_str())
-                .bind(s.quality);
-        }
-        q.execute(&mut *tx).await?;
+        let (sql, args) = signal_values(store, bank_id, piece)?;
+        sqlx::query_with(&sql, args).execute(&mut *tx).await?;
     }
     let types = count_by_type(signals.iter().map(|(_, s)| s.signal_type.as_str()));
     count_inserted(store, tx, None, bank_id, new.len() as i64, &types).await?;
