@@ -298,13 +298,9 @@ pub fn hash_video_extras(
     .collect())
 }
 
-/// Decodes a video and hashes its frames with `hash` (RGB24 pixels, width,
-/// height → quality, plain hash, anything else of the frame).
-fn hash_frames<T: Send>(
-    path: &Path,
-    opts: &Options,
-    hash: impl Fn(&[u8], usize, usize) -> (u32, PdqHash, T) + Sync,
-) -> Result<Vec<(FrameHash, T)>, Error> {
+/// [`probe`], refusing zero-sized frames (`NotAVideo`) and frames over
+/// `opts`' size limits (`LimitExceeded`) before anything decodes them.
+pub fn probe_within_limits(path: &Path, opts: &Options) -> Result<VideoInfo, Error> {
     let info = probe(path, opts)?;
     if info.width == 0 || info.height == 0 {
         return Err(Error::NotAVideo("zero-sized frames".into()));
@@ -318,6 +314,17 @@ fn hash_frames<T: Send>(
             info.width, info.height, opts.max_dimension, opts.max_pixels
         )));
     }
+    Ok(info)
+}
+
+/// Decodes a video and hashes its frames with `hash` (RGB24 pixels, width,
+/// height → quality, plain hash, anything else of the frame).
+fn hash_frames<T: Send>(
+    path: &Path,
+    opts: &Options,
+    hash: impl Fn(&[u8], usize, usize) -> (u32, PdqHash, T) + Sync,
+) -> Result<Vec<(FrameHash, T)>, Error> {
+    let info = probe_within_limits(path, opts)?;
     let (w, h) = match opts.size {
         Some(n) if n > 0 => (n, n),
         _ => (info.width, info.height),

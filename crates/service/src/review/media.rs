@@ -90,19 +90,7 @@ pub fn sample_frames(
     let mut file = tempfile::NamedTempFile::new()?;
     std::io::Write::write_all(&mut file, bytes)?;
     let path = file.path();
-    let info = bulwark_vpdq::probe(path, opts)?;
-    if info.width == 0 || info.height == 0 {
-        return Err(VideoError::NotAVideo("zero-sized frames".into()));
-    }
-    if info.width > opts.max_dimension
-        || info.height > opts.max_dimension
-        || u64::from(info.width) * u64::from(info.height) > opts.max_pixels
-    {
-        return Err(VideoError::LimitExceeded(format!(
-            "{}×{} frames exceed the limits",
-            info.width, info.height
-        )));
-    }
+    let info = bulwark_vpdq::probe_within_limits(path, opts)?;
     let scale = (f64::from(info.width.max(info.height)) / f64::from(side.max(1))).max(1.0);
     let tw = ((f64::from(info.width) / scale).round() as u32).max(1);
     let th = ((f64::from(info.height) / scale).round() as u32).max(1);
