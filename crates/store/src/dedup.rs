@@ -838,11 +838,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_migration_rebuilds_content_and_keeps_everything_else() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let dedup_at = crate::schema::MODULES
-            .iter()
-            .position(|m| m.key == "dedup")
-            .expect("dedup module");
-        let old = Store::open_with_modules(&url(&dir), dedup_at)
+        let old = Store::open_before_module(&url(&dir), "dedup")
             .await
             .expect("open old");
         // The rows below are written by this binary's insert functions,

@@ -152,11 +152,15 @@ impl Store {
         Store::open_with(url, schema::MODULES).await
     }
 
-    /// [`Store::open`] with the first `modules` feature modules only: a
-    /// database as an older binary left it (migration tests).
+    /// [`Store::open`] with the feature modules before the one named `key`
+    /// only: a database as an older binary left it (migration tests).
     #[cfg(test)]
-    pub(crate) async fn open_with_modules(url: &str, modules: usize) -> anyhow::Result<Store> {
-        Store::open_with(url, &schema::MODULES[..modules]).await
+    pub(crate) async fn open_before_module(url: &str, key: &str) -> anyhow::Result<Store> {
+        let at = schema::MODULES
+            .iter()
+            .position(|m| m.key == key)
+            .ok_or_else(|| anyhow::anyhow!("no module {key}"))?;
+        Store::open_with(url, &schema::MODULES[..at]).await
     }
 
     async fn open_with(url: &str, modules: &[schema::Module]) -> anyhow::Result<Store> {
@@ -1567,11 +1571,7 @@ mod tests {
         use sqlx::Row;
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let counts_at = super::schema::MODULES
-            .iter()
-            .position(|m| m.key == "counts")
-            .expect("counts module");
-        let old = super::Store::open_with_modules(&url, counts_at)
+        let old = super::Store::open_before_module(&url, "counts")
             .await
             .expect("open old");
         for (bank, name) in [(1, "a"), (2, "b")] {
@@ -1649,11 +1649,7 @@ mod tests {
         use sqlx::Row;
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let at = super::schema::MODULES
-            .iter()
-            .position(|m| m.key == "insert_counts")
-            .expect("insert_counts module");
-        let old = super::Store::open_with_modules(&url, at)
+        let old = super::Store::open_before_module(&url, "insert_counts")
             .await
             .expect("open old");
         sqlx::query(
