@@ -298,6 +298,27 @@ pub fn hash_video_extras(
     .collect())
 }
 
+/// The container's duration in seconds (ffprobe), if it knows one.
+pub fn duration(path: &Path, opts: &Options) -> Result<Option<f64>, Error> {
+    let out = run_tool(
+        &opts.ffprobe,
+        &[
+            "-v".as_ref(),
+            "error".as_ref(),
+            "-show_entries".as_ref(),
+            "format=duration".as_ref(),
+            "-of".as_ref(),
+            "csv=p=0".as_ref(),
+            path.as_os_str(),
+        ],
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|d| d.is_finite() && *d > 0.0))
+}
+
 /// [`probe`], refusing zero-sized frames (`NotAVideo`) and frames over
 /// `opts`' size limits (`LimitExceeded`) before anything decodes them.
 pub fn probe_within_limits(path: &Path, opts: &Options) -> Result<VideoInfo, Error> {

@@ -51,31 +51,6 @@ fn tool_error(tool: &std::path::Path, source: std::io::Error) -> VideoError {
     }
 }
 
-/// The container's duration in seconds (ffprobe), if it knows one.
-fn duration(
-    path: &std::path::Path,
-    opts: &bulwark_vpdq::Options,
-) -> Result<Option<f64>, VideoError> {
-    let out = Command::new(&opts.ffprobe)
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| tool_error(&opts.ffprobe, e))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|d| d.is_finite() && *d > 0.0))
-}
-
 /// `count` evenly spaced frames of a video (the middle of each of `count`
 /// equal parts), grey, scaled so the larger side is at most `side`.
 /// Checked against the same frame limits as hashing, decoded by ffmpeg in a
@@ -95,7 +70,7 @@ pub fn sample_frames(
     let tw = ((f64::from(info.width) / scale).round() as u32).max(1);
     let th = ((f64::from(info.height) / scale).round() as u32).max(1);
     // Without a known duration: one frame a second from the start.
-    let (start, step) = match duration(path, opts)? {
+    let (start, step) = match bulwark_vpdq::duration(path, opts)? {
         Some(d) => (d / f64::from(count) / 2.0, d / f64::from(count)),
         None => (0.0, 1.0),
     };
