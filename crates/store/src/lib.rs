@@ -21,6 +21,7 @@ pub mod devices;
 pub mod hma;
 pub mod imports;
 pub mod keys;
+mod postgres;
 pub mod providers;
 pub mod psi;
 pub mod reports;
@@ -997,11 +998,13 @@ async fn highest_in(tx: &mut sqlx::AnyConnection) -> Result<(i64, i64), sqlx::Er
     Ok((r.try_get::<i64, _>("n")?, r.try_get::<i64, _>("m")?))
 }
 
-/// Inserts many content items of one bank: the import path. Rows go in as
-/// multi-row `VALUES` statements of up to [`VALUES_ROWS`] rows with bound
-/// parameters ([`value_slices`]): a few statements a batch, each prepared
-/// once per connection. (Passing each table's rows as one JSON text made
-/// SQLite serialise and re-parse every row object once per column.)
+/// Inserts many content items of one bank: the import path. On SQLite the
+/// rows go in as multi-row `VALUES` statements of up to [`VALUES_ROWS`]
+/// rows with bound parameters ([`value_slices`]): a few statements a batch,
+/// each prepared once per connection. (Passing each table's rows as one
+/// JSON text made SQLite serialise and re-parse every row object once per
+/// column.) On PostgreSQL all of a call's rows go in as one statement of
+/// bound arrays ([`postgres::insert_fresh`]).
 /// Returns, for each item in order, its new id, or `None` when the bank
 /// already holds it (or the same key came earlier in `items`). Writes a
 /// change row per new item and returns them as `(seq, bank, content)`,
@@ -1015,44 +1018,59 @@ pub async fn insert_contents(
     actor: &str,
     items: &[NewContent],
 ) -> Result<(Vec<Option<i64>>, Vec<(i64, Option<i64>, Option<i64>)>), sqlx::Error> {
-    let sqlite = store.backend == Backend::Sqlite;
     let now = now_ms();
     let mut ids: Vec<Option<i64>> = vec![None; items.len()];
     let mut first_of: HashMap<&str, usize> = HashMap::with_capacity(items.len());
     let mut fresh: Vec<usize> = (0..items.len())
         .filter(|&i| first_in(&mut first_of, items[i].dedup_key.as_str(), i))
         .collect();
-    if sqlite {
-        // What the bank holds already, from memory (`dedup`); the INSERT
-        // below then has no conflicts to skip. PostgreSQL: its unique index
-        // and `ON CONFLICT DO NOTHING`.
-        let keys: Vec<&str> = fresh.iter().map(|&i| items[i].dedup_key.as_str()).collect();
-        let committed = marks.as_ref().map(|m| m.committed);
-        let held = store
-            .dedup
-            .existing(&mut *tx, bank_id, &keys, committed)
-            .await?;
-        fresh = fresh
+    if store.backend == Backend::Postgres {
+        // One statement; its unique index and `ON CONFLICT DO NOTHING` skip
+        // what the bank holds, and statement triggers keep the counters.
+        if fresh.is_empty() {
+            return Ok((ids, Vec::new()));
+        }
+        let rows = postgres::insert_fresh(store, tx, bank_id, actor, now, items, &fresh).await?;
+        for &(_, id, i) in &rows {
+            ids[i] = Some(id);
+        }
+        for (id, c) in ids.iter().zip(items) {
+            if let Some(id) = *id {
+                insert_frames(store, tx, id, &c.frames).await?;
+            }
+        }
+        let changes = rows
             .into_iter()
-            .zip(held)
-            .filter_map(|(i, h)| h.is_none().then_some(i))
+            .map(|(seq, id, _)| (seq, Some(bank_id), Some(id)))
             .collect();
+        return Ok((ids, changes));
     }
+    // What the bank holds already, from memory (`dedup`); the INSERT below
+    // then has no conflicts to skip.
+    let keys: Vec<&str> = fresh.iter().map(|&i| items[i].dedup_key.as_str()).collect();
+    let committed = marks.as_ref().map(|m| m.committed);
+    let held = store
+        .dedup
+        .existing(&mut *tx, bank_id, &keys, committed)
+        .await?;
+    fresh = fresh
+        .into_iter()
+        .zip(held)
+        .filter_map(|(i, h)| h.is_none().then_some(i))
+        .collect();
     if fresh.is_empty() {
         return Ok((ids, Vec::new()));
     }
-    // SQLite: not `RETURNING`. The driver hands each returned row from its
+    // Not `RETURNING`. The driver hands each returned row from its
     // connection thread to the task on its own, which was a third of the
     // batch's time. Under the write lock the new rows are exactly those above
     // the highest id before the insert; they come back as one text.
     // Both highest ids in one round trip (or from the marks): nothing else
     // writes until commit.
-    let highest = match (sqlite, marks.as_ref()) {
-        (false, _) => None,
-        (true, Some(m)) => Some(m.last),
-        (true, None) => Some(highest_in(tx).await?),
+    let (last_id, last_seq) = match marks.as_ref() {
+        Some(m) => m.last,
+        None => highest_in(tx).await?,
     };
-    let mut inserted: Vec<(i64, String)> = Vec::new();
     for piece in value_slices(&fresh) {
         let sql = values_sql(
             store,
@@ -1060,11 +1078,7 @@ pub async fn insert_contents(
              disabled_until, added_by, source, created_at, updated_at) VALUES ",
             "(?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?)",
             piece.len(),
-            if sqlite {
-                ""
-            } else {
-                " ON CONFLICT (bank_id, dedup_key) DO NOTHING RETURNING id, dedup_key"
-            },
+            "",
         );
         let mut q = sqlx::query(&sql);
         for &i in piece {
@@ -1080,24 +1094,16 @@ pub async fn insert_contents(
                 .bind(now)
                 .bind(now);
         }
-        if sqlite {
-            q.execute(&mut *tx).await?;
-        } else {
-            for r in q.fetch_all(&mut *tx).await? {
-                inserted.push((r.try_get("id")?, r.try_get("dedup_key")?));
-            }
-        }
+        q.execute(&mut *tx).await?;
     }
-    if let Some((last_id, _)) = highest {
-        inserted = aggregated(
-            &mut *tx,
-            "SELECT json_group_array(json_array(id, dedup_key)) AS a \
-             FROM (SELECT id, dedup_key FROM content WHERE id > ? ORDER BY id)",
-            last_id,
-        )
-        .await?;
-    }
-    if highest.is_some() && inserted.len() != fresh.len() {
+    let inserted: Vec<(i64, String)> = aggregated(
+        &mut *tx,
+        "SELECT json_group_array(json_array(id, dedup_key)) AS a \
+         FROM (SELECT id, dedup_key FROM content WHERE id > ? ORDER BY id)",
+        last_id,
+    )
+    .await?;
+    if inserted.len() != fresh.len() {
         // Rows above the mark that this call did not write: the
         // transaction wrote content some other way (see `TxMarks`).
         return Err(sqlx::Error::Protocol(format!(
@@ -1114,21 +1120,16 @@ pub async fn insert_contents(
             ids[i] = Some(id);
         }
     }
-    if sqlite {
-        let added: Vec<(&str, i64)> = fresh
-            .iter()
-            .filter_map(|&i| Some((items[i].dedup_key.as_str(), ids[i]?)))
-            .collect();
-        store.dedup.added(bank_id, &added).await;
-    }
+    let added: Vec<(&str, i64)> = fresh
+        .iter()
+        .filter_map(|&i| Some((items[i].dedup_key.as_str(), ids[i]?)))
+        .collect();
+    store.dedup.added(bank_id, &added).await;
     let new: Vec<(i64, &NewContent)> = ids
         .iter()
         .zip(items)
         .filter_map(|(id, c)| id.map(|id| (id, c)))
         .collect();
-    if new.is_empty() {
-        return Ok((ids, Vec::new()));
-    }
     let signals: Vec<(i64, &SignalRow)> = new
         .iter()
         .flat_map(|&(id, c)| c.signals.iter().map(move |s| (id, s)))
@@ -1142,44 +1143,24 @@ pub async fn insert_contents(
     for &(id, c) in &new {
         insert_frames(store, tx, id, &c.frames).await?;
     }
-    // A change row per new item, in id order. SQLite: straight from the
-    // content rows just inserted (nothing to bind), and back as one text,
-    // as the content rows were. PostgreSQL: bound rows with `RETURNING`.
-    let mut written: Vec<(i64, i64)> = Vec::new();
-    if let Some((last_id, last_seq)) = highest {
-        sqlx::query(
-            "INSERT INTO changes (bank_id, content_id, at) \
-             SELECT bank_id, id, ? FROM content WHERE id > ? ORDER BY id",
-        )
-        .bind(now)
-        .bind(last_id)
-        .execute(&mut *tx)
-        .await?;
-        written = aggregated(
-            &mut *tx,
-            "SELECT json_group_array(json_array(seq, content_id)) AS a \
-             FROM (SELECT seq, content_id FROM changes WHERE seq > ? ORDER BY seq)",
-            last_seq,
-        )
-        .await?;
-    } else {
-        for piece in value_slices(&new) {
-            let sql = values_sql(
-                store,
-                "INSERT INTO changes (bank_id, content_id, at) VALUES ",
-                "(?, ?, ?)",
-                piece.len(),
-                " RETURNING seq, content_id",
-            );
-            let mut q = sqlx::query(&sql);
-            for &(id, _) in piece {
-                q = q.bind(bank_id).bind(id).bind(now);
-            }
-            for r in q.fetch_all(&mut *tx).await? {
-                written.push((r.try_get("seq")?, r.try_get("content_id")?));
-            }
-        }
-    }
+    // A change row per new item, in id order, straight from the content rows
+    // just inserted (nothing to bind), and back as one text, as the content
+    // rows were.
+    sqlx::query(
+        "INSERT INTO changes (bank_id, content_id, at) \
+         SELECT bank_id, id, ? FROM content WHERE id > ? ORDER BY id",
+    )
+    .bind(now)
+    .bind(last_id)
+    .execute(&mut *tx)
+    .await?;
+    let written: Vec<(i64, i64)> = aggregated(
+        &mut *tx,
+        "SELECT json_group_array(json_array(seq, content_id)) AS a \
+         FROM (SELECT seq, content_id FROM changes WHERE seq > ? ORDER BY seq)",
+        last_seq,
+    )
+    .await?;
     let mut changes: Vec<(i64, Option<i64>, Option<i64>)> = written
         .into_iter()
         .map(|(seq, c)| (seq, Some(bank_id), Some(c)))

@@ -819,3 +819,136 @@ async fn signal_pages_on_postgres() {
     signal_pages(&t).await;
     t.cleanup().await;
 }
+
+/// `db::insert_contents` writes what it was given and answers which row is
+/// which: each new id's content row holds its item's key, note, metadata
+/// and source byte for byte (quotes, backslashes, braces, commas, the text
+/// `NULL`, an empty text, non-ASCII and a real `NULL` among them: on
+/// PostgreSQL the rows travel as array literals), its signals are the
+/// item's, a key repeated in the call or held from before gets no id, and
+/// the answered change rows are the table's, one per new id, in sequence
+/// order.
+async fn insert_contents_rows_read_back(t: &TestStore) {
+    use bulwark_store::{self as db, NewContent, SignalRow};
+    use sqlx::Row;
+    let store = &t.store;
+    let catalog = Catalog::new();
+    catalog.load(store).await.unwrap();
+    make_bank(store, &catalog, "read_back").await;
+    let bank = db::bank_by_name(store, "read_back")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let awkward = [
+        None,
+        Some(""),
+        Some("NULL"),
+        Some("a \"quoted\", {braced} text"),
+        Some("back\\slash\\\\ and \\\" end\\"),
+        Some("naïve — 東京 \u{1F600}\ttab\nline"),
+        Some(" leading and trailing "),
+    ];
+    let item = |i: usize, signals: usize| NewContent {
+        kind: ["signals", "photo", "video"][i % 3],
+        dedup_key: format!("key {i} {}", awkward[i % awkward.len()].unwrap_or("none")),
+        note: awkward[i % awkward.len()].map(str::to_string),
+        metadata: awkward[(i + 1) % awkward.len()].map(str::to_string),
+        source: awkward[(i + 2) % awkward.len()].map(str::to_string),
+        signals: (0..signals)
+            .map(|s| SignalRow {
+                signal_type: ["pdq", "md5", "sha256"][s].to_string(),
+                value: format!("{s}-{i}"),
+                quality: (s == 0).then_some(i as i64),
+            })
+            .collect(),
+        frames: Vec::new(),
+        frame_extras: Vec::new(),
+    };
+    let mut tx = store.begin().await.unwrap();
+    let (held, _) = db::insert_contents(store, &mut tx, None, bank, ACTOR, &[item(3, 1)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut items: Vec<NewContent> = (0..40).map(|i| item(i, i % 4)).collect();
+    items.push(item(5, 2));
+    let mut tx = store.begin().await.unwrap();
+    let (ids, changes) = db::insert_contents(store, &mut tx, None, bank, ACTOR, &items)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids.len(), items.len());
+    assert_eq!(ids[3], None, "held from before");
+    assert!(held[0].is_some());
+    assert_eq!(ids[40], None, "repeated in the call");
+    for (i, (id, c)) in ids.iter().zip(&items).enumerate() {
+        let Some(id) = *id else {
+            assert!(i == 3 || i == 40, "item {i} got no id");
+            continue;
+        };
+        let row = sqlx::query(&store.sql(
+            "SELECT bank_id, kind, dedup_key, note, metadata, source, added_by FROM content WHERE id = ?",
+        ))
+        .bind(id)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(row.get::<i64, _>("bank_id"), bank);
+        assert_eq!(row.get::<String, _>("kind"), c.kind, "item {i}");
+        assert_eq!(row.get::<String, _>("dedup_key"), c.dedup_key, "item {i}");
+        assert_eq!(row.get::<Option<String>, _>("note"), c.note, "item {i}");
+        assert_eq!(
+            row.get::<Option<String>, _>("metadata"),
+            c.metadata,
+            "item {i}"
+        );
+        assert_eq!(row.get::<Option<String>, _>("source"), c.source, "item {i}");
+        assert_eq!(row.get::<String, _>("added_by"), ACTOR);
+        let signals = db::signals_of(store, id).await.unwrap();
+        let mut got: Vec<(String, String, Option<i64>)> = signals
+            .into_iter()
+            .map(|s| (s.signal_type, s.value, s.quality))
+            .collect();
+        let mut want: Vec<(String, String, Option<i64>)> = c
+            .signals
+            .iter()
+            .map(|s| (s.signal_type.clone(), s.value.clone(), s.quality))
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "item {i}");
+    }
+    let new: BTreeSet<i64> = ids.iter().flatten().copied().collect();
+    assert_eq!(new.len(), 39);
+    let table: Vec<(i64, Option<i64>, Option<i64>)> = sqlx::query(&store.sql(
+        "SELECT seq, bank_id, content_id FROM changes WHERE content_id IN \
+         (SELECT id FROM content WHERE bank_id = ? AND id <> ?) ORDER BY seq",
+    ))
+    .bind(bank)
+    .bind(held[0].unwrap())
+    .fetch_all(&store.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.get("seq"), r.get("bank_id"), r.get("content_id")))
+    .collect();
+    assert_eq!(changes, table);
+    let answered: BTreeSet<i64> = changes.iter().filter_map(|c| c.2).collect();
+    assert_eq!(answered, new);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_contents_rows_read_back_on_sqlite() {
+    let t = TestStore::sqlite().await;
+    insert_contents_rows_read_back(&t).await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_contents_rows_read_back_on_postgres() {
+    let Some(t) = TestStore::postgres("read_back").await else {
+        return;
+    };
+    insert_contents_rows_read_back(&t).await;
+    t.cleanup().await;
+}

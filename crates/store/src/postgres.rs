@@ -1,0 +1,151 @@
+//! PostgreSQL's import statement: a batch's content, signal and change rows
+//! in one statement and one round trip ([`insert_fresh`]).
+//!
+//! The rows go in as arrays (`unnest`), each bound as one text parameter in
+//! PostgreSQL's array syntax ([`text_array`]), since sqlx's `Any` driver
+//! binds no arrays. Until 2026-12-04 a batch was three statements of bound
+//! `VALUES` rows (nine parameters a content row), two of them answering a
+//! row per inserted row through the driver, and the importing connection
+//! waited for each in turn (docs/benchmarks/serve.md, "One statement a
+//! batch on PostgreSQL").
+
+use std::fmt::Write as _;
+
+use sqlx::Row;
+
+use crate::{NewContent, Store};
+
+/// One statement: the rows (`r`, numbered from 1 by `WITH ORDINALITY`), the
+/// content rows the bank does not hold yet (`ins`; its unique index and `ON
+/// CONFLICT DO NOTHING` decide, so replicas sharing the database agree),
+/// their signals and change rows, in id order. It answers one text, `seq
+/// id ord` per new row, where `ord` is the row's number in `r`: one row
+/// through the driver instead of one per inserted row.
+///
+/// A data-modifying `WITH` runs once whether or not the rest reads it, and
+/// the foreign-key checks of `signals` run at the end of the statement, when
+/// the content rows are there.
+const INSERT_FRESH: &str = "\
+WITH r AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+    WITH ORDINALITY AS r (kind, dedup_key, note, metadata, source, ord)),
+ins AS (
+  INSERT INTO content (bank_id, kind, dedup_key, note, metadata, enabled, disabled_until,
+    added_by, source, created_at, updated_at)
+  SELECT $6::bigint, kind, dedup_key, note, metadata, 1, NULL, $7::text, source, $8::bigint,
+    $8::bigint FROM r ORDER BY ord
+  ON CONFLICT (bank_id, dedup_key) DO NOTHING
+  RETURNING id, dedup_key),
+new AS (SELECT ins.id, r.ord FROM ins JOIN r USING (dedup_key)),
+sig AS (
+  INSERT INTO signals (content_id, bank_id, signal_type, value, quality)
+  SELECT new.id, $6::bigint, s.signal_type, s.value, s.quality
+  FROM unnest($9::bigint[], $10::text[], $11::text[], $12::bigint[])
+    AS s (ord, signal_type, value, quality)
+  JOIN new USING (ord) ORDER BY new.id),
+ch AS (
+  INSERT INTO changes (bank_id, content_id, at)
+  SELECT $6::bigint, id, $8::bigint FROM new ORDER BY id
+  RETURNING seq, content_id)
+SELECT COALESCE(string_agg(ch.seq || ' ' || ch.content_id || ' ' || new.ord, ','), '') AS a
+FROM ch JOIN new ON new.id = ch.content_id";
+
+/// Inserts `items[i]` for each `i` of `fresh` (no key twice) into bank
+/// `bank_id` with their signals and a change row each; content the bank
+/// holds already is skipped. Answers `(seq, content id, i)` for each new
+/// row, in sequence order. Video frames are not written here.
+pub(crate) async fn insert_fresh(
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
+    bank_id: i64,
+    actor: &str,
+    now: i64,
+    items: &[NewContent],
+    fresh: &[usize],
+) -> Result<Vec<(i64, i64, usize)>, sqlx::Error> {
+    debug_assert_eq!(store.backend, crate::Backend::Postgres);
+    let column =
+        |f: fn(&NewContent) -> Option<&str>| text_array(fresh.iter().map(|&i| f(&items[i])));
+    let (mut ords, mut types, mut values, mut qualities) =
+        (String::from("{"), Vec::new(), Vec::new(), String::from("{"));
+    for (n, &i) in fresh.iter().enumerate() {
+        for s in &items[i].signals {
+            if !types.is_empty() {
+                ords.push(',');
+                qualities.push(',');
+            }
+            let _ = write!(ords, "{}", n + 1);
+            match s.quality {
+                Some(q) => {
+                    let _ = write!(qualities, "{q}");
+                }
+                None => qualities.push_str("NULL"),
+            }
+            types.push(s.signal_type.as_str());
+            values.push(s.value.as_str());
+        }
+    }
+    ords.push('}');
+    qualities.push('}');
+    let text: String = sqlx::query(INSERT_FRESH)
+        .bind(column(|c| Some(c.kind)))
+        .bind(column(|c| Some(c.dedup_key.as_str())))
+        .bind(column(|c| c.note.as_deref()))
+        .bind(column(|c| c.metadata.as_deref()))
+        .bind(column(|c| c.source.as_deref()))
+        .bind(bank_id)
+        .bind(actor)
+        .bind(now)
+        .bind(ords)
+        .bind(text_array(types.into_iter().map(Some)))
+        .bind(text_array(values.into_iter().map(Some)))
+        .bind(qualities)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("a")?;
+    let mut out = Vec::with_capacity(fresh.len());
+    for row in text.split(',').filter(|r| !r.is_empty()) {
+        let mut f = row.split(' ').map(str::parse::<i64>);
+        let (Some(Ok(seq)), Some(Ok(id)), Some(Ok(ord)), None) =
+            (f.next(), f.next(), f.next(), f.next())
+        else {
+            return Err(sqlx::Error::Protocol(format!(
+                "import statement answered {row:?}"
+            )));
+        };
+        let i = usize::try_from(ord - 1)
+            .ok()
+            .and_then(|n| fresh.get(n))
+            .ok_or_else(|| sqlx::Error::Protocol(format!("import statement answered row {ord}")))?;
+        out.push((seq, id, *i));
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// `values` as a PostgreSQL array literal of text (`{"a","b",NULL}`): each
+/// element quoted, with `"` and `\` escaped by a backslash; `None` is an SQL
+/// `NULL`.
+pub(crate) fn text_array<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> String {
+    let mut out = String::from("{");
+    for (n, v) in values.into_iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        match v {
+            None => out.push_str("NULL"),
+            Some(v) => {
+                out.push('"');
+                for c in v.chars() {
+                    if c == '"' || c == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+                out.push('"');
+            }
+        }
+    }
+    out.push('}');
+    out
+}
