@@ -186,6 +186,23 @@ pub(crate) const MODULES: &[Module] = &[
             ]
         },
     },
+    // PostgreSQL checks content's bank and a signal's content once per
+    // statement (triggers over transition tables) instead of by foreign
+    // keys, which ran a query per inserted row; deletes cascade by
+    // statement triggers. Nothing on SQLite, whose foreign keys stay.
+    Module {
+        key: "references",
+        what: "reference",
+        versions: |backend| {
+            vec![
+                match backend {
+                    Backend::Sqlite => include_str!("../schema/references_v1.sqlite.sql"),
+                    Backend::Postgres => include_str!("../schema/references_v1.postgres.sql"),
+                }
+                .into(),
+            ]
+        },
+    },
 ];
 
 /// A version whose text holds this line runs on SQLite with foreign keys
@@ -248,6 +265,8 @@ mod tests {
             ("frame_extras", Backend::Sqlite, &["fedd637208e62d9f"]),
             ("dedup", Backend::Sqlite, &["82a272b75f4ac2ec"]),
             ("dedup", Backend::Postgres, &["d7e2f98f88cc0e5f"]),
+            ("references", Backend::Sqlite, &["11410dfa9e63b77f"]),
+            ("references", Backend::Postgres, &["b4006202a9948f56"]),
             (
                 "signals_schema",
                 Backend::Sqlite,
@@ -290,7 +309,8 @@ mod tests {
                 "startup_schema",
                 "frame_extras",
                 "dedup",
-                "insert_counts"
+                "insert_counts",
+                "references"
             ]
         );
     }

@@ -7,6 +7,7 @@ mod catalog_gaps;
 mod content;
 mod hma;
 mod imports;
+mod references;
 mod reports;
 mod review;
 mod signals;
