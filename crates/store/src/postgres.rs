@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use sqlx::Row;
 
-use crate::{NewContent, Store};
+use crate::{NewContent, SignalRow, Store};
 
 /// One statement: the rows (`r`, numbered from 1 by `WITH ORDINALITY`), the
 /// content rows the bank does not hold yet (`ins`; its unique index and `ON
@@ -66,27 +66,12 @@ pub(crate) async fn insert_fresh(
     debug_assert_eq!(store.backend, crate::Backend::Postgres);
     let column =
         |f: fn(&NewContent) -> Option<&str>| text_array(fresh.iter().map(|&i| f(&items[i])));
-    let (mut ords, mut types, mut values, mut qualities) =
-        (String::from("{"), Vec::new(), Vec::new(), String::from("{"));
-    for (n, &i) in fresh.iter().enumerate() {
-        for s in &items[i].signals {
-            if !types.is_empty() {
-                ords.push(',');
-                qualities.push(',');
-            }
-            let _ = write!(ords, "{}", n + 1);
-            match s.quality {
-                Some(q) => {
-                    let _ = write!(qualities, "{q}");
-                }
-                None => qualities.push_str("NULL"),
-            }
-            types.push(s.signal_type.as_str());
-            values.push(s.value.as_str());
-        }
-    }
-    ords.push('}');
-    qualities.push('}');
+    // Each signal with the number (from 1) of its item in `fresh`.
+    let signals: Vec<(i64, &SignalRow)> = fresh
+        .iter()
+        .zip(1..)
+        .flat_map(|(&i, n)| items[i].signals.iter().map(move |s| (n, s)))
+        .collect();
     let text: String = sqlx::query(INSERT_FRESH)
         .bind(column(|c| Some(c.kind)))
         .bind(column(|c| Some(c.dedup_key.as_str())))
@@ -96,10 +81,14 @@ pub(crate) async fn insert_fresh(
         .bind(bank_id)
         .bind(actor)
         .bind(now)
-        .bind(ords)
-        .bind(text_array(types.into_iter().map(Some)))
-        .bind(text_array(values.into_iter().map(Some)))
-        .bind(qualities)
+        .bind(int_array(signals.iter().map(|&(n, _)| Some(n))))
+        .bind(text_array(
+            signals.iter().map(|(_, s)| Some(s.signal_type.as_str())),
+        ))
+        .bind(text_array(
+            signals.iter().map(|(_, s)| Some(s.value.as_str())),
+        ))
+        .bind(int_array(signals.iter().map(|(_, s)| s.quality)))
         .fetch_one(&mut *tx)
         .await?
         .try_get("a")?;
@@ -123,10 +112,12 @@ pub(crate) async fn insert_fresh(
     Ok(out)
 }
 
-/// `values` as a PostgreSQL array literal of text (`{"a","b",NULL}`): each
-/// element quoted, with `"` and `\` escaped by a backslash; `None` is an SQL
-/// `NULL`.
-pub(crate) fn text_array<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> String {
+/// `values` as a PostgreSQL array literal (`{a,b,NULL}`), each element
+/// written by `element`; `None` is an SQL `NULL`.
+fn array<T>(
+    values: impl IntoIterator<Item = Option<T>>,
+    mut element: impl FnMut(&mut String, T),
+) -> String {
     let mut out = String::from("{");
     for (n, v) in values.into_iter().enumerate() {
         if n > 0 {
@@ -134,18 +125,31 @@ pub(crate) fn text_array<'a>(values: impl IntoIterator<Item = Option<&'a str>>) 
         }
         match v {
             None => out.push_str("NULL"),
-            Some(v) => {
-                out.push('"');
-                for c in v.chars() {
-                    if c == '"' || c == '\\' {
-                        out.push('\\');
-                    }
-                    out.push(c);
-                }
-                out.push('"');
-            }
+            Some(v) => element(&mut out, v),
         }
     }
     out.push('}');
     out
+}
+
+/// `values` as a PostgreSQL array literal of text (`{"a","b",NULL}`): each
+/// element quoted, with `"` and `\` escaped by a backslash.
+pub(crate) fn text_array<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> String {
+    array(values, |out, v| {
+        out.push('"');
+        for c in v.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    })
+}
+
+/// `values` as a PostgreSQL array literal of integers (`{1,2,NULL}`).
+fn int_array(values: impl IntoIterator<Item = Option<i64>>) -> String {
+    array(values, |out, v| {
+        let _ = write!(out, "{v}");
+    })
 }
