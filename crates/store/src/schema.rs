@@ -203,6 +203,23 @@ pub(crate) const MODULES: &[Module] = &[
             ]
         },
     },
+    // PostgreSQL compares the keys an import probes and inserts by
+    // (content's de-duplication key, a signal's type and value) as bytes,
+    // whatever the database's collation. Nothing on SQLite, which does so
+    // already.
+    Module {
+        key: "byte_keys",
+        what: "key collation",
+        versions: |backend| {
+            vec![
+                match backend {
+                    Backend::Sqlite => include_str!("../schema/byte_keys_v1.sqlite.sql"),
+                    Backend::Postgres => include_str!("../schema/byte_keys_v1.postgres.sql"),
+                }
+                .into(),
+            ]
+        },
+    },
 ];
 
 /// A version whose text holds this line runs on SQLite with foreign keys
@@ -267,6 +284,8 @@ mod tests {
             ("dedup", Backend::Postgres, &["d7e2f98f88cc0e5f"]),
             ("references", Backend::Sqlite, &["11410dfa9e63b77f"]),
             ("references", Backend::Postgres, &["b4006202a9948f56"]),
+            ("byte_keys", Backend::Sqlite, &["8f303c73e66e2cd9"]),
+            ("byte_keys", Backend::Postgres, &["fa813400870a3f76"]),
             (
                 "signals_schema",
                 Backend::Sqlite,
@@ -310,7 +329,8 @@ mod tests {
                 "frame_extras",
                 "dedup",
                 "insert_counts",
-                "references"
+                "references",
+                "byte_keys"
             ]
         );
     }

@@ -952,3 +952,57 @@ async fn insert_contents_rows_read_back_on_postgres() {
     insert_contents_rows_read_back(&t).await;
     t.cleanup().await;
 }
+
+/// On PostgreSQL the keys an import probes and inserts by compare as bytes
+/// (collation "C", store module `byte_keys`), whatever the database's
+/// collation: the columns, and the indexes built on them, which is where
+/// the comparisons run. Taking the module out, or a later version that
+/// rebuilds a table or index with the database's collation, fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_keys_compare_as_bytes_on_postgres() {
+    let Some(t) = TestStore::postgres("byte_keys").await else {
+        return;
+    };
+    let store = &t.store;
+    let columns: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT a.attrelid::regclass::text, a.attname::text, c.collname::text \
+         FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation \
+         WHERE (a.attrelid, a.attname) IN (('content'::regclass, 'dedup_key'), \
+           ('signals'::regclass, 'signal_type'), ('signals'::regclass, 'value')) \
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .unwrap();
+    let c = |table: &str, column: &str| (table.to_string(), column.to_string(), "C".to_string());
+    assert_eq!(
+        columns,
+        [
+            c("content", "dedup_key"),
+            c("signals", "signal_type"),
+            c("signals", "value")
+        ]
+    );
+    // Each text key column of each index on those tables: its collation.
+    let indexed: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT i.indexrelid::regclass::text, a.attname::text, c.collname::text \
+         FROM pg_index i \
+         CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indcollation::oid[]) AS k (attnum, coll) \
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+         JOIN pg_collation c ON c.oid = k.coll \
+         WHERE i.indrelid IN ('content'::regclass, 'signals'::regclass) AND k.coll <> 0 \
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        indexed,
+        [
+            c("content_bank_id_dedup_key_key", "dedup_key"),
+            c("signals_value", "signal_type"),
+            c("signals_value", "value")
+        ]
+    );
+    t.cleanup().await;
+}
