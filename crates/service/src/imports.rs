@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bulwark_banks::Format;
 use bulwark_store::imports::{self as jobs, DONE, FAILED, JobRow, QUEUED, RUNNING};
-use bulwark_store::{self as db, Store};
+use bulwark_store::{self as db, Backend, Store};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
@@ -40,13 +40,28 @@ use crate::lists::{Batch, MAX_REJECTED_LISTED, MAX_SOURCE_CHARS, Rejected, Writt
 /// checkpoint): large enough that the commit's fixed cost (an fsync, the
 /// checkpoint, the index update) is spread thin.
 pub const JOB_BATCH: usize = 2048;
-/// Records per piece: the reader parses the list in pieces of this many
-/// records, and a batch is one or more pieces. 512 makes a piece one
-/// `VALUES` statement per table (`db::insert_contents`; 500 took six).
+/// Records per piece on SQLite: the reader parses the list in pieces of
+/// this many records, and a batch is one or more pieces. 512 makes a piece
+/// one `VALUES` statement per table (`db::insert_contents`; 500 took six).
 /// Between pieces the batch commits early when a single write is waiting
 /// for the write lock ([`Store::writers_waiting`]) or [`BATCH_TIME`] has
 /// passed, so a single write waits for one piece, not for a whole batch.
 pub const JOB_PIECE: usize = 512;
+
+/// Records per piece on `backend`. PostgreSQL has no store-wide write lock
+/// for a single write to wait on (a write to another bank never waits for
+/// an import; one to the import's own bank waits for the batch's commit,
+/// as its counter row is locked from the first piece on), so there a piece
+/// is a whole batch: one statement of up to [`JOB_BATCH`] rows, whose
+/// fixed cost (planning, the statement triggers) is spread over four times
+/// as many rows (docs/benchmarks/serve.md, "Byte-ordered keys and one
+/// statement a batch on PostgreSQL").
+pub fn piece_records(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => JOB_PIECE,
+        Backend::Postgres => JOB_BATCH,
+    }
+}
 /// A batch adds no further piece after this long.
 const BATCH_TIME: Duration = Duration::from_millis(40);
 /// Longest `Idempotency-Key`.
@@ -480,7 +495,10 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
     let (batches, mut parsed) = tokio::sync::mpsc::channel(2);
     {
         let spool = r.spool.clone();
-        tokio::task::spawn_blocking(move || read_batches(&spool, offset, lines, format, batches));
+        let piece = piece_records(s.backend);
+        tokio::task::spawn_blocking(move || {
+            read_batches(&spool, offset, lines, format, piece, batches)
+        });
     }
     let mut committed = 0;
     let Some(mut next) = parsed.recv().await else {
@@ -534,7 +552,7 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
                 .await?;
             written.absorb(w);
             if at_end
-                || records + JOB_PIECE > JOB_BATCH
+                || records + piece_records(s.backend) > JOB_BATCH
                 || s.writers_waiting() > 0
                 || began.elapsed() >= BATCH_TIME
             {
@@ -607,13 +625,14 @@ struct Parsed {
 }
 
 /// Reads the spool file from `offset` (after line `lines`) and sends it on
-/// in pieces of [`JOB_PIECE`] records, until the end of the file or until
+/// in pieces of `piece` records, until the end of the file or until
 /// the receiver is gone (the job stopped). Runs on a blocking thread.
 fn read_batches(
     spool: &str,
     mut offset: u64,
     mut lines: usize,
     format: Format,
+    piece: usize,
     out: tokio::sync::mpsc::Sender<Result<Parsed, String>>,
 ) {
     use std::io::{BufRead, Seek};
@@ -637,7 +656,7 @@ fn read_batches(
             rejected: Vec::new(),
             at_end: false,
         };
-        while p.batch.len() < JOB_PIECE {
+        while p.batch.len() < piece {
             line.clear();
             let n = match reader.read_until(b'\n', &mut line) {
                 Ok(n) => n,

@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashSet};
 use bulwark_pdq::PdqHash;
 use bulwark_service::banks::{self, NewBank};
 use bulwark_service::catalog::Catalog;
-use bulwark_service::imports::{self, Created, ImportJob, JOB_BATCH, JOB_PIECE, NewJob, Spool};
+use bulwark_service::imports::{self, Created, ImportJob, JOB_BATCH, NewJob, Spool};
 use bulwark_service::{Error, Kind};
 use bulwark_store::Store;
 use bytes::Bytes;
@@ -299,8 +299,9 @@ async fn exercise(t: &TestStore) {
     // (how many depends on timing: a batch commits early when a writer
     // waits), at most a batch's worth.
     let records = (stopped.added + stopped.duplicates) as usize;
+    let piece = imports::piece_records(store.backend);
     assert!(
-        records > 0 && records.is_multiple_of(JOB_PIECE) && records <= JOB_BATCH,
+        records > 0 && records.is_multiple_of(piece) && records <= JOB_BATCH,
         "{stopped:?}"
     );
     assert_eq!(counts(store, "resumed").await, (stopped.added, 0));
