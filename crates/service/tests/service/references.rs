@@ -340,3 +340,60 @@ async fn reference_keys_do_not_change_on_postgres() {
     );
     t.cleanup().await;
 }
+
+/// What a single write waits for beside an import batch on PostgreSQL,
+/// which has no store-wide write lock: a write into another bank does not
+/// wait for the batch (docs/SERVICE.md, "Lists"); one into the batch's own
+/// bank waits for its commit, as the bank's counter row is locked by the
+/// batch's insert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_write_waits_for_an_import_batch_in_its_own_bank_only_on_postgres() {
+    let Some(t) = TestStore::postgres("refs_single").await else {
+        return;
+    };
+    let store = &t.store;
+    let (importing, other) = (bank(store, "single_a").await, bank(store, "single_b").await);
+    let single = |bank_id: i64, tag: &'static str| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tx = store.begin().await?;
+            let c = items(tag, 1).remove(0);
+            db::insert_content(&store, &mut tx, bank_id, ACTOR, &c).await?;
+            tx.commit().await
+        })
+    };
+    let mut batch = store.begin().await.unwrap();
+    db::insert_contents(
+        store,
+        &mut batch,
+        None,
+        importing,
+        ACTOR,
+        &items("batch", 200),
+    )
+    .await
+    .unwrap();
+    // Another bank: done while the batch is open.
+    tokio::time::timeout(Duration::from_secs(10), single(other, "other"))
+        .await
+        .expect("a write into another bank waited for the import batch")
+        .unwrap()
+        .unwrap();
+    // The batch's bank: waits until the batch commits.
+    let same = single(importing, "same");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !same.is_finished(),
+        "a write into the importing bank did not wait for the batch"
+    );
+    batch.commit().await.unwrap();
+    same.await.unwrap().unwrap();
+    let n = count(
+        store,
+        "SELECT COUNT(*) AS n FROM content WHERE bank_id = ?",
+        importing,
+    )
+    .await;
+    assert_eq!(n, 201);
+    t.cleanup().await;
+}
