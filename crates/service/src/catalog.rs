@@ -256,8 +256,10 @@ struct Seen {
     touched: VecDeque<(u64, Option<Vec<i64>>)>,
     /// Content ids in `touched`, at most [`TOUCHED_IDS`].
     touched_ids: usize,
-    /// When the oldest open gap was first noticed.
-    gap_since: Option<Instant>,
+    /// The oldest open gap: when it was first noticed, and the lowest
+    /// sequence number above the floor applied then (the gap is every
+    /// number between the floor and it).
+    gap: Option<(Instant, i64)>,
 }
 
 impl Seen {
@@ -302,8 +304,6 @@ const TOUCHED_KEPT: usize = 256;
 /// applies up to 20,000 changes at a time, and a start-up replay more.
 const TOUCHED_IDS: usize = 1 << 20;
 
-/// A gap in `changes` (a transaction still in flight on another replica, or
-/// rolled back) is waited for this long before it is skipped.
 /// A snapshot further behind the store than this many changes is not
 /// replayed: the index is read from the store instead (faster past this).
 pub const MAX_REPLAY: i64 = 200_000;
@@ -313,7 +313,12 @@ pub const MAX_REPLAY: i64 = 200_000;
 /// of the latest changes to replay from the store.
 pub const JOURNAL_FLUSH: Duration = Duration::from_millis(500);
 
-const GAP_PATIENCE: Duration = Duration::from_secs(30);
+/// A gap in `changes` (a transaction still in flight on another replica, or
+/// rolled back) is waited for this long before it is skipped: every
+/// missing number below the change that showed the gap at once, since all
+/// of them were handed out before that change's (a rolled-back import batch
+/// leaves a run of up to 2,048).
+pub const GAP_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Content items re-read per query when changes are applied.
 const RELOAD_CHUNK: usize = 5_000;
@@ -327,6 +332,8 @@ pub struct Catalog {
     snapshot_path: std::sync::Mutex<Option<PathBuf>>,
     snapshot_seq: AtomicI64,
     max_replay: AtomicI64,
+    /// How long a gap is waited for ([`GAP_PATIENCE`]), in ms.
+    gap_patience_ms: AtomicI64,
     /// Held while changes are applied (see [`Catalog::lock_apply`]).
     apply_lock: tokio::sync::Mutex<()>,
     /// Whether this catalog keeps the index journal (owns its data directory).
@@ -361,6 +368,7 @@ impl Catalog {
             snapshot_path: std::sync::Mutex::new(None),
             snapshot_seq: AtomicI64::new(0),
             max_replay: AtomicI64::new(MAX_REPLAY),
+            gap_patience_ms: AtomicI64::new(GAP_PATIENCE.as_millis() as i64),
             apply_lock: tokio::sync::Mutex::new(()),
             journaling: AtomicBool::new(false),
             journal: crate::journal::Journal::default(),
@@ -434,6 +442,13 @@ impl Catalog {
     /// replayed at load (default [`MAX_REPLAY`]).
     pub fn set_max_replay(&self, n: i64) {
         self.max_replay.store(n, Ordering::Relaxed);
+    }
+
+    /// How long a gap in the change feed is waited for before the numbers
+    /// missing in it are skipped (default [`GAP_PATIENCE`], 30 s).
+    pub fn set_gap_patience(&self, patience: Duration) {
+        self.gap_patience_ms
+            .store(patience.as_millis() as i64, Ordering::Relaxed);
     }
 
     /// Keep the index journal beside the snapshot (see [`crate::journal`]):
@@ -1084,18 +1099,31 @@ impl Catalog {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             advance(&mut seen);
             // Gaps: something above the floor exists but floor + 1 does not.
-            if present.iter().any(|s| *s > seen.floor + 1)
-                && !seen.above.contains(&(seen.floor + 1))
-            {
-                let since = *seen.gap_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > GAP_PATIENCE {
-                    tracing::warn!("change {} never appeared; skipping it", seen.floor + 1);
-                    seen.floor += 1;
-                    seen.gap_since = None;
-                    advance(&mut seen);
+            let next = seen.above.first().copied();
+            match next {
+                Some(next) if next > seen.floor + 1 => {
+                    // A gap noticed before has filled, and this is another.
+                    if seen.gap.is_some_and(|(_, end)| end <= seen.floor + 1) {
+                        seen.gap = None;
+                    }
+                    let (since, end) = *seen.gap.get_or_insert((Instant::now(), next));
+                    let patience = self.gap_patience_ms.load(Ordering::Relaxed);
+                    if since.elapsed().as_millis() as i64 >= patience {
+                        if end - 1 > seen.floor + 1 {
+                            tracing::warn!(
+                                "changes {} to {} never appeared; skipping them",
+                                seen.floor + 1,
+                                end - 1
+                            );
+                        } else {
+                            tracing::warn!("change {} never appeared; skipping it", seen.floor + 1);
+                        }
+                        seen.floor = end - 1;
+                        seen.gap = None;
+                        advance(&mut seen);
+                    }
                 }
-            } else {
-                seen.gap_since = None;
+                _ => seen.gap = None,
             }
         }
         self.last_refresh_ms.store(now_ms(), Ordering::Release);

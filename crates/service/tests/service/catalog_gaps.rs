@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::time::Duration;
+
 use crate::support::TestStore;
 use bulwark_service::catalog::Catalog;
 use bulwark_store::Store;
@@ -56,6 +58,36 @@ async fn a_gap_holds_the_floor_until_it_fills(store: &Store) {
         "only the late change is new"
     );
     assert_eq!(catalog.applied_seq(), base + 6);
+
+    // A run of numbers that never commit (a rolled-back import batch on
+    // PostgreSQL leaves one, up to 2,048 long): once the gap has been
+    // waited for, the whole run is skipped at once, not one number per
+    // wait, which held the floor for 30 s a number.
+    let patience = Duration::from_millis(200);
+    catalog.set_gap_patience(patience);
+    add_change(store, base + 12).await;
+    assert_eq!(catalog.refresh(store).await.unwrap(), 1);
+    assert_eq!(catalog.applied_seq(), base + 6, "waits for the gap first");
+    tokio::time::sleep(patience * 2).await;
+    assert_eq!(catalog.refresh(store).await.unwrap(), 0);
+    assert_eq!(catalog.applied_seq(), base + 12, "the run 7..=11 skipped");
+
+    // A gap that fills while a later one opens: the later one is waited
+    // for from when it was noticed, and the floor never moves back.
+    add_change(store, base + 14).await;
+    assert_eq!(catalog.refresh(store).await.unwrap(), 1);
+    tokio::time::sleep(patience * 2).await;
+    add_change(store, base + 13).await;
+    add_change(store, base + 16).await;
+    assert_eq!(catalog.refresh(store).await.unwrap(), 2);
+    assert_eq!(
+        catalog.applied_seq(),
+        base + 14,
+        "the new gap is waited for in full"
+    );
+    tokio::time::sleep(patience * 2).await;
+    assert_eq!(catalog.refresh(store).await.unwrap(), 0);
+    assert_eq!(catalog.applied_seq(), base + 16);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
