@@ -51,6 +51,9 @@ pub struct Store {
     /// On SQLite, which content each bank holds (the table has no unique
     /// index on its dedup key: [`dedup`]).
     dedup: Arc<dedup::Dedup>,
+    /// On PostgreSQL, import calls left that go straight to the import
+    /// statement with `ON CONFLICT` ([`postgres::insert_fresh`]).
+    conflict_calls: Arc<AtomicUsize>,
 }
 
 /// 16 random bytes, hex.
@@ -204,6 +207,7 @@ impl Store {
             backend,
             waiting: Arc::new(AtomicUsize::new(0)),
             dedup: Arc::new(dedup::Dedup::new(url)),
+            conflict_calls: Arc::new(AtomicUsize::new(0)),
         };
         store.migrate().await?;
         for module in modules {

@@ -1007,3 +1007,111 @@ async fn import_keys_compare_as_bytes_on_postgres() {
     );
     t.cleanup().await;
 }
+
+/// On PostgreSQL an import call first tries its statement without `ON
+/// CONFLICT` (one search of the unique index a row instead of two), and
+/// goes back to a savepoint and the statement with it when the bank holds
+/// one of its keys. Performed here: a batch whose last key the bank holds;
+/// further writes in the same transaction after that; and two replicas
+/// (two stores, each with its own memory of recent conflicts) importing the
+/// same key at once, the first committing or rolling back while the second
+/// waits on its key. Each key is in the bank once, every batch gets the
+/// ids of exactly its new rows, and the counters match the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_batches_meeting_held_keys_on_postgres() {
+    use crate::references::{bank, count, items};
+    use bulwark_store as db;
+    let Some(t) = TestStore::postgres("held_keys").await else {
+        return;
+    };
+    let store = &t.store;
+    let b = bank(store, "held").await;
+    let content = |store: &Store| {
+        let store = store.clone();
+        async move {
+            count(
+                &store,
+                "SELECT COUNT(*) AS n FROM content WHERE bank_id = ?",
+                b,
+            )
+            .await
+        }
+    };
+
+    // A batch of new keys, then one whose last key the bank holds, then
+    // more writes in that transaction.
+    let mut tx = store.begin().await.unwrap();
+    let (ids, _) = db::insert_contents(store, &mut tx, None, b, ACTOR, &items("a", 100))
+        .await
+        .unwrap();
+    assert!(ids.iter().all(Option::is_some));
+    tx.commit().await.unwrap();
+    let mut batch = items("b", 99);
+    batch.extend(items("a", 100).into_iter().skip(99));
+    let mut tx = store.begin().await.unwrap();
+    let (ids, changes) = db::insert_contents(store, &mut tx, None, b, ACTOR, &batch)
+        .await
+        .unwrap();
+    assert!(ids[..99].iter().all(Option::is_some), "{ids:?}");
+    assert_eq!(ids[99], None, "the key the bank holds");
+    assert_eq!(changes.len(), 99);
+    let (more, _) = db::insert_contents(store, &mut tx, None, b, ACTOR, &items("c", 10))
+        .await
+        .unwrap();
+    assert!(more.iter().all(Option::is_some));
+    tx.commit().await.unwrap();
+    assert_eq!(content(store).await, 209);
+
+    // Two replicas, the same key: the second waits for the first's
+    // transaction, then skips the key if it committed, or adds it if it
+    // rolled back.
+    let url = store.pool.connect_options().database_url.to_string();
+    for commit in [true, false] {
+        let tag = if commit {
+            "race-commit"
+        } else {
+            "race-rollback"
+        };
+        let (one, two) = (
+            Store::open(&url).await.unwrap(),
+            Store::open(&url).await.unwrap(),
+        );
+        let mut first = one.begin().await.unwrap();
+        db::insert_contents(&one, &mut first, None, b, ACTOR, &items(tag, 1))
+            .await
+            .unwrap();
+        let second = {
+            let two = two.clone();
+            let mut batch = items(&format!("{tag}-other"), 5);
+            batch.extend(items(tag, 1));
+            tokio::spawn(async move {
+                let mut tx = two.begin().await?;
+                let (ids, _) = db::insert_contents(&two, &mut tx, None, b, ACTOR, &batch).await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(ids)
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!second.is_finished(), "the second did not wait on the key");
+        if commit {
+            first.commit().await.unwrap();
+        } else {
+            first.rollback().await.unwrap();
+        }
+        let ids = second.await.unwrap().unwrap();
+        assert!(ids[..5].iter().all(Option::is_some), "{ids:?}");
+        assert_eq!(ids[5].is_some(), !commit, "{ids:?}");
+        one.pool.close().await;
+        two.pool.close().await;
+    }
+    assert_eq!(content(store).await, 209 + 6 + 6);
+    let keys = count(
+        store,
+        "SELECT COUNT(DISTINCT dedup_key) AS n FROM content WHERE bank_id = ?",
+        b,
+    )
+    .await;
+    assert_eq!(keys, 221, "a key twice");
+    assert_eq!(counts(store, "held").await, (221, 0));
+    t.cleanup().await;
+}

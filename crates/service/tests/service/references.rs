@@ -19,7 +19,8 @@ use crate::support::TestStore;
 
 const ACTOR: &str = "curator-key";
 
-async fn bank(store: &Store, name: &str) -> i64 {
+/// A new bank's id.
+pub(crate) async fn bank(store: &Store, name: &str) -> i64 {
     let catalog = Catalog::new();
     catalog.load(store).await.unwrap();
     let b = NewBank {
@@ -34,7 +35,8 @@ async fn bank(store: &Store, name: &str) -> i64 {
     db::bank_by_name(store, name).await.unwrap().unwrap().id
 }
 
-fn items(tag: &str, n: usize) -> Vec<NewContent> {
+/// `n` items keyed `{tag}-{i}`, each with a PDQ and an MD5 signal.
+pub(crate) fn items(tag: &str, n: usize) -> Vec<NewContent> {
     (0..n)
         .map(|i| NewContent {
             kind: "signals",
@@ -56,7 +58,7 @@ fn items(tag: &str, n: usize) -> Vec<NewContent> {
         .collect()
 }
 
-async fn count(store: &Store, sql: &str, arg: i64) -> i64 {
+pub(crate) async fn count(store: &Store, sql: &str, arg: i64) -> i64 {
     sqlx::query(&store.sql(sql))
         .bind(arg)
         .fetch_one(&store.pool)
