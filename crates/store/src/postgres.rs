@@ -19,14 +19,16 @@ use crate::{NewContent, SignalRow, Store};
 
 /// One statement: the rows (`r`, numbered from 1 by `WITH ORDINALITY`), the
 /// content rows the bank does not hold yet (`ins`; its unique index and `ON
-/// CONFLICT DO NOTHING` decide, so replicas sharing the database agree),
-/// their signals and change rows, in id order. It answers one text, `seq
-/// id ord` per new row, where `ord` is the row's number in `r`: one row
-/// through the driver instead of one per inserted row.
+/// CONFLICT DO NOTHING` decide, so replicas sharing the database agree; see
+/// [`INSERT_FRESH_PLAIN`] for the form tried first), their signals and
+/// change rows, in id order. It answers one text, `seq id ord` per new row,
+/// where `ord` is the row's number in `r`: one row through the driver
+/// instead of one per inserted row.
 ///
 /// A data-modifying `WITH` runs once whether or not the rest reads it, and
-/// the foreign-key checks of `signals` run at the end of the statement, when
-/// the content rows are there.
+/// the check that a signal's content exists (a statement trigger, store
+/// module `references`) runs at the end of the statement, when the content
+/// rows are there.
 const INSERT_FRESH: &str = "\
 WITH r AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
