@@ -28,7 +28,10 @@ use crate::{NewContent, SignalRow, Store};
 /// A data-modifying `WITH` runs once whether or not the rest reads it, and
 /// the check that a signal's content exists (a statement trigger, store
 /// module `references`) runs at the end of the statement, when the content
-/// rows are there.
+/// rows are there. The change rows are sorted by content id, so their
+/// sequence numbers are drawn only once every content row is in: a
+/// statement that fails on a held key leaves no gap in the change feed
+/// (`import_batches_meeting_held_keys_on_postgres`).
 const INSERT_FRESH: &str = "\
 WITH r AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])

@@ -1061,6 +1061,17 @@ async fn import_batches_meeting_held_keys_on_postgres() {
     assert!(more.iter().all(Option::is_some));
     tx.commit().await.unwrap();
     assert_eq!(content(store).await, 209);
+    // The failed attempt drew no change number: the change feed has no gap
+    // for replicas to wait on (the change rows are sorted by content id, so
+    // they are drawn only once every content row is in).
+    let (first, last, n): (i64, i64, i64) =
+        sqlx::query_as("SELECT MIN(seq), MAX(seq), COUNT(*) FROM changes WHERE bank_id = $1")
+            .bind(b)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert!(n >= 209, "{n} changes");
+    assert_eq!(last - first + 1, n, "a gap in the change feed");
 
     // Two replicas, the same key: the second waits for the first's
     // transaction, then skips the key if it committed, or adds it if it
