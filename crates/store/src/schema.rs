@@ -72,10 +72,11 @@ pub(crate) const MODULES: &[Module] = &[
         key: "console_schema",
         what: "console",
         versions: |backend| {
-            let triggers = match backend {
-                Backend::Sqlite => include_str!("../schema/console_v3_triggers.sqlite.sql"),
-                Backend::Postgres => include_str!("../schema/console_v3_triggers.postgres.sql"),
-            };
+            let triggers = dialect(
+                backend,
+                include_str!("../schema/console_v3_triggers.sqlite.sql"),
+                include_str!("../schema/console_v3_triggers.postgres.sql"),
+            );
             vec![
                 include_str!("../schema/console_v1.sql").into(),
                 include_str!("../schema/console_v2.sql").into(),
@@ -95,15 +96,19 @@ pub(crate) const MODULES: &[Module] = &[
     Module {
         key: "counts",
         what: "bank counter",
-        versions: |backend| match backend {
-            Backend::Sqlite => vec![
-                include_str!("../schema/counts_v1.sqlite.sql").into(),
-                include_str!("../schema/counts_v2.sqlite.sql").into(),
-            ],
-            Backend::Postgres => vec![
-                include_str!("../schema/counts_v1.postgres.sql").into(),
-                include_str!("../schema/counts_v2.postgres.sql").into(),
-            ],
+        versions: |backend| {
+            vec![
+                dialect(
+                    backend,
+                    include_str!("../schema/counts_v1.sqlite.sql"),
+                    include_str!("../schema/counts_v1.postgres.sql"),
+                ),
+                dialect(
+                    backend,
+                    include_str!("../schema/counts_v2.sqlite.sql"),
+                    include_str!("../schema/counts_v2.postgres.sql"),
+                ),
+            ]
         },
     },
     // Import jobs.
@@ -158,13 +163,11 @@ pub(crate) const MODULES: &[Module] = &[
         key: "dedup",
         what: "content de-duplication",
         versions: |backend| {
-            vec![
-                match backend {
-                    Backend::Sqlite => include_str!("../schema/dedup_v1.sqlite.sql"),
-                    Backend::Postgres => include_str!("../schema/dedup_v1.postgres.sql"),
-                }
-                .into(),
-            ]
+            vec![dialect(
+                backend,
+                include_str!("../schema/dedup_v1.sqlite.sql"),
+                include_str!("../schema/dedup_v1.postgres.sql"),
+            )]
         },
     },
     // Counters per insert call on SQLite: the row triggers that counted
@@ -177,13 +180,11 @@ pub(crate) const MODULES: &[Module] = &[
         key: "insert_counts",
         what: "counters",
         versions: |backend| {
-            vec![
-                match backend {
-                    Backend::Sqlite => include_str!("../schema/insert_counts_v1.sqlite.sql"),
-                    Backend::Postgres => include_str!("../schema/insert_counts_v1.postgres.sql"),
-                }
-                .into(),
-            ]
+            vec![dialect(
+                backend,
+                include_str!("../schema/insert_counts_v1.sqlite.sql"),
+                include_str!("../schema/insert_counts_v1.postgres.sql"),
+            )]
         },
     },
     // PostgreSQL checks content's bank and a signal's content once per
@@ -194,13 +195,11 @@ pub(crate) const MODULES: &[Module] = &[
         key: "references",
         what: "reference",
         versions: |backend| {
-            vec![
-                match backend {
-                    Backend::Sqlite => include_str!("../schema/references_v1.sqlite.sql"),
-                    Backend::Postgres => include_str!("../schema/references_v1.postgres.sql"),
-                }
-                .into(),
-            ]
+            vec![dialect(
+                backend,
+                include_str!("../schema/references_v1.sqlite.sql"),
+                include_str!("../schema/references_v1.postgres.sql"),
+            )]
         },
     },
     // PostgreSQL compares the keys an import probes and inserts by
@@ -211,16 +210,24 @@ pub(crate) const MODULES: &[Module] = &[
         key: "byte_keys",
         what: "key collation",
         versions: |backend| {
-            vec![
-                match backend {
-                    Backend::Sqlite => include_str!("../schema/byte_keys_v1.sqlite.sql"),
-                    Backend::Postgres => include_str!("../schema/byte_keys_v1.postgres.sql"),
-                }
-                .into(),
-            ]
+            vec![dialect(
+                backend,
+                include_str!("../schema/byte_keys_v1.sqlite.sql"),
+                include_str!("../schema/byte_keys_v1.postgres.sql"),
+            )]
         },
     },
 ];
+
+/// A version written once per dialect: `sqlite` on SQLite, `postgres` on
+/// PostgreSQL.
+fn dialect(backend: Backend, sqlite: &'static str, postgres: &'static str) -> Cow<'static, str> {
+    match backend {
+        Backend::Sqlite => sqlite,
+        Backend::Postgres => postgres,
+    }
+    .into()
+}
 
 /// A version whose text holds this line runs on SQLite with foreign keys
 /// off for its connection (set outside its transaction, where SQLite takes
