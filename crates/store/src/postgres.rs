@@ -139,7 +139,7 @@ pub(crate) async fn insert_fresh(
         match run(INSERT_FRESH_PLAIN.as_str()).fetch_one(&mut *tx).await {
             Ok(row) => answer = Some(row),
             Err(sqlx::Error::Database(e))
-                if e.code().as_deref() == Some("23505") && e.constraint() == Some(DEDUP_INDEX) =>
+                if e.is_unique_violation() && e.constraint() == Some(DEDUP_INDEX) =>
             {
                 sqlx::query("ROLLBACK TO SAVEPOINT bulwark_fresh")
                     .execute(&mut *tx)
