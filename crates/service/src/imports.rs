@@ -62,6 +62,7 @@ pub fn piece_records(backend: Backend) -> usize {
         Backend::Postgres => JOB_BATCH,
     }
 }
+
 /// A batch adds no further piece after this long.
 const BATCH_TIME: Duration = Duration::from_millis(40);
 /// Longest `Idempotency-Key`.
@@ -493,11 +494,11 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
     // Reading and parsing run on a blocking thread, a batch or two ahead of
     // the writes.
     let (batches, mut parsed) = tokio::sync::mpsc::channel(2);
+    let per_piece = piece_records(s.backend);
     {
         let spool = r.spool.clone();
-        let piece = piece_records(s.backend);
         tokio::task::spawn_blocking(move || {
-            read_batches(&spool, offset, lines, format, piece, batches)
+            read_batches(&spool, offset, lines, format, per_piece, batches)
         });
     }
     let mut committed = 0;
@@ -552,7 +553,7 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
                 .await?;
             written.absorb(w);
             if at_end
-                || records + piece_records(s.backend) > JOB_BATCH
+                || records + per_piece > JOB_BATCH
                 || s.writers_waiting() > 0
                 || began.elapsed() >= BATCH_TIME
             {
