@@ -1019,24 +1019,13 @@ async fn import_keys_compare_as_bytes_on_postgres() {
 /// ids of exactly its new rows, and the counters match the table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_batches_meeting_held_keys_on_postgres() {
-    use crate::references::{bank, count, items};
+    use crate::references::{bank, content_rows, count, items};
     use bulwark_store as db;
     let Some(t) = TestStore::postgres("held_keys").await else {
         return;
     };
     let store = &t.store;
     let b = bank(store, "held").await;
-    let content = |store: &Store| {
-        let store = store.clone();
-        async move {
-            count(
-                &store,
-                "SELECT COUNT(*) AS n FROM content WHERE bank_id = ?",
-                b,
-            )
-            .await
-        }
-    };
 
     // A batch of new keys, then one whose last key the bank holds, then
     // more writes in that transaction.
@@ -1060,7 +1049,7 @@ async fn import_batches_meeting_held_keys_on_postgres() {
         .unwrap();
     assert!(more.iter().all(Option::is_some));
     tx.commit().await.unwrap();
-    assert_eq!(content(store).await, 209);
+    assert_eq!(content_rows(store, b).await, 209);
     // The failed attempt drew no change number: the change feed has no gap
     // for replicas to wait on (the change rows are sorted by content id, so
     // they are drawn only once every content row is in).
@@ -1115,7 +1104,7 @@ async fn import_batches_meeting_held_keys_on_postgres() {
         one.pool.close().await;
         two.pool.close().await;
     }
-    assert_eq!(content(store).await, 209 + 6 + 6);
+    assert_eq!(content_rows(store, b).await, 209 + 6 + 6);
     let keys = count(
         store,
         "SELECT COUNT(DISTINCT dedup_key) AS n FROM content WHERE bank_id = ?",

@@ -67,6 +67,16 @@ pub(crate) async fn count(store: &Store, sql: &str, arg: i64) -> i64 {
         .get("n")
 }
 
+/// The content rows of bank `bank_id`, counted in the table.
+pub(crate) async fn content_rows(store: &Store, bank_id: i64) -> i64 {
+    count(
+        store,
+        "SELECT COUNT(*) AS n FROM content WHERE bank_id = ?",
+        bank_id,
+    )
+    .await
+}
+
 /// Rows naming a bank or content that does not exist, counted by joins
 /// that do not trust any reference.
 async fn orphans(store: &Store) -> (i64, i64) {
@@ -177,25 +187,9 @@ async fn references_refuse_and_cascade(t: &TestStore) {
         .execute(&store.pool)
         .await
         .unwrap();
-    assert_eq!(
-        count(
-            store,
-            "SELECT COUNT(*) AS n FROM content WHERE bank_id = ?",
-            a
-        )
-        .await,
-        0
-    );
+    assert_eq!(content_rows(store, a).await, 0);
     assert_eq!((signals_of(a).await, signals_of(b).await), (0, 10));
-    assert_eq!(
-        count(
-            store,
-            "SELECT COUNT(*) AS n FROM content WHERE bank_id = ?",
-            b
-        )
-        .await,
-        5
-    );
+    assert_eq!(content_rows(store, b).await, 5);
     assert_eq!(orphans(store).await, (0, 0));
 }
 
@@ -253,15 +247,7 @@ async fn a_bank_deleted_beside_an_import_batch_leaves_no_rows_on_postgres() {
     );
     tx.commit().await.unwrap();
     assert_eq!(deleting.await.unwrap().unwrap().rows_affected(), 1);
-    assert_eq!(
-        count(
-            store,
-            "SELECT COUNT(*) AS n FROM content WHERE bank_id = ?",
-            first
-        )
-        .await,
-        0
-    );
+    assert_eq!(content_rows(store, first).await, 0);
     assert_eq!(orphans(store).await, (0, 0));
 
     // The delete first: the batch waits for it, then fails.
@@ -390,12 +376,7 @@ async fn a_single_write_waits_for_an_import_batch_in_its_own_bank_only_on_postgr
     );
     batch.commit().await.unwrap();
     same.await.unwrap().unwrap();
-    let n = count(
-        store,
-        "SELECT COUNT(*) AS n FROM content WHERE bank_id = ?",
-        importing,
-    )
-    .await;
+    let n = content_rows(store, importing).await;
     assert_eq!(n, 201);
     t.cleanup().await;
 }
