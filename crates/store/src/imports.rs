@@ -6,7 +6,7 @@
 //! pragmas and take its write lock.
 
 use sqlx::any::AnyRow;
-use sqlx::{Connection, Row};
+use sqlx::{Connection, Executor, Row};
 
 use crate::{Backend, Store, TxMarks};
 
@@ -383,4 +383,74 @@ pub async fn begin_batch<'c>(
 /// Whether SQLite answered "database is locked" (`SQLITE_BUSY`).
 pub fn is_busy(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("5"))
+}
+
+/// How a batch of a two-connection import job begins ([`begin_apart`]):
+/// its insert statements leave the bank's counters to [`add_counts`]
+/// (`bulwark.defer_counts`, store module `counts` v3), and it waits at
+/// most 2 s for a row lock. Its statements then fail with
+/// `lock_not_available` ([`is_lock_conflict`]), and the job goes on one
+/// batch at a time. The job waits for one batch to commit before the next
+/// may, which PostgreSQL's deadlock detector cannot see: if a write of
+/// another transaction waits for a later batch (a key it inserted) while
+/// holding a lock the earlier batch needs, the wait ends there.
+const BEGIN_APART: &str =
+    "BEGIN; SET LOCAL bulwark.defer_counts = on; SET LOCAL lock_timeout = '2s'";
+
+/// Begins a batch of an import job that writes from two connections
+/// (PostgreSQL): a batch is written while the one before it is written and
+/// committed from the other connection ([`BEGIN_APART`]). Commit or roll
+/// back with [`end_apart`].
+pub async fn begin_apart(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    // A text without arguments goes as a simple query: several statements.
+    conn.execute(BEGIN_APART).await?;
+    Ok(())
+}
+
+/// Commits (or rolls back) a batch begun by [`begin_apart`].
+pub async fn end_apart(conn: &mut sqlx::AnyConnection, commit: bool) -> Result<(), sqlx::Error> {
+    conn.execute(if commit { "COMMIT" } else { "ROLLBACK" })
+        .await?;
+    Ok(())
+}
+
+/// Adds a batch begun by [`begin_apart`] to bank `bank_id`'s counters:
+/// `content` new content rows (all enabled) and `signals` new signal rows
+/// per type. Run just before the commit, after the batch before it has
+/// committed, so that batches lock the counter rows in commit order.
+pub async fn add_counts(
+    conn: &mut sqlx::AnyConnection,
+    bank_id: i64,
+    content: i64,
+    signals: &[(&str, i64)],
+) -> Result<(), sqlx::Error> {
+    if content == 0 && signals.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "WITH b AS (
+           INSERT INTO bank_counts (bank_id, content, disabled) SELECT $1, $2, 0 WHERE $2 <> 0
+           ON CONFLICT (bank_id) DO UPDATE SET content = bank_counts.content + excluded.content)
+         INSERT INTO signal_counts (bank_id, signal_type, n)
+           SELECT $1, t, n FROM unnest($3::text[], $4::bigint[]) AS s (t, n) ORDER BY t
+           ON CONFLICT (bank_id, signal_type) DO UPDATE SET n = signal_counts.n + excluded.n",
+    )
+    .bind(bank_id)
+    .bind(content)
+    .bind(crate::postgres::text_array(
+        signals.iter().map(|(t, _)| Some(*t)),
+    ))
+    .bind(crate::postgres::int_array(
+        signals.iter().map(|(_, n)| Some(*n)),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether PostgreSQL gave up waiting for a lock: `lock_not_available`
+/// (the lock timeout of [`BEGIN_APART`] ran out) or `deadlock_detected`.
+pub fn is_lock_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d)
+        if matches!(d.code().as_deref(), Some("55P03") | Some("40P01")))
 }

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -48,6 +48,9 @@ pub struct Store {
     /// background bulk writers (import jobs) let them go first
     /// ([`Store::writers_waiting`]).
     waiting: Arc<AtomicUsize>,
+    /// When the last [`Store::begin`] was called ([`now_ms`]; 0 for never):
+    /// [`Store::wrote_within`].
+    last_begin: Arc<AtomicI64>,
     /// On SQLite, which content each bank holds (the table has no unique
     /// index on its dedup key: [`dedup`]).
     dedup: Arc<dedup::Dedup>,
@@ -206,6 +209,7 @@ impl Store {
             pool,
             backend,
             waiting: Arc::new(AtomicUsize::new(0)),
+            last_begin: Arc::new(AtomicI64::new(0)),
             dedup: Arc::new(dedup::Dedup::new(url)),
             conflict_calls: Arc::new(AtomicUsize::new(0)),
         };
@@ -245,6 +249,7 @@ impl Store {
         let (pool, backend) = (self.pool.clone(), self.backend);
         let waiting = Arc::clone(&self.waiting);
         waiting.fetch_add(1, Ordering::AcqRel);
+        self.last_begin.store(now_ms(), Ordering::Relaxed);
         tokio::spawn(async move {
             let tx = match backend {
                 Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
@@ -273,6 +278,15 @@ impl Store {
     /// transactions and lets them go first.
     pub fn writers_waiting(&self) -> usize {
         self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Whether a write transaction ([`Store::begin`]: single writes, not
+    /// import batches) began in the last `d`. An import job on PostgreSQL
+    /// writes one batch at a time then instead of two at once, leaving a
+    /// core to the writes.
+    pub fn wrote_within(&self, d: Duration) -> bool {
+        let last = self.last_begin.load(Ordering::Relaxed);
+        last != 0 && now_ms().saturating_sub(last) < d.as_millis() as i64
     }
 
     /// Lets writers waiting for a transaction ([`Store::writers_waiting`])

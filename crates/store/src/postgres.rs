@@ -212,7 +212,7 @@ pub(crate) fn text_array<'a>(values: impl IntoIterator<Item = Option<&'a str>>) 
 }
 
 /// `values` as a PostgreSQL array literal of integers (`{1,2,NULL}`).
-fn int_array(values: impl IntoIterator<Item = Option<i64>>) -> String {
+pub(crate) fn int_array(values: impl IntoIterator<Item = Option<i64>>) -> String {
     array(values, |out, v| {
         let _ = write!(out, "{v}");
     })

@@ -92,7 +92,10 @@ pub(crate) const MODULES: &[Module] = &[
     // `insert_counts` v1, SQLite counts inserts in the store's insert
     // functions instead (a row trigger per inserted row was a tenth of an
     // import).
-    // v2: signals per (bank, type), for HMA's per-type sizes.
+    // v2: signals per (bank, type), for HMA's per-type sizes. v3
+    // (PostgreSQL): an insert leaves its counts to its transaction when
+    // `bulwark.defer_counts` is on (an import job's batches, which commit
+    // in order from two connections: `imports::add_counts`).
     Module {
         key: "counts",
         what: "bank counter",
@@ -107,6 +110,11 @@ pub(crate) const MODULES: &[Module] = &[
                     backend,
                     include_str!("../schema/counts_v2.sqlite.sql"),
                     include_str!("../schema/counts_v2.postgres.sql"),
+                ),
+                dialect(
+                    backend,
+                    include_str!("../schema/counts_v3.sqlite.sql"),
+                    include_str!("../schema/counts_v3.postgres.sql"),
                 ),
             ]
         },
@@ -277,12 +285,12 @@ mod tests {
             (
                 "counts",
                 Backend::Sqlite,
-                &["f51e69e891597afc", "d7a791258bc50027"],
+                &["f51e69e891597afc", "d7a791258bc50027", "51072c335c0be2dc"],
             ),
             (
                 "counts",
                 Backend::Postgres,
-                &["b0dc5c00f9dd3b4b", "85b0af5daa36d2be"],
+                &["b0dc5c00f9dd3b4b", "85b0af5daa36d2be", "7d119f05073bf0bc"],
             ),
             ("imports", Backend::Sqlite, &["6ecd9895e0347add"]),
             ("extras_schema", Backend::Sqlite, &["141d5053d2bd2a0a"]),
