@@ -107,7 +107,14 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl From<sqlx::Error> for Error {
+    /// A lock PostgreSQL gave up waiting for (a lock timeout, a deadlock)
+    /// is [`Kind::Busy`]: the same request may well succeed when retried.
+    /// Anything else is internal.
     fn from(e: sqlx::Error) -> Self {
+        if bulwark_store::imports::is_lock_conflict(&e) {
+            tracing::warn!("database: {e}");
+            return Error::busy("the database gave up waiting for a lock; retry");
+        }
         Error::internal(format!("database: {e}"))
     }
 }

@@ -18,6 +18,7 @@ use std::collections::HashSet;
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bulwark_banks::Format;
@@ -33,7 +34,7 @@ use tokio::sync::Notify;
 
 use crate::banks::by_name;
 use crate::catalog::Catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::lists::{Batch, MAX_REJECTED_LISTED, MAX_SOURCE_CHARS, Rejected, Written, format_of};
 
 /// Most records per committed batch (one transaction with the job's
@@ -462,13 +463,145 @@ pub async fn run(store: &Store, catalog: &Catalog, id: &str) -> Result<()> {
 /// (of at most [`JOB_BATCH`] records), leaving the job running at its checkpoint as a
 /// stopped worker would; a later [`run`] (or [`run_pending`]) resumes it
 /// there.
+///
+/// On PostgreSQL the job writes two batches at once, from two connections
+/// ([`two_at_once`]); after a lock conflict there, [`ALONE_AFTER_CONFLICT`]
+/// batches one at a time ([`one_at_a_time`], as on SQLite), then two again.
 pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: usize) -> Result<()> {
-    let s = store;
+    let mut left = max_batches.max(1);
+    let mut alone = 0;
+    let mut first = true;
+    loop {
+        let Some((job, progress)) = open(store, id, first).await? else {
+            return Ok(());
+        };
+        first = false;
+        let (end, committed) = if store.backend == Backend::Postgres && alone == 0 {
+            two_at_once(store, catalog, &job, progress, left).await?
+        } else if store.backend == Backend::Postgres {
+            one_at_a_time(store, catalog, &job, progress, alone.min(left)).await?
+        } else {
+            one_at_a_time(store, catalog, &job, progress, left).await?
+        };
+        left = left.saturating_sub(committed);
+        match end {
+            End::Done(p) => {
+                finish(store, id, DONE, None).await?;
+                tracing::info!(
+                    "import job {id}: {} lines, {} added, {} duplicates, {} rejected",
+                    p.lines,
+                    p.added,
+                    p.duplicates,
+                    p.rejected_count
+                );
+                return Ok(());
+            }
+            End::Cancelled => return Ok(()),
+            End::Limit if left == 0 => return Ok(()),
+            End::Limit => alone = 0,
+            End::LockConflict => {
+                tracing::warn!(
+                    "import job {id}: a batch gave up waiting for a lock; the next \
+                     {ALONE_AFTER_CONFLICT} batches are written one at a time"
+                );
+                alone = ALONE_AFTER_CONFLICT;
+            }
+        }
+    }
+}
+
+/// How long after a single write ([`Store::wrote_within`]) an import job on
+/// PostgreSQL writes one batch at a time. Two at once keep both cores of a
+/// 2-core machine busy, and single writes beside them took twice as long
+/// (docs/benchmarks/serve.md, "Two batches at once on PostgreSQL").
+const SHARE_AFTER_WRITE: Duration = Duration::from_secs(1);
+
+/// Batches a job on PostgreSQL writes one at a time after a lock conflict
+/// between two at once ([`run_for`]).
+const ALONE_AFTER_CONFLICT: usize = 4;
+
+/// A job being run: its row, bank and format.
+struct Job {
+    row: JobRow,
+    bank: db::BankRow,
+    format: Format,
+}
+
+/// Where a job stands: what its last committed batch recorded.
+struct Progress {
+    /// Byte offset after the last line read.
+    offset: u64,
+    /// Lines read.
+    lines: usize,
+    added: i64,
+    duplicates: i64,
+    rejected_count: i64,
+    /// The first [`MAX_REJECTED_LISTED`] rejected lines.
+    rejected: Vec<Rejected>,
+}
+
+impl Progress {
+    /// Takes in a piece's reading position and rejected lines.
+    fn read(&mut self, piece: &mut Parsed) {
+        self.offset = piece.offset;
+        self.lines = piece.lines;
+        for (line, error) in piece.rejected.drain(..) {
+            self.rejected_count += 1;
+            if self.rejected.len() < MAX_REJECTED_LISTED {
+                self.rejected.push(Rejected { line, error });
+            }
+        }
+    }
+
+    /// Records this progress as the job's checkpoint in `tx`, the batch's
+    /// transaction; `listed_before`: rejected lines listed at the last
+    /// checkpoint. False if the job was cancelled meanwhile.
+    async fn record(
+        &self,
+        s: &Store,
+        tx: &mut sqlx::AnyConnection,
+        id: &str,
+        listed_before: usize,
+    ) -> Result<bool> {
+        let rejected = if self.rejected.len() > listed_before {
+            Some(serde_json::to_string(&self.rejected).map_err(Error::internal)?)
+        } else {
+            None
+        };
+        let at = jobs::Checkpoint {
+            bytes_done: self.offset as i64,
+            lines: self.lines as i64,
+            added: self.added,
+            duplicates: self.duplicates,
+            rejected_count: self.rejected_count,
+            rejected: rejected.as_deref(),
+        };
+        Ok(jobs::checkpoint(s, tx, id, &at).await?)
+    }
+}
+
+/// How a run of batches ended.
+enum End {
+    /// The list was read to its end.
+    Done(Progress),
+    /// The job was cancelled; its spool file is gone.
+    Cancelled,
+    /// The number of batches asked for were committed.
+    Limit,
+    /// Two batches at once met a lock conflict ([`jobs::begin_apart`]);
+    /// neither of the two in flight committed.
+    LockConflict,
+}
+
+/// Job `id` and where it stands, if it is pending and its bank is there;
+/// marks it running. `first`: the run's first call (says so when the job
+/// resumes).
+async fn open(s: &Store, id: &str, first: bool) -> Result<Option<(Job, Progress)>> {
     let Some(r) = jobs::get(s, id).await? else {
-        return Ok(());
+        return Ok(None);
     };
     if !r.is_pending() {
-        return Ok(());
+        return Ok(None);
     }
     // A bank of the same name made since is not the job's bank.
     let Some(bank) = db::bank_by_name(s, &r.bank)
@@ -481,26 +614,63 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
         )));
     };
     let format = format_of(Some(&r.format))?;
-    let mut offset = r.bytes_done as u64;
-    let mut lines = r.lines as usize;
-    let (mut added, mut duplicates, mut rejected_count) = (r.added, r.duplicates, r.rejected_count);
-    let mut rejected = rejected_of(&r);
-    if r.status == RUNNING {
-        tracing::info!("resuming import job {id} at line {lines} (byte {offset})");
+    let progress = Progress {
+        offset: r.bytes_done as u64,
+        lines: r.lines as usize,
+        added: r.added,
+        duplicates: r.duplicates,
+        rejected_count: r.rejected_count,
+        rejected: rejected_of(&r),
+    };
+    if first && r.status == RUNNING {
+        tracing::info!(
+            "resuming import job {id} at line {} (byte {})",
+            progress.lines,
+            progress.offset
+        );
     }
     jobs::start(s, id).await?;
+    Ok(Some((
+        Job {
+            row: r,
+            bank,
+            format,
+        },
+        progress,
+    )))
+}
 
+/// Reads the job's list from its checkpoint on a blocking thread, a batch
+/// or two ahead of the writes, in pieces of `piece` records (`apart`: see
+/// [`read_batches`]).
+fn reader(
+    job: &Job,
+    progress: &Progress,
+    piece: usize,
+    apart: bool,
+) -> tokio::sync::mpsc::Receiver<Result<Parsed, String>> {
+    let (batches, parsed) = tokio::sync::mpsc::channel(2);
+    let spool = job.row.spool.clone();
+    let (offset, lines, format) = (progress.offset, progress.lines, job.format);
+    tokio::task::spawn_blocking(move || {
+        read_batches(&spool, offset, lines, format, piece, apart, batches)
+    });
+    parsed
+}
+
+/// Writes the job's batches one at a time from one connection, at most
+/// `max_batches`; how it ended and how many batches it committed.
+async fn one_at_a_time(
+    s: &Store,
+    catalog: &Catalog,
+    job: &Job,
+    mut progress: Progress,
+    max_batches: usize,
+) -> Result<(End, usize)> {
+    let id = job.row.id.as_str();
     let mut conn = jobs::job_connection(s).await?;
-    // Reading and parsing run on a blocking thread, a batch or two ahead of
-    // the writes.
-    let (batches, mut parsed) = tokio::sync::mpsc::channel(2);
     let per_piece = piece_records(s.backend);
-    {
-        let spool = r.spool.clone();
-        tokio::task::spawn_blocking(move || {
-            read_batches(&spool, offset, lines, format, per_piece, batches)
-        });
-    }
+    let mut parsed = reader(job, &progress, per_piece, false);
     let mut committed = 0;
     let Some(mut next) = parsed.recv().await else {
         return Err(Error::internal(
@@ -523,21 +693,14 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
             }
         };
         let began = Instant::now();
-        let listed_before = rejected.len();
+        let listed_before = progress.rejected.len();
         let mut written = Written::default();
         let mut records = 0;
         let mut at_end;
         loop {
-            let piece = next.map_err(Error::internal)?;
-            offset = piece.offset;
-            lines = piece.lines;
+            let mut piece = next.map_err(Error::internal)?;
+            progress.read(&mut piece);
             at_end = piece.at_end;
-            for (line, error) in piece.rejected {
-                rejected_count += 1;
-                if rejected.len() < MAX_REJECTED_LISTED {
-                    rejected.push(Rejected { line, error });
-                }
-            }
             records += piece.batch.len();
             let w = piece
                 .batch
@@ -545,10 +708,10 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
                     s,
                     &mut tx,
                     marks.as_mut(),
-                    &bank,
-                    &r.created_by,
-                    r.source.as_deref(),
-                    format,
+                    &job.bank,
+                    &job.row.created_by,
+                    job.row.source.as_deref(),
+                    job.format,
                 )
                 .await?;
             written.absorb(w);
@@ -565,35 +728,23 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
                 Err(_) => break,
             }
         }
-        added += written.added as i64;
-        duplicates += written.duplicates as i64;
-        let rejected_text = if rejected.len() > listed_before {
-            Some(serde_json::to_string(&rejected).map_err(Error::internal)?)
-        } else {
-            None
-        };
-        let at = jobs::Checkpoint {
-            bytes_done: offset as i64,
-            lines: lines as i64,
-            added,
-            duplicates,
-            rejected_count,
-            rejected: rejected_text.as_deref(),
-        };
-        if !jobs::checkpoint(s, &mut tx, id, &at).await? {
+        progress.added += written.added as i64;
+        progress.duplicates += written.duplicates as i64;
+        if !progress.record(s, &mut tx, id, listed_before).await? {
             // Cancelled meanwhile: this batch is not committed.
             drop(tx);
-            let _ = tokio::fs::remove_file(&r.spool).await;
-            return Ok(());
+            let _ = tokio::fs::remove_file(&job.row.spool).await;
+            return Ok((End::Cancelled, committed));
         }
         written.commit(s, catalog, tx, marks).await?;
-        if at_end {
-            break;
-        }
         committed += 1;
+        if at_end {
+            let _ = conn.close().await;
+            return Ok((End::Done(progress), committed));
+        }
         if committed >= max_batches {
             let _ = conn.close().await;
-            return Ok(());
+            return Ok((End::Limit, committed));
         }
         next = match parsed.recv().await {
             Some(p) => p,
@@ -604,12 +755,187 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
             }
         };
     }
-    let _ = conn.close().await;
-    finish(s, id, DONE, None).await?;
-    tracing::info!(
-        "import job {id}: {lines} lines, {added} added, {duplicates} duplicates, {rejected_count} rejected"
-    );
-    Ok(())
+}
+
+/// Writes the job's batches two at a time (PostgreSQL), at most
+/// `max_batches`; how it ended and how many batches it committed.
+///
+/// Batches go to two connections (lanes) in turn. A lane writes its batch
+/// (its statement runs while the other lane's does: the server works on
+/// both at once, on two cores), then waits for its turn: the batch before
+/// it has committed. Then it records the checkpoint, adds the batch's rows
+/// to the bank's counters (which its statements left to it,
+/// [`jobs::begin_apart`]) and commits, and hands the turn on. So batches
+/// commit in order, and the checkpoint stays a prefix of the list. Two
+/// batches in flight never insert the same key ([`read_batches`] takes a
+/// batch's keys out of the next one), nor lock a counter row before their
+/// turn; a lock wait that would still never end, through another
+/// transaction, ends after 2 s ([`End::LockConflict`]).
+async fn two_at_once(
+    s: &Store,
+    catalog: &Catalog,
+    job: &Job,
+    progress: Progress,
+    max_batches: usize,
+) -> Result<(End, usize)> {
+    use tokio::sync::mpsc::channel;
+    let conns = [
+        jobs::job_connection(s).await?,
+        jobs::job_connection(s).await?,
+    ];
+    let mut parsed = reader(job, &progress, JOB_BATCH, true);
+    let (to0, pieces0) = channel(1);
+    let (to1, pieces1) = channel(1);
+    let dispatch = async move {
+        let lanes = [to0, to1];
+        let mut n = 0;
+        while let Some(p) = parsed.recv().await {
+            if lanes[n % 2].send(p).await.is_err() {
+                break;
+            }
+            n += 1;
+        }
+        Ok::<Option<End>, Error>(None)
+    };
+    // The turn: the job's progress, from the lane that committed last.
+    let (turn0, turn_of0) = channel(1);
+    let (turn1, turn_of1) = channel(1);
+    turn0
+        .try_send(progress)
+        .map_err(|_| Error::internal("the first turn"))?;
+    let committed = AtomicUsize::new(0);
+    let [conn0, conn1] = conns;
+    let lane0 = Lane {
+        s,
+        catalog,
+        job,
+        max_batches,
+        committed: &committed,
+        conn: conn0,
+        pieces: pieces0,
+        turn: turn_of0,
+        next: turn1,
+    };
+    let lane1 = Lane {
+        conn: conn1,
+        pieces: pieces1,
+        turn: turn_of1,
+        next: turn0,
+        s,
+        catalog,
+        job,
+        max_batches,
+        committed: &committed,
+    };
+    let lanes = tokio::try_join!(dispatch, lane0.run(), lane1.run());
+    let committed = committed.load(Ordering::Relaxed);
+    match lanes {
+        Ok((_, a, b)) => match a.or(b) {
+            Some(end) => Ok((end, committed)),
+            None => Err(Error::internal(
+                "the import's reader stopped before the end of the list",
+            )),
+        },
+        Err(e) if e.kind == Kind::Busy => Ok((End::LockConflict, committed)),
+        Err(e) => Err(e),
+    }
+}
+
+/// One connection of [`two_at_once`].
+struct Lane<'a> {
+    s: &'a Store,
+    catalog: &'a Catalog,
+    job: &'a Job,
+    max_batches: usize,
+    /// Batches committed by both lanes.
+    committed: &'a AtomicUsize,
+    conn: sqlx::AnyConnection,
+    /// This lane's batches.
+    pieces: tokio::sync::mpsc::Receiver<Result<Parsed, String>>,
+    /// The turn, from the other lane.
+    turn: tokio::sync::mpsc::Receiver<Progress>,
+    /// The turn, to the other lane.
+    next: tokio::sync::mpsc::Sender<Progress>,
+}
+
+impl Lane<'_> {
+    /// Writes this lane's batches until the job's run ends (`Some`: this
+    /// lane ended it) or the other lane stops (`None`).
+    async fn run(mut self) -> Result<Option<End>> {
+        let end = self.batches().await;
+        if end.is_ok() {
+            let _ = self.conn.close().await;
+        }
+        end
+    }
+
+    async fn batches(&mut self) -> Result<Option<End>> {
+        let (s, job) = (self.s, self.job);
+        while let Some(piece) = self.pieces.recv().await {
+            let mut piece = piece.map_err(Error::internal)?;
+            s.yield_to_writers(MAX_YIELD).await;
+            // While single writes come, one batch at a time: the lane takes
+            // its turn before it writes, not after.
+            let mut turn = None;
+            if s.wrote_within(SHARE_AFTER_WRITE) {
+                match self.turn.recv().await {
+                    Some(p) => turn = Some(p),
+                    None => return Ok(None),
+                }
+            }
+            jobs::begin_apart(&mut self.conn).await?;
+            let batch = std::mem::take(&mut piece.batch);
+            let mut written = batch
+                .write(
+                    s,
+                    &mut self.conn,
+                    None,
+                    &job.bank,
+                    &job.row.created_by,
+                    job.row.source.as_deref(),
+                    job.format,
+                )
+                .await?;
+            written.duplicates += piece.skipped as u64;
+            // The batch before this one commits first.
+            let turn = match turn {
+                Some(p) => Some(p),
+                None => self.turn.recv().await,
+            };
+            let Some(mut progress) = turn else {
+                jobs::end_apart(&mut self.conn, false).await?;
+                return Ok(None);
+            };
+            let listed_before = progress.rejected.len();
+            progress.read(&mut piece);
+            progress.added += written.added as i64;
+            progress.duplicates += written.duplicates as i64;
+            if !progress
+                .record(s, &mut self.conn, &job.row.id, listed_before)
+                .await?
+            {
+                jobs::end_apart(&mut self.conn, false).await?;
+                let _ = tokio::fs::remove_file(&job.row.spool).await;
+                return Ok(Some(End::Cancelled));
+            }
+            let (content, signals) = written.counts();
+            jobs::add_counts(&mut self.conn, job.bank.id, content, signals).await?;
+            let mark = self.catalog.apply_mark();
+            jobs::end_apart(&mut self.conn, true).await?;
+            written.committed(s, self.catalog, mark, None).await?;
+            let n = self.committed.fetch_add(1, Ordering::Relaxed) + 1;
+            if piece.at_end {
+                return Ok(Some(End::Done(progress)));
+            }
+            if n >= self.max_batches {
+                return Ok(Some(End::Limit));
+            }
+            if self.next.send(progress).await.is_err() {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Lines of the spool file parsed into a batch, with where reading stopped.
@@ -623,17 +949,25 @@ struct Parsed {
     rejected: Vec<(usize, String)>,
     /// The file ends with this batch.
     at_end: bool,
+    /// Records taken out as keys of the batch before ([`read_batches`]'s
+    /// `apart`): duplicates.
+    skipped: usize,
 }
 
 /// Reads the spool file from `offset` (after line `lines`) and sends it on
 /// in pieces of `piece` records, until the end of the file or until
 /// the receiver is gone (the job stopped). Runs on a blocking thread.
+/// `apart`: each piece is written beside the one before it
+/// ([`two_at_once`]), so the records whose keys that one holds are taken
+/// out ([`Batch::drop_keys`]).
+#[allow(clippy::too_many_arguments)]
 fn read_batches(
     spool: &str,
     mut offset: u64,
     mut lines: usize,
     format: Format,
     piece: usize,
+    apart: bool,
     out: tokio::sync::mpsc::Sender<Result<Parsed, String>>,
 ) {
     use std::io::{BufRead, Seek};
@@ -649,6 +983,7 @@ fn read_batches(
         }
     };
     let mut line = Vec::with_capacity(256);
+    let mut before = HashSet::new();
     loop {
         let mut p = Parsed {
             batch: Batch::default(),
@@ -656,6 +991,7 @@ fn read_batches(
             lines,
             rejected: Vec::new(),
             at_end: false,
+            skipped: 0,
         };
         while p.batch.len() < piece {
             line.clear();
@@ -678,6 +1014,10 @@ fn read_batches(
             }
         }
         (p.offset, p.lines) = (offset, lines);
+        if apart {
+            p.skipped = p.batch.drop_keys(&before);
+            before = p.batch.keys();
+        }
         let at_end = p.at_end;
         if out.blocking_send(Ok(p)).is_err() || at_end {
             return;

@@ -7,6 +7,8 @@
 //!   [`BATCH`] records ([`Batch`], also the import jobs' unit);
 //! - [`export`]: a bank's signals streamed as a list.
 
+use std::collections::HashSet;
+
 use bulwark_banks::{AnyRecord, AnySignal, Format, Record, Signal};
 use bulwark_store::{self as db, BankRow, NewContent, SignalRow, Store};
 use bytes::Bytes;
@@ -65,6 +67,29 @@ impl Batch {
         Ok(())
     }
 
+    /// The content key of `r`, as [`Batch::write`] writes it: one content
+    /// row per key in a bank.
+    fn key(r: &AnyRecord) -> String {
+        format!("{}:{}", r.signal.type_name(), r.signal.value())
+    }
+
+    /// The batch's content keys.
+    pub fn keys(&self) -> HashSet<String> {
+        self.records.iter().map(|(_, r)| Batch::key(r)).collect()
+    }
+
+    /// Takes out the records whose key is in `keys`, a batch of the same
+    /// list just before this one: once that batch is in the bank they are
+    /// duplicates. How many it took out. An import job that writes two
+    /// batches at once does so, so that the two never insert the same key
+    /// (the later would wait for the earlier's commit, which waits for the
+    /// later: `imports::run_for`).
+    pub fn drop_keys(&mut self, keys: &HashSet<String>) -> usize {
+        let before = self.records.len();
+        self.records.retain(|(_, r)| !keys.contains(&Batch::key(r)));
+        before - self.records.len()
+    }
+
     /// Writes the batch in `tx` (content, signals, changes and one audit
     /// row); the caller commits it with [`Written::commit`]. `marks`: the
     /// transaction's, when it has them (`db::insert_contents`).
@@ -107,6 +132,16 @@ impl Batch {
             db::insert_contents(s, &mut *tx, marks, bank.id, actor, &items).await?;
         let added = ids.iter().filter(|i| i.is_some()).count() as u64;
         let duplicates = ids.len() as u64 - added;
+        // New signal rows per type (one a record), for the counters of a
+        // batch that keeps them itself (`Written::counts`).
+        let mut signals: Vec<(&'static str, i64)> = Vec::new();
+        for ((_, r), _) in self.records.iter().zip(&ids).filter(|(_, id)| id.is_some()) {
+            let t = r.signal.type_name();
+            match signals.iter_mut().find(|(have, _)| *have == t) {
+                Some((_, n)) => *n += 1,
+                None => signals.push((t, 1)),
+            }
+        }
         let fresh = ids
             .iter()
             .zip(&self.records)
@@ -138,6 +173,7 @@ impl Batch {
             duplicates,
             changes,
             fresh,
+            signals,
         })
     }
 }
@@ -152,6 +188,8 @@ pub struct Written {
     changes: Vec<(i64, Option<i64>, Option<i64>)>,
     /// (bank, content, hash) of each new content with a PDQ hash.
     fresh: Vec<(i64, i64, bulwark_pdq::PdqHash)>,
+    /// New signal rows per type.
+    signals: Vec<(&'static str, i64)>,
 }
 
 impl Written {
@@ -161,6 +199,20 @@ impl Written {
         self.duplicates += later.duplicates;
         self.changes.extend(later.changes);
         self.fresh.extend(later.fresh);
+        for (t, n) in later.signals {
+            match self.signals.iter_mut().find(|(have, _)| *have == t) {
+                Some((_, m)) => *m += n,
+                None => self.signals.push((t, n)),
+            }
+        }
+    }
+
+    /// What the batch adds to its bank's counters: content rows (all
+    /// enabled) and signal rows per type. A batch whose statements left
+    /// the counters to it adds them before it commits
+    /// (`bulwark_store::imports::add_counts`).
+    pub fn counts(&self) -> (i64, &[(&'static str, i64)]) {
+        (self.added as i64, &self.signals)
     }
 
     /// Commits `tx` and indexes the new content from memory (every row is
@@ -182,6 +234,20 @@ impl Written {
         // single write waited for the batch's commit.
         let mark = catalog.apply_mark();
         tx.commit().await?;
+        self.committed(store, catalog, mark, marks).await
+    }
+
+    /// What follows the commit of a batch: `marks` are told, and the new
+    /// content is indexed from memory. `mark` is the catalog's
+    /// [`Catalog::apply_mark`] from before the commit. For a batch the
+    /// caller committed itself; [`Written::commit`] commits and calls it.
+    pub async fn committed(
+        self,
+        store: &Store,
+        catalog: &Catalog,
+        mark: u64,
+        marks: Option<db::TxMarks>,
+    ) -> Result<()> {
         if let Some(m) = marks {
             m.committed(store).await;
         }

@@ -1115,3 +1115,226 @@ async fn import_batches_meeting_held_keys_on_postgres() {
     assert_eq!(counts(store, "held").await, (221, 0));
     t.cleanup().await;
 }
+
+/// Inserts a content row with `key` into bank `bank_id` in `tx`, leaving
+/// the counters alone (`bulwark.defer_counts`, as an import batch does:
+/// the test's transactions lock what a job's batches lock, no more).
+async fn insert_key(
+    tx: &mut sqlx::AnyConnection,
+    bank_id: i64,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SET LOCAL bulwark.defer_counts = on")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO content (bank_id, kind, dedup_key, enabled, added_by, created_at, updated_at) \
+         VALUES ($1, 'signals', $2, 1, 'test', 0, 0)",
+    )
+    .bind(bank_id)
+    .bind(key)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// An import job on PostgreSQL writes a batch while the one before it
+/// waits, and commits them in order; a lock wait through another
+/// transaction that the job's ordering would make endless ends, and the
+/// job finishes one batch at a time.
+///
+/// A transaction T holds a key of batch 2, so batch 2 waits. The test
+/// then finds batch 3's rows written (a probe inserting one of its keys
+/// has to wait): two batches at once. Fails if the job writes one batch at
+/// a time. Then T asks for that key of batch 3: T waits for batch 3, which
+/// waits for batch 2 to commit, which waits for T. PostgreSQL cannot see
+/// the middle wait (it is the job's); batch 2's lock timeout ends it. Fails
+/// (times out) without it. The job's counts, the bank's counters and the
+/// index then hold the whole list once, with two duplicates: a key of
+/// batch 2 again in batch 3 (taken out of batch 3 by the reader: the two
+/// are written at once) and a key of batch 1 in batch 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_job_writes_two_batches_at_once_on_postgres() {
+    use crate::references::{content_rows, count};
+    use std::time::{Duration, Instant};
+    let Some(t) = TestStore::postgres("two_at_once").await else {
+        return;
+    };
+    let store = &t.store;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool {
+        dir: dir.path().join("imports"),
+        max_bytes: 10 << 20,
+    };
+    let catalog = std::sync::Arc::new(Catalog::new());
+    catalog.load(store).await.unwrap();
+    make_bank(store, &catalog, "apart").await;
+    let bank_id = banks::by_name(store, "apart").await.unwrap().id;
+    let b = JOB_BATCH;
+    let n = 4 * b + 100;
+    let hashes: Vec<PdqHash> = (0..n as u64).map(|i| hash(7, i)).collect();
+    let mut lines: Vec<String> = hashes.iter().map(|h| format!("pdq {h}")).collect();
+    lines.insert(2 * b + 10, lines[b + 5].clone());
+    lines.insert(3 * b + 10, lines[7].clone());
+    let key = |i: usize| format!("pdq:{}", hashes[i]);
+    let (held, probe) = (key(b + 100), key(2 * b + 100));
+
+    let mut t1 = store.pool.begin().await.unwrap();
+    insert_key(&mut t1, bank_id, &held).await.unwrap();
+    let created = create(store, &spool, ACTOR, "apart", None, &lines.join("\n"))
+        .await
+        .unwrap();
+    // Single writes in the last second make a job write one batch at a
+    // time (`SHARE_AFTER_WRITE`); making the bank was one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let job = {
+        let (store, catalog) = (store.clone(), catalog.clone());
+        tokio::spawn(async move { imports::run_pending(&store, &catalog).await })
+    };
+
+    // Batch 3 is written while batch 2 waits for T.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut p = store.pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL lock_timeout = '50ms'")
+            .execute(&mut *p)
+            .await
+            .unwrap();
+        let r = insert_key(&mut p, bank_id, &probe).await;
+        p.rollback().await.unwrap();
+        match r {
+            Err(e) if bulwark_store::imports::is_lock_conflict(&e) => break,
+            Err(e) => panic!("probe: {e}"),
+            Ok(()) => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "batch 3 was not written while batch 2 waited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // T asks for batch 3's key: the cycle. It ends when the batches roll
+    // back.
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        insert_key(&mut t1, bank_id, &probe),
+    )
+    .await
+    .expect("the wait through the job never ended")
+    .unwrap();
+    t1.rollback().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(120), job)
+        .await
+        .expect("the job never finished")
+        .unwrap()
+        .unwrap();
+
+    let done = imports::get(store, &created.job.id).await.unwrap();
+    assert_eq!(done.status, "done", "{done:?}");
+    assert_eq!(done.lines, lines.len() as i64);
+    assert_eq!((done.added, done.duplicates), (n as i64, 2), "{done:?}");
+    assert_eq!(done.rejected_count, 0);
+    assert_eq!(content_rows(store, bank_id).await, n as i64);
+    assert_eq!(counts(store, "apart").await, (n as i64, 0), "bank counters");
+    let signals = count(
+        store,
+        "SELECT COUNT(*) AS n FROM signals WHERE bank_id = ?",
+        bank_id,
+    )
+    .await;
+    let counted = count(
+        store,
+        "SELECT COALESCE(SUM(n), 0)::bigint AS n FROM signal_counts WHERE bank_id = ?",
+        bank_id,
+    )
+    .await;
+    assert_eq!((signals, counted), (n as i64, n as i64), "signal counters");
+    assert_eq!(indexed(&catalog, "apart", &hashes), n);
+    t.cleanup().await;
+}
+
+/// While single writes come (one began in the last second), an import job
+/// on PostgreSQL writes one batch at a time, leaving a core to them: with
+/// batch 2 waiting on a key another transaction holds, batch 3 is not
+/// written. Fails if the job writes two at once regardless.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_job_writes_one_batch_at_a_time_beside_single_writes_on_postgres() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let Some(t) = TestStore::postgres("beside_writes").await else {
+        return;
+    };
+    let store = &t.store;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool {
+        dir: dir.path().join("imports"),
+        max_bytes: 10 << 20,
+    };
+    let catalog = std::sync::Arc::new(Catalog::new());
+    catalog.load(store).await.unwrap();
+    make_bank(store, &catalog, "beside").await;
+    let bank_id = banks::by_name(store, "beside").await.unwrap().id;
+    let b = JOB_BATCH;
+    let n = 3 * b + 100;
+    let hashes: Vec<PdqHash> = (0..n as u64).map(|i| hash(8, i)).collect();
+    let text: Vec<String> = hashes.iter().map(|h| format!("pdq {h}")).collect();
+    let key = |i: usize| format!("pdq:{}", hashes[i]);
+    let (held, probe) = (key(b + 100), key(2 * b + 100));
+
+    // Single writes (transactions begun by the store) every 100 ms.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let writes = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                store.begin().await.unwrap().rollback().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut t1 = store.pool.begin().await.unwrap();
+    insert_key(&mut t1, bank_id, &held).await.unwrap();
+    let created = create(store, &spool, ACTOR, "beside", None, &text.join("\n"))
+        .await
+        .unwrap();
+    let job = {
+        let (store, catalog) = (store.clone(), catalog.clone());
+        tokio::spawn(async move { imports::run_pending(&store, &catalog).await })
+    };
+    // Batch 2 waits for T (its key), and batch 3 is not written meanwhile.
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        let mut p = store.pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL lock_timeout = '50ms'")
+            .execute(&mut *p)
+            .await
+            .unwrap();
+        let r = insert_key(&mut p, bank_id, &probe).await;
+        p.rollback().await.unwrap();
+        if let Err(e) = r {
+            assert!(
+                !bulwark_store::imports::is_lock_conflict(&e),
+                "batch 3 was written beside batch 2 while single writes came"
+            );
+            panic!("probe: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writes.await.unwrap();
+    t1.rollback().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(120), job)
+        .await
+        .expect("the job never finished")
+        .unwrap()
+        .unwrap();
+    let done = imports::get(store, &created.job.id).await.unwrap();
+    assert_eq!(done.status, "done", "{done:?}");
+    assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
+    assert_eq!(
+        counts(store, "beside").await,
+        (n as i64, 0),
+        "bank counters"
+    );
+    t.cleanup().await;
+}
