@@ -795,7 +795,6 @@ async fn two_at_once(
             }
             n += 1;
         }
-        Ok::<Option<End>, Error>(None)
     };
     // The turn: the job's progress, from the lane that committed last.
     let (turn0, turn_of0) = channel(1);
@@ -827,17 +826,20 @@ async fn two_at_once(
         max_batches,
         committed: &committed,
     };
-    let lanes = tokio::try_join!(dispatch, lane0.run(), lane1.run());
+    // Both lanes run to their end: a lane that fails stops the other at
+    // its next wait (its turn, its next batch), never inside its commit and
+    // the index update after it.
+    let ((), a, b) = tokio::join!(dispatch, lane0.run(), lane1.run());
     let committed = committed.load(Ordering::Relaxed);
-    match lanes {
-        Ok((_, a, b)) => match a.or(b) {
-            Some(end) => Ok((end, committed)),
-            None => Err(Error::internal(
-                "the import's reader stopped before the end of the list",
-            )),
-        },
-        Err(e) if e.kind == Kind::Busy => Ok((End::LockConflict, committed)),
-        Err(e) => Err(e),
+    // An end one lane reached stands (the other's batch was not committed);
+    // then a lock conflict, then any other failure.
+    match (a, b) {
+        (Ok(Some(end)), _) | (_, Ok(Some(end))) => Ok((end, committed)),
+        (Err(e), _) | (_, Err(e)) if e.kind == Kind::Busy => Ok((End::LockConflict, committed)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        (Ok(None), Ok(None)) => Err(Error::internal(
+            "the import's reader stopped before the end of the list",
+        )),
     }
 }
 
