@@ -1017,8 +1017,7 @@ fn read_batches(
         }
         (p.offset, p.lines) = (offset, lines);
         if apart {
-            p.skipped = p.batch.drop_keys(&before);
-            before = p.batch.keys();
+            (p.skipped, before) = p.batch.drop_keys(&before);
         }
         let at_end = p.at_end;
         if out.blocking_send(Ok(p)).is_err() || at_end {

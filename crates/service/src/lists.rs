@@ -73,21 +73,25 @@ impl Batch {
         format!("{}:{}", r.signal.type_name(), r.signal.value())
     }
 
-    /// The batch's content keys.
-    pub fn keys(&self) -> HashSet<String> {
-        self.records.iter().map(|(_, r)| Batch::key(r)).collect()
-    }
-
-    /// Takes out the records whose key is in `keys`, a batch of the same
-    /// list just before this one: once that batch is in the bank they are
-    /// duplicates. How many it took out. An import job that writes two
-    /// batches at once does so, so that the two never insert the same key
-    /// (the later would wait for the earlier's commit, which waits for the
-    /// later: `imports::run_for`).
-    pub fn drop_keys(&mut self, keys: &HashSet<String>) -> usize {
-        let before = self.records.len();
-        self.records.retain(|(_, r)| !keys.contains(&Batch::key(r)));
-        before - self.records.len()
+    /// Takes out the records whose key is in `before`, the keys of the
+    /// batch of the same list just before this one: once that batch is in
+    /// the bank they are duplicates. How many it took out, and the keys of
+    /// the records left. An import job that writes two batches at once
+    /// does so, so that the two never insert the same key (the earlier
+    /// could wait for the later's row while the job waits for the earlier:
+    /// `imports::run_for`).
+    pub fn drop_keys(&mut self, before: &HashSet<String>) -> (usize, HashSet<String>) {
+        let n = self.records.len();
+        let mut keys = HashSet::with_capacity(n);
+        self.records.retain(|(_, r)| {
+            let key = Batch::key(r);
+            let keep = !before.contains(&key);
+            if keep {
+                keys.insert(key);
+            }
+            keep
+        });
+        (n - self.records.len(), keys)
     }
 
     /// Writes the batch in `tx` (content, signals, changes and one audit
@@ -114,7 +118,7 @@ impl Batch {
                 let sig = &r.signal;
                 NewContent {
                     kind: "signals",
-                    dedup_key: format!("{}:{}", sig.type_name(), sig.value()),
+                    dedup_key: Batch::key(r),
                     note: r.note.clone(),
                     metadata: r.metadata.as_ref().map(|m| m.to_string()),
                     source: source.map(str::to_string),
