@@ -131,3 +131,56 @@ pub fn snippet(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    /// A database error with a SQLSTATE, as PostgreSQL's driver reports one.
+    #[derive(Debug)]
+    struct Sqlstate(&'static str);
+
+    impl std::fmt::Display for Sqlstate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Sqlstate {}
+
+    impl sqlx::error::DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            "test"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    /// A lock timeout (55P03) or a deadlock (40P01) is `busy` (503, retry);
+    /// any other database error stays internal (500).
+    #[test]
+    fn lock_conflicts_are_busy() {
+        let of = |code| Error::from(sqlx::Error::Database(Box::new(Sqlstate(code))));
+        for code in ["55P03", "40P01"] {
+            let e = of(code);
+            assert_eq!((e.kind, e.code), (Kind::Busy, "busy"), "{code}");
+        }
+        for code in ["23505", "57014", "5"] {
+            assert_eq!(of(code).kind, Kind::Internal, "{code}");
+        }
+    }
+}
