@@ -1338,3 +1338,83 @@ async fn an_import_job_writes_one_batch_at_a_time_beside_single_writes_on_postgr
     );
     t.cleanup().await;
 }
+
+/// A job stopped while it writes two batches at once (its task aborted, as
+/// a crash stops it: both connections dropped in the middle of whatever
+/// they were doing) resumes at its checkpoint and ends with every line
+/// once, and the bank's counters equal to its rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_job_stopped_between_two_batches_resumes_on_postgres() {
+    use crate::references::{content_rows, count};
+    use std::time::{Duration, Instant};
+    let Some(t) = TestStore::postgres("two_stopped").await else {
+        return;
+    };
+    let store = &t.store;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool {
+        dir: dir.path().join("imports"),
+        max_bytes: 10 << 20,
+    };
+    let catalog = std::sync::Arc::new(Catalog::new());
+    catalog.load(store).await.unwrap();
+    make_bank(store, &catalog, "stopped").await;
+    let bank_id = banks::by_name(store, "stopped").await.unwrap().id;
+    let n = 40 * JOB_BATCH;
+    let hashes: Vec<PdqHash> = (0..n as u64).map(|i| hash(9, i)).collect();
+    let text: Vec<String> = hashes.iter().map(|h| format!("pdq {h}")).collect();
+    let created = create(store, &spool, ACTOR, "stopped", None, &text.join("\n"))
+        .await
+        .unwrap();
+    let id = created.job.id.clone();
+    // Two at once: no single write in the last second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let job = {
+        let (store, catalog) = (store.clone(), catalog.clone());
+        tokio::spawn(async move { imports::run_pending(&store, &catalog).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = imports::get(store, &id).await.unwrap();
+        if j.added >= 3 * JOB_BATCH as i64 {
+            break;
+        }
+        assert!(j.status != "done", "the job ended before it was stopped");
+        assert!(Instant::now() < deadline, "no progress: {j:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    job.abort();
+    let _ = job.await;
+    let stopped = imports::get(store, &id).await.unwrap();
+    assert_eq!(stopped.status, "running", "{stopped:?}");
+    assert!(stopped.added < n as i64, "{stopped:?}");
+
+    // Resumed, with an index loaded from the store as after a restart.
+    let catalog = Catalog::new();
+    catalog.load(store).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        imports::run_pending(store, &catalog),
+    )
+    .await
+    .expect("the resumed job never finished")
+    .unwrap();
+    let done = imports::get(store, &id).await.unwrap();
+    assert_eq!(done.status, "done", "{done:?}");
+    assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
+    assert_eq!(content_rows(store, bank_id).await, n as i64);
+    assert_eq!(
+        counts(store, "stopped").await,
+        (n as i64, 0),
+        "bank counters"
+    );
+    let counted = count(
+        store,
+        "SELECT COALESCE(SUM(n), 0)::bigint AS n FROM signal_counts WHERE bank_id = ?",
+        bank_id,
+    )
+    .await;
+    assert_eq!(counted, n as i64, "signal counters");
+    assert_eq!(indexed(&catalog, "stopped", &hashes), n);
+    t.cleanup().await;
+}
