@@ -779,10 +779,10 @@ async fn two_at_once(
     max_batches: usize,
 ) -> Result<(End, usize)> {
     use tokio::sync::mpsc::channel;
-    let conns = [
+    let (conn0, conn1) = (
         jobs::job_connection(s).await?,
         jobs::job_connection(s).await?,
-    ];
+    );
     let mut parsed = reader(job, &progress, JOB_BATCH, true);
     let (to0, pieces0) = channel(1);
     let (to1, pieces1) = channel(1);
@@ -803,29 +803,21 @@ async fn two_at_once(
         .try_send(progress)
         .map_err(|_| Error::internal("the first turn"))?;
     let committed = AtomicUsize::new(0);
-    let [conn0, conn1] = conns;
-    let lane0 = Lane {
+    let lane = |conn, pieces, turn, next| Lane {
         s,
         catalog,
         job,
         max_batches,
         committed: &committed,
-        conn: conn0,
-        pieces: pieces0,
-        turn: turn_of0,
-        next: turn1,
+        conn,
+        pieces,
+        turn,
+        next,
     };
-    let lane1 = Lane {
-        conn: conn1,
-        pieces: pieces1,
-        turn: turn_of1,
-        next: turn0,
-        s,
-        catalog,
-        job,
-        max_batches,
-        committed: &committed,
-    };
+    let (lane0, lane1) = (
+        lane(conn0, pieces0, turn_of0, turn1),
+        lane(conn1, pieces1, turn_of1, turn0),
+    );
     // Both lanes run to their end: a lane that fails stops the other at
     // its next wait (its turn, its next batch), never inside its commit and
     // the index update after it.

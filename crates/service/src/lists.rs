@@ -140,11 +140,7 @@ impl Batch {
         // batch that keeps them itself (`Written::counts`).
         let mut signals: Vec<(&'static str, i64)> = Vec::new();
         for ((_, r), _) in self.records.iter().zip(&ids).filter(|(_, id)| id.is_some()) {
-            let t = r.signal.type_name();
-            match signals.iter_mut().find(|(have, _)| *have == t) {
-                Some((_, n)) => *n += 1,
-                None => signals.push((t, 1)),
-            }
+            add_count(&mut signals, r.signal.type_name(), 1);
         }
         let fresh = ids
             .iter()
@@ -204,10 +200,7 @@ impl Written {
         self.changes.extend(later.changes);
         self.fresh.extend(later.fresh);
         for (t, n) in later.signals {
-            match self.signals.iter_mut().find(|(have, _)| *have == t) {
-                Some((_, m)) => *m += n,
-                None => self.signals.push((t, n)),
-            }
+            add_count(&mut self.signals, t, n);
         }
     }
 
@@ -259,6 +252,14 @@ impl Written {
             .apply_fresh(store, mark, &self.changes, &self.fresh)
             .await
             .map_err(Error::internal)
+    }
+}
+
+/// Adds `n` to type `t`'s count in `counts` (a handful of types at most).
+fn add_count(counts: &mut Vec<(&'static str, i64)>, t: &'static str, n: i64) {
+    match counts.iter_mut().find(|(have, _)| *have == t) {
+        Some((_, m)) => *m += n,
+        None => counts.push((t, n)),
     }
 }
 
