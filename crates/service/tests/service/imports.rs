@@ -1138,6 +1138,107 @@ async fn insert_key(
     Ok(())
 }
 
+/// A bank on PostgreSQL with a spool directory and an index, for the tests
+/// of a job's two connections.
+struct JobBank {
+    t: TestStore,
+    _dir: tempfile::TempDir,
+    spool: Spool,
+    catalog: std::sync::Arc<Catalog>,
+    name: &'static str,
+    id: i64,
+}
+
+impl JobBank {
+    /// `None` without PostgreSQL.
+    async fn new(test: &str, name: &'static str) -> Option<JobBank> {
+        let t = TestStore::postgres(test).await?;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool {
+            dir: dir.path().join("imports"),
+            max_bytes: 10 << 20,
+        };
+        let catalog = std::sync::Arc::new(Catalog::new());
+        catalog.load(&t.store).await.unwrap();
+        make_bank(&t.store, &catalog, name).await;
+        let id = banks::by_name(&t.store, name).await.unwrap().id;
+        Some(JobBank {
+            t,
+            _dir: dir,
+            spool,
+            catalog,
+            name,
+            id,
+        })
+    }
+
+    /// Queues a job of `lines`.
+    async fn create(&self, lines: &[String]) -> Created {
+        create(
+            &self.t.store,
+            &self.spool,
+            ACTOR,
+            self.name,
+            None,
+            &lines.join("\n"),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Runs the queued jobs on a task of their own.
+    fn spawn_jobs(&self) -> tokio::task::JoinHandle<Result<usize, Error>> {
+        let (store, catalog) = (self.t.store.clone(), self.catalog.clone());
+        tokio::spawn(async move { imports::run_pending(&store, &catalog).await })
+    }
+
+    /// Whether a probe inserting `key` had to wait for another
+    /// transaction's row (50 ms lock timeout; rolled back either way).
+    async fn key_is_taken(&self, key: &str) -> bool {
+        let mut p = self.t.store.pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL lock_timeout = '50ms'")
+            .execute(&mut *p)
+            .await
+            .unwrap();
+        let r = insert_key(&mut p, self.id, key).await;
+        p.rollback().await.unwrap();
+        match r {
+            Ok(()) => false,
+            Err(e) if bulwark_store::imports::is_lock_conflict(&e) => true,
+            Err(e) => panic!("probe: {e}"),
+        }
+    }
+
+    /// Checks that the bank holds `n` content and signal rows, and that its
+    /// content and signal counters say so.
+    async fn assert_counted(&self, n: usize) {
+        use crate::references::{content_rows, count};
+        let (store, n) = (&self.t.store, n as i64);
+        assert_eq!(content_rows(store, self.id).await, n);
+        assert_eq!(counts(store, self.name).await, (n, 0), "bank counters");
+        let signals = count(
+            store,
+            "SELECT COUNT(*) AS n FROM signals WHERE bank_id = ?",
+            self.id,
+        )
+        .await;
+        let counted = count(
+            store,
+            "SELECT COALESCE(SUM(n), 0)::bigint AS n FROM signal_counts WHERE bank_id = ?",
+            self.id,
+        )
+        .await;
+        assert_eq!((signals, counted), (n, n), "signal counters");
+    }
+}
+
+/// `n` hashes from `seed`, and their list lines.
+fn hashed_lines(seed: u64, n: usize) -> (Vec<PdqHash>, Vec<String>) {
+    let hashes: Vec<PdqHash> = (0..n as u64).map(|i| hash(seed, i)).collect();
+    let lines = hashes.iter().map(|h| format!("pdq {h}")).collect();
+    (hashes, lines)
+}
+
 /// An import job on PostgreSQL writes a batch while the one before it
 /// waits, and commits them in order; a lock wait through another
 /// transaction that the job's ordering would make endless ends, and the
@@ -1155,58 +1256,30 @@ async fn insert_key(
 /// are written at once) and a key of batch 1 in batch 4.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_job_writes_two_batches_at_once_on_postgres() {
-    use crate::references::{content_rows, count};
     use std::time::{Duration, Instant};
-    let Some(t) = TestStore::postgres("two_at_once").await else {
+    let Some(bank) = JobBank::new("two_at_once", "apart").await else {
         return;
     };
-    let store = &t.store;
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool {
-        dir: dir.path().join("imports"),
-        max_bytes: 10 << 20,
-    };
-    let catalog = std::sync::Arc::new(Catalog::new());
-    catalog.load(store).await.unwrap();
-    make_bank(store, &catalog, "apart").await;
-    let bank_id = banks::by_name(store, "apart").await.unwrap().id;
+    let store = &bank.t.store;
     let b = JOB_BATCH;
     let n = 4 * b + 100;
-    let hashes: Vec<PdqHash> = (0..n as u64).map(|i| hash(7, i)).collect();
-    let mut lines: Vec<String> = hashes.iter().map(|h| format!("pdq {h}")).collect();
+    let (hashes, mut lines) = hashed_lines(7, n);
     lines.insert(2 * b + 10, lines[b + 5].clone());
     lines.insert(3 * b + 10, lines[7].clone());
     let key = |i: usize| format!("pdq:{}", hashes[i]);
     let (held, probe) = (key(b + 100), key(2 * b + 100));
 
     let mut t1 = store.pool.begin().await.unwrap();
-    insert_key(&mut t1, bank_id, &held).await.unwrap();
-    let created = create(store, &spool, ACTOR, "apart", None, &lines.join("\n"))
-        .await
-        .unwrap();
+    insert_key(&mut t1, bank.id, &held).await.unwrap();
+    let created = bank.create(&lines).await;
     // Single writes in the last second make a job write one batch at a
     // time (`SHARE_AFTER_WRITE`); making the bank was one.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let job = {
-        let (store, catalog) = (store.clone(), catalog.clone());
-        tokio::spawn(async move { imports::run_pending(&store, &catalog).await })
-    };
+    let job = bank.spawn_jobs();
 
     // Batch 3 is written while batch 2 waits for T.
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut p = store.pool.begin().await.unwrap();
-        sqlx::query("SET LOCAL lock_timeout = '50ms'")
-            .execute(&mut *p)
-            .await
-            .unwrap();
-        let r = insert_key(&mut p, bank_id, &probe).await;
-        p.rollback().await.unwrap();
-        match r {
-            Err(e) if bulwark_store::imports::is_lock_conflict(&e) => break,
-            Err(e) => panic!("probe: {e}"),
-            Ok(()) => {}
-        }
+    while !bank.key_is_taken(&probe).await {
         assert!(
             Instant::now() < deadline,
             "batch 3 was not written while batch 2 waited"
@@ -1217,7 +1290,7 @@ async fn an_import_job_writes_two_batches_at_once_on_postgres() {
     // back.
     tokio::time::timeout(
         Duration::from_secs(60),
-        insert_key(&mut t1, bank_id, &probe),
+        insert_key(&mut t1, bank.id, &probe),
     )
     .await
     .expect("the wait through the job never ended")
@@ -1234,23 +1307,9 @@ async fn an_import_job_writes_two_batches_at_once_on_postgres() {
     assert_eq!(done.lines, lines.len() as i64);
     assert_eq!((done.added, done.duplicates), (n as i64, 2), "{done:?}");
     assert_eq!(done.rejected_count, 0);
-    assert_eq!(content_rows(store, bank_id).await, n as i64);
-    assert_eq!(counts(store, "apart").await, (n as i64, 0), "bank counters");
-    let signals = count(
-        store,
-        "SELECT COUNT(*) AS n FROM signals WHERE bank_id = ?",
-        bank_id,
-    )
-    .await;
-    let counted = count(
-        store,
-        "SELECT COALESCE(SUM(n), 0)::bigint AS n FROM signal_counts WHERE bank_id = ?",
-        bank_id,
-    )
-    .await;
-    assert_eq!((signals, counted), (n as i64, n as i64), "signal counters");
-    assert_eq!(indexed(&catalog, "apart", &hashes), n);
-    t.cleanup().await;
+    bank.assert_counted(n).await;
+    assert_eq!(indexed(&bank.catalog, bank.name, &hashes), n);
+    bank.t.cleanup().await;
 }
 
 /// While single writes come (one began in the last second), an import job
@@ -1261,23 +1320,13 @@ async fn an_import_job_writes_two_batches_at_once_on_postgres() {
 async fn an_import_job_writes_one_batch_at_a_time_beside_single_writes_on_postgres() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
-    let Some(t) = TestStore::postgres("beside_writes").await else {
+    let Some(bank) = JobBank::new("beside_writes", "beside").await else {
         return;
     };
-    let store = &t.store;
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool {
-        dir: dir.path().join("imports"),
-        max_bytes: 10 << 20,
-    };
-    let catalog = std::sync::Arc::new(Catalog::new());
-    catalog.load(store).await.unwrap();
-    make_bank(store, &catalog, "beside").await;
-    let bank_id = banks::by_name(store, "beside").await.unwrap().id;
+    let store = &bank.t.store;
     let b = JOB_BATCH;
     let n = 3 * b + 100;
-    let hashes: Vec<PdqHash> = (0..n as u64).map(|i| hash(8, i)).collect();
-    let text: Vec<String> = hashes.iter().map(|h| format!("pdq {h}")).collect();
+    let (hashes, lines) = hashed_lines(8, n);
     let key = |i: usize| format!("pdq:{}", hashes[i]);
     let (held, probe) = (key(b + 100), key(2 * b + 100));
 
@@ -1293,31 +1342,16 @@ async fn an_import_job_writes_one_batch_at_a_time_beside_single_writes_on_postgr
         })
     };
     let mut t1 = store.pool.begin().await.unwrap();
-    insert_key(&mut t1, bank_id, &held).await.unwrap();
-    let created = create(store, &spool, ACTOR, "beside", None, &text.join("\n"))
-        .await
-        .unwrap();
-    let job = {
-        let (store, catalog) = (store.clone(), catalog.clone());
-        tokio::spawn(async move { imports::run_pending(&store, &catalog).await })
-    };
+    insert_key(&mut t1, bank.id, &held).await.unwrap();
+    let created = bank.create(&lines).await;
+    let job = bank.spawn_jobs();
     // Batch 2 waits for T (its key), and batch 3 is not written meanwhile.
     let until = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < until {
-        let mut p = store.pool.begin().await.unwrap();
-        sqlx::query("SET LOCAL lock_timeout = '50ms'")
-            .execute(&mut *p)
-            .await
-            .unwrap();
-        let r = insert_key(&mut p, bank_id, &probe).await;
-        p.rollback().await.unwrap();
-        if let Err(e) = r {
-            assert!(
-                !bulwark_store::imports::is_lock_conflict(&e),
-                "batch 3 was written beside batch 2 while single writes came"
-            );
-            panic!("probe: {e}");
-        }
+        assert!(
+            !bank.key_is_taken(&probe).await,
+            "batch 3 was written beside batch 2 while single writes came"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -1331,12 +1365,8 @@ async fn an_import_job_writes_one_batch_at_a_time_beside_single_writes_on_postgr
     let done = imports::get(store, &created.job.id).await.unwrap();
     assert_eq!(done.status, "done", "{done:?}");
     assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
-    assert_eq!(
-        counts(store, "beside").await,
-        (n as i64, 0),
-        "bank counters"
-    );
-    t.cleanup().await;
+    bank.assert_counted(n).await;
+    bank.t.cleanup().await;
 }
 
 /// A job stopped while it writes two batches at once (its task aborted, as
@@ -1345,34 +1375,17 @@ async fn an_import_job_writes_one_batch_at_a_time_beside_single_writes_on_postgr
 /// once, and the bank's counters equal to its rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_job_stopped_between_two_batches_resumes_on_postgres() {
-    use crate::references::{content_rows, count};
     use std::time::{Duration, Instant};
-    let Some(t) = TestStore::postgres("two_stopped").await else {
+    let Some(bank) = JobBank::new("two_stopped", "stopped").await else {
         return;
     };
-    let store = &t.store;
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool {
-        dir: dir.path().join("imports"),
-        max_bytes: 10 << 20,
-    };
-    let catalog = std::sync::Arc::new(Catalog::new());
-    catalog.load(store).await.unwrap();
-    make_bank(store, &catalog, "stopped").await;
-    let bank_id = banks::by_name(store, "stopped").await.unwrap().id;
+    let store = &bank.t.store;
     let n = 40 * JOB_BATCH;
-    let hashes: Vec<PdqHash> = (0..n as u64).map(|i| hash(9, i)).collect();
-    let text: Vec<String> = hashes.iter().map(|h| format!("pdq {h}")).collect();
-    let created = create(store, &spool, ACTOR, "stopped", None, &text.join("\n"))
-        .await
-        .unwrap();
-    let id = created.job.id.clone();
+    let (hashes, lines) = hashed_lines(9, n);
+    let id = bank.create(&lines).await.job.id;
     // Two at once: no single write in the last second.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let job = {
-        let (store, catalog) = (store.clone(), catalog.clone());
-        tokio::spawn(async move { imports::run_pending(&store, &catalog).await })
-    };
+    let job = bank.spawn_jobs();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let j = imports::get(store, &id).await.unwrap();
@@ -1402,19 +1415,7 @@ async fn an_import_job_stopped_between_two_batches_resumes_on_postgres() {
     let done = imports::get(store, &id).await.unwrap();
     assert_eq!(done.status, "done", "{done:?}");
     assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
-    assert_eq!(content_rows(store, bank_id).await, n as i64);
-    assert_eq!(
-        counts(store, "stopped").await,
-        (n as i64, 0),
-        "bank counters"
-    );
-    let counted = count(
-        store,
-        "SELECT COALESCE(SUM(n), 0)::bigint AS n FROM signal_counts WHERE bank_id = ?",
-        bank_id,
-    )
-    .await;
-    assert_eq!(counted, n as i64, "signal counters");
-    assert_eq!(indexed(&catalog, "stopped", &hashes), n);
-    t.cleanup().await;
+    bank.assert_counted(n).await;
+    assert_eq!(indexed(&catalog, bank.name, &hashes), n);
+    bank.t.cleanup().await;
 }
