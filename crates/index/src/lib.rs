@@ -37,7 +37,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 pub use crate::kernel::kernel_name;
-pub use crate::live::LiveIndex;
+pub use crate::live::{APPEND_LIMIT, LiveIndex};
 
 /// A 256-bit code (the 32 bytes of a PDQ hash).
 pub type Code = [u8; 32];
