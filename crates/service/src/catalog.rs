@@ -390,11 +390,29 @@ impl Catalog {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Folds the index's pending inserts and removals into its base now,
-    /// blocking the caller (searches go on). Background merges do this on
-    /// their own; a benchmark calls it so that none runs beside what it times.
+    /// Folds the index's segments, pending inserts and removals into one
+    /// segment now, blocking the caller (searches go on). Background builds
+    /// fold the newest segments on their own; a benchmark calls this so that
+    /// none runs beside what it times.
     pub fn merge_index(&self) {
         self.index().merge();
+    }
+
+    /// Folds the index into one segment on a thread of its own, if it is
+    /// [fragmented](LiveIndex::fragmented): after a bulk load (an import
+    /// job) left several segments, each of which a search probes, holding
+    /// at least a sixteenth of the oldest (docs/benchmarks/serve.md, "Index
+    /// segments instead of one index rebuilt at each sixteenth").
+    pub fn compact_index(&self) {
+        let ix = self.index();
+        if ix.fragmented() {
+            std::thread::spawn(move || ix.merge());
+        }
+    }
+
+    /// Indexed segments of the PDQ index (each probed by every search).
+    pub fn index_segments(&self) -> usize {
+        self.index().segments()
     }
 
     /// Whether the first full load finished.

@@ -487,6 +487,7 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
         match end {
             End::Done(p) => {
                 finish(store, id, DONE, None).await?;
+                catalog.compact_index();
                 tracing::info!(
                     "import job {id}: {} lines, {} added, {} duplicates, {} rejected",
                     p.lines,

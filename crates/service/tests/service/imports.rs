@@ -1419,3 +1419,53 @@ async fn an_import_job_stopped_between_two_batches_resumes_on_postgres() {
     assert_eq!(indexed(&catalog, bank.name, &hashes), n);
     bank.t.cleanup().await;
 }
+
+/// A large import leaves the PDQ index in several segments (each probed by
+/// every search: the append segment is built into one each 16,384 codes,
+/// `bulwark_index::APPEND_LIMIT`, and the newest are folded together the
+/// way a binary counter carries); when the job is done, the catalog folds
+/// them into one on a thread of its own. 100,000 hashes leave about two
+/// (64k and 32k codes). Fails (the count stays above one) without
+/// `Catalog::compact_index` at the job's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_job_leaves_the_index_in_one_segment() {
+    use std::time::{Duration, Instant};
+    let t = TestStore::sqlite().await;
+    let store = &t.store;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool {
+        dir: dir.path().join("imports"),
+        max_bytes: 64 << 20,
+    };
+    let catalog = Catalog::new();
+    catalog.load(store).await.unwrap();
+    make_bank(store, &catalog, "large").await;
+    let (hashes, lines) = hashed_lines(5, 100_000);
+    let job = create(store, &spool, ACTOR, "large", None, &lines.join("\n"))
+        .await
+        .unwrap();
+    let mut most = 0;
+    {
+        let run = imports::run(store, &catalog, &job.job.id);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                r = &mut run => { r.unwrap(); break; }
+                () = tokio::time::sleep(Duration::from_millis(5)) => {
+                    most = most.max(catalog.index_segments());
+                }
+            }
+        }
+    }
+    let job = imports::get(store, &job.job.id).await.unwrap();
+    assert_eq!((job.status.as_str(), job.added), ("done", 100_000));
+    assert!(most > 1, "the import left one segment at most ({most})");
+    let t0 = Instant::now();
+    while catalog.index_segments() > 1 && t0.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(catalog.index_segments(), 1);
+    assert_eq!(catalog.index_size(), (100_000, 0));
+    assert_eq!(indexed(&catalog, "large", &hashes), hashes.len());
+    t.cleanup().await;
+}
