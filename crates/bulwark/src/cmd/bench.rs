@@ -11,6 +11,8 @@ mod hash;
 mod import;
 #[path = "bench/index.rs"]
 mod index;
+#[path = "bench/live.rs"]
+mod live;
 #[path = "bench/psi.rs"]
 mod psi;
 #[path = "bench/serve.rs"]
@@ -25,6 +27,8 @@ pub enum Command {
     Hash(hash::Args),
     /// Index build and search against brute force (and faiss via bench/index/faiss_compare.py).
     Index(index::Args),
+    /// The live index under a bulk load (batches of inserts), against one segment rebuilt at each sixteenth.
+    Live(live::Args),
     /// vPDQ video hashing speed, ms per frame.
     Vpdq(vpdq::Args),
     /// Message franking and report verification, against one HMAC.
@@ -41,6 +45,7 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     match c {
         Command::Hash(a) => hash::run(a),
         Command::Index(a) => index::run(a),
+        Command::Live(a) => live::run(a),
         Command::Vpdq(a) => vpdq::run(a),
         Command::Franking(a) => franking::run(a),
         Command::Psi(a) => psi::run(a),

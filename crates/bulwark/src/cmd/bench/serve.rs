@@ -56,7 +56,7 @@ pub struct Args {
 }
 
 /// This process's resident set size in MiB (Linux; `None` elsewhere).
-fn rss_mib() -> Option<f64> {
+pub(super) fn rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: f64 = status
         .lines()

@@ -140,7 +140,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 
 /// This process's user + system CPU seconds (`/proc/self/stat`; ffmpeg, a
 /// child, is not counted). `None` off Linux.
-fn process_cpu_s() -> Option<f64> {
+pub(super) fn process_cpu_s() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the parenthesised command name; utime and stime are the
     // 14th and 15th fields of the line, in clock ticks (100 per second on
