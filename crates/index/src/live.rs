@@ -464,11 +464,10 @@ impl LiveIndex {
         let mut built = Segment::new(Index::build(&entries));
         drop(entries);
         let mut s = self.write();
-        let removed = s.removed_during_merge.take().unwrap_or_default();
-        let mut removed_sorted = removed;
-        removed_sorted.sort_unstable();
-        removed_sorted.dedup();
-        built.tombstone_sorted(&removed_sorted);
+        let mut removed = s.removed_during_merge.take().unwrap_or_default();
+        removed.sort_unstable();
+        removed.dedup();
+        built.tombstone_sorted(&removed);
         let keep: Vec<usize> = (0..s.tail_meta.len())
             .filter(|&i| s.tail_meta[i].0 >= snapshot_seq)
             .collect();
