@@ -371,6 +371,12 @@ impl LiveIndex {
         self.read().tail_codes.len()
     }
 
+    /// Codes inserted since this index was made: a count that only grows,
+    /// so an unchanged count means no insert came in between.
+    pub fn inserted(&self) -> u64 {
+        self.read().next_seq
+    }
+
     /// Indexed segments a search probes (at least 1).
     pub fn segments(&self) -> usize {
         self.read().segments.len()

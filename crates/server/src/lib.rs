@@ -151,6 +151,7 @@ impl Service {
                 }
                 state.text_index.compact().await;
                 let c = &state.catalog;
+                c.compact_index_when_idle();
                 let behind = c.applied_seq() - c.snapshot_seq();
                 let due = (behind > 0 && last_snapshot.elapsed() > SNAPSHOT_EVERY)
                     || (behind > CHECKPOINT_CHANGES && last_snapshot.elapsed() > CHECKPOINT_MIN);

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -344,6 +344,11 @@ pub struct Catalog {
     last_load: std::sync::Mutex<LoadStats>,
     /// Time (ms) of the last successful poll.
     pub last_refresh_ms: AtomicI64,
+    /// Set while a fold into one segment runs ([`Catalog::compact_index`]).
+    compacting: Arc<AtomicBool>,
+    /// The index's insert count at the last idle check
+    /// ([`Catalog::compact_index_when_idle`]).
+    idle_mark: AtomicU64,
 }
 
 impl Default for Catalog {
@@ -375,6 +380,8 @@ impl Catalog {
             snapshot_lock: tokio::sync::Mutex::new(()),
             last_load: std::sync::Mutex::new(LoadStats::default()),
             last_refresh_ms: AtomicI64::new(0),
+            compacting: Arc::new(AtomicBool::new(false)),
+            idle_mark: AtomicU64::new(0),
         }
     }
 
@@ -403,10 +410,28 @@ impl Catalog {
     /// job) left several segments, each of which a search probes, holding
     /// at least a sixteenth of the oldest (docs/benchmarks/serve.md, "Index
     /// segments instead of one index rebuilt at each sixteenth").
+    /// One fold runs at a time; a call while one runs does nothing.
     pub fn compact_index(&self) {
         let ix = self.index();
-        if ix.fragmented() {
-            std::thread::spawn(move || ix.merge());
+        if ix.fragmented() && !self.compacting.swap(true, Ordering::AcqRel) {
+            let compacting = Arc::clone(&self.compacting);
+            std::thread::spawn(move || {
+                ix.merge();
+                compacting.store(false, Ordering::Release);
+            });
+        }
+    }
+
+    /// [`Catalog::compact_index`] once the index has taken no insert since
+    /// the last call: the refresh loop calls this each poll, so a replica
+    /// that applied another node's import, or a node whose single writes
+    /// left segments, folds them when the changes stop, not in the middle
+    /// of a load (where a fold of the whole index at each poll would cost
+    /// more than the segments save).
+    pub fn compact_index_when_idle(&self) {
+        let mark = self.index().inserted();
+        if self.idle_mark.swap(mark, Ordering::AcqRel) == mark {
+            self.compact_index();
         }
     }
 

@@ -1469,3 +1469,64 @@ async fn an_import_job_leaves_the_index_in_one_segment() {
     assert_eq!(indexed(&catalog, "large", &hashes), hashes.len());
     t.cleanup().await;
 }
+
+/// A replica that applies another node's import from the change feed gets
+/// segments too, and no job end to fold them at: its refresh loop's idle
+/// check (`Catalog::compact_index_when_idle`) folds them, but only at the
+/// second check with no insert in between, never right after changes came.
+/// The replica holds 40,000 codes in one segment, then applies a 20,000-line
+/// import: one build of the append segment (past 16,384 codes) leaves two
+/// segments. Fails without the check's fold (two stay) or with a fold at the
+/// first check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_folds_its_index_when_changes_stop() {
+    use std::time::{Duration, Instant};
+    let t = TestStore::sqlite().await;
+    let store = &t.store;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool {
+        dir: dir.path().join("imports"),
+        max_bytes: 64 << 20,
+    };
+    let (writer, replica) = (Catalog::new(), Catalog::new());
+    writer.load(store).await.unwrap();
+    replica.load(store).await.unwrap();
+    make_bank(store, &writer, "large").await;
+    let (hashes, lines) = hashed_lines(6, 60_000);
+    for part in [&lines[..40_000], &lines[40_000..]] {
+        let job = create(store, &spool, ACTOR, "large", None, &part.join("\n"))
+            .await
+            .unwrap();
+        imports::run(store, &writer, &job.job.id).await.unwrap();
+        while replica.refresh(store).await.unwrap() > 0 {}
+        if part.len() == 40_000 {
+            replica.merge_index();
+            assert_eq!(replica.index_segments(), 1);
+        }
+    }
+    assert_eq!(replica.index_size().0, 60_000);
+    // The build the last apply started.
+    let t0 = Instant::now();
+    while replica.index_size().1 >= bulwark_index::APPEND_LIMIT
+        && t0.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(replica.index_segments(), 2);
+    replica.compact_index_when_idle();
+    // Time for a fold to end, had the check started one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        replica.index_segments(),
+        2,
+        "folded at the check right after the changes"
+    );
+    replica.compact_index_when_idle();
+    let t0 = Instant::now();
+    while replica.index_segments() > 1 && t0.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(replica.index_segments(), 1);
+    assert_eq!(indexed(&replica, "large", &hashes), hashes.len());
+    t.cleanup().await;
+}
