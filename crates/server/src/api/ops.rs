@@ -88,6 +88,11 @@ pub async fn metrics(
             pending as f64,
         ),
         (
+            "bulwark_index_segments",
+            "Indexed segments of the PDQ index, each probed by every search.",
+            state.catalog.index_segments() as f64,
+        ),
+        (
             "bulwark_index_applied_change",
             "Highest change applied to this node's index.",
             state.catalog.applied_seq() as f64,

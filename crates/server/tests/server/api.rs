@@ -757,6 +757,7 @@ async fn health_metrics_and_openapi(app: &TestApp) {
     let (s, _, text) = app.raw(Method::GET, "/metrics", Vec::new()).await;
     assert_eq!(s, StatusCode::OK);
     assert!(text.contains("bulwark_index_entries 1"), "{text}");
+    assert!(text.contains("bulwark_index_segments 1"), "{text}");
     assert!(
         text.contains("bulwark_matches_total{bank=\"h\"} 1"),
         "{text}"
