@@ -71,7 +71,8 @@ fn hex32(rng: &mut impl Rng) -> String {
 /// Time between the single writes before the import.
 const ALONE_EVERY: Duration = Duration::from_millis(20);
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
+/// The `p` quantile (0 to 1) of `sorted`, the nearest rank; NaN when empty.
+pub(super) fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

@@ -14,6 +14,7 @@ use bulwark_index::{Code, Index, LiveIndex};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::import::pct;
 use super::serve::rss_mib;
 use super::vpdq::process_cpu_s;
 
@@ -47,14 +48,10 @@ pub struct Args {
     json: bool,
 }
 
-/// p50 and p99 of `v` in microseconds.
+/// p50 and p99 of `v` (µs), as `bench import` takes them ([`pct`]).
 fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(f64::total_cmp);
-    let at = |q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1)));
-    (
-        at(0.5).copied().unwrap_or(0.0),
-        at(0.99).copied().unwrap_or(0.0),
-    )
+    (pct(&v, 0.5), pct(&v, 0.99))
 }
 
 /// Times one search per query, µs each.
