@@ -45,6 +45,18 @@ fn dataset(rng: &mut ChaCha8Rng, n: usize) -> Vec<(u64, Code)> {
     v
 }
 
+/// A code to insert: half the time near one of `data` (under 20 bits
+/// flipped), else random.
+fn new_code(rng: &mut ChaCha8Rng, data: &[(u64, Code)]) -> Code {
+    if rng.gen_bool(0.5) {
+        let (_, near) = data[rng.gen_range(0..data.len())];
+        let d = rng.gen_range(0..20);
+        flip(rng, &near, d)
+    } else {
+        random_code(rng)
+    }
+}
+
 fn queries(rng: &mut ChaCha8Rng, data: &[(u64, Code)], n: usize) -> Vec<Code> {
     (0..n)
         .map(|i| {
@@ -104,13 +116,7 @@ fn live_index_interleaving_inserts_removes_and_merges() {
         for _ in 0..700 {
             match rng.gen_range(0..10) {
                 0..=6 => {
-                    let c = if rng.gen_bool(0.5) {
-                        let (_, base) = truth[rng.gen_range(0..truth.len())];
-                        let d = rng.gen_range(0..20);
-                        flip(&mut rng, &base, d)
-                    } else {
-                        random_code(&mut rng)
-                    };
+                    let c = new_code(&mut rng, &truth);
                     // Sometimes reuse an id that was removed earlier.
                     let id = if rng.gen_bool(0.1) {
                         rng.gen_range(0..2000)
@@ -171,13 +177,7 @@ fn live_index_with_many_segments_stays_exact() {
                         next_id += 1;
                         next_id
                     };
-                    let c = if rng.gen_bool(0.5) {
-                        let (_, near) = truth[rng.gen_range(0..truth.len())];
-                        let d = rng.gen_range(0..20);
-                        flip(&mut rng, &near, d)
-                    } else {
-                        random_code(&mut rng)
-                    };
+                    let c = new_code(&mut rng, &truth);
                     live.insert(id, c);
                     truth.push((id, c));
                 }
