@@ -1138,8 +1138,8 @@ async fn insert_key(
     Ok(())
 }
 
-/// A bank on PostgreSQL with a spool directory and an index, for the tests
-/// of a job's two connections.
+/// A bank with a spool directory and an index, for the tests of a job's
+/// two connections on PostgreSQL and of the index it leaves.
 struct JobBank {
     t: TestStore,
     _dir: tempfile::TempDir,
@@ -1150,9 +1150,13 @@ struct JobBank {
 }
 
 impl JobBank {
-    /// `None` without PostgreSQL.
+    /// On PostgreSQL; `None` without it.
     async fn new(test: &str, name: &'static str) -> Option<JobBank> {
-        let t = TestStore::postgres(test).await?;
+        Some(JobBank::on(TestStore::postgres(test).await?, name).await)
+    }
+
+    /// On the store of `t`.
+    async fn on(t: TestStore, name: &'static str) -> JobBank {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool {
             dir: dir.path().join("imports"),
@@ -1162,14 +1166,14 @@ impl JobBank {
         catalog.load(&t.store).await.unwrap();
         make_bank(&t.store, &catalog, name).await;
         let id = banks::by_name(&t.store, name).await.unwrap().id;
-        Some(JobBank {
+        JobBank {
             t,
             _dir: dir,
             spool,
             catalog,
             name,
             id,
-        })
+        }
     }
 
     /// Queues a job of `lines`.
@@ -1190,6 +1194,23 @@ impl JobBank {
     fn spawn_jobs(&self) -> tokio::task::JoinHandle<Result<usize, Error>> {
         let (store, catalog) = (self.t.store.clone(), self.catalog.clone());
         tokio::spawn(async move { imports::run_pending(&store, &catalog).await })
+    }
+
+    /// Waits (at most 120 s) for `jobs` ([`JobBank::spawn_jobs`]) and
+    /// answers job `id`, which must be done.
+    async fn finished(
+        &self,
+        jobs: tokio::task::JoinHandle<Result<usize, Error>>,
+        id: &str,
+    ) -> ImportJob {
+        tokio::time::timeout(std::time::Duration::from_secs(120), jobs)
+            .await
+            .expect("the job never finished")
+            .unwrap()
+            .unwrap();
+        let done = imports::get(&self.t.store, id).await.unwrap();
+        assert_eq!(done.status, "done", "{done:?}");
+        done
     }
 
     /// Whether a probe inserting `key` had to wait for another
@@ -1296,14 +1317,7 @@ async fn an_import_job_writes_two_batches_at_once_on_postgres() {
     .expect("the wait through the job never ended")
     .unwrap();
     t1.rollback().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(120), job)
-        .await
-        .expect("the job never finished")
-        .unwrap()
-        .unwrap();
-
-    let done = imports::get(store, &created.job.id).await.unwrap();
-    assert_eq!(done.status, "done", "{done:?}");
+    let done = bank.finished(job, &created.job.id).await;
     assert_eq!(done.lines, lines.len() as i64);
     assert_eq!((done.added, done.duplicates), (n as i64, 2), "{done:?}");
     assert_eq!(done.rejected_count, 0);
@@ -1357,13 +1371,7 @@ async fn an_import_job_writes_one_batch_at_a_time_beside_single_writes_on_postgr
     stop.store(true, Ordering::Relaxed);
     writes.await.unwrap();
     t1.rollback().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(120), job)
-        .await
-        .expect("the job never finished")
-        .unwrap()
-        .unwrap();
-    let done = imports::get(store, &created.job.id).await.unwrap();
-    assert_eq!(done.status, "done", "{done:?}");
+    let done = bank.finished(job, &created.job.id).await;
     assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
     bank.assert_counted(n).await;
     bank.t.cleanup().await;
@@ -1429,24 +1437,14 @@ async fn an_import_job_stopped_between_two_batches_resumes_on_postgres() {
 /// `Catalog::compact_index` at the job's end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_job_leaves_the_index_in_one_segment() {
-    use std::time::{Duration, Instant};
-    let t = TestStore::sqlite().await;
-    let store = &t.store;
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool {
-        dir: dir.path().join("imports"),
-        max_bytes: 64 << 20,
-    };
-    let catalog = Catalog::new();
-    catalog.load(store).await.unwrap();
-    make_bank(store, &catalog, "large").await;
+    use std::time::Duration;
+    let bank = JobBank::on(TestStore::sqlite().await, "large").await;
+    let (store, catalog) = (&bank.t.store, &bank.catalog);
     let (hashes, lines) = hashed_lines(5, 100_000);
-    let job = create(store, &spool, ACTOR, "large", None, &lines.join("\n"))
-        .await
-        .unwrap();
+    let job = bank.create(&lines).await;
     let mut most = 0;
     {
-        let run = imports::run(store, &catalog, &job.job.id);
+        let run = imports::run(store, catalog, &job.job.id);
         tokio::pin!(run);
         loop {
             tokio::select! {
@@ -1460,14 +1458,20 @@ async fn an_import_job_leaves_the_index_in_one_segment() {
     let job = imports::get(store, &job.job.id).await.unwrap();
     assert_eq!((job.status.as_str(), job.added), ("done", 100_000));
     assert!(most > 1, "the import left one segment at most ({most})");
-    let t0 = Instant::now();
-    while catalog.index_segments() > 1 && t0.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(|| catalog.index_segments() == 1).await;
     assert_eq!(catalog.index_segments(), 1);
     assert_eq!(catalog.index_size(), (100_000, 0));
-    assert_eq!(indexed(&catalog, "large", &hashes), hashes.len());
-    t.cleanup().await;
+    assert_eq!(indexed(catalog, "large", &hashes), hashes.len());
+    bank.t.cleanup().await;
+}
+
+/// Polls `done` every 10 ms until it holds, for at most 60 s (the caller
+/// asserts what it waited for).
+async fn wait_for(done: impl Fn() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !done() && t0.elapsed() < std::time::Duration::from_secs(60) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// A replica that applies another node's import from the change feed gets
@@ -1480,24 +1484,14 @@ async fn an_import_job_leaves_the_index_in_one_segment() {
 /// first check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_folds_its_index_when_changes_stop() {
-    use std::time::{Duration, Instant};
-    let t = TestStore::sqlite().await;
-    let store = &t.store;
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool {
-        dir: dir.path().join("imports"),
-        max_bytes: 64 << 20,
-    };
-    let (writer, replica) = (Catalog::new(), Catalog::new());
-    writer.load(store).await.unwrap();
+    let bank = JobBank::on(TestStore::sqlite().await, "large").await;
+    let (store, writer) = (&bank.t.store, &bank.catalog);
+    let replica = Catalog::new();
     replica.load(store).await.unwrap();
-    make_bank(store, &writer, "large").await;
     let (hashes, lines) = hashed_lines(6, 60_000);
     for part in [&lines[..40_000], &lines[40_000..]] {
-        let job = create(store, &spool, ACTOR, "large", None, &part.join("\n"))
-            .await
-            .unwrap();
-        imports::run(store, &writer, &job.job.id).await.unwrap();
+        let job = bank.create(part).await;
+        imports::run(store, writer, &job.job.id).await.unwrap();
         while replica.refresh(store).await.unwrap() > 0 {}
         if part.len() == 40_000 {
             replica.merge_index();
@@ -1506,27 +1500,19 @@ async fn a_replica_folds_its_index_when_changes_stop() {
     }
     assert_eq!(replica.index_size().0, 60_000);
     // The build the last apply started.
-    let t0 = Instant::now();
-    while replica.index_size().1 >= bulwark_index::APPEND_LIMIT
-        && t0.elapsed() < Duration::from_secs(60)
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for(|| replica.index_size().1 < bulwark_index::APPEND_LIMIT).await;
     assert_eq!(replica.index_segments(), 2);
     replica.compact_index_when_idle();
     // Time for a fold to end, had the check started one.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(
         replica.index_segments(),
         2,
         "folded at the check right after the changes"
     );
     replica.compact_index_when_idle();
-    let t0 = Instant::now();
-    while replica.index_segments() > 1 && t0.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(|| replica.index_segments() == 1).await;
     assert_eq!(replica.index_segments(), 1);
     assert_eq!(indexed(&replica, "large", &hashes), hashes.len());
-    t.cleanup().await;
+    bank.t.cleanup().await;
 }
