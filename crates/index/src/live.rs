@@ -50,9 +50,8 @@ struct Segment {
 
 impl Segment {
     fn new(index: Index) -> Segment {
-        let mut ids: Vec<(u64, u32)> = (0..index.len())
-            .map(|p| (index.entry(p).0, p as u32))
-            .collect();
+        // The ids alone: `Index::entry` would also copy out each code.
+        let mut ids: Vec<(u64, u32)> = index.ids().iter().copied().zip(0u32..).collect();
         ids.sort_unstable();
         Segment {
             deleted: vec![0; index.len().div_ceil(64)],
