@@ -293,7 +293,9 @@ where
         });
     }
     guard.0 = None;
-    let mut tx = store.begin().await?;
+    // Unmarked: the job need not make room for its own creation (marked, its
+    // first second ran one batch at a time on PostgreSQL).
+    let mut tx = store.begin_unmarked().await?;
     db::audit(
         store,
         &mut tx,

@@ -62,11 +62,13 @@ pub async fn changes_since(store: &Store, seq: i64) -> Result<i64, sqlx::Error> 
 
 /// A synced write that changes nothing: every change committed before it is
 /// durable after it (import batches commit without a sync of their own).
-/// It begins as other writers do ([`Store::begin`]), so an import job lets
-/// it go first between batches (the index journal's writer calls it twice
-/// a second and was otherwise kept waiting through a whole import).
+/// It begins as other writers do, so an import job lets it go first
+/// between batches (the index journal's writer calls it twice a second and
+/// was otherwise kept waiting through a whole import), but unmarked
+/// ([`Store::begin_unmarked`]): it is not a single write that an import job
+/// on PostgreSQL makes room for.
 pub async fn sync(store: &Store) -> Result<(), sqlx::Error> {
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_unmarked().await?;
     sqlx::query("UPDATE meta SET value = value WHERE key = 'instance'")
         .execute(&mut *tx)
         .await?;

@@ -244,12 +244,31 @@ impl Store {
     /// (`begin_survives_a_cancelled_caller`). Here the task finishes, and
     /// dropping its `Transaction` rolls back.
     ///
-    /// While it waits it counts in [`Store::writers_waiting`].
+    /// While it waits it counts in [`Store::writers_waiting`], and it marks
+    /// [`Store::wrote_within`].
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        self.last_begin.store(now_ms(), Ordering::Relaxed);
+        self.begin_inner().await
+    }
+
+    /// [`Store::begin`] for writes that an import job need not make room
+    /// for: the service's own housekeeping (the index journal's sync, twice a
+    /// second while changes come) and the audit of a job's own creation. It
+    /// waits as other writers do, counting in [`Store::writers_waiting`], but
+    /// does not mark [`Store::wrote_within`]. Marked, the journal's sync made
+    /// every import job on PostgreSQL under `bulwark serve` write one batch
+    /// at a time, as if single writes were coming
+    /// (`an_import_job_writes_two_at_once_beside_the_journal_sync_on_postgres`).
+    pub async fn begin_unmarked(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        self.begin_inner().await
+    }
+
+    async fn begin_inner(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         let (pool, backend) = (self.pool.clone(), self.backend);
         let waiting = Arc::clone(&self.waiting);
         waiting.fetch_add(1, Ordering::AcqRel);
-        self.last_begin.store(now_ms(), Ordering::Relaxed);
         tokio::spawn(async move {
             let tx = match backend {
                 Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,

@@ -1377,6 +1377,68 @@ async fn an_import_job_writes_one_batch_at_a_time_beside_single_writes_on_postgr
     bank.t.cleanup().await;
 }
 
+/// The index journal's sync (a write the service makes twice a second while
+/// changes come, `bulwark_store::catalog::sync`) is not a single write:
+/// beside it an import job on PostgreSQL still writes two batches at once.
+/// With batch 2 waiting on a key another transaction holds, batch 3 is
+/// written. Fails if the sync marks `Store::wrote_within`, as it did until
+/// 2026-12-04 (every job under `bulwark serve` then wrote one batch at a
+/// time), or if creating the job marks it (its first second then ran one
+/// batch at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_job_writes_two_at_once_beside_the_journal_sync_on_postgres() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let Some(bank) = JobBank::new("beside_sync", "sync").await else {
+        return;
+    };
+    let store = &bank.t.store;
+    let b = JOB_BATCH;
+    let n = 3 * b + 100;
+    let (hashes, lines) = hashed_lines(10, n);
+    let key = |i: usize| format!("pdq:{}", hashes[i]);
+    let (held, probe) = (key(b + 100), key(2 * b + 100));
+
+    // The journal's sync, every 100 ms (it runs every 500 ms in a service).
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let syncs = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                bulwark_store::catalog::sync(&store).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut t1 = store.pool.begin().await.unwrap();
+    insert_key(&mut t1, bank.id, &held).await.unwrap();
+    // Making the bank was a single write (`SHARE_AFTER_WRITE`).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let created = bank.create(&lines).await;
+    assert!(
+        !store.wrote_within(Duration::from_secs(1)),
+        "creating the job counted as a single write"
+    );
+    let job = bank.spawn_jobs();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !bank.key_is_taken(&probe).await {
+        assert!(
+            Instant::now() < deadline,
+            "batch 3 was not written while batch 2 waited: the journal's sync made \
+             the job write one batch at a time"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t1.rollback().await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    syncs.await.unwrap();
+    let done = bank.finished(job, &created.job.id).await;
+    assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
+    bank.assert_counted(n).await;
+    assert_eq!(indexed(&bank.catalog, bank.name, &hashes), n);
+    bank.t.cleanup().await;
+}
+
 /// A job stopped while it writes two batches at once (its task aborted, as
 /// a crash stops it: both connections dropped in the middle of whatever
 /// they were doing) resumes at its checkpoint and ends with every line
