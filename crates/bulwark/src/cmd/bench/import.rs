@@ -228,6 +228,13 @@ async fn measure(a: &Args, database: Option<String>) -> anyhow::Result<ExitCode>
         std::future::pending(),
     ));
     let worker = bulwark_server::api::imports::spawn_worker(st.clone());
+    // And what `bulwark serve` runs beside its import jobs: the refresh loop
+    // (other replicas' changes, index folds and snapshots) and the index
+    // journal's writer, whose sync twice a second is a write too. Until
+    // 2026-12-04 this bench ran neither, and missed that the sync made every
+    // job on PostgreSQL write one batch at a time.
+    let refresh = service.spawn_refresh();
+    let journal = service.spawn_journal();
     let base = format!("http://127.0.0.1:{port}");
 
     // Single writes alone first (what the disk gives a write), then all
@@ -285,6 +292,8 @@ async fn measure(a: &Args, database: Option<String>) -> anyhow::Result<ExitCode>
     let mut alone = alone;
     alone.sort_by(f64::total_cmp);
     worker.abort();
+    refresh.abort();
+    journal.abort();
     anyhow::ensure!(job["status"] == "done", "the import did not finish: {job}");
     let added = job["added"].as_u64().unwrap_or(0);
     anyhow::ensure!(
