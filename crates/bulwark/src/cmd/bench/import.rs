@@ -71,12 +71,18 @@ fn hex32(rng: &mut impl Rng) -> String {
 /// Time between the single writes before the import.
 const ALONE_EVERY: Duration = Duration::from_millis(20);
 
-/// The `p` quantile (0 to 1) of `sorted`, the nearest rank; NaN when empty.
-pub(super) fn pct(sorted: &[f64], p: f64) -> f64 {
+/// The `p` quantile (0 to 1) of `sorted`, the nearest rank; `None` when
+/// empty. The one rule every bench reports percentiles by.
+pub(super) fn quantile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     if sorted.is_empty() {
-        return f64::NAN;
+        return None;
     }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    Some(sorted[((sorted.len() as f64 - 1.0) * p).round() as usize])
+}
+
+/// [`quantile`] of numbers; NaN when empty.
+pub(super) fn pct(sorted: &[f64], p: f64) -> f64 {
+    quantile(sorted, p).unwrap_or(f64::NAN)
 }
 
 /// A PostgreSQL database made for one run, dropped by [`Scratch::drop_it`].

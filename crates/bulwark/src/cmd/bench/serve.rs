@@ -80,12 +80,9 @@ struct Load {
     p99_ms: f64,
 }
 
+/// [`super::import::quantile`] of durations, in milliseconds; NaN when empty.
 fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1e3
+    super::import::quantile(sorted, p).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
 }
 
 /// One keep-alive HTTP/1.1 connection.
