@@ -40,6 +40,11 @@ pub struct Config {
     /// How often this node polls the database for other replicas' writes
     /// (each wait is jittered by ±50 %).
     pub refresh_interval: Duration,
+    /// On PostgreSQL an import job writes one batch at a time for this long
+    /// after a single write began, leaving a core to single writes, and two
+    /// at once otherwise. Zero: always two at once (faster imports, slower
+    /// single writes beside them).
+    pub import_share_after_write: Duration,
     /// Default per-bank distance threshold for new banks.
     pub default_threshold: u32,
     /// Videos are hashed one frame every this many seconds.
@@ -85,6 +90,7 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(15),
             max_connections: 4096,
             refresh_interval: Duration::from_secs(2),
+            import_share_after_write: bulwark_store::SINGLE_WRITE_WINDOW,
             default_threshold: 31,
             video_every_seconds: 1.0,
             video_timeout: Duration::from_secs(60),
@@ -130,6 +136,8 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     /// Seconds; see [`Config::refresh_interval`].
     pub refresh_interval_seconds: Option<f64>,
+    /// Seconds; see [`Config::import_share_after_write`].
+    pub import_share_after_write_seconds: Option<f64>,
     /// See [`Config::default_threshold`].
     pub default_threshold: Option<u32>,
     /// See [`Config::video_every_seconds`].
@@ -207,6 +215,9 @@ impl FileConfig {
         }
         if let Some(v) = self.refresh_interval_seconds {
             c.refresh_interval = secs(v, "refresh_interval_seconds")?;
+        }
+        if let Some(v) = self.import_share_after_write_seconds {
+            c.import_share_after_write = secs(v, "import_share_after_write_seconds")?;
         }
         if let Some(v) = self.default_threshold {
             anyhow::ensure!(v <= 256, "default_threshold {v} is above 256");

@@ -113,6 +113,7 @@ impl Service {
             &config.data_dir,
         )?);
         let store = db::Store::open(&config.database_url()).await?;
+        store.set_single_write_window(config.import_share_after_write);
         if config.database.is_none() {
             restrict_database_files(&config.data_dir.join("bulwark.db"))?;
         }

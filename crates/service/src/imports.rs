@@ -513,12 +513,6 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
     }
 }
 
-/// How long after a single write ([`Store::wrote_within`]) an import job on
-/// PostgreSQL writes one batch at a time. Two at once keep both cores of a
-/// 2-core machine busy, and single writes beside them took twice as long
-/// (docs/benchmarks/serve.md, "Two batches at once on PostgreSQL").
-const SHARE_AFTER_WRITE: Duration = Duration::from_secs(1);
-
 /// Batches a job on PostgreSQL writes one at a time after a lock conflict
 /// between two at once ([`run_for`]).
 const ALONE_AFTER_CONFLICT: usize = 4;
@@ -874,7 +868,7 @@ impl Lane<'_> {
             // While single writes come, one batch at a time: the lane takes
             // its turn before it writes, not after.
             let mut turn = None;
-            if s.wrote_within(SHARE_AFTER_WRITE) {
+            if s.single_writes_recent() {
                 match self.turn.recv().await {
                     Some(p) => turn = Some(p),
                     None => return Ok(None),

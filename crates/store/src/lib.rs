@@ -37,6 +37,13 @@ pub enum Backend {
     Postgres,
 }
 
+/// How long after a single write ([`Store::single_writes_recent`]) an import
+/// job on PostgreSQL writes one batch at a time, by default. Two at once
+/// keep both cores of a 2-core machine busy, and single writes beside them
+/// took twice as long (docs/benchmarks/serve.md, "Two batches at once on
+/// PostgreSQL").
+pub const SINGLE_WRITE_WINDOW: Duration = Duration::from_secs(1);
+
 /// The shared store.
 #[derive(Clone)]
 pub struct Store {
@@ -51,6 +58,8 @@ pub struct Store {
     /// When the last [`Store::begin`] was called ([`now_ms`]; 0 for never):
     /// [`Store::wrote_within`].
     last_begin: Arc<AtomicI64>,
+    /// [`Store::single_writes_recent`]'s window, in milliseconds.
+    single_write_window_ms: Arc<AtomicI64>,
     /// On SQLite, which content each bank holds (the table has no unique
     /// index on its dedup key: [`dedup`]).
     dedup: Arc<dedup::Dedup>,
@@ -210,6 +219,9 @@ impl Store {
             backend,
             waiting: Arc::new(AtomicUsize::new(0)),
             last_begin: Arc::new(AtomicI64::new(0)),
+            single_write_window_ms: Arc::new(
+                AtomicI64::new(SINGLE_WRITE_WINDOW.as_millis() as i64),
+            ),
             dedup: Arc::new(dedup::Dedup::new(url)),
             conflict_calls: Arc::new(AtomicUsize::new(0)),
         };
@@ -306,6 +318,25 @@ impl Store {
     pub fn wrote_within(&self, d: Duration) -> bool {
         let last = self.last_begin.load(Ordering::Relaxed);
         last != 0 && now_ms().saturating_sub(last) < d.as_millis() as i64
+    }
+
+    /// Whether a single write began within the window
+    /// ([`Store::set_single_write_window`], default [`SINGLE_WRITE_WINDOW`]):
+    /// an import job on PostgreSQL then writes one batch at a time instead
+    /// of two at once. Never with a zero window.
+    pub fn single_writes_recent(&self) -> bool {
+        let ms = self.single_write_window_ms.load(Ordering::Relaxed);
+        ms > 0 && self.wrote_within(Duration::from_millis(ms as u64))
+    }
+
+    /// Sets [`Store::single_writes_recent`]'s window (`bulwark serve`'s
+    /// `import_share_after_write_seconds`). Zero: import jobs on PostgreSQL
+    /// always write two batches at once, faster, at the cost of single
+    /// writes beside them (docs/benchmarks/serve.md, "Two batches at once
+    /// on PostgreSQL": their p99 61–69 ms against 37 ms).
+    pub fn set_single_write_window(&self, d: Duration) {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        self.single_write_window_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Lets writers waiting for a transaction ([`Store::writers_waiting`])

@@ -596,3 +596,33 @@ async fn a_list_over_the_limit_is_refused() {
         0
     );
 }
+
+/// `import_share_after_write_seconds` reaches the store the service opens:
+/// by default a single write makes `single_writes_recent` true (an import job
+/// on PostgreSQL then writes one batch at a time); with 0 it never is. A
+/// negative value is refused with the key's name.
+#[tokio::test]
+async fn import_share_after_write_is_a_setting() {
+    for (file, recent) in [
+        ("", true),
+        ("import_share_after_write_seconds = 0\n", false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = support::config(dir.path(), None);
+        let f: bulwark_server::FileConfig = toml::from_str(file).unwrap();
+        f.apply(&mut c).unwrap();
+        let service = Service::open(c).await.unwrap();
+        let store = &service.state.store;
+        store.begin().await.unwrap().rollback().await.unwrap();
+        assert_eq!(store.single_writes_recent(), recent, "{file:?}");
+    }
+    let bad: bulwark_server::FileConfig =
+        toml::from_str("import_share_after_write_seconds = -1\n").unwrap();
+    let err = bad
+        .apply(&mut bulwark_server::Config::default())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("import_share_after_write_seconds"),
+        "{err}"
+    );
+}

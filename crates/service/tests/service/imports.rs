@@ -1294,7 +1294,7 @@ async fn an_import_job_writes_two_batches_at_once_on_postgres() {
     insert_key(&mut t1, bank.id, &held).await.unwrap();
     let created = bank.create(&lines).await;
     // Single writes in the last second make a job write one batch at a
-    // time (`SHARE_AFTER_WRITE`); making the bank was one.
+    // time (`SINGLE_WRITE_WINDOW`); making the bank was one.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let job = bank.spawn_jobs();
 
@@ -1377,6 +1377,60 @@ async fn an_import_job_writes_one_batch_at_a_time_beside_single_writes_on_postgr
     bank.t.cleanup().await;
 }
 
+/// With the single-write window set to zero (`bulwark serve`'s
+/// `import_share_after_write_seconds = 0`), an import job on PostgreSQL
+/// writes two batches at once even while single writes come: with batch 2
+/// waiting on a key another transaction holds, batch 3 is written. Fails if
+/// the setting does not reach the job (the test above, with the default,
+/// shows the opposite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_job_writes_two_at_once_beside_single_writes_when_told_on_postgres() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let Some(bank) = JobBank::new("told", "told").await else {
+        return;
+    };
+    let store = &bank.t.store;
+    store.set_single_write_window(Duration::ZERO);
+    let b = JOB_BATCH;
+    let n = 3 * b + 100;
+    let (hashes, lines) = hashed_lines(11, n);
+    let key = |i: usize| format!("pdq:{}", hashes[i]);
+    let (held, probe) = (key(b + 100), key(2 * b + 100));
+
+    // Single writes (transactions begun by the store) every 100 ms.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let writes = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                store.begin().await.unwrap().rollback().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut t1 = store.pool.begin().await.unwrap();
+    insert_key(&mut t1, bank.id, &held).await.unwrap();
+    let created = bank.create(&lines).await;
+    let job = bank.spawn_jobs();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !bank.key_is_taken(&probe).await {
+        assert!(
+            Instant::now() < deadline,
+            "batch 3 was not written while batch 2 waited, with a zero window"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t1.rollback().await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    writes.await.unwrap();
+    let done = bank.finished(job, &created.job.id).await;
+    assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
+    bank.assert_counted(n).await;
+    assert_eq!(indexed(&bank.catalog, bank.name, &hashes), n);
+    bank.t.cleanup().await;
+}
+
 /// The index journal's sync (a write the service makes twice a second while
 /// changes come, `bulwark_store::catalog::sync`) is not a single write:
 /// beside it an import job on PostgreSQL still writes two batches at once.
@@ -1412,7 +1466,7 @@ async fn an_import_job_writes_two_at_once_beside_the_journal_sync_on_postgres() 
     };
     let mut t1 = store.pool.begin().await.unwrap();
     insert_key(&mut t1, bank.id, &held).await.unwrap();
-    // Making the bank was a single write (`SHARE_AFTER_WRITE`).
+    // Making the bank was a single write (`SINGLE_WRITE_WINDOW`).
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let created = bank.create(&lines).await;
     assert!(
