@@ -734,6 +734,7 @@ async fn one_at_a_time(
             return Ok((End::Cancelled, committed));
         }
         written.commit(s, catalog, tx, marks).await?;
+        s.count_import_batch(false);
         committed += 1;
         if at_end {
             let _ = conn.close().await;
@@ -874,6 +875,8 @@ impl Lane<'_> {
                     None => return Ok(None),
                 }
             }
+            // Without its turn, the batch before may still be writing.
+            let beside = turn.is_none();
             jobs::begin_apart(&mut self.conn).await?;
             let batch = std::mem::take(&mut piece.batch);
             let mut written = batch
@@ -913,6 +916,7 @@ impl Lane<'_> {
             jobs::add_counts(&mut self.conn, job.bank.id, content, signals).await?;
             let mark = self.catalog.apply_mark();
             jobs::end_apart(&mut self.conn, true).await?;
+            s.count_import_batch(beside);
             written.committed(s, self.catalog, mark, None).await?;
             let n = self.committed.fetch_add(1, Ordering::Relaxed) + 1;
             if piece.at_end {

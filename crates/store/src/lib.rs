@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -60,6 +60,9 @@ pub struct Store {
     last_begin: Arc<AtomicI64>,
     /// [`Store::single_writes_recent`]'s window, in milliseconds.
     single_write_window_ms: Arc<AtomicI64>,
+    /// Import batches committed: written alone, and beside the batch before
+    /// ([`Store::count_import_batch`]).
+    import_batches: Arc<[AtomicU64; 2]>,
     /// On SQLite, which content each bank holds (the table has no unique
     /// index on its dedup key: [`dedup`]).
     dedup: Arc<dedup::Dedup>,
@@ -222,6 +225,7 @@ impl Store {
             single_write_window_ms: Arc::new(
                 AtomicI64::new(SINGLE_WRITE_WINDOW.as_millis() as i64),
             ),
+            import_batches: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
             dedup: Arc::new(dedup::Dedup::new(url)),
             conflict_calls: Arc::new(AtomicUsize::new(0)),
         };
@@ -327,6 +331,23 @@ impl Store {
     pub fn single_writes_recent(&self) -> bool {
         let ms = self.single_write_window_ms.load(Ordering::Relaxed);
         ms > 0 && self.wrote_within(Duration::from_millis(ms as u64))
+    }
+
+    /// Counts an import batch committed: `beside` when it was written
+    /// without waiting for the batch before it to commit (two at once,
+    /// PostgreSQL), else alone. `/metrics` reports them (`bulwark_import_batches_total`),
+    /// so an operator can see which way imports run.
+    pub fn count_import_batch(&self, beside: bool) {
+        self.import_batches[usize::from(beside)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Import batches committed through this store: (alone, beside).
+    pub fn import_batches(&self) -> (u64, u64) {
+        let [alone, beside] = &*self.import_batches;
+        (
+            alone.load(Ordering::Relaxed),
+            beside.load(Ordering::Relaxed),
+        )
     }
 
     /// Sets [`Store::single_writes_recent`]'s window (`bulwark serve`'s

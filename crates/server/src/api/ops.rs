@@ -98,6 +98,15 @@ pub async fn metrics(
             state.catalog.applied_seq() as f64,
         ),
     ]);
+    let (alone, beside) = state.store.import_batches();
+    let text = format!(
+        "{text}# HELP bulwark_import_batches_total Import job batches committed by this node: \
+         written without waiting for the batch before to commit (beside: two at once, PostgreSQL) or \
+         alone.\n\
+         # TYPE bulwark_import_batches_total counter\n\
+         bulwark_import_batches_total{{written=\"alone\"}} {alone}\n\
+         bulwark_import_batches_total{{written=\"beside\"}} {beside}\n"
+    );
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 

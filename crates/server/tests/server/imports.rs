@@ -91,7 +91,23 @@ async fn bank_counts(app: &TestApp, bank: &str) -> (i64, i64) {
     )
 }
 
+/// `bulwark_import_batches_total` from /metrics: (alone, beside).
+async fn import_batches(app: &TestApp) -> (u64, u64) {
+    let (s, _, text) = app.raw(Method::GET, "/metrics", Vec::new()).await;
+    assert_eq!(s, StatusCode::OK);
+    let value = |written: &str| -> u64 {
+        let key = format!("bulwark_import_batches_total{{written=\"{written}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .unwrap_or_else(|| panic!("no {key} in /metrics:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    (value("alone"), value("beside"))
+}
+
 async fn a_job_accounts_for_every_line(app: &TestApp) {
+    let before = import_batches(app).await;
     make_bank(app, "big").await;
     let worker = bulwark_server::api::imports::spawn_worker(app.service.state.clone());
     let mut lines = random_lines(1, 5000);
@@ -127,6 +143,14 @@ async fn a_job_accounts_for_every_line(app: &TestApp) {
         "1-based line numbers of the bad lines"
     );
     assert_eq!(done["bytes_done"], done["bytes_total"]);
+    // /metrics counts the job's three batches (5,005 lines); on SQLite
+    // each is written alone.
+    let after = import_batches(app).await;
+    let (alone, beside) = (after.0 - before.0, after.1 - before.1);
+    assert_eq!(alone + beside, 3, "{alone} alone, {beside} beside");
+    if app.service.state.store.backend == bulwark_store::Backend::Sqlite {
+        assert_eq!(beside, 0);
+    }
     // The spool file goes (just after the job is marked done: the worker
     // removes it once the status is committed, so wait for it a little);
     // the content is matchable and counted.

@@ -1374,6 +1374,8 @@ async fn an_import_job_writes_one_batch_at_a_time_beside_single_writes_on_postgr
     let done = bank.finished(job, &created.job.id).await;
     assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
     bank.assert_counted(n).await;
+    // Four batches, each written alone (`bulwark_import_batches_total`).
+    assert_eq!(store.import_batches(), (4, 0));
     bank.t.cleanup().await;
 }
 
@@ -1428,6 +1430,10 @@ async fn an_import_job_writes_two_at_once_beside_single_writes_when_told_on_post
     assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
     bank.assert_counted(n).await;
     assert_eq!(indexed(&bank.catalog, bank.name, &hashes), n);
+    // Four batches; batch 3 at least was written beside batch 2.
+    let (alone, beside) = store.import_batches();
+    assert_eq!(alone + beside, 4);
+    assert!(beside >= 1, "{alone} alone, {beside} beside");
     bank.t.cleanup().await;
 }
 
@@ -1490,6 +1496,10 @@ async fn an_import_job_writes_two_at_once_beside_the_journal_sync_on_postgres() 
     assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
     bank.assert_counted(n).await;
     assert_eq!(indexed(&bank.catalog, bank.name, &hashes), n);
+    // Four batches; batch 3 at least was written beside batch 2.
+    let (alone, beside) = store.import_batches();
+    assert_eq!(alone + beside, 4);
+    assert!(beside >= 1, "{alone} alone, {beside} beside");
     bank.t.cleanup().await;
 }
 
