@@ -1260,6 +1260,92 @@ fn hashed_lines(seed: u64, n: usize) -> (Vec<PdqHash>, Vec<String>) {
     (hashes, lines)
 }
 
+/// A list of four batches (`3 * JOB_BATCH + 100` lines from `seed`), its
+/// hashes, and two of its keys: `held`, of batch 2 (for another transaction
+/// to hold, so batch 2 waits), and `probe`, of batch 3 (taken once batch 3
+/// is written).
+struct FourBatches {
+    hashes: Vec<PdqHash>,
+    lines: Vec<String>,
+    held: String,
+    probe: String,
+}
+
+impl FourBatches {
+    fn new(seed: u64) -> FourBatches {
+        let b = JOB_BATCH;
+        let (hashes, lines) = hashed_lines(seed, 3 * b + 100);
+        let key = |i: usize| format!("pdq:{}", hashes[i]);
+        let (held, probe) = (key(b + 100), key(2 * b + 100));
+        FourBatches {
+            hashes,
+            lines,
+            held,
+            probe,
+        }
+    }
+}
+
+/// A write run every 100 ms on a task of its own until [`Every::stop`]:
+/// single writes, or the index journal's sync.
+struct Every {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Every {
+    fn start<F, Fut>(store: &Store, write: F) -> Every
+    where
+        F: Fn(Store) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (store, flag) = (store.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            while !flag.load(Ordering::Relaxed) {
+                write(store.clone()).await;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
+        Every { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap();
+    }
+}
+
+/// Single writes: transactions begun by the store ([`Store::begin`]).
+async fn single_write(store: Store) {
+    store.begin().await.unwrap().rollback().await.unwrap();
+}
+
+/// Waits (at most 30 s) until `key` is taken: batch 3 written while batch 2
+/// waits. Panics with `why` otherwise.
+async fn wait_until_taken(bank: &JobBank, key: &str, why: &str) {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !bank.key_is_taken(key).await {
+        assert!(Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Checks a finished job of [`FourBatches`]: every line added once, the
+/// bank's counters and the index complete, and at least one of the four
+/// batches written beside the one before (`bulwark_import_batches_total`).
+async fn assert_four_with_one_beside(bank: &JobBank, list: &FourBatches, done: &ImportJob) {
+    let n = list.lines.len();
+    assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
+    bank.assert_counted(n).await;
+    assert_eq!(indexed(&bank.catalog, bank.name, &list.hashes), n);
+    let (alone, beside) = bank.t.store.import_batches();
+    assert_eq!(alone + beside, 4);
+    assert!(beside >= 1, "{alone} alone, {beside} beside");
+}
+
 /// An import job on PostgreSQL writes a batch while the one before it
 /// waits, and commits them in order; a lock wait through another
 /// transaction that the job's ordering would make endless ends, and the
@@ -1332,46 +1418,30 @@ async fn an_import_job_writes_two_batches_at_once_on_postgres() {
 /// written. Fails if the job writes two at once regardless.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_job_writes_one_batch_at_a_time_beside_single_writes_on_postgres() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
     let Some(bank) = JobBank::new("beside_writes", "beside").await else {
         return;
     };
     let store = &bank.t.store;
-    let b = JOB_BATCH;
-    let n = 3 * b + 100;
-    let (hashes, lines) = hashed_lines(8, n);
-    let key = |i: usize| format!("pdq:{}", hashes[i]);
-    let (held, probe) = (key(b + 100), key(2 * b + 100));
-
-    // Single writes (transactions begun by the store) every 100 ms.
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let writes = {
-        let (store, stop) = (store.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                store.begin().await.unwrap().rollback().await.unwrap();
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let list = FourBatches::new(8);
+    let writes = Every::start(store, single_write);
     let mut t1 = store.pool.begin().await.unwrap();
-    insert_key(&mut t1, bank.id, &held).await.unwrap();
-    let created = bank.create(&lines).await;
+    insert_key(&mut t1, bank.id, &list.held).await.unwrap();
+    let created = bank.create(&list.lines).await;
     let job = bank.spawn_jobs();
     // Batch 2 waits for T (its key), and batch 3 is not written meanwhile.
     let until = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < until {
         assert!(
-            !bank.key_is_taken(&probe).await,
+            !bank.key_is_taken(&list.probe).await,
             "batch 3 was written beside batch 2 while single writes came"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop.store(true, Ordering::Relaxed);
-    writes.await.unwrap();
+    writes.stop().await;
     t1.rollback().await.unwrap();
     let done = bank.finished(job, &created.job.id).await;
+    let n = list.lines.len();
     assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
     bank.assert_counted(n).await;
     // Four batches, each written alone (`bulwark_import_batches_total`).
@@ -1387,53 +1457,27 @@ async fn an_import_job_writes_one_batch_at_a_time_beside_single_writes_on_postgr
 /// shows the opposite).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_job_writes_two_at_once_beside_single_writes_when_told_on_postgres() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::{Duration, Instant};
     let Some(bank) = JobBank::new("told", "told").await else {
         return;
     };
     let store = &bank.t.store;
-    store.set_single_write_window(Duration::ZERO);
-    let b = JOB_BATCH;
-    let n = 3 * b + 100;
-    let (hashes, lines) = hashed_lines(11, n);
-    let key = |i: usize| format!("pdq:{}", hashes[i]);
-    let (held, probe) = (key(b + 100), key(2 * b + 100));
-
-    // Single writes (transactions begun by the store) every 100 ms.
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let writes = {
-        let (store, stop) = (store.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                store.begin().await.unwrap().rollback().await.unwrap();
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    store.set_single_write_window(std::time::Duration::ZERO);
+    let list = FourBatches::new(11);
+    let writes = Every::start(store, single_write);
     let mut t1 = store.pool.begin().await.unwrap();
-    insert_key(&mut t1, bank.id, &held).await.unwrap();
-    let created = bank.create(&lines).await;
+    insert_key(&mut t1, bank.id, &list.held).await.unwrap();
+    let created = bank.create(&list.lines).await;
     let job = bank.spawn_jobs();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !bank.key_is_taken(&probe).await {
-        assert!(
-            Instant::now() < deadline,
-            "batch 3 was not written while batch 2 waited, with a zero window"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_taken(
+        &bank,
+        &list.probe,
+        "batch 3 was not written while batch 2 waited, with a zero window",
+    )
+    .await;
     t1.rollback().await.unwrap();
-    stop.store(true, Ordering::Relaxed);
-    writes.await.unwrap();
+    writes.stop().await;
     let done = bank.finished(job, &created.job.id).await;
-    assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
-    bank.assert_counted(n).await;
-    assert_eq!(indexed(&bank.catalog, bank.name, &hashes), n);
-    // Four batches; batch 3 at least was written beside batch 2.
-    let (alone, beside) = store.import_batches();
-    assert_eq!(alone + beside, 4);
-    assert!(beside >= 1, "{alone} alone, {beside} beside");
+    assert_four_with_one_beside(&bank, &list, &done).await;
     bank.t.cleanup().await;
 }
 
@@ -1447,59 +1491,38 @@ async fn an_import_job_writes_two_at_once_beside_single_writes_when_told_on_post
 /// batch at a time).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_job_writes_two_at_once_beside_the_journal_sync_on_postgres() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let Some(bank) = JobBank::new("beside_sync", "sync").await else {
         return;
     };
     let store = &bank.t.store;
-    let b = JOB_BATCH;
-    let n = 3 * b + 100;
-    let (hashes, lines) = hashed_lines(10, n);
-    let key = |i: usize| format!("pdq:{}", hashes[i]);
-    let (held, probe) = (key(b + 100), key(2 * b + 100));
-
+    let list = FourBatches::new(10);
     // The journal's sync, every 100 ms (it runs every 500 ms in a service).
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let syncs = {
-        let (store, stop) = (store.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                bulwark_store::catalog::sync(&store).await.unwrap();
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let syncs = Every::start(store, |s| async move {
+        bulwark_store::catalog::sync(&s).await.unwrap();
+    });
     let mut t1 = store.pool.begin().await.unwrap();
-    insert_key(&mut t1, bank.id, &held).await.unwrap();
+    insert_key(&mut t1, bank.id, &list.held).await.unwrap();
     // Making the bank was a single write (`SINGLE_WRITE_WINDOW`).
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let created = bank.create(&lines).await;
+    let created = bank.create(&list.lines).await;
     assert!(
         !store.wrote_within(Duration::from_secs(1)),
-        "creating the job counted as a single write"
+        "a write the job need not make room for (creating it, or the journal's sync) \
+         counted as a single write"
     );
     let job = bank.spawn_jobs();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !bank.key_is_taken(&probe).await {
-        assert!(
-            Instant::now() < deadline,
-            "batch 3 was not written while batch 2 waited: the journal's sync made \
-             the job write one batch at a time"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_taken(
+        &bank,
+        &list.probe,
+        "batch 3 was not written while batch 2 waited: the journal's sync made \
+         the job write one batch at a time",
+    )
+    .await;
     t1.rollback().await.unwrap();
-    stop.store(true, Ordering::Relaxed);
-    syncs.await.unwrap();
+    syncs.stop().await;
     let done = bank.finished(job, &created.job.id).await;
-    assert_eq!((done.added, done.duplicates), (n as i64, 0), "{done:?}");
-    bank.assert_counted(n).await;
-    assert_eq!(indexed(&bank.catalog, bank.name, &hashes), n);
-    // Four batches; batch 3 at least was written beside batch 2.
-    let (alone, beside) = store.import_batches();
-    assert_eq!(alone + beside, 4);
-    assert!(beside >= 1, "{alone} alone, {beside} beside");
+    assert_four_with_one_beside(&bank, &list, &done).await;
     bank.t.cleanup().await;
 }
 
