@@ -264,7 +264,7 @@ impl Store {
     /// [`Store::wrote_within`].
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         self.last_begin.store(now_ms(), Ordering::Relaxed);
-        self.begin_inner().await
+        self.begin_unmarked().await
     }
 
     /// [`Store::begin`] for writes that an import job need not make room
@@ -278,10 +278,6 @@ impl Store {
     pub async fn begin_unmarked(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        self.begin_inner().await
-    }
-
-    async fn begin_inner(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         let (pool, backend) = (self.pool.clone(), self.backend);
         let waiting = Arc::clone(&self.waiting);
         waiting.fetch_add(1, Ordering::AcqRel);
