@@ -17,6 +17,10 @@ struct Histogram {
     count: u64,
 }
 
+/// A counter family kept outside [`Metrics`] for [`Metrics::render`]:
+/// (name, help, label, value by label value).
+pub type CounterFamily<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, u64)]);
+
 /// Request counters and latencies by route.
 #[derive(Default)]
 pub struct Metrics {
@@ -84,8 +88,9 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// The exposition text; `gauges` are (name, help, value).
-    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+    /// The exposition text; `gauges` are (name, help, value), and
+    /// `counters` families kept elsewhere.
+    pub fn render(&self, gauges: &[(&str, &str, f64)], counters: &[CounterFamily<'_>]) -> String {
         let mut out = String::new();
         let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
         out.push_str("# HELP bulwark_http_requests_total HTTP requests by route and status.\n");
@@ -163,6 +168,12 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
+        for (name, help, label, values) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (value, n) in *values {
+                let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", esc(value));
+            }
+        }
         out
     }
 }
@@ -179,6 +190,6 @@ mod bound_tests {
         }
         m.request("GET", "/v1/health", 200, Duration::from_millis(1));
         assert_eq!(m.request_series(), 2);
-        assert!(m.render(&[]).len() < 8192);
+        assert!(m.render(&[], &[]).len() < 8192);
     }
 }

@@ -76,36 +76,37 @@ pub async fn metrics(
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Matcher)?;
     let (entries, pending) = state.catalog.index_size();
-    let text = state.metrics.render(&[
-        (
-            "bulwark_index_entries",
-            "PDQ index entries (photo hashes and video frames).",
-            entries as f64,
-        ),
-        (
-            "bulwark_index_pending_merge",
-            "Index entries in the append segment.",
-            pending as f64,
-        ),
-        (
-            "bulwark_index_segments",
-            "Indexed segments of the PDQ index, each probed by every search.",
-            state.catalog.index_segments() as f64,
-        ),
-        (
-            "bulwark_index_applied_change",
-            "Highest change applied to this node's index.",
-            state.catalog.applied_seq() as f64,
-        ),
-    ]);
     let (alone, beside) = state.store.import_batches();
-    let text = format!(
-        "{text}# HELP bulwark_import_batches_total Import job batches committed by this node: \
-         written without waiting for the batch before to commit (beside: two at once, PostgreSQL) or \
-         alone.\n\
-         # TYPE bulwark_import_batches_total counter\n\
-         bulwark_import_batches_total{{written=\"alone\"}} {alone}\n\
-         bulwark_import_batches_total{{written=\"beside\"}} {beside}\n"
+    let text = state.metrics.render(
+        &[
+            (
+                "bulwark_index_entries",
+                "PDQ index entries (photo hashes and video frames).",
+                entries as f64,
+            ),
+            (
+                "bulwark_index_pending_merge",
+                "Index entries in the append segment.",
+                pending as f64,
+            ),
+            (
+                "bulwark_index_segments",
+                "Indexed segments of the PDQ index, each probed by every search.",
+                state.catalog.index_segments() as f64,
+            ),
+            (
+                "bulwark_index_applied_change",
+                "Highest change applied to this node's index.",
+                state.catalog.applied_seq() as f64,
+            ),
+        ],
+        &[(
+            "bulwark_import_batches_total",
+            "Import job batches committed by this node: written without waiting for the batch \
+             before to commit (beside: two at once, PostgreSQL) or alone.",
+            "written",
+            &[("alone", alone), ("beside", beside)],
+        )],
     );
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
