@@ -841,23 +841,33 @@ impl Catalog {
         // Changes after this point are replayed by `refresh` (idempotently).
         let max_seq = db::catalog::latest_change(store).await?;
         let mut entries: Vec<(u64, [u8; 32])> = Vec::new();
-        let mut after = 0i64;
         let mut told = Instant::now();
-        while let Some(page) = db::signal_page(store, "pdq", after).await? {
-            if told.elapsed() > Duration::from_secs(5) {
-                told = Instant::now();
-                tracing::info!(
-                    "loading the index from the store: {} hashes read",
-                    entries.len()
-                );
-            }
-            after = page.last;
-            for row in page.rows() {
-                let (c, b, v) = row.map_err(|e| anyhow::anyhow!(e))?;
-                let hash: PdqHash = v
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("stored PDQ hash {v:?}: {e}"))?;
-                entries.push((entry_id(false, b, c), *hash.as_bytes()));
+        // PDQ signal rows, then the hashes content rows carry (store module
+        // `carried`): each paged by its own ids.
+        for carried in [false, true] {
+            let mut after = 0i64;
+            loop {
+                let page = if carried {
+                    db::carried_page(store, after).await?
+                } else {
+                    db::signal_page(store, "pdq", after).await?
+                };
+                let Some(page) = page else { break };
+                if told.elapsed() > Duration::from_secs(5) {
+                    told = Instant::now();
+                    tracing::info!(
+                        "loading the index from the store: {} hashes read",
+                        entries.len()
+                    );
+                }
+                after = page.last;
+                for row in page.rows() {
+                    let (c, b, v) = row.map_err(|e| anyhow::anyhow!(e))?;
+                    let hash: PdqHash = v
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("stored PDQ hash {v:?}: {e}"))?;
+                    entries.push((entry_id(false, b, c), *hash.as_bytes()));
+                }
             }
         }
         entries.extend(crate::extras::load_all(store).await?);

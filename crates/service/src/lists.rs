@@ -500,17 +500,16 @@ pub async fn export(
                 if done {
                     return None;
                 }
-                let rows = match db::content::export_page(&store, bank_id, after).await {
-                    Ok(r) => r,
+                let page = match db::content::export_page(&store, bank_id, after).await {
+                    Ok(p) => p,
                     Err(e) => {
                         tracing::error!("export of {bank_name}: {e}");
                         return Some((Err(std::io::Error::other(e)), (after, true, None)));
                     }
                 };
-                let out = export_lines(&rows, format, include_disabled);
-                let last = rows.last().map_or(after, |r| r.id);
-                let done = rows.len() < db::content::EXPORT_PAGE;
-                Some((Ok(Bytes::from(out)), (last, done, None)))
+                let out = export_lines(&page.rows, format, include_disabled);
+                let last = page.last.unwrap_or(after);
+                Some((Ok(Bytes::from(out)), (last, page.done, None)))
             }
         });
     Ok((format, stream))

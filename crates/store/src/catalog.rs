@@ -256,15 +256,22 @@ pub fn indexed_content_sql(store: &Store) -> String {
     // analysed the table, each single write's apply took 60-200 ms at
     // 200,000 rows and grew with the table. SQLite has no `LATERAL` and no
     // such plan.
+    // Content that carries its PDQ hash (store module `carried`) has no
+    // signal rows: its hash is the rest of its key. On PostgreSQL the
+    // lateral subquery is not run for it (`c.carried = 0` is known before).
     let signals = match store.backend {
-        Backend::Sqlite => "LEFT JOIN signals s ON s.content_id = c.id AND s.signal_type = 'pdq'",
+        Backend::Sqlite => {
+            "LEFT JOIN signals s ON c.carried = 0 AND s.content_id = c.id \
+             AND s.signal_type = 'pdq'"
+        }
         Backend::Postgres => {
-            "LEFT JOIN LATERAL (SELECT value FROM signals WHERE content_id = c.id \
-             AND signal_type = 'pdq' OFFSET 0) s ON TRUE"
+            "LEFT JOIN LATERAL (SELECT value FROM signals WHERE c.carried = 0 \
+             AND content_id = c.id AND signal_type = 'pdq' OFFSET 0) s ON TRUE"
         }
     };
     format!(
-        "SELECT c.id, c.bank_id, c.kind, c.enabled, c.disabled_until, s.value \
+        "SELECT c.id, c.bank_id, c.kind, c.enabled, c.disabled_until, \
+         CASE WHEN c.carried = 1 THEN substr(c.dedup_key, 5) ELSE s.value END AS value \
          FROM content c {signals} WHERE {}",
         among(store, "c.id")
     )
@@ -426,10 +433,14 @@ pub async fn pdata_variant_rows(
     }
     let marks = vec!["?"; kinds.len()].join(", ");
     let sql = format!(
-        "SELECT e.content_id, e.kind, e.value, s.value AS plain, b.provider FROM pdq_extras e \
+        "SELECT e.content_id, e.kind, e.value, \
+         CASE WHEN c.carried = 1 THEN substr(c.dedup_key, 5) ELSE s.value END AS plain, \
+         b.provider FROM pdq_extras e \
          JOIN banks b ON b.id = e.bank_id JOIN content c ON c.id = e.content_id \
-         JOIN signals s ON s.content_id = e.content_id AND s.signal_type = 'pdq' \
-         WHERE e.kind IN ({marks}) AND b.enabled = 1 AND c.enabled = 1 AND b.provider IS NOT NULL"
+         LEFT JOIN signals s ON c.carried = 0 AND s.content_id = e.content_id \
+         AND s.signal_type = 'pdq' \
+         WHERE e.kind IN ({marks}) AND b.enabled = 1 AND c.enabled = 1 AND b.provider IS NOT NULL \
+         AND (c.carried = 1 OR s.value IS NOT NULL)"
     );
     let sql = store.sql(&sql);
     let mut q = sqlx::query(&sql);

@@ -660,6 +660,11 @@ pub struct SignalRow {
     pub quality: Option<i64>,
 }
 
+/// What the key of content that carries its PDQ hash starts with
+/// ([`NewContent::carried`]); the hash is the rest. SQL reads it as
+/// `substr(dedup_key, 5)`.
+pub const CARRIED_PREFIX: &str = "pdq:";
+
 /// Content to add.
 #[derive(Debug, Clone)]
 pub struct NewContent {
@@ -685,6 +690,24 @@ pub struct NewContent {
 }
 
 impl NewContent {
+    /// Whether the item carries its signal in its content row instead of a
+    /// row of `signals` (store module `carried`): a `signals` item whose one
+    /// signal is a PDQ hash and whose key is [`CARRIED_PREFIX`] and that
+    /// hash, as each line of a PDQ list is. Its quality when it does.
+    /// [`insert_contents`] (the import path) writes such items so.
+    pub fn carried(&self) -> Option<Option<i64>> {
+        match self.signals.as_slice() {
+            [s] if self.kind == "signals"
+                && s.signal_type == "pdq"
+                && self.frames.is_empty()
+                && self.dedup_key.strip_prefix(CARRIED_PREFIX) == Some(s.value.as_str()) =>
+            {
+                Some(s.quality)
+            }
+            _ => None,
+        }
+    }
+
     /// A `signals` item of one PDQ hash (`hex`), keyed by it, with no note,
     /// metadata or source.
     pub fn pdq(hex: String, quality: Option<i64>) -> NewContent {
@@ -1089,7 +1112,9 @@ async fn highest_in(tx: &mut sqlx::AnyConnection) -> Result<(i64, i64), sqlx::Er
 /// each prepared once per connection. (Passing each table's rows as one
 /// JSON text made SQLite serialise and re-parse every row object once per
 /// column.) On PostgreSQL all of a call's rows go in as one statement of
-/// bound arrays ([`postgres::insert_fresh`]).
+/// bound arrays ([`postgres::insert_fresh`]). An item of one PDQ hash keyed
+/// by it ([`NewContent::carried`]) gets no signal row on either: its
+/// content row carries the hash.
 /// Returns, for each item in order, its new id, or `None` when the bank
 /// already holds it (or the same key came earlier in `items`). Writes a
 /// change row per new item and returns them as `(seq, bank, content)`,
@@ -1160,14 +1185,16 @@ pub async fn insert_contents(
         let sql = values_sql(
             store,
             "INSERT INTO content (bank_id, kind, dedup_key, note, metadata, enabled, \
-             disabled_until, added_by, source, created_at, updated_at) VALUES ",
-            "(?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?)",
+             disabled_until, added_by, source, created_at, updated_at, carried, \
+             carried_quality) VALUES ",
+            "(?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?, ?, ?)",
             piece.len(),
             "",
         );
         let mut q = sqlx::query(&sql);
         for &i in piece {
             let c = &items[i];
+            let carried = c.carried();
             q = q
                 .bind(bank_id)
                 .bind(c.kind)
@@ -1177,7 +1204,9 @@ pub async fn insert_contents(
                 .bind(actor)
                 .bind(c.source.as_deref())
                 .bind(now)
-                .bind(now);
+                .bind(now)
+                .bind(i64::from(carried.is_some()))
+                .bind(carried.flatten());
         }
         q.execute(&mut *tx).await?;
     }
@@ -1215,15 +1244,21 @@ pub async fn insert_contents(
         .zip(items)
         .filter_map(|(id, c)| id.map(|id| (id, c)))
         .collect();
+    // Signal rows for the items that do not carry their hash.
     let signals: Vec<(i64, &SignalRow)> = new
         .iter()
+        .filter(|(_, c)| c.carried().is_none())
         .flat_map(|&(id, c)| c.signals.iter().map(move |s| (id, s)))
         .collect();
     for piece in value_slices(&signals) {
         let (sql, args) = signal_values(store, bank_id, piece)?;
         sqlx::query_with(&sql, args).execute(&mut *tx).await?;
     }
-    let types = count_by_type(signals.iter().map(|(_, s)| s.signal_type.as_str()));
+    // Counted: rows and carried hashes alike.
+    let types = count_by_type(
+        new.iter()
+            .flat_map(|(_, c)| c.signals.iter().map(|s| s.signal_type.as_str())),
+    );
     count_inserted(store, tx, None, bank_id, new.len() as i64, &types).await?;
     for &(id, c) in &new {
         insert_frames(store, tx, id, &c.frames).await?;
@@ -1286,13 +1321,15 @@ pub async fn content_by_dedup(
         .transpose()
 }
 
-/// Signals of a content item.
+/// Signals of a content item: its rows of `signals`, or the PDQ hash its
+/// content row carries (store module `carried`).
 pub async fn signals_of(store: &Store, content_id: i64) -> Result<Vec<SignalRow>, sqlx::Error> {
-    sqlx::query(
-        &store.sql(
-            "SELECT signal_type, value, quality FROM signals WHERE content_id = ? ORDER BY id",
-        ),
-    )
+    sqlx::query(&store.sql(
+        "SELECT signal_type, value, quality, id FROM signals WHERE content_id = ? \
+         UNION ALL SELECT 'pdq', substr(dedup_key, 5), carried_quality, 0 FROM content \
+         WHERE id = ? AND carried = 1 ORDER BY 4",
+    ))
+    .bind(content_id)
     .bind(content_id)
     .fetch_all(&store.pool)
     .await?
@@ -1406,6 +1443,34 @@ pub async fn signal_page(
     let row = sqlx::query(&sql)
         .bind(after)
         .bind(signal_type)
+        .bind(SIGNAL_PAGE_ROWS)
+        .fetch_one(&store.pool)
+        .await?;
+    let Some(last) = row.try_get::<Option<i64>, _>("last")? else {
+        return Ok(None);
+    };
+    Ok(Some(SignalPage {
+        last,
+        data: row.try_get("data")?,
+    }))
+}
+
+/// The next page of PDQ hashes that content rows carry (store module
+/// `carried`) after content id `after` (0 for the first), in content id
+/// order; `None` past the last. Its `last` is a content id. With
+/// [`signal_page`]'s rows of type `pdq`, every banked PDQ hash.
+pub async fn carried_page(store: &Store, after: i64) -> Result<Option<SignalPage>, sqlx::Error> {
+    let agg = match store.backend {
+        Backend::Sqlite => "group_concat",
+        Backend::Postgres => "string_agg",
+    };
+    let sql = format!(
+        "SELECT MAX(id) AS last, {agg}(CAST(id AS TEXT) || ',' || CAST(bank_id AS TEXT) || ',' || substr(dedup_key, 5), ';') AS data \
+         FROM (SELECT id, bank_id, dedup_key FROM content WHERE id > ? AND carried = 1 ORDER BY id \
+         LIMIT ?) t"
+    );
+    let row = sqlx::query(&store.sql(&sql))
+        .bind(after)
         .bind(SIGNAL_PAGE_ROWS)
         .fetch_one(&store.pool)
         .await?;

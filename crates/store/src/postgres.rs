@@ -1,5 +1,7 @@
 //! PostgreSQL's import statement: a batch's content, signal and change rows
-//! in one statement and one round trip ([`insert_fresh`]).
+//! in one statement and one round trip ([`insert_fresh`]). A PDQ list line
+//! is a content row and a change row: its content row carries its hash
+//! (store module `carried`).
 //!
 //! The rows go in as arrays (`unnest`), each bound as one text parameter in
 //! PostgreSQL's array syntax ([`text_array`]), since sqlx's `Any` driver
@@ -21,9 +23,12 @@ use crate::{NewContent, SignalRow, Store};
 /// content rows the bank does not hold yet (`ins`; its unique index and `ON
 /// CONFLICT DO NOTHING` decide, so replicas sharing the database agree; see
 /// [`INSERT_FRESH_PLAIN`] for the form tried first), their signals and
-/// change rows, in id order. It answers one text, `seq id ord` per new row,
-/// where `ord` is the row's number in `r`: one row through the driver
-/// instead of one per inserted row.
+/// change rows, in id order (an item's signals in the order given). An item
+/// that carries its PDQ hash ([`NewContent::carried`]: each line of a PDQ
+/// list) gets no signal row: its content row says so (`carried`,
+/// `carried_quality`; store module `carried`). It answers one text, `seq id
+/// ord` per new row, where `ord` is the row's number in `r`: one row
+/// through the driver instead of one per inserted row.
 ///
 /// A data-modifying `WITH` runs once whether or not the rest reads it, and
 /// the check that a signal's content exists (a statement trigger, store
@@ -34,13 +39,14 @@ use crate::{NewContent, SignalRow, Store};
 /// (`import_batches_meeting_held_keys_on_postgres`).
 const INSERT_FRESH: &str = "\
 WITH r AS (
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-    WITH ORDINALITY AS r (kind, dedup_key, note, metadata, source, ord)),
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+    $13::bigint[], $14::bigint[])
+    WITH ORDINALITY AS r (kind, dedup_key, note, metadata, source, carried, carried_quality, ord)),
 ins AS (
   INSERT INTO content (bank_id, kind, dedup_key, note, metadata, enabled, disabled_until,
-    added_by, source, created_at, updated_at)
+    added_by, source, created_at, updated_at, carried, carried_quality)
   SELECT $6::bigint, kind, dedup_key, note, metadata, 1, NULL, $7::text, source, $8::bigint,
-    $8::bigint FROM r ORDER BY ord
+    $8::bigint, carried, carried_quality FROM r ORDER BY ord
   ON CONFLICT (bank_id, dedup_key) DO NOTHING
   RETURNING id, dedup_key),
 new AS (SELECT ins.id, r.ord FROM ins JOIN r USING (dedup_key)),
@@ -48,8 +54,8 @@ sig AS (
   INSERT INTO signals (content_id, bank_id, signal_type, value, quality)
   SELECT new.id, $6::bigint, s.signal_type, s.value, s.quality
   FROM unnest($9::bigint[], $10::text[], $11::text[], $12::bigint[])
-    AS s (ord, signal_type, value, quality)
-  JOIN new USING (ord) ORDER BY new.id),
+    WITH ORDINALITY AS s (ord, signal_type, value, quality, n)
+  JOIN new USING (ord) ORDER BY new.id, s.n),
 ch AS (
   INSERT INTO changes (bank_id, content_id, at)
   SELECT $6::bigint, id, $8::bigint FROM new ORDER BY id
@@ -99,11 +105,15 @@ pub(crate) async fn insert_fresh(
     debug_assert_eq!(store.backend, crate::Backend::Postgres);
     let column =
         |f: fn(&NewContent) -> Option<&str>| text_array(fresh.iter().map(|&i| f(&items[i])));
-    // Each signal with the number (from 1) of its item in `fresh`.
+    // What each item carries (`None`: its signals are rows).
+    let carried: Vec<Option<Option<i64>>> = fresh.iter().map(|&i| items[i].carried()).collect();
+    // Each signal row with the number (from 1) of its item in `fresh`.
     let signals: Vec<(i64, &SignalRow)> = fresh
         .iter()
+        .zip(&carried)
         .zip(1..)
-        .flat_map(|(&i, n)| items[i].signals.iter().map(move |s| (n, s)))
+        .filter(|((_, c), _)| c.is_none())
+        .flat_map(|((&i, _), n)| items[i].signals.iter().map(move |s| (n, s)))
         .collect();
     let run = |sql: &'static str| {
         sqlx::query(sql)
@@ -123,6 +133,10 @@ pub(crate) async fn insert_fresh(
                 signals.iter().map(|(_, s)| Some(s.value.as_str())),
             ))
             .bind(int_array(signals.iter().map(|(_, s)| s.quality)))
+            .bind(int_array(
+                carried.iter().map(|c| Some(i64::from(c.is_some()))),
+            ))
+            .bind(int_array(carried.iter().map(|c| c.flatten())))
     };
     // Most batches meet no key the bank holds: the statement without `ON
     // CONFLICT` first, inside a savepoint; if it meets one, back to the

@@ -78,9 +78,13 @@ pub struct Holding {
 /// with a provider holds: what a release is built from.
 pub async fn provider_holdings(store: &Store) -> Result<Vec<Holding>, sqlx::Error> {
     sqlx::query(&store.sql(
-        "SELECT s.value, b.provider, MIN(s.content_id) AS cid FROM signals s \
+        // PDQ signal rows and the hashes content rows carry (store module
+        // `carried`).
+        "SELECT s.value, b.provider, MIN(s.content_id) AS cid FROM \
+         (SELECT value, content_id, bank_id FROM signals WHERE signal_type = 'pdq' \
+          UNION ALL SELECT substr(dedup_key, 5), id, bank_id FROM content WHERE carried = 1) s \
          JOIN banks b ON b.id = s.bank_id JOIN content c ON c.id = s.content_id \
-         WHERE s.signal_type = 'pdq' AND b.enabled = 1 AND c.enabled = 1 AND b.provider IS NOT NULL \
+         WHERE b.enabled = 1 AND c.enabled = 1 AND b.provider IS NOT NULL \
          GROUP BY s.value, b.provider",
     ))
     .fetch_all(&store.pool)

@@ -225,6 +225,23 @@ pub(crate) const MODULES: &[Module] = &[
             )]
         },
     },
+    // A content row may carry its one signal, a PDQ hash that is its
+    // de-duplication key, instead of a row of `signals` (`carried`,
+    // `carried_quality`): what the import writes for each PDQ list line.
+    // PostgreSQL's content triggers count a carried hash as a `pdq` signal;
+    // on SQLite the insert functions count it and a delete trigger takes
+    // it from the counters.
+    Module {
+        key: "carried",
+        what: "carried signals",
+        versions: |backend| {
+            vec![dialect(
+                backend,
+                include_str!("../schema/carried_v1.sqlite.sql"),
+                include_str!("../schema/carried_v1.postgres.sql"),
+            )]
+        },
+    },
 ];
 
 /// A version written once per dialect: `sqlite` on SQLite, `postgres` on
@@ -345,7 +362,8 @@ mod tests {
                 "dedup",
                 "insert_counts",
                 "references",
-                "byte_keys"
+                "byte_keys",
+                "carried"
             ]
         );
     }

@@ -96,7 +96,7 @@ async fn counts(store: &Store, bank: &str) -> (i64, i64) {
     (b.content_count, b.disabled_count)
 }
 
-/// The bank's signal values, in id order.
+/// The bank's signal values, in item order (as its export reads them).
 async fn signal_values(store: &Store, bank: &str) -> Vec<String> {
     let id = banks::by_name(store, bank).await.unwrap().id;
     let mut out = Vec::new();
@@ -105,9 +105,9 @@ async fn signal_values(store: &Store, bank: &str) -> Vec<String> {
         let page = bulwark_store::content::export_page(store, id, after)
             .await
             .unwrap();
-        out.extend(page.iter().map(|r| r.value.clone()));
-        match page.last() {
-            Some(r) if page.len() == bulwark_store::content::EXPORT_PAGE => after = r.id,
+        out.extend(page.rows.iter().map(|r| r.value.clone()));
+        match page.last {
+            Some(last) if !page.done => after = last,
             _ => return out,
         }
     }
@@ -470,8 +470,9 @@ async fn batch_insert_on_postgres() {
 /// HMA's per-type sizes (`hma::type_stats`) and a bank's sizes read
 /// counters (store modules `counts` and `insert_counts`) instead of counting
 /// `signals` and `content`. After a batch with a repeat, a single add with
-/// three types, a rolled-back add, a bulk load, disabling and enabling, a
-/// content delete and a bank delete (cascading), each type's counter and
+/// three types, a rolled-back add, a bulk load, items that carry their PDQ
+/// hash in their content row, disabling and enabling, two
+/// content deletes and a bank delete (cascading), each type's counter and
 /// each bank's content and disabled counters equal a count of the table.
 /// Inserts are counted by the store's insert functions on SQLite and by
 /// statement triggers on PostgreSQL; a path that counted twice (a trigger
@@ -512,16 +513,25 @@ async fn signal_counts(t: &TestStore) {
         frame_extras: Vec::new(),
     };
     let types = ["pdq", "md5", "sha256"];
+    // Content rows that carry their PDQ hash (store module `carried`).
+    let carried = || async {
+        sqlx::query("SELECT COUNT(*) AS n FROM content WHERE carried = 1")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+            .get::<i64, _>("n")
+    };
     let counts = || async {
         let mut out = Vec::new();
         for t in types {
-            let table: i64 =
+            let rows: i64 =
                 sqlx::query(&store.sql("SELECT COUNT(*) AS n FROM signals WHERE signal_type = ?"))
                     .bind(t)
                     .fetch_one(&store.pool)
                     .await
                     .unwrap()
                     .get("n");
+            let table = rows + if t == "pdq" { carried().await } else { 0 };
             let kept = db::hma::signal_count(store, t).await.unwrap();
             assert_eq!(kept, table, "{t}");
             out.push(kept);
@@ -573,6 +583,23 @@ async fn signal_counts(t: &TestStore) {
         .await
         .unwrap();
     assert_eq!(counts().await, [6, 2, 1]);
+    // Items of one PDQ hash keyed by it: their content rows carry the hash
+    // (store module `carried`), counted by the insert function on SQLite
+    // and the content triggers on PostgreSQL.
+    let mut carrying = Vec::new();
+    for (bank, range) in [(a, 0..3u64), (b, 10..12)] {
+        let batch: Vec<NewContent> = range
+            .map(|i| NewContent::pdq(hash(37, i).to_string(), Some(90)))
+            .collect();
+        let mut tx = store.begin().await.unwrap();
+        let (ids, _) = db::insert_contents(store, &mut tx, None, bank, ACTOR, &batch)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        carrying.extend(ids.into_iter().flatten());
+    }
+    assert_eq!(carried().await, 5);
+    assert_eq!(counts().await, [11, 2, 1]);
     for enabled in [0, 1, 0] {
         sqlx::query(&store.sql("UPDATE content SET enabled = ? WHERE id = ?"))
             .bind(enabled)
@@ -580,20 +607,24 @@ async fn signal_counts(t: &TestStore) {
             .execute(&store.pool)
             .await
             .unwrap();
-        assert_eq!(counts().await, [6, 2, 1]);
+        assert_eq!(counts().await, [11, 2, 1]);
     }
-    sqlx::query(&store.sql("DELETE FROM content WHERE id = ?"))
-        .bind(ids[0].unwrap())
-        .execute(&store.pool)
-        .await
-        .unwrap();
-    assert_eq!(counts().await, [5, 2, 1]);
+    for (id, after) in [(ids[0], [10, 2, 1]), (Some(carrying[0]), [9, 2, 1])] {
+        sqlx::query(&store.sql("DELETE FROM content WHERE id = ?"))
+            .bind(id.unwrap())
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(counts().await, after);
+    }
     sqlx::query(&store.sql("DELETE FROM banks WHERE id = ?"))
         .bind(b)
         .execute(&store.pool)
         .await
         .unwrap();
-    assert_eq!(counts().await, [4, 1, 0]);
+    assert_eq!(counts().await, [6, 1, 0]);
+    // Left: bank a's other two.
+    assert_eq!(carried().await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -759,8 +790,31 @@ async fn signal_pages(t: &TestStore) {
             );
         }
         let want = truth(ty).await;
-        assert_eq!(want.len(), rows, "{ty}");
-        assert_eq!(got, want, "{ty}");
+        if ty != "pdq" {
+            assert_eq!(want.len(), rows, "{ty}");
+            assert_eq!(got, want, "{ty}");
+            continue;
+        }
+        // PDQ: the rows of `signals` as they are (the items that also hold
+        // an MD5 hash), then the hashes content rows carry (each item of one
+        // PDQ hash: store module `carried`), together every hash inserted.
+        assert_eq!(got, want, "pdq rows");
+        assert_eq!(want.len(), rows / 100, "pdq rows");
+        let mut after = 0;
+        while let Some(page) = db::carried_page(store, after).await.unwrap() {
+            assert!(page.last > after);
+            after = page.last;
+            got.extend(
+                page.rows()
+                    .map(|r| r.map(|(c, b, v)| (c, b, v.to_string())).unwrap()),
+            );
+        }
+        let mut inserted: Vec<_> = (0..2_000u64)
+            .map(|i| (ids[i as usize].unwrap(), bank, hash(23, i).to_string()))
+            .collect();
+        inserted.sort();
+        got.sort();
+        assert_eq!(got, inserted, "pdq");
     }
     assert_eq!(ids.iter().flatten().count(), 2_000);
     // The rare type's statement goes through its index on each planner.
@@ -1230,19 +1284,14 @@ impl JobBank {
         }
     }
 
-    /// Checks that the bank holds `n` content and signal rows, and that its
-    /// content and signal counters say so.
+    /// Checks that the bank holds `n` content items and signals, and that
+    /// its content and signal counters say so.
     async fn assert_counted(&self, n: usize) {
-        use crate::references::{content_rows, count};
+        use crate::references::{content_rows, count, signals_held};
         let (store, n) = (&self.t.store, n as i64);
         assert_eq!(content_rows(store, self.id).await, n);
         assert_eq!(counts(store, self.name).await, (n, 0), "bank counters");
-        let signals = count(
-            store,
-            "SELECT COUNT(*) AS n FROM signals WHERE bank_id = ?",
-            self.id,
-        )
-        .await;
+        let signals = signals_held(store, self.id).await;
         let counted = count(
             store,
             "SELECT COALESCE(SUM(n), 0)::bigint AS n FROM signal_counts WHERE bank_id = ?",
@@ -1664,4 +1713,186 @@ async fn a_replica_folds_its_index_when_changes_stop() {
     assert_eq!(replica.index_segments(), 1);
     assert_eq!(indexed(&replica, "large", &hashes), hashes.len());
     bank.t.cleanup().await;
+}
+
+/// A PDQ list item written by the import path carries its hash in its
+/// content row (store module `carried`): no row of `signals`.
+/// Every reader of signals reads it as it reads the same item written with
+/// a signal row: the same items go into bank `rows` one at a time
+/// (`insert_content`, which writes signal rows) and into bank `carried`
+/// through `insert_contents`; an item's signals, a page's, the export, the
+/// index's read of changed items, the start-up read and a release's
+/// holdings agree between the two banks.
+async fn carried_hashes_read_as_signal_rows(t: &TestStore) {
+    use bulwark_store::{self as db, NewContent, SignalRow};
+    let store = &t.store;
+    let catalog = Catalog::new();
+    catalog.load(store).await.unwrap();
+    let mut banks_ = Vec::new();
+    for name in ["rows", "carried"] {
+        let b = NewBank {
+            name: name.into(),
+            threshold: None,
+            min_quality: None,
+            enabled: None,
+            description: None,
+            provider: Some(format!("provider-{name}")),
+        };
+        banks::create(store, &catalog, ACTOR, 31, b).await.unwrap();
+        banks_.push(db::bank_by_name(store, name).await.unwrap().unwrap().id);
+    }
+    let (rows_bank, carried_bank) = (banks_[0], banks_[1]);
+    // 1,200 items (an export page and a part), every third with a quality,
+    // and one item of two signals, which cannot carry them.
+    let mut items: Vec<NewContent> = (0..1_200u64)
+        .map(|i| {
+            NewContent::pdq(
+                hash(41, i).to_string(),
+                (i % 3 == 0).then_some(i as i64 % 101),
+            )
+        })
+        .collect();
+    items[7].signals.push(SignalRow {
+        signal_type: "md5".into(),
+        value: format!("{:032x}", 7),
+        quality: None,
+    });
+    let mut rows_ids = Vec::new();
+    let mut tx = store.begin().await.unwrap();
+    for c in &items {
+        rows_ids.push(
+            db::insert_content(store, &mut tx, rows_bank, ACTOR, c)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let (ids, _) = db::insert_contents(store, &mut tx, None, carried_bank, ACTOR, &items)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let carried_ids: Vec<i64> = ids.into_iter().map(Option::unwrap).collect();
+    let signal_rows = |bank| {
+        crate::references::count(
+            store,
+            "SELECT COUNT(*) AS n FROM signals WHERE bank_id = ?",
+            bank,
+        )
+    };
+    assert_eq!(signal_rows(rows_bank).await, 1_201);
+    assert_eq!(signal_rows(carried_bank).await, 2);
+    // One item's signals, and many items' at once.
+    let view = |s: &[SignalRow]| {
+        s.iter()
+            .map(|s| (s.signal_type.clone(), s.value.clone(), s.quality))
+            .collect::<Vec<_>>()
+    };
+    for (&r, &c) in rows_ids
+        .iter()
+        .zip(&carried_ids)
+        .step_by(97)
+        .chain([(&rows_ids[7], &carried_ids[7])])
+    {
+        let (want, got) = (
+            db::signals_of(store, r).await.unwrap(),
+            db::signals_of(store, c).await.unwrap(),
+        );
+        assert!(!want.is_empty());
+        assert_eq!(view(&got), view(&want), "content {c}");
+    }
+    let (want, got) = (
+        db::content::signals_of_many(store, &rows_ids)
+            .await
+            .unwrap(),
+        db::content::signals_of_many(store, &carried_ids)
+            .await
+            .unwrap(),
+    );
+    for (r, c) in rows_ids.iter().zip(&carried_ids) {
+        assert_eq!(view(&got[c]), view(&want[r]), "content {c}");
+    }
+    // The export, page by page.
+    let export = |bank| async move {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = db::content::export_page(store, bank, after).await.unwrap();
+            out.extend(
+                page.rows
+                    .iter()
+                    .map(|r| (r.signal_type.clone(), r.value.clone(), r.quality, r.enabled)),
+            );
+            match page.last {
+                Some(last) if !page.done => after = last,
+                _ => return out,
+            }
+        }
+    };
+    let want = export(rows_bank).await;
+    assert_eq!(want.len(), 1_201);
+    assert_eq!(export(carried_bank).await, want);
+    // What the index reads for changed items.
+    let pdq_of = |found: Vec<db::catalog::IndexedContent>| {
+        let mut v: Vec<_> = found.into_iter().map(|c| c.pdq).collect();
+        v.sort();
+        v
+    };
+    let want = pdq_of(
+        db::catalog::indexed_content(store, &rows_ids)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(want.len(), 1_200);
+    assert_eq!(
+        pdq_of(
+            db::catalog::indexed_content(store, &carried_ids)
+                .await
+                .unwrap()
+        ),
+        want
+    );
+    // Start-up's read of every hash, and a release's holdings.
+    let fresh = Catalog::new();
+    fresh.load(store).await.unwrap();
+    for h in [hash(41, 0), hash(41, 7), hash(41, 1_199)] {
+        let mut hit: Vec<String> = fresh
+            .search(&h, None)
+            .iter()
+            .filter(|hit| hit.distance == 0)
+            .map(|hit| hit.bank.to_string())
+            .collect();
+        hit.sort();
+        assert_eq!(hit, ["carried", "rows"], "{h}");
+    }
+    let mut held: HashSet<(String, String)> = HashSet::new();
+    for h in db::psi::provider_holdings(store).await.unwrap() {
+        assert!(held.insert((h.provider.clone(), h.value.clone())));
+    }
+    for i in 0..1_200 {
+        for p in ["provider-rows", "provider-carried"] {
+            assert!(
+                held.contains(&(p.to_string(), hash(41, i).to_string())),
+                "{p} {i}"
+            );
+        }
+    }
+    assert_eq!(held.len(), 2_400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carried_hashes_read_as_signal_rows_on_sqlite() {
+    let t = TestStore::sqlite().await;
+    carried_hashes_read_as_signal_rows(&t).await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carried_hashes_read_as_signal_rows_on_postgres() {
+    let Some(t) = TestStore::postgres("carried_read").await else {
+        return;
+    };
+    carried_hashes_read_as_signal_rows(&t).await;
+    t.cleanup().await;
 }

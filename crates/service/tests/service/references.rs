@@ -77,6 +77,25 @@ pub(crate) async fn content_rows(store: &Store, bank_id: i64) -> i64 {
     .await
 }
 
+/// The signals bank `bank_id` holds, counted in the tables: its rows of
+/// `signals` and the PDQ hashes its content rows carry (store module
+/// `carried`).
+pub(crate) async fn signals_held(store: &Store, bank_id: i64) -> i64 {
+    let rows = count(
+        store,
+        "SELECT COUNT(*) AS n FROM signals WHERE bank_id = ?",
+        bank_id,
+    )
+    .await;
+    let carried = count(
+        store,
+        "SELECT COUNT(*) AS n FROM content WHERE bank_id = ? AND carried = 1",
+        bank_id,
+    )
+    .await;
+    rows + carried
+}
+
 /// Rows naming a bank or content that does not exist, counted by joins
 /// that do not trust any reference.
 async fn orphans(store: &Store) -> (i64, i64) {
