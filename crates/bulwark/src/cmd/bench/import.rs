@@ -43,6 +43,11 @@ pub struct Args {
     /// start empty.
     #[arg(long, requires = "database")]
     fresh_database: bool,
+    /// The service's `import_share_after_write_seconds`: how long after a
+    /// single write a PostgreSQL import writes one batch at a time (0: two
+    /// at once even beside single writes). Default: the service's.
+    #[arg(long)]
+    share_after_write_seconds: Option<f64>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -157,12 +162,16 @@ async fn run_async(a: Args) -> anyhow::Result<ExitCode> {
 
 async fn measure(a: &Args, database: Option<String>) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir()?;
-    let config = Config {
+    let mut config = Config {
         data_dir: dir.path().to_path_buf(),
         database,
         listen: "127.0.0.1:0".parse()?,
         ..Config::default()
     };
+    if let Some(s) = a.share_after_write_seconds {
+        config.import_share_after_write = Duration::try_from_secs_f64(s)
+            .map_err(|_| anyhow::anyhow!("--share-after-write-seconds: {s} is not a duration"))?;
+    }
     let service = Service::open(config).await?;
     let st = service.state.clone();
     let tag = std::process::id();
