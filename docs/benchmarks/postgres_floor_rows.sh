@@ -4,8 +4,11 @@
 # bank's counters deferred as an import job defers them) run inside the
 # server by a procedure, 2,048 lines a commit, 400,000 lines into a new bank
 # per run, one session, in four forms taken in turn each round:
-#   all      content, signal and change rows (what an import writes);
-#   no-sig   no signal rows;
+#   all      content, signal and change rows (what an import wrote before
+#            store module carried);
+#   no-sig   no signal rows (what it writes since: the content row carries
+#            the hash, docs/benchmarks/serve.md, "PDQ list lines carry
+#            their hash");
 #   no-ch    one change row a batch instead of one a line;
 #   content  content rows only (and one change row a batch).
 # docs/benchmarks/serve.md, "The index journal's sync is not a single
