@@ -1775,6 +1775,83 @@ mod tests {
     /// `insert_counts`) keeps its counters when the module drops them, and
     /// later inserts are counted once: by the insert functions, not also by
     /// a trigger left behind.
+    /// A store from before module `carried` keeps its PDQ items' signal
+    /// rows: after the upgrade they read and count as before, beside new
+    /// items that carry their hash, and deleting either kind takes its hash
+    /// from the counters.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn items_stored_before_carried_keep_their_signal_rows() {
+        use sqlx::Row;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let old = super::Store::open_before_module(&url, "carried")
+            .await
+            .expect("open old");
+        sqlx::query(
+            "INSERT INTO banks (id, name, threshold, enabled, description, created_at, updated_at) \
+             VALUES (1, 'a', 31, 1, '', 0, 0)",
+        )
+        .execute(&old.pool)
+        .await
+        .expect("bank");
+        let hex = |i: u64| format!("{i:064x}");
+        let mut tx = old.begin().await.expect("begin");
+        let before = super::insert_content(
+            &old,
+            &mut tx,
+            1,
+            "t",
+            &super::NewContent::pdq(hex(1), Some(80)),
+        )
+        .await
+        .expect("insert")
+        .expect("new");
+        tx.commit().await.expect("commit");
+        old.pool.close().await;
+        let store = super::Store::open(&url).await.expect("open new");
+        let items: Vec<super::NewContent> = (2..4)
+            .map(|i| super::NewContent::pdq(hex(i), None))
+            .collect();
+        let mut tx = store.begin().await.expect("begin");
+        let (ids, _) = super::insert_contents(&store, &mut tx, None, 1, "t", &items)
+            .await
+            .expect("insert many");
+        tx.commit().await.expect("commit");
+        let count = |sql: &'static str| {
+            let store = &store;
+            async move {
+                sqlx::query(sql)
+                    .fetch_one(&store.pool)
+                    .await
+                    .expect(sql)
+                    .get::<i64, _>("n")
+            }
+        };
+        assert_eq!(count("SELECT COUNT(*) AS n FROM signals").await, 1);
+        assert_eq!(
+            count("SELECT COUNT(*) AS n FROM content WHERE carried = 1").await,
+            2
+        );
+        let signals = super::signals_of(&store, before).await.expect("signals");
+        assert_eq!(
+            signals
+                .iter()
+                .map(|s| (s.signal_type.as_str(), s.value.clone(), s.quality))
+                .collect::<Vec<_>>(),
+            [("pdq", hex(1), Some(80))]
+        );
+        let pdq = || super::hma::signal_count(&store, "pdq");
+        assert_eq!(pdq().await.expect("count"), 3);
+        for (id, left) in [(before, 2), (ids[0].expect("new"), 1)] {
+            sqlx::query("DELETE FROM content WHERE id = ?")
+                .bind(id)
+                .execute(&store.pool)
+                .await
+                .expect("delete");
+            assert_eq!(pdq().await.expect("count"), left);
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn counters_survive_the_move_from_triggers_to_insert_calls() {
         use sqlx::Row;
