@@ -1716,13 +1716,13 @@ async fn a_replica_folds_its_index_when_changes_stop() {
 }
 
 /// A PDQ list item written by the import path carries its hash in its
-/// content row (store module `carried`): no row of `signals`.
-/// Every reader of signals reads it as it reads the same item written with
-/// a signal row: the same items go into bank `rows` one at a time
-/// (`insert_content`, which writes signal rows) and into bank `carried`
-/// through `insert_contents`; an item's signals, a page's, the export, the
-/// index's read of changed items, the start-up read and a release's
-/// holdings agree between the two banks.
+/// content row (store module `carried`): no row of `signals`. Every reader
+/// of signals reads it as it reads the same item written with a signal row:
+/// the same items go into bank `rows` one at a time (`insert_content`,
+/// which writes signal rows) and into bank `carried` through
+/// `insert_contents`; an item's signals, a page's, the export (more than
+/// one page of it), the index's read of changed items, the start-up read
+/// and a release's holdings agree between the two banks.
 async fn carried_hashes_read_as_signal_rows(t: &TestStore) {
     use bulwark_store::{self as db, NewContent, SignalRow};
     let store = &t.store;
@@ -1742,9 +1742,9 @@ async fn carried_hashes_read_as_signal_rows(t: &TestStore) {
         banks_.push(db::bank_by_name(store, name).await.unwrap().unwrap().id);
     }
     let (rows_bank, carried_bank) = (banks_[0], banks_[1]);
-    // 1,200 items (an export page and a part), every third with a quality,
+    // 5,100 items (an export page and a part), every third with a quality,
     // and one item of two signals, which cannot carry them.
-    let mut items: Vec<NewContent> = (0..1_200u64)
+    let mut items: Vec<NewContent> = (0..5_100u64)
         .map(|i| {
             NewContent::pdq(
                 hash(41, i).to_string(),
@@ -1781,7 +1781,7 @@ async fn carried_hashes_read_as_signal_rows(t: &TestStore) {
             bank,
         )
     };
-    assert_eq!(signal_rows(rows_bank).await, 1_201);
+    assert_eq!(signal_rows(rows_bank).await, 5_101);
     assert_eq!(signal_rows(carried_bank).await, 2);
     // One item's signals, and many items' at once.
     let view = |s: &[SignalRow]| {
@@ -1831,7 +1831,7 @@ async fn carried_hashes_read_as_signal_rows(t: &TestStore) {
         }
     };
     let want = export(rows_bank).await;
-    assert_eq!(want.len(), 1_201);
+    assert_eq!(want.len(), 5_101);
     assert_eq!(export(carried_bank).await, want);
     // What the index reads for changed items.
     let pdq_of = |found: Vec<db::catalog::IndexedContent>| {
@@ -1844,7 +1844,7 @@ async fn carried_hashes_read_as_signal_rows(t: &TestStore) {
             .await
             .unwrap(),
     );
-    assert_eq!(want.len(), 1_200);
+    assert_eq!(want.len(), 5_100);
     assert_eq!(
         pdq_of(
             db::catalog::indexed_content(store, &carried_ids)
@@ -1856,7 +1856,7 @@ async fn carried_hashes_read_as_signal_rows(t: &TestStore) {
     // Start-up's read of every hash, and a release's holdings.
     let fresh = Catalog::new();
     fresh.load(store).await.unwrap();
-    for h in [hash(41, 0), hash(41, 7), hash(41, 1_199)] {
+    for h in [hash(41, 0), hash(41, 7), hash(41, 5_099)] {
         let mut hit: Vec<String> = fresh
             .search(&h, None)
             .iter()
@@ -1870,7 +1870,7 @@ async fn carried_hashes_read_as_signal_rows(t: &TestStore) {
     for h in db::psi::provider_holdings(store).await.unwrap() {
         assert!(held.insert((h.provider.clone(), h.value.clone())));
     }
-    for i in 0..1_200 {
+    for i in 0..5_100 {
         for p in ["provider-rows", "provider-carried"] {
             assert!(
                 held.contains(&(p.to_string(), hash(41, i).to_string())),
@@ -1878,7 +1878,7 @@ async fn carried_hashes_read_as_signal_rows(t: &TestStore) {
             );
         }
     }
-    assert_eq!(held.len(), 2_400);
+    assert_eq!(held.len(), 10_200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
