@@ -490,6 +490,11 @@ pub async fn run_for(store: &Store, catalog: &Catalog, id: &str, max_batches: us
             End::Done(p) => {
                 finish(store, id, DONE, None).await?;
                 catalog.compact_index();
+                if p.added >= jobs::ANALYZE_AFTER_ADDED
+                    && let Err(e) = jobs::analyze_after_import(store).await
+                {
+                    tracing::warn!("import job {id}: refreshing the statistics: {e}");
+                }
                 tracing::info!(
                     "import job {id}: {} lines, {} added, {} duplicates, {} rejected",
                     p.lines,

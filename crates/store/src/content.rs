@@ -174,6 +174,12 @@ pub struct ExportPage {
 /// Items per page of [`export_page`].
 pub const EXPORT_PAGE: usize = 5000;
 
+/// [`export_page`]'s read of a page of items (bank, after, limit). On
+/// PostgreSQL it walks the primary key from `after`, once the planner's
+/// statistics know the bank (`imports::analyze_after_import`).
+pub const EXPORT_ITEMS: &str = "SELECT id, dedup_key, carried, carried_quality, note, metadata, \
+     enabled, disabled_until FROM content WHERE bank_id = ? AND id > ? ORDER BY id LIMIT ?";
+
 /// The signals of up to [`EXPORT_PAGE`] items of a bank with ids above
 /// `after`, by item id: each item's rows of `signals`, or the PDQ hash its
 /// content row carries (store module `carried`). Paged by item, not by
@@ -183,15 +189,12 @@ pub async fn export_page(
     bank_id: i64,
     after: i64,
 ) -> Result<ExportPage, sqlx::Error> {
-    let items = sqlx::query(&store.sql(
-        "SELECT id, dedup_key, carried, carried_quality, note, metadata, enabled, disabled_until \
-         FROM content WHERE bank_id = ? AND id > ? ORDER BY id LIMIT ?",
-    ))
-    .bind(bank_id)
-    .bind(after)
-    .bind(EXPORT_PAGE as i64)
-    .fetch_all(&store.pool)
-    .await?;
+    let items = sqlx::query(&store.sql(EXPORT_ITEMS))
+        .bind(bank_id)
+        .bind(after)
+        .bind(EXPORT_PAGE as i64)
+        .fetch_all(&store.pool)
+        .await?;
     let mut with_rows = Vec::new();
     for r in &items {
         if r.try_get::<i64, _>("carried")? == 0 {

@@ -454,3 +454,25 @@ pub fn is_lock_conflict(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d)
         if matches!(d.code().as_deref(), Some("55P03") | Some("40P01")))
 }
+
+/// Rows a job adds before it refreshes PostgreSQL's statistics at its end
+/// ([`analyze_after_import`]).
+pub const ANALYZE_AFTER_ADDED: i64 = 10_000;
+
+/// PostgreSQL: refreshes the planner's statistics of the tables an import
+/// writes (`ANALYZE`, a sample of each table, not a scan; it does not block
+/// writes). Until autovacuum's next analyze (a minute or more after a
+/// large import, never with autovacuum off) the planner takes a large new
+/// bank for a few thousand rows, and each page of its export or content
+/// list read and sorted the whole bank (1M lines exported in 61 s instead
+/// of a few; docs/benchmarks/serve.md, "A bank's pages after a large
+/// import"). Nothing on SQLite, whose planner needs no statistics here.
+pub async fn analyze_after_import(store: &Store) -> Result<(), sqlx::Error> {
+    if store.backend != Backend::Postgres {
+        return Ok(());
+    }
+    sqlx::query("ANALYZE content, signals, changes")
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}

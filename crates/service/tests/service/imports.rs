@@ -1896,3 +1896,41 @@ async fn carried_hashes_read_as_signal_rows_on_postgres() {
     carried_hashes_read_as_signal_rows(&t).await;
     t.cleanup().await;
 }
+
+/// After an import job that added a large bank, PostgreSQL's planner knows
+/// the bank (`imports::analyze_after_import`): a page of its export walks
+/// the primary key from the cursor. With the statistics of before (here a
+/// table never analysed, as with autovacuum off or before its next run)
+/// each page read the whole bank through the de-duplication index and
+/// sorted it. Fails without the job's `ANALYZE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_import_leaves_its_banks_pages_on_the_primary_key_on_postgres() {
+    use sqlx::Row;
+    let Some(t) = TestStore::postgres("analyzed").await else {
+        return;
+    };
+    let bank = JobBank::on(t, "analyzed").await;
+    let (store, catalog) = (&bank.t.store, &bank.catalog);
+    let (_, lines) = hashed_lines(43, 20_000);
+    let job = bank.create(&lines).await;
+    imports::run(store, catalog, &job.job.id).await.unwrap();
+    let job = imports::get(store, &job.job.id).await.unwrap();
+    assert_eq!((job.status.as_str(), job.added), ("done", 20_000));
+    let sql = bulwark_store::content::EXPORT_ITEMS
+        .replacen('?', &bank.id.to_string(), 1)
+        .replacen('?', "0", 1)
+        .replacen('?', "5000", 1);
+    let plan: Vec<String> = sqlx::query(&format!("EXPLAIN {sql}"))
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String, _>(0).unwrap())
+        .collect();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("Index Scan using content_pkey") && !plan.contains("Sort"),
+        "{plan}"
+    );
+    bank.t.cleanup().await;
+}
