@@ -1694,6 +1694,32 @@ mod tests {
         assert_eq!(shapes.len(), 10);
     }
 
+    /// A SQLite store in `dir` with the modules before `module` only, as a
+    /// binary from before it left one, holding `banks` (ids from 1); and
+    /// its URL, to open it again with every module.
+    async fn store_before(
+        dir: &tempfile::TempDir,
+        module: &str,
+        banks: &[&str],
+    ) -> (String, super::Store) {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let old = super::Store::open_before_module(&url, module)
+            .await
+            .expect("open old");
+        for (id, name) in (1i64..).zip(banks) {
+            sqlx::query(
+                "INSERT INTO banks (id, name, threshold, enabled, description, created_at, updated_at) \
+                 VALUES (?, ?, 31, 1, '', 0, 0)",
+            )
+            .bind(id)
+            .bind(*name)
+            .execute(&old.pool)
+            .await
+            .expect("bank");
+        }
+        (url, old)
+    }
+
     /// A database with signals from before `counts` existed gets counters
     /// that match the table when the module runs (its v2 fills them from the
     /// rows), and they follow later writes.
@@ -1701,21 +1727,7 @@ mod tests {
     async fn signal_counters_start_from_the_rows_already_there() {
         use sqlx::Row;
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let old = super::Store::open_before_module(&url, "counts")
-            .await
-            .expect("open old");
-        for (bank, name) in [(1, "a"), (2, "b")] {
-            sqlx::query(
-                "INSERT INTO banks (id, name, threshold, enabled, description, created_at, updated_at) \
-                 VALUES (?, ?, 31, 1, '', 0, 0)",
-            )
-            .bind(bank)
-            .bind(name)
-            .execute(&old.pool)
-            .await
-            .expect("bank");
-        }
+        let (url, old) = store_before(&dir, "counts", &["a", "b"]).await;
         for (id, bank, types) in [
             (1, 1, &["pdq", "md5"][..]),
             (2, 1, &["pdq"][..]),
@@ -1771,10 +1783,6 @@ mod tests {
         assert_eq!(rows, 3);
     }
 
-    /// A database whose inserts were counted by triggers (before
-    /// `insert_counts`) keeps its counters when the module drops them, and
-    /// later inserts are counted once: by the insert functions, not also by
-    /// a trigger left behind.
     /// A store from before module `carried` keeps its PDQ items' signal
     /// rows: after the upgrade they read and count as before, beside new
     /// items that carry their hash, and deleting either kind takes its hash
@@ -1783,17 +1791,7 @@ mod tests {
     async fn items_stored_before_carried_keep_their_signal_rows() {
         use sqlx::Row;
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let old = super::Store::open_before_module(&url, "carried")
-            .await
-            .expect("open old");
-        sqlx::query(
-            "INSERT INTO banks (id, name, threshold, enabled, description, created_at, updated_at) \
-             VALUES (1, 'a', 31, 1, '', 0, 0)",
-        )
-        .execute(&old.pool)
-        .await
-        .expect("bank");
+        let (url, old) = store_before(&dir, "carried", &["a"]).await;
         let hex = |i: u64| format!("{i:064x}");
         let mut tx = old.begin().await.expect("begin");
         let before = super::insert_content(
@@ -1852,21 +1850,15 @@ mod tests {
         }
     }
 
+    /// A database whose inserts were counted by triggers (before
+    /// `insert_counts`) keeps its counters when the module drops them, and
+    /// later inserts are counted once: by the insert functions, not also by
+    /// a trigger left behind.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn counters_survive_the_move_from_triggers_to_insert_calls() {
         use sqlx::Row;
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let old = super::Store::open_before_module(&url, "insert_counts")
-            .await
-            .expect("open old");
-        sqlx::query(
-            "INSERT INTO banks (id, name, threshold, enabled, description, created_at, updated_at) \
-             VALUES (1, 'a', 31, 1, '', 0, 0)",
-        )
-        .execute(&old.pool)
-        .await
-        .expect("bank");
+        let (url, old) = store_before(&dir, "insert_counts", &["a"]).await;
         // As the binary before wrote them: plain inserts, counted by triggers.
         for id in 1..=2 {
             sqlx::query(
