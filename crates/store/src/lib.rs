@@ -1405,6 +1405,18 @@ pub struct SignalPage {
 }
 
 impl SignalPage {
+    /// The page a statement of `last` and `data` answered; `None` for no
+    /// rows (`last` is `NULL`).
+    fn from_row(row: &AnyRow) -> Result<Option<SignalPage>, sqlx::Error> {
+        let Some(last) = row.try_get::<Option<i64>, _>("last")? else {
+            return Ok(None);
+        };
+        Ok(Some(SignalPage {
+            last,
+            data: row.try_get("data")?,
+        }))
+    }
+
     /// The page's rows: (content id, bank id, value).
     pub fn rows(&self) -> impl Iterator<Item = Result<(i64, i64, &str), String>> {
         self.data.split(';').map(|rec| {
@@ -1446,13 +1458,16 @@ pub async fn signal_page(
         .bind(SIGNAL_PAGE_ROWS)
         .fetch_one(&store.pool)
         .await?;
-    let Some(last) = row.try_get::<Option<i64>, _>("last")? else {
-        return Ok(None);
-    };
-    Ok(Some(SignalPage {
-        last,
-        data: row.try_get("data")?,
-    }))
+    SignalPage::from_row(&row)
+}
+
+/// The backend's aggregate that joins texts with a separator
+/// (`group_concat` / `string_agg`), as a page's `data` is built.
+fn text_agg(store: &Store) -> &'static str {
+    match store.backend {
+        Backend::Sqlite => "group_concat",
+        Backend::Postgres => "string_agg",
+    }
 }
 
 /// The next page of PDQ hashes that content rows carry (store module
@@ -1460,10 +1475,7 @@ pub async fn signal_page(
 /// order; `None` past the last. Its `last` is a content id. With
 /// [`signal_page`]'s rows of type `pdq`, every banked PDQ hash.
 pub async fn carried_page(store: &Store, after: i64) -> Result<Option<SignalPage>, sqlx::Error> {
-    let agg = match store.backend {
-        Backend::Sqlite => "group_concat",
-        Backend::Postgres => "string_agg",
-    };
+    let agg = text_agg(store);
     let sql = format!(
         "SELECT MAX(id) AS last, {agg}(CAST(id AS TEXT) || ',' || CAST(bank_id AS TEXT) || ',' || substr(dedup_key, 5), ';') AS data \
          FROM (SELECT id, bank_id, dedup_key FROM content WHERE id > ? AND carried = 1 ORDER BY id \
@@ -1474,22 +1486,13 @@ pub async fn carried_page(store: &Store, after: i64) -> Result<Option<SignalPage
         .bind(SIGNAL_PAGE_ROWS)
         .fetch_one(&store.pool)
         .await?;
-    let Some(last) = row.try_get::<Option<i64>, _>("last")? else {
-        return Ok(None);
-    };
-    Ok(Some(SignalPage {
-        last,
-        data: row.try_get("data")?,
-    }))
+    SignalPage::from_row(&row)
 }
 
 /// The statement of a [`signal_page`] read as `reading` says (its
 /// parameters: after, type, rows); `None` for [`Reading::Empty`].
 pub fn signal_page_sql(store: &Store, reading: Reading) -> Option<String> {
-    let agg = match store.backend {
-        Backend::Sqlite => "group_concat",
-        Backend::Postgres => "string_agg",
-    };
+    let agg = text_agg(store);
     let filter = match reading {
         Reading::Empty => return None,
         Reading::Scan => "signal_type || '' = ? ORDER BY id",
