@@ -664,6 +664,7 @@ pub struct SignalRow {
 /// ([`NewContent::carried`]); the hash is the rest. SQL reads it as
 /// `substr(dedup_key, 5)`.
 pub const CARRIED_PREFIX: &str = "pdq:";
+const _: () = assert!(CARRIED_PREFIX.len() == 4, "SQL reads substr(dedup_key, 5)");
 
 /// Content to add.
 #[derive(Debug, Clone)]
